@@ -1,0 +1,5 @@
+"""Historians: where readings and events are kept."""
+
+from axline.historian.base import Buckets, Event, Historian, Series, open_historian
+
+__all__ = ["Buckets", "Event", "Historian", "Series", "open_historian"]

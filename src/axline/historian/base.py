@@ -1,0 +1,179 @@
+"""The historian interface: one contract, several backends (embedded files, PostgreSQL).
+
+Times are integer nanoseconds since the Unix epoch, UTC. ``append`` returns only once the batch is
+acknowledged: from then on it survives a crash of the process (``kill -9``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from axline.batch import Batch
+
+
+@dataclass(slots=True)
+class Series:
+    """Raw readings of one tag, sorted by time."""
+
+    ts: np.ndarray  # int64 ns
+    value: np.ndarray  # float64
+    quality: np.ndarray  # uint8
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass(slots=True)
+class Buckets:
+    """Downsampled readings of one tag: one row per non-empty bucket, sorted by bucket start."""
+
+    start: np.ndarray  # int64 ns, bucket start
+    min: np.ndarray
+    max: np.ndarray
+    mean: np.ndarray
+    last: np.ndarray
+    count: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+@dataclass(slots=True)
+class Event:
+    """Something that happened: an alarm, a defect, a fault, a state change, a write.
+
+    ``code`` is a stable machine-readable key (e.g. ``anomaly.sensor``) that the dashboard turns
+    into Korean or English text with ``data``; ``message`` is an English fallback.
+    """
+
+    ts: int
+    kind: str  # alarm | defect | inspection | fault | state | write | info
+    source: str  # tag or asset path
+    code: str
+    message: str = ""
+    severity: str = "info"  # info | warning | alarm
+    data: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+    end_ts: int | None = None
+    ack: str | None = None  # operator feedback: None | confirmed | overruled | acknowledged
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "end_ts": self.end_ts,
+            "kind": self.kind,
+            "source": self.source,
+            "code": self.code,
+            "message": self.message,
+            "severity": self.severity,
+            "data": self.data,
+            "ack": self.ack,
+        }
+
+
+class Historian(abc.ABC):
+    """Time-series store of readings plus an event log."""
+
+    # -- readings -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def append(self, batch: Batch) -> int:
+        """Store a batch; return the number of readings acknowledged (durable on return)."""
+
+    @abc.abstractmethod
+    def tags(self) -> list[str]:
+        """Every tag path that has readings."""
+
+    @abc.abstractmethod
+    def query(self, paths: Sequence[str], start: int, end: int) -> dict[str, Series]:
+        """Raw readings with start <= ts < end, per path, sorted by time. Unknown paths map to empty series."""
+
+    @abc.abstractmethod
+    def query_buckets(self, paths: Sequence[str], start: int, end: int, step: int) -> dict[str, Buckets]:
+        """min / max / mean / last per bucket of ``step`` ns, buckets aligned to ``start``.
+
+        Only readings of good quality (code 0) enter the aggregates."""
+
+    @abc.abstractmethod
+    def latest(self, paths: Iterable[str] | None = None) -> dict[str, tuple[int, float, int]]:
+        """Newest (ts, value, quality) per tag (all tags when ``paths`` is None)."""
+
+    @abc.abstractmethod
+    def count(self) -> int:
+        """Total readings stored."""
+
+    # -- events ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_event(self, event: Event) -> int:
+        """Store an event; return its id (also set on ``event.id``)."""
+
+    @abc.abstractmethod
+    def update_event(self, event_id: int, **fields: Any) -> None:
+        """Change ``end_ts``, ``ack``, ``severity`` or merge keys into ``data`` of a stored event."""
+
+    @abc.abstractmethod
+    def events(
+        self,
+        start: int | None = None,
+        end: int | None = None,
+        kinds: Sequence[str] | None = None,
+        source_prefix: str | None = None,
+        limit: int = 1000,
+    ) -> list[Event]:
+        """Events with start <= ts < end, newest first."""
+
+    @abc.abstractmethod
+    def event_counts(self) -> dict[str, int]:
+        """Number of events per kind."""
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def flush(self) -> None:  # noqa: B027 - optional for backends that buffer nothing
+        """Make everything appended so far durable against power loss (fsync)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Historian:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_historian(spec: str | dict, base_dir: str | None = None) -> Historian:
+    """Open a historian from the plant file's ``historian`` value.
+
+    ``"embedded:PATH"`` / ``{"backend": "embedded", "path": PATH}`` opens the file store;
+    ``"postgresql://..."`` opens the PostgreSQL backend."""
+    import os
+
+    if isinstance(spec, str):
+        if spec.startswith(("postgresql://", "postgres://")):
+            spec = {"backend": "postgresql", "dsn": spec}
+        elif spec.startswith("embedded:"):
+            spec = {"backend": "embedded", "path": spec.split(":", 1)[1]}
+        else:
+            spec = {"backend": "embedded", "path": spec}
+    backend = spec.get("backend", "embedded")
+    if backend == "embedded":
+        from axline.historian.embedded import EmbeddedHistorian
+
+        path = spec.get("path", "data/historian")
+        if base_dir and not os.path.isabs(path):
+            path = os.path.join(base_dir, path)
+        return EmbeddedHistorian(path, fsync=spec.get("fsync", "batch"))
+    if backend == "postgresql":
+        try:
+            from axline.historian.postgres import PostgresHistorian  # type: ignore[import-not-found]
+        except ImportError as e:  # pragma: no cover - arrives with the PostgreSQL backend
+            raise RuntimeError(
+                "historian: the PostgreSQL backend is not available in this build; "
+                "use 'historian: embedded' or install axline with PostgreSQL support"
+            ) from e
+        return PostgresHistorian(spec["dsn"])
+    raise ValueError(f"historian.backend: {backend!r} is not known (allowed: 'embedded', 'postgresql')")
