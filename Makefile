@@ -1,0 +1,36 @@
+# axline: two commands for a fresh machine.
+#   make demo   - the virtual factory, collected, stored, analysed and shown at http://127.0.0.1:8000
+#   make test   - lint and the whole test suite against real peers (OPC UA server, headless Chromium)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: demo test lint services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,train]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/axline demo $(ARGS)
+
+services:
+	bash scripts/ensure-services.sh
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests
+
+test: $(VENV)/.installed-dev services lint
+	$(BIN)/pytest -q -ra $(ARGS)
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,86 @@
+"""Connector registry: config names -> connector classes, and their declared option schemas.
+
+Adding a protocol touches one module and one line in ``_CONNECTORS``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+_CONNECTORS: dict[str, str] = {
+    "opcua": "axline.connect.opcua:OpcUaConnector",
+}
+
+_REQUIRED = object()
+
+
+class OptionError(ValueError):
+    def __init__(self, key: str, problem: str) -> None:
+        self.key, self.problem = key, problem
+        super().__init__(f"{key}: {problem}" if key else problem)
+
+
+@dataclass(frozen=True)
+class Option:
+    type: type | tuple[type, ...]
+    default: Any = _REQUIRED
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+class Schema:
+    """A connector's declared configuration: option name -> Option."""
+
+    def __init__(self, options: dict[str, Option]) -> None:
+        self.options = options
+
+    def validate(self, given: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in given.items():
+            if key not in self.options:
+                close = difflib.get_close_matches(key, list(self.options), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise OptionError(key, f"unknown option{hint}; allowed: {', '.join(self.options)}")
+        for key, opt in self.options.items():
+            if key not in given:
+                if opt.default is _REQUIRED:
+                    raise OptionError("", f"missing required option '{key}' ({opt.help})")
+                out[key] = opt.default
+                continue
+            value = given[key]
+            types = opt.type if isinstance(opt.type, tuple) else (opt.type,)
+            if float in types and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                names = " or ".join(t.__name__ for t in types)
+                raise OptionError(key, f"expected {names}, got {value!r} ({opt.help})")
+            if opt.choices is not None and value not in opt.choices:
+                raise OptionError(key, f"{value!r} is not allowed; choose one of {', '.join(map(str, opt.choices))}")
+            if opt.min is not None and value < opt.min:
+                raise OptionError(key, f"{value!r} is too small: must be >= {opt.min}")
+            if opt.max is not None and value > opt.max:
+                raise OptionError(key, f"{value!r} is too large: must be <= {opt.max}")
+            out[key] = value
+        return out
+
+
+def names() -> list[str]:
+    return sorted(_CONNECTORS)
+
+
+def connector_class(name: str) -> type:
+    try:
+        target = _CONNECTORS[name]
+    except KeyError:
+        raise ValueError(f"connector type {name!r} is not known; known types: {', '.join(names())}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def schema(name: str) -> Schema:
+    return connector_class(name).schema

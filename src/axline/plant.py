@@ -1,0 +1,591 @@
+"""The plant model: ISA-95 hierarchy, tags with units and limits, sources, cameras, products.
+
+A plant file is YAML. Loading validates every key and value; the first mistake raises
+``PlantConfigError`` naming the file, the key path and what is allowed, for example::
+
+    plant.yaml: lines[0].assets[2].tags[1].unit: 'degc' is not a known unit (did you mean 'degC'?)
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Units a tag may carry. Kept explicit so that a typo ('degc', 'Bar') is caught at load time.
+UNITS: dict[str, str] = {
+    "": "dimensionless",
+    "1": "dimensionless",
+    "%": "percent",
+    "degC": "degree Celsius",
+    "degF": "degree Fahrenheit",
+    "K": "kelvin",
+    "bar": "bar",
+    "mbar": "millibar",
+    "Pa": "pascal",
+    "kPa": "kilopascal",
+    "MPa": "megapascal",
+    "psi": "pound per square inch",
+    "mm": "millimetre",
+    "um": "micrometre",
+    "m": "metre",
+    "mm/s": "millimetre per second",
+    "m/s": "metre per second",
+    "m/s2": "metre per second squared",
+    "g": "standard gravity (acceleration)",
+    "rpm": "revolutions per minute",
+    "Hz": "hertz",
+    "kHz": "kilohertz",
+    "A": "ampere",
+    "mA": "milliampere",
+    "V": "volt",
+    "kV": "kilovolt",
+    "W": "watt",
+    "kW": "kilowatt",
+    "MW": "megawatt",
+    "Wh": "watt hour",
+    "kWh": "kilowatt hour",
+    "MWh": "megawatt hour",
+    "kVA": "kilovolt-ampere",
+    "kvar": "kilovolt-ampere reactive",
+    "N": "newton",
+    "kN": "kilonewton",
+    "Nm": "newton metre",
+    "kg": "kilogram",
+    "t": "tonne",
+    "kg/h": "kilogram per hour",
+    "t/h": "tonne per hour",
+    "L/min": "litre per minute",
+    "L/h": "litre per hour",
+    "m3/h": "cubic metre per hour",
+    "Nm3/h": "normal cubic metre per hour",
+    "Nm3": "normal cubic metre",
+    "L": "litre",
+    "m3": "cubic metre",
+    "s": "second",
+    "ms": "millisecond",
+    "min": "minute",
+    "h": "hour",
+    "count": "count",
+    "bool": "boolean (0/1)",
+    "enum": "enumerated state code",
+    "ppm": "parts per million",
+    "pH": "pH",
+    "%RH": "relative humidity",
+    "lux": "lux",
+    "dB": "decibel",
+}
+
+TAG_KINDS = ("analog", "counter", "state", "bool", "setpoint")
+ASSET_KINDS = ("press", "cnc", "furnace", "vision", "packing", "robot", "conveyor", "pump", "compressor",
+               "oven", "injection_molding", "welding", "boiler", "chiller", "line", "other")
+CAMERA_SOURCES = ("folder", "opencv", "sim")
+KPI_KEYS = ("state", "parts_total", "parts_good", "parts_rejected", "energy")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class PlantConfigError(ValueError):
+    """A plant file is wrong. The message names the file, the key path and what is allowed."""
+
+    def __init__(self, file: str, keypath: str, problem: str) -> None:
+        self.file, self.keypath, self.problem = file, keypath, problem
+        where = f"{file}: {keypath}: " if keypath else f"{file}: "
+        super().__init__(where + problem)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Source:
+    connector: str
+    address: str
+
+
+@dataclass
+class Tag:
+    path: str
+    signal: str
+    unit: str
+    lo: float
+    hi: float
+    period_s: float
+    writable: bool = False
+    kind: str = "analog"
+    name: dict[str, str] = field(default_factory=dict)
+    trend: bool = False
+    source: Source | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "signal": self.signal, "unit": self.unit, "range": [self.lo, self.hi],
+            "period_s": self.period_s, "writable": self.writable, "kind": self.kind,
+            "name": self.name or {"en": self.signal, "ko": self.signal}, "trend": self.trend,
+        }
+
+
+@dataclass
+class Asset:
+    id: str
+    cell: str
+    kind: str
+    path: str
+    name: dict[str, str]
+    tags: list[Tag]
+
+    def tag(self, signal: str) -> Tag | None:
+        return next((t for t in self.tags if t.signal == signal), None)
+
+
+@dataclass
+class Shift:
+    name: str
+    start: str  # "HH:MM", plant local time
+    hours: float
+
+
+@dataclass
+class Line:
+    id: str
+    path: str
+    name: dict[str, str]
+    takt_s: float
+    ideal_cycle_s: float
+    shifts: list[Shift]
+    assets: list[Asset]
+    kpi: dict[str, str]  # KPI_KEYS -> tag path
+    product: str | None = None
+
+
+@dataclass
+class Camera:
+    id: str
+    asset: str  # asset path
+    source: str  # folder | opencv | sim
+    path: str | None = None  # folder to watch
+    device: int | None = None  # OpenCV device index
+    pattern: str = "*.png"
+    model: str | None = None  # inspector model file (.axi)
+    reject_tag: str | None = None  # writable tag set to 1 to divert a rejected part
+
+
+@dataclass
+class ConnectorConfig:
+    name: str
+    type: str
+    options: dict[str, Any]
+
+
+@dataclass
+class MonitorConfig:
+    asset: str  # asset path
+    detector: str
+    tags: list[str]
+    params: dict[str, Any]
+
+
+@dataclass
+class Plant:
+    site: str
+    area: str
+    name: dict[str, str]
+    timezone: str
+    historian: str | dict[str, Any]
+    connectors: list[ConnectorConfig]
+    lines: list[Line]
+    cameras: list[Camera]
+    monitors: list[MonitorConfig]
+    base_dir: str
+    file: str
+    sim: dict[str, Any] | None = None
+
+    # -- look-ups -------------------------------------------------------------------------------
+    def all_tags(self) -> list[Tag]:
+        return [t for ln in self.lines for a in ln.assets for t in a.tags]
+
+    def tag(self, path: str) -> Tag | None:
+        return self._tag_index().get(path)
+
+    def _tag_index(self) -> dict[str, Tag]:
+        idx = getattr(self, "_tag_idx", None)
+        if idx is None:
+            idx = {t.path: t for t in self.all_tags()}
+            self._tag_idx = idx
+        return idx
+
+    def assets(self) -> list[Asset]:
+        return [a for ln in self.lines for a in ln.assets]
+
+    def asset_of(self, tag_path: str) -> Asset | None:
+        prefix = tag_path.rsplit("/", 1)[0]
+        return next((a for a in self.assets() if a.path == prefix), None)
+
+    def line_of(self, path: str) -> Line | None:
+        return next((ln for ln in self.lines if path == ln.path or path.startswith(ln.path + "/")), None)
+
+    def connector_tags(self, connector: str) -> list[Tag]:
+        return [t for t in self.all_tags() if t.source and t.source.connector == connector]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "area": self.area,
+            "name": self.name,
+            "timezone": self.timezone,
+            "lines": [
+                {
+                    "id": ln.id, "path": ln.path, "name": ln.name, "takt_s": ln.takt_s,
+                    "ideal_cycle_s": ln.ideal_cycle_s, "kpi": ln.kpi,
+                    "shifts": [{"name": s.name, "start": s.start, "hours": s.hours} for s in ln.shifts],
+                    "assets": [
+                        {"path": a.path, "id": a.id, "cell": a.cell, "kind": a.kind, "name": a.name,
+                         "tags": [t.to_json() for t in a.tags]}
+                        for a in ln.assets
+                    ],
+                }
+                for ln in self.lines
+            ],
+            "cameras": [{"id": c.id, "asset": c.asset, "source": c.source} for c in self.cameras],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation helpers
+# ---------------------------------------------------------------------------------------------
+def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    lower = {c.lower(): c for c in choices}
+    if word.lower() in lower:
+        return f" (did you mean {lower[word.lower()]!r}?)"
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _V:
+    """Walks one plant file, raising PlantConfigError with the key path of the first mistake."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def fail(self, path: str, problem: str) -> PlantConfigError:
+        return PlantConfigError(self.file, path, problem)
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping (key: value), got {type(value).__name__}")
+        for k in value:
+            if not isinstance(k, str) or k not in allowed:
+                raise self.fail(f"{path}.{k}" if path else str(k),
+                                f"unknown key{_suggest(str(k), allowed)}; allowed keys: {', '.join(allowed)}")
+        for k in required:
+            if k not in value:
+                raise self.fail(path or "(top level)", f"missing required key '{k}'")
+        return value
+
+    def seq(self, value: Any, path: str, min_len: int = 0) -> list:
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            raise self.fail(path, f"expected a list, got {type(value).__name__}")
+        if len(value) < min_len:
+            raise self.fail(path, f"needs at least {min_len} entr{'y' if min_len == 1 else 'ies'}")
+        return value
+
+    def string(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(path, f"expected a non-empty text, got {value!r}")
+        return value
+
+    def ident(self, value: Any, path: str) -> str:
+        s = self.string(value, path)
+        if not _ID_RE.match(s):
+            raise self.fail(path, f"{s!r} is not a valid id: use lower-case letters, digits, '_' or '-' "
+                                  f"(it becomes part of tag paths and MQTT topics)")
+        return s
+
+    def number(self, value: Any, path: str, lo: float | None = None, hi: float | None = None,
+               strict_lo: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(path, f"expected a number, got {value!r}")
+        v = float(value)
+        if lo is not None and (v < lo or (strict_lo and v <= lo)):
+            raise self.fail(path, f"{value!r} is out of range: must be {'>' if strict_lo else '>='} {lo:g}")
+        if hi is not None and v > hi:
+            raise self.fail(path, f"{value!r} is out of range: must be <= {hi:g}")
+        return v
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(path, f"expected true or false, got {value!r}")
+        return value
+
+    def choice(self, value: Any, path: str, choices: tuple[str, ...] | list[str], what: str) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise self.fail(path, f"{value!r} is not a known {what}{_suggest(str(value), choices)}; "
+                                  f"allowed: {', '.join(choices)}")
+        return value
+
+    def names(self, value: Any, path: str, default: str) -> dict[str, str]:
+        """A display name: a text, or {en: ..., ko: ...}."""
+        if value is None:
+            return {"en": default, "ko": default}
+        if isinstance(value, str):
+            return {"en": value, "ko": value}
+        m = self.mapping(value, path, ("en", "ko"))
+        en = self.string(m.get("en", default), f"{path}.en")
+        return {"en": en, "ko": self.string(m.get("ko", en), f"{path}.ko")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+def load_plant(path: str | os.PathLike) -> Plant:
+    """Read and validate a plant file."""
+    p = Path(path)
+    fname = p.name
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlantConfigError(str(p), "", "file not found; create one with `axline init plant.yaml`") from None
+    except UnicodeDecodeError as e:
+        raise PlantConfigError(str(p), "", f"not UTF-8 text ({e}); save the file as UTF-8") from None
+    return parse_plant(text, fname, base_dir=str(p.resolve().parent))
+
+
+def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Plant:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise PlantConfigError(file, "", f"{where}not valid YAML ({getattr(e, 'problem', e)})") from None
+    v = _V(file)
+    top = v.mapping(doc, "", ("plant", "historian", "connectors", "lines", "cameras", "monitors", "sim"),
+                    required=("plant", "lines"))
+    pl = v.mapping(top["plant"], "plant", ("site", "area", "name", "timezone"), required=("site", "area"))
+    site = v.ident(pl["site"], "plant.site")
+    area = v.ident(pl["area"], "plant.area")
+    tz = v.string(pl.get("timezone", "UTC"), "plant.timezone")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(tz)
+    except Exception:
+        raise v.fail("plant.timezone", f"{tz!r} is not a known IANA time zone (e.g. 'Asia/Seoul', 'UTC')") from None
+    historian = top.get("historian", {"backend": "embedded", "path": "data/historian"})
+    if isinstance(historian, str):
+        if not historian.strip():
+            raise v.fail("historian", "empty; use 'embedded' or 'postgresql://user@host/db'")
+        if historian == "embedded":
+            historian = {"backend": "embedded", "path": "data/historian"}
+    else:
+        h = v.mapping(historian, "historian", ("backend", "path", "dsn", "fsync"))
+        if "backend" in h:
+            v.choice(h["backend"], "historian.backend", ("embedded", "postgresql"), "historian backend")
+        if "fsync" in h:
+            v.choice(h["fsync"], "historian.fsync", ("batch", "interval", "none"), "fsync mode")
+
+    connectors = _parse_connectors(v, top.get("connectors"))
+    cnames = [c.name for c in connectors]
+    lines = []
+    seen_lines: set[str] = set()
+    for i, raw in enumerate(v.seq(top["lines"], "lines", 1)):
+        ln = _parse_line(v, raw, f"lines[{i}]", f"{site}/{area}", cnames)
+        if ln.id in seen_lines:
+            raise v.fail(f"lines[{i}].id", f"duplicate line id {ln.id!r}")
+        seen_lines.add(ln.id)
+        lines.append(ln)
+    asset_paths = [a.path for ln in lines for a in ln.assets]
+    all_tags = {t.path: t for ln in lines for a in ln.assets for t in a.tags}
+
+    cameras = []
+    for i, raw in enumerate(v.seq(top.get("cameras"), "cameras")):
+        kp = f"cameras[{i}]"
+        c = v.mapping(raw, kp, ("id", "asset", "source", "path", "device", "pattern", "model", "reject_tag"),
+                      required=("id", "asset", "source"))
+        asset = _resolve_asset(v, c["asset"], f"{kp}.asset", asset_paths, f"{site}/{area}")
+        src = v.choice(c["source"], f"{kp}.source", CAMERA_SOURCES, "camera source")
+        if src == "folder" and "path" not in c:
+            raise v.fail(kp, "a camera with source 'folder' needs 'path', the folder the camera writes images into")
+        reject = None
+        if "reject_tag" in c:
+            reject = _resolve_tag(v, c["reject_tag"], f"{kp}.reject_tag", all_tags, asset)
+            if not all_tags[reject].writable:
+                raise v.fail(f"{kp}.reject_tag", f"tag {reject!r} is not writable; mark it 'writable: true'")
+        cameras.append(Camera(
+            id=v.ident(c["id"], f"{kp}.id"), asset=asset, source=src,
+            path=v.string(c["path"], f"{kp}.path") if "path" in c else None,
+            device=int(v.number(c["device"], f"{kp}.device", 0)) if "device" in c else None,
+            pattern=v.string(c.get("pattern", "*.png"), f"{kp}.pattern"),
+            model=v.string(c["model"], f"{kp}.model") if "model" in c else None,
+            reject_tag=reject,
+        ))
+
+    monitors = []
+    for i, raw in enumerate(v.seq(top.get("monitors"), "monitors")):
+        kp = f"monitors[{i}]"
+        m = v.mapping(raw, kp, ("asset", "detector", "tags", "params"), required=("asset",))
+        asset = _resolve_asset(v, m["asset"], f"{kp}.asset", asset_paths, f"{site}/{area}")
+        tags = [_resolve_tag(v, t, f"{kp}.tags[{j}]", all_tags, asset) for j, t in enumerate(v.seq(m.get("tags"), f"{kp}.tags"))]
+        params = m.get("params") or {}
+        if not isinstance(params, dict):
+            raise v.fail(f"{kp}.params", "expected a mapping of detector parameters")
+        monitors.append(MonitorConfig(asset=asset, detector=v.string(m.get("detector", "robust"), f"{kp}.detector"),
+                                      tags=tags, params=params))
+
+    sim = top.get("sim")
+    if sim is not None:
+        sim = v.mapping(sim, "sim", ("seed", "speed", "faults", "warmup_s", "camera_dir", "endpoint", "start"))
+
+    plant = Plant(site=site, area=area, name=v.names(pl.get("name"), "plant.name", f"{site} {area}"),
+                  timezone=tz, historian=historian, connectors=connectors, lines=lines, cameras=cameras,
+                  monitors=monitors, base_dir=base_dir, file=file, sim=sim)
+    return plant
+
+
+def _parse_connectors(v: _V, raw: Any) -> list[ConnectorConfig]:
+    from axline.connect import registry
+
+    out = []
+    names: set[str] = set()
+    for i, c in enumerate(v.seq(raw, "connectors")):
+        kp = f"connectors[{i}]"
+        if not isinstance(c, dict):
+            raise v.fail(kp, "expected a mapping with 'name', 'type' and the connector's options")
+        name = v.ident(c.get("name", ""), f"{kp}.name")
+        if name in names:
+            raise v.fail(f"{kp}.name", f"duplicate connector name {name!r}")
+        names.add(name)
+        ctype = v.choice(c.get("type"), f"{kp}.type", registry.names(), "connector type")
+        schema = registry.schema(ctype)
+        opts = {k: val for k, val in c.items() if k not in ("name", "type")}
+        try:
+            opts = schema.validate(opts)
+        except registry.OptionError as e:
+            raise v.fail(f"{kp}.{e.key}" if e.key else kp, e.problem) from None
+        out.append(ConnectorConfig(name=name, type=ctype, options=opts))
+    return out
+
+
+def _parse_line(v: _V, raw: Any, kp: str, prefix: str, connectors: list[str]) -> Line:
+    m = v.mapping(raw, kp, ("id", "name", "takt_s", "ideal_cycle_s", "shifts", "assets", "kpi", "product"),
+                  required=("id", "assets"))
+    lid = v.ident(m["id"], f"{kp}.id")
+    lpath = f"{prefix}/{lid}"
+    takt = v.number(m.get("takt_s", 60.0), f"{kp}.takt_s", 0, strict_lo=True)
+    ideal = v.number(m.get("ideal_cycle_s", takt), f"{kp}.ideal_cycle_s", 0, strict_lo=True)
+    shifts = []
+    for j, s in enumerate(v.seq(m.get("shifts") or [{"name": "A", "start": "00:00", "hours": 24}], f"{kp}.shifts")):
+        sp = f"{kp}.shifts[{j}]"
+        sm = v.mapping(s, sp, ("name", "start", "hours"), required=("name", "start", "hours"))
+        start = str(sm["start"])
+        if not _TIME_RE.match(start):
+            raise v.fail(f"{sp}.start", f"{sm['start']!r} is not a time of day; write it as \"HH:MM\" in quotes, e.g. \"06:00\"")
+        shifts.append(Shift(name=v.string(str(sm["name"]), f"{sp}.name"), start=start,
+                            hours=v.number(sm["hours"], f"{sp}.hours", 0, 24, strict_lo=True)))
+    assets = []
+    seen: set[str] = set()
+    for j, a in enumerate(v.seq(m["assets"], f"{kp}.assets", 1)):
+        asset = _parse_asset(v, a, f"{kp}.assets[{j}]", lpath, connectors)
+        if asset.path in seen:
+            raise v.fail(f"{kp}.assets[{j}].id", f"duplicate asset {asset.cell}/{asset.id} in line {lid!r}")
+        seen.add(asset.path)
+        assets.append(asset)
+    tags = {t.path: t for a in assets for t in a.tags}
+    kpi = {}
+    km = v.mapping(m.get("kpi") or {}, f"{kp}.kpi", KPI_KEYS)
+    for k, t in km.items():
+        kpi[k] = _resolve_tag(v, t, f"{kp}.kpi.{k}", tags, lpath)
+    return Line(id=lid, path=lpath, name=v.names(m.get("name"), f"{kp}.name", lid), takt_s=takt,
+                ideal_cycle_s=ideal, shifts=shifts, assets=assets, kpi=kpi,
+                product=v.string(m["product"], f"{kp}.product") if "product" in m else None)
+
+
+def _parse_asset(v: _V, raw: Any, kp: str, lpath: str, connectors: list[str]) -> Asset:
+    m = v.mapping(raw, kp, ("id", "cell", "kind", "name", "tags", "connector"), required=("id", "tags"))
+    aid = v.ident(m["id"], f"{kp}.id")
+    cell = v.ident(m.get("cell", aid), f"{kp}.cell")
+    kind = v.choice(m.get("kind", "other"), f"{kp}.kind", ASSET_KINDS, "asset kind")
+    apath = f"{lpath}/{cell}/{aid}"
+    default_conn = m.get("connector")
+    if default_conn is not None:
+        v.choice(default_conn, f"{kp}.connector", connectors or ["(none declared)"], "connector name")
+    tags = []
+    seen: set[str] = set()
+    for k, t in enumerate(v.seq(m["tags"], f"{kp}.tags", 1)):
+        tag = _parse_tag(v, t, f"{kp}.tags[{k}]", apath, connectors, default_conn)
+        if tag.signal in seen:
+            raise v.fail(f"{kp}.tags[{k}].signal", f"duplicate signal {tag.signal!r} in asset {aid!r}")
+        seen.add(tag.signal)
+        tags.append(tag)
+    return Asset(id=aid, cell=cell, kind=kind, path=apath, name=v.names(m.get("name"), f"{kp}.name", aid), tags=tags)
+
+
+def _parse_tag(v: _V, raw: Any, kp: str, apath: str, connectors: list[str], default_conn: str | None) -> Tag:
+    m = v.mapping(raw, kp, ("signal", "unit", "range", "period_s", "writable", "kind", "name", "trend", "source"),
+                  required=("signal",))
+    sig = v.ident(m["signal"], f"{kp}.signal")
+    unit = m.get("unit", "")
+    if not isinstance(unit, str) or unit not in UNITS:
+        raise v.fail(f"{kp}.unit", f"{unit!r} is not a known unit{_suggest(str(unit), list(UNITS))}; "
+                                   f"see axline.plant.UNITS for the list")
+    lo, hi = float("-inf"), float("inf")
+    if "range" in m:
+        r = v.seq(m["range"], f"{kp}.range")
+        if len(r) != 2:
+            raise v.fail(f"{kp}.range", "expected [low, high], two numbers")
+        lo, hi = v.number(r[0], f"{kp}.range[0]"), v.number(r[1], f"{kp}.range[1]")
+        if not lo < hi:
+            raise v.fail(f"{kp}.range", f"low ({lo:g}) must be below high ({hi:g})")
+    period = v.number(m.get("period_s", 1.0), f"{kp}.period_s", 0.001, 86400)
+    source = None
+    src = m.get("source")
+    if src is not None or default_conn:
+        if isinstance(src, str):
+            src = {"address": src}
+        sm = v.mapping(src or {}, f"{kp}.source", ("connector", "address"))
+        conn = sm.get("connector", default_conn)
+        if conn is None:
+            raise v.fail(f"{kp}.source.connector", "missing; name one of the connectors declared under 'connectors'")
+        v.choice(conn, f"{kp}.source.connector", connectors or ["(none declared)"], "connector name")
+        address = v.string(sm.get("address", f"{apath}/{sig}"), f"{kp}.source.address")
+        source = Source(connector=conn, address=address)
+    return Tag(path=f"{apath}/{sig}", signal=sig, unit=unit, lo=lo, hi=hi, period_s=period,
+               writable=v.boolean(m.get("writable", False), f"{kp}.writable"),
+               kind=v.choice(m.get("kind", "analog"), f"{kp}.kind", TAG_KINDS, "tag kind"),
+               name=v.names(m.get("name"), f"{kp}.name", sig), trend=v.boolean(m.get("trend", False), f"{kp}.trend"),
+               source=source)
+
+
+def _resolve_asset(v: _V, value: Any, kp: str, asset_paths: list[str], prefix: str) -> str:
+    s = v.string(value, kp)
+    for cand in (s, f"{prefix}/{s}"):
+        if cand in asset_paths:
+            return cand
+    matches = [a for a in asset_paths if a.endswith("/" + s)]
+    if len(matches) == 1:
+        return matches[0]
+    raise v.fail(kp, f"{s!r} is not an asset of this plant{_suggest(s, asset_paths)}")
+
+
+def _resolve_tag(v: _V, value: Any, kp: str, tags: dict[str, Tag], scope: str) -> str:
+    s = v.string(value, kp)
+    for cand in (s, f"{scope}/{s}"):
+        if cand in tags:
+            return cand
+    matches = [t for t in tags if t.endswith("/" + s)]
+    if len(matches) == 1:
+        return matches[0]
+    raise v.fail(kp, f"{s!r} is not a tag of this plant{_suggest(s, list(tags))}")
+
+
+def example_plant_text() -> str:
+    """The commented example that `axline init` writes (the demo's plant file)."""
+    from importlib.resources import files
+
+    return files("axline.data").joinpath("demo_plant.yaml").read_text(encoding="utf-8")
