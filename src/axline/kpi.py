@@ -156,6 +156,8 @@ class LineKpiTracker:
             if key is None:
                 continue
             sel = batch.idx == j
+            if not sel.any():
+                continue
             ts = batch.ts[sel]
             vals = np.where(batch.quality[sel] < 2, batch.value[sel], np.nan)
             order = np.argsort(ts, kind="stable")

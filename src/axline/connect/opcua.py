@@ -14,7 +14,7 @@ import numpy as np
 from asyncua import Client, ua
 from asyncua.common.subscription import Subscription
 
-from axline.batch import BAD, BAD_NO_CONNECTION, GOOD, UNCERTAIN, Batch
+from axline.batch import BAD, BAD_NO_CONNECTION, BAD_OUT_OF_RANGE, BAD_SENSOR, GOOD, UNCERTAIN, Batch
 from axline.connect.base import CONNECTED, Connector, Sink
 from axline.connect.registry import Option, Schema
 from axline.plant import Tag
@@ -23,9 +23,23 @@ log = logging.getLogger(__name__)
 _EPOCH_NS = 0
 
 
+_BAD_CODES = {
+    ua.StatusCodes.BadSensorFailure: BAD_SENSOR,
+    ua.StatusCodes.BadDeviceFailure: BAD_SENSOR,
+    ua.StatusCodes.BadOutOfRange: BAD_OUT_OF_RANGE,
+    ua.StatusCodes.BadNoCommunication: BAD_NO_CONNECTION,
+    ua.StatusCodes.BadNotConnected: BAD_NO_CONNECTION,
+    ua.StatusCodes.BadCommunicationError: BAD_NO_CONNECTION,
+}
+
+
 def _status_quality(code: int) -> int:
     severity = code >> 30
-    return GOOD if severity == 0 else UNCERTAIN if severity == 1 else BAD
+    if severity == 0:
+        return GOOD
+    if severity == 1:
+        return UNCERTAIN
+    return _BAD_CODES.get(code & 0xFFFF0000, BAD)
 
 
 def _to_ns(dt) -> int | None:
@@ -72,7 +86,7 @@ class _BatchSubscription(Subscription):
                 try:
                     fv = float(v)
                 except (TypeError, ValueError):
-                    fv, qual = math.nan, BAD
+                    fv, qual = math.nan, max(qual, BAD)
                 idx.append(i)
                 ts.append(t)
                 val.append(fv)
@@ -90,6 +104,9 @@ class OpcUaConnector(Connector):
         "publishing_interval_ms": Option(float, 100.0, min=10, max=60000, help="subscription publishing interval"),
         "sampling_interval_ms": Option(float, 0.0, min=0, max=60000,
                                        help="server sampling interval; 0 = every change"),
+        "trigger": Option(str, "status_value", choices=("status_value", "status_value_timestamp"),
+                          help="report on a change of value (OPC UA default), or on every new sample"),
+        "deadband": Option(float, 0.0, min=0, help="absolute deadband: changes smaller than this are not reported"),
         "queue_size": Option(int, 1000, min=1, max=100000, help="values the server queues per tag between publishes"),
         "poll_interval_ms": Option(float, 1000.0, min=10, max=600000, help="interval in poll mode"),
         "username": Option((str, type(None)), None, help="user name, if the server asks for one"),
@@ -151,8 +168,14 @@ class OpcUaConnector(Connector):
         await sub.init()
         sub.paths = paths
         nodes = [client.get_node(self._nodes[p]) for p in paths]
-        results = await sub.subscribe_data_change(nodes, queuesize=o["queue_size"],
-                                                  sampling_interval=o["sampling_interval_ms"])
+        flt = ua.DataChangeFilter()
+        flt.Trigger = (ua.DataChangeTrigger.StatusValueTimestamp if o["trigger"] == "status_value_timestamp"
+                       else ua.DataChangeTrigger.StatusValue)
+        if o["deadband"] > 0:
+            flt.DeadbandType = ua.DeadbandType.Absolute
+            flt.DeadbandValue = o["deadband"]
+        results = await sub._subscribe(nodes, ua.AttributeIds.Value, flt, queuesize=o["queue_size"],
+                                       sampling_interval=o["sampling_interval_ms"])
         bad = [p for p, r in zip(paths, results, strict=True) if isinstance(r, ua.StatusCode)]
         if bad:
             log.warning("connector %s: %d tags could not be subscribed (first: %s); check their addresses",

@@ -41,7 +41,7 @@ class Schema:
 
     def validate(self, given: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key, value in given.items():
+        for key in given:
             if key not in self.options:
                 close = difflib.get_close_matches(key, list(self.options), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""

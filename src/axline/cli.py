@@ -1,0 +1,230 @@
+"""The `axline` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+# `axline bench NAME` -> module with add_arguments(parser) and run(args)
+BENCHES = {
+    "skab": ("axline.bench.skab", "equipment anomaly detection on SKAB (outliers and changepoints)"),
+    "cmapss": ("axline.bench.cmapss", "remaining useful life on NASA C-MAPSS FD001"),
+    "cwru": ("axline.bench.cwru", "bearing fault detection and diagnosis on CWRU"),
+    "inspect": ("axline.bench.inspect", "visual inspection on magnetic tile"),
+}
+
+
+def _optional(module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if e.name and (e.name == module or module.startswith(e.name + ".")):
+            return None  # that part of axline is not in this build
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from axline import __version__
+
+    p = argparse.ArgumentParser(prog="axline", description="On-premise AI kit for small and midsize factories.")
+    p.add_argument("--version", action="version", version=f"axline {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("init", help="write a commented example plant file")
+    s.add_argument("path", nargs="?", default="plant.yaml")
+    s.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    s = sub.add_parser("check", help="validate a plant file and print what it describes")
+    s.add_argument("config", help="plant file (YAML)")
+
+    s = sub.add_parser("serve", help="collect, store, analyse and show a plant described by a plant file")
+    s.add_argument("--config", "-c", required=True, help="plant file (YAML)")
+    _web_args(s)
+
+    s = sub.add_parser("demo", help="run everything on the built-in virtual factory")
+    _web_args(s)
+    s.add_argument("--speed", type=float, default=20.0, help="simulated seconds per wall-clock second (default 20)")
+    s.add_argument("--seed", type=int, default=1, help="seed of the virtual factory (default 1)")
+    s.add_argument("--headless", action="store_true", help="no browser; stop after --duration and write --report")
+    s.add_argument("--duration", type=float, default=None, help="wall-clock seconds to run (default: until Ctrl-C)")
+    s.add_argument("--report", default=None, help="write a JSON report here when the demo ends")
+    s.add_argument("--data-dir", default=None, help="where the demo keeps its data (default: a new temporary folder)")
+    s.add_argument("--warmup-s", type=float, default=300.0,
+                   help="fault-free simulated seconds before faults are injected (default 300)")
+
+    s = sub.add_parser("sim", help="serve the virtual factory over OPC UA (a stand-in PLC for tests and demos)")
+    s.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840/axline/sim")
+    s.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall-clock second")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--faults", default="auto", choices=("auto", "none"))
+    s.add_argument("--warmup-s", type=float, default=600.0, help="fault-free simulated seconds at the start")
+    s.add_argument("--start", default=None, help="simulated start time, ISO 8601 (default: now)")
+    s.add_argument("--camera-dir", default=None, help="write part images into this folder")
+    s.add_argument("--truth", default=None, help="write ground truth (faults, parts) as JSON lines here")
+    s.add_argument("--duration", type=float, default=None, help="wall-clock seconds to run (default: until stopped)")
+
+    s = sub.add_parser("bench", help="run a benchmark and write its table to benchmarks/")
+    bsub = s.add_subparsers(dest="bench", metavar="NAME")
+    for name, (module, help_text) in BENCHES.items():
+        mod = _optional(module)
+        if mod is None:
+            continue
+        b = bsub.add_parser(name, help=help_text)
+        mod.add_arguments(b)
+        b.set_defaults(bench_run=mod.run)
+
+    det = _optional("axline.monitor.cli_detect")
+    if det is not None:
+        s = sub.add_parser("detect", help="try the anomaly detectors on any CSV export")
+        det.add_arguments(s)
+        s.set_defaults(func_run=det.run)
+
+    ins = _optional("axline.inspect.cli")
+    train = sub.add_parser("train", help="train a model")
+    tsub = train.add_subparsers(dest="what", metavar="WHAT")
+    if ins is not None:
+        t = tsub.add_parser("inspector", help="learn visual inspection from images of good parts")
+        ins.add_train_arguments(t)
+        t.set_defaults(func_run=ins.run_train)
+        s = sub.add_parser("inspect", help="inspect images with a trained model")
+        ins.add_inspect_arguments(s)
+        s.set_defaults(func_run=ins.run_inspect)
+    return p
+
+
+def _web_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--host", default="127.0.0.1", help="address to serve the dashboard on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    s.add_argument("--admin-password", default=os.environ.get("AXLINE_ADMIN_PASSWORD"),
+                   help="required to serve on an address other than loopback (env AXLINE_ADMIN_PASSWORD)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    cmd = args.command
+    if cmd is None:
+        parser.print_help()
+        return 2
+    try:
+        if cmd == "init":
+            return _init(args)
+        if cmd == "check":
+            return _check(args)
+        if cmd == "serve":
+            return _serve(args)
+        if cmd == "demo":
+            from axline.demo import run_demo
+
+            return asyncio.run(run_demo(args))
+        if cmd == "sim":
+            return _sim(args)
+        if cmd == "bench":
+            if not getattr(args, "bench_run", None):
+                parser.parse_args(["bench", "--help"])
+            return int(args.bench_run(args) or 0)
+        if getattr(args, "func_run", None):
+            return int(args.func_run(args) or 0)
+        parser.parse_args([cmd, "--help"])
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError, PermissionError, ConnectionError) as e:
+        print(f"axline: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _init(args) -> int:
+    from axline.plant import example_plant_text
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        print(f"axline: {path} exists; use --force to overwrite it", file=sys.stderr)
+        return 1
+    path.write_text(example_plant_text(), encoding="utf-8")
+    print(f"wrote {path}: edit it to describe your plant, then check it with `axline check {path}`")
+    return 0
+
+
+def _check(args) -> int:
+    from axline.plant import load_plant
+
+    plant = load_plant(args.config)
+    tags = plant.all_tags()
+    print(f"{args.config}: OK — site {plant.site}, area {plant.area}, {len(plant.lines)} line(s), "
+          f"{len(plant.assets())} asset(s), {len(tags)} tag(s), {len(plant.connectors)} connector(s), "
+          f"{len(plant.cameras)} camera(s)")
+    for ln in plant.lines:
+        print(f"  {ln.path}: takt {ln.takt_s:g} s")
+        for a in ln.assets:
+            print(f"    {a.cell}/{a.id} ({a.kind}): {', '.join(t.signal for t in a.tags)}")
+    return 0
+
+
+def _serve(args) -> int:
+    from axline.plant import load_plant
+    from axline.service import Service
+
+    plant = load_plant(args.config)
+
+    async def main_async() -> int:
+        svc = Service(plant, host=args.host, port=args.port, admin_password=args.admin_password)
+        await svc.start()
+        print(f"axline is serving {plant.name['en']} at {svc.url} (Ctrl-C stops)", flush=True)
+        await _wait_for_signal()
+        await svc.stop()
+        return 0
+
+    return asyncio.run(main_async())
+
+
+async def _wait_for_signal(timeout: float | None = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
+            pass
+    try:
+        await asyncio.wait_for(stop.wait(), timeout)
+    except TimeoutError:
+        pass
+
+
+def _sim(args) -> int:
+    from axline.sim.line import VirtualLine
+    from axline.sim.server import SimServer, faults_from_option, parse_start
+
+    line = VirtualLine(seed=args.seed, start_ns=parse_start(args.start), faults=faults_from_option(args.faults),
+                       warmup_s=args.warmup_s, render_images=args.camera_dir is not None)
+    srv = SimServer(line, endpoint=args.endpoint, speed=args.speed, camera_dir=args.camera_dir,
+                    truth_file=args.truth)
+
+    async def main_async() -> int:
+        task = asyncio.create_task(srv.run(args.duration))
+        await srv.ready.wait()
+        print(f"virtual factory: {len(line.tags)} tags on {args.endpoint} at {args.speed:g}x", flush=True)
+        waiter = asyncio.create_task(_wait_for_signal())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        srv.stop()
+        waiter.cancel()
+        await task
+        return 0
+
+    return asyncio.run(main_async())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""`axline demo`: the service on the built-in virtual factory, collected over real OPC UA.
+
+The virtual factory runs in its own process (as a PLC would be its own box) and serves its tags
+on a free local port; the service connects to it like to any plant, stores, analyses and shows it.
+With ``--headless`` the demo runs for ``--duration`` seconds and writes a JSON report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from axline.historian import Event
+from axline.plant import Plant, parse_plant
+from axline.service import Service
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def demo_plant(data_dir: Path, endpoint: str) -> Plant:
+    """The bundled plant file, pointed at this demo's data folder and simulator endpoint."""
+    text = files("axline.data").joinpath("demo_plant.yaml").read_text(encoding="utf-8")
+    plant = parse_plant(text, "demo_plant.yaml", base_dir=str(data_dir))
+    for c in plant.connectors:
+        if c.type == "opcua":
+            c.options["endpoint"] = endpoint
+    return plant
+
+
+def start_simulator(endpoint: str, speed: float, seed: int, data_dir: Path, warmup_s: float,
+                    log_file: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "axline.cli", "sim", "--endpoint", endpoint, "--speed", str(speed),
+           "--seed", str(seed), "--warmup-s", str(warmup_s), "--camera-dir", str(data_dir / "data" / "camera"),
+           "--truth", str(data_dir / "truth.jsonl")]
+    return subprocess.Popen(cmd, stdout=log_file.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+async def wait_for_port(endpoint: str, proc: subprocess.Popen, timeout: float) -> None:
+    """Wait until the simulator accepts connections (it takes a few seconds to build its address space)."""
+    from urllib.parse import urlparse
+
+    u = urlparse(endpoint)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the virtual factory exited at start (code {proc.returncode})")
+        try:
+            _, writer = await asyncio.open_connection(u.hostname, u.port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"the virtual factory did not open {endpoint} within {timeout:.0f} s")
+
+
+def read_truth(path: Path) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {"fault": [], "part": [], "start": []}
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by the simulator's stop
+        out.setdefault(rec.get("type", "?"), []).append(rec)
+    return out
+
+
+def score_faults(faults: list[dict], events: list[Event], sim_end_ns: int, grace_s: float = 120.0) -> dict:
+    """Which injected faults an alarm caught: an alarm on the fault's asset (or naming one of its
+    tags) that opened between the fault's start and its end plus ``grace_s``."""
+    injected, detected, delays = [], [], []
+    alarms = [e for e in events if e.kind == "alarm"]
+    for f in faults:
+        if f["start_ns"] >= sim_end_ns:
+            continue  # scheduled after the run ended
+        injected.append(f)
+        tags = set(f.get("tags") or [])
+        hits = [e for e in alarms
+                if (e.source == f["asset"] or tags & set(e.data.get("tags", [])))
+                and f["start_ns"] <= e.ts <= f["end_ns"] + int(grace_s * 1e9)]
+        if hits:
+            first = min(hits, key=lambda e: e.ts)
+            detected.append({"kind": f["kind"], "asset": f["asset"], "event": first.id,
+                             "delay_s": round((first.ts - f["start_ns"]) / 1e9, 1), "code": first.code})
+            delays.append((first.ts - f["start_ns"]) / 1e9)
+    return {"injected": [{"kind": f["kind"], "asset": f["asset"]} for f in injected], "detected": detected,
+            "mean_delay_s": round(sum(delays) / len(delays), 1) if delays else None}
+
+
+async def check_dashboard(url: str) -> dict[str, Any]:
+    """Fetch our own page and API over HTTP, as a browser would."""
+    import aiohttp
+
+    result: dict[str, Any] = {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+        async with s.get(url) as r:
+            body = await r.text()
+            result["page"] = r.status == 200 and "<html" in body.lower()
+        for path in ("api/plant", "api/kpi", "api/status", "api/latest", "api/events"):
+            async with s.get(url + path) as r:
+                result[path] = r.status == 200 and isinstance(await r.json(), dict)
+    result["ok"] = all(result.values())
+    return result
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except Exception:
+        return None
+
+
+async def run_demo(args) -> int:
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="axline-demo-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "data" / "camera").mkdir(parents=True, exist_ok=True)
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/axline/sim"
+    plant = demo_plant(data_dir, endpoint)
+    sim = start_simulator(endpoint, args.speed, args.seed, data_dir, args.warmup_s, data_dir / "simulator.log")
+    svc = Service(plant, host=args.host, port=args.port, admin_password=args.admin_password)
+    await wait_for_port(endpoint, sim, 60)
+    peak_sim = 0.0
+    dashboard: dict[str, Any] = {"ok": False}
+    t0 = time.monotonic()
+    try:
+        await svc.start()
+        print(f"axline demo: the virtual factory is running at {args.speed:g}x; dashboard at {svc.url}", flush=True)
+        if not args.headless:
+            print("open the address above in a browser; Ctrl-C stops the demo", flush=True)
+        from axline.cli import _wait_for_signal
+
+        waiter = asyncio.create_task(_wait_for_signal(args.duration))
+        checked = False
+        while not waiter.done():
+            await asyncio.sleep(1.0)
+            peak_sim = max(peak_sim, _rss_mb(sim.pid) or 0.0)
+            if sim.poll() is not None:
+                print(f"axline demo: the simulator stopped (exit {sim.returncode}); see {data_dir / 'simulator.log'}",
+                      file=sys.stderr)
+                break
+            if not checked and time.monotonic() - t0 > 5 and svc.url:
+                dashboard = await check_dashboard(svc.url)
+                checked = dashboard["ok"]
+        if svc.url and not checked:
+            dashboard = await check_dashboard(svc.url)
+        waiter.cancel()
+        report = build_report(svc, data_dir, dashboard, peak_sim, time.monotonic() - t0, args)
+    finally:
+        await svc.stop()  # the client first, so it does not see its server vanish
+        if sim.poll() is None:
+            os.killpg(sim.pid, signal.SIGTERM)
+            try:
+                sim.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(sim.pid, signal.SIGKILL)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    print(summary_text(report), flush=True)
+    return 0
+
+
+def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: float, wall_s: float, args) -> dict:
+    h = svc.historian
+    truth = read_truth(data_dir / "truth.jsonl")
+    sim_end = svc.now_ns()
+    faults = score_faults(truth["fault"], h.events(kinds=["alarm"], limit=100000), sim_end)
+    kpis = svc.kpi_json()["lines"]
+    parts_total = parts_rejected = 0
+    for ln in svc.plant.lines:
+        for key in ("parts_total", "parts_rejected"):
+            path = ln.kpi.get(key)
+            if path and path in svc.latest:
+                v = svc.latest[path][1]
+                if v == v:
+                    if key == "parts_total":
+                        parts_total += int(v)
+                    else:
+                        parts_rejected += int(v)
+    start_ns = truth["start"][0]["start_ns"] if truth["start"] else None
+    return {
+        "readings_stored": h.count(),
+        "tags": len(h.tags()),
+        "events": h.event_counts(),
+        "faults_injected": len(faults["injected"]),
+        "faults_detected": len(faults["detected"]),
+        "faults": faults,
+        "parts_total": parts_total,
+        "parts_rejected": parts_rejected,
+        "oee": {lid: k["oee"] for lid, k in kpis.items()},
+        "kpi": kpis,
+        "dashboard_ok": bool(dashboard.get("ok")),
+        "dashboard": dashboard,
+        "images_received": svc.images_received,
+        "wall_s": round(wall_s, 1),
+        "simulated_s": round((sim_end - start_ns) / 1e9, 1) if start_ns else None,
+        "speed": args.speed,
+        "seed": args.seed,
+        "peak_rss_mb": {"service": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                        "simulator": round(peak_sim_mb, 1)},
+        "data_dir": str(data_dir),
+    }
+
+
+def summary_text(r: dict) -> str:
+    oee = ", ".join(f"{k} {v:.1%}" if v is not None else f"{k} -" for k, v in r["oee"].items())
+    return (f"axline demo: {r['readings_stored']:,} readings of {r['tags']} tags stored; "
+            f"{r['parts_total']} parts, {r['parts_rejected']} rejected; OEE {oee}; "
+            f"faults detected {r['faults_detected']}/{r['faults_injected']}; "
+            f"dashboard {'ok' if r['dashboard_ok'] else 'NOT ok'}; "
+            f"peak RSS service {r['peak_rss_mb']['service']} MB, simulator {r['peak_rss_mb']['simulator']} MB")

@@ -1,0 +1,284 @@
+"""`axline serve`: connectors -> bus -> historian, monitors, KPIs, inspection hook, web dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axline.batch import Batch
+from axline.bus import Bus
+from axline.camera import FolderSource
+from axline.connect import registry
+from axline.connect.base import CONNECTED, Connector
+from axline.historian import Event, Historian, open_historian
+from axline.kpi import STATE_NAMES, LineKpiTracker
+from axline.monitor.baseline import AssetBaseline
+from axline.plant import Plant
+
+log = logging.getLogger(__name__)
+
+# An inspector hook: (camera id, image path, image) -> dict with at least "score" and "verdict"
+InspectHook = Callable[[str, Path, np.ndarray], dict[str, Any]]
+
+
+class Service:
+    """Everything `axline serve` runs, in one asyncio loop."""
+
+    def __init__(self, plant: Plant, *, host: str = "127.0.0.1", port: int = 8000,
+                 admin_password: str | None = None, broadcast_s: float = 0.5,
+                 monitor_params: dict[str, Any] | None = None) -> None:
+        self.plant = plant
+        self.host, self.port = host, port
+        self.admin_password = admin_password
+        self.broadcast_s = broadcast_s
+        self.monitor_params = monitor_params or {}
+        self.historian: Historian | None = None
+        self.bus = Bus()
+        self.connectors: dict[str, Connector] = {}
+        self.kpi = {ln.id: LineKpiTracker(ln, plant.timezone) for ln in plant.lines}
+        self.monitors: dict[str, AssetBaseline] = {}
+        self.latest: dict[str, tuple[int, float, int]] = {}
+        self._dirty: set[str] = set()
+        self._subscribers: set[asyncio.Queue] = set()
+        self._tasks: list[asyncio.Task] = []
+        self._open_alarms: dict[str, set[int]] = {}
+        self._event_source: dict[int, str] = {}
+        self.cameras: dict[str, FolderSource] = {}
+        self.inspect_hooks: dict[str, InspectHook] = {}
+        self.images_received = 0
+        self.started_wall = time.time()
+        self.runner = None
+        self.url: str | None = None
+        self.stored = 0
+        self.store_errors = 0
+
+    # -- life cycle -----------------------------------------------------------------------------
+    async def start(self, web: bool = True) -> None:
+        self.historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
+        self.latest.update(self.historian.latest())
+        self.bus.subscribe("historian", self._store)
+        self.bus.subscribe("latest", self._track_latest)
+        self.bus.subscribe("kpi", self._update_kpis)
+        self._setup_monitors()
+        self.bus.subscribe("monitors", self._update_monitors)
+        for cfg in self.plant.connectors:
+            cls = registry.connector_class(cfg.type)
+            conn = cls(cfg.name, cfg.options, self.plant.connector_tags(cfg.name))
+            conn.on_state = self._connector_state
+            self.connectors[cfg.name] = conn
+            self._tasks.append(asyncio.create_task(conn.run(self.bus.publish), name=f"connector-{cfg.name}"))
+        for cam in self.plant.cameras:
+            if cam.source == "folder" or cam.source == "sim":
+                folder = cam.path if os.path.isabs(cam.path or "") else os.path.join(self.plant.base_dir, cam.path or "")
+                src = FolderSource(cam.id, folder, cam.pattern)
+                self.cameras[cam.id] = src
+                self._tasks.append(asyncio.create_task(src.run(self._on_image), name=f"camera-{cam.id}"))
+        self._tasks.append(asyncio.create_task(self._broadcast_loop(), name="broadcast"))
+        if web:
+            await self._start_web()
+
+    async def _start_web(self) -> None:
+        from aiohttp import web
+
+        from axline.app.server import check_bind, create_app
+
+        check_bind(self.host, self.admin_password)
+        app = create_app(self, admin_password=self.admin_password)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port)
+        await site.start()
+        port = self.port
+        if port == 0:
+            port = self.runner.addresses[0][1]
+            self.port = port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{host}:{port}/"
+
+    async def stop(self) -> None:
+        for conn in self.connectors.values():
+            conn.stop()
+        for cam in self.cameras.values():
+            cam.stop()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.historian is not None:
+            self.historian.close()
+            self.historian = None
+
+    # -- data path ------------------------------------------------------------------------------
+    def _store(self, batch: Batch) -> None:
+        try:
+            self.stored += self.historian.append(batch)
+        except Exception:
+            self.store_errors += 1
+            raise
+
+    def _track_latest(self, batch: Batch) -> None:
+        # last reading per tag in this batch (batches are small; vectorised per distinct tag)
+        order = np.argsort(batch.ts, kind="stable")
+        idx = batch.idx[order]
+        last_pos = np.full(len(batch.paths), -1)
+        last_pos[idx] = order  # later assignments win: the newest reading of each tag
+        for j, pos in enumerate(last_pos.tolist()):
+            if pos < 0:
+                continue
+            path = batch.paths[j]
+            t = int(batch.ts[pos])
+            prev = self.latest.get(path)
+            if prev is None or t >= prev[0]:
+                self.latest[path] = (t, float(batch.value[pos]), int(batch.quality[pos]))
+                self._dirty.add(path)
+
+    def _update_kpis(self, batch: Batch) -> None:
+        for tracker in self.kpi.values():
+            tracker.update(batch)
+
+    def _setup_monitors(self) -> None:
+        configured = {m.asset: m for m in self.plant.monitors}
+        for asset in self.plant.assets():
+            m = configured.get(asset.path)
+            if self.plant.monitors and m is None:
+                continue  # monitors declared: only those assets
+            params = dict(self.monitor_params)
+            if m is not None:
+                params.update(m.params)
+            if not any(t.kind == "analog" for t in asset.tags):
+                continue
+            self.monitors[asset.path] = AssetBaseline(asset, emit=self.emit_event, update=self.update_event, **params)
+
+    def _update_monitors(self, batch: Batch) -> None:
+        for mon in self.monitors.values():
+            mon.update(batch)
+
+    def _connector_state(self, conn: Connector) -> None:
+        self._push({"type": "status", **self.status_json()})
+
+    # -- events ---------------------------------------------------------------------------------
+    def emit_event(self, event: Event) -> int:
+        eid = self.historian.add_event(event)
+        if event.kind == "alarm" and event.end_ts is None:
+            self._open_alarms.setdefault(event.source, set()).add(eid)
+            self._event_source[eid] = event.source
+        self._push({"type": "event", "event": event.to_json()})
+        return eid
+
+    def update_event(self, event_id: int, **fields: Any) -> None:
+        self.historian.update_event(event_id, **fields)
+        if fields.get("end_ts") is not None and event_id in self._event_source:
+            self._open_alarms.get(self._event_source.pop(event_id), set()).discard(event_id)
+        self._push({"type": "event_update", "id": event_id, **{k: v for k, v in fields.items() if k != "data"}})
+
+    async def _on_image(self, camera_id: str, path: Path, image: np.ndarray | None, error: str | None) -> None:
+        cam = next(c for c in self.plant.cameras if c.id == camera_id)
+        if error is not None:
+            self.emit_event(Event(ts=self.now_ns(), kind="info", source=cam.asset, code="camera.bad_image",
+                                  severity="warning", message=error, data={"camera": camera_id, "path": str(path)}))
+            return
+        self.images_received += 1
+        hook = self.inspect_hooks.get(camera_id)
+        if hook is None:
+            return
+        result = await asyncio.get_running_loop().run_in_executor(None, hook, camera_id, path, image)
+        kind = "defect" if result.get("verdict") == "reject" else "inspection"
+        self.emit_event(Event(ts=self.now_ns(), kind=kind, source=cam.asset, code=f"inspection.{result['verdict']}",
+                              severity="warning" if kind == "defect" else "info",
+                              message=f"{camera_id}: {path.name} {result['verdict']} (score {result['score']:.3f})",
+                              data={"camera": camera_id, "path": str(path), **result}))
+
+    # -- the view the web app reads -------------------------------------------------------------
+    def now_ns(self) -> int:
+        if self.latest:
+            return max(v[0] for v in self.latest.values())
+        return time.time_ns()
+
+    def plant_json(self) -> dict:
+        return self.plant.to_json()
+
+    def status_json(self) -> dict:
+        lines = {}
+        for ln in self.plant.lines:
+            stations = {}
+            for asset in ln.assets:
+                st = asset.tag("state")
+                state = "unknown"
+                if st is not None and st.path in self.latest:
+                    v = self.latest[st.path][1]
+                    state = STATE_NAMES.get(int(v), "unknown") if not math.isnan(v) else "unknown"
+                alarms = len(self._open_alarms.get(asset.path, ()))
+                conns = {t.source.connector for t in asset.tags if t.source}
+                if conns and any(self.connectors.get(c) and self.connectors[c].state != CONNECTED for c in conns):
+                    state = "offline"
+                elif alarms:
+                    state = "alarm"
+                stations[asset.path] = {"state": state, "alarms": alarms}
+            lines[ln.id] = {"state": self.kpi[ln.id].to_json()["state"], "stations": stations}
+        return {"lines": lines,
+                "connectors": {n: {"state": c.state, "error": c.last_error, "readings": c.readings}
+                               for n, c in self.connectors.items()}}
+
+    def kpi_json(self) -> dict:
+        return {"lines": {lid: t.to_json() for lid, t in self.kpi.items()}}
+
+    def health_json(self) -> dict:
+        return {"ok": self.historian is not None and all(c.state == CONNECTED for c in self.connectors.values()),
+                "readings_stored": self.historian.count() if self.historian else 0,
+                "uptime_s": round(time.time() - self.started_wall, 1),
+                "images_received": self.images_received,
+                "connectors": {n: c.state for n, c in self.connectors.items()}}
+
+    def subscribe(self) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue(maxsize=200)
+        self._subscribers.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        self._subscribers.discard(q)
+
+    async def feedback(self, event_id: int, verdict: str, user: str) -> dict:
+        if verdict not in ("confirmed", "overruled"):
+            raise ValueError(f"verdict must be 'confirmed' or 'overruled', got {verdict!r}")
+        found = [e for e in self.historian.events(limit=100000) if e.id == event_id]
+        if not found:
+            raise KeyError(f"event {event_id} does not exist")
+        self.update_event(event_id, ack=verdict, data={"feedback": {"verdict": verdict, "user": user,
+                                                                     "ts": time.time_ns()}})
+        return {"id": event_id, "ack": verdict}
+
+    def _push(self, msg: dict) -> None:
+        for q in list(self._subscribers):
+            if q.full():
+                try:
+                    q.get_nowait()
+                except asyncio.QueueEmpty:
+                    pass
+            q.put_nowait(msg)
+
+    async def _broadcast_loop(self) -> None:
+        k = 0
+        while True:
+            await asyncio.sleep(self.broadcast_s)
+            k += 1
+            if not self._subscribers:
+                self._dirty.clear()
+                continue
+            if self._dirty:
+                values = {p: list(self.latest[p]) for p in self._dirty}
+                self._dirty.clear()
+                self._push({"type": "latest", "ts": self.now_ns(), "values": values})
+            if k % 2 == 0:
+                self._push({"type": "kpi", **self.kpi_json()})
+                self._push({"type": "status", **self.status_json()})
