@@ -107,3 +107,21 @@ def test_counter_reset_is_not_a_negative_count():
     vals = [100, 101, 102, 0, 1, 2]  # PLC restarted after 102
     tr.update(Batch.from_readings([(p, T0 + i * S, v) for i, v in enumerate(vals)]))
     assert tr.values().parts_total == 4
+
+
+def test_shift_change_restarts_the_kpis_and_availability_stays_at_most_one():
+    line = _line()
+    line.shifts = [Shift("A", "00:00", 12), Shift("B", "12:00", 12)]
+    tr = LineKpiTracker(line, "UTC")
+    p = "s/a/l1/line/totals"
+    t = T0 + 11 * 3600 * S + 3000 * S  # 11:50 UTC, shift A
+    n = 0
+    for _ in range(120):  # 20 minutes across the 12:00 shift change, a reading every 10 s
+        n += 1
+        tr.update(Batch.from_readings([(f"{p}/state", t, STATE_RUNNING), (f"{p}/total", t, n),
+                                       (f"{p}/good", t, n), (f"{p}/rej", t, 0)]))
+        t += 10 * S
+    v = tr.values()
+    assert tr.shift_name == "B"
+    assert v.availability == pytest.approx(1.0)
+    assert 55 <= v.parts_total <= 61  # only the parts since 12:00

@@ -177,7 +177,8 @@ class LineKpiTracker:
             if self.shift_start is not None:
                 last_state = self.state
                 self._reset_state()
-                self.state, self.state_since = last_state, start
+                # the new shift has been observed since it began: plan and state both count from there
+                self.state, self.state_since, self.t_first = last_state, start, start
             self.shift_name, self.shift_start = name, start
 
     def _update_state(self, ts: np.ndarray, vals: np.ndarray) -> None:

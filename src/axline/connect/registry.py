@@ -12,6 +12,11 @@ from typing import Any
 
 _CONNECTORS: dict[str, str] = {
     "opcua": "axline.connect.opcua:OpcUaConnector",
+    "modbus": "axline.connect.modbus:ModbusConnector",
+    "mqtt": "axline.connect.mqtt:MqttConnector",
+    "sparkplug": "axline.connect.sparkplug:SparkplugConnector",
+    "s7": "axline.connect.s7:S7Connector",
+    "melsec": "axline.connect.melsec:MelsecConnector",
 }
 
 _REQUIRED = object()
