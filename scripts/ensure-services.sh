@@ -10,6 +10,10 @@ have() { command -v "$1" >/dev/null 2>&1; }
 if ! have chromium && ! have chromium-browser && [ -z "${AXLINE_CHROMIUM:-}" ]; then
   need_apt+=(chromium)
 fi
+# A Korean font, so the dashboard's Korean text renders in headless screenshots.
+if ! fc-list 2>/dev/null | grep -qi nanum; then
+  need_apt+=(fonts-nanum)
+fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -65,7 +65,9 @@ async def test_every_published_value_arrives_in_the_historian(tmp_path, port):
         got = h.query(checks, START, START + 10**15)
         await svc.stop()
     assert stored > 3000
-    assert len(tags) == len(sim.line.tags)
+    assert len([t for t in tags if t.startswith("changwon/plant1/line1/")]) == len(sim.line.tags)
+    # the connection state is history too: connected (1) while collecting
+    assert "changwon/plant1/axline/connectors/sim/connected" in tags
     for path in checks:
         s = got[path]
         exp = expected[path]

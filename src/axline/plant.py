@@ -384,7 +384,9 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
         if historian == "embedded":
             historian = {"backend": "embedded", "path": "data/historian"}
     else:
-        h = v.mapping(historian, "historian", ("backend", "path", "dsn", "fsync"))
+        h = v.mapping(historian, "historian", ("backend", "path", "dsn", "fsync", "retention_days"))
+        if "retention_days" in h:
+            v.number(h["retention_days"], "historian.retention_days", 0, strict_lo=True)
         if "backend" in h:
             v.choice(h["backend"], "historian.backend", ("embedded", "postgresql"), "historian backend")
         if "fsync" in h:

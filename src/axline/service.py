@@ -22,6 +22,7 @@ from axline.historian import Event, Historian, open_historian
 from axline.kpi import STATE_NAMES, LineKpiTracker
 from axline.monitor.baseline import AssetBaseline
 from axline.plant import Plant
+from axline.spool import DiskSpool, SpoolFullError, StoreAndForward
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,17 @@ class Service:
         self.started_wall = time.time()
         self.runner = None
         self.url: str | None = None
-        self.stored = 0
+        self.forward: StoreAndForward | None = None
         self.store_errors = 0
+        self.system_prefix = f"{plant.site}/{plant.area}/axline"
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self, web: bool = True) -> None:
         self.historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
         self.latest.update(self.historian.latest())
+        spool = DiskSpool(os.path.join(self.plant.base_dir, "data", "spool", "historian"))
+        self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors())
+        self._tasks.append(asyncio.create_task(self.forward.run(), name="store-and-forward"))
         self.bus.subscribe("historian", self._store)
         self.bus.subscribe("latest", self._track_latest)
         self.bus.subscribe("kpi", self._update_kpis)
@@ -106,6 +111,8 @@ class Service:
     async def stop(self) -> None:
         for conn in self.connectors.values():
             conn.stop()
+        if self.forward is not None and len(self.forward.spool):
+            await asyncio.get_running_loop().run_in_executor(None, self.forward.drain_once)
         for cam in self.cameras.values():
             cam.stop()
         for t in self._tasks:
@@ -122,8 +129,8 @@ class Service:
     # -- data path ------------------------------------------------------------------------------
     def _store(self, batch: Batch) -> None:
         try:
-            self.stored += self.historian.append(batch)
-        except Exception:
+            self.forward.put(batch)
+        except SpoolFullError:
             self.store_errors += 1
             raise
 
@@ -165,6 +172,10 @@ class Service:
             mon.update(batch)
 
     def _connector_state(self, conn: Connector) -> None:
+        """Connection state is a tag too (1 connected, 0 not), so gaps are visible in history."""
+        path = f"{self.system_prefix}/connectors/{conn.name}/connected"
+        self.bus.publish(Batch([path], np.zeros(1), np.array([time.time_ns()]),
+                               np.array([1.0 if conn.state == CONNECTED else 0.0])))
         self._push({"type": "status", **self.status_json()})
 
     # -- events ---------------------------------------------------------------------------------
@@ -199,6 +210,33 @@ class Service:
                               message=f"{camera_id}: {path.name} {result['verdict']} (score {result['score']:.3f})",
                               data={"camera": camera_id, "path": str(path), **result}))
 
+    async def write_tag(self, path: str, value: float, user: str) -> dict[str, Any]:
+        """Write a setpoint or a signal back to its machine; every attempt lands in the audit log."""
+        tag = self.plant.tag(path)
+        if tag is None:
+            raise KeyError(f"tag {path!r} is not in the plant file")
+        if not tag.writable:
+            raise PermissionError(f"tag {path} is not writable; mark it 'writable: true' in the plant file to allow it")
+        if tag.source is None or tag.source.connector not in self.connectors:
+            raise ValueError(f"tag {path} has no connector to write through")
+        value = float(value)
+        if not math.isfinite(value) or not (tag.lo <= value <= tag.hi):
+            raise ValueError(f"{value!r} is outside the range of {path} [{tag.lo:g}, {tag.hi:g}]; nothing was written")
+        old = self.latest.get(path)
+        result = "ok"
+        try:
+            await self.connectors[tag.source.connector].write(tag, value)
+        except Exception as e:
+            result = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            self.emit_event(Event(ts=time.time_ns(), kind="write", source=path, code="write.setpoint",
+                                  severity="info" if result == "ok" else "warning",
+                                  message=f"{user} wrote {value:g} to {path}: {result}",
+                                  data={"user": user, "old": old[1] if old else None, "new": value,
+                                        "result": result, "tags": [path]}))
+        return {"path": path, "old": old[1] if old else None, "new": value, "result": result}
+
     # -- the view the web app reads -------------------------------------------------------------
     def now_ns(self) -> int:
         if self.latest:
@@ -228,7 +266,8 @@ class Service:
             lines[ln.id] = {"state": self.kpi[ln.id].to_json()["state"], "stations": stations}
         return {"lines": lines,
                 "connectors": {n: {"state": c.state, "error": c.last_error, "readings": c.readings}
-                               for n, c in self.connectors.items()}}
+                               for n, c in self.connectors.items()},
+                "store": self.forward.status() if self.forward else None}
 
     def kpi_json(self) -> dict:
         return {"lines": {lid: t.to_json() for lid, t in self.kpi.items()}}
@@ -238,6 +277,7 @@ class Service:
                 "readings_stored": self.historian.count() if self.historian else 0,
                 "uptime_s": round(time.time() - self.started_wall, 1),
                 "images_received": self.images_received,
+                "store": self.forward.status() if self.forward else None,
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 
     def subscribe(self) -> asyncio.Queue:
@@ -282,3 +322,15 @@ class Service:
             if k % 2 == 0:
                 self._push({"type": "kpi", **self.kpi_json()})
                 self._push({"type": "status", **self.status_json()})
+
+
+def _retryable_errors() -> tuple[type[BaseException], ...]:
+    """Errors after which a historian write is worth retrying later (the server went away)."""
+    errors: list[type[BaseException]] = [ConnectionError, OSError, TimeoutError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.OperationalError)
+    except ImportError:
+        pass
+    return tuple(errors)

@@ -166,7 +166,7 @@ def open_historian(spec: str | dict, base_dir: str | None = None) -> Historian:
         path = spec.get("path", "data/historian")
         if base_dir and not os.path.isabs(path):
             path = os.path.join(base_dir, path)
-        return EmbeddedHistorian(path, fsync=spec.get("fsync", "batch"))
+        return EmbeddedHistorian(path, fsync=spec.get("fsync", "batch"), retention_days=spec.get("retention_days"))
     if backend == "postgresql":
         try:
             from axline.historian.postgres import PostgresHistorian  # type: ignore[import-not-found]
