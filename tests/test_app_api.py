@@ -223,7 +223,7 @@ async def test_feedback_updates_event(client, service):
         ),
         ("/api/events/x/feedback", {"verdict": "confirmed"}, 400, "event id must be an integer"),
         ("/api/events/999/feedback", {"verdict": "confirmed"}, 404, "event 999 does not exist"),
-        ("/api/events/1/feedback", "verdict=confirmed", 400, "feedback must be sent as JSON"),
+        ("/api/events/1/feedback", "verdict=confirmed", 400, "the body must be sent as JSON"),
         ("/api/events/1/feedback", [1, 2], 400, "must be a JSON object"),
     ],
 )

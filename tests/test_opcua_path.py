@@ -110,24 +110,43 @@ async def test_connector_reconnects_when_the_plc_comes_back(tmp_path, port):
         await svc.stop()
 
 
-async def test_writing_the_diverter_reaches_the_plc(tmp_path, port):
+async def test_writes_reach_the_plc_and_are_audited(tmp_path, port):
+    import aiohttp
+
     endpoint = f"opc.tcp://127.0.0.1:{port}/axline/sim"
     sim = _sim(endpoint, speed=5.0)
     task = asyncio.create_task(sim.run())
     await sim.ready.wait()
     plant = demo_plant(tmp_path, endpoint)
-    svc = Service(plant)
-    await svc.start(web=False)
+    svc = Service(plant, port=0)
+    await svc.start()
+    diverter = "changwon/plant1/line1/vision/camera1/diverter"
+    setpoint = "changwon/plant1/line1/furnace/furnace1/temp_setpoint"
     try:
-        conn = svc.connectors["sim"]
-        await _wait(lambda: conn.state == CONNECTED, 10, "connection")
-        diverter = plant.tag("changwon/plant1/line1/vision/camera1/diverter")
-        await conn.write(diverter, 1)
-        path = diverter.path
-        await _wait(lambda: (path, 1.0) in sim.client_writes, 5, "the simulator to see the write")
-        temp = plant.tag("changwon/plant1/line1/press/press1/oil_temp")
+        await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 10, "connection")
+        result = await svc.write_tag(diverter, 1, "kim")
+        assert result["result"] == "ok" and result["new"] == 1.0
+        await _wait(lambda: (diverter, 1.0) in sim.client_writes, 5, "the simulator to see the write")
         with pytest.raises(PermissionError, match="not writable"):
-            await conn.write(temp, 1)
+            await svc.write_tag("changwon/plant1/line1/press/press1/oil_temp", 1, "kim")
+        with pytest.raises(ValueError, match="outside the range"):
+            await svc.write_tag(setpoint, 2000, "kim")
+        # the same through the HTTP API, as the dashboard would
+        async with aiohttp.ClientSession() as http:
+            async with http.post(svc.url + "api/write", json={"path": setpoint, "value": 840, "user": "lee"}) as r:
+                assert r.status == 200, await r.text()
+            async with http.post(svc.url + "api/write", json={"path": setpoint, "value": "hot"}) as r:
+                assert r.status == 400 and "value must be a number" in (await r.json())["error"]
+            async with http.post(svc.url + "api/write",
+                                 json={"path": "changwon/plant1/line1/press/press1/oil_temp", "value": 1}) as r:
+                assert r.status == 403
+        await _wait(lambda: (setpoint, 840.0) in sim.client_writes, 5, "the setpoint write")
+        audit = [(e.data["user"], e.data["new"], e.data["result"].split(":")[0])
+                 for e in reversed(svc.historian.events(kinds=["write"]))]
+        # refused attempts are in the audit log too; a body that is not even a number never reaches it
+        assert audit == [("kim", 1.0, "ok"), ("kim", 1, "PermissionError"), ("kim", 2000.0, "ValueError"),
+                         ("lee", 840.0, "ok"), ("operator", 1.0, "PermissionError")]
+        assert all("old" in e.data and e.ts > 0 for e in svc.historian.events(kinds=["write"]))
     finally:
         sim.stop()
         await task

@@ -211,20 +211,23 @@ class Service:
                               data={"camera": camera_id, "path": str(path), **result}))
 
     async def write_tag(self, path: str, value: float, user: str) -> dict[str, Any]:
-        """Write a setpoint or a signal back to its machine; every attempt lands in the audit log."""
+        """Write a setpoint or a signal back to its machine. Every attempt, refused ones too, lands in
+        the audit log (the event log, kind "write"): who, what, old value, new value, when, result."""
         tag = self.plant.tag(path)
         if tag is None:
             raise KeyError(f"tag {path!r} is not in the plant file")
-        if not tag.writable:
-            raise PermissionError(f"tag {path} is not writable; mark it 'writable: true' in the plant file to allow it")
-        if tag.source is None or tag.source.connector not in self.connectors:
-            raise ValueError(f"tag {path} has no connector to write through")
-        value = float(value)
-        if not math.isfinite(value) or not (tag.lo <= value <= tag.hi):
-            raise ValueError(f"{value!r} is outside the range of {path} [{tag.lo:g}, {tag.hi:g}]; nothing was written")
         old = self.latest.get(path)
         result = "ok"
         try:
+            if not tag.writable:
+                raise PermissionError(f"tag {path} is not writable; mark it 'writable: true' in the plant file "
+                                      f"to allow it")
+            if tag.source is None or tag.source.connector not in self.connectors:
+                raise ValueError(f"tag {path} has no connector to write through")
+            value = float(value)
+            if not math.isfinite(value) or not (tag.lo <= value <= tag.hi):
+                raise ValueError(f"{value!r} is outside the range of {path} [{tag.lo:g}, {tag.hi:g}]; "
+                                 f"nothing was written")
             await self.connectors[tag.source.connector].write(tag, value)
         except Exception as e:
             result = f"{type(e).__name__}: {e}"
@@ -232,7 +235,7 @@ class Service:
         finally:
             self.emit_event(Event(ts=time.time_ns(), kind="write", source=path, code="write.setpoint",
                                   severity="info" if result == "ok" else "warning",
-                                  message=f"{user} wrote {value:g} to {path}: {result}",
+                                  message=f"{user} wrote {value!r} to {path}: {result}",
                                   data={"user": user, "old": old[1] if old else None, "new": value,
                                         "result": result, "tags": [path]}))
         return {"path": path, "old": old[1] if old else None, "new": value, "result": result}

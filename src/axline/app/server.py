@@ -346,6 +346,7 @@ def create_app(service: ServiceView, admin_password: str | None = None) -> web.A
     r.add_get("/api/series", _series)
     r.add_get("/api/events", _events)
     r.add_post("/api/events/{id}/feedback", _feedback)
+    r.add_post("/api/write", _write_tag)
     r.add_get("/api/stream", _stream)
     r.add_static("/static/", STATIC_DIR, show_index=False, append_version=False)
     return app
@@ -634,18 +635,7 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
         raise BadRequest(
             f"event id must be an integer, got {raw_id[:40]!r}", "POST /api/events/<id>/feedback"
         ) from None
-    if request.content_type != "application/json":
-        raise BadRequest(
-            "feedback must be sent as JSON", 'Content-Type: application/json, body {"verdict": "confirmed"}'
-        )
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest(
-            "feedback body is not valid JSON", '{"verdict": "confirmed", "user": "kim"}'
-        ) from None
-    if not isinstance(body, dict):
-        raise BadRequest("feedback body must be a JSON object", '{"verdict": "confirmed", "user": "kim"}')
+    body = await _json_body(request, '{"verdict": "confirmed", "user": "kim"}')
     verdict = body.get("verdict")
     if verdict not in VERDICTS:
         raise BadRequest(
@@ -663,6 +653,47 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
     except ValueError as e:
         raise BadRequest(f"feedback refused: {e}", "check the event id and verdict") from None
     return json_response(result if result is not None else {"ok": True})
+
+
+async def _json_body(request: web.Request, example: str) -> dict:
+    """The request's JSON object, or a 400 that shows what to send."""
+    if request.content_type != "application/json":
+        raise BadRequest("the body must be sent as JSON", f"Content-Type: application/json, body {example}")
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON", example) from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", example)
+    return body
+
+
+async def _write_tag(request: web.Request) -> web.StreamResponse:
+    """Write a value to a writable tag (a setpoint, a reject signal); recorded in the audit log."""
+    svc = _svc(request)
+    if not hasattr(svc, "write_tag"):
+        raise BadRequest("this server cannot write to machines", "", status=501)
+    example = '{"path": "site/area/line/cell/asset/signal", "value": 1, "user": "kim"}'
+    body = await _json_body(request, example)
+    path, value, user = body.get("path"), body.get("value"), body.get("user", "operator")
+    if not isinstance(path, str) or not path:
+        raise BadRequest("path must be the tag path to write", example)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"value must be a number, got {value!r}", example)
+    if not isinstance(user, str) or not user.strip() or len(user) > 64:
+        raise BadRequest("user must be a non-empty string of at most 64 characters", example)
+    try:
+        result = await svc.write_tag(path, float(value), user.strip())
+    except KeyError as e:
+        raise BadRequest(str(e).strip("'\""), "list tags with GET /api/plant", status=404) from None
+    except PermissionError as e:
+        raise BadRequest(str(e), "only tags marked writable in the plant file can be written", status=403) from None
+    except ValueError as e:
+        raise BadRequest(str(e), "send a value inside the tag's range") from None
+    except (ConnectionError, OSError, TimeoutError) as e:
+        raise BadRequest(f"the machine did not take the write: {e}", "check the connection and retry",
+                         status=502) from None
+    return json_response(result)
 
 
 # -- live stream --------------------------------------------------------------------------------
