@@ -118,6 +118,11 @@ def test_each_mistake_gives_one_clear_error(mutation, expected):
     assert expected in msg
 
 
+def test_exponent_without_a_dot_is_a_number():
+    plant = parse_plant(GOOD.replace("range: [0, 150]", "range: [0, 1e3]"), "plant.yaml")
+    assert plant.tag("changwon/plant1/line2/press/press3/spindle_temp").hi == 1000.0
+
+
 def test_yaml_syntax_error_names_line():
     msg = _error("plant:\n  site: [unclosed\n")
     assert msg.startswith("plant.yaml: line ") and "not valid YAML" in msg

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--truth", default=None, help="write ground truth (faults, parts) as JSON lines here")
     s.add_argument("--duration", type=float, default=None, help="wall-clock seconds to run (default: until stopped)")
 
+    s = sub.add_parser("discover", help="list what a machine offers; write a draft plant file and an inventory")
+    from axline import discover
+
+    discover.add_arguments(s)
+    s.set_defaults(func_run=discover.run)
+
     s = sub.add_parser("bench", help="run a benchmark and write its table to benchmarks/")
     bsub = s.add_subparsers(dest="bench", metavar="NAME")
     for name, (module, help_text) in BENCHES.items():

@@ -87,6 +87,7 @@ ASSET_KINDS = ("press", "cnc", "furnace", "vision", "packing", "robot", "conveyo
 CAMERA_SOURCES = ("folder", "opencv", "sim")
 KPI_KEYS = ("state", "parts_total", "parts_good", "parts_rejected", "energy")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_EXP_RE = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -310,6 +311,8 @@ class _V:
 
     def number(self, value: Any, path: str, lo: float | None = None, hi: float | None = None,
                strict_lo: bool = False) -> float:
+        if isinstance(value, str) and _EXP_RE.match(value.strip()):
+            value = float(value)  # PyYAML reads 1e6 (no dot) as text; people write it as a number
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(path, f"expected a number, got {value!r}")
         v = float(value)
