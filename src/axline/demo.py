@@ -93,12 +93,13 @@ def score_faults(faults: list[dict], events: list[Event], sim_end_ns: int, grace
         tags = set(f.get("tags") or [])
         hits = [e for e in alarms
                 if (e.source == f["asset"] or tags & set(e.data.get("tags", [])))
-                and f["start_ns"] <= e.ts <= f["end_ns"] + int(grace_s * 1e9)]
+                and f["start_ns"] <= e.data.get("raised_ts", e.ts) <= f["end_ns"] + int(grace_s * 1e9)]
         if hits:
-            first = min(hits, key=lambda e: e.ts)
+            first = min(hits, key=lambda e: e.data.get("raised_ts", e.ts))
+            delay = (first.data.get("raised_ts", first.ts) - f["start_ns"]) / 1e9
             detected.append({"kind": f["kind"], "asset": f["asset"], "event": first.id,
-                             "delay_s": round((first.ts - f["start_ns"]) / 1e9, 1), "code": first.code})
-            delays.append((first.ts - f["start_ns"]) / 1e9)
+                             "delay_s": round(delay, 1), "code": first.code})
+            delays.append(delay)
     return {"injected": [{"kind": f["kind"], "asset": f["asset"]} for f in injected], "detected": detected,
             "mean_delay_s": round(sum(delays) / len(delays), 1) if delays else None}
 

@@ -20,7 +20,7 @@ from axline.connect import registry
 from axline.connect.base import CONNECTED, Connector
 from axline.historian import Event, Historian, open_historian
 from axline.kpi import STATE_NAMES, LineKpiTracker
-from axline.monitor.baseline import AssetBaseline
+from axline.monitor.baseline import AssetBaseline, monitors_for_plant
 from axline.plant import Plant
 from axline.spool import DiskSpool, SpoolFullError, StoreAndForward
 
@@ -155,17 +155,7 @@ class Service:
             tracker.update(batch)
 
     def _setup_monitors(self) -> None:
-        configured = {m.asset: m for m in self.plant.monitors}
-        for asset in self.plant.assets():
-            m = configured.get(asset.path)
-            if self.plant.monitors and m is None:
-                continue  # monitors declared: only those assets
-            params = dict(self.monitor_params)
-            if m is not None:
-                params.update(m.params)
-            if not any(t.kind == "analog" for t in asset.tags):
-                continue
-            self.monitors[asset.path] = AssetBaseline(asset, emit=self.emit_event, update=self.update_event, **params)
+        self.monitors = monitors_for_plant(self.plant, self.emit_event, self.update_event, **self.monitor_params)
 
     def _update_monitors(self, batch: Batch) -> None:
         for mon in self.monitors.values():

@@ -19,7 +19,7 @@ from scipy.signal import lfilter
 from axline.batch import NS_PER_S, Batch
 from axline.historian.base import Event
 from axline.kpi import STATE_RUNNING
-from axline.plant import Asset
+from axline.plant import Asset, Plant
 
 ANALOG_KINDS = ("analog",)
 
@@ -41,9 +41,20 @@ class _Signal:
     same_since: int | None = None
     same_count: int = 0
     bad_since: int | None = None
+    active: bool = False  # latched off-normal
+    above_since: int | None = None
+    below_since: int | None = None
     seen: int = 0  # samples seen while learning
     repeats: int = 0  # of which equal to the one before
+    last_seen: int = 0
     varies: bool = False  # changes at (nearly) every sample: eligible for the stuck-sensor check
+
+
+@dataclass
+class _Alarm:
+    id: int
+    signals: set[str]
+    peak: dict[str, float]
 
 
 class AssetBaseline:
@@ -71,10 +82,7 @@ class AssetBaseline:
         self.trained = False
         self.emit = emit or (lambda e: 0)
         self.update_event = update or (lambda *a, **k: None)
-        self.alarm_id: int | None = None
-        self.above_since: int | None = None
-        self.below_since: int | None = None
-        self.peak: dict[str, float] = {}
+        self.open_alarms: list[_Alarm] = []
         self.sensor_alarms: dict[tuple[str, str], int] = {}  # (code, path) -> event id
 
     # -- streaming ------------------------------------------------------------------------------
@@ -148,43 +156,53 @@ class AssetBaseline:
 
     # -- alarms ---------------------------------------------------------------------------------
     def _evaluate(self, t: int) -> None:
-        zs = {s.name: s.z for s in self.signals.values() if np.isfinite(s.scale)}
-        if not zs:
+        """Per-signal hysteresis latches; an alarm event covers a group of signals that went off
+        normal together, so a second fault on the same asset still opens its own alarm."""
+        sigs = [s for s in self.signals.values() if np.isfinite(s.scale)]
+        if not sigs:
             return
-        score = max(zs.values())
-        if self.alarm_id is None:
-            if score > self.z_on:
-                self.above_since = self.above_since or t
-                if t - self.above_since >= self.min_on_ns:
-                    contrib = {k: round(v, 2) for k, v in sorted(zs.items(), key=lambda kv: -kv[1]) if v > 1.0}
-                    top = max(zs, key=zs.get)
-                    self.peak = dict(contrib)
-                    ev = Event(ts=self.above_since, kind="alarm", source=self.asset.path, code="anomaly.sensor",
-                               severity="alarm",
-                               message=f"{self.asset.id}: unusual {top} (z={zs[top]:.1f})",
-                               data={"detector": "robust", "score": round(score, 2), "top": top,
-                                     "contributions": contrib,
-                                     "window": [self.above_since - 120 * NS_PER_S, t],
-                                     "tags": [f"{self.asset.path}/{k}" for k in contrib]})
-                    self.alarm_id = self.emit(ev)
-                    self.below_since = None
+        newly: list[_Signal] = []
+        for s in sigs:
+            if not s.active:
+                if s.z > self.z_on:
+                    s.above_since = s.above_since or t
+                    if t - s.above_since >= self.min_on_ns:
+                        s.active, s.below_since = True, None
+                        newly.append(s)
+                else:
+                    s.above_since = None
+            elif s.z < self.z_off:
+                s.below_since = s.below_since or t
+                if t - s.below_since >= self.min_on_ns:
+                    s.active, s.above_since = False, None
             else:
-                self.above_since = None
-        else:
-            for k, v in zs.items():
-                if v > self.peak.get(k, 0.0) and v > 1.0:
-                    self.peak[k] = round(v, 2)
-            if score < self.z_off:
-                self.below_since = self.below_since or t
-                if t - self.below_since >= self.min_on_ns:
-                    self.update_event(self.alarm_id, end_ts=t, data={"peak_contributions": self.peak})
-                    self.alarm_id = None
-                    self.above_since = None
-            else:
-                self.below_since = None
+                s.below_since = None
+        zs = {s.name: s.z for s in sigs}
+        for alarm in self.open_alarms:
+            for k in alarm.signals:
+                alarm.peak[k] = round(max(alarm.peak.get(k, 0.0), zs[k]), 2)
+        uncovered = [s for s in newly if not any(s.name in a.signals for a in self.open_alarms)]
+        if uncovered:
+            onset = min(s.above_since or t for s in uncovered)
+            group = {s.name for s in uncovered} | {s.name for s in sigs if s.active and not any(
+                s.name in a.signals for a in self.open_alarms)}
+            contrib = {k: round(v, 2) for k, v in sorted(zs.items(), key=lambda kv: -kv[1]) if v > 1.0}
+            top = max(group, key=lambda k: zs[k])
+            ev = Event(ts=onset, kind="alarm", source=self.asset.path, code="anomaly.sensor", severity="alarm",
+                       message=f"{self.asset.id}: unusual {top} (z={zs[top]:.1f})",
+                       data={"detector": "robust", "score": round(zs[top], 2), "top": top, "contributions": contrib,
+                             "signals": sorted(group), "raised_ts": t, "window": [onset - 120 * NS_PER_S, t],
+                             "tags": [f"{self.asset.path}/{k}" for k in contrib]})
+            self.open_alarms.append(_Alarm(self.emit(ev), set(group), {k: round(zs[k], 2) for k in group}))
+        active = {s.name for s in sigs if s.active}
+        for alarm in list(self.open_alarms):
+            if not alarm.signals & active:
+                self.update_event(alarm.id, end_ts=t, data={"peak_contributions": alarm.peak})
+                self.open_alarms.remove(alarm)
 
     def _sensor_health(self, sig: _Signal, ts: np.ndarray, vals: np.ndarray, qual: np.ndarray) -> None:
         for t, v, q in zip(ts.tolist(), vals.tolist(), qual.tolist(), strict=True):
+            sig.last_seen = t
             if q >= 2 or v != v:
                 sig.bad_since = sig.bad_since or t
                 if t - sig.bad_since >= self.bad_ns:
@@ -214,10 +232,29 @@ class AssetBaseline:
             return
         ev = Event(ts=since, kind="alarm", source=self.asset.path, code=code, severity="warning", message=message,
                    data={"detector": "sensor_health", "signal": sig.name, "tags": [sig.path],
-                         "contributions": {sig.name: 1.0}})
+                         "contributions": {sig.name: 1.0}, "raised_ts": sig.last_seen})
         self.sensor_alarms[key] = self.emit(ev)
 
     def _close_sensor_alarm(self, code: str, sig: _Signal, t: int) -> None:
         eid = self.sensor_alarms.pop((code, sig.path), None)
         if eid is not None:
             self.update_event(eid, end_ts=t)
+
+
+def monitors_for_plant(plant: Plant, emit: Callable[[Event], int], update: Callable[..., None],
+                       **params: object) -> dict[str, AssetBaseline]:
+    """One baseline monitor per asset with analog signals; when the plant file declares monitors,
+    only those assets, each with its own parameters on top of ``params``."""
+    configured = {m.asset: m for m in plant.monitors}
+    out: dict[str, AssetBaseline] = {}
+    for asset in plant.assets():
+        m = configured.get(asset.path)
+        if plant.monitors and m is None:
+            continue
+        if not any(t.kind in ANALOG_KINDS for t in asset.tags):
+            continue
+        merged = dict(params)
+        if m is not None:
+            merged.update(m.params)
+        out[asset.path] = AssetBaseline(asset, emit=emit, update=update, **merged)
+    return out
