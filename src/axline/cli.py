@@ -17,6 +17,8 @@ BENCHES = {
     "cmapss": ("axline.bench.cmapss", "remaining useful life on NASA C-MAPSS FD001"),
     "cwru": ("axline.bench.cwru", "bearing fault detection and diagnosis on CWRU"),
     "inspect": ("axline.bench.inspect", "visual inspection on magnetic tile"),
+    "vfactory": ("axline.bench.vfactory", "the live monitors on the virtual factory against its ground truth"),
+    "ingest": ("axline.bench.ingest", "ingest throughput: embedded and PostgreSQL historians, MQTT, OPC UA"),
 }
 
 

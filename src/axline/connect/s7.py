@@ -1,0 +1,341 @@
+"""Siemens S7 connector (python-snap7's asyncio client, S7 communication over ISO-on-TCP, port 102).
+
+A tag's ``source.address`` is an S7 absolute address with an optional type and scaling::
+
+    DB<n>.DBX<byte>.<bit>            bit of a data block                     e.g. DB1.DBX8.0
+    DB<n>.DBB<byte>[:byte|sint]      byte (default: byte, unsigned)          e.g. DB1.DBB2
+    DB<n>.DBW<byte>[:int|uint|word]  16-bit (default: int, signed)           e.g. DB1.DBW4:int
+    DB<n>.DBD<byte>[:real|dint|udint|dword]  32-bit (default: real)          e.g. DB1.DBD0:real
+    M<byte>.<bit>, MB<byte>, MW<byte>, MD<byte>     merker (flag) memory, same types
+    I<byte>.<bit>, IB, IW, ID        process inputs (German E... also accepted)
+    Q<byte>.<bit>, QB, QW, QD        process outputs (German A... also accepted)
+
+followed optionally by `` scale=<number> offset=<number>`` (value = raw * scale + offset). Values
+are big-endian as in the PLC. The data blocks must allow PUT/GET access (on S7-1200/1500: not
+"optimized block access", and "permit access with PUT/GET" enabled).
+
+Reads are grouped per area and data block into spans of nearby bytes (``max_gap_bytes``), one
+``read_area`` per span and poll cycle. A span the PLC refuses (a missing DB, an address past its
+end) marks its tags BAD_CONFIG; a dead PLC raises and ``run`` reconnects.
+
+Writes go to DB and M areas only. A bit is written by reading its byte, changing the bit and
+writing the byte back (snap7's own ``db_write_bool`` does the same; its test server does not
+honour single-bit writes), so a bit that the PLC program changes in the same byte at the same
+instant can be overwritten: give write-back bits their own byte where that matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import struct
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from snap7.async_client import AsyncClient
+from snap7.error import S7ProtocolError
+from snap7.type import Area
+
+from axline.batch import BAD_CONFIG, Batch
+from axline.connect import codec
+from axline.connect.base import CONNECTED, Connector, Sink
+from axline.connect.registry import Option, Schema
+from axline.plant import Tag
+
+log = logging.getLogger(__name__)
+
+# type -> numpy dtype (big-endian)
+S7_TYPES: dict[str, str] = {
+    "bool": "u1",
+    "byte": "u1",
+    "sint": "i1",
+    "int": ">i2",
+    "uint": ">u2",
+    "word": ">u2",
+    "dint": ">i4",
+    "udint": ">u4",
+    "dword": ">u4",
+    "real": ">f4",
+}
+_WIDTH_TYPES = {
+    "X": ("bool",),
+    "B": ("byte", "sint"),
+    "W": ("int", "uint", "word"),
+    "D": ("real", "dint", "udint", "dword"),
+}
+_AREAS = {"DB": Area.DB, "M": Area.MK, "I": Area.PE, "E": Area.PE, "Q": Area.PA, "A": Area.PA}
+_AREA_NAMES = {Area.DB: "DB", Area.MK: "M", Area.PE: "I", Area.PA: "Q"}
+WRITABLE_AREAS = (Area.DB, Area.MK)
+ALLOWED_FORMS = (
+    "'DB<n>.DBX<byte>.<bit>', 'DB<n>.DBB<byte>[:byte|sint]', 'DB<n>.DBW<byte>[:int|uint|word]', "
+    "'DB<n>.DBD<byte>[:real|dint|udint|dword]', 'M<byte>.<bit>', 'MB|MW|MD<byte>[:type]', and the "
+    "same for I and Q; optionally followed by ' scale=<number> offset=<number>'"
+)
+_DB_RE = re.compile(r"^DB(\d+)\.DB([XBWD])(\d+)(?:\.(\d+))?$", re.IGNORECASE)
+_MIQ_RE = re.compile(r"^([MIEQA])([BWD]?)(\d+)(?:\.(\d+))?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class S7Address:
+    """One parsed tag address."""
+
+    area: Area
+    db: int
+    byte: int
+    bit: int  # -1 unless type is bool
+    type: str
+    scaling: codec.Scaling
+
+    @property
+    def size(self) -> int:
+        return 1 if self.type == "bool" else np.dtype(S7_TYPES[self.type]).itemsize
+
+
+def parse_address(text: str, tag_path: str) -> S7Address:
+    """Parse a tag's S7 address; a mistake raises ValueError naming the tag and the allowed forms."""
+    core, scaling = codec.split_options(text, tag_path, ALLOWED_FORMS)
+
+    def bad(problem: str) -> ValueError:
+        return ValueError(f"tag {tag_path}: S7 address {text!r}: {problem}; allowed forms: {ALLOWED_FORMS}")
+
+    addr, _, type_name = core.partition(":")
+    type_name = type_name.lower()
+    m = _DB_RE.match(addr)
+    if m:
+        area, db, width, byte, bit = Area.DB, int(m.group(1)), m.group(2).upper(), int(m.group(3)), m.group(4)
+        if db < 1 or db > 65535:
+            raise bad(f"data block number {db} is outside 1..65535")
+    else:
+        m = _MIQ_RE.match(addr)
+        if not m:
+            raise bad("not an S7 address")
+        area, db, byte, bit = _AREAS[m.group(1).upper()], 0, int(m.group(3)), m.group(4)
+        width = m.group(2).upper() or "X"
+    if width == "X":
+        if bit is None:
+            raise bad("a bit address needs '.<bit>', e.g. DB1.DBX8.0 or M10.3")
+        if int(bit) > 7:
+            raise bad(f"bit {bit} is outside 0..7")
+    elif bit is not None:
+        raise bad(f"'.{bit}' only goes with a bit address (DBX or M/I/Q without B, W or D)")
+    allowed = _WIDTH_TYPES[width]
+    type_name = type_name or allowed[0]
+    if type_name not in allowed:
+        what = "bit" if width == "X" else f"{np.dtype(S7_TYPES[allowed[0]]).itemsize}-byte ({width})"
+        raise bad(f"type {type_name!r} does not fit a {what} address; use {', '.join(allowed)}")
+    if byte > 65535:
+        raise bad(f"byte offset {byte} is outside 0..65535")
+    if type_name == "bool" and scaling != codec.Scaling():
+        raise bad("scale and offset do not apply to bits")
+    return S7Address(area, db, byte, int(bit) if width == "X" else -1, type_name, scaling)
+
+
+@dataclass
+class S7Read:
+    """One read_area of a poll cycle and how its bytes become tag values."""
+
+    area: Area
+    db: int
+    start: int
+    size: int
+    positions: np.ndarray
+    groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]  # (type, members, byte offsets, bits)
+
+
+def plan_reads(
+    addresses: list[S7Address], max_gap_bytes: int = 16, max_block_bytes: int = 400
+) -> list[S7Read]:
+    """Group addresses per area and data block into spans read with one request each."""
+    keys = sorted({(int(a.area), a.db) for a in addresses})
+    reads: list[S7Read] = []
+    for area_code, db in keys:
+        members = [i for i, a in enumerate(addresses) if (int(a.area), a.db) == (area_code, db)]
+        items = [(addresses[i].byte, addresses[i].size) for i in members]
+        for start, size, idx in codec.group_spans(items, max_gap_bytes, max_block_bytes):
+            positions = np.array([members[j] for j in idx], dtype=np.int64)
+            by_type: dict[str, list[int]] = {}
+            for k, p in enumerate(positions):
+                by_type.setdefault(addresses[p].type, []).append(k)
+            groups = []
+            for type_name, ks in by_type.items():
+                ks_arr = np.array(ks, dtype=np.int64)
+                offs = np.array([addresses[positions[k]].byte - start for k in ks], dtype=np.int64)
+                bits = np.array([max(addresses[positions[k]].bit, 0) for k in ks], dtype=np.int64)
+                groups.append((type_name, ks_arr, offs, bits))
+            reads.append(S7Read(Area(area_code), db, start, size, positions, groups))
+    return reads
+
+
+def _label(area: Area, db: int) -> str:
+    return f"DB{db}" if area == Area.DB else _AREA_NAMES[area]
+
+
+class S7Connector(Connector):
+    """Polls a Siemens S7 PLC (S7-300/400/1200/1500 with PUT/GET); writes DB and M tags."""
+
+    schema = Schema(
+        {
+            "host": Option(str, help="PLC IP address or host name"),
+            "port": Option(int, 102, min=1, max=65535, help="ISO-on-TCP port"),
+            "rack": Option(int, 0, min=0, max=7, help="rack of the CPU"),
+            "slot": Option(int, 1, min=0, max=31, help="slot of the CPU (S7-1200/1500: 1, S7-300: 2)"),
+            "poll_interval_ms": Option(float, 1000.0, min=10, max=600000, help="time between poll cycles"),
+            "timeout_s": Option(float, 2.0, min=0.1, max=60, help="connect and response timeout"),
+            "max_gap_bytes": Option(
+                int, 16, min=0, max=4096, help="unused bytes read to join two tags into one read"
+            ),
+            "max_block_bytes": Option(
+                int,
+                400,
+                min=1,
+                max=65535,
+                help="largest span read at once (larger spans than one PDU are split)",
+            ),
+        }
+    )
+
+    def __init__(self, name, options, tags) -> None:
+        options = self.schema.validate(options)
+        super().__init__(name, options, tags)
+        self._tags = [t for t in tags if t.source]
+        self.addresses = {t.path: parse_address(t.source.address, t.path) for t in self._tags}
+        for t in self._tags:
+            if t.writable and self.addresses[t.path].area not in WRITABLE_AREAS:
+                raise ValueError(
+                    f"tag {t.path} is marked writable but its address {t.source.address!r} is a process "
+                    f"input or output; only DB and M addresses can be written"
+                )
+        self.paths = tuple(t.path for t in self._tags)
+        addrs = [self.addresses[p] for p in self.paths]
+        try:
+            self.requests = plan_reads(addrs, options["max_gap_bytes"], options["max_block_bytes"])
+        except ValueError as e:
+            raise ValueError(f"connector {name!r}: {e}; raise max_block_bytes") from None
+        self._scale = np.array([a.scaling.scale for a in addrs], dtype=np.float64)
+        self._offset = np.array([a.scaling.offset for a in addrs], dtype=np.float64)
+        self._lo = np.array([t.lo for t in self._tags], dtype=np.float64)
+        self._hi = np.array([t.hi for t in self._tags], dtype=np.float64)
+        self._client: AsyncClient | None = None
+        self._lock = asyncio.Lock()
+        self._warned: set[tuple[int, int, int]] = set()
+
+    async def session(self, sink: Sink) -> None:
+        o = self.options
+        client = AsyncClient()
+        try:
+            await asyncio.wait_for(
+                client.connect(o["host"], o["rack"], o["slot"], o["port"]), o["timeout_s"] + 1
+            )
+            if client.connection is not None:
+                client.connection.timeout = o["timeout_s"]
+            self._client = client
+            self.connects += 1
+            self._set_state(CONNECTED)
+            interval = o["poll_interval_ms"] / 1000
+            while not self._stopping.is_set():
+                t0 = time.monotonic()
+                batch = await self.poll_once()
+                if len(batch):
+                    self.readings += len(batch)
+                    sink(batch)
+                try:
+                    await asyncio.wait_for(
+                        self._stopping.wait(), max(0.0, interval - (time.monotonic() - t0))
+                    )
+                except TimeoutError:
+                    pass
+        finally:
+            self._client = None
+            try:
+                await asyncio.wait_for(client.disconnect(), 1.0)
+            except Exception:  # noqa: BLE001 - the PLC may be gone already
+                pass
+
+    async def poll_once(self) -> Batch:
+        """Read every tag once (one read per planned span); one batch of all tags."""
+        n = len(self.paths)
+        raw = np.full(n, np.nan)
+        ts = np.zeros(n, dtype=np.int64)
+        forced = np.zeros(n, dtype=bool)
+        for req in self.requests:
+            buf = await self._read(req)
+            ts[req.positions] = time.time_ns()
+            if buf is None:
+                forced[req.positions] = True
+                continue
+            for type_name, members, offs, bits in req.groups:
+                if type_name == "bool":
+                    vals = ((buf[offs] >> bits) & 1).astype(np.float64)
+                else:
+                    vals = codec.decode_bytes(buf, offs, S7_TYPES[type_name])
+                raw[req.positions[members]] = vals
+        values = raw * self._scale + self._offset
+        q = codec.quality_of(values, self._lo, self._hi)
+        q[forced] = BAD_CONFIG
+        return Batch(self.paths, np.arange(n), ts, values, q)
+
+    async def _read(self, req: S7Read) -> np.ndarray | None:
+        client = self._client
+        if client is None:
+            raise ConnectionError("not connected")
+        try:
+            async with self._lock:
+                data = await asyncio.wait_for(
+                    client.read_area(req.area, req.db, req.start, req.size), self.options["timeout_s"] + 1
+                )
+        except S7ProtocolError as e:
+            if not str(e).startswith("Read operation failed"):
+                raise
+            key = (int(req.area), req.db, req.start)
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning(
+                    "connector %s: PLC refused reading %s bytes %d..%d (%s); its %d tags get quality "
+                    "bad_config (check the addresses and that the DB exists with PUT/GET access)",
+                    self.name,
+                    _label(req.area, req.db),
+                    req.start,
+                    req.start + req.size - 1,
+                    e,
+                    len(req.positions),
+                )
+            return None
+        self._warned.discard((int(req.area), req.db, req.start))
+        if len(data) < req.size:
+            raise S7ProtocolError(f"PLC returned {len(data)} bytes, {req.size} were asked")
+        return np.frombuffer(bytes(data), dtype=np.uint8)
+
+    async def write(self, tag: Tag, value: float) -> None:
+        """Write a DB or M tag (scale/offset inverted, range and type checked)."""
+        if not tag.writable:
+            raise PermissionError(
+                f"tag {tag.path} is not writable; mark it 'writable: true' in the plant file"
+            )
+        addr = self.addresses.get(tag.path)
+        if addr is None:
+            raise ValueError(f"tag {tag.path} is not read by connector {self.name!r}")
+        codec.check_write_range(tag.path, value, tag.lo, tag.hi)
+        client = self._client
+        if client is None or self.state != CONNECTED:
+            raise ConnectionError(
+                f"connector {self.name!r} is not connected; the write to {tag.path} was not sent"
+            )
+        timeout = self.options["timeout_s"] + 1
+        if addr.type == "bool":
+            v = float(value)
+            if v not in (0.0, 1.0):
+                raise ValueError(f"tag {tag.path}: a bit takes 0 or 1, got {value!r}")
+            async with self._lock:
+                cur = await asyncio.wait_for(client.read_area(addr.area, addr.db, addr.byte, 1), timeout)
+                b = cur[0] | (1 << addr.bit) if v else cur[0] & ~(1 << addr.bit) & 0xFF
+                await asyncio.wait_for(
+                    client.write_area(addr.area, addr.db, addr.byte, bytearray([b])), timeout
+                )
+            return
+        dtype = S7_TYPES[addr.type]
+        raw = codec.to_raw(value, addr.scaling.scale, addr.scaling.offset, dtype, f"tag {tag.path}")
+        data = bytearray(struct.pack(">" + np.dtype(dtype).char, raw))
+        async with self._lock:
+            await asyncio.wait_for(client.write_area(addr.area, addr.db, addr.byte, data), timeout)
