@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", "-c", required=True, help="plant file (YAML)")
     _web_args(s)
 
+    s = sub.add_parser("edge", help="collect one line and forward it to a central MQTT broker (store-and-forward)")
+    s.add_argument("--config", "-c", required=True, help="plant file (YAML) of this line")
+    s.add_argument("--broker", required=True, help="central broker, mqtt://host:1883")
+    s.add_argument("--spool-mb", type=float, default=1024.0, help="disk kept for readings while the broker is away")
+    s.add_argument("--no-web", action="store_true", help="no local dashboard")
+    _web_args(s)
+
     s = sub.add_parser("demo", help="run everything on the built-in virtual factory")
     _web_args(s)
     s.add_argument("--speed", type=float, default=20.0, help="simulated seconds per wall-clock second (default 20)")
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             return _init(args)
         if cmd == "check":
             return _check(args)
-        if cmd == "serve":
+        if cmd in ("serve", "edge"):
             return _serve(args)
         if cmd == "demo":
             from axline.demo import run_demo
@@ -188,8 +195,15 @@ def _serve(args) -> int:
 
     async def main_async() -> int:
         svc = Service(plant, host=args.host, port=args.port, admin_password=args.admin_password)
-        await svc.start()
-        print(f"axline is serving {plant.name['en']} at {svc.url} (Ctrl-C stops)", flush=True)
+        web = not getattr(args, "no_web", False)
+        await svc.start(web=web)
+        if getattr(args, "broker", None):
+            from axline.edge import attach_uplink
+
+            attach_uplink(svc, args.broker, args.spool_mb)
+            print(f"axline edge: forwarding {plant.name['en']} to {args.broker}", flush=True)
+        if web:
+            print(f"axline is serving {plant.name['en']} at {svc.url} (Ctrl-C stops)", flush=True)
         await _wait_for_signal()
         await svc.stop()
         return 0

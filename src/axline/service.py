@@ -59,6 +59,9 @@ class Service:
         self.runner = None
         self.url: str | None = None
         self.forward: StoreAndForward | None = None
+        self.uplink: StoreAndForward | None = None
+        self.publisher = None
+        self.repeats_dropped = 0
         self.store_errors = 0
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
 
@@ -79,7 +82,7 @@ class Service:
             conn = cls(cfg.name, cfg.options, self.plant.connector_tags(cfg.name))
             conn.on_state = self._connector_state
             self.connectors[cfg.name] = conn
-            self._tasks.append(asyncio.create_task(conn.run(self.bus.publish), name=f"connector-{cfg.name}"))
+            self._tasks.append(asyncio.create_task(conn.run(self.ingest), name=f"connector-{cfg.name}"))
         for cam in self.plant.cameras:
             if cam.source == "folder" or cam.source == "sim":
                 folder = cam.path if os.path.isabs(cam.path or "") else os.path.join(self.plant.base_dir, cam.path or "")
@@ -111,8 +114,12 @@ class Service:
     async def stop(self) -> None:
         for conn in self.connectors.values():
             conn.stop()
-        if self.forward is not None and len(self.forward.spool):
-            await asyncio.get_running_loop().run_in_executor(None, self.forward.drain_once)
+        loop = asyncio.get_running_loop()
+        for fwd in (self.forward, self.uplink):
+            if fwd is not None and len(fwd.spool):
+                await loop.run_in_executor(None, fwd.drain_once)
+        if self.publisher is not None:
+            self.publisher.stop()
         for cam in self.cameras.values():
             cam.stop()
         for t in self._tasks:
@@ -127,6 +134,22 @@ class Service:
             self.historian = None
 
     # -- data path ------------------------------------------------------------------------------
+    def ingest(self, batch: Batch) -> None:
+        """Entry of every batch from a connector: drop readings already seen, then publish."""
+        self.bus.publish(self._drop_seen(batch))
+
+    def _drop_seen(self, batch: Batch) -> Batch:
+        """A reading not newer than the newest stored for its tag is a repeat (an OPC UA initial value
+        after a reconnect, an MQTT redelivery, a batch an edge sent again): count it and drop it."""
+        if not len(batch):
+            return batch
+        last = np.array([self.latest.get(p, (-(2**62),))[0] for p in batch.paths], dtype=np.int64)
+        keep = batch.ts > last[batch.idx]
+        if keep.all():
+            return batch
+        self.repeats_dropped += int(len(keep) - keep.sum())
+        return batch.select(keep)
+
     def _store(self, batch: Batch) -> None:
         try:
             self.forward.put(batch)
@@ -271,6 +294,8 @@ class Service:
                 "uptime_s": round(time.time() - self.started_wall, 1),
                 "images_received": self.images_received,
                 "store": self.forward.status() if self.forward else None,
+                "uplink": self.uplink.status() if self.uplink else None,
+                "repeats_dropped": self.repeats_dropped,
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 
     def subscribe(self) -> asyncio.Queue:

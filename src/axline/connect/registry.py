@@ -17,6 +17,7 @@ _CONNECTORS: dict[str, str] = {
     "sparkplug": "axline.connect.sparkplug:SparkplugConnector",
     "s7": "axline.connect.s7:S7Connector",
     "melsec": "axline.connect.melsec:MelsecConnector",
+    "uns": "axline.connect.uns:UnsConnector",
 }
 
 _REQUIRED = object()

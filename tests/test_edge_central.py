@@ -1,0 +1,159 @@
+"""Edge -> central through a real Mosquitto: two lines, each with its own virtual factory (OPC UA) and
+`axline edge`, one central service subscribed to the unified namespace. The broker is restarted
+mid-stream; afterwards every reading each edge accepted is at the central exactly once.
+
+The broker is a private Mosquitto started by the test (own port, own persistence folder) so the
+test can restart it without touching anything else on the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from axline.connect.base import CONNECTED
+from axline.edge import attach_uplink
+from axline.plant import parse_plant
+from axline.service import Service
+from axline.sim.line import VirtualLine
+from axline.sim.server import SimServer
+from conftest import free_port
+
+START = 1_767_225_600 * 1_000_000_000
+
+pytestmark = pytest.mark.slow
+
+
+class PrivateBroker:
+    def __init__(self, folder: Path) -> None:
+        if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+            pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+        self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.port = free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                             f"persistence_location {folder}/\nmax_queued_messages 100000\n"
+                             f"log_dest file {folder}/mosquitto.log\n")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)])
+        import socket
+
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("private mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
+            self.proc.wait(10)
+
+
+def _edge_plant(line_id: str, connector: str, data_dir: Path, endpoint: str):
+    text = files("axline.data").joinpath("demo_plant.yaml").read_text(encoding="utf-8")
+    text = (text.replace("id: line1", f"id: {line_id}").replace("name: sim", f"name: {connector}")
+            .replace("connector: sim", f"connector: {connector}").replace("cameras:", "cameras_unused:"))
+    text = text.split("cameras_unused:")[0]
+    plant = parse_plant(text, f"{line_id}.yaml", base_dir=str(data_dir))
+    plant.connectors[0].options["endpoint"] = endpoint
+    return plant
+
+
+def _central_plant(broker_port: int, data_dir: Path):
+    text = f"""
+plant: {{site: changwon, area: plant1, timezone: Asia/Seoul}}
+historian: {{backend: embedded, path: data/historian, fsync: interval}}
+connectors:
+  - {{name: uns, type: uns, host: 127.0.0.1, port: {broker_port}, topics: ["changwon/#"],
+     client_id: axline-central-test-{broker_port}}}
+lines:
+  - id: line1
+    assets: [{{id: totals, cell: line, tags: [{{signal: parts_total, unit: count, kind: counter}}]}}]
+  - id: line2
+    assets: [{{id: totals, cell: line, tags: [{{signal: parts_total, unit: count, kind: counter}}]}}]
+"""
+    return parse_plant(text, "central.yaml", base_dir=str(data_dir))
+
+
+async def _wait(cond, timeout: float, what: str) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_two_edges_one_central_survive_a_broker_restart(tmp_path):
+    broker = PrivateBroker(tmp_path / "broker")
+    broker.start()
+    sims, edges = [], []
+    central = Service(_central_plant(broker.port, tmp_path / "central"))
+    try:
+        await central.start(web=False)
+        await _wait(lambda: central.connectors["uns"].state == CONNECTED, 15, "central to subscribe")
+        for k, line_id in enumerate(("line1", "line2")):
+            endpoint = f"opc.tcp://127.0.0.1:{free_port()}/axline/sim"
+            sim = SimServer(VirtualLine(seed=10 + k, start_ns=START, faults=None, render_images=False,
+                                        prefix=f"changwon/plant1/{line_id}"), endpoint=endpoint, speed=10)
+            sims.append((sim, asyncio.create_task(sim.run())))
+            await sim.ready.wait()
+            edge = Service(_edge_plant(line_id, f"plc{k + 1}", tmp_path / f"edge{k + 1}", endpoint))
+            await edge.start(web=False)
+            attach_uplink(edge, broker.url)
+            edges.append(edge)
+        await _wait(lambda: all(e.historian.count() > 2000 for e in edges), 60, "edges collecting")
+        await _wait(lambda: central.historian.count() > 2000, 30, "central receiving")
+
+        broker.stop()  # mid-stream
+        await _wait(lambda: all(len(e.uplink.spool) > 3 for e in edges), 30, "edges spooling on disk")
+        assert all(not e.uplink.online for e in edges)
+        broker.start()
+        await asyncio.sleep(3.0)  # keep producing while everyone reconnects
+
+        for sim, task in sims:  # end of the stream
+            sim.stop()
+            await task
+        await asyncio.sleep(1.0)
+        await _wait(lambda: all(len(e.uplink.spool) == 0 and e.uplink.online for e in edges), 60, "spools to drain")
+        expected = sum(e.historian.count() for e in edges)
+        await _wait(lambda: central.historian.count() >= expected, 30, "central to catch up")
+        await asyncio.sleep(1.0)
+
+        # every reading each edge accepted is at the central, exactly once
+        for edge in edges:
+            tags = [t for t in edge.historian.tags() if "/axline/" not in t]
+            assert len(tags) == 46
+            mine = edge.historian.query(tags, 0, 2**62)
+            theirs = central.historian.query(tags, 0, 2**62)
+            for path in tags:
+                a, b = mine[path], theirs[path]
+                assert len(a) == len(b), f"{path}: edge has {len(a)}, central {len(b)}"
+                np.testing.assert_array_equal(a.ts, b.ts, err_msg=path)
+                np.testing.assert_array_equal(a.value, b.value, err_msg=path)
+        assert sum(e.uplink.spooled for e in edges) > 0  # the outage really was bridged by the spools
+    finally:
+        for sim, task in sims:
+            sim.stop()
+            if not task.done():
+                await task
+        for e in edges:
+            await e.stop()
+        await central.stop()
+        broker.stop()
