@@ -79,7 +79,11 @@ class Service:
         self.bus.subscribe("monitors", self._update_monitors)
         for cfg in self.plant.connectors:
             cls = registry.connector_class(cfg.type)
-            conn = cls(cfg.name, cfg.options, self.plant.connector_tags(cfg.name))
+            options = dict(cfg.options)
+            for key in ("dead_letter_dir",):  # folders in the plant file are relative to the plant file
+                if options.get(key) and not os.path.isabs(options[key]):
+                    options[key] = os.path.join(self.plant.base_dir, options[key])
+            conn = cls(cfg.name, options, self.plant.connector_tags(cfg.name))
             conn.on_state = self._connector_state
             self.connectors[cfg.name] = conn
             self._tasks.append(asyncio.create_task(conn.run(self.ingest), name=f"connector-{cfg.name}"))
