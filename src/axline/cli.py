@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     ins = _optional("axline.inspect.cli")
     train = sub.add_parser("train", help="train a model")
     tsub = train.add_subparsers(dest="what", metavar="WHAT")
+    from axline.monitor import live
+
+    t = tsub.add_parser("monitor", help="learn an asset's normal behaviour from the historian")
+    live.add_train_arguments(t)
+    t.set_defaults(func_run=live.run_train)
     if ins is not None:
         t = tsub.add_parser("inspector", help="learn visual inspection from images of good parts")
         ins.add_train_arguments(t)

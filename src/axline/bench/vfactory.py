@@ -47,7 +47,7 @@ def run_seed(seed: int, hours: float, warmup_s: float, step_s: float, grace_s: f
         if fields.get("end_ts") is not None:
             events[eid].end_ts = fields["end_ts"]
 
-    monitors = monitors_for_plant(plant, emit, update, **params)
+    monitors = monitors_for_plant(plant, emit, update, trained=False, **params)
     line = VirtualLine(seed=seed, start_ns=START_NS, faults="auto", warmup_s=warmup_s, render_images=False)
     t0 = time.perf_counter()
     steps = int(hours * 3600 / step_s)

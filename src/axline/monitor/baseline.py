@@ -63,7 +63,7 @@ class AssetBaseline:
     def __init__(self, asset: Asset, *, learn_s: float = 240.0, smooth_s: float = 10.0, z_on: float = 6.0,
                  z_off: float = 3.0, min_on_s: float = 5.0, stuck_s: float = 30.0, bad_s: float = 5.0,
                  emit: Callable[[Event], int] | None = None,
-                 update: Callable[..., None] | None = None) -> None:
+                 update: Callable[..., None] | None = None, judge_levels: bool = True) -> None:
         for name, value, lo in (("learn_s", learn_s, 1), ("smooth_s", smooth_s, 0), ("min_on_s", min_on_s, 0),
                                 ("stuck_s", stuck_s, 1), ("bad_s", bad_s, 0)):
             if not value >= lo:
@@ -71,6 +71,7 @@ class AssetBaseline:
         if not 0 < z_off < z_on:
             raise ValueError(f"need 0 < z_off < z_on, got z_off={z_off}, z_on={z_on}")
         self.asset = asset
+        self.judge_levels = judge_levels  # False when a trained detector judges this asset's levels
         self.learn_s, self.smooth_s, self.z_on, self.z_off = learn_s, smooth_s, z_on, z_off
         self.min_on_ns, self.stuck_ns, self.bad_ns = (int(x * NS_PER_S) for x in (min_on_s, stuck_s, bad_s))
         self.signals = {t.path: _Signal(t.path, t.signal, t.period_s, (t.hi - t.lo) if np.isfinite(t.hi - t.lo) else 0.0)
@@ -125,7 +126,7 @@ class AssetBaseline:
         if not self.trained and t_max >= (self.learn_until or t_max + 1):
             self._finish_learning()
             return
-        if self.trained:
+        if self.trained and self.judge_levels:
             self._evaluate(t_max)
 
     def _smooth(self, sig: _Signal, vals: np.ndarray) -> np.ndarray:
@@ -242,9 +243,13 @@ class AssetBaseline:
 
 
 def monitors_for_plant(plant: Plant, emit: Callable[[Event], int], update: Callable[..., None],
-                       **params: object) -> dict[str, AssetBaseline]:
-    """One baseline monitor per asset with analog signals; when the plant file declares monitors,
-    only those assets, each with its own parameters on top of ``params``."""
+                       trained: bool = True, **params: object) -> dict[str, object]:
+    """The live monitors of a plant: per asset with analog signals, the baseline (sensor health,
+    and levels unless a trained model exists), plus the asset's trained detector (`axline train
+    monitor`) when there is one. When the plant file declares monitors, only those assets, each
+    with its own parameters on top of ``params``."""
+    from axline.monitor.live import LiveDetectorMonitor, load_current
+
     configured = {m.asset: m for m in plant.monitors}
     out: dict[str, AssetBaseline] = {}
     for asset in plant.assets():
@@ -256,5 +261,8 @@ def monitors_for_plant(plant: Plant, emit: Callable[[Event], int], update: Calla
         merged = dict(params)
         if m is not None:
             merged.update(m.params)
-        out[asset.path] = AssetBaseline(asset, emit=emit, update=update, **merged)
+        model = load_current(plant, asset.path) if trained else None
+        out[asset.path] = AssetBaseline(asset, emit=emit, update=update, judge_levels=model is None, **merged)
+        if model is not None:
+            out[asset.path + "#trained"] = LiveDetectorMonitor(asset, model[0], model[1], emit=emit, update=update)
     return out
