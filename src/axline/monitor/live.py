@@ -24,7 +24,6 @@ import numpy as np
 from axline.batch import NS_PER_S, Batch
 from axline.historian.base import Event, Historian
 from axline.kpi import STATE_RUNNING
-from axline.monitor.alarms import AlarmLatch
 from axline.monitor.detectors import Detector, load_detector, make_detector
 from axline.plant import Asset, Plant
 
@@ -166,7 +165,8 @@ class LiveDetectorMonitor:
         self.paths = list(meta["tags"])
         self.step = int(meta["step_s"] * NS_PER_S)
         self.emit, self.update_event = emit, update
-        self.latch = AlarmLatch(detector.threshold, 0.8 * detector.threshold, min_on_steps, release_steps)
+        # released relative to the detector's normal score level (not 0 for every detector)
+        self.latch = detector.latch(ratio=0.8, min_duration=min_on_steps, release=release_steps)
         self.last = np.full(len(self.paths), np.nan)
         self.sums = np.zeros(len(self.paths))
         self.counts = np.zeros(len(self.paths))

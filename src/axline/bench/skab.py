@@ -1,0 +1,431 @@
+"""SKAB benchmark: ``axline bench skab --data ../shared/datasets/SKAB --json out.json``.
+
+SKAB's own protocol: each of the 34 labelled CSVs is split, the first 400 rows fit the detector and
+the rest are the test part (no shuffling). Outlier metrics are point-wise, pooled over all test
+parts; changepoints are the edges of the predicted mask, scored with SKAB's NAB variant (60 s
+windows to the right of each true changepoint).
+
+How hyperparameters are chosen without test labels: on the anomaly-free run only. The threshold
+of every file is ``level + factor x spread`` of the detector's scores on that file's own 400
+fitting rows; ``factor`` gives a pooled false-alarm rate of ``--calib-far`` on 1,150-row pieces of
+the anomaly-free run, and each detector's free parameters are picked by F1 on synthetic faults
+injected there (``select_params``). Test labels are used for scoring only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axline.bench.common import (
+    command_line,
+    machine_info,
+    markdown_table,
+    peak_rss_mb,
+    require_dir,
+    utc_now,
+    write_json,
+    write_markdown,
+)
+from axline.monitor.alarms import AlarmLatch
+from axline.monitor.detectors import Detector, make_detector
+from axline.monitor.metrics import binary_metrics, mask_edges, nab_scores
+
+FIT_ROWS = 400
+SIGNALS = [
+    "Accelerometer1RMS",
+    "Accelerometer2RMS",
+    "Current",
+    "Pressure",
+    "Temperature",
+    "Thermocouple",
+    "Voltage",
+    "Volume Flow RateRMS",
+]
+
+#: published SKAB leaderboard rows (README of waico/SKAB @ b2c0d46): F1, FAR %, MAR %
+PUBLISHED_OUTLIER = [
+    ("Conv-AE", 0.78, 13.55, 28.02),
+    ("MSET", 0.78, 39.73, 14.13),
+    ("T-squared+Q (PCA-based)", 0.76, 26.62, 24.92),
+    ("LSTM-AE", 0.74, 29.96, 25.92),
+    ("T-squared", 0.66, 19.21, 42.6),
+    ("LSTM-VAE", 0.56, 9.13, 55.03),
+    ("Vanilla LSTM", 0.54, 12.54, 59.53),
+    ("MSCRED", 0.36, 49.94, 69.88),
+]
+#: NAB standard, LowFP, LowFN
+PUBLISHED_CP = [
+    ("MSCRED", 32.42, 16.53, 40.28),
+    ("Isolation forest", 26.16, 19.5, 30.82),
+    ("T-squared+Q (PCA-based)", 25.35, 14.51, 31.33),
+    ("Conv-AE", 23.61, 21.54, 27.55),
+    ("LSTM-AE", 23.51, 20.11, 25.91),
+    ("T-squared", 19.54, 10.2, 24.31),
+    ("MSET", 13.84, 10.22, 17.37),
+    ("Vanilla AE", 11.41, 6.53, 13.91),
+    ("Vanilla LSTM", 11.31, -3.8, 17.25),
+    ("ArimaFD", -0.09, -0.17, -0.06),
+]
+
+
+@dataclass
+class SkabFile:
+    """One SKAB run: timestamps (ns UTC), 8 signals, labels."""
+
+    name: str
+    ts: np.ndarray
+    X: np.ndarray
+    anomaly: np.ndarray
+    changepoint: np.ndarray
+
+
+def read_skab_csv(path: Path) -> SkabFile:
+    """Read one ';'-separated SKAB CSV (labels are zero where the file has none)."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter=";"))
+    head, body = rows[0], [r for r in rows[1:] if r]
+    missing = [c for c in ["datetime", *SIGNALS] if c not in head]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}")
+    col = {c: i for i, c in enumerate(head)}
+    ts = np.array(
+        [int(dt.datetime.fromisoformat(r[col["datetime"]]).replace(tzinfo=dt.UTC).timestamp()) for r in body],
+        dtype=np.int64,
+    ) * 10**9
+    X = np.array([[float(r[col[c]]) for c in SIGNALS] for r in body], dtype=np.float64)
+
+    def label(name: str) -> np.ndarray:
+        if name not in col:
+            return np.zeros(len(body), dtype=np.int8)
+        return np.array([int(float(r[col[name]])) for r in body], dtype=np.int8)
+
+    return SkabFile(path.stem if path.parent.name == "" else f"{path.parent.name}/{path.stem}", ts, X,
+                    label("anomaly"), label("changepoint"))
+
+
+def load_skab(data: Path) -> tuple[list[SkabFile], SkabFile]:
+    """The 34 labelled runs (valve1, valve2, other; numeric order) and the anomaly-free run."""
+    root = data / "data" if (data / "data").is_dir() else data
+    files: list[SkabFile] = []
+    for group in ("valve1", "valve2", "other"):
+        paths = sorted((root / group).glob("*.csv"), key=lambda p: int(p.stem) if p.stem.isdigit() else 10**9)
+        files += [read_skab_csv(p) for p in paths if p.stem.isdigit()]
+    free = root / "anomaly-free" / "anomaly-free.csv"
+    if not files or not free.is_file():
+        raise SystemExit(f"error: {root} does not look like SKAB's data folder (valve1/, valve2/, other/, anomaly-free/)")
+    return files, read_skab_csv(free)
+
+
+#: detector configurations: name -> (registry name, fixed params, {param: candidates} chosen label-free)
+CONFIGS: dict[str, tuple[str, dict[str, Any], dict[str, list[Any]]]] = {
+    "robust": ("robust", {}, {"alpha": [1.0, 0.2, 0.05], "smooth": [1, 10, 30]}),
+    "pca": ("pca", {"variance": 0.9}, {"weight_q": [0.3, 1.0, 3.0], "smooth": [1, 10, 30]}),
+    "mset": ("mset", {"memory": 256}, {"k": [1, 5, 20], "smooth": [1, 10, 30]}),
+    "iforest": ("iforest", {"n_trees": 100, "max_samples": 256}, {"smooth": [1, 10, 30]}),
+    "autoencoder": ("autoencoder", {"epochs": 200}, {"hidden": [8, 16], "smooth": [1, 10, 30]}),
+    "changepoint": ("changepoint", {}, {"drift": [0.5, 1.0, 2.0], "smooth": [1]}),
+}
+
+PIECE = 1150
+#: largest pooled false-alarm rate (%) on the synthetic faults that a selected candidate may have
+SYNTHETIC_FAR_BUDGET = 10.0
+LATCH_OFF_RATIO = 0.8
+
+
+def _grid(space: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{}]
+    for key, values in space.items():
+        out = [{**o, key: v} for o in out for v in values]
+    return out
+
+
+def inject_faults(X: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Add one synthetic persistent fault to a test part: a step or 60 s ramp of 2-6 sigma on 1-3
+    random signals, starting 50-350 samples in and lasting 150-400 samples. Returns (X, labels)."""
+    X = X.copy()
+    n, d = X.shape
+    start = int(rng.integers(50, min(350, n - 60)))
+    stop = min(n, start + int(rng.integers(150, 400)))
+    sig = rng.choice(d, size=int(rng.integers(1, 4)), replace=False)
+    mag = rng.uniform(2.0, 6.0, size=sig.size) * rng.choice([-1.0, 1.0], size=sig.size) * scale[sig]
+    shape = np.ones(stop - start)
+    if rng.random() < 0.5:
+        shape = np.minimum(1.0, np.arange(1, stop - start + 1) / 60.0)
+    X[start:stop, sig] += shape[:, None] * mag[None, :]
+    y = np.zeros(n, dtype=np.int8)
+    y[start:stop] = 1
+    return X, y
+
+
+def select_params(name: str, free: SkabFile, calib_far: float, min_scale: np.ndarray | None,
+                  replicates: int = 3, seed: int = 0) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
+    """Choose a detector's parameters without SKAB labels: synthetic faults on the anomaly-free run.
+
+    For each candidate: fit on the first 400 rows of each 1,150-row piece of the anomaly-free run,
+    set the threshold factor for ``calib_far`` on the clean rest, then score ``replicates`` copies of
+    each piece's rest with an injected fault; keep the candidate with the best pooled F1 among those
+    whose pooled false-alarm rate there is within ``SYNTHETIC_FAR_BUDGET`` % (else the lowest one).
+    """
+    kind, fixed, space = CONFIGS[name]
+    report = []
+    best: tuple[tuple[bool, float], dict[str, Any], float] | None = None
+    for cand in _grid(space):
+        params = {**fixed, **cand}
+        ratios, refs, dets = [], [], []
+        for s in range(0, free.X.shape[0] - PIECE + 1, PIECE):
+            det = make_detector(kind, **params)
+            level, spread, sc = _fit_and_score(det, free.X[s : s + PIECE], min_scale)
+            ratios.append((sc - level) / spread)
+            refs.append((level, spread))
+            dets.append((det, s))
+        factor = float(np.quantile(np.concatenate(ratios), 1.0 - calib_far))
+        rng = np.random.default_rng(seed)
+        trues, preds = [], []
+        for (det, s), (level, spread) in zip(dets, refs, strict=True):
+            raw_scale = free.X[s : s + FIT_ROWS].std(axis=0) + 1e-9
+            for _ in range(replicates):
+                Xi, y = inject_faults(free.X[s + FIT_ROWS : s + PIECE], raw_scale, rng)
+                preds.append(_latch(level, spread, factor).run(det.score(Xi)))
+                trues.append(y)
+        b = binary_metrics(trues, preds)
+        report.append({"params": cand, "synthetic_f1": round(b["f1"], 4), "synthetic_far": round(b["far"], 2)})
+        # best F1 among candidates whose synthetic false-alarm rate stays within the budget
+        key = (b["far"] <= SYNTHETIC_FAR_BUDGET, b["f1"] if b["far"] <= SYNTHETIC_FAR_BUDGET else -b["far"])
+        if best is None or key > best[0]:
+            best = (key, params, factor)
+    assert best is not None
+    return best[1], best[2], report
+
+
+def normal_drift_scale(free: SkabFile, piece: int = 1150) -> np.ndarray:
+    """Per-signal drift of normal operation beyond a 400-row fitting window (anomaly-free run only).
+
+    For each piece: robust sigma (1.4826 x median absolute deviation) of the rows after the first
+    400 from the median of those 400; the median over pieces. Used as ``min_scale`` so a signal that
+    drifts in normal operation (fluid temperature warming up) is not judged by its short-term noise.
+    """
+    out = []
+    for s in range(0, free.X.shape[0] - piece + 1, piece):
+        X = free.X[s : s + piece]
+        out.append(1.4826 * np.median(np.abs(X[FIT_ROWS:] - np.median(X[:FIT_ROWS], axis=0)), axis=0))
+    return np.median(np.array(out), axis=0)
+
+
+def _fit_and_score(det: Detector, X: np.ndarray, min_scale: np.ndarray | None) -> tuple[float, float, np.ndarray]:
+    """Fit on the first FIT_ROWS rows; return the normal level (median of the fit-row scores), the
+    spread (99th percentile minus median) and the scores of the remaining rows."""
+    det.fit(X[:FIT_ROWS], min_scale=min_scale)
+    s_fit = det.score(X[:FIT_ROWS])
+    level = float(np.median(s_fit))
+    spread = float(np.quantile(s_fit, 0.99)) - level
+    spread = spread if spread > 1e-9 * max(1.0, abs(level)) else 1e-9 * max(1.0, abs(level))
+    return level, spread, det.score(X[FIT_ROWS:])
+
+
+def _latch(level: float, spread: float, factor: float) -> AlarmLatch:
+    """Alarm above level + factor x spread; released below 80 % of the way up from the normal level."""
+    on = level + factor * spread
+    return AlarmLatch(on=on, off=level + LATCH_OFF_RATIO * (on - level))
+
+
+def evaluate(kind: str, params: dict[str, Any], files: list[SkabFile], factor: float,
+             min_scale: np.ndarray | None) -> dict[str, Any]:
+    """Run one detector over all files with SKAB's split; returns metrics and timing."""
+    preds, trues, cps, pcps, tss = [], [], [], [], []
+    fit_s = 0.0
+    for f in files:
+        det = make_detector(kind, **params)
+        t0 = time.perf_counter()
+        level, spread, sc = _fit_and_score(det, f.X, min_scale)
+        fit_s += time.perf_counter() - t0
+        mask = _latch(level, spread, factor).run(sc)
+        preds.append(mask)
+        trues.append(f.anomaly[FIT_ROWS:])
+        cps.append(f.changepoint[FIT_ROWS:])
+        pcps.append(mask_edges(mask))
+        tss.append(f.ts[FIT_ROWS:])
+    b = binary_metrics(trues, preds)
+    n = nab_scores(tss, cps, pcps)
+    return {
+        "f1": round(b["f1"], 4), "far": round(b["far"], 2), "mar": round(b["mar"], 2),
+        "nab_standard": round(n["standard"], 2), "nab_lowfp": round(n["lowfp"], 2), "nab_lowfn": round(n["lowfn"], 2),
+        "missed_cps": n["missed_cps"], "false_positive_cps": n["false_positives"],
+        "fit_and_score_s_per_file": fit_s / len(files),
+    }
+
+
+def throughput(kind: str, params: dict[str, Any], free: SkabFile, n: int = 100_000) -> dict[str, float]:
+    """Training time on 400 rows x 8 signals; batch and streaming scoring rate on 8 signals."""
+    X = free.X
+    det = make_detector(kind, **params)
+    t0 = time.perf_counter()
+    det.fit(X[:FIT_ROWS])
+    train_s = time.perf_counter() - t0
+    big = np.tile(X, (n // X.shape[0] + 1, 1))[:n]
+    best = np.inf
+    for _ in range(3):  # best of three: the machine is shared, the minimum is the least disturbed
+        t0 = time.perf_counter()
+        det.score(big)
+        best = min(best, time.perf_counter() - t0)
+    batch_rate = n / best
+    det.reset()
+    m = 2000
+    t0 = time.perf_counter()
+    for row in big[:m]:
+        det.score_one(row)
+    stream_rate = m / (time.perf_counter() - t0)
+    return {"train_s": train_s, "score_samples_per_s": batch_rate, "score_one_samples_per_s": stream_rate}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; writes JSON and the Markdown table."""
+    t_start = time.perf_counter()
+    data = require_dir(args.data, "SKAB")
+    files, free = load_skab(data)
+    floors = {"": normal_drift_scale(free), "-nofloor": None}
+    if args.floor == "on":
+        floors.pop("-nofloor")
+    elif args.floor == "off":
+        floors.pop("")
+    names = args.detectors or list(CONFIGS)
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"error: unknown detector(s) {unknown}; choose from {list(CONFIGS)}")
+    rows: list[dict[str, Any]] = []
+    for (suffix, min_scale), base_name in ((f, n) for f in floors.items() for n in names):
+        name = base_name + suffix
+        kind = CONFIGS[base_name][0]
+        params, factor, selection = select_params(base_name, free, args.calib_far, min_scale)
+        res = evaluate(kind, params, files, factor, min_scale)
+        res.update(throughput(kind, params, free))
+        res.update({"name": name, "detector": kind, "params": params, "threshold_factor": round(factor, 4),
+                    "drift_floor": None if min_scale is None else [round(float(v), 5) for v in min_scale],
+                    "selection_on_anomaly_free": selection})
+        rows.append(res)
+        print(f"{name:20s} F1 {res['f1']:.3f} FAR {res['far']:5.1f}% MAR {res['mar']:5.1f}% "
+              f"NAB {res['nab_standard']:6.2f}/{res['nab_lowfp']:6.2f}/{res['nab_lowfn']:6.2f} "
+              f"train {res['train_s']:.3f}s score {res['score_samples_per_s']:,.0f}/s", flush=True)
+    # trivial references computed on the same test parts
+    trues = [f.anomaly[FIT_ROWS:] for f in files]
+    ones = [np.ones_like(t) for t in trues]
+    b1 = binary_metrics(trues, ones)
+    n1 = nab_scores([f.ts[FIT_ROWS:] for f in files], [f.changepoint[FIT_ROWS:] for f in files],
+                    [mask_edges(o) for o in ones])
+    trivial = {"f1": round(b1["f1"], 4), "far": b1["far"], "mar": b1["mar"],
+               "nab_standard": round(n1["standard"], 2), "nab_lowfp": round(n1["lowfp"], 2),
+               "nab_lowfn": round(n1["lowfn"], 2)}
+    eligible = [r for r in rows if r["far"] <= args.max_far]
+    best = (max(eligible, key=lambda r: (r["f1"], r["nab_standard"])) if eligible
+            else min(rows, key=lambda r: r["far"]))
+    result: dict[str, Any] = {
+        "benchmark": "skab",
+        "date": utc_now(),
+        "command": command_line(),
+        "machine": machine_info(),
+        "protocol": {"fit_rows": FIT_ROWS, "files": len(files), "test_rows": int(sum(len(t) for t in trues)),
+                     "nab_window_s": 60, "calib_far": args.calib_far, "latch_off_ratio": LATCH_OFF_RATIO,
+                     "synthetic_far_budget": SYNTHETIC_FAR_BUDGET},
+        "detectors": rows,
+        "best": best["name"],
+        "trivial_all_anomaly": trivial,
+        "published_outlier": [dict(zip(("name", "f1", "far", "mar"), r, strict=True)) for r in PUBLISHED_OUTLIER],
+        "published_changepoint": [dict(zip(("name", "nab_standard", "nab_lowfp", "nab_lowfn"), r, strict=True))
+                                  for r in PUBLISHED_CP],
+    }
+    result["wall_s"] = time.perf_counter() - t_start
+    result["peak_rss_mb"] = peak_rss_mb()
+    write_json(args.json, result)
+    write_markdown(args.table, "SKAB benchmark (outliers and changepoints)", _sections(result), result)
+    print(f"best: {best['name']}; wrote {args.json or '-'} and {args.table or '-'}")
+    return 0
+
+
+def _sections(r: dict[str, Any]) -> list[tuple[str, str]]:
+    out_rows: list[list[Any]] = []
+    for d in r["detectors"]:
+        out_rows.append([f"**axline {d['name']}**" + (" (default)" if d["name"] == r["best"] else ""),
+                         d["f1"], d["far"], d["mar"], d["nab_standard"], d["nab_lowfp"], d["nab_lowfn"],
+                         d["train_s"], round(d["score_samples_per_s"]), round(d["score_one_samples_per_s"])])
+    t = r["trivial_all_anomaly"]
+    out_rows.append(["trivial: everything is an anomaly", t["f1"], t["far"], t["mar"], t["nab_standard"],
+                     t["nab_lowfp"], t["nab_lowfn"], None, None, None])
+    cp = {n: (a, b, c) for n, a, b, c in PUBLISHED_CP}
+    for n, f1, far, mar in PUBLISHED_OUTLIER:
+        a, b, c = cp.get(n, (None, None, None))
+        out_rows.append([f"published {n}", f1, far, mar, a, b, c, None, None, None])
+    for n, a, b, c in PUBLISHED_CP:
+        if n not in {p[0] for p in PUBLISHED_OUTLIER}:
+            out_rows.append([f"published {n}", None, None, None, a, b, c, None, None, None])
+    table = markdown_table(
+        ["detector", "F1", "FAR %", "MAR %", "NAB std", "NAB lowFP", "NAB lowFN", "train s (400 rows)",
+         "score samples/s (batch, 8 signals)", "score_one samples/s"], out_rows)
+    p = r["protocol"]
+    notes = f"""- Protocol: SKAB's own. {p['files']} labelled files; the first {p['fit_rows']} rows of each fit the
+  detector, the remaining {p['test_rows']} rows are scored (no shuffling). F1 = TP / (TP + (FP + FN)/2),
+  FAR = FP / (FP + TN), MAR = FN / (FN + TP), pooled over all test parts. Changepoints are the edges
+  of the predicted (latched) mask, scored with SKAB's NAB variant (TSAD code: {p['nab_window_s']} s window to
+  the right of each true changepoint, first detection per window, "improved" tanh scale).
+- Hyperparameters were chosen without test labels. Each file's threshold is
+  `level + factor x spread`, where level is the median and spread the 99th percentile minus the
+  median of the detector's scores on that file's own {p['fit_rows']} fitting rows. `factor` is set per
+  detector on the anomaly-free run only (1,150-row pieces: fit on 400 rows, score the rest) for a
+  pooled false-alarm rate of {100 * p['calib_far']:.0f} % there. Within each detector, the smoothing window
+  and one parameter were picked by F1 on synthetic faults injected into the anomaly-free run (steps
+  or 60 s ramps of 2-6 sigma on 1-3 random signals, 150-400 s long), among candidates whose
+  false-alarm rate there stayed within {p['synthetic_far_budget']:.0f} % (JSON: `selection_on_anomaly_free`).
+- Each signal's scale is floored at its normal drift beyond a 400-row window, measured on the
+  anomaly-free run (rows without the floor carry the suffix `-nofloor`): on the anomaly-free run the
+  fluid temperature (Thermocouple) drifts as the water warms and caused about 40 % of false alarms.
+  Both variants are shown; the test results of an earlier version of both were seen while developing,
+  so the choice between them is not blind.
+- An alarm latches when the score exceeds the threshold and is released when it falls below
+  {p['latch_off_ratio']} of the way from the normal level to the threshold (hysteresis); the latched
+  mask is the prediction and its edges are the predicted changepoints.
+- "published" rows are copied from SKAB's README leaderboard (not re-run here). The trivial detector
+  (everything is an anomaly) is computed on the same test parts: a high F1 with a high FAR is no win.
+- `best` (shipped default) is the highest F1 among detectors with FAR <= 10 % (the lowest FAR if none).
+- Speed: train time is one fit on 400 rows x 8 signals; batch rate is `score()` on 100,000 rows x 8
+  signals (tiled anomaly-free data, best of three runs), streaming rate is `score_one()` per sample
+  (Python call per sample). The machine was shared
+  with other engineers' jobs while this ran, so speed figures are pessimistic.
+"""
+    ok = [d for d in r["detectors"] if d["far"] <= 10.0]
+    top_f1 = max(ok, key=lambda d: d["f1"]) if ok else None
+    top_nab = max(r["detectors"], key=lambda d: d["nab_standard"])
+    met_f1 = bool(top_f1 and top_f1["f1"] >= 0.85)
+    summary = (
+        f"- Goal F1 >= 0.85 with FAR <= 10 %: {'met' if met_f1 else 'NOT met'}. Best F1 at FAR <= 10 %: "
+        + (f"{top_f1['name']} F1 {top_f1['f1']:.3f}, FAR {top_f1['far']:.1f} %." if top_f1 else "none.")
+        + f"\n- Goal changepoint NAB standard >= 40: {'met' if top_nab['nab_standard'] >= 40 else 'NOT met'}. "
+        f"Best: {top_nab['name']} {top_nab['nab_standard']:.1f} (published best: MSCRED 32.4).\n"
+        f"- Shipped default (`best`): {r['best']}."
+    )
+    return [("Summary", summary), ("Results (test parts of all 34 files)", table), ("Notes", notes)]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Command-line options of ``axline bench skab``."""
+    parser.add_argument("--data", default="../shared/datasets/SKAB", help="SKAB folder (holding data/)")
+    parser.add_argument("--json", default=None, help="write the results as JSON here")
+    parser.add_argument("--table", default="benchmarks/skab.md", help="write the Markdown table here")
+    parser.add_argument("--detectors", nargs="*", default=None, help=f"subset of {list(CONFIGS)}")
+    parser.add_argument("--calib-far", type=float, default=0.05,
+                        help="target false-alarm rate on the anomaly-free run for the threshold factor")
+    parser.add_argument("--floor", choices=["both", "on", "off"], default="both",
+                        help="floor each signal's scale at its normal drift measured on the anomaly-free run "
+                             "(rows without it are suffixed -nofloor)")
+    parser.add_argument("--max-far", type=float, default=10.0, help="FAR (%%) limit for choosing `best`")
+
+
+if __name__ == "__main__":
+    _p = argparse.ArgumentParser(prog="python -m axline.bench.skab", description=__doc__.splitlines()[0])
+    add_arguments(_p)
+    raise SystemExit(run(_p.parse_args()))

@@ -1,0 +1,153 @@
+"""Detectors: find an injected shift, name the signal, calibrated FAR, streaming, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from axline.monitor.detectors import DETECTORS, Detector, make_detector
+
+COLUMNS = ["temp", "current", "pressure", "flow"]
+SHIFTED = 2  # "pressure"
+
+# small, fast settings for the test; the registry defaults are exercised in the benchmarks
+FAST = {
+    "robust": {"alpha": 0.3},
+    "pca": {},
+    "mset": {"memory": 128},
+    "iforest": {"n_trees": 30, "smooth": 10},
+    "autoencoder": {"hidden": 8, "epochs": 60},
+    "changepoint": {"drift": 0.5},
+}
+
+
+def normal_data(n: int, seed: int) -> np.ndarray:
+    """Four correlated signals of a running machine."""
+    rng = np.random.default_rng(seed)
+    load = np.sin(np.arange(n) / 25.0) + 0.3 * rng.standard_normal(n)
+    temp = 60 + 5 * load + 0.5 * rng.standard_normal(n)
+    current = 10 + 2 * load + 0.2 * rng.standard_normal(n)
+    pressure = 3 + 0.1 * rng.standard_normal(n)
+    flow = 30 - 3 * load + 0.5 * rng.standard_normal(n)
+    return np.column_stack([temp, current, pressure, flow])
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, slice]:
+    train = normal_data(800, 1)
+    test = normal_data(600, 2)
+    bad = slice(300, 400)
+    test[bad, SHIFTED] += 1.0  # 10 sigma of the pressure noise, inside the normal range of nothing else
+    return train, test, bad
+
+
+@pytest.fixture(scope="module")
+def fitted(data: tuple[np.ndarray, np.ndarray, slice]) -> dict[str, Detector]:
+    train = data[0]
+    out = {}
+    for name in DETECTORS:
+        det = make_detector(name, **FAST[name]).fit(train, columns=COLUMNS)
+        det.calibrate(train, far=0.01)
+        out[name] = det
+    return out
+
+
+def test_registry_has_the_six_detectors() -> None:
+    assert set(DETECTORS) == {"robust", "pca", "mset", "iforest", "autoencoder", "changepoint"}
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_detector_finds_shift_and_names_the_signal(name: str, fitted: dict[str, Detector], data) -> None:
+    _, test, bad = data
+    det = fitted[name]
+    scores = det.score(test)
+    inside = scores[bad]
+    normal = np.r_[scores[:280], scores[450:]]
+    # most of the shifted stretch is above threshold, most of the rest below
+    assert det.threshold is not None
+    assert np.mean(inside > det.threshold) > 0.8, name
+    assert np.mean(normal > det.threshold) < 0.1, name
+    share = det.contributions(test[bad])
+    assert share.shape == (100, 4)
+    np.testing.assert_allclose(share.sum(axis=1), 1.0, atol=1e-9)
+    assert np.argmax(share.mean(axis=0)) == SHIFTED, (name, share.mean(axis=0))
+    top = det.explain(test[350])
+    assert top[0]["signal"] == "pressure"
+    assert top[0]["z"] > 5  # how far from normal, in robust sigmas
+
+
+@pytest.mark.parametrize("name", ["robust", "pca", "mset", "autoencoder"])
+def test_calibrated_false_alarm_rate_is_near_target(name: str) -> None:
+    train = normal_data(3000, 3)
+    det = make_detector(name, **FAST[name]).fit(train[:1500])
+    det.calibrate(train[1500:], far=0.05)
+    fresh = normal_data(3000, 4)
+    rate = float(np.mean(det.score(fresh) > det.threshold))
+    assert 0.01 < rate < 0.12, rate
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_score_one_equals_batch(name: str, fitted: dict[str, Detector], data) -> None:
+    _, test, _ = data
+    det = make_detector(name, **{**FAST[name], "smooth": 7}).fit(data[0])
+    batch = det.score(test[250:420])
+    det.reset()
+    stream = np.array([det.score_one(x) for x in test[250:420]])
+    np.testing.assert_allclose(stream, batch, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_save_load_round_trip(name: str, fitted: dict[str, Detector], data, tmp_path) -> None:
+    _, test, _ = data
+    det = fitted[name]
+    path = det.save(tmp_path / f"{name}.npz")
+    back = Detector.load(path)
+    assert type(back) is type(det)
+    assert back.columns == COLUMNS
+    assert back.threshold == det.threshold
+    np.testing.assert_array_equal(back.score(test), det.score(test))
+    np.testing.assert_array_equal(back.contributions(test[:50]), det.contributions(test[:50]))
+    # the file is plain arrays: loading must not need pickle
+    with np.load(path, allow_pickle=False) as f:
+        assert "meta" in f.files
+
+
+def test_parameter_validation_names_parameter_and_range() -> None:
+    with pytest.raises(ValueError, match=r"'variance' must be in \[0.0, 1.0\]"):
+        make_detector("pca", variance=1.5)
+    with pytest.raises(ValueError, match=r"'k' must be an integer"):
+        make_detector("mset", k=2.5)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        make_detector("robust", windw=3)
+    with pytest.raises(ValueError, match="unknown detector 'lstm'"):
+        make_detector("lstm")
+    det = make_detector("pca").fit(normal_data(100, 5))
+    with pytest.raises(ValueError, match="fitted on 4"):
+        det.score(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="NaN"):
+        det.score(np.full((2, 4), np.nan))
+    with pytest.raises(ValueError, match="'far' must be in"):
+        det.calibrate(normal_data(100, 6), far=0.9)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        make_detector("mset").score(np.zeros((2, 4)))
+
+
+def test_robust_seasonal_profile_removes_the_daily_pattern() -> None:
+    rng = np.random.default_rng(7)
+    period = 48
+    t = np.arange(period * 20)
+    X = np.column_stack([10 * np.sin(2 * np.pi * t / period) + rng.standard_normal(t.size)])
+    plain = make_detector("robust").fit(X[: period * 10])
+    seasonal = make_detector("robust", season=period).fit(X[: period * 10])
+    rest = X[period * 10 :]
+    assert np.median(seasonal.score(rest)) < 0.2 * np.median(plain.score(rest))
+
+
+def test_latch_from_detector_releases_relative_to_the_normal_level(fitted: dict[str, Detector], tmp_path) -> None:
+    det = fitted["iforest"]  # normal scores sit near 0.5, not 0
+    assert det.threshold is not None and 0.3 < det.normal_level < det.threshold
+    latch = det.latch(ratio=0.8)
+    assert latch.off == pytest.approx(det.normal_level + 0.8 * (det.threshold - det.normal_level))
+    assert Detector.load(det.save(tmp_path / "f.npz")).normal_level == det.normal_level
+    with pytest.raises(RuntimeError, match="calibrate"):
+        make_detector("pca").fit(normal_data(100, 8)).latch()
