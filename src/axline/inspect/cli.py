@@ -1,0 +1,123 @@
+"""Command-line front ends: ``axline train inspector`` and ``axline inspect``.
+
+The lead's ``axline.cli`` wires the sub-commands to these functions; each ``run_*`` returns an exit
+code (0 success, 1 bad arguments or model, 2 some images could not be read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from axline.inspect.inferencer import (
+    ImageError,
+    Inspector,
+    default_threads,
+    list_images,
+    save_heatmap_overlay,
+)
+from axline.inspect.model import ModelFileError
+
+
+def _roi(text: str) -> tuple[int, int, int, int]:
+    parts = text.split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"--roi must be X,Y,WIDTH,HEIGHT in pixels (e.g. 10,20,200,150), got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``axline train inspector``."""
+    parser.add_argument("--images", nargs="+", required=True, metavar="DIR_OR_FILE",
+                        help="images of good parts (folders or files)")
+    parser.add_argument("--out", required=True, help="model file to write, e.g. model.axi")
+    parser.add_argument("--defects", nargs="*", default=[], metavar="DIR_OR_FILE",
+                        help="optional labelled defect images that refine the threshold")
+    parser.add_argument("--coreset-ratio", type=float, default=0.05, help="fraction of patches kept (0..1]")
+    parser.add_argument("--max-bank", type=int, default=8000, help="most patches in the memory bank")
+    parser.add_argument("--target-frr", type=float, default=0.01, help="target false-reject rate [0, 0.5)")
+    parser.add_argument("--holdout", type=float, default=0.2, help="fraction of good images kept to calibrate")
+    parser.add_argument("--roi", type=_roi, default=None, help="region of interest X,Y,WIDTH,HEIGHT")
+    parser.add_argument("--size", type=int, default=256, help="input side in pixels (multiple of 16)")
+    parser.add_argument("--normalize-brightness", action="store_true",
+                        help="rescale each image to a fixed brightness and contrast")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train and write the model; print a short report."""
+    from axline.inspect.train import train_inspector
+
+    images = list_images(args.images)
+    defects = list_images(args.defects) if args.defects else []
+    if not images:
+        print(f"error: no images found in {' '.join(args.images)} (png, jpg, bmp, tif)", file=sys.stderr)
+        return 1
+    try:
+        report = train_inspector(
+            images, args.out, coreset_ratio=args.coreset_ratio, max_bank=args.max_bank,
+            target_frr=args.target_frr, holdout=args.holdout, roi=args.roi, defect_images=defects,
+            size=args.size, normalize_brightness=args.normalize_brightness, seed=args.seed,
+            progress=not args.no_progress,
+        )
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {report['model']}: {report['n_images']} images, bank {report['bank_size']} patches, "
+          f"threshold {report['threshold']:.4f}, held-out false-reject rate "
+          f"{report['holdout_false_reject_rate']:.3f}, {report['train_seconds']:.1f} s")
+    return 0
+
+
+def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``axline inspect``."""
+    parser.add_argument("model", help="trained model file (.axi)")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="images or folders of images")
+    parser.add_argument("--heatmap", metavar="OUT_DIR", default=None, help="write heat-map overlays (PNG) here")
+    parser.add_argument("--json", action="store_true", help="one JSON line per image: path, score, verdict")
+    parser.add_argument("--threads", type=int, default=None, help="inference threads (default 2)")
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """Inspect images; print one line (or JSON line) per image."""
+    try:
+        inspector = Inspector.load(args.model, threads=args.threads or default_threads())
+    except (ModelFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    paths = list_images(args.inputs)
+    if not paths:
+        print(f"error: no images found in {' '.join(args.inputs)}", file=sys.stderr)
+        return 2
+    failures = 0
+    heat_dir = Path(args.heatmap) if args.heatmap else None
+    for path, verdict, error in inspector.inspect_many(paths):
+        if verdict is None:
+            failures += 1
+            if args.json:
+                print(json.dumps({"path": path, "error": error}, ensure_ascii=False))
+            else:
+                print(f"{path}\terror\t{error}", file=sys.stderr)
+            continue
+        heat_path = None
+        if heat_dir is not None:
+            try:
+                heat_path = save_heatmap_overlay(path, verdict.anomaly_map, heat_dir / (Path(path).stem + "_heat.png"),
+                                                 threshold=verdict.threshold)
+            except (ImageError, OSError) as exc:
+                print(f"{path}\twarning\theat map not written: {exc}", file=sys.stderr)
+        if args.json:
+            line = {"path": path, "score": round(verdict.score, 6), "verdict": verdict.verdict}
+            if heat_path is not None:
+                line["heatmap"] = str(heat_path)
+            print(json.dumps(line, ensure_ascii=False))
+        else:
+            print(f"{path}\t{verdict.verdict}\t{verdict.score:.4f} (threshold {verdict.threshold:.4f})")
+    return 2 if failures else 0

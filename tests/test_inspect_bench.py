@@ -1,0 +1,73 @@
+"""The inspection benchmark's protocol pieces: split, AUROC, PaDiM-style baseline, markdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from axline.bench.inspect import _padim, auroc, split_magnetic_tile, write_markdown
+
+
+def test_split_follows_the_protocol(tmp_path: Path) -> None:
+    free = tmp_path / "MT_Free" / "Imgs"
+    free.mkdir(parents=True)
+    names = [f"exp{i}_num_{n}.jpg" for i, n in enumerate([5, 3, 9, 1, 7, 2, 8, 4, 6, 0, 11])]
+    for n in names:
+        (free / n).write_bytes(b"x")
+    crack = tmp_path / "MT_Crack" / "Imgs"
+    crack.mkdir(parents=True)
+    (crack / "c1.jpg").write_bytes(b"x")
+    (crack / "c1.png").write_bytes(b"x")
+    train, test_good, defects = split_magnetic_tile(tmp_path)
+    ordered = sorted(names)
+    assert [p.name for p in test_good] == [ordered[i] for i in range(0, len(ordered), 5)]
+    assert [p.name for p in train] == [n for i, n in enumerate(ordered) if i % 5]
+    assert [p.name for p in defects] == ["c1.jpg"]
+    with pytest.raises(FileNotFoundError, match="MT_Free"):
+        split_magnetic_tile(tmp_path / "nowhere")
+
+
+def test_auroc_matches_sklearn_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.random(2000) < 0.3
+    scores = np.round(rng.normal(labels * 0.7, 1.0), 1)  # many ties
+    assert auroc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert auroc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == 1.0
+    assert auroc([0, 1], [0.5, 0.5]) == 0.5
+    with pytest.raises(ValueError, match="both positive and negative"):
+        auroc([1, 1], [0.1, 0.2])
+
+
+def test_padim_baseline_flags_the_odd_position() -> None:
+    rng = np.random.default_rng(1)
+    train = rng.normal(0, 1, (40, 6, 4, 4)).astype(np.float32)
+    test = rng.normal(0, 1, (2, 6, 4, 4)).astype(np.float32)
+    test[1, :, 2, 3] += 8.0
+    maps = _padim(train, test)
+    assert maps.shape == (2, 4, 4)
+    assert np.unravel_index(np.argmax(maps[1]), (4, 4)) == (2, 3)
+    assert maps[1].max() > 2 * maps[0].max()
+
+
+def test_markdown_lists_every_figure_against_goal_and_anchors(tmp_path: Path) -> None:
+    from axline.bench.inspect import ANCHORS, GOALS
+
+    result = {
+        "image_auroc": 0.9, "pixel_auroc": 0.8, "f1": 0.7, "false_reject_rate": 0.02,
+        "latency_ms_p50": 12.0, "latency_ms_p99": 30.0, "train_s": 40.0, "peak_rss_mb": 900.0,
+        "bank_size": 100, "feature_dim": 152, "model_bytes": 3_000_000, "inference_peak_rss_mb": 200.0,
+        "latency_runs": 50, "defect_recall": 0.5,
+        "at_target_frr_0.05": {"f1": 0.8, "false_reject_rate": 0.05, "defect_recall": 0.7}, "latency_ms_min": 9.0, "latency_load_avg_1m": 1.0, "fewshot": {"10": 0.6, "50": 0.7}, "goals": GOALS,
+        "baselines": {**ANCHORS, "padim_same_features": {"image_auroc": 0.5, "pixel_auroc": 0.6}},
+        "settings": {}, "machine": {"cpu": "x86_64", "cores": 2, "load_avg_1m_at_end": 1.0},
+        "date": "2026-01-01T00:00:00+00:00",
+    }
+    out = tmp_path / "inspect.md"
+    write_markdown(result, out, "axline bench inspect --data X")
+    text = out.read_text()
+    assert "| image AUROC | 0.900 | 0.985 | 0.500 | 0.951 | 0.979 |" in text
+    assert "| latency p50 (ms) | 12.0 | 20.0 |  | 71.0 |  |" in text
+    assert "| 50 | 0.700 | — |" in text
