@@ -82,6 +82,8 @@ cameras:
     path: data/camera
     pattern: "*.png"
     reject_tag: vision/camera1/diverter   # written to 1 to divert a rejected part
+    pass_tag: vision/camera1/result_ok    # written to 1 to release a good part (handshake with the PLC)
+    # model: models/inspector.axi         # a model from `axline train inspector` turns inspection on
 
 # The virtual factory's own settings (used by `axline demo`).
 sim: {seed: 1, speed: 20, warmup_s: 300}

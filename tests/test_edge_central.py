@@ -139,7 +139,7 @@ async def test_two_edges_one_central_survive_a_broker_restart(tmp_path):
         # every reading each edge accepted is at the central, exactly once
         for edge in edges:
             tags = [t for t in edge.historian.tags() if "/axline/" not in t]
-            assert len(tags) == 46
+            assert len(tags) == 47
             mine = edge.historian.query(tags, 0, 2**62)
             theirs = central.historian.query(tags, 0, 2**62)
             for path in tags:

@@ -103,6 +103,7 @@ def test_tag_list_is_complete_and_well_formed():
     assert sorted(line.writable_paths) == [
         f"{P}/furnace/furnace1/temp_setpoint",
         f"{P}/vision/camera1/diverter",
+        f"{P}/vision/camera1/result_ok",
     ]
     start = line.current_values()  # meaningful before the first step
     assert list(start) == paths
@@ -450,3 +451,33 @@ def test_without_auto_divert_defects_escape_and_count_as_good():
     )
     run(with_auto, 1500.0, dt=10.0)
     assert all(p.diverted for p in with_auto.drain_parts() if not p.in_tolerance)
+
+
+def test_vision_handshake_holds_the_part_until_the_controller_answers():
+    """With vision_wait_s, a part waits at the diverter for an OK or NG from the vision system."""
+    line = VirtualLine(seed=4, start_ns=T0, faults=None, render_images=True, warmup_s=0,
+                       auto_divert=False, vision_wait_s=8.0, changeover_interval_s=None)
+    diverter, ok = f"{P}/vision/camera1/diverter", f"{P}/vision/camera1/result_ok"
+    answered: dict[int, str] = {}
+    parts = []
+    for _ in range(3000):  # 10 simulated minutes in 0.2 s ticks
+        line.step(0.2)
+        for part, _img, _mask in line.drain_images():
+            verdict = "ng" if part.part_id % 3 == 0 else "ok"
+            if part.part_id % 7 == 0:
+                verdict = "none"  # no answer: the station waits, then lets the part go
+            answered[part.part_id] = verdict
+            if verdict == "ng":
+                line.write(diverter, 1)
+            elif verdict == "ok":
+                line.write(ok, 1)
+        parts += line.drain_parts()
+    seen = [p for p in parts if p.part_id in answered]
+    assert len(seen) > 20
+    for part in seen:
+        assert part.diverted == (answered[part.part_id] == "ng"), part.part_id
+    assert line._vision.timeouts == sum(1 for p in seen if answered[p.part_id] == "none")
+    # without an answer the part waited the full 8 s at the diverter
+    waited = [p.end_ns - p.image_ns for p in seen if answered[p.part_id] == "none"]
+    normal = [p.end_ns - p.image_ns for p in seen if answered[p.part_id] != "none"]
+    assert min(waited) >= max(normal) + 7 * 10**9 - 10**9

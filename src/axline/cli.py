@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", default=None, help="where the demo keeps its data (default: a new temporary folder)")
     s.add_argument("--warmup-s", type=float, default=300.0,
                    help="fault-free simulated seconds before faults are injected (default 300)")
+    s.add_argument("--no-inspect", action="store_true", help="run the vision station without the inspector")
 
     s = sub.add_parser("sim", help="serve the virtual factory over OPC UA (a stand-in PLC for tests and demos)")
     s.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840/axline/sim")
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--camera-dir", default=None, help="write part images into this folder")
     s.add_argument("--truth", default=None, help="write ground truth (faults, parts) as JSON lines here")
     s.add_argument("--duration", type=float, default=None, help="wall-clock seconds to run (default: until stopped)")
+    s.add_argument("--vision-wait-s", type=float, default=0.0,
+                   help="hold each part at the diverter until the vision system answers (0: do not wait)")
+    s.add_argument("--no-auto-divert", action="store_true", help="no built-in legacy reject check")
 
     s = sub.add_parser("discover", help="list what a machine offers; write a draft plant file and an inventory")
     from axline import discover
@@ -235,7 +239,8 @@ def _sim(args) -> int:
     from axline.sim.server import SimServer, faults_from_option, parse_start
 
     line = VirtualLine(seed=args.seed, start_ns=parse_start(args.start), faults=faults_from_option(args.faults),
-                       warmup_s=args.warmup_s, render_images=args.camera_dir is not None)
+                       warmup_s=args.warmup_s, render_images=args.camera_dir is not None,
+                       vision_wait_s=args.vision_wait_s, auto_divert=not args.no_auto_divert)
     srv = SimServer(line, endpoint=args.endpoint, speed=args.speed, camera_dir=args.camera_dir,
                     truth_file=args.truth)
 

@@ -43,10 +43,13 @@ def demo_plant(data_dir: Path, endpoint: str) -> Plant:
 
 
 def start_simulator(endpoint: str, speed: float, seed: int, data_dir: Path, warmup_s: float,
-                    log_file: Path) -> subprocess.Popen:
+                    log_file: Path, vision: bool = False) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "axline.cli", "sim", "--endpoint", endpoint, "--speed", str(speed),
            "--seed", str(seed), "--warmup-s", str(warmup_s), "--camera-dir", str(data_dir / "data" / "camera"),
            "--truth", str(data_dir / "truth.jsonl")]
+    if vision:
+        # the station waits for axline's OK/NG (as a PLC handshake would), 10 simulated seconds at most
+        cmd += ["--vision-wait-s", "10", "--no-auto-divert"]
     return subprocess.Popen(cmd, stdout=log_file.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -66,6 +69,38 @@ async def wait_for_port(endpoint: str, proc: subprocess.Popen, timeout: float) -
         except OSError:
             await asyncio.sleep(0.2)
     raise RuntimeError(f"the virtual factory did not open {endpoint} within {timeout:.0f} s")
+
+
+DEMO_MODEL_VERSION = 1
+
+
+def prepare_inspector(seed: int, images: int = 120) -> Path | None:
+    """The vision station's model: trained once on images of good parts from the virtual camera and
+    cached. Training needs the training extra (torch); without it the demo runs without inspection."""
+    import importlib.util
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "axline"
+    path = cache / f"demo-inspector-v{DEMO_MODEL_VERSION}-s{seed}-n{images}.axi"
+    if path.exists():
+        return path
+    if importlib.util.find_spec("torch") is None:
+        print("axline demo: visual inspection is off — building its model needs the training extra "
+              "(pip install 'axline[train]'); everything else runs", flush=True)
+        return None
+    import numpy as np
+
+    from axline.inspect.train import train_inspector
+    from axline.sim.camera import render_part
+
+    print(f"axline demo: teaching the vision station what good parts look like ({images} images, once)…",
+          flush=True)
+    rng = np.random.default_rng(10_000 + seed)
+    goods = [render_part(rng, None, size=256)[0] for _ in range(images)]
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.axi")
+    train_inspector(goods, tmp, progress=True)
+    os.replace(tmp, path)
+    return path
 
 
 def read_truth(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -135,7 +170,12 @@ async def run_demo(args) -> int:
     (data_dir / "data" / "camera").mkdir(parents=True, exist_ok=True)
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/axline/sim"
     plant = demo_plant(data_dir, endpoint)
-    sim = start_simulator(endpoint, args.speed, args.seed, data_dir, args.warmup_s, data_dir / "simulator.log")
+    model = None if args.no_inspect else prepare_inspector(args.seed)
+    if model is not None:
+        for cam in plant.cameras:
+            cam.model = str(model)
+    sim = start_simulator(endpoint, args.speed, args.seed, data_dir, args.warmup_s, data_dir / "simulator.log",
+                          vision=model is not None)
     svc = Service(plant, host=args.host, port=args.port, admin_password=args.admin_password)
     await wait_for_port(endpoint, sim, 60)
     peak_sim = 0.0
@@ -197,6 +237,7 @@ def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: flo
                         parts_rejected += int(v)
     start_ns = truth["start"][0]["start_ns"] if truth["start"] else None
     return {
+        "inspection": inspection_report(svc, truth["part"]),
         "readings_stored": h.count(),
         "tags": len(h.tags()),
         "events": h.event_counts(),
@@ -220,10 +261,34 @@ def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: flo
     }
 
 
+def inspection_report(svc: Service, parts: list[dict]) -> dict | None:
+    """The vision station against the simulator's truth: defective parts diverted or escaped, good
+    parts falsely rejected, and the latency from image to PLC signal."""
+    if not svc.vision:
+        return None
+    st = next(iter(svc.vision.values())).status()
+    judged = [p for p in parts if p.get("image_ns")]
+    defective = [p for p in judged if p.get("defect")]
+    good = [p for p in judged if not p.get("defect")]
+    return {
+        "inspected": sum(st["counts"].values()), "rejected": st["counts"].get("reject", 0),
+        "latency_ms": st["latency_ms"], "inspect_ms": st["inspect_ms"],
+        "parts_finished": len(judged), "defective_parts": len(defective),
+        "defective_diverted": sum(1 for p in defective if p.get("diverted")),
+        "good_parts": len(good), "good_diverted": sum(1 for p in good if p.get("diverted")),
+    }
+
+
 def summary_text(r: dict) -> str:
     oee = ", ".join(f"{k} {v:.1%}" if v is not None else f"{k} -" for k, v in r["oee"].items())
+    vision = ""
+    if r.get("inspection"):
+        v = r["inspection"]
+        vision = (f"vision: {v['defective_diverted']}/{v['defective_parts']} defective parts diverted, "
+                  f"{v['good_diverted']}/{v['good_parts']} good parts rejected, image to PLC signal p50 "
+                  f"{(v['latency_ms'] or {}).get('p50')} ms; ")
     return (f"axline demo: {r['readings_stored']:,} readings of {r['tags']} tags stored; "
             f"{r['parts_total']} parts, {r['parts_rejected']} rejected; OEE {oee}; "
             f"faults detected {r['faults_detected']}/{r['faults_injected']}; "
-            f"dashboard {'ok' if r['dashboard_ok'] else 'NOT ok'}; "
+            f"dashboard {'ok' if r['dashboard_ok'] else 'NOT ok'}; {vision}"
             f"peak RSS service {r['peak_rss_mb']['service']} MB, simulator {r['peak_rss_mb']['simulator']} MB")

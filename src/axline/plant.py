@@ -174,6 +174,7 @@ class Camera:
     pattern: str = "*.png"
     model: str | None = None  # inspector model file (.axi)
     reject_tag: str | None = None  # writable tag set to 1 to divert a rejected part
+    pass_tag: str | None = None  # writable tag set to 1 to release a good part (vision handshake)
 
 
 @dataclass
@@ -411,24 +412,26 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
     cameras = []
     for i, raw in enumerate(v.seq(top.get("cameras"), "cameras")):
         kp = f"cameras[{i}]"
-        c = v.mapping(raw, kp, ("id", "asset", "source", "path", "device", "pattern", "model", "reject_tag"),
-                      required=("id", "asset", "source"))
+        c = v.mapping(raw, kp, ("id", "asset", "source", "path", "device", "pattern", "model", "reject_tag",
+                                "pass_tag"), required=("id", "asset", "source"))
         asset = _resolve_asset(v, c["asset"], f"{kp}.asset", asset_paths, f"{site}/{area}")
         src = v.choice(c["source"], f"{kp}.source", CAMERA_SOURCES, "camera source")
         if src == "folder" and "path" not in c:
             raise v.fail(kp, "a camera with source 'folder' needs 'path', the folder the camera writes images into")
-        reject = None
-        if "reject_tag" in c:
-            reject = _resolve_tag(v, c["reject_tag"], f"{kp}.reject_tag", all_tags, asset)
-            if not all_tags[reject].writable:
-                raise v.fail(f"{kp}.reject_tag", f"tag {reject!r} is not writable; mark it 'writable: true'")
+        signal_tags = {}
+        for key in ("reject_tag", "pass_tag"):
+            if key in c:
+                path = _resolve_tag(v, c[key], f"{kp}.{key}", all_tags, asset)
+                if not all_tags[path].writable:
+                    raise v.fail(f"{kp}.{key}", f"tag {path!r} is not writable; mark it 'writable: true'")
+                signal_tags[key] = path
         cameras.append(Camera(
             id=v.ident(c["id"], f"{kp}.id"), asset=asset, source=src,
             path=v.string(c["path"], f"{kp}.path") if "path" in c else None,
             device=int(v.number(c["device"], f"{kp}.device", 0)) if "device" in c else None,
             pattern=v.string(c.get("pattern", "*.png"), f"{kp}.pattern"),
             model=v.string(c["model"], f"{kp}.model") if "model" in c else None,
-            reject_tag=reject,
+            reject_tag=signal_tags.get("reject_tag"), pass_tag=signal_tags.get("pass_tag"),
         ))
 
     monitors = []

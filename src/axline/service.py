@@ -54,6 +54,7 @@ class Service:
         self._event_source: dict[int, str] = {}
         self.cameras: dict[str, FolderSource] = {}
         self.inspect_hooks: dict[str, InspectHook] = {}
+        self.vision: dict[str, Any] = {}  # camera id -> VisionStation
         self.images_received = 0
         self.started_wall = time.time()
         self.runner = None
@@ -87,10 +88,12 @@ class Service:
             conn.on_state = self._connector_state
             self.connectors[cfg.name] = conn
             self._tasks.append(asyncio.create_task(conn.run(self.ingest), name=f"connector-{cfg.name}"))
+        self._setup_vision()
         for cam in self.plant.cameras:
             if cam.source == "folder" or cam.source == "sim":
                 folder = cam.path if os.path.isabs(cam.path or "") else os.path.join(self.plant.base_dir, cam.path or "")
-                src = FolderSource(cam.id, folder, cam.pattern)
+                # with an inspector the conveyor waits on us: look for new images more often
+                src = FolderSource(cam.id, folder, cam.pattern, poll_s=0.02 if cam.id in self.vision else 0.1)
                 self.cameras[cam.id] = src
                 self._tasks.append(asyncio.create_task(src.run(self._on_image), name=f"camera-{cam.id}"))
         self._tasks.append(asyncio.create_task(self._broadcast_loop(), name="broadcast"))
@@ -104,6 +107,13 @@ class Service:
 
         check_bind(self.host, self.admin_password)
         app = create_app(self, admin_password=self.admin_password)
+        # heat maps and camera images for the inspection views (behind the same login)
+        heat = self._path(os.path.join("data", "heatmaps"))
+        os.makedirs(heat, exist_ok=True)
+        app.router.add_static("/heatmaps/", heat, show_index=False)
+        for cam in self.plant.cameras:
+            if cam.path and os.path.isdir(self._path(cam.path)):
+                app.router.add_static(f"/camera/{cam.id}/", self._path(cam.path), show_index=False)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port)
@@ -184,6 +194,23 @@ class Service:
     def _setup_monitors(self) -> None:
         self.monitors = monitors_for_plant(self.plant, self.emit_event, self.update_event, **self.monitor_params)
 
+    def _path(self, p: str) -> str:
+        return p if os.path.isabs(p) else os.path.join(self.plant.base_dir, p)
+
+    def _setup_vision(self) -> None:
+        for i, cam in enumerate(self.plant.cameras):
+            if not cam.model:
+                continue
+            path = self._path(cam.model)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"cameras[{i}].model: {path} does not exist; train one with "
+                                        f"`axline train inspector --images GOOD_IMAGES_DIR --out {cam.model}`")
+            from axline.vision import VisionStation
+
+            station = VisionStation(cam, path, self._path(os.path.join("data", "heatmaps")))
+            self.vision[cam.id] = station
+            self.inspect_hooks[cam.id] = lambda _cam, p, img, st=station: st.inspect(p, img)
+
     def _update_monitors(self, batch: Batch) -> None:
         for mon in self.monitors.values():
             mon.update(batch)
@@ -221,6 +248,18 @@ class Service:
         if hook is None:
             return
         result = await asyncio.get_running_loop().run_in_executor(None, hook, camera_id, path, image)
+        station = self.vision.get(camera_id)
+        signal = cam.reject_tag if result.get("verdict") == "reject" else cam.pass_tag
+        if signal is not None:
+            try:
+                await self.write_tag(signal, 1.0, f"inspector:{camera_id}")
+                result["signal"] = signal
+            except Exception as e:  # noqa: BLE001 - the verdict stands; the failed write is audited
+                result["signal_error"] = f"{type(e).__name__}: {e}"
+        if station is not None:
+            result["latency_ms"] = station.record_latency(path)
+            await asyncio.get_running_loop().run_in_executor(None, station.write_heatmap, path, image, result)
+        result.pop("_map", None)
         kind = "defect" if result.get("verdict") == "reject" else "inspection"
         self.emit_event(Event(ts=self.now_ns(), kind=kind, source=cam.asset, code=f"inspection.{result['verdict']}",
                               severity="warning" if kind == "defect" else "info",
@@ -297,6 +336,7 @@ class Service:
                 "readings_stored": self.historian.count() if self.historian else 0,
                 "uptime_s": round(time.time() - self.started_wall, 1),
                 "images_received": self.images_received,
+                "vision": self.vision_json()["cameras"],
                 "store": self.forward.status() if self.forward else None,
                 "uplink": self.uplink.status() if self.uplink else None,
                 "repeats_dropped": self.repeats_dropped,
@@ -316,9 +356,18 @@ class Service:
         found = [e for e in self.historian.events(limit=100000) if e.id == event_id]
         if not found:
             raise KeyError(f"event {event_id} does not exist")
+        ev = found[0]
+        learned: dict[str, Any] = {}
+        station = self.vision.get(ev.data.get("camera", "")) if ev.kind in ("inspection", "defect") else None
+        if station is not None and ev.ack is None:
+            learned = await asyncio.get_running_loop().run_in_executor(None, station.feedback, ev.data, verdict)
         self.update_event(event_id, ack=verdict, data={"feedback": {"verdict": verdict, "user": user,
-                                                                     "ts": time.time_ns()}})
-        return {"id": event_id, "ack": verdict}
+                                                                     "ts": time.time_ns(),
+                                                                     "learned": learned.get("learned", False)}})
+        return {"id": event_id, "ack": verdict, **({"model": learned} if learned else {})}
+
+    def vision_json(self) -> dict:
+        return {"cameras": {cid: st.status() for cid, st in self.vision.items()}}
 
     def _push(self, msg: dict) -> None:
         for q in list(self._subscribers):

@@ -335,6 +335,8 @@ def create_app(service: ServiceView, admin_password: str | None = None) -> web.A
 
     r = app.router
     r.add_get("/", _index)
+    r.add_get("/inspection", _inspection_page)
+    r.add_get("/api/vision", _vision)
     r.add_get("/login", _login_page)
     r.add_post("/login", _login)
     r.add_post("/logout", _logout)
@@ -437,6 +439,15 @@ def _same_origin(request: web.Request) -> bool:
 # -- pages --------------------------------------------------------------------------------------
 async def _index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+async def _inspection_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC_DIR / "inspection.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+async def _vision(request: web.Request) -> web.StreamResponse:
+    svc = _svc(request)
+    return json_response(svc.vision_json() if hasattr(svc, "vision_json") else {"cameras": {}})
 
 
 def _login_html(error: bool) -> str:

@@ -633,6 +633,7 @@ class _Vision(_Station):
         ("parts_inspected", "count", 0.0, 1e12, 1.0, "counter", False, "Parts inspected", "검사 수량"),
         ("parts_rejected", "count", 0.0, 1e12, 1.0, "counter", False, "Parts rejected", "불량 배출 수량"),
         ("diverter", "", 0.0, 1.0, 0.2, "bool", True, "Reject diverter", "불량 배출기"),
+        ("result_ok", "", 0.0, 1.0, 0.2, "bool", True, "Inspection OK", "검사 합격"),
         ("power", "kW", 0.0, 5.0, 0.2, "analog", False, "Power", "소비 전력"),
         ("state", "", 0.0, 5.0, 1.0, "state", False, "State", "상태"),
     )
@@ -644,6 +645,9 @@ class _Vision(_Station):
         self.inspected = 0
         self.rejected = 0
         self.diverter = 0.0
+        self.result_ok = 0.0
+        self.wait_started: float | None = None
+        self.timeouts = 0
         self.legacy_flag = False
         self.power = 0.4
 
@@ -654,12 +658,22 @@ class _Vision(_Station):
         if before < self.IMAGE_AT_S <= after:
             self.inspected += 1
             self.diverter = 0.0  # a new part: an earlier request no longer applies
+            self.result_ok = 0.0
+            self.wait_started = None
             part.image_ns = line._time_ns(t)
             caught = part.defect is not None and self.r.u() < _LEGACY_CATCH[part.defect]
             self.legacy_flag = caught or not part.in_tolerance
             line._on_image(part)
         if before < self.DIVERTER_AT_S <= after:
-            divert = self.diverter >= 0.5 or (line.auto_divert and self.legacy_flag)
+            answered = self.diverter >= 0.5 or self.result_ok >= 0.5
+            if line.vision_wait_s > 0 and not answered:
+                # handshake: hold the part at the diverter until the vision system answers OK or NG
+                self.wait_started = t if self.wait_started is None else self.wait_started
+                if t - self.wait_started < line.vision_wait_s:
+                    self.progress = self.DIVERTER_AT_S - 1e-9
+                    return
+                self.timeouts += 1
+            divert = self.diverter >= 0.5 or (line.auto_divert and self.legacy_flag and self.result_ok < 0.5)
             if divert:
                 self.diverter = 1.0
                 self.rejected += 1
@@ -673,7 +687,8 @@ class _Vision(_Station):
 
     def physics(self, t: float, dt: float, faults: dict[str, float]) -> list[float]:
         self.power = max(0.05, 0.4 + (0.5 if self.state == STATE_RUNNING else 0.0) + 0.03 * self.r.n())
-        return [float(self.inspected), float(self.rejected), self.diverter, self.power, float(self.state)]
+        return [float(self.inspected), float(self.rejected), self.diverter, self.result_ok, self.power,
+                float(self.state)]
 
     def electric_kw(self) -> float:
         return self.power
@@ -759,7 +774,10 @@ class VirtualLine:
     ``site/area/line``; ``takt_s`` paces the press and ``cycle_s`` is each station's ideal cycle;
     ``buffer_size`` parts fit between two stations; ``render_images`` renders an ``image_size``
     image per part (``color_images`` for RGB); ``auto_divert`` turns the built-in legacy reject
-    check on; ``changeover_interval_s`` spaces the changeovers (None: none).
+    check on; ``changeover_interval_s`` spaces the changeovers (None: none); ``vision_wait_s`` > 0
+    makes the vision station hold each part at the diverter until the controller answers
+    (``diverter`` = 1 rejects, ``result_ok`` = 1 passes) or that many seconds pass (then the legacy
+    check decides, with ``auto_divert``).
 
     Attributes: ``tags`` (stable order), ``now_ns`` (simulated clock), ``faults`` (ground truth).
     """
@@ -779,6 +797,7 @@ class VirtualLine:
         buffer_size: int = 2,
         color_images: bool = False,
         changeover_interval_s: float | None = 4 * 3600.0,
+        vision_wait_s: float = 0.0,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -815,6 +834,9 @@ class VirtualLine:
         self.image_size = image_size
         self.render_images = bool(render_images)
         self.auto_divert = bool(auto_divert)
+        if not (isinstance(vision_wait_s, int | float) and 0.0 <= vision_wait_s <= 60.0):
+            raise ValueError(f"vision_wait_s must be in 0 .. 60 seconds, got {vision_wait_s!r}")
+        self.vision_wait_s = float(vision_wait_s)
         self.color_images = bool(color_images)
         self.now_ns = self.start_ns
         self._k = 0  # index of the last simulated tick
@@ -1116,7 +1138,10 @@ class VirtualLine:
         if tag.kind == "bool":
             if v not in (0.0, 1.0):
                 raise ValueError(f"value for {path!r} must be 0 or 1, got {value!r}")
-            self._vision.diverter = v
+            if path.endswith("/result_ok"):
+                self._vision.result_ok = v
+            else:
+                self._vision.diverter = v
         else:
             if not (math.isfinite(v) and tag.lo <= v <= tag.hi):
                 raise ValueError(

@@ -654,7 +654,8 @@
 
   function renderEvents() {
     const list = $('events');
-    const shown = S.events.filter(lineOfEvent);
+    // routine passes and audited writes would bury the alarms: they have their own views
+    const shown = S.events.filter(lineOfEvent).filter((ev) => ev.kind !== 'write' && ev.code !== 'inspection.pass');
     if (!shown.length) {
       list.replaceChildren(el('li', { class: 'muted empty', text: t('events.none') }));
       return;

@@ -1,0 +1,155 @@
+"""The vision station on the line: camera image -> inspector -> verdict event with heat map ->
+reject (or pass) signal to the PLC; operator feedback improves the model without retraining.
+
+Runs inside `axline serve` for every camera with a ``model`` in the plant file. Inference uses
+only onnxruntime and NumPy (no torch). Latency is measured from the image landing in the camera
+folder (its modification time) to the reject/pass signal acknowledged by the PLC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axline.plant import Camera
+
+log = logging.getLogger(__name__)
+
+
+class VisionStation:
+    """One camera's inspection: model, heat maps, PLC signals, feedback, statistics."""
+
+    def __init__(self, camera: Camera, model_path: str, heatmap_dir: str) -> None:
+        from axline.inspect.inferencer import Inspector
+
+        self.camera = camera
+        self.model_path = model_path
+        self.heatmap_dir = Path(heatmap_dir) / camera.id
+        self.heatmap_dir.mkdir(parents=True, exist_ok=True)
+        self.inspector = Inspector.load(model_path)
+        self._lock = threading.Lock()  # swapping the model while an image is being inspected
+        self.latencies_ms: deque[float] = deque(maxlen=5000)
+        self.inspect_ms: deque[float] = deque(maxlen=5000)
+        self.counts = {"pass": 0, "reject": 0}
+        self.reviewed = {"confirmed_reject": 0, "false_reject": 0, "confirmed_pass": 0, "escape": 0}
+        self.updates: list[dict[str, Any]] = []
+        self.review_items: list[dict[str, Any]] = []  # path, truth (good|defect), verdict when shown
+        self.rates: dict[str, Any] | None = None
+
+    def inspect(self, path: Path, image: np.ndarray) -> dict[str, Any]:
+        """Runs in a worker thread: score the image (the heat map is written later, after the PLC
+        has its signal: the conveyor does not wait for a picture)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            v = self.inspector.inspect(image)
+        ms = (time.perf_counter() - t0) * 1000
+        self.inspect_ms.append(ms)
+        self.counts[v.verdict] = self.counts.get(v.verdict, 0) + 1
+        heat = self.heatmap_dir / (path.stem + ".png")
+        return {"score": round(float(v.score), 5), "verdict": v.verdict, "threshold": round(float(v.threshold), 5),
+                "inspect_ms": round(ms, 1), "heatmap_url": f"/heatmaps/{self.camera.id}/{heat.name}",
+                "image_url": f"/camera/{self.camera.id}/{path.name}", "_map": v.anomaly_map}
+
+    def write_heatmap(self, path: Path, image: np.ndarray, result: dict[str, Any]) -> None:
+        from axline.inspect.inferencer import save_heatmap_overlay
+
+        save_heatmap_overlay(image, result.pop("_map"), self.heatmap_dir / (path.stem + ".png"), result["threshold"])
+
+    def record_latency(self, path: Path) -> float | None:
+        try:
+            landed = path.stat().st_mtime
+        except OSError:
+            return None
+        ms = (time.time() - landed) * 1000
+        self.latencies_ms.append(ms)
+        return round(ms, 1)
+
+    def feedback(self, event_data: dict[str, Any], verdict: str) -> dict[str, Any]:
+        """Runs in a worker thread. ``overruled`` on a reject: a false reject, its patches join the
+        memory bank; ``confirmed`` on a reject or ``overruled`` on a pass: a real defect, it refines
+        the threshold. The model file is updated in place (atomically) and reloaded."""
+        from axline.inspect.inferencer import Inspector
+        from axline.inspect.train import update_with_feedback
+
+        path = event_data.get("path")
+        was = event_data.get("verdict")
+        if was == "reject":
+            key = "false_reject" if verdict == "overruled" else "confirmed_reject"
+        else:
+            key = "escape" if verdict == "overruled" else "confirmed_pass"
+        self.reviewed[key] += 1
+        truth = "good" if key in ("false_reject", "confirmed_pass") else "defect"
+        if path and os.path.exists(path):
+            self.review_items.append({"path": path, "truth": truth, "before": was})
+        good = [path] if key == "false_reject" else []
+        defects = [path] if key in ("escape", "confirmed_reject") else []
+        if not (good or defects) or not path or not os.path.exists(path):
+            self.rates = self._rates()
+            return {"learned": False, "reviewed": dict(self.reviewed), "rates": self.rates}
+        tmp = self.model_path + ".tmp"
+        _, stats = update_with_feedback(self.model_path, good_images=good, defect_images=defects, out=tmp)
+        os.replace(tmp, self.model_path)
+        new = Inspector.load(self.model_path)
+        with self._lock:
+            self.inspector = new
+        stats = {k: v for k, v in stats.items() if isinstance(v, int | float | str | bool | dict | list | None)}
+        self.updates.append({"ts": time.time_ns(), "kind": key, **stats})
+        self.rates = self._rates()
+        return {"learned": True, "kind": key, "stats": stats, "reviewed": dict(self.reviewed), "rates": self.rates}
+
+    def _rates(self) -> dict[str, Any]:
+        """False-reject and escape rates on the parts operators reviewed: as verdicted at the time
+        (before) and as the current model judges the same images (after)."""
+        from axline.camera import read_image
+
+        goods = [r for r in self.review_items if r["truth"] == "good"]
+        defects = [r for r in self.review_items if r["truth"] == "defect"]
+        now: dict[str, str] = {}
+        for r in self.review_items:
+            try:
+                img = read_image(Path(r["path"]))
+            except ValueError:
+                continue
+            with self._lock:
+                now[r["path"]] = self.inspector.inspect(img).verdict
+
+        def rate(items, bad_verdict, key):
+            judged = [r for r in items if key(r) is not None]
+            return round(sum(key(r) == bad_verdict for r in judged) / len(judged), 3) if judged else None
+
+        return {
+            "n_good": len(goods), "n_defect": len(defects),
+            "before": {"false_reject_rate": rate(goods, "reject", lambda r: r["before"]),
+                       "escape_rate": rate(defects, "pass", lambda r: r["before"])},
+            "after": {"false_reject_rate": rate(goods, "reject", lambda r: now.get(r["path"])),
+                      "escape_rate": rate(defects, "pass", lambda r: now.get(r["path"]))},
+        }
+
+    def status(self) -> dict[str, Any]:
+        lat = np.array(self.latencies_ms) if self.latencies_ms else None
+        ins = np.array(self.inspect_ms) if self.inspect_ms else None
+        total_rej = self.reviewed["confirmed_reject"] + self.reviewed["false_reject"]
+        total_pass = self.reviewed["confirmed_pass"] + self.reviewed["escape"]
+        return {
+            "camera": self.camera.id, "counts": dict(self.counts), "reviewed": dict(self.reviewed),
+            "false_reject_share_of_reviewed_rejects": round(self.reviewed["false_reject"] / total_rej, 3) if total_rej else None,
+            "escape_share_of_reviewed_passes": round(self.reviewed["escape"] / total_pass, 3) if total_pass else None,
+            "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p99": round(float(np.percentile(lat, 99)), 1),
+                           "n": int(len(lat))} if lat is not None else None,
+            "inspect_ms": {"p50": round(float(np.percentile(ins, 50)), 1), "p99": round(float(np.percentile(ins, 99)), 1)}
+            if ins is not None else None,
+            "updates": self.updates[-10:],
+            "rates": self.rates,
+        }
+
+
+async def run_in_thread(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

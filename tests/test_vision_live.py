@@ -1,0 +1,98 @@
+"""The vision station live: virtual camera -> folder -> inspector (ONNX) -> OK/NG to the PLC over OPC UA
+-> the simulated diverter acts on it; operator feedback updates the model without retraining."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from axline.connect.base import CONNECTED
+from axline.demo import demo_plant
+from axline.service import Service
+from axline.sim.camera import render_part
+from axline.sim.line import VirtualLine
+from axline.sim.server import SimServer
+
+pytest.importorskip("torch")  # building the model needs the training extra; inference does not
+START = 1_767_225_600 * 1_000_000_000
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from axline.inspect.train import train_inspector
+
+    rng = np.random.default_rng(1)
+    goods = [render_part(rng, None, size=128)[0] for _ in range(40)]
+    path = tmp_path_factory.mktemp("model") / "inspector.axi"
+    train_inspector(goods, path, size=128, progress=False)
+    return path
+
+
+async def _wait(cond, timeout, what):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_path, port, model):
+    endpoint = f"opc.tcp://127.0.0.1:{port}/axline/sim"
+    camera_dir = tmp_path / "data" / "camera"
+    line = VirtualLine(seed=3, start_ns=START, faults=None, warmup_s=0, auto_divert=False, vision_wait_s=10.0,
+                       image_size=128)
+    sim = SimServer(line, endpoint=endpoint, speed=8, camera_dir=camera_dir)
+    camera_dir.mkdir(parents=True)
+    task = asyncio.create_task(sim.run())
+    await sim.ready.wait()
+    plant = demo_plant(tmp_path, endpoint)
+    plant.cameras[0].model = str(model)
+    svc = Service(plant, port=0)
+    try:
+        await svc.start()
+        await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 15, "connection")
+        verdicts = lambda: svc.historian.events(kinds=["inspection", "defect"], limit=1000)  # noqa: E731
+        await _wait(lambda: len(verdicts()) >= 8, 120, "eight verdicts")
+        await asyncio.sleep(3.0)  # let the last answered parts leave the station
+        evs = verdicts()
+        diverter = "changwon/plant1/line1/vision/camera1/diverter"
+        ok = "changwon/plant1/line1/vision/camera1/result_ok"
+        for e in evs:
+            assert e.data["signal"] == (diverter if e.data["verdict"] == "reject" else ok)
+            assert (tmp_path / "data" / "heatmaps" / "cam1" / (e.data["path"].rsplit("/", 1)[1])).exists()
+            assert e.data["latency_ms"] is not None and e.data["latency_ms"] > 0
+        assert {p for p, _ in sim.client_writes} <= {diverter, ok}
+        # the audit log holds the inspector's writes
+        assert any(e.data.get("user") == "inspector:cam1" for e in svc.historian.events(kinds=["write"]))
+        # operator feedback: a verdict overruled teaches the model (bank or threshold changes)
+        # (an overruled reject joins the bank of good patches; an overruled pass is an escape, a
+        # labelled defect that refines the threshold)
+        target = evs[-1]
+        m0 = svc.vision["cam1"].inspector.model
+        before = len(m0.bank), len(m0.defect_scores)
+        reply = await svc.feedback(target.id, "overruled", "kim")
+        m1 = svc.vision["cam1"].inspector.model
+        assert reply["model"]["learned"] is True and m1 is not m0
+        if target.data["verdict"] == "reject":
+            assert len(m1.bank) > before[0]
+        else:
+            assert len(m1.defect_scores) == before[1] + 1
+        rates = svc.vision_json()["cameras"]["cam1"]["rates"]
+        assert rates["n_good"] + rates["n_defect"] == 1
+        # the same verdict cannot teach twice
+        again = await svc.feedback(target.id, "overruled", "kim")
+        assert "model" not in again
+    finally:
+        sim.stop()
+        await task
+        await svc.stop()
+    # what the PLC did matches what axline decided, part by part
+    decided = {e.data["path"].rsplit("-", 1)[1].split(".")[0]: e.data["verdict"] for e in evs}
+    for part in line.drain_parts():
+        key = f"{part.part_id:07d}"
+        if key in decided:
+            assert part.diverted == (decided[key] == "reject"), key
