@@ -46,7 +46,7 @@ def test_live_demo_in_the_browser(tmp_path):
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "axline.cli", "demo", "--port", str(port), "--speed", "20", "--duration", "90",
-         "--data-dir", str(tmp_path / "demo")],
+         "--no-inspect", "--data-dir", str(tmp_path / "demo")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     errors: list[str] = []
@@ -61,6 +61,7 @@ def test_live_demo_in_the_browser(tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.set_default_timeout(20000)
             page.goto(url)
+            page.wait_for_selector("[data-station]")
             stations = page.eval_on_selector_all("[data-station]", "els => els.map(e => e.dataset.station)")
             assert stations[:5] == [f"changwon/plant1/line1/{a}" for a in
                                     ("press/press1", "cnc/cnc1", "furnace/furnace1", "vision/camera1", "packing/packer1")]
