@@ -388,7 +388,12 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
         if historian == "embedded":
             historian = {"backend": "embedded", "path": "data/historian"}
     else:
-        h = v.mapping(historian, "historian", ("backend", "path", "dsn", "fsync", "retention_days"))
+        h = v.mapping(historian, "historian", ("backend", "path", "dsn", "fsync", "retention_days", "schema",
+                                               "partition"))
+        if h.get("backend") == "postgresql" and "dsn" not in h:
+            raise v.fail("historian", "the postgresql backend needs 'dsn', e.g. postgresql://axline@central/axline")
+        if "partition" in h:
+            v.choice(h["partition"], "historian.partition", ("hour", "day", "week", "month"), "partition width")
         if "retention_days" in h:
             v.number(h["retention_days"], "historian.retention_days", 0, strict_lo=True)
         if "backend" in h:

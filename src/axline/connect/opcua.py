@@ -126,7 +126,9 @@ class OpcUaConnector(Connector):
 
     async def session(self, sink: Sink) -> None:
         o = self.options
-        client = Client(o["endpoint"], timeout=o["timeout_s"])
+        # asyncua's keep-alive watchdog defaults to 1 s: a busy server would look dead and the
+        # client would reconnect over and over; give it the request timeout instead
+        client = Client(o["endpoint"], timeout=o["timeout_s"], watchdog_intervall=max(5.0, o["timeout_s"]))
         if o["username"]:
             client.set_user(o["username"])
             client.set_password(o["password"] or "")

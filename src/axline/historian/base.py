@@ -175,5 +175,6 @@ def open_historian(spec: str | dict, base_dir: str | None = None) -> Historian:
                 "historian: the PostgreSQL backend is not available in this build; "
                 "use 'historian: embedded' or install axline with PostgreSQL support"
             ) from e
-        return PostgresHistorian(spec["dsn"])
+        extra = {k: spec[k] for k in ("schema", "partition", "retention_days") if spec.get(k) is not None}
+        return PostgresHistorian(spec["dsn"], **extra)
     raise ValueError(f"historian.backend: {backend!r} is not known (allowed: 'embedded', 'postgresql')")
