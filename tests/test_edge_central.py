@@ -9,6 +9,7 @@ test can restart it without touching anything else on the machine.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import time
@@ -76,10 +77,10 @@ def _edge_plant(line_id: str, connector: str, data_dir: Path, endpoint: str):
     return plant
 
 
-def _central_plant(broker_port: int, data_dir: Path):
+def _central_plant(broker_port: int, data_dir: Path, historian: str = "{backend: embedded, path: data/historian}"):
     text = f"""
 plant: {{site: changwon, area: plant1, timezone: Asia/Seoul}}
-historian: {{backend: embedded, path: data/historian, fsync: interval}}
+historian: {historian}
 connectors:
   - {{name: uns, type: uns, host: 127.0.0.1, port: {broker_port}, topics: ["changwon/#"],
      client_id: axline-central-test-{broker_port}}}
@@ -101,10 +102,46 @@ async def _wait(cond, timeout: float, what: str) -> None:
 
 
 async def test_two_edges_one_central_survive_a_broker_restart(tmp_path):
+    await _two_edges_one_central(tmp_path, "{backend: embedded, path: data/historian}", restart_postgres=None)
+
+
+PG_DSN = os.environ.get("AXLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _restart_postgres() -> None:
+    """Restart the real server: pg_ctlcluster as root (CI); otherwise cut every connection to it."""
+    import psycopg
+
+    ver = sorted(os.listdir("/etc/postgresql"))[-1] if os.path.isdir("/etc/postgresql") else None
+    if os.geteuid() == 0 and ver and shutil.which("pg_ctlcluster"):
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", ver, "main", "restart"], check=True,
+                       timeout=120)
+        return
+    with psycopg.connect(PG_DSN, autocommit=True) as c:
+        c.execute("select pg_terminate_backend(pid) from pg_stat_activity where pid <> pg_backend_pid() "
+                  "and datname = current_database()")
+
+
+async def test_central_on_postgresql_survives_broker_and_database_restarts(tmp_path):
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        psycopg.connect(PG_DSN, connect_timeout=3).close()
+    except psycopg.OperationalError as e:
+        pytest.skip(f"no PostgreSQL at {PG_DSN}: {e}")
+    schema = f"axline_edge_test_{os.getpid()}"
+    try:
+        await _two_edges_one_central(
+            tmp_path, f"{{backend: postgresql, dsn: '{PG_DSN}', schema: {schema}}}", restart_postgres=_restart_postgres)
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as c:
+            c.execute(f"drop schema if exists {schema} cascade")
+
+
+async def _two_edges_one_central(tmp_path, historian: str, restart_postgres) -> None:
     broker = PrivateBroker(tmp_path / "broker")
     broker.start()
     sims, edges = [], []
-    central = Service(_central_plant(broker.port, tmp_path / "central"))
+    central = Service(_central_plant(broker.port, tmp_path / "central", historian))
     try:
         await central.start(web=False)
         await _wait(lambda: central.connectors["uns"].state == CONNECTED, 30, "central to subscribe")
@@ -126,12 +163,19 @@ async def test_two_edges_one_central_survive_a_broker_restart(tmp_path):
         assert all(not e.uplink.online for e in edges)
         broker.start()
         await asyncio.sleep(3.0)  # keep producing while everyone reconnects
+        if restart_postgres is not None:
+            stored = central.forward.delivered
+            await asyncio.get_running_loop().run_in_executor(None, restart_postgres)
+            await asyncio.sleep(3.0)
+            await _wait(lambda: central.forward.delivered > stored and central.forward.online, 120,
+                        "the central to store again after the database restart")
 
         for sim, task in sims:  # end of the stream
             sim.stop()
             await task
         await asyncio.sleep(1.0)
         await _wait(lambda: all(len(e.uplink.spool) == 0 and e.uplink.online for e in edges), 120, "spools to drain")
+        await _wait(lambda: len(central.forward.spool) == 0, 60, "the central's spool to drain")
         expected = sum(e.historian.count() for e in edges)
         await _wait(lambda: central.historian.count() >= expected, 60, "central to catch up")
         await asyncio.sleep(1.0)
@@ -148,6 +192,8 @@ async def test_two_edges_one_central_survive_a_broker_restart(tmp_path):
                 np.testing.assert_array_equal(a.ts, b.ts, err_msg=path)
                 np.testing.assert_array_equal(a.value, b.value, err_msg=path)
         assert sum(e.uplink.spooled for e in edges) > 0  # the outage really was bridged by the spools
+        if restart_postgres is not None:
+            assert central.forward.spooled > 0  # the central buffered on disk while the database was away
     finally:
         for sim, task in sims:
             sim.stop()
