@@ -7,6 +7,7 @@ acknowledged: from then on it survives a crash of the process (``kill -9``).
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,45 @@ class Event:
             "data": self.data,
             "ack": self.ack,
         }
+
+
+# What an event may hold and which of its fields may change; shared by every backend.
+EVENT_SEVERITIES = ("info", "warning", "alarm")
+EVENT_ACKS = (None, "confirmed", "overruled", "acknowledged")
+EVENT_UPDATABLE = ("end_ts", "ack", "severity", "data", "message")
+
+
+def _check_severity(severity: Any) -> None:
+    if severity not in EVENT_SEVERITIES:
+        raise ValueError(f"event severity {severity!r} is not known (allowed: {', '.join(EVENT_SEVERITIES)})")
+
+
+def _check_ack(ack: Any) -> None:
+    if ack not in EVENT_ACKS:
+        raise ValueError(
+            f"event ack {ack!r} is not known (allowed: None, {', '.join(a for a in EVENT_ACKS if a)})"
+        )
+
+
+def _dump_data(data: Any) -> str:
+    if not isinstance(data, dict):
+        raise ValueError(f"event data must be a dict, got {type(data).__name__}")
+    try:
+        return json.dumps(data, ensure_ascii=False, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"event data cannot be stored as JSON ({e}); use str, numbers, lists and dicts"
+        ) from e
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
 class Historian(abc.ABC):

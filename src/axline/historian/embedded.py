@@ -56,14 +56,20 @@ from typing import Any
 import numpy as np
 
 from axline.batch import GOOD, Batch
-from axline.historian.base import Buckets, Event, Historian, Series
+from axline.historian.base import (
+    EVENT_UPDATABLE,
+    Buckets,
+    Event,
+    Historian,
+    Series,
+    _check_ack,
+    _check_severity,
+    _dump_data,
+)
 
 log = logging.getLogger(__name__)
 
 FSYNC_MODES = ("batch", "interval", "none")
-EVENT_SEVERITIES = ("info", "warning", "alarm")
-EVENT_ACKS = (None, "confirmed", "overruled", "acknowledged")
-EVENT_UPDATABLE = ("end_ts", "ack", "severity", "data", "message")
 
 MAGIC = b"AXR1"
 FORMAT_VERSION = 1
@@ -1264,36 +1270,3 @@ def _bucketize(ts: np.ndarray, val: np.ndarray, start: int, step: int) -> Bucket
         last=val[ends - 1],
         count=count,
     )
-
-
-def _check_severity(severity: Any) -> None:
-    if severity not in EVENT_SEVERITIES:
-        raise ValueError(f"event severity {severity!r} is not known (allowed: {', '.join(EVENT_SEVERITIES)})")
-
-
-def _check_ack(ack: Any) -> None:
-    if ack not in EVENT_ACKS:
-        raise ValueError(
-            f"event ack {ack!r} is not known (allowed: None, {', '.join(a for a in EVENT_ACKS if a)})"
-        )
-
-
-def _dump_data(data: Any) -> str:
-    if not isinstance(data, dict):
-        raise ValueError(f"event data must be a dict, got {type(data).__name__}")
-    try:
-        return json.dumps(data, ensure_ascii=False, allow_nan=False, default=_json_default)
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"event data cannot be stored as JSON ({e}); use str, numbers, lists and dicts"
-        ) from e
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")

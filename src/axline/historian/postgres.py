@@ -37,8 +37,16 @@ from typing import Any, TypeVar
 import numpy as np
 
 from axline.batch import Batch
-from axline.historian.base import Buckets, Event, Historian, Series
-from axline.historian.embedded import EVENT_UPDATABLE, _check_ack, _check_severity, _dump_data
+from axline.historian.base import (
+    EVENT_UPDATABLE,
+    Buckets,
+    Event,
+    Historian,
+    Series,
+    _check_ack,
+    _check_severity,
+    _dump_data,
+)
 
 try:
     import psycopg
