@@ -444,21 +444,7 @@ class MelsecConnector(Connector):
         try:
             await client.connect()
             self._client = client
-            self.connects += 1
-            self._set_state(CONNECTED)
-            interval = o["poll_interval_ms"] / 1000
-            while not self._stopping.is_set():
-                t0 = time.monotonic()
-                batch = await self.poll_once()
-                if len(batch):
-                    self.readings += len(batch)
-                    sink(batch)
-                try:
-                    await asyncio.wait_for(
-                        self._stopping.wait(), max(0.0, interval - (time.monotonic() - t0))
-                    )
-                except TimeoutError:
-                    pass
+            await self.poll_loop(sink, o["poll_interval_ms"] / 1000)
         finally:
             self._client = None
             await client.close()

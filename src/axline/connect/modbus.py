@@ -243,20 +243,7 @@ class ModbusConnector(Connector):
             if not await asyncio.wait_for(client.connect(), o["timeout_s"] + 1):
                 raise ConnectionError(f"cannot connect to Modbus device {o['host']}:{o['port']}")
             self._client = client
-            self.connects += 1
-            self._set_state(CONNECTED)
-            interval = o["poll_interval_ms"] / 1000
-            while not self._stopping.is_set():
-                t0 = time.monotonic()
-                batch = await self.poll_once()
-                if len(batch):
-                    self.readings += len(batch)
-                    sink(batch)
-                wait = max(0.0, interval - (time.monotonic() - t0))
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), wait)
-                except TimeoutError:
-                    pass
+            await self.poll_loop(sink, o["poll_interval_ms"] / 1000)
         finally:
             self._client = None
             client.close()
