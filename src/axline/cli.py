@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold each part at the diverter until the vision system answers (0: do not wait)")
     s.add_argument("--no-auto-divert", action="store_true", help="no built-in legacy reject check")
 
+    s = sub.add_parser("certs", help="make a self-signed certificate and key for OPC UA security")
+    s.add_argument("args", nargs=argparse.REMAINDER, help="DIR [--uri URI --name NAME --days N ...]")
+    s.set_defaults(func_run=lambda a: __import__("axline.connect.certs", fromlist=["main"]).main(a.args))
+
     s = sub.add_parser("discover", help="list what a machine offers; write a draft plant file and an inventory")
     from axline import discover
 

@@ -81,7 +81,8 @@ class Service:
         for cfg in self.plant.connectors:
             cls = registry.connector_class(cfg.type)
             options = dict(cfg.options)
-            for key in ("dead_letter_dir",):  # folders in the plant file are relative to the plant file
+            # files and folders in the plant file are relative to the plant file
+            for key in ("dead_letter_dir", "certificate", "private_key", "server_certificate"):
                 if options.get(key) and not os.path.isabs(options[key]):
                     options[key] = os.path.join(self.plant.base_dir, options[key])
             conn = cls(cfg.name, options, self.plant.connector_tags(cfg.name))
