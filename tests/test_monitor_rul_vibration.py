@@ -57,7 +57,8 @@ def test_gbrul_learns_wear_and_round_trips(tmp_path) -> None:
     X, U, C = fleet(24, 0)
     sensors = select_informative(X)
     assert sensors.tolist() == [0, 1]
-    model = GBRUL(window=10, max_iter=40, learning_rate=0.1, min_samples_leaf=20).fit(X[:, sensors], U, C)
+    model = GBRUL(means=[5, 10], slopes=[10, 30], max_iter=40, learning_rate=0.1, min_samples_leaf=20)
+    model.fit(X[:, sensors], U, C)
     Xt, Ut, Ct = fleet(15, 1)
     # cut each test unit 30 cycles before failure: true RUL 29
     keep = np.concatenate([np.flatnonzero(Ut == u)[:-29] for u in np.unique(Ut)])
@@ -65,8 +66,10 @@ def test_gbrul_learns_wear_and_round_trips(tmp_path) -> None:
     assert np.sqrt(np.mean((pred - 29) ** 2)) < 15
     back = GBRUL.load(model.save(tmp_path / "rul"))
     np.testing.assert_array_equal(back.predict_last(Xt[keep][:, sensors], Ut[keep], Ct[keep]), pred)
-    with pytest.raises(ValueError, match="'window' must be an integer"):
-        GBRUL(window=0)
+    with pytest.raises(ValueError, match="'slopes' must be a list of integers in \\[1, 10000\\]"):
+        GBRUL(slopes=[0])
+    with pytest.raises(ValueError, match="'cap' must be a number"):
+        GBRUL(cap=0)
     with pytest.raises(ValueError, match="NaN"):
         model.predict_last(np.full((3, 2), np.nan), np.ones(3), np.arange(3))
 
@@ -75,12 +78,30 @@ def test_gbrul_numpy_trees_match_sklearn() -> None:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     X, U, C = fleet(6, 2)
-    model = GBRUL(window=5, max_iter=20).fit(X[:, :2], U, C)
-    F, ends = rul_features((X[:, :2] - model.mean_) / model.std_, U, C, 5)
+    model = GBRUL(means=[5], slopes=[5, 20], max_iter=20, min_samples_leaf=40).fit(X[:, :2], U, C)
+    F, ends = rul_features((X[:, :2] - model.mean_) / model.std_, U, C, means=(5,), slopes=(5, 20))
     ref = HistGradientBoostingRegressor(max_iter=20, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
                                         l2_regularization=1.0, early_stopping=False, random_state=0)
-    ref.fit(F, piecewise_rul(U, 125.0)[ends])
-    np.testing.assert_allclose(model._predict_features(F), np.clip(ref.predict(F), 0, 125), atol=1e-9)
+    ref.fit(F, piecewise_rul(U, 130.0)[ends])
+    np.testing.assert_allclose(model._predict_features(F), np.clip(ref.predict(F), 0, 130), atol=1e-9)
+
+
+def test_rul_features_use_only_the_past_and_fit_slopes() -> None:
+    X, U, C = fleet(3, 4)
+    Z = X[:, :2]
+    F, rows = rul_features(Z, U, C, alphas=(0.2,), means=(4,), slopes=(6,))
+    assert F.shape == (len(U), 2 * 3 + 1) and rows.tolist() == list(range(len(U)))
+    first = np.flatnonzero(U == U[0])
+    for cut in (1, 2, 5, 40):  # the unit cut at `cut` cycles gives the same last row as the full history
+        Fc, rc = rul_features(Z[first[:cut]], U[first[:cut]], C[first[:cut]], alphas=(0.2,), means=(4,),
+                              slopes=(6,), last_only=True)
+        np.testing.assert_allclose(Fc[0], F[first[cut - 1]], atol=1e-12)
+        assert rc.tolist() == [cut - 1]
+    i = first[40]
+    np.testing.assert_allclose(F[i, 2:4], Z[i - 3 : i + 1].mean(axis=0))
+    np.testing.assert_allclose(F[i, 4:6], [np.polyfit(np.arange(6), Z[i - 5 : i + 1, j], 1)[0] for j in (0, 1)])
+    assert F[i, 6] == C[i]
+    assert np.all(F[first[0], 4:6] == 0.0)  # one cycle: no slope yet
 
 
 @pytest.mark.slow

@@ -56,16 +56,18 @@ def load_fd(data: Path, fd: str = "FD001") -> tuple[np.ndarray, np.ndarray, np.n
     return train, test, rul[:, 0]
 
 
-#: candidates compared by ``--select`` (cross-validation on training units only)
+#: features of the first version (one 30-cycle window, cap 125), kept in the grid as a reference
+FIRST_VERSION: dict[str, Any] = {"cap": 125.0, "alphas": [0.1, 0.3], "means": [30], "slopes": [30]}
+
+#: candidates compared by ``--select`` (cross-validation on training units only); the others are
+#: ``GBRUL`` defaults. The defaults of ``GBRUL`` are the winner of this comparison.
 GRID: list[dict[str, Any]] = [
-    {"window": 20, "max_leaf_nodes": 15},
-    {"window": 30, "max_leaf_nodes": 15},
-    {"window": 30, "max_leaf_nodes": 31},
-    {"window": 30, "max_leaf_nodes": 7, "max_iter": 500},
-    {"window": 30, "max_leaf_nodes": 15, "learning_rate": 0.03, "max_iter": 500},
-    {"window": 30, "max_leaf_nodes": 15, "alphas": [0.05, 0.1, 0.3]},
-    {"window": 30, "max_leaf_nodes": 15, "min_samples_leaf": 100},
-    {"window": 30, "max_leaf_nodes": 15, "min_samples_leaf": 100, "alphas": [0.05, 0.1, 0.3]},
+    FIRST_VERSION,
+    {"cap": 125.0, "slopes": [10, 20, 30, 60]},
+    {"cap": 125.0},
+    {"cap": 130.0},
+    {"cap": 135.0},
+    {"cap": 130.0, "min_samples_leaf": 200},
 ]
 
 
@@ -83,24 +85,41 @@ def truncate_units(data: np.ndarray, rng: np.random.Generator, min_len: int = 31
     return data[np.concatenate(keep)], np.array(truth, dtype=np.float64)
 
 
-def select_on_train(train: np.ndarray, sensors: np.ndarray, folds: int = 3, seed: int = 0) -> list[dict[str, Any]]:
-    """Grouped k-fold over training units, validation units truncated at random: RMSE per candidate."""
+def cut_copies(data: np.ndarray, rng: np.random.Generator, copies: int) -> tuple[np.ndarray, np.ndarray]:
+    """``copies`` independent random cuts (``truncate_units``) of every unit, each copy renumbered as a unit."""
+    rows, truths = [], []
+    step = int(data[:, 0].max()) + 1
+    for c in range(copies):
+        kept, truth = truncate_units(data, rng)
+        kept = kept.copy()
+        kept[:, 0] += c * step
+        rows.append(kept)
+        truths.append(truth)
+    return np.vstack(rows), np.concatenate(truths)
+
+
+def select_on_train(train: np.ndarray, sensors: np.ndarray, folds: int = 5, copies: int = 5,
+                    seed: int = 0) -> list[dict[str, Any]]:
+    """Grouped k-fold over training units; each validation unit cut at ``copies`` random cycles: RMSE per
+    candidate of ``GRID``. The test set is not used."""
     units = np.unique(train[:, 0])
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(units)
+    perm = np.random.default_rng(seed).permutation(units)
     out = []
     for cand in GRID:
+        t0 = time.perf_counter()
         preds, truths = [], []
         for k in range(folds):
             val = perm[k::folds]
             tr = train[~np.isin(train[:, 0], val)]
-            va, truth = truncate_units(train[np.isin(train[:, 0], val)], np.random.default_rng(seed + k))
+            va, truth = cut_copies(train[np.isin(train[:, 0], val)], np.random.default_rng(seed + 100 + k), copies)
             m = GBRUL(**cand).fit(tr[:, sensors], tr[:, 0], tr[:, 1])
             preds.append(m.predict_last(va[:, sensors], va[:, 0], va[:, 1]))
             truths.append(truth)
         p, t = np.concatenate(preds), np.concatenate(truths)
-        out.append({"params": cand, "cv_rmse": round(rmse(p, t), 3), "cv_score": round(phm08_score(p, t), 1)})
-        print(f"  CV {cand}: RMSE {out[-1]['cv_rmse']:.2f}", flush=True)
+        out.append({"params": cand, "cv_rmse": round(rmse(p, t), 3),
+                    "cv_score_per_100": round(phm08_score(p, t) * 100 / len(p), 1)})
+        print(f"  CV {json_params(cand) or 'defaults'}: RMSE {out[-1]['cv_rmse']:.2f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return out
 
 
@@ -111,24 +130,24 @@ def run(args: argparse.Namespace) -> int:
     train, test, true_rul = load_fd(data)
     sensors = 5 + select_informative(train[:, 5:])
     selection: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"window": args.window, "max_leaf_nodes": args.max_leaf_nodes}
-    if args.select:
+    params: dict[str, Any] = {} if args.cap is None else {"cap": args.cap}
+    if args.select and args.model == "gbm":
         selection = select_on_train(train, sensors)
         params = min(selection, key=lambda r: r["cv_rmse"])["params"]
     t0 = time.perf_counter()
     if args.model == "cnn":
-        cnn = CNNRUL(window=args.window, cap=args.cap, epochs=args.epochs, ensemble=args.ensemble, seed=args.seed,
-                     threads=args.threads).fit(train[:, sensors], train[:, 0])
+        cnn = CNNRUL(window=args.window, cap=125.0 if args.cap is None else args.cap, epochs=args.epochs,
+                     ensemble=args.ensemble, seed=args.seed, threads=args.threads).fit(train[:, sensors], train[:, 0])
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         pred = cnn.predict_last(test[:, sensors], test[:, 0])
         model_desc = {"kind": "1-D CNN ensemble (torch training, NumPy inference)", **cnn.params}
     else:
-        gbm = GBRUL(cap=args.cap, seed=args.seed, **params).fit(train[:, sensors], train[:, 0], train[:, 1])
+        gbm = GBRUL(**{"seed": args.seed, **params}).fit(train[:, sensors], train[:, 0], train[:, 1])
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         pred = gbm.predict_last(test[:, sensors], test[:, 0], test[:, 1])
-        model_desc = {"kind": "gradient-boosted trees on windowed features (NumPy inference)", **gbm.params}
+        model_desc = {"kind": "gradient-boosted trees on multi-window features (NumPy inference)", **gbm.params}
     predict_s = time.perf_counter() - t0
     res_rmse, res_score = rmse(pred, true_rul), phm08_score(pred, true_rul)
     result: dict[str, Any] = {
@@ -157,25 +176,40 @@ def run(args: argparse.Namespace) -> int:
     table = markdown_table(["model", "RMSE", "PHM08 score", "train s (CPU)"], rows)
     sel = ""
     if selection:
-        sel = "\n\nCross-validation on training units only (3 folds by unit, validation units cut at a random\n" \
-              "cycle like the test set):\n\n" + markdown_table(
-                  ["candidate", "CV RMSE", "CV PHM08"], [[json_params(r["params"]), r["cv_rmse"], r["cv_score"]]
-                                                          for r in selection])
+        sel = ("\n\nCross-validation on training units only (5 folds by unit; each validation unit cut at 5 random\n"
+               "cycles like the test set, true RUL uniform in 0..150; the PHM08 score is per 100 cuts; parameters\n"
+               "not named are the `GBRUL` defaults):\n\n" + markdown_table(
+                   ["candidate", "CV RMSE", "CV PHM08 / 100"],
+                   [[json_params(r["params"]) or "defaults", r["cv_rmse"], r["cv_score_per_100"]]
+                    for r in selection]))
+    cap = model_desc["cap"]
+    chosen = ("the winner of the table below" if selection else
+              "the `GBRUL` defaults, the winner of `--select` (run it to see the table)")
     notes = f"""- Protocol: train on train_FD001 (100 run-to-failure units); predict at the last cycle of each of
   the {result['test_units']} test_FD001 units; truth from RUL_FD001. Lower is better for both metrics.
-- Target: piecewise-linear RUL capped at {args.cap:.0f} cycles. Inputs: the {len(sensors)} sensors with at
+- Target: piecewise-linear RUL capped at {cap:.0f} cycles. Inputs: the {len(sensors)} sensors with at
   least 3 distinct values in training ({', '.join(result['sensors_used'])}), standardised with training
-  mean/std, and the cycle count.
+  mean/std, and the cycle count. No operating-condition normalisation (FD001 has one condition).
+- Features per sensor, computed from each unit's history up to each cycle only: EWMA levels, means
+  over the last few windows, least-squares slopes over short to long windows. Every training cycle
+  is thus one training sample of a unit cut at that cycle, which is how the test units are cut
+  (the truncation augmentation is built in).
 - Model: {model_desc['kind']}; parameters {json_params({k: v for k, v in model_desc.items() if k != 'kind'})}.
-- How parameters were chosen: the candidates in `GRID` are compared by grouped cross-validation on
-  the training units only (table below; skipped with `--no-select`); the winner is trained on all
-  training units and evaluated once on the test set.
-  A few feature variants were also tried by hand during development while looking at test RMSE,
-  so the test figure is not perfectly untouched; the CV ranking is the documented basis.
+- How parameters were chosen:
+  {chosen}. Candidates are compared by grouped cross-validation on the
+  training units only; the test set was evaluated once for the final candidate. During development
+  the same kind of CV (other random cuts) also rejected cap 120, 7-leaf trees and a
+  "level minus the unit's first 10 cycles" feature. CV differences under about 0.3 RMSE (cap 130
+  vs 135, 100 vs 200 samples per leaf) are within the noise of the random cuts. The first version
+  (one 30-cycle window, cap 125; test RMSE 12.84) had had feature variants tried while looking at
+  the test RMSE; this version's features and cap were chosen on the CV figures alone.
+- Not tried for lack of time: an ensemble with a neural network (MLP/CNN) and an asymmetric loss
+  to lower the PHM08 score further.
+- Training time: one fit on all training units, on 2 CPU cores that were shared with other
+  engineers' jobs (so pessimistic). `--select` adds the CV (5 folds x {len(GRID)} candidates).
 - A 1-D CNN (`--model cnn`, PyTorch training, NumPy inference) is also available; one network of
   30 epochs reached RMSE 19.6 in 218 s on this shared CPU, so gradient boosting is the default.
-- Published figures are quoted, not re-run. The machine (2 cores) was shared with other jobs: train
-  time is pessimistic.{sel}
+- Published figures are quoted, not re-run.{sel}
 """
     summary = (f"- Goal RMSE <= 12 with CPU training under 5 minutes: "
                f"{'met' if res_rmse <= 12 and train_s < 300 else 'NOT met'} "
@@ -196,11 +230,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, help="write the results as JSON here")
     parser.add_argument("--table", default="benchmarks/cmapss.md", help="write the Markdown table here")
     parser.add_argument("--model", choices=["gbm", "cnn"], default="gbm", help="RUL model")
-    parser.add_argument("--no-select", dest="select", action="store_false",
-                        help="skip the CV on training units and use --window / --max-leaf-nodes")
-    parser.add_argument("--window", type=int, default=30, help="cycles per input window")
-    parser.add_argument("--max-leaf-nodes", type=int, default=15, help="gbm: leaves per tree")
-    parser.add_argument("--cap", type=float, default=125.0, help="RUL cap of the piecewise-linear target")
+    parser.add_argument("--select", action="store_true",
+                        help="gbm: compare the GRID candidates by cross-validation on training units first "
+                             "(several minutes) and train the winner; default: GBRUL defaults")
+    parser.add_argument("--window", type=int, default=30, help="cnn: cycles per input window")
+    parser.add_argument("--cap", type=float, default=None,
+                        help="RUL cap of the piecewise-linear target (default: the model's, gbm 130, cnn 125)")
     parser.add_argument("--epochs", type=int, default=40, help="cnn: training epochs per network")
     parser.add_argument("--ensemble", type=int, default=3, help="cnn: networks averaged")
     parser.add_argument("--seed", type=int, default=0, help="random seed")

@@ -1,8 +1,8 @@
 """Remaining useful life from run-to-failure histories.
 
-- ``GBRUL`` (default): gradient-boosted trees (scikit-learn's histogram GBM) on windowed features
-  of each unit's history: exponentially smoothed sensor levels, window means and slopes, and the
-  cycle count. Trees are exported to arrays, so prediction is NumPy only.
+- ``GBRUL`` (default): gradient-boosted trees (scikit-learn's histogram GBM) on features of each
+  unit's history up to each cycle: exponentially smoothed sensor levels, means and slopes over several
+  windows, and the cycle count. Trees are exported to arrays, so prediction is NumPy only.
 - ``CNNRUL``: a small 1-D CNN over the last cycles (PyTorch for training only, NumPy inference).
 
 The target is the piecewise-linear RUL (capped at ``cap`` cycles: early life is treated as
@@ -197,38 +197,79 @@ def _unit_bounds(units: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.r_[0, b].tolist(), np.r_[b, len(units)].tolist(), strict=True))
 
 
-def _ewma_units(Z: np.ndarray, units: np.ndarray, alpha: float) -> np.ndarray:
-    out = np.empty_like(Z)
+def _rolling_mean_slope(seg: np.ndarray, k: int, S: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and least-squares slope of the last ``k`` rows (fewer at a unit's start) at each row.
+
+    ``S`` and ``T`` are the zero-led cumulative sums of ``seg`` and of ``j * seg`` (j the row number).
+    """
+    n = seg.shape[0]
+    i = np.arange(n)
+    st = np.maximum(0, i - k + 1)
+    m = (i - st + 1).astype(np.float64)[:, None]
+    sx = S[i + 1] - S[st]
+    sjx = T[i + 1] - T[st]
+    jbar = (i + st)[:, None] / 2.0
+    den = m * (m * m - 1.0) / 12.0
+    slope = np.where(den > 0, (sjx - jbar * sx) / np.where(den > 0, den, 1.0), 0.0)
+    return sx / m, slope
+
+
+def rul_features(Z: np.ndarray, units: np.ndarray, cycles: np.ndarray,
+                 alphas: tuple[float, ...] = (0.05, 0.1, 0.3), means: tuple[int, ...] = (5, 10, 20, 30),
+                 slopes: tuple[int, ...] = (10, 20, 30, 60, 120),
+                 last_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows from standardised sensors ``Z`` of rows sorted by unit, then cycle.
+
+    Per sensor, using only the unit's rows up to the current cycle: EWMA levels (one per alpha), the
+    mean over the last ``k`` cycles for each ``k`` in ``means``, the least-squares slope over the last
+    ``k`` cycles for each ``k`` in ``slopes`` (fewer cycles at a unit's start); plus the cycle count.
+    Every row is thus a unit "cut" at that cycle, as test units are. Returns (features, row index);
+    with ``last_only`` only the last row of each unit.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    cycles = np.asarray(cycles, dtype=np.float64)
+    blocks, rows = [], []
     for s, e in _unit_bounds(units):
         seg = Z[s:e]
-        out[s:e], _ = lfilter([alpha], [1.0, -(1.0 - alpha)], seg, axis=0, zi=((1.0 - alpha) * seg[0])[None, :])
-    return out
+        n, d = seg.shape
+        cols = []
+        for a in alphas:
+            lev, _ = lfilter([a], [1.0, -(1.0 - a)], seg, axis=0, zi=((1.0 - a) * seg[0])[None, :])
+            cols.append(lev)
+        S = np.vstack([np.zeros((1, d)), np.cumsum(seg, axis=0)])
+        T = np.vstack([np.zeros((1, d)), np.cumsum(np.arange(n, dtype=np.float64)[:, None] * seg, axis=0)])
+        cols += [_rolling_mean_slope(seg, k, S, T)[0] for k in means]
+        cols += [_rolling_mean_slope(seg, k, S, T)[1] for k in slopes]
+        cols.append(cycles[s:e, None])
+        F = np.hstack(cols)
+        if last_only:
+            F = F[-1:]
+        blocks.append(F)
+        rows.append(np.arange(e - F.shape[0], e))
+    return np.vstack(blocks), np.concatenate(rows)
 
 
-def rul_features(Z: np.ndarray, units: np.ndarray, cycles: np.ndarray, window: int,
-                 alphas: tuple[float, ...] = (0.1, 0.3), last_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Feature rows (one per window end) from standardised sensors ``Z`` of rows sorted by unit, cycle.
-
-    Per sensor: EWMA levels (one per alpha) at the current cycle, mean and least-squares slope over
-    the last ``window`` cycles; plus the cycle count. Returns (features, row index of each row).
-    """
-    W, ends = unit_windows(Z, units, window, last_only=last_only)
-    t = np.arange(window) - (window - 1) / 2.0
-    slope = np.einsum("nwd,w->nd", W.astype(np.float64), t) / np.sum(t**2)
-    levels = [_ewma_units(Z, units, a)[ends] for a in alphas]
-    F = np.column_stack([*levels, W.mean(axis=1), slope, np.asarray(cycles, dtype=np.float64)[ends]])
-    return F, ends
+def _check_windows(name: str, v: Any) -> list[int]:
+    v = list(v)
+    if not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 10_000 for k in v):
+        raise ValueError(f"parameter {name!r} must be a list of integers in [1, 10000], got {v!r}")
+    return v
 
 
 class GBRUL:
-    """Gradient-boosted trees on windowed features (see ``rul_features``); NumPy prediction."""
+    """Gradient-boosted trees on multi-window features (see ``rul_features``); NumPy prediction.
 
-    def __init__(self, window: int = 30, cap: float = 125.0, max_iter: int = 300, learning_rate: float = 0.05,
-                 max_leaf_nodes: int = 15, min_samples_leaf: int = 40, seed: int = 0,
-                 alphas: tuple[float, ...] | list[float] = (0.1, 0.3)) -> None:
-        checks = {"window": (window, 2, 1000), "max_iter": (max_iter, 1, 100_000),
-                  "max_leaf_nodes": (max_leaf_nodes, 2, 4096), "min_samples_leaf": (min_samples_leaf, 1, 100_000),
-                  "seed": (seed, 0, 2**31 - 1)}
+    Defaults were chosen by cross-validation over training units of C-MAPSS FD001 (see
+    ``axline.bench.cmapss``).
+    """
+
+    def __init__(self, cap: float = 130.0, max_iter: int = 300, learning_rate: float = 0.05,
+                 max_leaf_nodes: int = 15, min_samples_leaf: int = 100, seed: int = 0,
+                 alphas: tuple[float, ...] | list[float] = (0.05, 0.1, 0.3),
+                 means: tuple[int, ...] | list[int] = (5, 10, 20, 30),
+                 slopes: tuple[int, ...] | list[int] = (10, 20, 30, 60, 120)) -> None:
+        checks = {"max_iter": (max_iter, 1, 100_000), "max_leaf_nodes": (max_leaf_nodes, 2, 4096),
+                  "min_samples_leaf": (min_samples_leaf, 1, 100_000), "seed": (seed, 0, 2**31 - 1)}
         for name, (v, lo, hi) in checks.items():
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ValueError(f"parameter {name!r} must be an integer in [{lo}, {hi}], got {v!r}")
@@ -237,15 +278,25 @@ class GBRUL:
         if not isinstance(learning_rate, int | float) or not 0 < learning_rate <= 1:
             raise ValueError(f"parameter 'learning_rate' must be a number in (0, 1], got {learning_rate!r}")
         alphas = list(alphas)
-        if not alphas or not all(isinstance(a, int | float) and 0 < a <= 1 for a in alphas):
-            raise ValueError(f"parameter 'alphas' must be a non-empty list of numbers in (0, 1], got {alphas!r}")
-        self.params: dict[str, Any] = {"window": window, "cap": float(cap), "max_iter": max_iter,
+        if not all(isinstance(a, int | float) and 0 < a <= 1 for a in alphas):
+            raise ValueError(f"parameter 'alphas' must be a list of numbers in (0, 1], got {alphas!r}")
+        means, slopes = _check_windows("means", means), _check_windows("slopes", slopes)
+        if not alphas and not means:
+            raise ValueError("parameters 'alphas' and 'means' are both empty: give at least one sensor level")
+        self.params: dict[str, Any] = {"cap": float(cap), "max_iter": max_iter,
                                        "learning_rate": float(learning_rate), "max_leaf_nodes": max_leaf_nodes,
                                        "min_samples_leaf": min_samples_leaf, "seed": seed,
-                                       "alphas": [float(a) for a in alphas]}
+                                       "alphas": [float(a) for a in alphas], "means": means, "slopes": slopes}
         self.mean_: np.ndarray | None = None
         self.std_: np.ndarray | None = None
         self.trees_: dict[str, np.ndarray] = {}
+
+    def features(self, Z: np.ndarray, units: np.ndarray, cycles: np.ndarray,
+                 last_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``rul_features`` with this model's windows, from standardised sensors ``Z``."""
+        p = self.params
+        return rul_features(Z, units, cycles, alphas=tuple(p["alphas"]), means=tuple(p["means"]),
+                            slopes=tuple(p["slopes"]), last_only=last_only)
 
     def _check_X(self, X: np.ndarray, units: np.ndarray, cycles: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -267,8 +318,7 @@ class GBRUL:
         y_all = piecewise_rul(units, self.params["cap"]) if rul is None else np.asarray(rul, dtype=np.float64)
         std = X.std(axis=0)
         self.mean_, self.std_ = X.mean(axis=0), np.where(std > 1e-12, std, 1.0)
-        F, ends = rul_features((X - self.mean_) / self.std_, units, cycles, self.params["window"],
-                               alphas=tuple(self.params["alphas"]))
+        F, ends = self.features((X - self.mean_) / self.std_, units, cycles)
         p = self.params
         gbm = HistGradientBoostingRegressor(
             max_iter=p["max_iter"], learning_rate=p["learning_rate"], max_leaf_nodes=p["max_leaf_nodes"],
@@ -311,8 +361,7 @@ class GBRUL:
         if self.mean_ is None or self.std_ is None:
             raise RuntimeError("model is not fitted; call fit first")
         X = self._check_X(X, units, cycles)
-        F, _ = rul_features((X - self.mean_) / self.std_, units, cycles, self.params["window"],
-                            alphas=tuple(self.params["alphas"]), last_only=True)
+        F, _ = self.features((X - self.mean_) / self.std_, units, cycles, last_only=True)
         return self._predict_features(F)
 
     def save(self, path: str | Path) -> Path:
