@@ -2,6 +2,9 @@
 
 A folder source picks up new files as they land (sorted by name, each file once), skipping
 temporary names (starting with '.'). Corrupt or unreadable images are reported, not fatal.
+An OpenCV source (a USB/GigE camera by index, an RTSP/HTTP stream or a video file) grabs a frame
+when triggered — by a PLC tag going from 0 to 1, the usual part-present signal — or at a fixed
+interval, and keeps each frame as a PNG so verdicts can show and review it.
 """
 
 from __future__ import annotations
@@ -81,6 +84,95 @@ class FolderSource:
                 await asyncio.wait_for(self._stop.wait(), self.poll_s)
             except TimeoutError:
                 pass
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class OpenCVSource:
+    """Frames from an OpenCV ``VideoCapture`` on a trigger (``trigger()``) or every ``interval_s``."""
+
+    def __init__(self, camera_id: str, device: int | str, folder: str | os.PathLike,
+                 interval_s: float | None = None, open_timeout_s: float = 10.0) -> None:
+        try:
+            import cv2  # noqa: F401
+        except ImportError:
+            raise RuntimeError(f"camera {camera_id}: source 'opencv' needs OpenCV; install it with "
+                               f"`pip install opencv-python-headless`, or use source 'folder'") from None
+        if interval_s is not None and not interval_s > 0:
+            raise ValueError(f"camera {camera_id}: interval_s must be > 0 seconds, got {interval_s}")
+        self.camera_id = camera_id
+        self.device = device
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.interval_s = interval_s
+        self.open_timeout_s = open_timeout_s
+        self.images = 0
+        self.errors = 0
+        self._cap = None
+        self._stop = asyncio.Event()
+        self._trigger = asyncio.Event()
+
+    def trigger(self) -> None:
+        """Grab the next frame now (call from the event loop)."""
+        self._trigger.set()
+
+    def _open(self):
+        import cv2
+
+        cap = cv2.VideoCapture(self.device)
+        if not cap.isOpened():
+            raise OSError(f"camera {self.camera_id}: cannot open OpenCV device {self.device!r}; check the "
+                          f"index or URL and that no other program holds the camera")
+        return cap
+
+    def grab(self) -> tuple[Path, np.ndarray]:
+        """Read one frame (blocking; runs in a worker thread) and keep it as a PNG."""
+        import time
+
+        from PIL import Image
+
+        if self._cap is None:
+            self._cap = self._open()
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            self._cap.release()
+            self._cap = None
+            raise OSError(f"camera {self.camera_id}: no frame from {self.device!r} (camera unplugged or stream ended)")
+        rgb = frame[:, :, ::-1].copy() if frame.ndim == 3 else frame
+        path = self.folder / f"{self.camera_id}-{time.time_ns()}.png"
+        tmp = path.with_name("." + path.name + ".tmp")
+        Image.fromarray(rgb).save(tmp, format="PNG", compress_level=1)
+        os.replace(tmp, path)
+        return path, rgb
+
+    async def run(self, handler: ImageHandler) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stop.is_set():
+                waiter = asyncio.ensure_future(self._trigger.wait())
+                stopper = asyncio.ensure_future(self._stop.wait())
+                done, pending = await asyncio.wait({waiter, stopper}, timeout=self.interval_s,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                for f in pending:
+                    f.cancel()
+                if self._stop.is_set():
+                    break
+                self._trigger.clear()
+                try:
+                    path, image = await loop.run_in_executor(None, self.grab)
+                    self.images += 1
+                    error = None
+                except OSError as e:
+                    self.errors += 1
+                    log.warning("%s", e)
+                    path, image, error = Path(str(self.device)), None, str(e)
+                result = handler(self.camera_id, path, image, error)
+                if asyncio.iscoroutine(result):
+                    await result
+        finally:
+            if self._cap is not None:
+                self._cap.release()
 
     def stop(self) -> None:
         self._stop.set()

@@ -170,11 +170,13 @@ class Camera:
     asset: str  # asset path
     source: str  # folder | opencv | sim
     path: str | None = None  # folder to watch
-    device: int | None = None  # OpenCV device index
+    device: int | str | None = None  # OpenCV device index, stream URL or video file
     pattern: str = "*.png"
     model: str | None = None  # inspector model file (.axi)
     reject_tag: str | None = None  # writable tag set to 1 to divert a rejected part
     pass_tag: str | None = None  # writable tag set to 1 to release a good part (vision handshake)
+    trigger_tag: str | None = None  # capture when this tag goes from 0 to 1 (part present)
+    interval_s: float | None = None  # or capture every so many seconds
 
 
 @dataclass
@@ -418,11 +420,17 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
     for i, raw in enumerate(v.seq(top.get("cameras"), "cameras")):
         kp = f"cameras[{i}]"
         c = v.mapping(raw, kp, ("id", "asset", "source", "path", "device", "pattern", "model", "reject_tag",
-                                "pass_tag"), required=("id", "asset", "source"))
+                                "pass_tag", "trigger_tag", "interval_s"), required=("id", "asset", "source"))
         asset = _resolve_asset(v, c["asset"], f"{kp}.asset", asset_paths, f"{site}/{area}")
         src = v.choice(c["source"], f"{kp}.source", CAMERA_SOURCES, "camera source")
         if src == "folder" and "path" not in c:
             raise v.fail(kp, "a camera with source 'folder' needs 'path', the folder the camera writes images into")
+        if src == "opencv" and "device" not in c:
+            raise v.fail(kp, "a camera with source 'opencv' needs 'device': a camera index (0, 1, ...) or a stream URL")
+        if src == "opencv" and "trigger_tag" not in c and "interval_s" not in c:
+            raise v.fail(kp, "an 'opencv' camera needs 'trigger_tag' (a PLC tag that goes to 1 when a part is "
+                             "in place) or 'interval_s'")
+        trigger = _resolve_tag(v, c["trigger_tag"], f"{kp}.trigger_tag", all_tags, asset) if "trigger_tag" in c else None
         signal_tags = {}
         for key in ("reject_tag", "pass_tag"):
             if key in c:
@@ -433,10 +441,12 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
         cameras.append(Camera(
             id=v.ident(c["id"], f"{kp}.id"), asset=asset, source=src,
             path=v.string(c["path"], f"{kp}.path") if "path" in c else None,
-            device=int(v.number(c["device"], f"{kp}.device", 0)) if "device" in c else None,
+            device=(c["device"] if isinstance(c.get("device"), str) else int(v.number(c["device"], f"{kp}.device", 0)))
+            if "device" in c else None,
             pattern=v.string(c.get("pattern", "*.png"), f"{kp}.pattern"),
             model=v.string(c["model"], f"{kp}.model") if "model" in c else None,
-            reject_tag=signal_tags.get("reject_tag"), pass_tag=signal_tags.get("pass_tag"),
+            reject_tag=signal_tags.get("reject_tag"), pass_tag=signal_tags.get("pass_tag"), trigger_tag=trigger,
+            interval_s=v.number(c["interval_s"], f"{kp}.interval_s", 0, strict_lo=True) if "interval_s" in c else None,
         ))
 
     monitors = []

@@ -15,7 +15,7 @@ import numpy as np
 
 from axline.batch import Batch
 from axline.bus import Bus
-from axline.camera import FolderSource
+from axline.camera import FolderSource, OpenCVSource
 from axline.connect import registry
 from axline.connect.base import CONNECTED, Connector
 from axline.historian import Event, Historian, open_historian
@@ -52,7 +52,8 @@ class Service:
         self._tasks: list[asyncio.Task] = []
         self._open_alarms: dict[str, set[int]] = {}
         self._event_source: dict[int, str] = {}
-        self.cameras: dict[str, FolderSource] = {}
+        self.cameras: dict[str, FolderSource | OpenCVSource] = {}
+        self._triggers: dict[str, tuple[OpenCVSource, float]] = {}  # trigger tag -> (source, last value)
         self.inspect_hooks: dict[str, InspectHook] = {}
         self.vision: dict[str, Any] = {}  # camera id -> VisionStation
         self.images_received = 0
@@ -97,6 +98,15 @@ class Service:
                 src = FolderSource(cam.id, folder, cam.pattern, poll_s=0.02 if cam.id in self.vision else 0.1)
                 self.cameras[cam.id] = src
                 self._tasks.append(asyncio.create_task(src.run(self._on_image), name=f"camera-{cam.id}"))
+            elif cam.source == "opencv":
+                src = OpenCVSource(cam.id, cam.device, self._path(os.path.join("data", "frames", cam.id)),
+                                   interval_s=cam.interval_s)
+                self.cameras[cam.id] = src
+                if cam.trigger_tag:
+                    self._triggers[cam.trigger_tag] = (src, 0.0)
+                self._tasks.append(asyncio.create_task(src.run(self._on_image), name=f"camera-{cam.id}"))
+        if self._triggers:
+            self.bus.subscribe("camera-triggers", self._check_triggers)
         self._tasks.append(asyncio.create_task(self._broadcast_loop(), name="broadcast"))
         if web:
             await self._start_web()
@@ -187,6 +197,20 @@ class Service:
             if prev is None or t >= prev[0]:
                 self.latest[path] = (t, float(batch.value[pos]), int(batch.quality[pos]))
                 self._dirty.add(path)
+
+    def _check_triggers(self, batch: Batch) -> None:
+        """A trigger tag going from 0 to 1 (part in place) grabs a frame from its camera."""
+        for j, path in enumerate(batch.paths):
+            if path not in self._triggers:
+                continue
+            src, last = self._triggers[path]
+            sel = batch.idx == j
+            for v in batch.value[sel][np.argsort(batch.ts[sel], kind="stable")].tolist():
+                if v == v:
+                    if v >= 0.5 > last:
+                        src.trigger()
+                    last = v
+            self._triggers[path] = (src, last)
 
     def _update_kpis(self, batch: Batch) -> None:
         for tracker in self.kpi.values():
