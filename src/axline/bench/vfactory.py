@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from importlib.resources import files
 from typing import Any
 
@@ -30,6 +31,33 @@ from axline.plant import parse_plant
 from axline.sim.line import VirtualLine
 
 START_NS = 1_767_222_000 * 1_000_000_000  # 2026-01-01 08:00 KST, a shift start
+
+TUNING = """The baseline monitor's design and defaults were set on seeds 101, 102 and 103 (24 h each), never on
+the seeds reported above: `python -m axline.bench.vfactory --seeds 101,102,103 --hours 24 --table
+/tmp/t.md`. Step by step on those seeds (false alarms per simulated day, detection):
+
+| change | false alarms / day | detected |
+|---|---|---|
+| before (learn 9 min, then a fixed median/scale) | 26.3 | 20/21 |
+| + slow clipped learning of level and scale, per-part EWMA chart for hold-per-part signals, judging only after a settle time after a pause | 14.3 | 21/21 |
+| + a furnace starved of parts (idle) counts as a pause; settle time twice the pause, capped by 10 correlation times | 9.0 | 21/21 |
+| + gaps between parts (< settle_s) no longer reset the settle clock | 5.0 | 21/21 |
+| + cap at 20 correlation times (at most 15 min): a changeover's cool-down is over before judging | 1.0 | 21/21 |
+
+A second check on seeds 201, 202 and 203 (also never the reported seeds) showed that this was
+partly luck of the tuning seeds: 9.0 false alarms per day there (seed 201 alone: 15 furnace
+air_flow alarms). Widening each learnt scale by the learning window's effective sample size
+(variance x 1/(1 - 2 tau/T), tau the correlation time, T the learnt span, at most x 2) took seeds
+201-203 to 5.7 per day at 21/21 detected and the same delays; that is the final monitor.
+
+The learning period's correlation time of a slow temperature (about 50-90 s) is much shorter than
+its physical time constant (400 s for the CNC spindle), because a few minutes of learning see only
+part of it; hence the factor 20. z_on stays 6 and min_on_s 5 s, as before. (An intermediate try that
+counted every idle gap between parts as a pause reached 2.0 false alarms per day but judged the
+continuous signals almost never and missed 3 of 21 faults; it is not in the table.) On the reported
+seeds 1-3 the remaining false alarms are furnace air_flow excursions (the flue-O2 wander drives the
+air flow; its 5-minute memory is longer than the learning sees) and about one spindle_temp alarm per
+simulated day."""
 
 
 def run_seed(seed: int, hours: float, warmup_s: float, step_s: float, grace_s: float,
@@ -80,6 +108,9 @@ def run_seed(seed: int, hours: float, warmup_s: float, step_s: float, grace_s: f
     return {"seed": seed, "simulated_h": round(sim_days * 24, 2), "wall_s": round(wall, 1), "readings": readings,
             "faults": per_fault, "alarms": len(alarms), "false_alarms": len(false_alarms),
             "false_alarms_per_day": round(len(false_alarms) / sim_days, 2),
+            "false_alarms_by_signal": dict(Counter(
+                f"{e.source.rsplit('/', 1)[-1]}/{e.data.get('top') or e.data.get('signal')}" for e in false_alarms
+            ).most_common()),
             "false_alarm_examples": [f"{e.source.rsplit('/', 1)[-1]} {e.code} {e.message}" for e in false_alarms[:5]]}
 
 
@@ -109,7 +140,8 @@ def run(args) -> int:
     delays = [f["delay_s"] for f in all_f if f["detected"]]
     days = sum(r["simulated_h"] for r in results) / 24
     out = {
-        "detector": "baseline (robust z + sensor health)",
+        "detector": "baseline (robust z with slow clipped learning, per-part EWMA, settling after pauses "
+                    "+ sensor health)",
         "detection_rate": round(sum(f["detected"] for f in all_f) / len(all_f), 3) if all_f else None,
         "mean_delay_s": round(sum(delays) / len(delays), 1) if delays else None,
         "false_alarms_per_day": round(sum(r["false_alarms"] for r in results) / days, 2) if days else None,
@@ -126,7 +158,7 @@ def run(args) -> int:
                    ("; ".join(r["false_alarm_examples"][:3]) or "none") for r in results)
     write_markdown(args.table, "Live monitors on the virtual factory", [
         ("Result", summary), ("Per fault kind", text), ("False alarms", fa),
-        ("Protocol", __doc__.split("\n\n", 1)[1].strip())], out)
+        ("Protocol", __doc__.split("\n\n", 1)[1].strip()), ("How the monitor was tuned", TUNING)], out)
     print(summary)
     return 0
 
