@@ -41,4 +41,5 @@ def test_headless_demo_writes_a_truthful_report(tmp_path):
         assert v["inspected"] >= r["images_received"] - 2 and v["latency_ms"]["n"] > 20
         assert v["parts_finished"] > 20
         events = r["events"]
-        assert events.get("inspection", 0) + events.get("defect", 0) == v["inspected"]
+        # (an image still being inspected when the demo stops may have no event yet)
+        assert 0 <= v["inspected"] - (events.get("inspection", 0) + events.get("defect", 0)) <= 1

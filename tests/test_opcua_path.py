@@ -63,6 +63,9 @@ async def test_every_published_value_arrives_in_the_historian(tmp_path, port):
             "changwon/plant1/line1/line/totals/parts_total",
         ]
         got = h.query(checks, START, START + 10**15)
+        why = (f"connector {svc.connectors['sim'].state} ({svc.connectors['sim'].last_error}), "
+               f"{svc.connectors['sim'].connects} connects, spool {len(svc.forward.spool)}, "
+               f"repeats dropped {svc.repeats_dropped}")
         await svc.stop()
     assert stored > 3000
     assert len([t for t in tags if t.startswith("changwon/plant1/line1/")]) == len(sim.line.tags)
@@ -71,10 +74,10 @@ async def test_every_published_value_arrives_in_the_historian(tmp_path, port):
     for path in checks:
         s = got[path]
         exp = expected[path]
+        assert len(s) > 20, f"{path}: only {len(s)} readings stored; {why}"
         # subscribed after the server started: the first samples may predate the subscription
         first = next(i for i, e in enumerate(exp) if e[0] == s.ts[0] // 1000)
         exp = exp[first : first + len(s)]
-        assert len(s) > 20, path
         assert [e[0] for e in exp] == (s.ts // 1000).tolist(), f"{path}: timestamps differ"
         np.testing.assert_array_equal(np.array([e[1] for e in exp]), s.value, err_msg=path)
 
