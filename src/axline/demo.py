@@ -71,16 +71,16 @@ async def wait_for_port(endpoint: str, proc: subprocess.Popen, timeout: float) -
     raise RuntimeError(f"the virtual factory did not open {endpoint} within {timeout:.0f} s")
 
 
-DEMO_MODEL_VERSION = 1
+DEMO_MODEL_VERSION = 2
 
 
-def prepare_inspector(seed: int, images: int = 120) -> Path | None:
+def prepare_inspector(seed: int, images: int = 200, defects: int = 20) -> Path | None:
     """The vision station's model: trained once on images of good parts from the virtual camera and
     cached. Training needs the training extra (torch); without it the demo runs without inspection."""
     import importlib.util
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "axline"
-    path = cache / f"demo-inspector-v{DEMO_MODEL_VERSION}-s{seed}-n{images}.axi"
+    path = cache / f"demo-inspector-v{DEMO_MODEL_VERSION}-s{seed}-n{images}-d{defects}.axi"
     if path.exists():
         return path
     if importlib.util.find_spec("torch") is None:
@@ -92,13 +92,18 @@ def prepare_inspector(seed: int, images: int = 120) -> Path | None:
     from axline.inspect.train import train_inspector
     from axline.sim.camera import render_part
 
-    print(f"axline demo: teaching the vision station what good parts look like ({images} images, once)…",
+    print(f"axline demo: teaching the vision station what good parts look like ({images} images and "
+          f"{defects} labelled defects, once)…",
           flush=True)
+    from axline.sim.camera import DEFECT_KINDS
+
     rng = np.random.default_rng(10_000 + seed)
     goods = [render_part(rng, None, size=256)[0] for _ in range(images)]
+    # a few labelled defect pictures (as a plant would keep) refine where the threshold sits
+    bad = [render_part(rng, DEFECT_KINDS[k % len(DEFECT_KINDS)], size=256)[0] for k in range(defects)]
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.axi")
-    train_inspector(goods, tmp, progress=True)
+    train_inspector(goods, tmp, defect_images=bad, progress=True)
     os.replace(tmp, path)
     return path
 
