@@ -64,6 +64,7 @@ class Service:
         self.uplink: StoreAndForward | None = None
         self.publisher = None
         self.repeats_dropped = 0
+        self._last_good: dict[str, int] = {}
         self.store_errors = 0
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
 
@@ -71,6 +72,7 @@ class Service:
     async def start(self, web: bool = True) -> None:
         self.historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
         self.latest.update(self.historian.latest())
+        self._last_good = {p: v[0] for p, v in self.latest.items() if v[2] < 2}
         spool = DiskSpool(os.path.join(self.plant.base_dir, "data", "spool", "historian"))
         self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors())
         self._tasks.append(asyncio.create_task(self.forward.run(), name="store-and-forward"))
@@ -168,8 +170,10 @@ class Service:
         after a reconnect, an MQTT redelivery, a batch an edge sent again): count it and drop it."""
         if not len(batch):
             return batch
-        last = np.array([self.latest.get(p, (-(2**62),))[0] for p in batch.paths], dtype=np.int64)
-        keep = batch.ts > last[batch.idx]
+        # compared with the newest *good* reading: a status marker stamped with the PC's clock (a tag
+        # that could not be subscribed, say) must not hide real readings on the machine's clock
+        last = np.array([self._last_good.get(p, -(2**62)) for p in batch.paths], dtype=np.int64)
+        keep = (batch.ts > last[batch.idx]) | (batch.quality >= 2)
         if keep.all():
             return batch
         self.repeats_dropped += int(len(keep) - keep.sum())
@@ -197,6 +201,15 @@ class Service:
             if prev is None or t >= prev[0]:
                 self.latest[path] = (t, float(batch.value[pos]), int(batch.quality[pos]))
                 self._dirty.add(path)
+        good = batch.quality < 2
+        if good.any():
+            g_idx, g_ts = batch.idx[good], batch.ts[good]
+            newest = np.full(len(batch.paths), -(2**62), dtype=np.int64)
+            np.maximum.at(newest, g_idx, g_ts)
+            for j in np.flatnonzero(newest > -(2**62)).tolist():
+                path = batch.paths[j]
+                if newest[j] > self._last_good.get(path, -(2**62)):
+                    self._last_good[path] = int(newest[j])
 
     def _check_triggers(self, batch: Batch) -> None:
         """A trigger tag going from 0 to 1 (part in place) grabs a frame from its camera."""
