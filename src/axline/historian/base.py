@@ -117,6 +117,27 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer (ns since the epoch, UTC), got {value!r}")
+    return int(value)
+
+
+def _checked_event(event: Event) -> tuple[int, int | None, str]:
+    """Validate an event for storage (every backend the same way); returns (ts, end_ts, data as JSON)."""
+    if not isinstance(event, Event):
+        raise TypeError(f"add_event expects an axline.historian.Event, got {type(event).__name__}")
+    ts = _as_int("event.ts", event.ts)
+    end_ts = None if event.end_ts is None else _as_int("event.end_ts", event.end_ts)
+    _check_severity(event.severity)
+    _check_ack(event.ack)
+    for name in ("kind", "source", "code"):
+        v = getattr(event, name)
+        if not isinstance(v, str) or not v:
+            raise ValueError(f"event.{name} must be a non-empty string, got {v!r}")
+    return ts, end_ts, _dump_data(event.data)
+
+
 class Historian(abc.ABC):
     """Time-series store of readings plus an event log."""
 

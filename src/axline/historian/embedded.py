@@ -62,8 +62,10 @@ from axline.historian.base import (
     Event,
     Historian,
     Series,
+    _as_int,
     _check_ack,
     _check_severity,
+    _checked_event,
     _dump_data,
 )
 
@@ -107,12 +109,6 @@ def _write_all(fd: int, buf: memoryview) -> None:
     while len(buf):
         n = os.write(fd, buf)
         buf = buf[n:]
-
-
-def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer (ns since the epoch, UTC), got {value!r}")
-    return int(value)
 
 
 def _pad8(n: int) -> int:
@@ -910,17 +906,7 @@ class EmbeddedHistorian(Historian):
 
     # -- events ---------------------------------------------------------------------------------
     def add_event(self, event: Event) -> int:
-        if not isinstance(event, Event):
-            raise TypeError(f"add_event expects an axline.historian.Event, got {type(event).__name__}")
-        ts = _as_int("event.ts", event.ts)
-        end_ts = None if event.end_ts is None else _as_int("event.end_ts", event.end_ts)
-        _check_severity(event.severity)
-        _check_ack(event.ack)
-        for name in ("kind", "source", "code"):
-            v = getattr(event, name)
-            if not isinstance(v, str) or not v:
-                raise ValueError(f"event.{name} must be a non-empty string, got {v!r}")
-        data = _dump_data(event.data)
+        ts, end_ts, data = _checked_event(event)
         with self._db_lock:
             self._check_open()
             cur = self._db.execute(

@@ -43,8 +43,10 @@ from axline.historian.base import (
     Event,
     Historian,
     Series,
+    _as_int,
     _check_ack,
     _check_severity,
+    _checked_event,
     _dump_data,
 )
 
@@ -106,12 +108,6 @@ _BUCKET_ROW = np.dtype(
 )
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _COPY_TRAILER = b"\xff\xff"
-
-
-def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer (ns since the epoch, UTC), got {value!r}")
-    return int(value)
 
 
 def copy_payload(tag_id: np.ndarray, ts: np.ndarray, value: np.ndarray, quality: np.ndarray) -> bytes:
@@ -822,17 +818,7 @@ class PostgresHistorian(Historian):
 
     # -- events ---------------------------------------------------------------------------------
     def add_event(self, event: Event) -> int:
-        if not isinstance(event, Event):
-            raise TypeError(f"add_event expects an axline.historian.Event, got {type(event).__name__}")
-        ts = _as_int("event.ts", event.ts)
-        end_ts = None if event.end_ts is None else _as_int("event.end_ts", event.end_ts)
-        _check_severity(event.severity)
-        _check_ack(event.ack)
-        for name in ("kind", "source", "code"):
-            v = getattr(event, name)
-            if not isinstance(v, str) or not v:
-                raise ValueError(f"event.{name} must be a non-empty string, got {v!r}")
-        data = _dump_data(event.data)
+        ts, end_ts, data = _checked_event(event)
 
         def run(conn: psycopg.Connection) -> int:
             with conn.cursor() as cur:
