@@ -53,7 +53,8 @@ async def test_every_published_value_arrives_in_the_historian(tmp_path, port):
         tags = h.tags()
         # compare with a replica of the same deterministic simulation, stepped the same way
         replica = VirtualLine(seed=7, start_ns=START, faults=None, render_images=False)
-        expected = {}
+        # the server opens with every tag's value at the start time, then steps
+        expected = {p: [(START // 1000, v)] for p, v in replica.current_values().items()}
         while replica.now_ns < sim.line.now_ns:
             for r in replica.step(sim.tick_s):
                 expected.setdefault(r.path, []).append((r.ts // 1000, r.value))

@@ -72,7 +72,7 @@ class Service:
     async def start(self, web: bool = True) -> None:
         self.historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
         self.latest.update(self.historian.latest())
-        self._last_good = {p: v[0] for p, v in self.latest.items() if v[2] < 2}
+        self._last_good = {p: v[0] for p, v in self.latest.items() if v[2] == 0}
         spool = DiskSpool(os.path.join(self.plant.base_dir, "data", "spool", "historian"))
         self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors())
         self._tasks.append(asyncio.create_task(self.forward.run(), name="store-and-forward"))
@@ -173,7 +173,7 @@ class Service:
         # compared with the newest *good* reading: a status marker stamped with the PC's clock (a tag
         # that could not be subscribed, say) must not hide real readings on the machine's clock
         last = np.array([self._last_good.get(p, -(2**62)) for p in batch.paths], dtype=np.int64)
-        keep = (batch.ts > last[batch.idx]) | (batch.quality >= 2)
+        keep = (batch.ts > last[batch.idx]) | (batch.quality != 0)
         if keep.all():
             return batch
         self.repeats_dropped += int(len(keep) - keep.sum())
@@ -201,7 +201,7 @@ class Service:
             if prev is None or t >= prev[0]:
                 self.latest[path] = (t, float(batch.value[pos]), int(batch.quality[pos]))
                 self._dirty.add(path)
-        good = batch.quality < 2
+        good = batch.quality == 0  # only readings fully trusted, timestamps included
         if good.any():
             g_idx, g_ts = batch.idx[good], batch.ts[good]
             newest = np.full(len(batch.paths), -(2**62), dtype=np.int64)

@@ -126,11 +126,14 @@ class _BatchSubscription(Subscription):
                     continue
                 dv = item.Value
                 t = _to_ns(dv.SourceTimestamp) or _to_ns(dv.ServerTimestamp)
-                if t is None:
+                stamped_here = t is None
+                if stamped_here:  # the server gave no time: stamp on arrival, and say so
                     now = now or self._now_ns()
                     t = now
                 v = dv.Value.Value if dv.Value is not None else None
                 qual = _status_quality(dv.StatusCode.value) if dv.StatusCode is not None else GOOD
+                if stamped_here and qual == GOOD:
+                    qual = UNCERTAIN
                 try:
                     fv = float(v)
                 except (TypeError, ValueError):

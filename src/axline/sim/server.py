@@ -151,7 +151,16 @@ class SimServer:
             truth.flush()
         if self.camera_dir is not None:
             (self.camera_dir / "truth").mkdir(parents=True, exist_ok=True)
-        # publish the first sample before the server opens: no client ever sees a value without a time
+        # every node gets the line's current value and time before the server opens (a 1 s tag has no
+        # sample in the first 0.2 s tick), so no client ever sees a value without a time
+        from axline.batch import Batch
+
+        now = self.line.now_ns
+        values = self.line.current_values()
+        paths = list(values)
+        vals = np.array([values[p] for p in paths], dtype=np.float64)
+        await self._publish(Batch(paths, np.arange(len(paths)), np.full(len(paths), now), vals,
+                                  np.where(np.isnan(vals), 5, 0)))
         await self._publish(self.line.step(self.tick_s))
         self._write_outputs(truth)
         async with self.server:
