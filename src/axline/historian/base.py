@@ -138,6 +138,25 @@ def _checked_event(event: Event) -> tuple[int, int | None, str]:
     return ts, end_ts, _dump_data(event.data)
 
 
+EVENT_COLUMNS = "id, ts, end_ts, kind, source, code, message, severity, data, ack"
+
+
+def _check_events_query(limit: Any, kinds: Any) -> list[str] | None:
+    """Validate ``events()`` arguments (every backend the same way); returns ``kinds`` as a list."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"events limit must be an integer >= 1, got {limit!r}")
+    if isinstance(kinds, str):
+        raise TypeError("events(kinds=...): pass a list of kinds, e.g. ['alarm'], not a single string")
+    return None if kinds is None else list(kinds)
+
+
+def _event_from_row(row: Sequence[Any]) -> Event:
+    """An Event from a row of ``EVENT_COLUMNS`` (data as JSON text)."""
+    i, ts, end_ts, kind, source, code, message, severity, data, ack = row
+    return Event(ts=int(ts), kind=kind, source=source, code=code, message=message, severity=severity,
+                 data=json.loads(data), id=int(i), end_ts=None if end_ts is None else int(end_ts), ack=ack)
+
+
 class Historian(abc.ABC):
     """Time-series store of readings plus an event log."""
 

@@ -57,6 +57,7 @@ import numpy as np
 
 from axline.batch import GOOD, Batch
 from axline.historian.base import (
+    EVENT_COLUMNS,
     EVENT_UPDATABLE,
     Buckets,
     Event,
@@ -64,9 +65,11 @@ from axline.historian.base import (
     Series,
     _as_int,
     _check_ack,
+    _check_events_query,
     _check_severity,
     _checked_event,
     _dump_data,
+    _event_from_row,
 )
 
 log = logging.getLogger(__name__)
@@ -981,10 +984,7 @@ class EmbeddedHistorian(Historian):
         limit: int = 1000,
     ) -> list[Event]:
         """Events with start <= ts < end, newest first (ties: newest id first)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"events limit must be an integer >= 1, got {limit!r}")
-        if isinstance(kinds, str):
-            raise TypeError("events(kinds=...): pass a list of kinds, e.g. ['alarm'], not a single string")
+        kinds = _check_events_query(limit, kinds)
         where, args = [], []
         if start is not None:
             where.append("ts >= ?")
@@ -993,7 +993,6 @@ class EmbeddedHistorian(Historian):
             where.append("ts < ?")
             args.append(_as_int("end", end))
         if kinds is not None:
-            kinds = list(kinds)
             if not kinds:
                 return []
             where.append(f"kind IN ({', '.join('?' * len(kinds))})")
@@ -1001,7 +1000,7 @@ class EmbeddedHistorian(Historian):
         if source_prefix:
             where.append("substr(source, 1, ?) = ?")
             args.extend([len(source_prefix), source_prefix])
-        sql = "SELECT id, ts, end_ts, kind, source, code, message, severity, data, ack FROM events"
+        sql = f"SELECT {EVENT_COLUMNS} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY ts DESC, id DESC LIMIT ?"
@@ -1009,21 +1008,7 @@ class EmbeddedHistorian(Historian):
         with self._db_lock:
             self._check_open()
             rows = self._db.execute(sql, args).fetchall()
-        return [
-            Event(
-                ts=ts,
-                kind=kind,
-                source=source,
-                code=code,
-                message=message,
-                severity=severity,
-                data=json.loads(data),
-                id=i,
-                end_ts=end_ts,
-                ack=ack,
-            )
-            for i, ts, end_ts, kind, source, code, message, severity, data, ack in rows
-        ]
+        return [_event_from_row(r) for r in rows]
 
     def event_counts(self) -> dict[str, int]:
         with self._db_lock:

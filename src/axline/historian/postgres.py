@@ -26,7 +26,6 @@ line says so. Retention (``retention_days``) drops whole partitions (chunks) old
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import re
 import threading
@@ -45,9 +44,11 @@ from axline.historian.base import (
     Series,
     _as_int,
     _check_ack,
+    _check_events_query,
     _check_severity,
     _checked_event,
     _dump_data,
+    _event_from_row,
 )
 
 try:
@@ -899,10 +900,7 @@ class PostgresHistorian(Historian):
         limit: int = 1000,
     ) -> list[Event]:
         """Events with start <= ts < end, newest first (ties: newest id first)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"events limit must be an integer >= 1, got {limit!r}")
-        if isinstance(kinds, str):
-            raise TypeError("events(kinds=...): pass a list of kinds, e.g. ['alarm'], not a single string")
+        kinds = _check_events_query(limit, kinds)
         where: list[str] = []
         args: list[Any] = []
         if start is not None:
@@ -912,7 +910,6 @@ class PostgresHistorian(Historian):
             where.append("ts < %s")
             args.append(_as_int("end", end))
         if kinds is not None:
-            kinds = list(kinds)
             if not kinds:
                 return []
             where.append("kind = ANY(%s)")
@@ -930,21 +927,7 @@ class PostgresHistorian(Historian):
             cur.execute(self._q(text), args)
             return cur.fetchall()
 
-        return [
-            Event(
-                ts=int(ts),
-                kind=kind,
-                source=source,
-                code=code,
-                message=message,
-                severity=severity,
-                data=json.loads(data),
-                id=int(i),
-                end_ts=None if end_ts is None else int(end_ts),
-                ack=ack,
-            )
-            for i, ts, end_ts, kind, source, code, message, severity, data, ack in self._read(run)
-        ]
+        return [_event_from_row(r) for r in self._read(run)]
 
     def event_counts(self) -> dict[str, int]:
         def run(cur: psycopg.Cursor) -> dict[str, int]:
