@@ -210,3 +210,19 @@ def group_spans(
     if members:
         spans.append((cur_start, cur_end - cur_start, members))
     return spans
+
+
+def check_write_target(connector, tag, value: float, addresses: dict):
+    """What every PLC write checks before anything is sent: the tag is writable, read by this
+    connector, the value in its range, and the connector connected. Returns the tag's address."""
+    from axline.connect.base import CONNECTED
+
+    if not tag.writable:
+        raise PermissionError(f"tag {tag.path} is not writable; mark it 'writable: true' in the plant file")
+    addr = addresses.get(tag.path)
+    if addr is None:
+        raise ValueError(f"tag {tag.path} is not read by connector {connector.name!r}")
+    check_write_range(tag.path, value, tag.lo, tag.hi)
+    if connector._client is None or connector.state != CONNECTED:
+        raise ConnectionError(f"connector {connector.name!r} is not connected; the write to {tag.path} was not sent")
+    return addr

@@ -35,7 +35,7 @@ import numpy as np
 
 from axline.batch import BAD_CONFIG, Batch
 from axline.connect import codec
-from axline.connect.base import CONNECTED, Connector, Sink
+from axline.connect.base import Connector, Sink
 from axline.connect.registry import Option, Schema
 from axline.plant import Tag
 
@@ -493,19 +493,8 @@ class MelsecConnector(Connector):
 
     async def write(self, tag: Tag, value: float) -> None:
         """Write a D/R/W word tag or an M/B bit tag (scale/offset inverted, range and type checked)."""
-        if not tag.writable:
-            raise PermissionError(
-                f"tag {tag.path} is not writable; mark it 'writable: true' in the plant file"
-            )
-        addr = self.addresses.get(tag.path)
-        if addr is None:
-            raise ValueError(f"tag {tag.path} is not read by connector {self.name!r}")
-        codec.check_write_range(tag.path, value, tag.lo, tag.hi)
+        addr = codec.check_write_target(self, tag, value, self.addresses)
         client = self._client
-        if client is None or self.state != CONNECTED:
-            raise ConnectionError(
-                f"connector {self.name!r} is not connected; the write to {tag.path} was not sent"
-            )
         if addr.device.is_bit:
             v = float(value)
             if v not in (0.0, 1.0):

@@ -37,7 +37,7 @@ from pymodbus.exceptions import ModbusException
 
 from axline.batch import BAD, BAD_CONFIG, BAD_SENSOR, Batch
 from axline.connect import codec
-from axline.connect.base import CONNECTED, Connector, Sink
+from axline.connect.base import Connector, Sink
 from axline.connect.registry import Option, Schema
 from axline.plant import Tag
 
@@ -315,19 +315,8 @@ class ModbusConnector(Connector):
 
     async def write(self, tag: Tag, value: float) -> None:
         """Write a coil or holding register of a writable tag (scale/offset inverted, range checked)."""
-        if not tag.writable:
-            raise PermissionError(
-                f"tag {tag.path} is not writable; mark it 'writable: true' in the plant file"
-            )
-        addr = self.addresses.get(tag.path)
-        if addr is None:
-            raise ValueError(f"tag {tag.path} is not read by connector {self.name!r}")
-        codec.check_write_range(tag.path, value, tag.lo, tag.hi)
+        addr = codec.check_write_target(self, tag, value, self.addresses)
         client = self._client
-        if client is None or self.state != CONNECTED:
-            raise ConnectionError(
-                f"connector {self.name!r} is not connected; the write to {tag.path} was not sent"
-            )
         unit = self.options["unit_id"]
         if addr.table == "co":
             v = float(value)

@@ -40,7 +40,7 @@ from snap7.type import Area
 
 from axline.batch import BAD_CONFIG, Batch
 from axline.connect import codec
-from axline.connect.base import CONNECTED, Connector, Sink
+from axline.connect.base import Connector, Sink
 from axline.connect.registry import Option, Schema
 from axline.plant import Tag
 
@@ -295,19 +295,8 @@ class S7Connector(Connector):
 
     async def write(self, tag: Tag, value: float) -> None:
         """Write a DB or M tag (scale/offset inverted, range and type checked)."""
-        if not tag.writable:
-            raise PermissionError(
-                f"tag {tag.path} is not writable; mark it 'writable: true' in the plant file"
-            )
-        addr = self.addresses.get(tag.path)
-        if addr is None:
-            raise ValueError(f"tag {tag.path} is not read by connector {self.name!r}")
-        codec.check_write_range(tag.path, value, tag.lo, tag.hi)
+        addr = codec.check_write_target(self, tag, value, self.addresses)
         client = self._client
-        if client is None or self.state != CONNECTED:
-            raise ConnectionError(
-                f"connector {self.name!r} is not connected; the write to {tag.path} was not sent"
-            )
         timeout = self.options["timeout_s"] + 1
         if addr.type == "bool":
             v = float(value)
