@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from aiohttp import web
 
+from axline.app.roles import USER_REQUEST_KEY, User
 from axline.historian.base import Historian
 
 log = logging.getLogger(__name__)
@@ -412,13 +413,18 @@ async def _auth_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             "cross-site request refused", "send the request from the dashboard's own origin", status=403
         )
-    if password is None or path == "/login" or path in LOGIN_ASSETS:
+    if password is None:
+        request[USER_REQUEST_KEY] = User("local", "admin")
+        return await handler(request)
+    if path == "/login" or path in LOGIN_ASSETS:
         return await handler(request)
     if app[SESSIONS_KEY].valid(request.cookies.get(SESSION_COOKIE)):
+        request[USER_REQUEST_KEY] = User("admin", "admin")
         return await handler(request)
     basic = _basic_password(request.headers.get("Authorization"))
     if basic is not None:
         if _same_password(basic, password):
+            request[USER_REQUEST_KEY] = User("admin", "admin")
             return await handler(request)
         return _unauthorized(
             request, "wrong password for user admin", "check the admin password (HTTP Basic admin:<password>)"
