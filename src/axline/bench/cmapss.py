@@ -123,6 +123,7 @@ def select_on_train(train: np.ndarray, sensors: np.ndarray, folds: int = 5, copi
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, write JSON and the Markdown table."""
     t_start = time.perf_counter()
+    result: dict[str, Any] = bench_header("cmapss")
     data = require_dir(args.data, "C-MAPSS")
     train, test, true_rul = load_fd(data)
     sensors = 5 + select_informative(train[:, 5:])
@@ -147,7 +148,6 @@ def run(args: argparse.Namespace) -> int:
         model_desc = {"kind": "gradient-boosted trees on multi-window features (NumPy inference)", **gbm.params}
     predict_s = time.perf_counter() - t0
     res_rmse, res_score = rmse(pred, true_rul), phm08_score(pred, true_rul)
-    result: dict[str, Any] = bench_header("cmapss")
     result.update({
         "subset": "FD001",
         "model_name": args.model,
