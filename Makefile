@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-dev services
 	$(BIN)/axline bench cwru --json benchmarks/cwru.json --table benchmarks/cwru.md
 	$(BIN)/axline bench cmapss --select --json benchmarks/cmapss.json --table benchmarks/cmapss.md
 	$(BIN)/axline bench skab --json benchmarks/skab.json --table benchmarks/skab.md
+	$(BIN)/axline bench alarms --json benchmarks/alarms.json --table benchmarks/alarms.md
 	$(BIN)/axline bench vfactory --json benchmarks/vfactory.json --table benchmarks/vfactory.md
 	$(BIN)/axline bench inspect --json benchmarks/inspect.json --table benchmarks/inspect.md
 	$(BIN)/axline bench ingest --json benchmarks/ingest.json --table benchmarks/ingest.md

@@ -19,6 +19,7 @@ BENCHES = {
     "inspect": ("axline.bench.inspect", "visual inspection on magnetic tile"),
     "vfactory": ("axline.bench.vfactory", "the live monitors on the virtual factory against its ground truth"),
     "ingest": ("axline.bench.ingest", "ingest throughput: embedded and PostgreSQL historians, MQTT, OPC UA"),
+    "alarms": ("axline.bench.alarms", "alarm budget of the default detector on drifting streams"),
 }
 
 

@@ -129,6 +129,8 @@ def write_json(path: str | Path | None, obj: dict[str, Any]) -> None:
 def _jsonable(o: Any) -> Any:
     import numpy as np
 
+    if isinstance(o, np.bool_):
+        return bool(o)
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):

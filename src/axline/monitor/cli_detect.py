@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from axline.monitor.defaults import DEFAULT, fit_monitor, monitor_latch, with_overrides
+from axline.monitor.defaults import DEFAULT, OnlineMonitor, fit_monitor, with_overrides
 from axline.monitor.detectors import DETECTORS
 
 __all__ = ["add_arguments", "read_csv_columns", "run"]
@@ -111,12 +111,19 @@ def run(args: argparse.Namespace) -> int:
     except (DetectInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    scores = det.score(X)
-    # the live service's latch: raised after min_on samples above the threshold, cleared after
-    # release samples below the release level
-    latch = monitor_latch(det, config)
-    alarms = latch.run(scores)
-    shares = det.contributions(X)
+    # what the live service runs: score, latch (raised after min_on samples above the threshold,
+    # cleared after release samples below the release level) and online learning of the levels
+    mon = OnlineMonitor(det, config)
+    mon.reset()
+    scores = np.empty(X.shape[0])
+    shares = np.empty(X.shape)
+    for i, x in enumerate(X):
+        shares[i] = det.contributions(x[None, :])[0]
+        scores[i] = mon.step(x)[0]
+    latch = mon.latch
+    alarms = np.zeros(X.shape[0], dtype=bool)
+    for ep in latch.open_and_closed():
+        alarms[ep.start : ep.end if ep.end is not None else X.shape[0]] = True
     out = sys.stdout if args.json == "-" else open(args.json, "w", encoding="utf-8")  # noqa: SIM115
     try:
         for t, s, a, c in zip(times, scores, alarms, shares, strict=True):

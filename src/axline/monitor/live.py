@@ -25,7 +25,7 @@ import numpy as np
 from axline.batch import NS_PER_S, Batch
 from axline.historian.base import Event, Historian
 from axline.kpi import STATE_RUNNING
-from axline.monitor.defaults import DEFAULT, fit_monitor, monitor_latch, with_overrides
+from axline.monitor.defaults import DEFAULT, MonitorConfig, OnlineMonitor, fit_monitor, with_overrides
 from axline.monitor.detectors import Detector, load_detector
 from axline.plant import Asset, Plant
 
@@ -174,8 +174,12 @@ class LiveDetectorMonitor:
         self.paths = list(meta["tags"])
         self.step = int(meta["step_s"] * NS_PER_S)
         self.emit, self.update_event = emit, update
+        # the trained configuration (older models: the default's), with this monitor's latch timing;
         # released relative to the detector's normal score level (not 0 for every detector)
-        self.latch = monitor_latch(detector, replace(DEFAULT, min_on=min_on_steps, release=release_steps))
+        config = replace(MonitorConfig.from_dict(meta.get("config") or DEFAULT.as_dict()),
+                         min_on=min_on_steps, release=release_steps)
+        self.online = OnlineMonitor(detector, config, fit_rows=int(meta.get("rows_fit") or meta.get("rows") or 1))
+        self.latch = self.online.latch
         self.last = np.full(len(self.paths), np.nan)
         self.sums = np.zeros(len(self.paths))
         self.counts = np.zeros(len(self.paths))
@@ -230,10 +234,9 @@ class LiveDetectorMonitor:
         if not self.running or np.isnan(self.last).any():
             return
         x = self.last.copy()
-        score = self.det.score_one(x)
-        self.scores += 1
         was = self.latch.active
-        on = self.latch.update(score)
+        score, on = self.online.step(x)
+        self.scores += 1
         if on and not was:
             expl = self.det.explain(x, top=len(self.paths))
             contrib = {e["signal"]: round(abs(e["z"]), 2) for e in expl if e["share"] > 0.02}
