@@ -9,6 +9,7 @@ from aiohttp import web
 
 
 def register(app: web.Application) -> None:
-    from axline.app import alarm_routes
+    from axline.app import alarm_routes, quality_routes
 
     alarm_routes.register(app)
+    quality_routes.register(app)
