@@ -5,15 +5,36 @@ report. Korean and English."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from _fake_service import LINE, NS
+from _fake_service import LINE, NS, open_test_historian
+from _quality_fake import BORE, QualityFakeService
 from test_dashboard_browser import CHROMIUM_ARGS, AppThread, chromium_path
 
 pytestmark = pytest.mark.browser
 CNC = f"{LINE}/cnc/cnc1"
 PHONE = {"width": 390, "height": 844}
+
+
+class QualityAppThread(AppThread):
+    """The app on a service whose bore starts drifting ``drift_after`` plant seconds after start."""
+
+    def __init__(self, tmp_dir, drift_after: int = 8) -> None:
+        super().__init__(tmp_dir)
+        self.drift_after = drift_after
+
+    async def _start(self) -> None:
+        import asyncio
+
+        from axline.app.server import create_app, start_site
+
+        self.historian = open_test_historian(self.tmp_dir)
+        self.service = QualityFakeService(self.historian, tick_s=0.1, history_s=900,
+                                          drift_step=self.drift_after, drift_per_part=0.008)
+        self.runner, self.port = await start_site(create_app(self.service), "127.0.0.1", 0)
+        self.feeder = asyncio.create_task(self.service.run())
 
 
 @pytest.fixture(scope="module")
@@ -101,5 +122,39 @@ def test_alarms_work_on_a_phone(browser, tmp_path):
         page.tap(f"{item} button[data-act=ack]")
         page.wait_for_function(f"() => document.querySelector('{item}').dataset.state === 'acknowledged'")
         page.screenshot(path="/tmp/axline_alarms_phone.png", full_page=True)
+        page.close()
+    assert errors == []
+
+
+def test_spc_rule_fires_on_a_simulated_drift(browser, tmp_path):
+    errors: list[str] = []
+    with QualityAppThread(tmp_path) as app:
+        page = _page(browser, errors, locale="ko-KR")
+        page.goto(app.url + "/quality")
+        page.wait_for_function("() => document.body.dataset.violations !== undefined")
+        assert page.text_content("#quality-heading") == "품질 관리도"
+        assert page.input_value("#q-tag") == BORE
+        assert page.text_content("#q-cap [data-stat=cpk] .v") not in ("", "–")
+        # the live watcher raises the drift as an alarm event within a few parts
+        def spc_alarms():
+            return [e for e in app.service.historian.events(kinds=["alarm"]) if e.code.startswith("spc.rule")]
+
+        deadline = time.monotonic() + 30
+        while not spc_alarms():
+            assert time.monotonic() < deadline, "no SPC alarm 30 s after the drift began"
+            page.wait_for_timeout(200)
+        first = spc_alarms()[-1]
+        assert first.data["tag"] == BORE and first.data["value"] < first.data["center"]
+        # the chart shows the violations too, numbered by rule
+        page.click("#q-refresh")
+        page.wait_for_function("() => Number(document.body.dataset.violations) > 0")
+        assert page.locator("#q-viol tr").count() > 1
+        page.screenshot(path="/tmp/axline_quality.png", full_page=True)
+        page.click("#lang-toggle")
+        assert page.text_content("#quality-heading") == "Quality charts"
+        page.goto(app.url + "/alarms")
+        page.wait_for_selector("#alarm-list li[data-alarm-id]")
+        texts = page.eval_on_selector_all("#alarm-list .alarm-msg", "els => els.map(e => e.textContent)")
+        assert any("Bore diameter" in x for x in texts), texts
         page.close()
     assert errors == []

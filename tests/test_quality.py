@@ -70,11 +70,11 @@ async def test_chart_api_limits_violations_and_capability_per_shift_and_lot(tmp_
             assert len(rep["by_lot"]) >= 12  # a changeover every 300 s
             assert sum(g["n"] for g in rep["by_lot"]) == 381
             assert sum(g["n"] for g in rep["by_shift"]) == 381
-            resp = await client.get(f"/api/quality/chart?tag={BORE}&from={start}&to={end}&chart=xbar_r&n=5"
-                                    f"&baseline_from={start}&baseline_to={T0}")
+            resp = await client.get(f"/api/quality/chart?tag={BORE}&from={start}&to={end}&chart=xbar_r&n=5")
             xbar = await resp.json()
             assert resp.status == 200, xbar
             assert xbar["n"] == 5 and len(xbar["points"]["x"]) == 381 // 5
+            assert xbar["limits"]["points"] == 20  # default baseline: a quarter of the window, >= 20 subgroups
             bad = await client.get(f"/api/quality/chart?tag={BORE}&from={start}&to={end}"
                                    f"&baseline_from={start}&baseline_to={start + 10 * NS}")
             assert bad.status == 400 and "at least 20" in (await bad.json())["error"]

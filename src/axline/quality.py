@@ -25,7 +25,7 @@ from axline.plant import Shift
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
 MAX_POINTS = 20_000
-BASELINE_SHARE = 0.25  # default baseline: the first quarter of the window
+BASELINE_SHARE = 0.25  # default baseline: the first quarter of the window's measurements
 
 
 class QualityError(ValueError):
@@ -73,12 +73,17 @@ def chart_report(historian: Historian, plant: dict, path: str, start: int, end: 
     if rules not in spc.RULESETS:
         raise QualityError(f"rules must be one of {', '.join(spc.RULESETS)}, got {rules!r}")
     if baseline is None:
-        baseline = (start, start + int((end - start) * BASELINE_SHARE))
+        # the first quarter of the window's measurements (at least enough for limits)
+        ts_w, _ = _read(historian, path, start, end, dedupe)
+        need = max(spc.MIN_BASELINE_POINTS * (1 if chart == "imr" else n), int(np.ceil(len(ts_w) * BASELINE_SHARE)))
+        if len(ts_w) < need:
+            raise QualityError(f"the window holds {len(ts_w)} measurements; at least {need} are needed for "
+                               "control limits: choose a longer period")
+        baseline = (start, int(ts_w[need - 1]) + 1)
     b0, b1 = baseline
     if not b0 < b1:
         raise QualityError("the baseline period must end after it starts")
-    lo = min(start, b0)
-    ts_all, v_all = _read(historian, path, lo, max(end, b1), dedupe)
+    ts_all, v_all = _read(historian, path, min(start, b0), max(end, b1), dedupe)
     in_base = (ts_all >= b0) & (ts_all < b1)
     try:
         limits = spc.fit_limits(v_all[in_base], chart, n)

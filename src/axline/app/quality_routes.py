@@ -79,7 +79,7 @@ async def _chart(request: web.Request) -> web.StreamResponse:
     b1 = parse_int_param(q, "baseline_to", None, 1, NS_MAX, "ns since epoch", time.time_ns())
     if (b0 is None) != (b1 is None):
         raise BadRequest("give both baseline_from and baseline_to, or neither",
-                         "without them the first quarter of the window is the baseline")
+                         "without them the first quarter of the window's measurements is the baseline")
     n = parse_int_param(q, "n", 5, 2, 10, "subgroup size of an X-bar / R chart")
     chart = q.get("chart", "imr")
     rules = q.get("rules", "nelson")
