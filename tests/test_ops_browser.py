@@ -158,3 +158,54 @@ def test_spc_rule_fires_on_a_simulated_drift(browser, tmp_path):
         assert any("Bore diameter" in x for x in texts), texts
         page.close()
     assert errors == []
+
+
+def test_history_explorer_zoom_compare_and_export(browser, tmp_path):
+    errors: list[str] = []
+    spindle, power = f"{CNC}/spindle_temp", f"{CNC}/power"
+    with AppThread(tmp_path) as app:
+        now = app.service.now_ns()
+        start = now - 600 * NS
+        page = _page(browser, errors)
+        page.goto(f"{app.url}/history?tags={spindle},{power}&from={start}&to={now}")
+        page.wait_for_function("() => /^\\d+$/.test(document.body.dataset.drawn || '')")
+        assert page.locator("#h-charts figure[data-tag]").count() == 2
+        assert float(page.evaluate("() => document.body.dataset.drawMs")) > 0
+        # drag across the middle of the first chart: the period narrows to what was selected
+        box = page.locator(f'canvas[data-tag="{spindle}"]').bounding_box()
+        drawn = page.evaluate("() => document.body.dataset.drawn")
+        page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + 40)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + 40, steps=5)
+        page.mouse.up()
+        page.wait_for_function("(d) => document.body.dataset.drawn !== d && /^\\d+$/.test(document.body.dataset.drawn)",
+                               arg=drawn)
+        q = page.evaluate("() => Object.fromEntries(new URLSearchParams(location.search))")
+        span = int(q["to"]) - int(q["from"])
+        assert 60 * NS < span < 180 * NS, span
+        assert start < int(q["from"]) < int(q["to"]) < now
+        # compare with the period before: a second (grey, dashed) series is fetched and drawn
+        page.select_option("#h-compare", "prev")
+        page.wait_for_function("(d) => document.body.dataset.drawn !== d", arg=page.evaluate(
+            "() => document.body.dataset.drawn"))
+        page.wait_for_function("() => /^\\d+$/.test(document.body.dataset.drawn)")
+        # zoom out returns to the period before the zoom
+        page.click("#h-zoomout")
+        page.wait_for_function(f"() => new URLSearchParams(location.search).get('from') === '{start}'")
+        # export what is shown, to CSV and to Excel
+        with page.expect_download() as dl:
+            page.click("#h-csv")
+        text = open(dl.value.path(), encoding="utf-8-sig").read()
+        lines = text.splitlines()
+        assert lines[0].startswith("time,time_utc,CNC machining Spindle temperature [degC]")
+        assert len(lines) > 100
+        with page.expect_download() as dl:
+            page.click("#h-xlsx")
+        assert dl.value.suggested_filename.endswith(".xlsx")
+        # Korean
+        page.click("#lang-toggle")
+        assert page.text_content("#history-heading") == "이력 탐색"
+        assert "주축 온도" in page.text_content(f'figure[data-tag="{spindle}"] figcaption')
+        page.screenshot(path="/tmp/axline_history.png", full_page=True)
+        page.close()
+    assert errors == []

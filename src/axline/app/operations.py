@@ -9,7 +9,8 @@ from aiohttp import web
 
 
 def register(app: web.Application) -> None:
-    from axline.app import alarm_routes, quality_routes
+    from axline.app import alarm_routes, history_routes, quality_routes
 
     alarm_routes.register(app)
+    history_routes.register(app)
     quality_routes.register(app)
