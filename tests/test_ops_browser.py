@@ -209,3 +209,35 @@ def test_history_explorer_zoom_compare_and_export(browser, tmp_path):
         page.screenshot(path="/tmp/axline_history.png", full_page=True)
         page.close()
     assert errors == []
+
+
+def test_shift_report_made_and_opened_in_the_plant_language(browser, tmp_path):
+    errors: list[str] = []
+    with QualityAppThread(tmp_path, drift_after=10**9) as app:
+        app.service.plant["language"] = "ko"
+        page = _page(browser, errors)  # an English browser; the report follows the plant
+        page.goto(app.url + "/reports")
+        page.wait_for_selector("#r-list tr")
+        assert page.text_content("#reports-heading") == "Shift handover reports"
+        page.click("#r-make")
+        page.wait_for_function("() => document.body.dataset.lastReport !== undefined")
+        rid = page.evaluate("() => document.body.dataset.lastReport")
+        row = f'#r-list tr[data-report-id="{rid}"]'
+        page.wait_for_selector(row)
+        assert "in progress" in page.text_content(row)
+        with page.context.expect_page() as popup:
+            page.click(f"{row} a.r-html")
+        report = popup.value
+        report.wait_for_load_state()
+        assert report.text_content("h1") == "교대 인수인계 보고서"
+        assert report.locator(".kpi").count() == 5
+        assert "%" in report.text_content('.kpi[data-kpi="0"] .v')
+        report.screenshot(path="/tmp/axline_shift_report.png", full_page=True)
+        pdf = page.request.get(f"{app.url}/reports/{rid}.pdf")
+        assert pdf.ok and pdf.body().startswith(b"%PDF-")
+        kept = app.service.historian.events(kinds=["report"])
+        assert [e.id for e in kept] == [int(rid)] and kept[0].data["user"] == "local"
+        page.click("#lang-toggle")
+        assert page.text_content("#reports-heading") == "교대 인수인계 보고서"
+        page.close()
+    assert errors == []
