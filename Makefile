@@ -35,7 +35,7 @@ test: $(VENV)/.installed-dev services lint
 
 bench: $(VENV)/.installed-dev services
 	$(BIN)/axline bench cwru --json benchmarks/cwru.json --table benchmarks/cwru.md
-	$(BIN)/axline bench cmapss --select --json benchmarks/cmapss.json --table benchmarks/cmapss.md
+	$(BIN)/axline bench cmapss --json benchmarks/cmapss.json --table benchmarks/cmapss.md
 	$(BIN)/axline bench skab --json benchmarks/skab.json --table benchmarks/skab.md
 	$(BIN)/axline bench alarms --json benchmarks/alarms.json --table benchmarks/alarms.md
 	$(BIN)/axline bench vfactory --json benchmarks/vfactory.json --table benchmarks/vfactory.md
