@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from axline.batch import Batch
+from axline.batch import BAD_TIMESTAMP, Batch
 from axline.bus import Bus
 from axline.camera import FolderSource, OpenCVSource
 from axline.connect import registry
@@ -22,7 +22,8 @@ from axline.historian import Event, Historian, open_historian
 from axline.kpi import STATE_NAMES, LineKpiTracker
 from axline.monitor.baseline import AssetBaseline, monitors_for_plant
 from axline.plant import Plant
-from axline.spool import DiskSpool, SpoolFullError, StoreAndForward
+from axline.resilience import Safety
+from axline.spool import DiskSpool, SpoolFullError, StoreAndForward, StoreRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,17 @@ class Service:
         self._last_good: dict[str, int] = {}
         self.store_errors = 0
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
+        self.safety = Safety(self)
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self, web: bool = True) -> None:
         self.historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
-        self.latest.update(self.historian.latest())
+        self.latest.update({p: v for p, v in self.historian.latest().items() if v[2] != BAD_TIMESTAMP})
         self._last_good = {p: v[0] for p, v in self.latest.items() if v[2] == 0}
         spool = DiskSpool(os.path.join(self.plant.base_dir, "data", "spool", "historian"))
-        self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors())
+        self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors(),
+                                       on_event=self.safety.system_event, name="historian")
+        self._tasks.extend(self.safety.start())
         self._tasks.append(asyncio.create_task(self.forward.run(), name="store-and-forward"))
         self.bus.subscribe("historian", self._store)
         self.bus.subscribe("latest", self._track_latest)
@@ -143,8 +147,8 @@ class Service:
             conn.stop()
         loop = asyncio.get_running_loop()
         for fwd in (self.forward, self.uplink):
-            if fwd is not None and len(fwd.spool):
-                await loop.run_in_executor(None, fwd.drain_once)
+            if fwd is not None:
+                await loop.run_in_executor(None, fwd.close)
         if self.publisher is not None:
             self.publisher.stop()
         for cam in self.cameras.values():
@@ -163,6 +167,9 @@ class Service:
     # -- data path ------------------------------------------------------------------------------
     def ingest(self, batch: Batch) -> None:
         """Entry of every batch from a connector: drop readings already seen, then publish."""
+        guard = self.safety.timeguard
+        if guard is not None:
+            batch = guard.check(batch, time.time_ns())
         self.bus.publish(self._drop_seen(batch))
 
     def _drop_seen(self, batch: Batch) -> Batch:
@@ -182,12 +189,16 @@ class Service:
     def _store(self, batch: Batch) -> None:
         try:
             self.forward.put(batch)
-        except SpoolFullError:
+        except (SpoolFullError, StoreRefusedError):
             self.store_errors += 1
             raise
 
     def _track_latest(self, batch: Batch) -> None:
         # last reading per tag in this batch (batches are small; vectorised per distinct tag)
+        if (batch.quality == BAD_TIMESTAMP).any():  # stored, but its time is not to be trusted
+            batch = batch.select(batch.quality != BAD_TIMESTAMP)
+            if not len(batch):
+                return
         order = np.argsort(batch.ts, kind="stable")
         idx = batch.idx[order]
         last_pos = np.full(len(batch.paths), -1)
@@ -337,7 +348,10 @@ class Service:
     # -- the view the web app reads -------------------------------------------------------------
     def now_ns(self) -> int:
         if self.latest:
-            return max(v[0] for v in self.latest.values())
+            newest = max(v[0] for v in self.latest.values())
+            guard = self.safety.timeguard
+            # never ahead of the wall clock by more than the plausibility window
+            return newest if guard is None else min(newest, time.time_ns() + guard.future_ns)
         return time.time_ns()
 
     def plant_json(self) -> dict:
@@ -378,6 +392,8 @@ class Service:
                 "store": self.forward.status() if self.forward else None,
                 "uplink": self.uplink.status() if self.uplink else None,
                 "repeats_dropped": self.repeats_dropped,
+                "store_errors": self.store_errors,
+                "safety": self.safety.status(),
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 
     def subscribe(self) -> asyncio.Queue:

@@ -1,0 +1,125 @@
+"""What keeps `axline serve` honest under faults, wired into a Service in one place:
+
+* the loop-stall monitor (health: the largest stall of the last minute),
+* the timestamp guard (readings stamped implausibly far from their arrival are marked, not trusted),
+* the disk watch (every data folder; warnings as system events; retention first when near full),
+* system events from worker threads (store-and-forward outages, quarantines, refusals), written to
+  the event log off the event loop and shown on the dashboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+from axline.diskwatch import DiskWatch
+from axline.historian import Event
+from axline.loopwatch import LoopStallMonitor
+from axline.safety import DEFAULTS
+from axline.timecheck import TimestampGuard
+
+log = logging.getLogger(__name__)
+
+
+class Safety:
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.config = dict(DEFAULTS)
+        self.config.update(getattr(service.plant, "safety", None) or {})
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loopwatch = LoopStallMonitor()
+        fut = self.config["timestamp_future_s"]
+        self.timeguard = (TimestampGuard(fut, self.config["timestamp_past_s"], on_event=self.system_event)
+                          if fut and fut > 0 else None)
+        self.diskwatch: DiskWatch | None = None
+        self.events_raised = 0
+        self.event_errors = 0
+        self.retention_runs = 0
+        self._pending_events = 0
+
+    def start(self) -> list[asyncio.Task]:
+        self.loop = asyncio.get_running_loop()
+        svc = self.service
+        folders = {"data": os.path.join(svc.plant.base_dir, "data")}
+        hist = getattr(svc.historian, "path", None)
+        if hist:
+            folders["historian"] = hist
+        folders["spool"] = os.path.join(svc.plant.base_dir, "data", "spool")
+        self.diskwatch = DiskWatch(folders, self.config["disk_warn_percent"], on_event=self.system_event,
+                                   on_critical=self._on_disk_critical)
+        return [self.loopwatch.start(),
+                asyncio.create_task(self.diskwatch.run(self.config["disk_check_s"]), name="disk-watch")]
+
+    # -- system events ----------------------------------------------------------------------------
+    def system_event(self, code: str, severity: str, message: str, data: dict | None = None) -> None:
+        """Record a system event; safe from any thread, never blocks the loop (written in a worker)."""
+        svc = self.service
+        ev = Event(ts=time.time_ns(), kind="system", source=svc.system_prefix, code=code, severity=severity,
+                   message=message, data=dict(data or {}))
+        self.events_raised += 1
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            self._write(ev)
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._schedule(ev)
+        else:
+            try:
+                loop.call_soon_threadsafe(self._schedule, ev)
+            except RuntimeError:  # the loop closed meanwhile
+                self._write(ev)
+
+    def _schedule(self, ev: Event) -> None:
+        if self._pending_events > 1000:  # bounded: a storm of events must not pile up tasks
+            self.event_errors += 1
+            return
+        self._pending_events += 1
+        fut = self.loop.run_in_executor(None, self._write, ev)
+        fut.add_done_callback(lambda f, ev=ev: self._written(f, ev))
+
+    def _written(self, fut: asyncio.Future, ev: Event) -> None:
+        self._pending_events -= 1
+        if fut.exception() is None and ev.id is not None:
+            self.service._push({"type": "event", "event": ev.to_json()})
+
+    def _write(self, ev: Event) -> None:
+        h = self.service.historian
+        if h is None:
+            return
+        try:
+            h.add_event(ev)
+        except Exception as e:  # noqa: BLE001 - the event log may be on the full disk itself
+            self.event_errors += 1
+            log.error("cannot record system event %s (%s): %s", ev.code, e, ev.message)
+
+    # -- disk pressure ---------------------------------------------------------------------------
+    def _on_disk_critical(self, folder: str, usage: dict) -> None:
+        """Runs in the disk watch's worker thread: apply retention by data time, if configured."""
+        h = self.service.historian
+        if not self.config["retention_on_disk_full"] or h is None:
+            return
+        apply = getattr(h, "apply_retention", None)
+        if apply is None or getattr(h, "retention_days", None) is None:
+            return
+        dropped = apply()
+        self.retention_runs += 1
+        if dropped:
+            self.system_event("system.retention_freed", "info",
+                              f"the disk of {usage['path']} is nearly full: retention dropped {dropped} readings "
+                              f"older than {h.retention_days:g} days (data time)", {"readings": dropped})
+
+    def status(self) -> dict:
+        return {"loop": self.loopwatch.status(),
+                "timestamps": self.timeguard.status() if self.timeguard else None,
+                "disk": self.diskwatch.status() if self.diskwatch else None,
+                "system_events": self.events_raised, "system_event_errors": self.event_errors,
+                "retention_runs_on_disk_full": self.retention_runs}
+
+
