@@ -19,6 +19,7 @@ BENCHES = {
     "inspect": ("axline.bench.inspect", "visual inspection on magnetic tile"),
     "vfactory": ("axline.bench.vfactory", "the live monitors on the virtual factory against its ground truth"),
     "ingest": ("axline.bench.ingest", "ingest throughput: embedded and PostgreSQL historians, MQTT, OPC UA"),
+    "faults": ("axline.bench.faults", "the data path under faults: disk full, poison, hung peers, kill -9, bit rot"),
 }
 
 
@@ -102,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         b = bsub.add_parser(name, help=help_text)
         mod.add_arguments(b)
         b.set_defaults(bench_run=mod.run)
+
+    s = sub.add_parser("historian", help="historian tools: verify an embedded historian's records")
+    hsub = s.add_subparsers(dest="historian_cmd", metavar="CMD")
+    from axline.historian import verify as hverify
+
+    h = hsub.add_parser("verify", help="check every record's CRC; report damage by file and offset")
+    hverify.add_arguments(h)
+    h.set_defaults(func_run=hverify.run)
 
     det = _optional("axline.monitor.cli_detect")
     if det is not None:

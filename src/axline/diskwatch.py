@@ -20,11 +20,13 @@ log = logging.getLogger(__name__)
 class DiskWatch:
     def __init__(self, folders: dict[str, str], warn_percent: list[float] | None = None,
                  on_event: Callable[[str, str, str, dict], None] | None = None,
-                 on_critical: Callable[[str, dict], None] | None = None) -> None:
+                 on_critical: Callable[[str, dict], None] | None = None,
+                 after_check: Callable[[], None] | None = None) -> None:
         self.folders = dict(folders)
         self.warn_percent = list(warn_percent or [80.0, 90.0])
         self.on_event = on_event
         self.on_critical = on_critical
+        self.after_check = after_check
         self.levels: dict[str, int] = {name: 0 for name in self.folders}
         self.usage: dict[str, dict] = {}
         self.errors = 0
@@ -79,6 +81,8 @@ class DiskWatch:
                     self.errors += 1
                     self._event("system.disk_relief_failed", "warning",
                                 f"freeing space on {path} failed: {type(e).__name__}: {e}", {"folder": name})
+        if self.after_check is not None:
+            self.after_check()
         return self.usage
 
     def _event(self, code: str, severity: str, message: str, data: dict) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from typing import Any
 
 from axline.diskwatch import DiskWatch
@@ -39,6 +40,7 @@ class Safety:
         self.event_errors = 0
         self.retention_runs = 0
         self._pending_events = 0
+        self._unwritten: deque[Event] = deque(maxlen=1000)  # events the log could not take (full disk)
 
     def start(self) -> list[asyncio.Task]:
         self.loop = asyncio.get_running_loop()
@@ -49,7 +51,7 @@ class Safety:
             folders["historian"] = hist
         folders["spool"] = os.path.join(svc.plant.base_dir, "data", "spool")
         self.diskwatch = DiskWatch(folders, self.config["disk_warn_percent"], on_event=self.system_event,
-                                   on_critical=self._on_disk_critical)
+                                   on_critical=self._on_disk_critical, after_check=self.retry_unwritten)
         return [self.loopwatch.start(),
                 asyncio.create_task(self.diskwatch.run(self.config["disk_check_s"]), name="disk-watch")]
 
@@ -94,10 +96,22 @@ class Safety:
         if h is None:
             return
         try:
+            while self._unwritten:  # older events first, once the log takes writes again
+                h.add_event(self._unwritten[0])
+                self._unwritten.popleft()
             h.add_event(ev)
         except Exception as e:  # noqa: BLE001 - the event log may be on the full disk itself
             self.event_errors += 1
-            log.error("cannot record system event %s (%s): %s", ev.code, e, ev.message)
+            if len(self._unwritten) == self._unwritten.maxlen:
+                log.error("system events: %d unwritten, dropping the oldest", len(self._unwritten))
+            if ev.id is None and ev not in self._unwritten:
+                self._unwritten.append(ev)
+            log.error("cannot record system event %s (%s): %s; kept to retry", ev.code, e, ev.message)
+
+    def retry_unwritten(self) -> None:
+        if self._unwritten and self.service.historian is not None:
+            ev = self._unwritten.pop()
+            self._write(ev)
 
     # -- disk pressure ---------------------------------------------------------------------------
     def _on_disk_critical(self, folder: str, usage: dict) -> None:
@@ -120,6 +134,7 @@ class Safety:
                 "timestamps": self.timeguard.status() if self.timeguard else None,
                 "disk": self.diskwatch.status() if self.diskwatch else None,
                 "system_events": self.events_raised, "system_event_errors": self.event_errors,
+                "system_events_unwritten": len(self._unwritten),
                 "retention_runs_on_disk_full": self.retention_runs}
 
 
