@@ -57,8 +57,15 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
         await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 15, "connection")
         verdicts = lambda: svc.historian.events(kinds=["inspection", "defect"], limit=1000)  # noqa: E731
         await _wait(lambda: len(verdicts()) >= 8, 120, "eight verdicts")
-        await asyncio.sleep(3.0)  # let the last answered parts leave the station
         evs = verdicts()
+        decided = {e.data["path"].rsplit("-", 1)[1].split(".")[0]: e.data["verdict"] for e in evs}
+
+        def all_left() -> bool:  # the answered parts left the station (diverted or passed on)
+            finished.extend(line.drain_parts())
+            return decided.keys() <= {f"{p.part_id:07d}" for p in finished}
+
+        finished: list = []
+        await _wait(all_left, 120, "the answered parts to leave the station")
         diverter = "changwon/plant1/line1/vision/camera1/diverter"
         ok = "changwon/plant1/line1/vision/camera1/result_ok"
         for e in evs:
@@ -91,8 +98,7 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
         await task
         await svc.stop()
     # what the PLC did matches what axline decided, part by part
-    decided = {e.data["path"].rsplit("-", 1)[1].split(".")[0]: e.data["verdict"] for e in evs}
-    for part in line.drain_parts():
+    for part in finished:
         key = f"{part.part_id:07d}"
         if key in decided:
             assert part.diverted == (decided[key] == "reject"), key

@@ -16,7 +16,9 @@ import time
 from collections import deque
 from typing import Any
 
+from axline.camera_retention import CameraRetention
 from axline.diskwatch import DiskWatch
+from axline.eventlog import EventWriter
 from axline.historian import Event
 from axline.loopwatch import LoopStallMonitor
 from axline.safety import DEFAULTS
@@ -36,6 +38,9 @@ class Safety:
         self.timeguard = (TimestampGuard(fut, self.config["timestamp_past_s"], on_event=self.system_event)
                           if fut and fut > 0 else None)
         self.diskwatch: DiskWatch | None = None
+        self.camera_retention: CameraRetention | None = None
+        self.events: EventWriter | None = None
+        self._count_cache: int | None = None
         self.events_raised = 0
         self.event_errors = 0
         self.retention_runs = 0
@@ -45,6 +50,7 @@ class Safety:
     def start(self) -> list[asyncio.Task]:
         self.loop = asyncio.get_running_loop()
         svc = self.service
+        self.events = EventWriter(lambda: self.service.historian)
         folders = {"data": os.path.join(svc.plant.base_dir, "data")}
         hist = getattr(svc.historian, "path", None)
         if hist:
@@ -52,8 +58,84 @@ class Safety:
         folders["spool"] = os.path.join(svc.plant.base_dir, "data", "spool")
         self.diskwatch = DiskWatch(folders, self.config["disk_warn_percent"], on_event=self.system_event,
                                    on_critical=self._on_disk_critical, after_check=self.retry_unwritten)
-        return [self.loopwatch.start(),
-                asyncio.create_task(self.diskwatch.run(self.config["disk_check_s"]), name="disk-watch")]
+        tasks = [self.loopwatch.start(),
+                 asyncio.create_task(self.diskwatch.run(self.config["disk_check_s"]), name="disk-watch")]
+        folders = []
+        for cam in svc.plant.cameras:
+            if cam.source in ("folder", "sim") and cam.path:
+                folders.append((svc._path(cam.path), cam.pattern))
+        heat = svc._path(os.path.join("data", "heatmaps"))
+        for cam in svc.plant.cameras:
+            folders.append((os.path.join(heat, cam.id), "*.png"))
+        if folders:
+            self.camera_retention = CameraRetention(folders, self.config["camera_keep_pass_h"],
+                                                    self.config["camera_keep_reject_h"], self._rejected_images)
+            tasks.append(asyncio.create_task(self.camera_retention.run(), name="camera-retention"))
+        tasks.append(asyncio.create_task(self._refresh_count(), name="count-refresh"))
+        h = svc.historian
+        if hasattr(h, "on_damage"):
+            for d in h.damaged():
+                self._on_damage(d)
+            h.on_damage = self._on_damage
+        return tasks
+
+    # -- events and counts without blocking the loop -----------------------------------------------
+    def add_event(self, event: Event) -> int:
+        if self.events is None:
+            return self.service.historian.add_event(event)
+        return self.events.add(event)
+
+    def update_event(self, event_id: int, **fields: Any) -> None:
+        if self.events is None:
+            self.service.historian.update_event(event_id, **fields)
+        else:
+            self.events.update(event_id, **fields)
+
+    def readings_stored(self) -> int:
+        """The historian's count: the embedded one is in memory; a server's is refreshed in a worker."""
+        h = self.service.historian
+        if h is None:
+            return 0
+        if self._count_cache is None or getattr(h, "path", None):
+            return h.count()
+        return self._count_cache
+
+    async def _refresh_count(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            h = self.service.historian
+            if h is not None and not getattr(h, "path", None):
+                try:
+                    self._count_cache = await loop.run_in_executor(None, h.count)
+                except Exception as e:  # noqa: BLE001 - the server may be away; health says so elsewhere
+                    log.debug("count refresh failed: %s", e)
+            await asyncio.sleep(2.0)
+
+    def close(self) -> None:
+        """Blocking: let queued events reach the log (call it off the loop, before the historian closes)."""
+        if self.events is not None:
+            self.events.close()
+            self.events = None
+
+    def _rejected_images(self, since_ns: int) -> set[str]:
+        """Image paths (and their heat maps) of rejected parts since ``since_ns``, from the event log."""
+        h = self.service.historian
+        out: set[str] = set()
+        for ev in h.events(start=since_ns, kinds=["defect"], limit=100_000):
+            p = ev.data.get("path")
+            if p:
+                out.add(p)
+                cam = ev.data.get("camera")
+                if cam:
+                    stem = os.path.splitext(os.path.basename(p))[0]
+                    out.add(os.path.join(self.service._path(os.path.join("data", "heatmaps")), cam, stem + ".png"))
+        return out
+
+    def _on_damage(self, d: dict) -> None:
+        self.system_event("system.historian_damage", "alarm",
+                          f"historian: {d['file']} offset {d['offset']} ({d['length']} bytes) is damaged: "
+                          f"{d['reason']}; quarantined and kept out of every query. Run `axline historian "
+                          f"verify` and restore from a backup if you have one", d)
 
     # -- system events ----------------------------------------------------------------------------
     def system_event(self, code: str, severity: str, message: str, data: dict | None = None) -> None:
@@ -133,6 +215,9 @@ class Safety:
         return {"loop": self.loopwatch.status(),
                 "timestamps": self.timeguard.status() if self.timeguard else None,
                 "disk": self.diskwatch.status() if self.diskwatch else None,
+                "camera_retention": self.camera_retention.status() if self.camera_retention else None,
+                "historian_damaged": len(getattr(self.service.historian, "_damaged", ()) or ()),
+                "event_log": self.events.status() if self.events else None,
                 "system_events": self.events_raised, "system_event_errors": self.event_errors,
                 "system_events_unwritten": len(self._unwritten),
                 "retention_runs_on_disk_full": self.retention_runs}

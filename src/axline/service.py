@@ -160,6 +160,7 @@ class Service:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        await loop.run_in_executor(None, self.safety.close)
         if self.historian is not None:
             self.historian.close()
             self.historian = None
@@ -273,7 +274,7 @@ class Service:
 
     # -- events ---------------------------------------------------------------------------------
     def emit_event(self, event: Event) -> int:
-        eid = self.historian.add_event(event)
+        eid = self.safety.add_event(event)
         if event.kind == "alarm" and event.end_ts is None:
             self._open_alarms.setdefault(event.source, set()).add(eid)
             self._event_source[eid] = event.source
@@ -281,7 +282,7 @@ class Service:
         return eid
 
     def update_event(self, event_id: int, **fields: Any) -> None:
-        self.historian.update_event(event_id, **fields)
+        self.safety.update_event(event_id, **fields)
         if fields.get("end_ts") is not None and event_id in self._event_source:
             self._open_alarms.get(self._event_source.pop(event_id), set()).discard(event_id)
         self._push({"type": "event_update", "id": event_id, **{k: v for k, v in fields.items() if k != "data"}})
@@ -385,7 +386,7 @@ class Service:
 
     def health_json(self) -> dict:
         return {"ok": self.historian is not None and all(c.state == CONNECTED for c in self.connectors.values()),
-                "readings_stored": self.historian.count() if self.historian else 0,
+                "readings_stored": self.safety.readings_stored(),
                 "uptime_s": round(time.time() - self.started_wall, 1),
                 "images_received": self.images_received,
                 "vision": self.vision_json()["cameras"],

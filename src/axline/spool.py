@@ -187,6 +187,7 @@ class StoreAndForward:
         self.spill_after_s = spill_after_s
         self.memory_readings = memory_readings
         self.on_event = on_event
+        self.on_delivered: Callable[[Batch], None] | None = None  # told after each acknowledged delivery
         self.name = name
         self.quarantine_dir = self.spool.folder / "quarantine"
         self.delivered = 0
@@ -327,6 +328,8 @@ class StoreAndForward:
                 self.spool.pop()
             self.delivered += len(batch)
             self._fail_head = ("", 0)
+            if self.on_delivered is not None:
+                self.on_delivered(batch)
             return "ok"
 
     def _failed(self, src: str, batch: Batch, e: BaseException) -> str:
