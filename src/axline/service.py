@@ -182,6 +182,11 @@ class Service:
         # that could not be subscribed, say) must not hide real readings on the machine's clock
         last = np.array([self._last_good.get(p, -(2**62)) for p in batch.paths], dtype=np.int64)
         keep = (batch.ts > last[batch.idx]) | (batch.quality != 0)
+        if len(batch) > 1:  # the same reading twice in one batch (a redelivery gathered with the original)
+            o = np.lexsort((batch.ts, batch.idx))
+            same = (batch.idx[o][1:] == batch.idx[o][:-1]) & (batch.ts[o][1:] == batch.ts[o][:-1])
+            if same.any():
+                keep[o[1:][same & (batch.quality[o][1:] == 0)]] = False
         if keep.all():
             return batch
         self.repeats_dropped += int(len(keep) - keep.sum())

@@ -388,7 +388,7 @@ async def postgres_hang_and_restart(work: Path, args) -> dict:
         await loop.run_in_executor(None, hang)
         hung_delivered = svc.forward.delivered - delivered
         spooled_in_hang = svc.forward.spooled
-        how = await loop.run_in_executor(None, _restart_postgres, args.dsn)
+        how = (await loop.run_in_executor(None, _restart_postgres, args.dsn)) if args.pg_restart else "not restarted"
         await asyncio.sleep(2.0)
         await _wait(lambda: svc.forward.online and svc.forward.delivered > delivered, 120,
                     "the store to write again after the restart")
@@ -427,6 +427,7 @@ async def _kill9_child(base: Path) -> None:
     latest = svc.historian.latest(TAGS)
     seq0 = max((v[0] - ts0 + 1 for v in latest.values()), default=0)  # resume where the historian is
     prod = Producer(svc, ts0, n=200, period_s=0.005, seq0=seq0)
+    svc.safety.loopwatch.reset()  # stalls while running, not while opening after the kill
     prod.start()
     stall_file = base / f"stall-{os.getpid()}"
     while True:
@@ -689,9 +690,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="*", choices=SCENARIOS, default=None, help="run only these scenarios")
     p.add_argument("--kills", type=int, default=20, help="kill -9 rounds (default 20)")
     p.add_argument("--freeze-s", type=float, default=8.0, help="how long the broker / database hang (default 8)")
-    p.add_argument("--soak-hours", type=float, default=8.0, help="simulated plant hours of the soak (default 8)")
+    p.add_argument("--soak-hours", type=float, default=24.0, help="simulated plant hours of the soak (default 24)")
     p.add_argument("--power-cut-batches", type=int, default=40, help="batches in the power-cut write sequence")
     p.add_argument("--dsn", default=os.environ.get("AXLINE_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"))
+    p.add_argument("--no-pg-restart", dest="pg_restart", action="store_false",
+                   help="only hang PostgreSQL, do not restart it (the server may be shared)")
     p.add_argument("--child-kill9", default=None, help=argparse.SUPPRESS)
 
 
@@ -699,6 +702,11 @@ def run(args: argparse.Namespace) -> int:
     if args.child_kill9:
         asyncio.run(_kill9_child(Path(args.child_kill9)))
         return 0
+    import logging
+
+    # the faults are deliberate: their warnings would drown the results (they are counted in them)
+    logging.getLogger("axline").setLevel(logging.CRITICAL)
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     t0 = time.monotonic()
     results = []
     for name in args.only or SCENARIOS:
