@@ -145,8 +145,10 @@ async def test_central_on_postgresql_survives_broker_and_database_restarts(tmp_p
         pytest.skip(f"no PostgreSQL at {PG_DSN}: {e}")
     schema = f"axline_edge_test_{os.getpid()}"
     try:
+        # the server restart disturbs everyone else using it: only where AXLINE_TEST_PG_RESTART=1 (CI)
+        restart = _restart_postgres if os.environ.get("AXLINE_TEST_PG_RESTART") == "1" else None
         await _two_edges_one_central(
-            tmp_path, f"{{backend: postgresql, dsn: '{PG_DSN}', schema: {schema}}}", restart_postgres=_restart_postgres)
+            tmp_path, f"{{backend: postgresql, dsn: '{PG_DSN}', schema: {schema}}}", restart_postgres=restart)
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as c:
             c.execute(f"drop schema if exists {schema} cascade")
@@ -174,8 +176,8 @@ async def _two_edges_one_central(tmp_path, historian: str, restart_postgres) -> 
         await _wait(lambda: central.historian.count() > 2000, 60, "central receiving")
 
         broker.stop()  # mid-stream
-        await _wait(lambda: all(len(e.uplink.spool) > 3 for e in edges), 60, "edges spooling on disk")
-        assert all(not e.uplink.online for e in edges)
+        await _wait(lambda: all(len(e.uplink.spool) > 3 and not e.uplink.online for e in edges), 60,
+                    "edges to see the broker gone and spool on disk")
         broker.start()
         await asyncio.sleep(3.0)  # keep producing while everyone reconnects
         if restart_postgres is not None:

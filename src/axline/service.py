@@ -399,6 +399,7 @@ class Service:
                 "uplink": self.uplink.status() if self.uplink else None,
                 "repeats_dropped": self.repeats_dropped,
                 "store_errors": self.store_errors,
+                "subscriber_errors": dict(self.bus.errors),
                 "safety": self.safety.status(),
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 
