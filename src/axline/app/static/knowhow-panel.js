@@ -28,8 +28,19 @@
     });
   }
 
+  let ready = false;
+
   async function refresh() {
-    try { render(await K.api('/api/knowhow/alarms')); } catch (e) { /* shown as an empty card; the API logs why */ }
+    try {
+      if (!ready) {  // the case base opens a few seconds after the service starts
+        const st = await K.api('/api/knowhow/status');
+        const card = document.querySelector('.knowhow-card');
+        if (card) card.hidden = !st.enabled;
+        if (!st.enabled || !st.ready) return;
+        ready = true;
+      }
+      render(await K.api('/api/knowhow/alarms'));
+    } catch (e) { /* the card keeps its last content; the server logs why */ }
   }
 
   document.addEventListener('DOMContentLoaded', () => {
