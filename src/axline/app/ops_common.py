@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from axline.app.server import SERVICE_KEY, STATIC_DIR, BadRequest
+from axline.app.http import SERVICE_KEY, STATIC_DIR, BadRequest
 from axline.historian.base import Event
 
 T = TypeVar("T")
