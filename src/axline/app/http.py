@@ -14,6 +14,7 @@ from aiohttp import web
 
 STATIC_DIR = Path(__file__).with_name("static")
 NS_MAX = 2**63 - 1
+MAX_TAGS = 500
 SERVICE_KEY: web.AppKey[Any] = web.AppKey("service", object)
 
 
@@ -84,3 +85,17 @@ def parse_int_param(
     return value
 
 
+def parse_tags(query: Any, name: str = "tags") -> list[str] | None:
+    """Comma-separated tag paths; ``None`` when the parameter is absent."""
+    raw = query.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    tags = [t.strip() for t in raw.split(",") if t.strip()]
+    if len(tags) > MAX_TAGS:
+        raise BadRequest(f"{name}: at most {MAX_TAGS} tags per request, got {len(tags)}", "split the request")
+    for t in tags:
+        if len(t) > 512 or any(ord(c) < 32 for c in t):
+            raise BadRequest(
+                f"{name}: {t[:60]!r} is not a tag path", "tags look like site/area/line/cell/asset/signal"
+            )
+    return list(dict.fromkeys(tags))

@@ -9,6 +9,9 @@ from aiohttp import web
 
 
 def register(app: web.Application) -> None:
-    from axline.app import alarm_routes
+    from axline.app import alarm_routes, history_routes, quality_routes, report_routes
 
     alarm_routes.register(app)
+    history_routes.register(app)
+    quality_routes.register(app)
+    report_routes.register(app)

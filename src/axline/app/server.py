@@ -40,6 +40,7 @@ from axline.app.http import (  # shared with the route modules
     error_response,
     json_response,
     parse_int_param,
+    parse_tags,
     to_jsonable,  # noqa: F401 - re-exported for callers of server.to_jsonable
 )
 from axline.app.roles import USER_REQUEST_KEY, User
@@ -54,7 +55,6 @@ STREAM_POLL_S = 1.0  # how often a stream checks whether its client went away
 DEFAULT_WINDOW_NS = 10 * 60 * 1_000_000_000
 DEFAULT_BUCKETS = 300
 MAX_BUCKETS = 20_000
-MAX_TAGS = 500
 MAX_EVENTS = 1000
 MAX_RAW_POINTS = 200_000
 LOGIN_FAILURES_ALLOWED = 10
@@ -99,22 +99,6 @@ class ServiceView(Protocol):
     def unsubscribe(self, q: asyncio.Queue) -> None: ...
 
     async def feedback(self, event_id: int, verdict: str, user: str) -> dict: ...
-
-
-def parse_tags(query: Any, name: str = "tags") -> list[str] | None:
-    """Comma-separated tag paths; ``None`` when the parameter is absent."""
-    raw = query.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    tags = [t.strip() for t in raw.split(",") if t.strip()]
-    if len(tags) > MAX_TAGS:
-        raise BadRequest(f"{name}: at most {MAX_TAGS} tags per request, got {len(tags)}", "split the request")
-    for t in tags:
-        if len(t) > 512 or any(ord(c) < 32 for c in t):
-            raise BadRequest(
-                f"{name}: {t[:60]!r} is not a tag path", "tags look like site/area/line/cell/asset/signal"
-            )
-    return list(dict.fromkeys(tags))
 
 
 def _floats(a: np.ndarray) -> list:
@@ -292,6 +276,9 @@ def create_app(service: ServiceView, admin_password: str | None = None) -> web.A
     from axline.app import operations  # alarms, history, quality, reports (imports this module)
 
     operations.register(app)
+    from axline.app import knowhow_routes  # record, review and find know-how cases
+
+    knowhow_routes.register(app)
     return app
 
 

@@ -19,6 +19,7 @@
     const sig = (s) => (s ? O.signalName(a.source, s) : '');
     const vars = Object.assign({}, d, { asset: O.nameOf(a.source), top: sig(d.top), score: O.num(d.score, 1),
       signal: sig(d.signal || d.tag) });
+    if (typeof d.value === 'number') vars.value = Number(d.value.toPrecision(6));
     return I.has(key) ? t(key, vars) : O.nameOf(a.source) + ' — ' + (a.message || a.code);
   }
 
