@@ -16,12 +16,13 @@ import pytest
 
 from _historian_writer import batch_tags, make_batch
 from axline.batch import BAD, GOOD, UNCERTAIN, Batch
-from axline.historian.base import Event, Series, open_historian
+from axline.historian.base import Event, Series
 from axline.historian.embedded import (
     HEADER_SIZE,
     EmbeddedHistorian,
     HistorianLockedError,
 )
+from axline.historian.factory import open_historian
 
 NS = 1_000_000_000
 T0 = 1_763_000_000 * NS
