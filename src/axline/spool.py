@@ -199,6 +199,7 @@ class StoreAndForward:
         self.spill_errors = 0
         self.delivery_errors = 0
         self.online = True
+        self._was_offline = False
         self.last_error: str | None = None
         self.last_quarantine: str | None = None
         self._inbox: deque[Batch] = deque()
@@ -302,7 +303,8 @@ class StoreAndForward:
         with self._deliver_lock:
             src, batch = self._claim()
             if batch is None:
-                if not self.online:
+                if self._was_offline:
+                    self._was_offline = False
                     self._event("store.recovered", "info",
                                 f"{self.name}: destination back; everything buffered was delivered", {})
                 self.online = True
@@ -328,6 +330,8 @@ class StoreAndForward:
                 self.spool.pop()
             self.delivered += len(batch)
             self._fail_head = ("", 0)
+            self.online = True  # the destination answers (what waits on disk is delivered next)
+            self.last_error = None
             if self.on_delivered is not None:
                 self.on_delivered(batch)
             return "ok"
@@ -382,6 +386,7 @@ class StoreAndForward:
 
     def _went_offline(self, e: BaseException) -> None:
         self.last_error = f"{type(e).__name__}: {e}"
+        self._was_offline = True
         if self.online:
             self._event("store.offline", "warning",
                         f"{self.name}: destination unavailable ({self.last_error}); buffering on disk in "
