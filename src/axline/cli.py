@@ -19,6 +19,7 @@ BENCHES = {
     "inspect": ("axline.bench.inspect", "visual inspection on magnetic tile"),
     "vfactory": ("axline.bench.vfactory", "the live monitors on the virtual factory against its ground truth"),
     "ingest": ("axline.bench.ingest", "ingest throughput: embedded and PostgreSQL historians, MQTT, OPC UA"),
+    "ui": ("axline.bench.ui", "history explorer draw time on a year of data, shift report render time"),
     "knowhow": ("axline.bench.knowhow", "case search in Korean and English, recurrence on the virtual factory, masking"),
 }
 
@@ -93,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     discover.add_arguments(s)
     s.set_defaults(func_run=discover.run)
+
+    s = sub.add_parser("views", help="create read-only SQL views (Grafana, Power BI) on a PostgreSQL historian")
+    from axline.history import sql_views
+
+    sql_views.add_arguments(s)
+    s.set_defaults(func_run=sql_views.run)
 
     s = sub.add_parser("bench", help="run a benchmark and write its table to benchmarks/")
     bsub = s.add_subparsers(dest="bench", metavar="NAME")
