@@ -37,6 +37,7 @@ DEFAULT_PERF_WINDOW_NS = 24 * 3600 * 1_000_000_000
 def register(app: web.Application) -> None:
     r = app.router
     r.add_get("/alarms", page("alarms.html"))
+    r.add_get("/wall", page("wall.html"))  # the wall screen (kiosk): KPIs, stations and open alarms
     r.add_get("/api/alarms", _list)
     r.add_get("/api/alarms/performance", _performance)
     r.add_post("/api/alarms/{id}/ack", _ack)
