@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="collect, store, analyse and show a plant described by a plant file")
     s.add_argument("--config", "-c", required=True, help="plant file (YAML)")
     _web_args(s)
+    from axline.opcua_publish import add_arguments as _publish_args
+
+    _publish_args(s)
 
     s = sub.add_parser("edge", help="collect one line and forward it to a central MQTT broker (store-and-forward)")
     s.add_argument("--config", "-c", required=True, help="plant file (YAML) of this line")
@@ -231,7 +234,12 @@ def _serve(args) -> int:
             print(f"axline edge: forwarding {plant.name['en']} to {args.broker}", flush=True)
         if web:
             print(f"axline is serving {plant.name['en']} at {svc.url} (Ctrl-C stops)", flush=True)
+        from axline.opcua_publish import start_from_args
+
+        publisher = await start_from_args(svc, args)
         await _wait_for_signal()
+        if publisher is not None:
+            await publisher.stop()
         await svc.stop()
         return 0
 
