@@ -337,10 +337,9 @@ class AccountStore:
                     acc.hash = HASHER.hash(password)
                 return AuthResult(True, "ok", User(acc.name, acc.role), acc.generation)
             acc.failures = [t for t in acc.failures if now - t < pol.window_s] + [now]
-            if len(acc.failures) >= pol.max_failures:
+            if len(acc.failures) >= pol.max_failures:  # the next attempt, right or wrong, finds it locked
                 acc.locked_until = now + pol.lockout_s
                 acc.failures = []
-                return AuthResult(False, "locked", retry_after=int(pol.lockout_s))
         return AuthResult(False, "bad")
 
     def session_user(self, name: str, generation: int) -> User | None:

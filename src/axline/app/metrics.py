@@ -60,7 +60,7 @@ class _Out:
         self.lines: list[str] = []
         self._seen: set[str] = set()
 
-    def add(self, name: str, value: Any, help_: str, kind: str = "gauge", **labels: Any) -> None:
+    def add(self, name: str, value: Any, help_: str, type_: str = "gauge", **labels: Any) -> None:
         if value is None:
             return
         try:
@@ -70,7 +70,7 @@ class _Out:
         if name not in self._seen:
             self._seen.add(name)
             self.lines.append(f"# HELP {name} {help_}")
-            self.lines.append(f"# TYPE {name} {kind}")
+            self.lines.append(f"# TYPE {name} {type_}")
         lab = ",".join(f'{k}="{_esc(x)}"' for k, x in labels.items())
         self.lines.append(f"{name}{{{lab}}} {v:g}" if lab else f"{name} {v:g}")
 
