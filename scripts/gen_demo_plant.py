@@ -14,6 +14,8 @@ from axline.sim.line import VirtualLine
 
 TREND = {"ram_force", "hydraulic_pressure", "spindle_current", "spindle_temp", "vibration_rms", "coolant_flow",
          "filter_dp", "part_dimension", "zone1_temp", "zone2_temp", "fuel_flow", "o2", "power"}
+# quality specification of measured characteristics (the bore is gauged 25.000 +- 0.020 mm)
+SPEC = {"part_dimension": "{lsl: 24.98, usl: 25.02, target: 25}"}
 # wear that only grows until the tool is changed: a counter, not a signal to judge against normal
 WEAR_COUNTERS = {"tool_wear"}
 ASSET_META = {
@@ -38,6 +40,7 @@ plant:
   area: plant1
   name: {en: Changwon Plant 1, ko: 창원 1공장}
   timezone: Asia/Seoul      # shifts and the dashboard clock use plant-local time
+  language: ko              # language of the reports the plant keeps (shift handover): ko or en
 
 # Where readings and events are kept: the embedded file store (no server needed).
 # For a central server use a PostgreSQL URL instead, e.g. postgresql://axline@central/axline
@@ -125,6 +128,8 @@ def main() -> None:
                 fields["writable"] = "true"
             if sig in TREND and kind == "analog":
                 fields["trend"] = "true"
+            if sig in SPEC:
+                fields["spec"] = SPEC[sig]
             if t.name_en:
                 fields["name"] = "{en: " + json.dumps(t.name_en) + ", ko: " + json.dumps(t.name_ko or t.name_en,
                                                                                           ensure_ascii=False) + "}"

@@ -18,6 +18,7 @@ BENCHES = {
     "inspect": ("axline.bench.inspect", "visual inspection on magnetic tile"),
     "vfactory": ("axline.bench.vfactory", "the live monitors on the virtual factory against its ground truth"),
     "ingest": ("axline.bench.ingest", "ingest throughput: embedded and PostgreSQL historians, MQTT, OPC UA"),
+    "knowhow": ("axline.bench.knowhow", "case search in Korean and English, recurrence on the virtual factory, masking"),
 }
 
 
@@ -111,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser("detect", help="try the anomaly detectors on any CSV export")
         det.add_arguments(s)
         s.set_defaults(func_run=det.run)
+
+    kh = _optional("axline.knowhow.cli")
+    if kh is not None:
+        s = sub.add_parser("knowhow", help="veterans' know-how: import, search, export or delete cases")
+        kh.add_arguments(s)
+        s.set_defaults(func_run=kh.run)
 
     ins = _optional("axline.inspect.cli")
     train = sub.add_parser("train", help="train a model")

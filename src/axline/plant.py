@@ -85,6 +85,7 @@ TAG_KINDS = ("analog", "counter", "state", "bool", "setpoint")
 ASSET_KINDS = ("press", "cnc", "furnace", "vision", "packing", "robot", "conveyor", "pump", "compressor",
                "oven", "injection_molding", "welding", "boiler", "chiller", "line", "other")
 CAMERA_SOURCES = ("folder", "opencv", "sim")
+LANGUAGES = ("ko", "en")
 KPI_KEYS = ("state", "parts_total", "parts_good", "parts_rejected", "energy")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _EXP_RE = re.compile(r"^[-+]?\d+(\.\d*)?[eE][-+]?\d+$")
@@ -122,13 +123,17 @@ class Tag:
     name: dict[str, str] = field(default_factory=dict)
     trend: bool = False
     source: Source | None = None
+    spec: dict[str, float] | None = None  # quality specification: lsl / usl / target (any subset)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "path": self.path, "signal": self.signal, "unit": self.unit, "range": [self.lo, self.hi],
             "period_s": self.period_s, "writable": self.writable, "kind": self.kind,
             "name": self.name or {"en": self.signal, "ko": self.signal}, "trend": self.trend,
         }
+        if self.spec:
+            out["spec"] = dict(self.spec)
+        return out
 
 
 @dataclass
@@ -208,6 +213,7 @@ class Plant:
     base_dir: str
     file: str
     sim: dict[str, Any] | None = None
+    language: str = "en"  # language of reports the plant keeps (shift handover): "ko" or "en"
 
     # -- look-ups -------------------------------------------------------------------------------
     def all_tags(self) -> list[Tag]:
@@ -242,6 +248,7 @@ class Plant:
             "area": self.area,
             "name": self.name,
             "timezone": self.timezone,
+            "language": self.language,
             "lines": [
                 {
                     "id": ln.id, "path": ln.path, "name": ln.name, "takt_s": ln.takt_s,
@@ -373,7 +380,8 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
     v = _V(file)
     top = v.mapping(doc, "", ("plant", "historian", "connectors", "lines", "cameras", "monitors", "sim"),
                     required=("plant", "lines"))
-    pl = v.mapping(top["plant"], "plant", ("site", "area", "name", "timezone"), required=("site", "area"))
+    pl = v.mapping(top["plant"], "plant", ("site", "area", "name", "timezone", "language"),
+                   required=("site", "area"))
     site = v.ident(pl["site"], "plant.site")
     area = v.ident(pl["area"], "plant.area")
     tz = v.string(pl.get("timezone", "UTC"), "plant.timezone")
@@ -467,7 +475,8 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
 
     plant = Plant(site=site, area=area, name=v.names(pl.get("name"), "plant.name", f"{site} {area}"),
                   timezone=tz, historian=historian, connectors=connectors, lines=lines, cameras=cameras,
-                  monitors=monitors, base_dir=base_dir, file=file, sim=sim)
+                  monitors=monitors, base_dir=base_dir, file=file, sim=sim,
+                  language=v.choice(pl.get("language", "en"), "plant.language", LANGUAGES, "report language"))
     return plant
 
 
@@ -550,8 +559,8 @@ def _parse_asset(v: _V, raw: Any, kp: str, lpath: str, connectors: list[str]) ->
 
 
 def _parse_tag(v: _V, raw: Any, kp: str, apath: str, connectors: list[str], default_conn: str | None) -> Tag:
-    m = v.mapping(raw, kp, ("signal", "unit", "range", "period_s", "writable", "kind", "name", "trend", "source"),
-                  required=("signal",))
+    m = v.mapping(raw, kp, ("signal", "unit", "range", "period_s", "writable", "kind", "name", "trend", "source",
+                            "spec"), required=("signal",))
     sig = v.ident(m["signal"], f"{kp}.signal")
     unit = m.get("unit", "")
     if not isinstance(unit, str) or unit not in UNITS:
@@ -582,7 +591,19 @@ def _parse_tag(v: _V, raw: Any, kp: str, apath: str, connectors: list[str], defa
                writable=v.boolean(m.get("writable", False), f"{kp}.writable"),
                kind=v.choice(m.get("kind", "analog"), f"{kp}.kind", TAG_KINDS, "tag kind"),
                name=v.names(m.get("name"), f"{kp}.name", sig), trend=v.boolean(m.get("trend", False), f"{kp}.trend"),
-               source=source)
+               source=source, spec=_parse_spec(v, m["spec"], f"{kp}.spec") if "spec" in m else None)
+
+
+def _parse_spec(v: _V, raw: Any, kp: str) -> dict[str, float]:
+    """Quality specification limits of a measured tag: ``{lsl, usl, target}``, at least one limit."""
+    m = v.mapping(raw, kp, ("lsl", "usl", "target"))
+    spec = {k: v.number(m[k], f"{kp}.{k}") for k in ("lsl", "usl", "target") if k in m}
+    if "lsl" not in spec and "usl" not in spec:
+        raise v.fail(kp, "give at least one specification limit: lsl (lower) and/or usl (upper), "
+                         "e.g. {lsl: 24.98, usl: 25.02, target: 25.0}")
+    if "lsl" in spec and "usl" in spec and not spec["lsl"] < spec["usl"]:
+        raise v.fail(kp, f"lsl ({spec['lsl']:g}) must be below usl ({spec['usl']:g})")
+    return spec
 
 
 def _resolve_asset(v: _V, value: Any, kp: str, asset_paths: list[str], prefix: str) -> str:

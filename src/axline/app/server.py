@@ -275,6 +275,9 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     r.add_get("/api/stream", _stream)
     security_routes.install(app)
     r.add_static("/static/", STATIC_DIR, show_index=False, append_version=False)
+    from axline.app import operations  # alarms, history, quality, reports (imports this module)
+
+    operations.register(app)
     return app
 
 

@@ -1,0 +1,140 @@
+"""Alarm routes: the operator's alarm list with acknowledge / shelve / note, and alarm performance.
+
+``GET /alarms`` (page), ``GET /api/alarms?state=&line=&since=&limit=`` (viewer),
+``POST /api/alarms/{id}/ack {"note", "case_id"}``, ``POST /api/alarms/{id}/note {"note"}``,
+``POST /api/alarms/{id}/shelve {"minutes", "reason"}``, ``POST /api/alarms/{id}/unshelve`` (operator;
+each one audited as an event of kind ``audit`` under the caller's name),
+``GET /api/alarms/performance?from=&to=`` (viewer).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from axline.alarms import lifecycle as lc
+from axline.alarms.performance import performance
+from axline.app.ops_common import (
+    emit,
+    find_event,
+    int_id,
+    json_body,
+    off_loop,
+    page,
+    positions,
+    svc_of,
+    update,
+)
+from axline.app.roles import require_role
+from axline.app.server import NS_MAX, BadRequest, json_response, parse_int_param
+
+MAX_ALARMS = 5000
+DEFAULT_PERF_WINDOW_NS = 24 * 3600 * 1_000_000_000
+
+
+def register(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/alarms", page("alarms.html"))
+    r.add_get("/api/alarms", _list)
+    r.add_get("/api/alarms/performance", _performance)
+    r.add_post("/api/alarms/{id}/ack", _ack)
+    r.add_post("/api/alarms/{id}/note", _note)
+    r.add_post("/api/alarms/{id}/shelve", _shelve)
+    r.add_post("/api/alarms/{id}/unshelve", _unshelve)
+
+
+def load_alarms(svc: Any, since: int | None, until: int | None, line_prefix: str | None,
+                limit: int) -> list[dict[str, Any]]:
+    """Alarms (newest first) as alarm_json dicts, with suppression by design worked out."""
+    hist = svc.historian
+    events = hist.events(start=since, end=until, kinds=["alarm"], source_prefix=line_prefix, limit=limit)
+    now = int(svc.now_ns())
+    suppressed = lc.designed_suppression(hist, events)
+    return [lc.alarm_json(e, now, suppressed.get(int(e.id))) for e in events]
+
+
+async def _list(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    svc = svc_of(request)
+    q = request.query
+    limit = parse_int_param(q, "limit", 200, 1, MAX_ALARMS, "number of alarms")
+    since = parse_int_param(q, "since", None, 0, NS_MAX, "ns since epoch", time.time_ns())
+    states = [s.strip() for s in q.get("state", "").split(",") if s.strip()]
+    bad = [s for s in states if s not in lc.STATES]
+    if bad:
+        raise BadRequest(f"state: {bad[0][:30]!r} is not an alarm state", f"use one of {', '.join(lc.STATES)}")
+    line = q.get("line", "").strip() or None
+    prefix = None
+    if line:
+        lines = {lid: path for lid, path in positions(svc.plant_json())}
+        if line not in lines:
+            raise BadRequest(f"line {line[:40]!r} is not in the plant", f"use one of {', '.join(lines)}")
+        prefix = lines[line]
+    alarms = await off_loop(load_alarms, svc, since, None, prefix, limit)
+    shown = lc.filter_states(alarms, states)
+    counts = {s: 0 for s in lc.STATES}
+    for a in alarms:
+        counts[a["state"]] += 1
+    return json_response({"now": int(svc.now_ns()), "alarms": shown, "counts": counts})
+
+
+async def _performance(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    svc = svc_of(request)
+    q = request.query
+    end = parse_int_param(q, "to", None, 1, NS_MAX, "ns since epoch", time.time_ns())
+    end = int(svc.now_ns()) if end is None else end
+    start = parse_int_param(q, "from", None, 0, NS_MAX, "ns since epoch", time.time_ns())
+    start = max(0, end - DEFAULT_PERF_WINDOW_NS) if start is None else start
+    if start >= end:
+        raise BadRequest(f"from must be before to (from={start}, to={end})", "swap them or widen the period")
+    # stale alarms may have been raised long before the period: read back a day more
+    alarms = await off_loop(load_alarms, svc, max(0, start - lc.STATE_LOOKBACK_NS), end, None, MAX_ALARMS * 20)
+    return json_response(performance(alarms, start, end, positions(svc.plant_json())))
+
+
+async def _act(request: web.Request, action: str, example: str) -> web.StreamResponse:
+    user = require_role(request, "operator")
+    svc = svc_of(request)
+    event_id = int_id(request)
+    body = await json_body(request, example)
+    try:
+        ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])
+    except KeyError:
+        raise BadRequest(f"alarm {event_id} does not exist", "list alarms with GET /api/alarms", status=404) from None
+    now = int(svc.now_ns())
+    try:
+        if action == "ack":
+            fields = lc.acknowledge(ev, user.name, now, body.get("note"), body.get("case_id"))
+        elif action == "note":
+            fields = lc.add_note(ev, user.name, now, body.get("note"))
+        elif action == "shelve":
+            fields = lc.shelve(ev, user.name, now, body.get("minutes"), body.get("reason"))
+        else:
+            fields = lc.unshelve(ev, user.name, now)
+    except lc.AlarmActionError as e:
+        raise BadRequest(str(e), "reload the alarm list and try again", status=409 if "already" in str(e)
+                         or "not shelved" in str(e) else 400) from None
+    update(svc, event_id, **fields)
+    detail = {k: v for k, v in fields["data"].items() if k != "actions"}
+    emit(svc, lc.audit_event(ev, action, user.name, now, detail))
+    ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])
+    return json_response(lc.alarm_json(ev, now))
+
+
+async def _ack(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "ack", '{"note": "reset the coolant pump"}')
+
+
+async def _note(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "note", '{"note": "changed the filter"}')
+
+
+async def _shelve(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "shelve", '{"minutes": 30, "reason": "sensor being replaced"}')
+
+
+async def _unshelve(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "unshelve", "{}")

@@ -1,0 +1,126 @@
+"""Shift report routes.
+
+``GET /reports`` (page), ``GET /api/reports?line=&limit=`` (reports kept in the event log; viewer),
+``POST /api/reports/shift {"line", "at"}`` (build the report of the shift that ``at`` falls in, default
+now, and keep it; operator; the caller is recorded), ``GET /reports/{id}.html`` and
+``GET /reports/{id}.pdf`` (``?lang=ko|en``, default the plant's language; viewer). A report of each
+shift is also kept by itself when the shift ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from aiohttp import web
+
+from axline.app.ops_common import emit, find_event, int_id, json_body, off_loop, page, positions, svc_of
+from axline.app.roles import require_role
+from axline.app.server import NS_MAX, BadRequest, json_response, parse_int_param
+from axline.report.keeper import ShiftReportKeeper
+from axline.report.render import to_html, to_pdf
+from axline.report.shift import ReportError, build_report, report_event, shift_window
+
+KEEPER_KEY: web.AppKey[ShiftReportKeeper] = web.AppKey("shift_report_keeper", ShiftReportKeeper)
+KEEPER_TASK_KEY: web.AppKey[asyncio.Task] = web.AppKey("shift_report_task", asyncio.Task)
+
+
+def register(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/reports", page("reports.html"))
+    r.add_get("/api/reports", _list)
+    r.add_post("/api/reports/shift", _make)
+    r.add_get("/reports/{id}.html", _html)
+    r.add_get("/reports/{id}.pdf", _pdf)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+
+
+async def _start(app: web.Application) -> None:
+    from axline.app.server import SERVICE_KEY
+
+    keeper = ShiftReportKeeper(app[SERVICE_KEY])
+    app[KEEPER_KEY] = keeper
+    app[KEEPER_TASK_KEY] = asyncio.create_task(keeper.run(), name="shift-report-keeper")
+
+
+async def _stop(app: web.Application) -> None:
+    task = app.get(KEEPER_TASK_KEY)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _list(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    svc = svc_of(request)
+    limit = parse_int_param(request.query, "limit", 50, 1, 500, "number of reports")
+    line = request.query.get("line", "").strip()
+    lines = dict(positions(svc.plant_json()))
+    if line and line not in lines:
+        raise BadRequest(f"line {line[:40]!r} is not in the plant", f"use one of {', '.join(lines)}")
+    events = await off_loop(svc.historian.events, kinds=["report"], source_prefix=lines.get(line) if line else None,
+                            limit=limit)
+    out = []
+    for e in events:
+        rep = e.data.get("report") or {}
+        out.append({"id": e.id, "ts": e.ts, "line": e.data.get("line"), "shift": e.data.get("shift"),
+                    "from": e.data.get("from"), "to": e.data.get("to"), "user": e.data.get("user"),
+                    "complete": rep.get("complete"), "oee": (rep.get("kpi") or {}).get("oee"),
+                    "alarms": (rep.get("alarms") or {}).get("total"), "open": rep.get("open_total")})
+    return json_response({"reports": out, "language": svc.plant_json().get("language", "en")})
+
+
+async def _make(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "operator")
+    svc = svc_of(request)
+    body = await json_body(request, '{"line": "line1"}')
+    plant = svc.plant_json()
+    line = body.get("line") or (positions(plant)[0][0] if positions(plant) else None)
+    now = int(svc.now_ns())
+    at = body.get("at", now)
+    if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= NS_MAX:
+        raise BadRequest("at must be a time in ns since the epoch (UTC)", '{"line": "line1", "at": 1780000000000000000}')
+    try:
+        name, start, end = shift_window(plant, line, at)
+        rep = await off_loop(build_report, svc.historian, plant, line, start, end, now, name, user.name)
+    except ReportError as e:
+        raise BadRequest(str(e), "pick a line from GET /api/plant") from None
+    path = dict(positions(plant)).get(line, line)
+    eid = emit(svc, report_event(rep, path))
+    return json_response({"id": eid, "line": line, "shift": name, "from": start, "to": end,
+                          "html": f"/reports/{eid}.html", "pdf": f"/reports/{eid}.pdf"})
+
+
+async def _report(request: web.Request) -> tuple[dict, str]:
+    require_role(request, "viewer")
+    svc = svc_of(request)
+    eid = int_id(request)
+    try:
+        ev = await off_loop(find_event, svc.historian, eid, ["report"])
+    except KeyError:
+        raise BadRequest(f"report {eid} does not exist", "list reports with GET /api/reports", status=404) from None
+    if ev.kind != "report" or "report" not in ev.data:
+        raise BadRequest(f"event {eid} is not a report", "list reports with GET /api/reports", status=404)
+    lang = request.query.get("lang") or svc.plant_json().get("language", "en")
+    if lang not in ("ko", "en"):
+        raise BadRequest(f"lang must be ko or en, got {lang[:10]!r}", "e.g. ?lang=ko")
+    return ev.data["report"], lang
+
+
+async def _html(request: web.Request) -> web.StreamResponse:
+    rep, lang = await _report(request)
+    return web.Response(text=await off_loop(to_html, rep, lang), content_type="text/html", charset="utf-8")
+
+
+async def _pdf(request: web.Request) -> web.StreamResponse:
+    rep, lang = await _report(request)
+    try:
+        body = await off_loop(to_pdf, rep, lang)
+    except FileNotFoundError as e:
+        raise BadRequest(str(e), "install fonts-nanum on this PC", status=501) from None
+    name = f"shift-report-{rep['line']}-{rep.get('shift') or ''}-{time.strftime('%Y%m%d', time.gmtime(rep['from'] / 1e9))}.pdf"
+    return web.Response(body=body, headers={"Content-Type": "application/pdf",
+                                            "Content-Disposition": f'inline; filename="{name}"'})

@@ -1,0 +1,1 @@
+"""History beyond the live view: tables for export (CSV, Excel)."""

@@ -1,0 +1,113 @@
+"""`axline knowhow ...`: import old work orders, search, export or delete one author's data."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="knowhow_cmd", metavar="ACTION")
+
+    def common(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--store", default=None, help="case base folder (or postgresql:// URL)")
+        s.add_argument("--config", "-c", default=None, help="plant file: the case base beside the plant's data")
+
+    s = sub.add_parser("import", help="import cases: JSON lines, or a CSV/.xlsx list of old work orders")
+    s.add_argument("file", help="FILE.jsonl ({id, title, symptom, cause, action, asset, language, author}) "
+                                "or FILE.csv / FILE.xlsx with Korean or English column names")
+    common(s)
+    s = sub.add_parser("search", help="find cases for a symptom, in Korean or English")
+    s.add_argument("text")
+    s.add_argument("--asset", default="", help="prefer cases about this asset path")
+    s.add_argument("--top", type=int, default=5, help="how many cases (1..50, default 5)")
+    s.add_argument("--json", action="store_true", help='print {"results": [{"id", "score", "why"}, ...]}')
+    s.add_argument("--approved-only", action="store_true", help="only approved cases")
+    common(s)
+    for name, what in (("export", "write all cases of one author (masked) as JSON"),
+                       ("delete", "wipe one author's cases: text, photos, embeddings, index entries")):
+        s = sub.add_parser(name, help=what)
+        s.add_argument("--author", required=True, help="the author's pseudonym (W-...) or user name")
+        if name == "export":
+            s.add_argument("--out", default="-", help="file to write (default: standard output)")
+        else:
+            s.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        common(s)
+    s = sub.add_parser("gaps", help="searches that found no good case")
+    common(s)
+
+
+def _open(args):
+    from axline.knowhow.base import KnowHow
+
+    if args.store:
+        return KnowHow(args.store)
+    if args.config:
+        from axline.plant import load_plant
+
+        return KnowHow.for_plant(load_plant(args.config))
+    raise ValueError("give --store DIR or --config plant.yaml (the case base beside the plant's data)")
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no login name in this environment (a container)
+        return "cli"
+
+
+def run(args) -> int:
+    from axline.knowhow.base import read_jsonl, read_table
+
+    cmd = getattr(args, "knowhow_cmd", None)
+    if cmd is None:
+        print("axline knowhow: give an action: import, search, export, delete, gaps", file=sys.stderr)
+        return 2
+    kh = _open(args)
+    try:
+        if cmd == "import":
+            rows = read_jsonl(args.file) if args.file.lower().endswith((".jsonl", ".json")) else read_table(args.file)
+            out = kh.import_rows(rows, _actor())
+            for e in out["errors"]:
+                print(f"skipped {e}", file=sys.stderr)
+            print(f"imported {out['imported']} case(s) into {kh.store.location}; {out['error_count']} row(s) skipped")
+            return 0 if out["error_count"] == 0 else 1
+        if cmd == "search":
+            states = ("approved",) if args.approved_only else None
+            res = kh.search(args.text, asset=args.asset, top=args.top, states=states)
+            if args.json:
+                print(json.dumps({"results": res}, ensure_ascii=False))
+            else:
+                for r in res:
+                    c = kh.store.get(r["id"])
+                    print(f"{r['id']}  {r['confidence']:.2f}  {c['title'] or c['symptom'][:60]}  "
+                          f"why: {json.dumps(r['why'], ensure_ascii=False)}")
+            return 0
+        if cmd == "export":
+            out = kh.export_author(args.author, _actor())
+            text = json.dumps(out, ensure_ascii=False, indent=1)
+            if args.out == "-":
+                print(text)
+            else:
+                with open(args.out, "w", encoding="utf-8") as f:
+                    f.write(text)
+                print(f"wrote {len(out['cases'])} case(s) of {out['author']} to {args.out}")
+            return 0
+        if cmd == "delete":
+            if not args.yes:
+                answer = input(f"delete every case of {args.author}? type yes: ")
+                if answer.strip().lower() != "yes":
+                    print("nothing deleted")
+                    return 1
+            out = kh.delete_author(args.author, _actor())
+            print(f"deleted {out['deleted_cases']} case(s) of {out['author']} (audited)")
+            return 0
+        if cmd == "gaps":
+            for g in kh.store.gaps():
+                print(f"{g['best']:.2f}  {g['reason']:<14} {g['asset'] or '-':<30} {g['query']}")
+            return 0
+    finally:
+        kh.close()
+    return 2

@@ -1,0 +1,304 @@
+"""Ranking cases for a query: words, shop-floor concepts, meaning, signal pattern and feedback.
+
+Five scores per case, each in 0..1, are added with weights:
+
+* ``semantic``: cosine of multilingual sentence embeddings (across Korean and English);
+* ``words``: BM25 over words (English stems, Korean words and their two-syllable pieces), divided by
+  the best case's score for this query;
+* ``concepts``: BM25 over glossary concepts (one id for ``베어링``, ``베아링`` and ``bearing``), the
+  lexical bridge between the languages, divided likewise;
+* ``signals``: the symptom snapshot's similarity to the alarm's (see :mod:`signals`);
+* ``asset``: 1 when the case is about the asked-for asset;
+
+plus ``feedback``: (helpful - not helpful) / (votes + 2) from "did this help?". The weights and the
+logistic map from score to confidence are chosen on the tuning half of the development set by
+``axline bench knowhow`` (it prints them); the defaults below are its choice.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from axline.knowhow.embed import DIM, Embedder
+from axline.knowhow.signals import same_asset, similarity
+from axline.knowhow.text import Glossary, analyser
+
+# chosen by `axline bench knowhow` on the tuning split (see benchmarks/knowhow.md)
+DEFAULT_WEIGHTS: dict[str, float] = {"semantic": 1.0, "words": 0.5, "concepts": 0.5, "signals": 1.0,
+                                     "asset": 0.2, "feedback": 0.3}
+DEFAULT_CONFIDENCE = (8.0, -6.0)  # confidence = 1 / (1 + exp(-(a * score + b)))
+MAX_TOP = 50
+_HANGUL_WORD = re.compile(r"[\uac00-\ud7a3]+")
+
+
+class _Bm25:
+    """BM25 with incremental add and remove; postings per term as NumPy arrays built on demand."""
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self.post: dict[str, dict[int, int]] = {}
+        self._arr: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.doclen: dict[int, int] = {}
+        self.total = 0
+
+    def add(self, doc: int, terms: list[str]) -> None:
+        for t, tf in Counter(terms).items():
+            self.post.setdefault(t, {})[doc] = tf
+            self._arr.pop(t, None)
+        self.doclen[doc] = len(terms)
+        self.total += len(terms)
+
+    def remove(self, doc: int, terms: list[str]) -> None:
+        for t in set(terms):
+            p = self.post.get(t)
+            if p is not None and p.pop(doc, None) is not None:
+                self._arr.pop(t, None)
+                if not p:
+                    del self.post[t]
+        self.total -= self.doclen.pop(doc, 0)
+
+    def scores(self, q_terms: list[str], n_docs: int, doclen: np.ndarray) -> np.ndarray:
+        out = np.zeros(n_docs)
+        n = len(self.doclen)
+        if not n:
+            return out
+        avg = max(self.total / n, 1e-9)
+        for t in set(q_terms):
+            p = self.post.get(t)
+            if not p:
+                continue
+            arr = self._arr.get(t)
+            if arr is None:
+                arr = (np.fromiter(p.keys(), dtype=np.int64, count=len(p)),
+                       np.fromiter(p.values(), dtype=np.float64, count=len(p)))
+                self._arr[t] = arr
+            idx, tf = arr
+            idf = math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5))
+            dl = doclen[idx]
+            out[idx] += idf * tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * dl / avg))
+        return out
+
+
+@dataclass
+class _Doc:
+    id: str
+    asset: str
+    state: str
+    language: str
+    words: list[str]
+    concepts: list[str]
+    snapshot: dict[str, Any] = field(default_factory=dict)
+
+
+class CaseIndex:
+    """The in-memory search index of a case base (rebuilt from the store on start; embeddings are
+    stored with the cases, so a restart does not re-encode them)."""
+
+    def __init__(self, glossary: Glossary | None = None, *, analyser_name: str = "bigram",
+                 weights: dict[str, float] | None = None, confidence: tuple[float, float] | None = None,
+                 embedder: Embedder | None = None) -> None:
+        self.glossary = glossary or Glossary()
+        self.analyse = analyser(analyser_name)
+        self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        self.confidence_ab = confidence or DEFAULT_CONFIDENCE
+        self.embedder = embedder or Embedder()
+        self.lock = threading.RLock()
+        self.docs: list[_Doc | None] = []
+        self.pos: dict[str, int] = {}
+        self.emb = np.zeros((0, DIM), dtype=np.float32)
+        self.doclen_w = np.zeros(0)
+        self.doclen_c = np.zeros(0)
+        self.bm25_w = _Bm25()
+        self.bm25_c = _Bm25()
+        self.feedback: dict[str, tuple[int, int]] = {}
+        self.by_signal: dict[str, set[int]] = {}  # signal name -> slots whose snapshot names it
+
+    # -- building -------------------------------------------------------------------------------
+    @staticmethod
+    def case_text(case: dict[str, Any]) -> str:
+        parts = [case.get(k) or "" for k in ("title", "symptom", "cause", "action")]
+        parts += list(case.get("parts") or []) + list(case.get("tags") or [])
+        return "\n".join(p for p in parts if p)
+
+    def encode_case(self, case: dict[str, Any]) -> np.ndarray:
+        return self.embedder.encode_one(self.case_text(case))
+
+    def add(self, case: dict[str, Any], embedding: np.ndarray | None = None) -> np.ndarray:
+        """Add or replace a case; returns its embedding (computed when not given)."""
+        text = self.case_text(case)
+        if embedding is None or len(embedding) != DIM:
+            embedding = self.embedder.encode_one(text)
+        words, concepts = self.analyse(text), self.glossary.concepts(text)
+        with self.lock:
+            if case["id"] in self.pos:
+                self.remove(case["id"])
+            i = len(self.docs)
+            self.docs.append(_Doc(case["id"], case.get("asset") or "", case.get("state") or "draft",
+                                  case.get("language") or "", words, concepts, case.get("snapshot") or {}))
+            self.pos[case["id"]] = i
+            self.emb = _append_row(self.emb, embedding)
+            self.doclen_w = np.append(self.doclen_w, len(words))
+            self.doclen_c = np.append(self.doclen_c, len(concepts))
+            self.bm25_w.add(i, words)
+            self.bm25_c.add(i, concepts)
+            for name in (case.get("snapshot") or {}).get("signals") or {}:
+                self.by_signal.setdefault(name, set()).add(i)
+        return np.asarray(embedding, dtype=np.float32)
+
+    def add_many(self, cases: list[dict[str, Any]], embeddings: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """Add many cases; missing embeddings are computed in one batch (much faster than one by one)."""
+        embeddings = list(embeddings) if embeddings is not None else [None] * len(cases)
+        todo = [i for i, e in enumerate(embeddings) if e is None or len(e) != DIM]
+        if todo:
+            enc = self.embedder.encode([self.case_text(cases[i]) for i in todo])
+            for j, i in enumerate(todo):
+                embeddings[i] = enc[j]
+        for c, e in zip(cases, embeddings, strict=True):
+            self.add(c, e)
+        return np.array(embeddings, dtype=np.float32).reshape(len(cases), DIM)
+
+    def remove(self, case_id: str) -> bool:
+        with self.lock:
+            i = self.pos.pop(case_id, None)
+            if i is None:
+                return False
+            d = self.docs[i]
+            self.bm25_w.remove(i, d.words)
+            self.bm25_c.remove(i, d.concepts)
+            for name in (d.snapshot or {}).get("signals") or {}:
+                self.by_signal.get(name, set()).discard(i)
+            self.docs[i] = None
+            self.emb[i] = 0.0  # the vector is gone from memory too
+            self.doclen_w[i] = self.doclen_c[i] = 0
+            return True
+
+    def set_state(self, case_id: str, state: str) -> None:
+        with self.lock:
+            i = self.pos.get(case_id)
+            if i is not None and self.docs[i] is not None:
+                self.docs[i].state = state
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    # -- ranking --------------------------------------------------------------------------------
+    def components(self, text: str, snapshot: dict[str, Any] | None = None, asset: str = "",
+                   q_emb: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Each score for every slot of the index (0 for removed slots)."""
+        n = len(self.docs)
+        comp: dict[str, np.ndarray] = {}
+        text = text or ""
+        if text.strip():
+            if q_emb is None:
+                q_emb = self.embedder.encode_one(text)
+            comp["semantic"] = np.clip(self.emb @ q_emb, 0.0, 1.0) if n else np.zeros(0)
+            for name, bm, dl, terms in (
+                ("words", self.bm25_w, self.doclen_w, self.analyse(text)),
+                ("concepts", self.bm25_c, self.doclen_c, self.glossary.concepts(text)),
+            ):
+                s = bm.scores(terms, n, dl)
+                top = s.max() if n else 0.0
+                comp[name] = s / top if top > 0 else s
+        else:
+            for name in ("semantic", "words", "concepts"):
+                comp[name] = np.zeros(n)
+        sig = np.zeros(n)
+        if snapshot:
+            slots: set[int] = set()
+            for name in snapshot.get("signals") or {}:
+                slots |= self.by_signal.get(name, set())
+            for i in slots:
+                d = self.docs[i]
+                if d is not None and d.snapshot:
+                    sig[i] = similarity(snapshot, d.snapshot)[0]
+        comp["signals"] = sig
+        comp["asset"] = np.array([1.0 if (asset and d is not None and same_asset(asset, d.asset)) else 0.0
+                                  for d in self.docs]) if asset else np.zeros(n)
+        fb = np.zeros(n)
+        for cid, (h, u) in self.feedback.items():
+            i = self.pos.get(cid)
+            if i is not None:
+                fb[i] = (h - u) / (h + u + 2)
+        comp["feedback"] = fb
+        return comp
+
+    def fuse(self, comp: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> np.ndarray:
+        w = weights or self.weights
+        n = len(self.docs)
+        total = np.zeros(n)
+        for k, arr in comp.items():
+            total += w.get(k, 0.0) * arr
+        return total
+
+    def confidence(self, score: float) -> float:
+        a, b = self.confidence_ab
+        return 1.0 / (1.0 + math.exp(-(a * score + b)))
+
+    def search(self, text: str = "", *, snapshot: dict[str, Any] | None = None, asset: str = "", top: int = 5,
+               states: tuple[str, ...] | None = None, explain_lang: str | None = None) -> list[dict[str, Any]]:
+        """The best ``top`` cases, best first: id, score, confidence and why."""
+        if not isinstance(top, int) or not 1 <= top <= MAX_TOP:
+            raise ValueError(f"top must be an integer from 1 to {MAX_TOP}, got {top!r}")
+        with self.lock:
+            n = len(self.docs)
+            if not n or not self.pos:
+                return []
+            comp = self.components(text, snapshot, asset)
+            total = self.fuse(comp)
+            alive = np.array([d is not None and (states is None or d.state in states) for d in self.docs])
+            total = np.where(alive, total, -np.inf)
+            k = min(top, int(alive.sum()))
+            if k <= 0:
+                return []
+            best = np.argpartition(-total, k - 1)[:k]
+            best = best[np.argsort(-total[best], kind="stable")]
+            lang = explain_lang or (("ko" if _HANGUL_WORD.search(text or "") else "en") if text else "en")
+            q_words = set(self.analyse(text)) if text else set()
+            q_full = set(_HANGUL_WORD.findall(text or ""))
+            q_concepts = self.glossary.concepts(text) if text else []
+            out = []
+            for i in best.tolist():
+                d = self.docs[i]
+                why: dict[str, Any] = {"semantic": round(float(comp["semantic"][i]), 3)}
+                dw = set(d.words)
+                why["words"] = sorted(t for t in q_words & dw if not _HANGUL_WORD.fullmatch(t) or t in q_full)[:8]
+                dc = set(d.concepts)
+                why["concepts"] = [self.glossary.label(c, lang) for c in q_concepts if c in dc][:8]
+                if snapshot:
+                    s, shared = similarity(snapshot, d.snapshot)
+                    why["signals"] = shared[:6]
+                    why["signal_match"] = round(s, 3)
+                if asset:
+                    why["same_asset"] = bool(comp["asset"][i])
+                fb = self.feedback.get(d.id)
+                if fb:
+                    why["feedback"] = {"helpful": fb[0], "not_helpful": fb[1]}
+                score = float(total[i])
+                out.append({"id": d.id, "score": round(score, 4), "confidence": round(self.confidence(score), 3),
+                            "state": d.state, "asset": d.asset, "language": d.language, "why": why})
+            return out
+
+
+def _append_row(mat: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Append with amortised doubling (the array's capacity grows, its view is exact)."""
+    row = np.asarray(row, dtype=np.float32).reshape(1, DIM)
+    return np.concatenate([mat, row], axis=0) if len(mat) < 64 else _grow(mat, row)
+
+
+def _grow(mat: np.ndarray, row: np.ndarray) -> np.ndarray:
+    base = mat.base if isinstance(mat.base, np.ndarray) and mat.base.ndim == 2 else None
+    n = len(mat)
+    if base is not None and base.shape[0] > n and np.shares_memory(base, mat):
+        base[n] = row[0]
+        return base[: n + 1]
+    cap = np.zeros((n * 2, DIM), dtype=np.float32)
+    cap[:n] = mat
+    cap[n] = row[0]
+    return cap[: n + 1]

@@ -1,0 +1,259 @@
+"""Quality charts of the plant's measured characteristics: the chart report the quality page draws,
+and the live watcher that raises SPC rule violations as events.
+
+A *quality tag* is a tag with ``spec`` limits in the plant file. Its readings become per-part
+measurements (:func:`axline.spc.measurements`); control limits come from a baseline period before
+they are applied; capability is given overall, per shift and per lot (a lot starts each time the
+tag's asset leaves a changeover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from axline import spc
+from axline.historian.base import Event, Historian
+from axline.kpi import current_shift
+from axline.plant import Shift
+
+log = logging.getLogger(__name__)
+NS = 1_000_000_000
+MAX_POINTS = 20_000
+BASELINE_SHARE = 0.25  # default baseline: the first quarter of the window's measurements
+
+
+class QualityError(ValueError):
+    """A chart cannot be drawn as asked; the message says what to change."""
+
+
+def quality_tags(plant: dict) -> list[dict[str, Any]]:
+    """Tags with spec limits, each with its line (``line``) and asset path (``asset``)."""
+    out = []
+    for ln in plant.get("lines", []):
+        for a in ln.get("assets", []):
+            for t in a.get("tags", []):
+                if t.get("spec"):
+                    out.append({**t, "line": ln["id"], "asset": a["path"]})
+    return out
+
+
+def find_tag(plant: dict, path: str) -> tuple[dict, dict, dict] | None:
+    """(line, asset, tag) of ``path`` in a plant_json."""
+    for ln in plant.get("lines", []):
+        for a in ln.get("assets", []):
+            for t in a.get("tags", []):
+                if t.get("path") == path:
+                    return ln, a, t
+    return None
+
+
+def _read(historian: Historian, path: str, start: int, end: int, dedupe: bool) -> tuple[np.ndarray, np.ndarray]:
+    s = historian.query([path], start, end).get(path)
+    if s is None or len(s) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    return spc.measurements(s.ts, s.value, s.quality, dedupe=dedupe)
+
+
+def chart_report(historian: Historian, plant: dict, path: str, start: int, end: int,
+                 baseline: tuple[int, int] | None = None, chart: str = "imr", n: int = 5,
+                 rules: str = "nelson", dedupe: bool = True) -> dict[str, Any]:
+    """Everything the quality page shows for ``path`` over [start, end)."""
+    found = find_tag(plant, path)
+    if found is None:
+        raise QualityError(f"tag {path!r} is not in the plant; pick one from GET /api/quality/tags")
+    line, asset, tag = found
+    if chart not in spc.CHARTS:
+        raise QualityError(f"chart must be one of {', '.join(spc.CHARTS)}, got {chart!r}")
+    if rules not in spc.RULESETS:
+        raise QualityError(f"rules must be one of {', '.join(spc.RULESETS)}, got {rules!r}")
+    if baseline is None:
+        # the first quarter of the window's measurements (at least enough for limits)
+        ts_w, _ = _read(historian, path, start, end, dedupe)
+        need = max(spc.MIN_BASELINE_POINTS * (1 if chart == "imr" else n), int(np.ceil(len(ts_w) * BASELINE_SHARE)))
+        if len(ts_w) < need:
+            raise QualityError(f"the window holds {len(ts_w)} measurements; at least {need} are needed for "
+                               "control limits: choose a longer period")
+        baseline = (start, int(ts_w[need - 1]) + 1)
+    b0, b1 = baseline
+    if not b0 < b1:
+        raise QualityError("the baseline period must end after it starts")
+    ts_all, v_all = _read(historian, path, min(start, b0), max(end, b1), dedupe)
+    in_base = (ts_all >= b0) & (ts_all < b1)
+    try:
+        limits = spc.fit_limits(v_all[in_base], chart, n)
+    except ValueError as e:
+        raise QualityError(f"{e} (the baseline {b0}..{b1} holds {int(in_base.sum())} measurements)") from None
+    sel = (ts_all >= start) & (ts_all < end)
+    ts, v = ts_all[sel], v_all[sel]
+    if len(v) > MAX_POINTS:
+        raise QualityError(f"{len(v)} measurements in the window, at most {MAX_POINTS} are charted; "
+                           "narrow the period")
+    x, r = spc.plotted(v, chart, limits.n)
+    pts_ts = ts if chart == "imr" else ts[: len(x) * limits.n].reshape(-1, limits.n)[:, -1] if len(x) else ts[:0]
+    violations = []
+    for w in spc.rule_violations(x, limits.center, limits.sigma, rules):
+        violations.append({**w.to_json(), "ts": int(pts_ts[w.index]), "value": float(x[w.index])})
+    spec = tag.get("spec") or {}
+    # per shift
+    shifts = [Shift(s["name"], s["start"], float(s["hours"])) for s in line.get("shifts", [])] or \
+        [Shift("A", "00:00", 24.0)]
+    tz = plant.get("timezone", "UTC")
+    shift_keys = []
+    for t in ts.tolist():
+        name, s0 = current_shift(int(t), tz, shifts)
+        shift_keys.append(f"{name}@{s0}")
+    by_shift = spc.group_capability(ts, v, spec, shift_keys) if spec else []
+    for g in by_shift:
+        name, s0 = g["group"].split("@")
+        g.update(shift=name, shift_start=int(s0))
+    # per lot: a lot starts when the asset leaves a changeover
+    st = historian.query([f"{asset['path']}/state"], max(0, start - 7 * 24 * 3600 * NS), end).get(
+        f"{asset['path']}/state")
+    bounds = spc.lot_bounds(st.ts, st.value) if st is not None and len(st) else np.zeros(0, dtype=np.int64)
+    lot_idx = np.searchsorted(bounds, ts, side="right")
+    by_lot = spc.group_capability(ts, v, spec, lot_idx.tolist()) if spec else []
+    for g in by_lot:
+        k = int(g["group"])
+        g.update(lot=k, lot_start=int(bounds[k - 1]) if k > 0 else None)
+    return {
+        "tag": path, "asset": asset["path"], "line": line["id"], "unit": tag.get("unit", ""),
+        "name": tag.get("name"), "spec": spec, "chart": chart, "n": limits.n, "rules": rules,
+        "from": start, "to": end, "baseline": [b0, b1], "limits": limits.to_json(),
+        "points": {"t": (pts_ts // 1_000_000).tolist(), "x": x.tolist(),
+                   "r": [None if not np.isfinite(q) else float(q) for q in r]},
+        "violations": violations,
+        "capability": spc.capability(v, spec, limits.sigma_within) if spec else None,
+        "by_shift": by_shift, "by_lot": by_lot,
+    }
+
+
+class SpcWatcher:
+    """Watches every quality tag live and raises each new run-rule violation as an event.
+
+    Limits come from the tag's first ``baseline_points`` measurements: those already in the
+    historian before the watcher started (the most recent ones), else the first ones it sees.
+    Every failure is counted (``errors``) and raised as a system event."""
+
+    def __init__(self, service: Any, baseline_points: int = 50, poll_s: float = 2.0, rules: str = "nelson",
+                 history_ns: int = 24 * 3600 * NS) -> None:
+        if baseline_points < spc.MIN_BASELINE_POINTS:
+            raise ValueError(f"baseline_points must be >= {spc.MIN_BASELINE_POINTS}, got {baseline_points}")
+        self.svc = service
+        self.baseline_points = baseline_points
+        self.poll_s = poll_s
+        self.rules = rules
+        self.history_ns = history_ns
+        self.errors = 0
+        self.last_error: str | None = None
+        self.raised = 0
+        self.tags: dict[str, dict[str, Any]] = {}
+
+    def status(self) -> dict[str, Any]:
+        return {"errors": self.errors, "last_error": self.last_error, "raised": self.raised,
+                "tags": {p: {"limits": s["limits"].to_json() if s["limits"] else None,
+                             "points": s["count"], "baseline_needed": self.baseline_points}
+                         for p, s in self.tags.items()}}
+
+    def _init_tag(self, tag: dict[str, Any], now: int) -> dict[str, Any]:
+        path = tag["path"]
+        ts, v = _read(self.svc.historian, path, max(0, now - self.history_ns), now + 1, True)
+        st: dict[str, Any] = {"tag": tag, "last_ts": int(ts[-1]) if len(ts) else now, "limits": None,
+                              "base": [], "tail": deque(maxlen=20), "count": 0, "last_hit": {}}
+        if len(v) >= self.baseline_points:
+            v = v[-self.baseline_points:]
+            st["limits"] = spc.fit_limits(v, "imr")
+        else:
+            st["base"] = v.tolist()
+        st["tail"].extend(v[-20:].tolist())
+        st["count"] = len(v)
+        return st
+
+    def step(self) -> list[Event]:
+        """Read new measurements of every quality tag; the events to raise (blocking: call off the loop)."""
+        plant = self.svc.plant_json()
+        now = int(self.svc.now_ns())
+        out: list[Event] = []
+        for tag in quality_tags(plant):
+            path = tag["path"]
+            st = self.tags.get(path)
+            if st is None:
+                st = self.tags[path] = self._init_tag(tag, now)
+                continue
+            ts, v = _read(self.svc.historian, path, st["last_ts"] + 1, now + 1, False)
+            if not len(v):
+                continue
+            # drop a held repeat of the last value this watcher has seen
+            prev = st["tail"][-1] if st["tail"] else None
+            keep = np.concatenate(([v[0] != prev], v[1:] != v[:-1]))
+            st["last_ts"] = int(ts[-1])
+            ts, v = ts[keep], v[keep]
+            if st["limits"] is None:
+                st["base"].extend(v.tolist())
+                st["tail"].extend(v.tolist())
+                st["count"] += len(v)
+                if len(st["base"]) >= self.baseline_points:
+                    st["limits"] = spc.fit_limits(np.asarray(st["base"][: self.baseline_points]), "imr")
+                    st["base"] = []
+                continue
+            out.extend(self._check(st, ts, v))
+        return out
+
+    def _check(self, st: dict[str, Any], ts: np.ndarray, v: np.ndarray) -> list[Event]:
+        lim: spc.Limits = st["limits"]
+        tail = list(st["tail"])
+        x = np.concatenate([np.asarray(tail, dtype=np.float64), v])
+        first_new = len(tail)
+        base_count = st["count"] - len(tail)  # global index of x[0]
+        events = []
+        for rule, hits in spc.rule_hits(x, lim.center, lim.sigma, self.rules).items():
+            for i in hits.tolist():
+                if i < first_new:
+                    continue
+                g = base_count + i
+                last = st["last_hit"].get(rule, -2)
+                st["last_hit"][rule] = g
+                if g == last + 1:
+                    continue  # the same pattern goes on
+                tag = st["tag"]
+                events.append(Event(
+                    ts=int(ts[i - first_new]), end_ts=int(ts[i - first_new]), kind="alarm", source=tag["asset"],
+                    code=f"spc.rule{rule}", severity="warning",
+                    message=f"{tag['path']}: SPC rule {rule} ({spc.RULE_TEXT[rule]}), value {x[i]:.6g}",
+                    data={"tag": tag["path"], "signal": tag.get("signal"), "rule": rule, "value": float(x[i]),
+                          "center": lim.center, "ucl": lim.ucl, "lcl": lim.lcl, "sigma": lim.sigma,
+                          "priority": "low", "rules": self.rules}))
+        st["tail"].extend(v.tolist())
+        st["count"] += len(v)
+        return events
+
+    async def run(self) -> None:
+        from axline.app.ops_common import emit
+
+        loop = asyncio.get_running_loop()
+        failed_at = 0.0
+        while True:
+            try:
+                for ev in await loop.run_in_executor(None, self.step):
+                    emit(self.svc, ev)
+                    self.raised += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
+                self.errors += 1
+                self.last_error = f"{type(e).__name__}: {e}"[:300]
+                log.exception("SPC watcher step failed")
+                if time.monotonic() - failed_at > 60:  # at most one system event a minute
+                    failed_at = time.monotonic()
+                    try:
+                        emit(self.svc, Event(ts=int(self.svc.now_ns()), kind="info", source="axline/spc",
+                                             code="spc.error", severity="warning", message=self.last_error,
+                                             data={"errors": self.errors}))
+                    except Exception:  # noqa: BLE001 - the historian itself is failing; counted above
+                        log.exception("could not record the SPC failure as an event")
+            await asyncio.sleep(self.poll_s)

@@ -1,0 +1,1 @@
+"""Reports the plant keeps: the shift handover report (built from the historian, kept in the event log)."""
