@@ -98,11 +98,11 @@ def undocumented(app: web.Application) -> list[str]:
 
 
 def _params(path: str, spec: RouteSpec) -> list[dict]:
+    import re
+
     out = []
-    for part in path.split("/"):
-        if part.startswith("{") and part.endswith("}"):
-            name = part[1:-1].split(":")[0]
-            out.append({"name": name, "in": "path", "required": True, "schema": dict(STR)})
+    for name in re.findall(r"\{(\w+)(?::[^}]*)?\}", path):
+        out.append({"name": name, "in": "path", "required": True, "schema": dict(STR)})
     for name, schema in spec.query.items():
         s = dict(schema)
         required = bool(s.pop("required", False))

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from axline.app import route_docs  # noqa: F401 - registers the operations routes
 from axline.app.accounts import AccountError
 from axline.app.audit import audit
 from axline.app.roles import ROLES, current_user, require_role
