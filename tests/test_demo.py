@@ -21,7 +21,7 @@ def test_headless_demo_writes_a_truthful_report(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     r = json.loads(report.read_text())
     assert r["dashboard_ok"] is True
-    assert r["tags"] == 48  # the 47 simulated tags and the connector's connection state
+    assert r["tags"] == 52  # the 51 simulated tags and the connector's connection state
     # ~25 s at 40x is ~1000 simulated seconds of a 46-tag line sampled at 0.2-1 s
     assert r["readings_stored"] > 40_000
     assert r["parts_total"] > 30

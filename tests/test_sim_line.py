@@ -101,6 +101,8 @@ def test_tag_list_is_complete_and_well_formed():
         assert t.kind in ("analog", "counter", "state", "bool", "setpoint")
         assert t.name_en and t.name_ko
     assert sorted(line.writable_paths) == [
+        f"{P}/furnace/furnace1/belt_speed",
+        f"{P}/furnace/furnace1/o2_setpoint",
         f"{P}/furnace/furnace1/temp_setpoint",
         f"{P}/vision/camera1/diverter",
         f"{P}/vision/camera1/result_ok",

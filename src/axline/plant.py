@@ -75,6 +75,7 @@ UNITS: dict[str, str] = {
     "bool": "boolean (0/1)",
     "enum": "enumerated state code",
     "ppm": "parts per million",
+    "HRC": "Rockwell C hardness",
     "pH": "pH",
     "%RH": "relative humidity",
     "lux": "lux",

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from axline.batch import BAD_SENSOR, GOOD, NS_PER_S, Batch
+from axline.sim import furnace as fphys
 from axline.sim.camera import DEFECT_KINDS, render_part
 
 # -- public constants --------------------------------------------------------------------------
@@ -106,6 +107,7 @@ _GAS_KWH_PER_NM3 = 10.5
 
 # stream keys of the random generators (fixed so that adding one does not reshuffle the others)
 _S_PRESS, _S_CNC, _S_FURNACE, _S_VISION, _S_PACKER, _S_FAULTS, _S_CHANGEOVER, _S_IMAGES = range(8)
+_S_FURNACE_QUALITY = 8  # hardness and CO readings, apart so the older streams keep their draws
 
 
 @dataclass(slots=True)
@@ -546,6 +548,11 @@ class _Furnace(_Station):
         ("power", "kW", 0.0, 40.0, 0.2, "analog", False, "Power", "소비 전력"),
         ("parts_treated", "count", 0.0, 1e12, 1.0, "counter", False, "Parts treated", "열처리 수량"),
         ("state", "", 0.0, 5.0, 1.0, "state", False, "State", "상태"),
+        ("o2_setpoint", "%", 0.5, 8.0, 1.0, "setpoint", True, "Flue O2 setpoint (excess air)",
+         "배기 산소 설정값(공기비)"),
+        ("belt_speed", "%", 60.0, 130.0, 1.0, "setpoint", True, "Belt speed", "벨트 속도"),
+        ("co", "ppm", 0.0, 5000.0, 1.0, "analog", False, "Flue gas CO", "배기 일산화탄소"),
+        ("hardness", "HRC", 20.0, 70.0, 1.0, "analog", False, "Part hardness", "부품 경도"),
     )
     ETA = 0.55  # fraction of the gas energy that reaches the load and walls
     LOSS_KW_PER_K = 0.15  # wall loss per zone
@@ -573,16 +580,44 @@ class _Furnace(_Station):
         self.power = 11.0
         self.gas_nm3_h = sum(self.fuel)
         self.stain_prob = 0.003
+        # setpoints and state of the combustion and hardening physics (axline.sim.furnace)
+        self.o2_setpoint = fphys.O2_NOMINAL
+        self.belt_speed = fphys.BELT_NOMINAL
+        self.fouling = 0.0  # natural burner fouling, grows with time
+        self.co = fphys.co_ppm(self.o2_setpoint, 0.0)
+        self.q = _Stream(line.seed, _S_FURNACE_QUALITY)
+        self.hardness = self._hardness(line.cycle_s)
+
+    def _hardness(self, soak_s: float) -> float:
+        zone = 0.5 * (self.temps[0] + self.temps[1])
+        return fphys.hardness_hrc(fphys.core_temperature(zone, soak_s))
+
+    def on_start(self, t: float) -> None:
+        self.cycle_len *= fphys.soak_factor(self.belt_speed)  # the belt sets the time in the furnace
 
     def on_complete(self, t: float) -> None:
         self.treated += 1
         self.add_defect("stain", self.stain_prob)
+        self.hardness = self._hardness(self.cycle_len)
+
+    def write(self, signal: str, value: float) -> None:
+        if signal == "o2_setpoint":
+            self.o2_setpoint = value
+        elif signal == "belt_speed":
+            self.belt_speed = value
+        else:
+            self.setpoint = value
 
     def physics(self, t: float, dt: float, faults: dict[str, float]) -> list[float]:
         r = self.r
         bf = faults.get("burner_fouling", 0.0)
-        self.stain_prob = 0.003 * (1.0 + 3.0 * bf)
-        eta = self.ETA / (1.0 + 0.18 * bf)
+        fouling = self.fouling + bf
+        o2 = min(20.0, max(0.2, self.o2_setpoint + 1.3 * bf + self.o2_wander))
+        self.co = fphys.co_ppm(o2, fouling)
+        self.fouling += fphys.fouling_rate_per_s(self.co) * dt
+        self.stain_prob = 0.003 * (1.0 + 3.0 * bf) * fphys.stain_factor(self.co)
+        eta = fphys.available_heat(self.ETA, self.o2_setpoint, fouling, self.co)
+        soak_s = self.line.cycle_s * fphys.soak_factor(self.belt_speed)
         loading = self.state == STATE_RUNNING and self.part is not None
         valve = _lag(1 / 2.0, dt)
         for z in range(2):
@@ -595,12 +630,12 @@ class _Furnace(_Station):
             self.fuel[z] += (u - self.fuel[z]) * valve
             q_in = eta * self.fuel[z] * _GAS_KWH_PER_NM3
             loss = self.LOSS_KW_PER_K * (temp - 25.0)
-            part = self.SHARE[z] * self.PART_KJ_PER_K * (temp - 25.0) / self.line.cycle_s if loading else 0.0
+            part = self.SHARE[z] * self.PART_KJ_PER_K * (temp - 25.0) / soak_s if loading else 0.0
             self.temps[z] = temp + (q_in - loss - part) / self.CAP_KJ_PER_K * dt
         fuel = self.fuel[0] + self.fuel[1]
         self.gas_nm3_h = fuel
         self.o2_wander += -self.o2_wander * _lag(1 / 300.0, dt) + 0.02 * math.sqrt(dt) * r.n()
-        o2 = min(20.0, max(0.2, 3.0 + 1.3 * bf + self.o2_wander + 0.06 * r.n()))
+        o2 = min(20.0, max(0.2, self.o2_setpoint + 1.3 * bf + self.o2_wander + 0.06 * r.n()))
         air = 9.52 * fuel * 21.0 / (21.0 - o2)
         ex_target = 330.0 + 1.6 * (fuel - 54.0) + 45.0 * bf
         self.exhaust += (ex_target - self.exhaust) * _lag(1 / 60.0, dt)
@@ -616,6 +651,10 @@ class _Furnace(_Station):
             self.power,
             float(self.treated),
             float(self.state),
+            self.o2_setpoint,
+            self.belt_speed,
+            max(0.0, self.co * (1.0 + 0.05 * self.q.n())),
+            round(self.hardness + 0.3 * self.q.n(), 2),
         ]
 
     def electric_kw(self) -> float:
@@ -1125,7 +1164,7 @@ class VirtualLine:
         return STATE_IDLE
 
     def write(self, path: str, value: float) -> None:
-        """Write a writable tag (``temp_setpoint``, ``diverter``); anything else is a ValueError."""
+        """Write a writable tag (furnace setpoints, ``diverter``); anything else is a ValueError."""
         i = self._index.get(path)
         if i is None or not self.tags[i].writable:
             what = "unknown tag" if i is None else "tag is read-only"
@@ -1146,7 +1185,7 @@ class VirtualLine:
             if not (math.isfinite(v) and tag.lo <= v <= tag.hi):
                 raise ValueError(
                     f"value for {path!r} must be in {tag.lo:g} .. {tag.hi:g} {tag.unit}, got {value!r}")
-            self._furnace.setpoint = v
+            self._furnace.write(path.rsplit("/", 1)[-1], v)
 
     def drain_parts(self) -> list[PartRecord]:
         """Parts finished (packed or in the reject bin) since the last call."""

@@ -1,0 +1,515 @@
+"""Propose -> approve -> apply -> verify -> keep or roll back, every step in the event log.
+
+A :class:`UnitOptimizer` runs one unit's loop against a :class:`PlantIO`: the running service
+(:class:`ServiceIO`: historian, audited ``write_tag``, event log) or an in-process virtual line
+(:class:`SimIO`, for benchmarks and tests). The rules it keeps:
+
+* a proposal is born inside the bounds and the trust region around today's setpoints; the same
+  check runs again right before the write, against the setpoints of that moment;
+* an unsure proposal is tried on the twin first: if the twin sees a constraint break, it is never
+  offered (``twin_rejected``, with the reason); if the twin agrees, it is offered as a small step;
+* an approver who is not the proposer approves; the setpoints are written through the audited
+  write path under the approver's name;
+* after the settling time the change is judged over the verification window against the window
+  before it: kept only if the objective improved and every constraint held, else the old
+  setpoints are written back automatically, with the reason. A safety constraint that breaks
+  while settling rolls the change back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from axline.historian import Event
+from axline.optimize.advisor import advise, check_safe
+from axline.optimize.metrics import NS, Series, constraint_verdicts, unit_metrics
+from axline.optimize.spec import UnitSpec
+from axline.optimize.surrogate import Observation, Surrogate
+
+log = logging.getLogger(__name__)
+
+MAX_PROPOSALS = 200
+WATCH_S = 300.0  # while settling, check the absolute constraints over the last window this often
+TWIN_EXPLORE = 2  # random twin trials per proposal, besides the moves along each decision
+ACTIVE = ("approved", "applying", "settling", "verifying")
+
+
+class OptimizeError(ValueError):
+    """A request the loop refuses; the message says why and what to do."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PlantIO(Protocol):
+    def now_ns(self) -> int: ...
+    def latest(self, tags: list[str]) -> dict[str, float]: ...
+    async def series(self, tags: list[str], start: int, end: int) -> dict[str, Series]: ...
+    async def write(self, tag: str, value: float, user: str) -> None: ...
+    def record(self, event: Event) -> None: ...
+    async def sleep_until(self, t_ns: int) -> None: ...
+
+
+@dataclass
+class Proposal:
+    id: int
+    unit: str
+    proposer: str
+    created_ns: int
+    x0: dict[str, float]
+    x: dict[str, float]
+    advice: dict[str, Any] = field(default_factory=dict)
+    twin: dict[str, Any] | None = None
+    small_step: bool = False
+    status: str = "proposed"
+    approver: str | None = None
+    applied_ns: int | None = None
+    verdict: dict[str, Any] | None = None
+    reason: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("id", "unit", "proposer", "created_ns", "x0", "x", "advice", "twin",
+                                              "small_step", "status", "approver", "applied_ns", "verdict",
+                                              "reason", "steps")}
+
+
+def _finite(d: Mapping[str, float]) -> dict[str, float | None]:
+    return {k: (float(v) if v is not None and math.isfinite(float(v)) else None) for k, v in d.items()}
+
+
+class UnitOptimizer:
+    """The loop of one unit."""
+
+    def __init__(self, spec: UnitSpec, io: PlantIO, twin_factory: Callable[[], Any] | None = None,
+                 seed: int = 0, explore_on_twin: bool = True) -> None:
+        self.spec = spec
+        self.explore_on_twin = explore_on_twin
+        self.io = io
+        self.twin_factory = twin_factory  # async () -> FurnaceTwin, or None
+        self.surrogate = Surrogate(spec)
+        self.rng = np.random.default_rng(seed)
+        self.proposals: OrderedDict[int, Proposal] = OrderedDict()
+        self._next_id = 1
+        self.tasks: set[asyncio.Task] = set()
+        self.errors = 0
+        self.log: deque[dict] = deque(maxlen=500)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def x_now(self) -> np.ndarray:
+        cur = self.io.latest([d.tag for d in self.spec.decisions])
+        return np.array([cur.get(d.tag, math.nan) for d in self.spec.decisions], dtype=float)
+
+    def _vec(self, x: Mapping[str, float]) -> np.ndarray:
+        return np.array([float(x[d.tag]) for d in self.spec.decisions])
+
+    def _step(self, p: Proposal, step: str, user: str, message: str, severity: str = "info", **data: Any) -> None:
+        now = self.io.now_ns()
+        entry = {"ts": now, "step": step, "user": user, "message": message, **data}
+        p.steps.append(entry)
+        self.log.append({"proposal": p.id, **entry})
+        self.io.record(Event(ts=now, kind="optimize", source=self.spec.unit, code=f"optimize.{step}",
+                             severity=severity, message=f"proposal {p.id}: {message}",
+                             data={"proposal": p.id, "user": user, "x0": p.x0, "x": p.x, "status": p.status,
+                                   **{k: v for k, v in data.items() if k != "user"}}))
+
+    def _new(self, proposer: str, x0: np.ndarray, x: Mapping[str, float], advice: dict) -> Proposal:
+        p = Proposal(id=self._next_id, unit=self.spec.unit, proposer=proposer, created_ns=self.io.now_ns(),
+                     x0={d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)}, x=dict(x),
+                     advice=advice)
+        self._next_id += 1
+        self.proposals[p.id] = p
+        while len(self.proposals) > MAX_PROPOSALS:
+            old = next(iter(self.proposals))
+            if self.proposals[old].status in ACTIVE:
+                break
+            self.proposals.pop(old)
+        return p
+
+    def get(self, pid: int) -> Proposal:
+        p = self.proposals.get(pid)
+        if p is None:
+            raise OptimizeError(f"no proposal {pid} for {self.spec.unit}; list them with GET /api/optimize",
+                                status=404)
+        return p
+
+    def active(self) -> Proposal | None:
+        return next((p for p in self.proposals.values() if p.status in ACTIVE), None)
+
+    async def window_metrics(self, start: int, end: int) -> dict[str, float]:
+        series = await self.io.series(self.spec.tags(), start, end)
+        return unit_metrics(self.spec, series, start, end)
+
+    async def baseline(self) -> dict[str, float]:
+        now = self.io.now_ns()
+        return await self.window_metrics(now - int(self.spec.verify_s * NS), now)
+
+    async def _twin(self):
+        if self.twin_factory is None:
+            return None
+        return await self.twin_factory()
+
+    async def _twin_eval(self, twin, x: Mapping[str, float]) -> dict[str, float]:
+        return await asyncio.get_running_loop().run_in_executor(None, twin.evaluate, self.spec, dict(x))
+
+    def _twin_verdict(self, x0m: dict, xm: dict, base: dict) -> list[dict]:
+        """The twin's effect (x vs today, both on the twin) added to the plant's measured baseline."""
+        pred = {}
+        for k, b in base.items():
+            d = xm.get(k, math.nan) - x0m.get(k, math.nan)
+            pred[k] = b + d if math.isfinite(b) else xm.get(k, math.nan)
+        return constraint_verdicts(self.spec, pred, base), pred
+
+    # -- propose --------------------------------------------------------------------------------
+    async def propose(self, proposer: str) -> Proposal | dict:
+        """Ask the advisor for the next setpoints. Returns the proposal, or a dict with the reason
+        when none is worth offering."""
+        x0 = self.x_now()
+        if not np.isfinite(x0).all():
+            raise OptimizeError("today's setpoints are not known yet (no readings of the decision tags)", 409)
+        base = await self.baseline()
+        self.surrogate.add(Observation({d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)},
+                                       base, "plant", self.io.now_ns()))
+        twin = await self._twin()
+        twin_x0: dict[str, float] | None = None
+        if twin is not None and self.explore_on_twin:  # trials on the twin around today's point teach the surrogate the local slope
+            from axline.optimize.advisor import candidates
+
+            x0d = {d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)}
+            twin_x0 = await self._twin_eval(twin, x0d)
+            pts = candidates(self.spec, x0, self.rng, n=TWIN_EXPLORE)[1:]
+            for pt in pts:
+                xd = {d.tag: float(v) for d, v in zip(self.spec.decisions, pt, strict=True)}
+                m = await self._twin_eval(twin, xd)
+                self.surrogate.add(Observation(xd, {k: base.get(k, math.nan) + m[k] - twin_x0[k] for k in m},
+                                               "twin", self.io.now_ns()))
+        for _attempt in range(3):
+            advice = advise(self.spec, self.surrogate, x0, base, self.rng)
+            if advice.x is None:
+                return {"proposal": None, "reason": advice.reason, "advice": advice.to_json()}
+            if not advice.unsure:
+                p = self._new(proposer, x0, advice.x, advice.to_json())
+                self._step(p, "proposed", proposer, f"proposed {advice.x} (expected {advice.gain:+.4g} on "
+                           f"{self.spec.objective}, +-{advice.gain_std:.2g})", expected=advice.expected)
+                return p
+            # unsure: the twin first
+            if twin is None:
+                twin = await self._twin()
+            if twin is None:  # no twin for this unit: offer it as a small step only
+                x = {k: x0v + self.spec.small_step * (advice.x[k] - x0v)
+                     for k, x0v in zip(advice.x, x0, strict=True)}
+                p = self._new(proposer, x0, x, advice.to_json())
+                p.small_step = True
+                self._step(p, "proposed", proposer, f"proposed {x} as a small step (the model is unsure and "
+                           "there is no twin)", expected=advice.expected)
+                return p
+            if twin_x0 is None:
+                twin_x0 = await self._twin_eval(twin, advice.x0)
+            twin_x = await self._twin_eval(twin, advice.x)
+            verdicts, pred = self._twin_verdict(twin_x0, twin_x, base)
+            self.surrogate.add(Observation(advice.x, pred, "twin", self.io.now_ns()))
+            obj_gain = pred.get(self.spec.objective, math.nan) - base.get(self.spec.objective, math.nan)
+            broken = [v for v in verdicts if not v["ok"]]
+            twin_info = {"x0": _finite(twin_x0), "x": _finite(twin_x), "predicted": _finite(pred),
+                         "constraints": verdicts, "fouling": getattr(twin, "fouling", None)}
+            if broken or not (obj_gain < 0):
+                p = self._new(proposer, x0, advice.x, advice.to_json())
+                p.twin = twin_info
+                p.status = "twin_rejected"
+                why = ("; ".join(f"{v['metric']} {v['value']:.4g} vs limit {v['limit']:.4g}" for v in broken)
+                       if broken else f"the twin sees no gain on {self.spec.objective}")
+                p.reason = f"tried on the twin first: {why}"
+                self._step(p, "twin_rejected", proposer, p.reason, severity="warning", twin=twin_info)
+                continue  # the surrogate learnt from it; ask again
+            x = {k: x0v + self.spec.small_step * (advice.x[k] - x0v) for k, x0v in zip(advice.x, x0, strict=True)}
+            p = self._new(proposer, x0, x, advice.to_json())
+            p.twin = twin_info
+            p.small_step = True
+            self._step(p, "proposed", proposer, f"proposed {x}: a small step towards {advice.x}, which the twin "
+                       f"tried first ({obj_gain:+.4g} on {self.spec.objective})", twin=twin_info,
+                       expected=advice.expected)
+            return p
+        return {"proposal": None, "reason": "the twin rejected three proposals in a row; the surrogate has "
+                                            "learnt from them, ask again later"}
+
+    async def submit(self, x: Mapping[str, float], proposer: str, note: str = "") -> Proposal:
+        """An engineer's own proposal: the same safety gate, and the twin's opinion as evidence."""
+        tags = [d.tag for d in self.spec.decisions]
+        unknown = [k for k in x if k not in tags]
+        if unknown:
+            raise OptimizeError(f"{unknown} are not decisions of {self.spec.unit}; decisions are {tags}")
+        x0 = self.x_now()
+        if not np.isfinite(x0).all():
+            raise OptimizeError("today's setpoints are not known yet (no readings of the decision tags)", 409)
+        full = {d.tag: float(x.get(d.tag, v)) for d, v in zip(self.spec.decisions, x0, strict=True)}
+        why = check_safe(self.spec, x0, self._vec(full))
+        if why:
+            raise OptimizeError("refused: " + "; ".join(why))
+        p = self._new(proposer, x0, full, {"manual": True, "note": note[:500]})
+        twin = await self._twin()
+        if twin is not None:
+            base = await self.baseline()
+            tx0 = await self._twin_eval(twin, p.x0)
+            tx = await self._twin_eval(twin, full)
+            verdicts, pred = self._twin_verdict(tx0, tx, base)
+            p.twin = {"x0": _finite(tx0), "x": _finite(tx), "predicted": _finite(pred), "constraints": verdicts}
+        self._step(p, "proposed", proposer, f"submitted {full}" + (f" ({note[:200]})" if note else ""),
+                   twin=p.twin)
+        return p
+
+    # -- approve / reject -----------------------------------------------------------------------
+    def approve(self, pid: int, approver: str) -> Proposal:
+        p = self.get(pid)
+        if p.status != "proposed":
+            raise OptimizeError(f"proposal {pid} is {p.status}; only a proposed change can be approved", 409)
+        if approver == p.proposer:
+            self._step(p, "approval_refused", approver, f"{approver} may not approve their own proposal",
+                       severity="warning")
+            raise OptimizeError(f"{approver} proposed this change and may not approve it; another approver "
+                                "must", status=403)
+        running = self.active()
+        if running is not None:
+            raise OptimizeError(f"proposal {running.id} is still {running.status}; approve this one when it "
+                                "has been kept or rolled back", 409)
+        p.status = "approved"
+        p.approver = approver
+        self._step(p, "approved", approver, f"approved by {approver}")
+        task = asyncio.get_running_loop().create_task(self._run(p), name=f"optimize-{p.id}")
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return p
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.errors += 1
+            log.error("optimiser task failed: %r", task.exception())
+
+    def reject(self, pid: int, user: str, reason: str = "") -> Proposal:
+        p = self.get(pid)
+        if p.status != "proposed":
+            raise OptimizeError(f"proposal {pid} is {p.status}; only a proposed change can be rejected", 409)
+        p.status = "rejected"
+        p.reason = reason[:500] or "rejected"
+        self._step(p, "rejected", user, f"rejected by {user}: {p.reason}")
+        return p
+
+    # -- apply, verify, keep or roll back -------------------------------------------------------
+    async def _write_all(self, p: Proposal, x: Mapping[str, float], user: str) -> None:
+        for tag, v in x.items():
+            await self.io.write(tag, float(v), user)
+
+    async def _roll_back(self, p: Proposal, reason: str) -> None:
+        user = p.approver or "advisor"
+        try:
+            await self._write_all(p, p.x0, user)
+        except Exception as e:  # noqa: BLE001 - recorded and raised as an alarm, never swallowed
+            self.errors += 1
+            p.status = "failed"
+            p.reason = f"{reason}; the rollback itself failed: {type(e).__name__}: {e}"
+            self._step(p, "rollback_failed", user, p.reason, severity="alarm")
+            return
+        p.status = "rolled_back"
+        p.reason = reason
+        self._step(p, "rolled_back", user, f"rolled back to {p.x0}: {reason}", severity="warning",
+                   verdict=p.verdict)
+
+    async def _run(self, p: Proposal) -> None:
+        spec = self.spec
+        x0 = self.x_now()
+        why = check_safe(spec, x0, self._vec(p.x))
+        if not np.allclose(x0, self._vec(p.x0), rtol=0, atol=1e-6):
+            why.insert(0, f"the setpoints moved since the proposal (now {x0.tolist()}, proposed from "
+                          f"{list(p.x0.values())}); ask for a new proposal")
+        if why:
+            p.status = "failed"
+            p.reason = "not applied: " + "; ".join(why)
+            self._step(p, "refused", p.approver or "", p.reason, severity="warning")
+            return
+        t0 = self.io.now_ns()
+        base = await self.window_metrics(t0 - int(spec.verify_s * NS), t0)
+        p.status = "applying"
+        try:
+            await self._write_all(p, p.x, p.approver or "")
+        except Exception as e:  # noqa: BLE001 - the failure is the reason of the rollback
+            await self._roll_back(p, f"a write failed: {type(e).__name__}: {e}")
+            return
+        p.applied_ns = self.io.now_ns()
+        p.status = "settling"
+        self._step(p, "applied", p.approver or "", f"wrote {p.x} (was {p.x0}) as {p.approver}",
+                   baseline=_finite(base))
+        settle_end = p.applied_ns + int(spec.settle_s * NS)
+        end = settle_end + int(spec.verify_s * NS)
+        absolute = [c for c in spec.constraints if c.kind in ("max", "min")]
+        t = p.applied_ns
+        while t < end:
+            t = min(end, t + int(WATCH_S * NS))
+            await self.io.sleep_until(t)
+            if t >= settle_end and p.status == "settling":
+                p.status = "verifying"
+            if absolute:
+                recent = await self.window_metrics(t - int(2 * WATCH_S * NS), t)
+                broken = [v for v in constraint_verdicts(spec, recent, base)
+                          if v["kind"] in ("max", "min") and not v["ok"] and math.isfinite(v["value"])]
+                if broken:
+                    p.verdict = {"before": _finite(base), "after": _finite(recent), "constraints": broken,
+                                 "kept": False}
+                    await self._roll_back(p, "constraint broken while settling: " + "; ".join(
+                        f"{v['metric']} {v['value']:.4g} {'>' if v['kind'] == 'max' else '<'} limit "
+                        f"{v['limit']:.4g}" for v in broken))
+                    return
+        after = await self.window_metrics(settle_end, end)
+        verdicts = constraint_verdicts(spec, after, base)
+        ob, oa = base.get(spec.objective, math.nan), after.get(spec.objective, math.nan)
+        improved = math.isfinite(ob) and math.isfinite(oa) and oa < ob - spec.min_improvement * abs(ob)
+        held = all(v["ok"] for v in verdicts)
+        p.verdict = {"before": _finite(base), "after": _finite(after), "constraints": verdicts,
+                     "objective_change": (oa - ob) / ob if math.isfinite(ob) and ob else None,
+                     "kept": bool(improved and held)}
+        self.surrogate.add(Observation(dict(p.x), after, "plant", end))
+        if improved and held:
+            p.status = "kept"
+            self._step(p, "kept", p.approver or "", f"kept: {spec.objective} {ob:.4g} -> {oa:.4g} "
+                       f"({(oa - ob) / ob:+.1%}), every constraint held", verdict=p.verdict)
+            return
+        reasons = [f"{v['metric']} {v['value']:.4g} vs limit {v['limit']:.4g}" for v in verdicts if not v["ok"]]
+        if not improved:
+            reasons.insert(0, f"{spec.objective} did not improve enough ({ob:.4g} -> {oa:.4g}, needed "
+                              f"{spec.min_improvement:.1%} better)")
+        await self._roll_back(p, "; ".join(reasons))
+
+    # -- what-if --------------------------------------------------------------------------------
+    async def what_if(self, x: Mapping[str, float], hours: float) -> dict[str, Any]:
+        """Trajectories on the twin for today's setpoints and for ``x`` (any inside the bounds)."""
+        tags = [d.tag for d in self.spec.decisions]
+        full = {}
+        x0 = self.x_now()
+        for d, v in zip(self.spec.decisions, x0, strict=True):
+            val = float(x.get(d.tag, v))
+            if not (d.lo <= val <= d.hi):
+                raise OptimizeError(f"{d.tag}: {val:g} is outside the bounds [{d.lo:g}, {d.hi:g}]")
+            full[d.tag] = val
+        unknown = [k for k in x if k not in tags]
+        if unknown:
+            raise OptimizeError(f"{unknown} are not decisions of {self.spec.unit}; decisions are {tags}")
+        twin = await self._twin()
+        if twin is None:
+            raise OptimizeError(f"{self.spec.unit} has no twin", 501)
+        show = self.spec.tags()
+        loop = asyncio.get_running_loop()
+        t = time.perf_counter()
+        now_x = {d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)}
+        (s0, tr0), (s1, tr1) = await asyncio.gather(
+            loop.run_in_executor(None, twin.run, now_x, hours, show, 300.0),
+            loop.run_in_executor(None, twin.run, full, hours, show, 300.0))
+        start = twin.line.now_ns
+        end = start + int(hours * 3600 * NS)
+        tail = start + int(hours * 3600 * NS / 2)  # judge the second half, after settling
+        return {"hours": hours, "x0": now_x, "x": full, "wall_s": time.perf_counter() - t,
+                "fouling": getattr(twin, "fouling", None),
+                "now": {"trajectory": tr0, "metrics": _finite(unit_metrics(self.spec, s0, tail, end))},
+                "what_if": {"trajectory": tr1, "metrics": _finite(unit_metrics(self.spec, s1, tail, end))}}
+
+
+# ================================================================================================
+# plant I/O
+# ================================================================================================
+class ServiceIO:
+    """The running service: latest values, the historian, the audited write path, the event log."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    def now_ns(self) -> int:
+        return int(self.service.now_ns())
+
+    def latest(self, tags: list[str]) -> dict[str, float]:
+        out = {}
+        for t in tags:
+            v = self.service.latest.get(t)
+            if v is not None:
+                out[t] = float(v[1])
+        return out
+
+    async def series(self, tags: list[str], start: int, end: int) -> dict[str, Series]:
+        h = self.service.historian
+        got = await asyncio.get_running_loop().run_in_executor(None, h.query, tags, start, end)
+        return {p: (s.ts[s.quality == 0], s.value[s.quality == 0]) for p, s in got.items()}
+
+    async def write(self, tag: str, value: float, user: str) -> None:
+        await self.service.write_tag(tag, value, user)
+
+    def record(self, event: Event) -> None:
+        self.service.emit_event(event)
+
+    async def sleep_until(self, t_ns: int) -> None:
+        while self.now_ns() < t_ns:  # plant time: the readings' clock, whatever the simulator's speed
+            await asyncio.sleep(0.1)
+
+
+class SimIO:
+    """An in-process virtual line as the plant: it advances only while the loop waits."""
+
+    def __init__(self, line: Any, keep_s: float = 4 * 3600.0, step_s: float = 60.0) -> None:
+        self.line = line
+        self.keep_ns = int(keep_s * NS)
+        self.step_s = step_s
+        self.events: deque[Event] = deque(maxlen=10_000)
+        self.writes: deque[tuple[int, str, float, str]] = deque(maxlen=10_000)
+        self._chunks: deque[Any] = deque()
+        self._latest = dict(line.current_values())
+
+    def now_ns(self) -> int:
+        return int(self.line.now_ns)
+
+    def advance(self, seconds: float) -> None:
+        n = max(1, int(round(seconds / self.step_s)))
+        for _ in range(n):
+            b = self.line.step(self.step_s)
+            self._chunks.append(b)
+        self._latest = dict(self.line.current_values())
+        while self._chunks and self._chunks[0].ts.size and self._chunks[0].ts[-1] < self.now_ns() - self.keep_ns:
+            self._chunks.popleft()
+
+    def latest(self, tags: list[str]) -> dict[str, float]:
+        return {t: float(self._latest[t]) for t in tags if t in self._latest}
+
+    async def series(self, tags: list[str], start: int, end: int) -> dict[str, Series]:
+        idx = {self.line.paths.index(t): t for t in tags if t in self.line.paths}
+        out: dict[str, list] = {t: [[], []] for t in idx.values()}
+        for b in self._chunks:
+            if not b.ts.size or b.ts[-1] < start or b.ts[0] >= end:
+                continue
+            m0 = (b.ts >= start) & (b.ts < end) & (b.quality == 0)
+            for i, t in idx.items():
+                m = m0 & (b.idx == i)
+                out[t][0].append(b.ts[m])
+                out[t][1].append(b.value[m])
+        return {t: (np.concatenate(a) if a else np.zeros(0, np.int64), np.concatenate(v) if v else np.zeros(0))
+                for t, (a, v) in out.items()}
+
+    async def write(self, tag: str, value: float, user: str) -> None:
+        self.writes.append((self.now_ns(), tag, value, user))
+        self.line.write(tag, value)
+        self._latest[tag] = float(value)
+        self.record(Event(ts=self.now_ns(), kind="write", source=tag, code="write.setpoint",
+                          message=f"{user} wrote {value!r} to {tag}: ok",
+                          data={"user": user, "new": value, "result": "ok", "tags": [tag]}))
+
+    def record(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def sleep_until(self, t_ns: int) -> None:
+        if t_ns > self.now_ns():
+            self.advance((t_ns - self.now_ns()) / NS)
+        await asyncio.sleep(0)
