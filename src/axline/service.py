@@ -72,6 +72,7 @@ class Service:
         self._last_good: dict[str, int] = {}
         self.store_errors = 0
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
+        self.knowhow = None  # axline.knowhow.live.KnowHowLive: cases suggested for each new alarm
 
     # -- life cycle -----------------------------------------------------------------------------
     def _open_security(self) -> None:
@@ -137,6 +138,10 @@ class Service:
         if self._triggers:
             self.bus.subscribe("camera-triggers", self._check_triggers)
         self._tasks.append(asyncio.create_task(self._broadcast_loop(), name="broadcast"))
+        from axline.knowhow.live import KnowHowLive
+
+        self.knowhow = KnowHowLive.for_service(self)
+        self._tasks.append(asyncio.create_task(self.knowhow.start(), name="knowhow"))
         if web:
             await self._start_web()
 
@@ -185,6 +190,8 @@ class Service:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        if self.knowhow is not None:
+            self.knowhow.close()
         if self.historian is not None:
             self.historian.close()
             self.historian = None
@@ -296,6 +303,8 @@ class Service:
             self._open_alarms.setdefault(event.source, set()).add(eid)
             self._event_source[eid] = event.source
         self._push({"type": "event", "event": event.to_json()})
+        if self.knowhow is not None and event.kind == "alarm" and event.end_ts is None:
+            self.knowhow.on_alarm(eid, event)
         return eid
 
     def update_event(self, event_id: int, **fields: Any) -> None:
@@ -418,6 +427,7 @@ class Service:
                 "store": self.forward.status() if self.forward else None,
                 "uplink": self.uplink.status() if self.uplink else None,
                 "repeats_dropped": self.repeats_dropped,
+                "knowhow": self.knowhow.status() if self.knowhow is not None else None,
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 
     def subscribe(self) -> asyncio.Queue:

@@ -278,6 +278,9 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     from axline.app import operations  # alarms, history, quality, reports (imports this module)
 
     operations.register(app)
+    from axline.app import knowhow_routes  # record, review and find know-how cases
+
+    knowhow_routes.register(app)
     return app
 
 
