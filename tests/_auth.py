@@ -55,3 +55,15 @@ async def client_as(app: web.Application, role: str | None, name: str | None = N
             add_user(sec, name, role)
         await login(client, name)
     return client
+
+
+def token_headers(sec: Security, name: str, role: str) -> dict[str, str]:
+    """``Authorization`` for a caller ``name`` with ``role``: an API token of a service account named
+    ``name`` (made on first use; one name may hold tokens of several roles, as in review tests)."""
+    key = (name, role)
+    cache = sec.__dict__.setdefault("_test_tokens", {})
+    if key not in cache:
+        if sec.accounts.get(name) is None:
+            sec.accounts.add(name, "admin", kind="service")
+        cache[key] = sec.accounts.token_add(name, role)[0]
+    return {"Authorization": f"Bearer {cache[key]}"}

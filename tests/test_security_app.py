@@ -3,6 +3,8 @@ route, sessions, lockout, tokens, limits, headers, audit of every write attempt,
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from _auth import PASSWORD, add_user, client_as, login, make_security, start_client
@@ -18,9 +20,15 @@ SPINDLE = f"{LINE}/cnc/cnc1/spindle_temp"
 
 @pytest.fixture
 def service(tmp_path):
+    from axline.knowhow.base import KnowHow
+    from axline.knowhow.live import KnowHowLive
+
     historian = open_test_historian(tmp_path)
     svc = FakeService(historian, tick_s=0.05, history_s=60)
+    svc.knowhow = KnowHowLive(lambda: KnowHow(str(tmp_path / "kh")), historian=lambda: svc.historian)
+    svc.knowhow.open_now()
     yield svc
+    svc.knowhow.close()
     historian.close()
 
 
@@ -136,7 +144,7 @@ async def test_role_matrix_over_every_route(app):
             if not any(r.method == method and r.resource and r.resource.canonical == path
                        for r in app.router.routes()):
                 continue
-            url = path.replace("{id}", "1").replace("{name}", "nobody")
+            url = re.sub(r"\{\w+(:[^}]*)?\}", "1", path)
             for role in (None, *ROLES):
                 headers = {"Authorization": f"Bearer {tokens[role]}"} if role else {}
                 kw = {"json": {}} if method != "GET" else {}

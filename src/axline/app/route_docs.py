@@ -55,3 +55,33 @@ document("GET", "/reports/{id}.html", role="viewer", summary="a shift report as 
          query={"lang": {"type": "string", "enum": ["en", "ko"]}})
 document("GET", "/reports/{id}.pdf", role="viewer", summary="a shift report as PDF", produces="application/pdf",
          query={"lang": {"type": "string", "enum": ["en", "ko"]}})
+
+# know-how cases
+_CASE = {"type": "object", "properties": {k: {"type": "string", "maxLength": 5000}
+                                          for k in ("symptom", "cause", "action", "asset", "title")}}
+document("GET", "/knowhow", role="viewer", summary="the know-how page", produces="text/html")
+document("GET", "/api/knowhow/status", role="viewer", summary="the know-how base's state")
+document("GET", "/api/knowhow/cases", role="viewer", summary="search or list cases",
+         query={"q": {"type": "string", "maxLength": 500}, "asset": STR, "top": {**INT, "minimum": 1, "maximum": 50},
+                "state": {"type": "string", "enum": ["draft", "approved", "retired"]}})
+document("POST", "/api/knowhow/cases", role="operator", summary="record a case (a draft)", body=_CASE)
+document("GET", "/api/knowhow/cases/{id}", role="viewer", summary="one case with its versions")
+document("POST", "/api/knowhow/cases/{id}", role="operator", summary="edit a case (a new version)", body=_CASE)
+document("POST", "/api/knowhow/cases/{id}/approve", role="approver",
+         summary="approve a case someone else wrote", body={"type": "object"})
+document("POST", "/api/knowhow/cases/{id}/feedback", role="operator", summary="was this case helpful?",
+         body={"type": "object", "properties": {"helpful": {"type": "boolean"}}})
+document("POST", "/api/knowhow/cases/{id}/photos", role="operator", summary="add a photo to a case",
+         query={"name": STR}, max_body=8 * 2**20)
+document("GET", "/api/knowhow/photos/{pid}", role="viewer", summary="a case photo", produces="image/jpeg")
+document("GET", "/api/knowhow/prefill", role="operator", summary="a draft case prefilled from an event",
+         query={"event_id": {**INT, "minimum": 0}})
+document("GET", "/api/knowhow/alarms", role="viewer", summary="recent alarms to record cases from")
+document("GET", "/api/knowhow/suggestions", role="viewer", summary="cases that match an event",
+         query={"event_id": {**INT, "minimum": 0}})
+document("GET", "/api/knowhow/gaps", role="engineer", summary="alarms without a case")
+document("POST", "/api/knowhow/consent", role="operator", summary="consent to being named as an author",
+         body={"type": "object", "properties": {"given": {"type": "boolean"}}})
+document("GET", "/api/knowhow/authors/{who}/export", role="admin", summary="everything stored about an author")
+document("POST", "/api/knowhow/authors/{who}/delete", role="admin", summary="remove an author's personal data",
+         body={"type": "object"})

@@ -45,6 +45,7 @@ class RouteSpec:
     produces: str = "application/json"
     stream: bool = False  # a never-ending response (Server-Sent Events)
     auth: str = "any"  # "any" (session or token), "token" (API token only)
+    max_body: int | None = None  # bytes; None: the app's limit
 
 
 ROUTES: dict[tuple[str, str], RouteSpec] = {}

@@ -363,8 +363,10 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         sec.counters["rate_limited"] += 1
         return _json_error("too many requests", f"wait {wait:.1f} s", 429,
                            headers={"Retry-After": str(int(wait) + 1)}, request=request)
-    if request.content_length is not None and request.content_length > sec.settings.max_body:
-        return _json_error("request body too large", f"at most {sec.settings.max_body} bytes", 413, request=request)
+    spec = spec_for(request)
+    max_body = spec.max_body if spec is not None and spec.max_body else sec.settings.max_body
+    if request.content_length is not None and request.content_length > max_body:
+        return _json_error("request body too large", f"at most {max_body} bytes", 413, request=request)
 
     # -- who is asking
     user: User | None = None
@@ -409,7 +411,6 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
             return _json_error("cross-site request refused", refused, 403, request=request)
 
     # -- the route's least role
-    spec = spec_for(request)
     srole = static_role(request)
     role = spec.role if spec is not None else srole
     if role == PUBLIC:
