@@ -18,7 +18,6 @@ from axline.sim.camera import render_part
 from axline.sim.line import VirtualLine
 from axline.sim.server import SimServer
 
-pytest.importorskip("torch")  # building the model needs the training extra; inference does not
 START = 1_767_225_600 * 1_000_000_000
 pytestmark = pytest.mark.slow
 

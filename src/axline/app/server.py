@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -37,6 +35,18 @@ from aiohttp import web
 
 from axline.app import security_routes
 from axline.app.audit import AUDIT_KEY, AuditError, audit
+from axline.app.http import (  # shared with the route modules
+    NS_MAX,
+    SERVICE_KEY,
+    STATIC_DIR,
+    BadRequest,
+    dumps_json,
+    error_response,
+    json_response,
+    parse_int_param,
+    parse_tags,
+    to_jsonable,  # noqa: F401 - re-exported for callers of server.to_jsonable
+)
 from axline.app.metrics import LOOP_KEY, LoopMonitor, start_loop_monitor, stop_loop_monitor
 from axline.app.roles import require_role
 from axline.app.routes import INT, NS, PUBLIC, STR, document, document_static
@@ -55,20 +65,16 @@ from axline.historian.base import Historian
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).with_name("static")
-
 KEEPALIVE_S = 15.0
 STREAM_POLL_S = 1.0  # how often a stream checks whether its client went away
 DEFAULT_WINDOW_NS = 10 * 60 * 1_000_000_000
 DEFAULT_BUCKETS = 300
 MAX_BUCKETS = 20_000
-MAX_TAGS = 500
 MAX_EVENTS = 1000
 MAX_RAW_POINTS = 200_000
 # Caps checked before the historian reads anything: tags x window (tag-seconds)
 MAX_RAW_TAG_SECONDS = 6 * 3600  # raw readings: e.g. 6 tags for an hour, or 1 tag for 6 hours
 MAX_BUCKET_TAG_SECONDS = 20 * 86400  # buckets: e.g. 20 tags for a day
-NS_MAX = 2**63 - 1
 VERDICTS = ("confirmed", "overruled")
 
 
@@ -79,7 +85,6 @@ CSP = (
 )
 
 
-SERVICE_KEY: web.AppKey[Any] = web.AppKey("service", object)
 STREAMS_KEY: web.AppKey[Any] = web.AppKey("streams", object)
 STOPPING_KEY: web.AppKey[Any] = web.AppKey("stopping", object)
 
@@ -105,89 +110,6 @@ class ServiceView(Protocol):
     def unsubscribe(self, q: asyncio.Queue) -> None: ...
 
     async def feedback(self, event_id: int, verdict: str, user: str) -> dict: ...
-
-
-# -- JSON ---------------------------------------------------------------------------------------
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON types from dicts, lists, NumPy values; NaN and infinities become ``None``."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, str | bool | int):
-        return obj
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if hasattr(obj, "to_json"):
-        return to_jsonable(obj.to_json())
-    return str(obj)
-
-
-def dumps_json(obj: Any) -> str:
-    """Valid JSON (never ``NaN``), UTF-8 text kept as is."""
-    return json.dumps(to_jsonable(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        text=dumps_json(obj), status=status, content_type="application/json", charset="utf-8", headers=headers
-    )
-
-
-class BadRequest(Exception):
-    """A request parameter is wrong; answered with HTTP 400 and ``{"error", "hint"}``."""
-
-    def __init__(self, error: str, hint: str = "", status: int = 400) -> None:
-        super().__init__(error)
-        self.error = error
-        self.hint = hint
-        self.status = status
-
-
-def error_response(error: str, hint: str = "", status: int = 400, headers: dict[str, str] | None = None):
-    return json_response({"error": error, "hint": hint}, status=status, headers=headers)
-
-
-# -- parameter parsing --------------------------------------------------------------------------
-def parse_int_param(
-    query: Any, name: str, default: int | None, lo: int, hi: int, what: str, example: int | None = None
-) -> int | None:
-    """Integer query parameter ``name`` within ``lo..hi``; ``default`` when absent."""
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        sample = example if example is not None else max(lo, min(hi, 100))
-        raise BadRequest(
-            f"{name} must be an integer ({what}), got {raw[:40]!r}", f"for example {name}={sample}"
-        ) from None
-    if not lo <= value <= hi:
-        raise BadRequest(
-            f"{name} must be between {lo} and {hi} ({what}), got {value}", f"use {lo} <= {name} <= {hi}"
-        )
-    return value
-
-
-def parse_tags(query: Any, name: str = "tags") -> list[str] | None:
-    """Comma-separated tag paths; ``None`` when the parameter is absent."""
-    raw = query.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    tags = [t.strip() for t in raw.split(",") if t.strip()]
-    if len(tags) > MAX_TAGS:
-        raise BadRequest(f"{name}: at most {MAX_TAGS} tags per request, got {len(tags)}", "split the request")
-    for t in tags:
-        if len(t) > 512 or any(ord(c) < 32 for c in t):
-            raise BadRequest(
-                f"{name}: {t[:60]!r} is not a tag path", "tags look like site/area/line/cell/asset/signal"
-            )
-    return list(dict.fromkeys(tags))
 
 
 def _floats(a: np.ndarray) -> list:
