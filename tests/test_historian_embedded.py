@@ -16,13 +16,14 @@ import pytest
 
 from _historian_writer import batch_tags, make_batch
 from axline.batch import BAD, GOOD, UNCERTAIN, Batch
-from axline.historian.base import Event, open_historian
+from axline.historian.base import Event
 from axline.historian.embedded import (
     HEADER_SIZE,
     EmbeddedHistorian,
     HistorianCorruptError,
     HistorianLockedError,
 )
+from axline.historian.factory import open_historian
 
 NS = 1_000_000_000
 T0 = 1_763_000_000 * NS

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from axline.alarms import lifecycle as lc
 from axline.alarms.performance import performance
+from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param
 from axline.app.ops_common import (
     emit,
     find_event,
@@ -28,7 +29,6 @@ from axline.app.ops_common import (
     update,
 )
 from axline.app.roles import require_role
-from axline.app.server import NS_MAX, BadRequest, json_response, parse_int_param
 
 MAX_ALARMS = 5000
 DEFAULT_PERF_WINDOW_NS = 24 * 3600 * 1_000_000_000
