@@ -20,6 +20,7 @@ only those clients get in.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import time
@@ -35,10 +36,14 @@ ALARM_COUNTS = ("Active", "Unacknowledged", "Shelved", "Suppressed", "HighPriori
 
 
 def _loopback(endpoint: str) -> bool:
-    from axline.app.server import is_loopback
-
-    host = urlsplit(endpoint).hostname or ""
-    return is_loopback(host)
+    """True for localhost, 127.0.0.0/8 and ::1."""
+    host = (urlsplit(endpoint).hostname or "").strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class KpiPublisher:
@@ -131,12 +136,13 @@ class KpiPublisher:
 
     def values(self) -> dict[str, Any]:
         """Node key -> value now (blocking: reads alarms from the historian)."""
-        from axline.app.alarm_routes import load_alarms
+        from axline.alarms.lifecycle import load_alarms
 
         plant = self.svc.plant_json()
         kpi = self.svc.kpi_json().get("lines", {})
         status = self.svc.status_json().get("lines", {})
-        alarms = load_alarms(self.svc, max(0, int(self.svc.now_ns()) - 7 * 24 * 3600 * 10**9), None, None, 5000)
+        now = int(self.svc.now_ns())
+        alarms = load_alarms(self.svc.historian, now, max(0, now - 7 * 24 * 3600 * 10**9), None, None, 5000)
         out: dict[str, Any] = {}
         for ln in plant.get("lines", []):
             lid, k, st = ln["id"], kpi.get(ln["id"], {}), status.get(ln["id"], {})
@@ -178,6 +184,8 @@ class KpiPublisher:
         self.updates += 1
 
     async def _loop(self) -> None:
+        from axline.service_events import emit
+
         failed_at = 0.0
         while True:
             try:
@@ -188,10 +196,10 @@ class KpiPublisher:
                 self.errors += 1
                 self.last_error = f"{type(e).__name__}: {e}"[:300]
                 log.exception("OPC UA publishing failed")
-                if time.monotonic() - failed_at > 60 and hasattr(self.svc, "emit_event"):
+                if time.monotonic() - failed_at > 60:
                     failed_at = time.monotonic()
                     try:
-                        self.svc.emit_event(Event(ts=int(self.svc.now_ns()), kind="info", source="axline/opcua-publish",
+                        emit(self.svc, Event(ts=int(self.svc.now_ns()), kind="info", source="axline/opcua-publish",
                                                   code="publish.error", severity="warning", message=self.last_error,
                                                   data={"errors": self.errors}))
                     except Exception:  # noqa: BLE001 - counted above

@@ -14,6 +14,8 @@ _ID_NOTE = {"type": "object", "properties": {"note": {"type": "string", "maxLeng
 
 # alarms
 document("GET", "/alarms", role="viewer", summary="the alarm page", produces="text/html")
+document("GET", "/wall", role="viewer", summary="the wall screen (kiosk): KPIs, stations and open alarms",
+         produces="text/html")
 document("GET", "/api/alarms", role="viewer", summary="alarms with their life-cycle state",
          query={"limit": {**INT, "minimum": 1}, "since": NS, "state": STR, "line": STR})
 document("GET", "/api/alarms/performance", role="viewer", summary="alarm performance (ISA-18.2 / EEMUA 191)",
