@@ -93,6 +93,8 @@ async def test_disk_full_refuses_with_a_count_and_loses_nothing_accepted(small_f
         assert health["store"]["refused_readings"] == fwd.refused
         assert sum(health["store"]["refused_by_tag"].values()) == fwd.refused
         assert set(health["store"]["refused_by_tag"]) <= set(TAGS)
+        assert any("refused" in w for w in health["safety"]["warnings"])
+        assert any("% full" in w for w in health["safety"]["warnings"])
         ingest(5)  # still arriving while full: refused with a count, nothing blocks
         refused_while_full = fwd.refused
         # free the disk: what waited in memory and on disk is stored, new readings are accepted
