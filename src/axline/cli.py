@@ -19,6 +19,7 @@ BENCHES = {
     "inspect": ("axline.bench.inspect", "visual inspection on magnetic tile"),
     "vfactory": ("axline.bench.vfactory", "the live monitors on the virtual factory against its ground truth"),
     "ingest": ("axline.bench.ingest", "ingest throughput: embedded and PostgreSQL historians, MQTT, OPC UA"),
+    "faults": ("axline.bench.faults", "the data path under faults: disk full, poison, hung peers, kill -9, bit rot"),
     "ui": ("axline.bench.ui", "history explorer draw time on a year of data, shift report render time"),
     "knowhow": ("axline.bench.knowhow", "case search in Korean and English, recurrence on the virtual factory, masking"),
 }
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup-s", type=float, default=300.0,
                    help="fault-free simulated seconds before faults are injected (default 300)")
     s.add_argument("--no-inspect", action="store_true", help="run the vision station without the inspector")
+    s.add_argument("--until-simulated-s", type=float, default=None,
+                   help="stop once this many simulated seconds were collected (--duration stays the upper bound)")
 
     s = sub.add_parser("sim", help="serve the virtual factory over OPC UA (a stand-in PLC for tests and demos)")
     s.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840/axline/sim")
@@ -117,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         b = bsub.add_parser(name, help=help_text)
         mod.add_arguments(b)
         b.set_defaults(bench_run=mod.run)
+
+    s = sub.add_parser("historian", help="historian tools: verify an embedded historian's records")
+    hsub = s.add_subparsers(dest="historian_cmd", metavar="CMD")
+    from axline.historian import verify as hverify
+
+    h = hsub.add_parser("verify", help="check every record's CRC; report damage by file and offset")
+    hverify.add_arguments(h)
+    h.set_defaults(func_run=hverify.run)
 
     det = _optional("axline.monitor.cli_detect")
     if det is not None:
