@@ -3,7 +3,8 @@
 ::
 
     safety:
-      timestamp_future_s: 600       # readings stamped later than arrival + this are marked bad_timestamp (0: off)
+      timestamp_future_s: 600       # readings stamped later than arrival + this are marked bad_timestamp
+                                    # (0: off; e.g. against `axline sim --speed 20`, whose clock runs ahead)
       timestamp_past_s: 86400       # optional: also mark readings older than arrival - this
       disk_warn_percent: [80, 90]   # system events and health warnings per data folder
       disk_check_s: 5               # how often free space is measured
