@@ -21,7 +21,7 @@ from axline.diskwatch import DiskWatch
 from axline.eventlog import EventWriter
 from axline.historian import Event
 from axline.loopwatch import LoopStallMonitor
-from axline.safety import DEFAULTS
+from axline.plant import SAFETY_DEFAULTS as DEFAULTS
 from axline.timecheck import TimestampGuard
 
 log = logging.getLogger(__name__)
