@@ -23,9 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
+from axline.app.http import BadRequest, json_response, parse_int_param
 from axline.app.ops_common import emit, find_event, json_body, off_loop, page, svc_of
 from axline.app.roles import User, require_role
-from axline.app.server import BadRequest, json_response, parse_int_param
 from axline.historian.base import Event
 from axline.knowhow.store import MAX_PHOTO_BYTES, CaseError
 
