@@ -5,29 +5,21 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from _auth import make_security, token_headers
 from _fake_service import LINE, FakeService, open_test_historian
-from axline.app.roles import USER_REQUEST_KEY, User
 from axline.app.server import create_app
 from axline.historian.base import Event
 from axline.knowhow.base import KnowHow
 from axline.knowhow.live import KnowHowLive
 
-
-@web.middleware
-async def as_user(request, handler):
-    """Tests only: the caller named by the X-Test-User header (name:role), after the real login."""
-    who = request.headers.get("X-Test-User")
-    if who:
-        name, role = who.split(":")
-        request[USER_REQUEST_KEY] = User(name, role)
-    return await handler(request)
+SEC = make_security()
 
 
 def U(name: str, role: str) -> dict[str, str]:
-    return {"X-Test-User": f"{name}:{role}"}
+    """The caller ``name`` with ``role``, logged in with an API token (tests/_auth.py)."""
+    return token_headers(SEC, name, role)
 
 
 @pytest.fixture
@@ -36,8 +28,7 @@ async def env(tmp_path):
     svc = FakeService(historian, tick_s=0.05, history_s=120)
     svc.knowhow = KnowHowLive(lambda: KnowHow(str(tmp_path / "kh")), historian=lambda: svc.historian)
     svc.knowhow.open_now()
-    app = create_app(svc)
-    app.middlewares.append(as_user)
+    app = create_app(svc, security=SEC)
     client = TestClient(TestServer(app))
     await client.start_server()
     yield svc, client

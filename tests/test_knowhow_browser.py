@@ -11,10 +11,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
+from _auth import make_security, token_headers
 from _fake_service import LINE, FakeService, open_test_historian
-from axline.app.roles import USER_REQUEST_KEY, User
 from axline.app.server import create_app, start_site
 from axline.historian.base import Event
 from axline.knowhow.base import KnowHow
@@ -25,14 +24,7 @@ pytestmark = pytest.mark.browser
 CNC = f"{LINE}/cnc/cnc1"
 
 
-@web.middleware
-async def as_user(request, handler):
-    """Tests only: the caller named by the X-Test-User header (name:role), after the real login."""
-    who = request.headers.get("X-Test-User")
-    if who:
-        name, role = who.split(":")
-        request[USER_REQUEST_KEY] = User(name, role)
-    return await handler(request)
+SEC = make_security()
 
 
 class KnowHowApp:
@@ -73,8 +65,7 @@ class KnowHowApp:
         self.service.knowhow = KnowHowLive(lambda: KnowHow(str(self.tmp / "kh")),
                                            historian=lambda: self.service.historian)
         await self.service.knowhow.start()
-        app = create_app(self.service)
-        app.middlewares.append(as_user)
+        app = create_app(self.service, security=SEC)
         self.runner, self.port = await start_site(app, "127.0.0.1", 0)
 
     @property
@@ -106,7 +97,7 @@ def browser():
 
 def _page(browser, errors: list[str], user: str, phone: bool = False):
     size = {"width": 390, "height": 844} if phone else {"width": 1366, "height": 900}
-    page = browser.new_page(viewport=size, locale="en-US", extra_http_headers={"X-Test-User": user})
+    page = browser.new_page(viewport=size, locale="en-US", extra_http_headers=token_headers(SEC, *user.split(":")))
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     page.set_default_timeout(15000)

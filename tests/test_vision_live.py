@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import numpy as np
 import pytest
 
+from _auth import PASSWORD
 from axline.connect.base import CONNECTED
 from axline.demo import demo_plant
 from axline.service import Service
@@ -73,7 +75,17 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
         target = evs[-1]
         m0 = svc.vision["cam1"].inspector.model
         before = len(m0.bank), len(m0.defect_scores)
-        reply = await svc.feedback(target.id, "overruled", "kim")
+        # through the web app, logged in as an operator; the review is audited under that name
+        svc.security.accounts.add("kim", "operator", PASSWORD)
+        origin = svc.url.rstrip("/")
+        async with aiohttp.ClientSession(headers={"Origin": origin}, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            r = await http.post(svc.url + "login", json={"username": "kim", "password": PASSWORD})
+            assert r.status == 200, await r.text()
+            r = await http.post(f"{svc.url}api/events/{target.id}/feedback", json={"verdict": "overruled"})
+            assert r.status == 200, await r.text()
+            reply = await r.json()
+        assert svc.security.audit.tail(1, action="event.feedback")[0]["who"] == "kim"
+        assert any(e["who"] == "inspector:cam1" for e in svc.security.audit.tail(1000, action="tag.write"))
         m1 = svc.vision["cam1"].inspector.model
         assert reply["model"]["learned"] is True and m1 is not m0
         if target.data["verdict"] == "reject":

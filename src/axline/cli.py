@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import importlib
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -85,9 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold each part at the diverter until the vision system answers (0: do not wait)")
     s.add_argument("--no-auto-divert", action="store_true", help="no built-in legacy reject check")
 
-    s = sub.add_parser("certs", help="make a self-signed certificate and key for OPC UA security")
-    s.add_argument("args", nargs=argparse.REMAINDER, help="DIR [--uri URI --name NAME --days N ...]")
-    s.set_defaults(func_run=lambda a: __import__("axline.connect.certs", fromlist=["main"]).main(a.args))
+    s = sub.add_parser("certs", help="certificates: OPC UA (DIR ...), or the dashboard's TLS (web DIR --host NAME)")
+    s.add_argument("args", nargs=argparse.REMAINDER, help="DIR [--uri URI --name NAME --days N ...] | web DIR ...")
+    s.set_defaults(func_run=_certs)
+
+    from axline.app import cli_security
+
+    cli_security.add_parsers(sub)
 
     s = sub.add_parser("discover", help="list what a machine offers; write a draft plant file and an inventory")
     from axline import discover
@@ -136,10 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _web_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--host", default="127.0.0.1", help="address to serve the dashboard on (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    s.add_argument("--admin-password", default=os.environ.get("AXLINE_ADMIN_PASSWORD"),
-                   help="required to serve on an address other than loopback (env AXLINE_ADMIN_PASSWORD)")
+    from axline.app.cli_security import web_args
+
+    web_args(s)
+
+
+def _certs(args) -> int:
+    if args.args and args.args[0] == "web":
+        from axline.app.tls import main as web_certs
+
+        return web_certs(args.args[1:])
+    return __import__("axline.connect.certs", fromlist=["main"]).main(args.args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,14 +219,20 @@ def _check(args) -> int:
 
 
 def _serve(args) -> int:
+    from axline.app import cli_security
     from axline.plant import load_plant
     from axline.service import Service
 
     plant = load_plant(args.config)
+    web = not getattr(args, "no_web", False)
+    base = Path(plant.base_dir)
+    ssl_context = cli_security.ssl_context_from_args(args, base) if web else None
+    if web:
+        cli_security.ensure_first_admin(args, base, args.host)
 
     async def main_async() -> int:
-        svc = Service(plant, host=args.host, port=args.port, admin_password=args.admin_password)
-        web = not getattr(args, "no_web", False)
+        svc = Service(plant, host=args.host, port=args.port, security=cli_security.settings_from_args(args),
+                      ssl_context=ssl_context)
         await svc.start(web=web)
         if getattr(args, "broker", None):
             from axline.edge import attach_uplink

@@ -145,12 +145,38 @@ def score_faults(faults: list[dict], events: list[Event], sim_end_ns: int, grace
             "mean_delay_s": round(sum(delays) / len(delays), 1) if delays else None}
 
 
-async def check_dashboard(url: str) -> dict[str, Any]:
-    """Fetch our own page and API over HTTP, as a browser would."""
+DEMO_USER = "demo"
+
+
+def make_demo_user(security) -> tuple[str, str]:
+    """The demo's local admin with a fresh random password (printed once; changed every run)."""
+    import secrets
+
+    password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
+    accounts = security.accounts
+    if accounts.get(DEMO_USER) is None:
+        accounts.add(DEMO_USER, "admin", password)
+        action = "user.add"
+    else:
+        accounts.reset_password(DEMO_USER, password)
+        action = "user.reset"
+    security.audit.record("demo", action, DEMO_USER, new="admin", detail="the demo's one-time password")
+    return DEMO_USER, password
+
+
+async def check_dashboard(url: str, user: str | None = None, password: str | None = None) -> dict[str, Any]:
+    """Fetch our own page and API over HTTP, as a browser would (logged in when a user is given)."""
     import aiohttp
 
     result: dict[str, Any] = {}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+    origin = url.rstrip("/")
+    connector = aiohttp.TCPConnector(ssl=False) if url.startswith("https") else None  # our own local certificate
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), connector=connector,
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:  # an IP address host
+        if user and password:
+            async with s.post(url + "login", json={"username": user, "password": password},
+                              headers={"Origin": origin}) as r:
+                result["login"] = r.status == 200
         async with s.get(url) as r:
             body = await r.text()
             result["page"] = r.status == 200 and "<html" in body.lower()
@@ -182,7 +208,13 @@ async def run_demo(args) -> int:
             cam.model = str(model)
     sim = start_simulator(endpoint, args.speed, args.seed, data_dir, args.warmup_s, data_dir / "simulator.log",
                           vision=model is not None)
-    svc = Service(plant, host=args.host, port=args.port, admin_password=args.admin_password)
+    from axline.app.cli_security import settings_from_args, ssl_context_from_args
+    from axline.app.security import Security
+
+    security = Security.for_dir(data_dir, settings_from_args(args, demo=True))
+    demo_user, demo_password = make_demo_user(security)
+    svc = Service(plant, host=args.host, port=args.port, security=security,
+                  ssl_context=ssl_context_from_args(args, data_dir))
     await wait_for_port(endpoint, sim, 60)
     peak_sim = 0.0
     dashboard: dict[str, Any] = {"ok": False}
@@ -190,6 +222,9 @@ async def run_demo(args) -> int:
     try:
         await svc.start()
         print(f"axline demo: the virtual factory is running at {args.speed:g}x; dashboard at {svc.url}", flush=True)
+        print(f"axline demo: log in as {demo_user!r} with the one-time password {demo_password} to review "
+              f"inspections or write setpoints (it changes every run) / 로그인: {demo_user} / {demo_password}",
+              flush=True)
         if not args.headless:
             print("open the address above in a browser; Ctrl-C stops the demo", flush=True)
         from axline.shutdown import wait_for_stop
@@ -204,10 +239,10 @@ async def run_demo(args) -> int:
                       file=sys.stderr)
                 break
             if not checked and time.monotonic() - t0 > 5 and svc.url:
-                dashboard = await check_dashboard(svc.url)
+                dashboard = await check_dashboard(svc.url, demo_user, demo_password)
                 checked = dashboard["ok"]
         if svc.url and not checked:
-            dashboard = await check_dashboard(svc.url)
+            dashboard = await check_dashboard(svc.url, demo_user, demo_password)
         waiter.cancel()
         report = build_report(svc, data_dir, dashboard, peak_sim, time.monotonic() - t0, args)
     finally:

@@ -35,10 +35,15 @@ class Service:
 
     def __init__(self, plant: Plant, *, host: str = "127.0.0.1", port: int = 8000,
                  admin_password: str | None = None, broadcast_s: float = 0.5,
-                 monitor_params: dict[str, Any] | None = None) -> None:
+                 monitor_params: dict[str, Any] | None = None, security: Any = None,
+                 ssl_context: Any = None) -> None:
+        if admin_password is not None:
+            raise TypeError("the shared admin password is gone: add people with `axline users add NAME --role ROLE`")
         self.plant = plant
         self.host, self.port = host, port
-        self.admin_password = admin_password
+        # axline.app.security.Security, or its SecuritySettings (accounts and audit then live in data/)
+        self.security = security
+        self.ssl_context = ssl_context
         self.broadcast_s = broadcast_s
         self.monitor_params = monitor_params or {}
         self.historian: Historian | None = None
@@ -70,7 +75,29 @@ class Service:
         self.knowhow = None  # axline.knowhow.live.KnowHowLive: cases suggested for each new alarm
 
     # -- life cycle -----------------------------------------------------------------------------
+    def _open_security(self) -> None:
+        from axline.app.security import Security, SecuritySettings
+
+        if isinstance(self.security, Security):
+            self.security.audit.on_warning = self.security.audit.on_warning or self._audit_warning
+            return
+        settings = self.security if isinstance(self.security, SecuritySettings) else SecuritySettings()
+        settings.bind_host = self.host
+        settings.tls = settings.tls or self.ssl_context is not None
+        self.security = Security.for_dir(self.plant.base_dir, settings, on_audit_warning=self._audit_warning)
+
+    def _audit_warning(self, message: str) -> None:
+        self.emit_event(Event(ts=time.time_ns(), kind="system", source=self.system_prefix, code="audit.capacity",
+                              severity="warning", message=message))
+
+    async def audit(self, who: str, action: str, target: str = "", **kw: Any) -> dict:
+        """Append to the audit trail (who, what, target, old/new, result, from where); see axline.app.audit."""
+        if not hasattr(self.security, "audit"):
+            self._open_security()
+        return await self.security.audit.arecord(who, action, target, **kw)
+
     async def start(self, web: bool = True) -> None:
+        self._open_security()
         self.historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
         self.latest.update(self.historian.latest())
         self._last_good = {p: v[0] for p, v in self.latest.items() if v[2] == 0}
@@ -121,10 +148,11 @@ class Service:
     async def _start_web(self) -> None:
         from aiohttp import web
 
-        from axline.app.server import check_bind, create_app
+        from axline.app.routes import document_static
+        from axline.app.server import create_app
 
-        check_bind(self.host, self.admin_password)
-        app = create_app(self, admin_password=self.admin_password)
+        self.security.check_bind()
+        app = create_app(self, security=self.security)
         # heat maps and camera images for the inspection views (behind the same login)
         heat = self._path(os.path.join("data", "heatmaps"))
         os.makedirs(heat, exist_ok=True)
@@ -132,16 +160,17 @@ class Service:
         for cam in self.plant.cameras:
             if cam.path and os.path.isdir(self._path(cam.path)):
                 app.router.add_static(f"/camera/{cam.id}/", self._path(cam.path), show_index=False)
+        document_static("/heatmaps", "viewer")
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port)
+        site = web.TCPSite(self.runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         port = self.port
         if port == 0:
             port = self.runner.addresses[0][1]
             self.port = port
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{host}:{port}/"
+        self.url = f"{'https' if self.ssl_context is not None else 'http'}://{host}:{port}/"
 
     async def stop(self) -> None:
         for conn in self.connectors.values():
@@ -313,13 +342,22 @@ class Service:
                               message=f"{camera_id}: {path.name} {result['verdict']} (score {result['score']:.3f})",
                               data={"camera": camera_id, "path": str(path), **result}))
 
-    async def write_tag(self, path: str, value: float, user: str) -> dict[str, Any]:
+    async def write_tag(self, path: str, value: float, user: str, source: str = "service") -> dict[str, Any]:
         """Write a setpoint or a signal back to its machine. Every attempt, refused ones too, lands in
-        the audit log (the event log, kind "write"): who, what, old value, new value, when, result."""
+        the audit trail (axline.app.audit: who, what, old, new, result, from where) and in the event
+        log (kind "write"). When the audit trail cannot be written, nothing is written to the machine."""
+        if not hasattr(self.security, "audit"):
+            self._open_security()
+        audit_log = self.security.audit
+        if audit_log.last_error is not None:
+            from axline.app.audit import AuditError
+
+            raise AuditError(f"refused: the audit trail is failing ({audit_log.last_error})")
         tag = self.plant.tag(path)
-        if tag is None:
-            raise KeyError(f"tag {path!r} is not in the plant file")
         old = self.latest.get(path)
+        if tag is None:
+            await audit_log.arecord(user, "tag.write", path, new=value, result="refused: unknown tag", source=source)
+            raise KeyError(f"tag {path!r} is not in the plant file")
         result = "ok"
         try:
             if not tag.writable:
@@ -336,6 +374,8 @@ class Service:
             result = f"{type(e).__name__}: {e}"
             raise
         finally:
+            await audit_log.arecord(user, "tag.write", path, old=old[1] if old else None, new=value, result=result,
+                                    source=source)
             self.emit_event(Event(ts=time.time_ns(), kind="write", source=path, code="write.setpoint",
                                   severity="info" if result == "ok" else "warning",
                                   message=f"{user} wrote {value!r} to {path}: {result}",
