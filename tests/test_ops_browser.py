@@ -79,6 +79,7 @@ def test_alarm_acknowledge_shelve_and_expiry_in_english_and_korean(browser, tmp_
         page.click(f"{item} button[data-act=ack]")
         page.wait_for_function(f"() => document.querySelector('{item}').dataset.state === 'acknowledged'")
         assert "Tightened the spindle mount" in page.text_content(f"{item} .alarm-ack")
+        assert page.get_attribute(f"{item} a.kh-link", "href") == f"/knowhow?event={aid}"
         audits = [e for e in svc.historian.events(kinds=["audit"]) if e.code == "alarm.ack"]
         assert len(audits) == 1 and audits[0].data["user"] == "kim"
         # shelving needs a reason
@@ -242,5 +243,43 @@ def test_shift_report_made_and_opened_in_the_plant_language(browser, tmp_path):
         assert [e.id for e in kept] == [int(rid)] and kept[0].data["user"] == "kim"
         page.click("#lang-toggle")
         assert page.text_content("#reports-heading") == "교대 인수인계 보고서"
+        page.close()
+    assert errors == []
+
+
+def test_wall_screen_rotates_lines_in_large_type_without_controls(browser, tmp_path):
+    errors: list[str] = []
+    with AppThread(tmp_path, lines=2) as app:
+        page = _page(browser, errors, viewport={"width": 1920, "height": 1080})
+        page.goto(app.url + "/wall?rotate=1&lang=ko")
+        page.wait_for_function("() => document.body.dataset.line === 'line1'")
+        page.wait_for_function("() => /%/.test(document.querySelector('#w-oee').textContent)")
+        assert page.text_content("#w-oee") == "78.0%"
+        assert page.text_content("#w-line") == "1라인"
+        assert page.locator("button, input, select, a").count() == 0
+        size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#w-oee')).fontSize)")
+        assert size >= 100, size  # readable across the shop floor
+        page.wait_for_function("() => document.body.dataset.line === 'line2'", timeout=5000)
+        page.wait_for_function("() => document.querySelector('#w-oee').textContent === '50.0%'")
+        assert page.locator("#w-stations [data-station]").count() == 4
+        page.wait_for_function("() => document.body.dataset.line === 'line1'", timeout=5000)
+        page.screenshot(path="/tmp/axline_wall.png")
+        page.close()
+    assert errors == []
+
+
+def test_line_dashboard_fits_a_phone(browser, tmp_path):
+    errors: list[str] = []
+    with AppThread(tmp_path) as app:
+        page = _page(browser, errors, locale="ko-KR", viewport=PHONE, is_mobile=True, has_touch=True)
+        page.goto(app.url + "/")
+        page.wait_for_function("() => /\\d/.test(document.querySelector('#kpi-oee').textContent)")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        boxes = [page.locator(f"[data-station='{p}']").bounding_box()
+                 for p in page.eval_on_selector_all("[data-station]", "els => els.map(e => e.dataset.station)")]
+        assert all(b["x"] >= 0 and b["x"] + b["width"] <= PHONE["width"] for b in boxes)
+        assert len({round(b["x"]) for b in boxes}) == 1  # stacked, not squeezed side by side
+        page.tap("#nav-alarms")
+        page.wait_for_selector("#alarm-list li[data-alarm-id]")
         page.close()
     assert errors == []

@@ -19,6 +19,8 @@ BENCHES = {
     "inspect": ("axline.bench.inspect", "visual inspection on magnetic tile"),
     "vfactory": ("axline.bench.vfactory", "the live monitors on the virtual factory against its ground truth"),
     "ingest": ("axline.bench.ingest", "ingest throughput: embedded and PostgreSQL historians, MQTT, OPC UA"),
+    "faults": ("axline.bench.faults", "the data path under faults: disk full, poison, hung peers, kill -9, bit rot"),
+    "ui": ("axline.bench.ui", "history explorer draw time on a year of data, shift report render time"),
     "knowhow": ("axline.bench.knowhow", "case search in Korean and English, recurrence on the virtual factory, masking"),
 }
 
@@ -50,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="collect, store, analyse and show a plant described by a plant file")
     s.add_argument("--config", "-c", required=True, help="plant file (YAML)")
     _web_args(s)
+    from axline.opcua_publish import add_arguments as _publish_args
+
+    _publish_args(s)
 
     s = sub.add_parser("edge", help="collect one line and forward it to a central MQTT broker (store-and-forward)")
     s.add_argument("--config", "-c", required=True, help="plant file (YAML) of this line")
@@ -69,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup-s", type=float, default=300.0,
                    help="fault-free simulated seconds before faults are injected (default 300)")
     s.add_argument("--no-inspect", action="store_true", help="run the vision station without the inspector")
+    s.add_argument("--until-simulated-s", type=float, default=None,
+                   help="stop once this many simulated seconds were collected (--duration stays the upper bound)")
 
     s = sub.add_parser("sim", help="serve the virtual factory over OPC UA (a stand-in PLC for tests and demos)")
     s.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840/axline/sim")
@@ -98,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_arguments(s)
     s.set_defaults(func_run=discover.run)
 
+    s = sub.add_parser("views", help="create read-only SQL views (Grafana, Power BI) on a PostgreSQL historian")
+    from axline.history import sql_views
+
+    sql_views.add_arguments(s)
+    s.set_defaults(func_run=sql_views.run)
+
     s = sub.add_parser("bench", help="run a benchmark and write its table to benchmarks/")
     bsub = s.add_subparsers(dest="bench", metavar="NAME")
     for name, (module, help_text) in BENCHES.items():
@@ -107,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         b = bsub.add_parser(name, help=help_text)
         mod.add_arguments(b)
         b.set_defaults(bench_run=mod.run)
+
+    s = sub.add_parser("historian", help="historian tools: verify an embedded historian's records")
+    hsub = s.add_subparsers(dest="historian_cmd", metavar="CMD")
+    from axline.historian import verify as hverify
+
+    h = hsub.add_parser("verify", help="check every record's CRC; report damage by file and offset")
+    hverify.add_arguments(h)
+    h.set_defaults(func_run=hverify.run)
 
     det = _optional("axline.monitor.cli_detect")
     if det is not None:
@@ -241,7 +262,12 @@ def _serve(args) -> int:
             print(f"axline edge: forwarding {plant.name['en']} to {args.broker}", flush=True)
         if web:
             print(f"axline is serving {plant.name['en']} at {svc.url} (Ctrl-C stops)", flush=True)
+        from axline.opcua_publish import start_from_args
+
+        publisher = await start_from_args(svc, args)
         await _wait_for_signal()
+        if publisher is not None:
+            await publisher.stop()
         await svc.stop()
         return 0
 

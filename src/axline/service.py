@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from axline.batch import Batch
+from axline.batch import BAD_TIMESTAMP, Batch
 from axline.bus import Bus
 from axline.camera import FolderSource, OpenCVSource
 from axline.connect import registry
@@ -22,7 +22,8 @@ from axline.historian import Event, Historian, open_historian
 from axline.kpi import STATE_NAMES, LineKpiTracker
 from axline.monitor.baseline import AssetBaseline, monitors_for_plant
 from axline.plant import Plant
-from axline.spool import DiskSpool, SpoolFullError, StoreAndForward
+from axline.resilience import Safety
+from axline.spool import DiskSpool, SpoolFullError, StoreAndForward, StoreRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Service:
         self._last_good: dict[str, int] = {}
         self.store_errors = 0
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
+        self.safety = Safety(self)
         self.knowhow = None  # axline.knowhow.live.KnowHowLive: cases suggested for each new alarm
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -99,10 +101,12 @@ class Service:
     async def start(self, web: bool = True) -> None:
         self._open_security()
         self.historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
-        self.latest.update(self.historian.latest())
+        self.latest.update({p: v for p, v in self.historian.latest().items() if v[2] != BAD_TIMESTAMP})
         self._last_good = {p: v[0] for p, v in self.latest.items() if v[2] == 0}
         spool = DiskSpool(os.path.join(self.plant.base_dir, "data", "spool", "historian"))
-        self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors())
+        self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors(),
+                                       on_event=self.safety.system_event, name="historian")
+        self._tasks.extend(self.safety.start())
         self._tasks.append(asyncio.create_task(self.forward.run(), name="store-and-forward"))
         self.bus.subscribe("historian", self._store)
         self.bus.subscribe("latest", self._track_latest)
@@ -177,8 +181,8 @@ class Service:
             conn.stop()
         loop = asyncio.get_running_loop()
         for fwd in (self.forward, self.uplink):
-            if fwd is not None and len(fwd.spool):
-                await loop.run_in_executor(None, fwd.drain_once)
+            if fwd is not None:
+                await loop.run_in_executor(None, fwd.close)
         if self.publisher is not None:
             self.publisher.stop()
         for cam in self.cameras.values():
@@ -190,6 +194,7 @@ class Service:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        await loop.run_in_executor(None, self.safety.close)
         if self.knowhow is not None:
             self.knowhow.close()
         if self.historian is not None:
@@ -199,6 +204,9 @@ class Service:
     # -- data path ------------------------------------------------------------------------------
     def ingest(self, batch: Batch) -> None:
         """Entry of every batch from a connector: drop readings already seen, then publish."""
+        guard = self.safety.timeguard
+        if guard is not None:
+            batch = guard.check(batch, time.time_ns())
         self.bus.publish(self._drop_seen(batch))
 
     def _drop_seen(self, batch: Batch) -> Batch:
@@ -210,6 +218,11 @@ class Service:
         # that could not be subscribed, say) must not hide real readings on the machine's clock
         last = np.array([self._last_good.get(p, -(2**62)) for p in batch.paths], dtype=np.int64)
         keep = (batch.ts > last[batch.idx]) | (batch.quality != 0)
+        if len(batch) > 1:  # the same reading twice in one batch (a redelivery gathered with the original)
+            o = np.lexsort((batch.ts, batch.idx))
+            same = (batch.idx[o][1:] == batch.idx[o][:-1]) & (batch.ts[o][1:] == batch.ts[o][:-1])
+            if same.any():
+                keep[o[1:][same & (batch.quality[o][1:] == 0)]] = False
         if keep.all():
             return batch
         self.repeats_dropped += int(len(keep) - keep.sum())
@@ -218,12 +231,16 @@ class Service:
     def _store(self, batch: Batch) -> None:
         try:
             self.forward.put(batch)
-        except SpoolFullError:
+        except (SpoolFullError, StoreRefusedError):
             self.store_errors += 1
             raise
 
     def _track_latest(self, batch: Batch) -> None:
         # last reading per tag in this batch (batches are small; vectorised per distinct tag)
+        if (batch.quality == BAD_TIMESTAMP).any():  # stored, but its time is not to be trusted
+            batch = batch.select(batch.quality != BAD_TIMESTAMP)
+            if not len(batch):
+                return
         order = np.argsort(batch.ts, kind="stable")
         idx = batch.idx[order]
         last_pos = np.full(len(batch.paths), -1)
@@ -298,7 +315,7 @@ class Service:
 
     # -- events ---------------------------------------------------------------------------------
     def emit_event(self, event: Event) -> int:
-        eid = self.historian.add_event(event)
+        eid = self.safety.add_event(event)
         if event.kind == "alarm" and event.end_ts is None:
             self._open_alarms.setdefault(event.source, set()).add(eid)
             self._event_source[eid] = event.source
@@ -308,7 +325,7 @@ class Service:
         return eid
 
     def update_event(self, event_id: int, **fields: Any) -> None:
-        self.historian.update_event(event_id, **fields)
+        self.safety.update_event(event_id, **fields)
         if fields.get("end_ts") is not None and event_id in self._event_source:
             self._open_alarms.get(self._event_source.pop(event_id), set()).discard(event_id)
         self._push({"type": "event_update", "id": event_id, **{k: v for k, v in fields.items() if k != "data"}})
@@ -386,7 +403,10 @@ class Service:
     # -- the view the web app reads -------------------------------------------------------------
     def now_ns(self) -> int:
         if self.latest:
-            return max(v[0] for v in self.latest.values())
+            newest = max(v[0] for v in self.latest.values())
+            guard = self.safety.timeguard
+            # never ahead of the wall clock by more than the plausibility window
+            return newest if guard is None else min(newest, time.time_ns() + guard.future_ns)
         return time.time_ns()
 
     def plant_json(self) -> dict:
@@ -420,13 +440,16 @@ class Service:
 
     def health_json(self) -> dict:
         return {"ok": self.historian is not None and all(c.state == CONNECTED for c in self.connectors.values()),
-                "readings_stored": self.historian.count() if self.historian else 0,
+                "readings_stored": self.safety.readings_stored(),
                 "uptime_s": round(time.time() - self.started_wall, 1),
                 "images_received": self.images_received,
                 "vision": self.vision_json()["cameras"],
                 "store": self.forward.status() if self.forward else None,
                 "uplink": self.uplink.status() if self.uplink else None,
                 "repeats_dropped": self.repeats_dropped,
+                "store_errors": self.store_errors,
+                "subscriber_errors": dict(self.bus.errors),
+                "safety": self.safety.status(),
                 "knowhow": self.knowhow.status() if self.knowhow is not None else None,
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 

@@ -14,6 +14,8 @@ _ID_NOTE = {"type": "object", "properties": {"note": {"type": "string", "maxLeng
 
 # alarms
 document("GET", "/alarms", role="viewer", summary="the alarm page", produces="text/html")
+document("GET", "/wall", role="viewer", summary="the wall screen (kiosk): KPIs, stations and open alarms",
+         produces="text/html")
 document("GET", "/api/alarms", role="viewer", summary="alarms with their life-cycle state",
          query={"limit": {**INT, "minimum": 1}, "since": NS, "state": STR, "line": STR})
 document("GET", "/api/alarms/performance", role="viewer", summary="alarm performance (ISA-18.2 / EEMUA 191)",
@@ -29,6 +31,10 @@ document("POST", "/api/alarms/{id}/unshelve", role="operator", summary="unshelve
 # history
 document("GET", "/history", role="viewer", summary="the history explorer page", produces="text/html")
 document("GET", "/api/history/tags", role="viewer", summary="tags that can be explored")
+document("GET", "/api/history/series", role="viewer",
+         summary="min / mean / max / last per bucket of up to 12 tags over any period (sized by readings)",
+         query={"tags": {"type": "string", "maxLength": 100_000}, "from": NS, "to": {**NS, "minimum": 1},
+                "step": {**INT, "minimum": 1}})
 document("GET", "/api/history/export", role="viewer", summary="CSV or Excel export of tags over a period (audited)",
          query={"tags": {"type": "string", "maxLength": 100_000}, "from": NS, "to": {**NS, "minimum": 1},
                 "step": {**INT, "minimum": 1}, "agg": STR, "format": {"type": "string", "enum": ["csv", "xlsx"]},

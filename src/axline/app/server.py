@@ -330,10 +330,17 @@ async def _health(request: web.Request) -> web.StreamResponse:
     return json_response(_svc(request).health_json())
 
 
+async def _off_loop(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Historian reads run in a worker thread: a slow disk or database never freezes the dashboard."""
+    import functools
+
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
 async def _latest(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     tags = parse_tags(request.query)
-    latest = svc.historian.latest(tags)
+    latest = await _off_loop(svc.historian.latest, tags)
     values = {p: [int(t), float(v), int(q)] for p, (t, v, q) in latest.items()}
     return json_response({"ts": int(svc.now_ns()), "values": values})
 
@@ -376,7 +383,7 @@ async def _series(request: web.Request) -> web.StreamResponse:
         )
     out: dict[str, dict[str, list]] = {}
     if raw:
-        series = svc.historian.query(tags, start, end)
+        series = await _off_loop(svc.historian.query, tags, start, end)
         total = sum(len(s) for s in series.values())
         if total > MAX_RAW_POINTS:
             raise BadRequest(
@@ -394,7 +401,7 @@ async def _series(request: web.Request) -> web.StreamResponse:
                 "quality": np.asarray(s.quality).astype(int).tolist(),
             }
     else:
-        buckets = svc.historian.query_buckets(tags, start, end, step)
+        buckets = await _off_loop(svc.historian.query_buckets, tags, start, end, step)
         for p in tags:
             b = buckets.get(p)
             if b is None or len(b) == 0:
@@ -427,7 +434,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
             f"kind: {kind_raw[:60]!r} is not a list of event kinds", "e.g. kind=alarm,inspection"
         )
     source = q.get("source", "").strip() or None
-    events = svc.historian.events(start=since, end=before, kinds=kinds, source_prefix=source, limit=limit)
+    events = await _off_loop(svc.historian.events, start=since, end=before, kinds=kinds, source_prefix=source,
+                            limit=limit)
     return json_response({"events": [e.to_json() for e in events]})
 
 
