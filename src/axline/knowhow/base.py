@@ -58,9 +58,10 @@ class KnowHow:
     """A plant's know-how: ``location`` is a folder or a ``postgresql://`` URL."""
 
     def __init__(self, location: str, *, glossary: Glossary | None = None, analyser_name: str = "bigram",
-                 weights: dict[str, float] | None = None) -> None:
+                 weights: dict[str, float] | None = None, word_index: bool | None = None) -> None:
         self.store = CaseStore(location)
-        self.index = CaseIndex(glossary or Glossary(), analyser_name=analyser_name, weights=weights)
+        self.index = CaseIndex(glossary or Glossary(), analyser_name=analyser_name, weights=weights,
+                               word_index=word_index)
         self.lock = threading.RLock()
         self.errors = 0
         cases = self.store.all_cases(with_embeddings=True)
