@@ -361,8 +361,9 @@ def install(app: web.Application) -> None:
 cred = {"type": "object", "required": ["username", "password"],
         "properties": {"username": NAME, "password": PASSWORD}}
 document("GET", "/login", role=PUBLIC, summary="the login page", produces="text/html")
-document("POST", "/login", role=PUBLIC, summary="log in; sets the session cookie", body=cred, form=cred)
-document("POST", "/logout", role="viewer", summary="end this session", produces="text/html")
+document("POST", "/login", role=PUBLIC, summary="log in; sets the session cookie", body=cred, form=cred,
+         produces=("application/json", "text/html"))
+document("POST", "/logout", role="viewer", summary="end this session", produces=("application/json", "text/html"))
 document("GET", "/api/me", role="viewer", summary="who is calling, with which role")
 document("POST", "/api/me/password", role="viewer", auth="login", summary="change one's own password",
          body={"type": "object", "required": ["old", "new"], "properties": {"old": PASSWORD, "new": PASSWORD}})
@@ -386,7 +387,8 @@ document("GET", "/api/audit", role="admin", summary="the newest audit entries",
                 "action": STR, "who": STR})
 document("GET", "/api/audit/verify", role="admin", summary="check the audit trail's hash chain")
 document("GET", "/api/audit/export", role="admin", summary="the audit trail as JSON lines or syslog (RFC 5424)",
-         query={"format": {"type": "string", "enum": ["jsonl", "syslog"]}}, produces="text/plain")
+         query={"format": {"type": "string", "enum": ["jsonl", "syslog"]}},
+         produces=("application/x-ndjson", "text/plain"))
 document("GET", "/audit", role="admin", summary="the audit page", produces="text/html")
 document("GET", "/api/openapi.json", role="viewer", auth="login", summary="this document", response=OBJ)
 document("GET", "/metrics", role="viewer", auth="token", summary="Prometheus metrics (API token)",

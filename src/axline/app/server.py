@@ -80,7 +80,7 @@ VERDICTS = ("confirmed", "overruled")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
 
@@ -570,17 +570,20 @@ async def _stream_for(request: web.Request, svc: ServiceView, app: web.Applicati
     return resp
 
 
-async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start ``app`` on ``host:port`` (0 picks a free port); returns the runner and the bound port."""
+async def start_site(app: web.Application, host: str, port: int, ssl_context: Any = None) -> tuple[web.AppRunner, int]:
+    """Start ``app`` on ``host:port`` (0 picks a free port; HTTPS with ``ssl_context``); returns the runner
+    and the bound port."""
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got {port}")
     sec: Security = app[SECURITY_KEY]
     if sec.settings.bind_host != host:
         raise ValueError(f"the app's security settings are for {sec.settings.bind_host}, not {host}")
+    if (ssl_context is not None) != sec.settings.tls:
+        raise ValueError(f"the app's security settings say tls={sec.settings.tls}; pass an ssl_context exactly then")
     sec.check_bind()
     runner = web.AppRunner(app, shutdown_timeout=2.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     bound = port
     server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here

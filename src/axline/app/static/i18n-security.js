@@ -4,6 +4,7 @@
   window.AxI18n.extend({
     en: {
       'audit.title': 'axline — audit trail',
+      'audit.nav': 'Audit trail',
       'audit.heading': 'Audit trail',
       'audit.help': 'Every login, user and role change, write to a machine, review and export, newest first. ' +
         'Each entry carries the hash of the one before it.',
@@ -21,6 +22,7 @@
     },
     ko: {
       'audit.title': 'axline — 감사 기록',
+      'audit.nav': '감사 기록',
       'audit.heading': '감사 기록',
       'audit.help': '모든 로그인, 사용자·역할 변경, 설비 쓰기, 검토, 내보내기를 최신순으로 보여 줍니다. ' +
         '각 항목은 바로 앞 항목의 해시를 담고 있습니다.',
