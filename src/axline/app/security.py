@@ -429,8 +429,8 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _json_error("login required", "log in at /login, or send an API token", 401,
                            headers={"WWW-Authenticate": 'Session realm="axline"'}, request=request)
     if not user.has(role):
-        if state_changing:
-            await _audit_denied(request, sec, user, f"refused: role {role} required")
+        sec.counters["role_refused"] += 1
+        await _audit_denied(request, sec, user, f"refused: role {role} required")  # reads too
         return _json_error(f"role {role} required", f"ask an admin for the {role} role", 403, request=request)
     return await handler(request)
 
