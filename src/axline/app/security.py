@@ -283,10 +283,11 @@ class Security:
         }
 
     @contextlib.contextmanager
-    def stream_slot(self, user: User):
-        """Hold one live-stream slot of ``user`` (429 when the user's or the server's cap is reached)."""
+    def stream_slot(self, user: User, address: str = ""):
+        """Hold one live-stream slot of ``user`` (429 when the user's or the server's cap is reached);
+        anonymous viewers are counted per address."""
         s = self.settings
-        key = user.name if user.authenticated else "anonymous"
+        key = user.name if user.authenticated else f"anonymous@{address}"
         total = sum(self.streams.values())
         if self.streams[key] >= s.streams_per_user or total >= s.streams_total:
             self.counters["streams_refused"] += 1
