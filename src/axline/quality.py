@@ -138,9 +138,12 @@ class SpcWatcher:
 
     Limits come from the tag's first ``baseline_points`` measurements: those already in the
     historian before the watcher started (the most recent ones), else the first ones it sees.
+    Live, the four Western Electric rules apply by default: Nelson's extra patterns (trends,
+    alternation, stratification) are for the chart page, where an engineer looks for causes; as
+    alarms they would mostly be nuisance.
     Every failure is counted (``errors``) and raised as a system event."""
 
-    def __init__(self, service: Any, baseline_points: int = 50, poll_s: float = 2.0, rules: str = "nelson",
+    def __init__(self, service: Any, baseline_points: int = 50, poll_s: float = 2.0, rules: str = "western_electric",
                  history_ns: int = 24 * 3600 * NS) -> None:
         if baseline_points < spc.MIN_BASELINE_POINTS:
             raise ValueError(f"baseline_points must be >= {spc.MIN_BASELINE_POINTS}, got {baseline_points}")
