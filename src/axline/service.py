@@ -75,6 +75,7 @@ class Service:
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
         self.safety = Safety(self)
         self.knowhow = None  # axline.knowhow.live.KnowHowLive: cases suggested for each new alarm
+        self.workers: dict[str, Any] = {}  # background workers whose failures health shows (register_worker)
 
     # -- life cycle -----------------------------------------------------------------------------
     def _open_security(self) -> None:
@@ -451,6 +452,7 @@ class Service:
                 "subscriber_errors": dict(self.bus.errors),
                 "safety": self.safety.status(),
                 "knowhow": self.knowhow.status() if self.knowhow is not None else None,
+                "workers": {n: {"errors": w.errors, "last_error": w.last_error} for n, w in self.workers.items()},
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 
     def subscribe(self) -> asyncio.Queue:
