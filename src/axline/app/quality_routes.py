@@ -37,7 +37,6 @@ def register(app: web.Application) -> None:
 
 async def _start_watcher(app: web.Application) -> None:
     from axline.app.http import SERVICE_KEY
-
     from axline.service_events import register_worker
 
     watcher = SpcWatcher(app[SERVICE_KEY])

@@ -39,7 +39,6 @@ def register(app: web.Application) -> None:
 
 async def _start(app: web.Application) -> None:
     from axline.app.http import SERVICE_KEY
-
     from axline.service_events import register_worker
 
     keeper = ShiftReportKeeper(app[SERVICE_KEY])
