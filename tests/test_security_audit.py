@@ -169,3 +169,46 @@ def test_cli_users_and_audit_verify(tmp_path, capsys, monkeypatch):
     code, out, _ = _cli(capsys, monkeypatch, "security-report", "-c", "plant.yaml", "--json")
     rep = json.loads(out)
     assert rep["audit"]["chain_ok"] is False and rep["accounts"]["people"] == 1 and rep["http_basic"] is False
+
+
+def test_tail_reads_backwards_across_blocks(tmp_path):
+    log = _log(tmp_path, 30)
+    forward = list(log.iter_entries())
+    for block in (7, 100, 1000, 65536):
+        assert list(log._iter_newest_first(block=block)) == forward[::-1]
+    assert [e["seq"] for e in log.tail(3)] == [30, 29, 28]
+    assert [e["seq"] for e in log.tail(2, before=10)] == [9, 8]
+    assert log.tail(5, who="nobody") == []
+
+
+async def test_a_failing_trail_stops_writes_and_is_raised_as_a_system_event(tmp_path):
+    import asyncio
+
+    import pytest
+
+    from axline.app.audit import AuditError
+    from axline.demo import demo_plant
+    from axline.service import Service
+
+    plant = demo_plant(tmp_path, "opc.tcp://127.0.0.1:9/nothing-listens-here")
+    svc = Service(plant, port=0)
+    await svc.start(web=False)
+    setpoint = "changwon/plant1/line1/furnace/furnace1/temp_setpoint"
+    try:
+        await svc.audit("kim", "login", "kim")
+        trail = svc.security.audit.path
+        with trail.open("a") as f:
+            f.write("{broken\n")  # the trail can no longer be continued
+        with pytest.raises(AuditError):
+            await svc.write_tag(setpoint, 800, "kim", source="10.0.0.7")
+        with pytest.raises(AuditError, match="refused"):  # nothing reaches the machine any more
+            await svc.write_tag(setpoint, 810, "kim", source="10.0.0.7")
+        assert svc.health_json()["audit"]["state"] == "failing"
+        for _ in range(200):
+            events = svc.historian.events(kinds=["system"], limit=50)
+            if any(e.code == "audit.failing" for e in events):
+                break
+            await asyncio.sleep(0.02)
+        assert [e.severity for e in events if e.code == "audit.failing"] == ["alarm"]
+    finally:
+        await svc.stop()

@@ -68,6 +68,16 @@ def _clip(v: Any) -> Any:
     return v if len(text) <= MAX_FIELD else text[:MAX_FIELD]
 
 
+def _parse(line: bytes) -> dict | None:
+    if not line.strip():
+        return None
+    try:
+        e = json.loads(line)
+    except ValueError:
+        return None
+    return e if isinstance(e, dict) else None
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -90,12 +100,14 @@ class AuditLog:
     """The audit trail in ``path`` (a ``.jsonl`` file), or in memory when ``path`` is None (tests)."""
 
     def __init__(self, path: str | os.PathLike | None, max_bytes: int = DEFAULT_MAX_BYTES,
-                 warn_fraction: float = 0.8, on_warning: Callable[[str], None] | None = None) -> None:
+                 warn_fraction: float = 0.8, on_warning: Callable[[str], None] | None = None,
+                 on_failure: Callable[[str], None] | None = None) -> None:
         if max_bytes <= 0 or not 0 < warn_fraction <= 1:
             raise ValueError("audit: max_bytes must be positive and warn_fraction in (0, 1]")
         self.path = Path(path) if path is not None else None
         self.max_bytes, self.warn_fraction = max_bytes, warn_fraction
         self.on_warning = on_warning
+        self.on_failure = on_failure  # called once when appending starts to fail (may run in a worker thread)
         self._lock = threading.Lock()
         self._memory: collections.deque[dict] = collections.deque(maxlen=10_000)
         self._mem_head = (0, GENESIS)
@@ -134,8 +146,15 @@ class AuditLog:
                     entry = self._append_file(entry)
         except OSError as e:
             self.failures += 1
+            first = self.last_error is None
             self.last_error = f"{type(e).__name__}: {e}"
             log.error("audit: cannot append to %s: %s", self.path, e)
+            if first and self.on_failure is not None:
+                try:
+                    self.on_failure(f"the audit trail cannot be written ({e}); writes to machines are refused "
+                                    "until it can")
+                except Exception:  # noqa: BLE001 - the hook must not hide the audit failure itself
+                    log.exception("audit: the failure hook failed")
             raise AuditError(f"the audit trail cannot be written ({e}); nothing that needs auditing is "
                              "allowed until it can") from e
         self.appended += 1
@@ -233,9 +252,10 @@ class AuditLog:
 
     def tail(self, limit: int = 100, before: int | None = None, action: str | None = None,
              who: str | None = None) -> list[dict]:
-        """The newest ``limit`` entries (newest first), optionally before a ``seq`` or of one action/user."""
-        out: collections.deque[dict] = collections.deque(maxlen=max(1, limit))
-        for e in self._iter_lenient():
+        """The newest ``limit`` entries (newest first), optionally before a ``seq`` or of one action/user.
+        Reads the file backwards, so the newest entries cost the same however long the trail is."""
+        out: list[dict] = []
+        for e in self._iter_newest_first():
             if before is not None and e.get("seq", 0) >= before:
                 continue
             if action and not str(e.get("action", "")).startswith(action):
@@ -243,28 +263,43 @@ class AuditLog:
             if who and e.get("who") != who:
                 continue
             out.append(e)
-        return list(reversed(out))
+            if len(out) >= max(1, limit):
+                break
+        return out
 
-    def _iter_lenient(self) -> Iterator[dict]:
+    def _iter_newest_first(self, block: int = 65536) -> Iterator[dict]:
         if self.path is None:
-            yield from list(self._memory)
+            yield from reversed(list(self._memory))
             return
-        if not self.path.exists():
+        try:
+            f = self.path.open("rb")
+        except FileNotFoundError:
             return
-        with self.path.open("r", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                with contextlib.suppress(ValueError):
-                    e = json.loads(line)
-                    if isinstance(e, dict):
+        with f:
+            pos = f.seek(0, os.SEEK_END)
+            rest = b""
+            while pos > 0:
+                step = min(block, pos)
+                pos -= step
+                f.seek(pos)
+                lines = (f.read(step) + rest).split(b"\n")
+                rest = lines[0]  # perhaps the end of a line that starts in an earlier block
+                for line in reversed(lines[1:]):
+                    e = _parse(line)
+                    if e is not None:
                         yield e
+            e = _parse(rest)
+            if e is not None:
+                yield e
 
     def verify(self) -> VerifyResult:
         problems: list[str] = []
         n = 0
         prev, seq = GENESIS, 0
+        f = None
         if self.path is not None and self.path.exists():
-            source: Iterator[tuple[int, str]] = enumerate(self.path.read_text(encoding="utf-8",
-                                                                              errors="replace").splitlines(), 1)
+            f = self.path.open("r", encoding="utf-8", errors="replace")  # line by line: any size
+            source: Iterator[tuple[int, str]] = enumerate((ln.rstrip("\n") for ln in f), 1)
         else:
             source = enumerate((_canonical(e).decode() for e in self._memory), 1)
         for lineno, line in source:
@@ -287,6 +322,8 @@ class AuditLog:
                 problems.append(f"line {lineno}: hash does not match its content: the entry was edited")
             prev = str(e.get("hash"))
             seq = e.get("seq") if isinstance(e.get("seq"), int) else seq + 1
+        if f is not None:
+            f.close()
         hp = self.head_path
         if hp is not None and hp.exists():
             try:

@@ -456,6 +456,11 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
             f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}", 'e.g. {"verdict": "confirmed"}'
         )
     # the reviewer is the logged-in user; a "user" in the body is ignored
+    ev = await _off_loop(svc.historian.event, event_id)
+    if ev is not None and ev.kind == "alarm":  # alarms are acknowledged through their life cycle (audited)
+        await audit(request, user, "event.feedback", str(event_id), new=verdict, result="refused: an alarm")
+        raise BadRequest(f"event {event_id} is an alarm: verdicts are for inspections and defects",
+                         f"acknowledge it with POST /api/alarms/{event_id}/ack", status=409)
     try:
         result = await svc.feedback(event_id, verdict, user.name)
     except KeyError:
@@ -527,7 +532,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     app = request.app
     user = require_role(request, "viewer")
-    with app[SECURITY_KEY].stream_slot(user):
+    with app[SECURITY_KEY].stream_slot(user, request.remote or ""):
         return await _stream_for(request, svc, app)
 
 
