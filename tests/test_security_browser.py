@@ -161,3 +161,36 @@ def test_a_cross_site_write_is_refused(browser, tmp_path):
             evil.shutdown()
         assert app.service.writes == [(SPINDLE, 61.5, "kim")]  # nothing more was written
         assert all(e["result"].startswith("refused:") for e in refused())
+
+
+def test_account_page_password_and_roles(browser, tmp_path):
+    errors: list[str] = []
+    with AppThread(tmp_path, users={"kim": "engineer", "root": "admin"}) as app:
+        kim = _page(browser, errors)
+        log_in(kim, app.url, "kim")
+        kim.goto(app.url + "/account")
+        kim.wait_for_function("() => document.querySelector('#acct-who').textContent.includes('kim')")
+        assert kim.is_hidden("#users-card")  # only admins see the users
+        kim.fill("#pw-old", PASSWORD)
+        kim.fill("#pw-new", "password")  # a common one: refused, and the page says why
+        kim.fill("#pw-again", "password")
+        kim.click("#pw-form button[type=submit]")
+        kim.wait_for_function("() => document.querySelector('#acct-msg').textContent.includes('common')")
+        kim.fill("#pw-old", PASSWORD)
+        kim.fill("#pw-new", "morning-shift-lathe-2")
+        kim.fill("#pw-again", "morning-shift-lathe-2")
+        kim.click("#pw-form button[type=submit]")
+        kim.wait_for_function("() => document.querySelector('#acct-msg').textContent.includes('changed')")
+        assert app.security.accounts.authenticate("kim", "morning-shift-lathe-2").ok
+        # the admin lowers kim to viewer: kim's session ends at once
+        admin = _page(browser, errors, locale="ko-KR")
+        log_in(admin, app.url, "root")
+        admin.goto(app.url + "/account")
+        admin.wait_for_selector('#users-table tr[data-user="kim"]')
+        admin.select_option('#users-table tr[data-user="kim"] select.role-select', "viewer")
+        admin.wait_for_function("() => document.querySelector('#acct-msg').textContent.includes('kim')")
+        assert app.security.accounts.get("kim").role == "viewer"
+        resp = kim.goto(app.url + "/api/me")
+        assert resp.status == 401
+        assert [e["action"] for e in app.security.audit.tail(5, action="user.")] == ["user.role"]
+    assert errors == []

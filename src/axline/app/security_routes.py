@@ -323,6 +323,11 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "audit.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
 
+async def account_page(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    return web.FileResponse(STATIC_DIR / "account.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
 async def openapi(request: web.Request) -> web.StreamResponse:
     require_role(request, "viewer")
     return _json(openapi_document(request.app))
@@ -354,6 +359,7 @@ def install(app: web.Application) -> None:
     r.add_get("/api/audit/verify", audit_verify)
     r.add_get("/api/audit/export", audit_export)
     r.add_get("/audit", audit_page)
+    r.add_get("/account", account_page)
     r.add_get("/api/openapi.json", openapi)
     r.add_get("/metrics", metrics)
 
@@ -390,6 +396,8 @@ document("GET", "/api/audit/export", role="admin", summary="the audit trail as J
          query={"format": {"type": "string", "enum": ["jsonl", "syslog"]}},
          produces=("application/x-ndjson", "text/plain"))
 document("GET", "/audit", role="admin", summary="the audit page", produces="text/html")
+document("GET", "/account", role="viewer", auth="login", summary="one's own account (and users, for admins)",
+         produces="text/html")
 document("GET", "/api/openapi.json", role="viewer", auth="login", summary="this document", response=OBJ)
 document("GET", "/metrics", role="viewer", auth="token", summary="Prometheus metrics (API token)",
          produces="text/plain")

@@ -530,7 +530,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     app = request.app
     user = require_role(request, "viewer")
-    with app[SECURITY_KEY].stream_slot(user):
+    with app[SECURITY_KEY].stream_slot(user, request.remote or ""):
         return await _stream_for(request, svc, app)
 
 
