@@ -459,6 +459,11 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
             f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}", 'e.g. {"verdict": "confirmed"}'
         )
     # the reviewer is the logged-in user; a "user" in the body is ignored
+    ev = await _off_loop(svc.historian.event, event_id)
+    if ev is not None and ev.kind == "alarm":  # alarms are acknowledged through their life cycle (audited)
+        await audit(request, user, "event.feedback", str(event_id), new=verdict, result="refused: an alarm")
+        raise BadRequest(f"event {event_id} is an alarm: verdicts are for inspections and defects",
+                         f"acknowledge it with POST /api/alarms/{event_id}/ack", status=409)
     try:
         result = await svc.feedback(event_id, verdict, user.name)
     except KeyError:
