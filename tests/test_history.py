@@ -9,8 +9,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
+from _auth import add_user, client_as, login, make_security
 from _fake_service import LINE, NS, T0, FakeService, open_test_historian
 from axline.app.server import create_app
 from axline.batch import Batch
@@ -67,8 +67,10 @@ def test_xlsx_is_a_valid_workbook_with_date_cells(hist):
 async def test_export_api_checks_input_and_is_audited(tmp_path):
     h = open_test_historian(tmp_path)
     svc = FakeService(h, tick_s=10, history_s=120)
-    client = TestClient(TestServer(create_app(svc)))
-    await client.start_server()
+    sec = make_security()
+    add_user(sec, "park", "viewer")
+    client = await client_as(create_app(svc, security=sec), None)
+    await login(client, "park")
     try:
         base = f"/api/history/export?tags={A}&from={T0 - 120 * NS}&to={T0 + NS}"
         resp = await client.get(base + "&step=10000000000&format=xlsx")
@@ -82,7 +84,7 @@ async def test_export_api_checks_input_and_is_audited(tmp_path):
         assert len(text.splitlines()) == 122  # raw: header + 121 readings
         audits = h.events(kinds=["audit"])
         assert [(e.code, e.data["user"], e.data["format"]) for e in reversed(audits)] == [
-            ("history.export", "local", "xlsx"), ("history.export", "local", "csv")]
+            ("history.export", "park", "xlsx"), ("history.export", "park", "csv")]
         for bad, status in ((f"/api/history/export?tags={A}", 400), (base + "&format=pdf", 400),
                             ("/api/history/export?tags=no/such&from=1&to=2", 404), (base + "&step=1", 400)):
             resp = await client.get(bad)
@@ -90,6 +92,19 @@ async def test_export_api_checks_input_and_is_audited(tmp_path):
             assert (await resp.json())["hint"]
         tags = await (await client.get("/api/history/tags")).json()
         assert any(t["path"] == A and t["stored"] for t in tags["tags"])
+        # the explorer's series: buckets with min / max, sized by the readings they would read
+        resp = await client.get(f"/api/history/series?tags={A},{B}&from={T0 - 120 * NS}&to={T0 + NS}"
+                                f"&step={30 * NS}")
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        assert len(body["tags"][A]["t"]) == 5 and body["estimated_readings"] == 2 * 121
+        assert all(lo <= m <= hi for lo, m, hi in zip(body["tags"][A]["min"], body["tags"][A]["mean"],
+                                                       body["tags"][A]["max"], strict=True))
+        year = 365 * 86400 * NS  # a year of two 1 s tags: about 63 million readings, refused before reading
+        resp = await client.get(f"/api/history/series?tags={A},{B}&from={T0 - year}&to={T0}&step={86400 * NS}")
+        assert resp.status == 400 and "readings" in (await resp.json())["error"]
+        many = ",".join([A] * 1 + [f"{LINE}/cnc/cnc1/x{i}" for i in range(12)])
+        assert (await client.get(f"/api/history/series?tags={many}&from=1&to=2")).status == 400
     finally:
         await client.close()
         h.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -144,11 +145,17 @@ def test_cli_import_search_export_delete(tmp_path, capsys):
         assert k.search("버너 그을음", top=3)[0]["id"] != "k2"
     finally:
         k.close()
-    # a bad line is reported with its number and nothing is half-imported
+    # bad lines are reported with their numbers and skipped; the good ones are kept
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "x1", "symptom": "ok"}\n{"id": "x2"}\n', encoding="utf-8")
+    bad.write_text('{"id": "x1", "symptom": "ok"}\n{"id": "x2"}\n{"symptom": "no id"}\n', encoding="utf-8")
     assert main(["knowhow", "import", str(bad), "--store", store]) == 1
-    assert "row 2: symptom is required" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "row 2: symptom is required" in err and "row 3: id is required" in err
+    k = KnowHow(store)
+    try:
+        assert k.store.get("x1")["symptom"] == "ok"
+    finally:
+        k.close()
 
 
 def test_csv_work_orders(tmp_path):
@@ -181,3 +188,17 @@ def test_postgres_store():
         k.store.db.execute("DELETE FROM kh_versions WHERE case_id LIKE 'pgtest-%'")
     finally:
         k.close()
+
+
+def test_browser_test_fails_without_chromium_under_ci(tmp_path):
+    """Under CI=true a missing Chromium fails the know-how browser test instead of skipping it."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "CI": "true", "AXLINE_CHROMIUM": str(tmp_path / "no-chromium"),
+           "PYTHONPATH": str(root / "src")}
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+                        "tests/test_knowhow_browser.py"], cwd=root, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode != 0 and "no Chromium installed" in p.stdout, p.stdout[-2000:]

@@ -22,6 +22,7 @@ import numpy as np
 from axline.plant import Camera
 
 log = logging.getLogger(__name__)
+MAX_REVIEW_ITEMS = 500  # reviewed parts the rates are computed on (the newest)
 
 
 class VisionStation:
@@ -40,10 +41,10 @@ class VisionStation:
         self.inspect_ms: deque[float] = deque(maxlen=5000)
         self.counts = {"pass": 0, "reject": 0}
         self.reviewed = {"confirmed_reject": 0, "false_reject": 0, "confirmed_pass": 0, "escape": 0}
-        self.updates: list[dict[str, Any]] = []
+        self.updates: deque[dict[str, Any]] = deque(maxlen=100)
         # truth (good|defect), the verdict given when the part was inspected, and the model version
-        # that gave it (0 = as trained; +1 at every feedback update); bounded
-        self.review_items: deque[dict[str, Any]] = deque(maxlen=20_000)
+        # that gave it (0 = as trained; +1 at every feedback update); the newest reviews
+        self.review_items: deque[dict[str, Any]] = deque(maxlen=MAX_REVIEW_ITEMS)
         self.model_version = 0
         self.rates: dict[str, Any] | None = None
 
@@ -142,7 +143,7 @@ class VisionStation:
                            "n": int(len(lat))} if lat is not None else None,
             "inspect_ms": {"p50": round(float(np.percentile(ins, 50)), 1), "p99": round(float(np.percentile(ins, 99)), 1)}
             if ins is not None else None,
-            "updates": self.updates[-10:],
+            "updates": list(self.updates)[-10:],
             "rates": self.rates,
         }
 

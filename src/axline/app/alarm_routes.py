@@ -9,6 +9,7 @@ each one audited as an event of kind ``audit`` under the caller's name),
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from axline.alarms import lifecycle as lc
 from axline.alarms.performance import performance
+from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param
 from axline.app.ops_common import (
     emit,
     find_event,
@@ -28,15 +30,18 @@ from axline.app.ops_common import (
     update,
 )
 from axline.app.roles import require_role
-from axline.app.server import NS_MAX, BadRequest, json_response, parse_int_param
 
 MAX_ALARMS = 5000
 DEFAULT_PERF_WINDOW_NS = 24 * 3600 * 1_000_000_000
+# one operator's action at a time: each action is read, computed and written from the stored alarm
+ACTION_LOCK_KEY: web.AppKey[asyncio.Lock] = web.AppKey("alarm_action_lock", asyncio.Lock)
 
 
 def register(app: web.Application) -> None:
+    app[ACTION_LOCK_KEY] = asyncio.Lock()
     r = app.router
     r.add_get("/alarms", page("alarms.html"))
+    r.add_get("/wall", page("wall.html"))  # the wall screen (kiosk): KPIs, stations and open alarms
     r.add_get("/api/alarms", _list)
     r.add_get("/api/alarms/performance", _performance)
     r.add_post("/api/alarms/{id}/ack", _ack)
@@ -47,12 +52,8 @@ def register(app: web.Application) -> None:
 
 def load_alarms(svc: Any, since: int | None, until: int | None, line_prefix: str | None,
                 limit: int) -> list[dict[str, Any]]:
-    """Alarms (newest first) as alarm_json dicts, with suppression by design worked out."""
-    hist = svc.historian
-    events = hist.events(start=since, end=until, kinds=["alarm"], source_prefix=line_prefix, limit=limit)
-    now = int(svc.now_ns())
-    suppressed = lc.designed_suppression(hist, events)
-    return [lc.alarm_json(e, now, suppressed.get(int(e.id))) for e in events]
+    """The service's alarms (newest first) as alarm_json dicts at its current time."""
+    return lc.load_alarms(svc.historian, int(svc.now_ns()), since, until, line_prefix, limit)
 
 
 async def _list(request: web.Request) -> web.StreamResponse:
@@ -100,24 +101,25 @@ async def _act(request: web.Request, action: str, example: str) -> web.StreamRes
     svc = svc_of(request)
     event_id = int_id(request)
     body = await json_body(request, example)
-    try:
-        ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])
-    except KeyError:
-        raise BadRequest(f"alarm {event_id} does not exist", "list alarms with GET /api/alarms", status=404) from None
-    now = int(svc.now_ns())
-    try:
-        if action == "ack":
-            fields = lc.acknowledge(ev, user.name, now, body.get("note"), body.get("case_id"))
-        elif action == "note":
-            fields = lc.add_note(ev, user.name, now, body.get("note"))
-        elif action == "shelve":
-            fields = lc.shelve(ev, user.name, now, body.get("minutes"), body.get("reason"))
-        else:
-            fields = lc.unshelve(ev, user.name, now)
-    except lc.AlarmActionError as e:
-        raise BadRequest(str(e), "reload the alarm list and try again", status=409 if "already" in str(e)
-                         or "not shelved" in str(e) else 400) from None
-    update(svc, event_id, **fields)
+    async with request.app[ACTION_LOCK_KEY]:  # a second operator acts on what the first one wrote
+        try:
+            ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])
+        except KeyError:
+            raise BadRequest(f"alarm {event_id} does not exist", "list alarms with GET /api/alarms", status=404) from None
+        now = int(svc.now_ns())
+        try:
+            if action == "ack":
+                fields = lc.acknowledge(ev, user.name, now, body.get("note"), body.get("case_id"))
+            elif action == "note":
+                fields = lc.add_note(ev, user.name, now, body.get("note"))
+            elif action == "shelve":
+                fields = lc.shelve(ev, user.name, now, body.get("minutes"), body.get("reason"))
+            else:
+                fields = lc.unshelve(ev, user.name, now)
+        except lc.AlarmActionError as e:
+            raise BadRequest(str(e), "reload the alarm list and try again", status=409 if "already" in str(e)
+                             or "not shelved" in str(e) else 400) from None
+        update(svc, event_id, **fields)
     detail = {k: v for k, v in fields["data"].items() if k != "actions"}
     emit(svc, lc.audit_event(ev, action, user.name, now, detail))
     ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])

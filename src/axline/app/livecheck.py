@@ -29,7 +29,8 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-async def _browser_check(url: str, exe: str, timeout_s: float) -> dict[str, Any]:
+async def _browser_check(url: str, exe: str, timeout_s: float, user: str | None, password: str | None
+                         ) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     out: dict[str, Any] = {"method": "browser"}
@@ -39,6 +40,10 @@ async def _browser_check(url: str, exe: str, timeout_s: float) -> dict[str, Any]
         try:
             page = await browser.new_page()
             page.set_default_timeout(timeout_s * 1000)
+            if user and password:  # the session cookie lands in the page's context
+                r = await page.context.request.post(url + "login", data={"username": user, "password": password},
+                                                    headers={"Origin": url.rstrip("/")})
+                out["login"] = r.ok
             resp = await page.goto(url)
             out["page"] = bool(resp and resp.ok)
             await page.wait_for_function(
@@ -55,11 +60,17 @@ async def _browser_check(url: str, exe: str, timeout_s: float) -> dict[str, Any]
     return out
 
 
-async def _http_check(url: str, timeout_s: float) -> dict[str, Any]:
+async def _http_check(url: str, timeout_s: float, user: str | None, password: str | None) -> dict[str, Any]:
     import aiohttp
 
     out: dict[str, Any] = {"method": "http (no headless browser found: values read from the API, not rendered)"}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+    connector = aiohttp.TCPConnector(ssl=False) if url.startswith("https") else None
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), connector=connector,
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        if user and password:
+            async with s.post(url + "login", json={"username": user, "password": password},
+                              headers={"Origin": url.rstrip("/")}) as r:
+                out["login"] = r.status == 200
         async with s.get(url) as r:
             out["page"] = r.status == 200 and "<html" in (await r.text()).lower()
 
@@ -78,7 +89,8 @@ async def _http_check(url: str, timeout_s: float) -> dict[str, Any]:
     return out
 
 
-async def check_dashboard_live(url: str, timeout_s: float = 30.0) -> dict[str, Any]:
+async def check_dashboard_live(url: str, user: str | None = None, password: str | None = None,
+                               timeout_s: float = 30.0) -> dict[str, Any]:
     """``ok`` when the page is served and shows live values that change within ``timeout_s``."""
     exe = chromium_path()
     try:
@@ -89,10 +101,11 @@ async def check_dashboard_live(url: str, timeout_s: float = 30.0) -> dict[str, A
         have_pw = False
     try:
         if exe and have_pw:
-            out = await _browser_check(url, exe, timeout_s)
+            out = await _browser_check(url, exe, timeout_s, user, password)
         else:
-            out = await _http_check(url, timeout_s)
+            out = await _http_check(url, timeout_s, user, password)
     except Exception as e:  # noqa: BLE001 - the check's failure is its result, with the reason
         out = {"method": "browser" if exe and have_pw else "http", "error": f"{type(e).__name__}: {e}"}
-    out["ok"] = bool(out.get("page") and out.get("values_shown") and out.get("values_changed"))
+    out["ok"] = bool(out.get("page") and out.get("values_shown") and out.get("values_changed")
+                     and out.get("login", True))
     return out

@@ -58,9 +58,10 @@ class KnowHow:
     """A plant's know-how: ``location`` is a folder or a ``postgresql://`` URL."""
 
     def __init__(self, location: str, *, glossary: Glossary | None = None, analyser_name: str = "bigram",
-                 weights: dict[str, float] | None = None) -> None:
+                 weights: dict[str, float] | None = None, word_index: bool | None = None) -> None:
         self.store = CaseStore(location)
-        self.index = CaseIndex(glossary or Glossary(), analyser_name=analyser_name, weights=weights)
+        self.index = CaseIndex(glossary or Glossary(), analyser_name=analyser_name, weights=weights,
+                               word_index=word_index)
         self.lock = threading.RLock()
         self.errors = 0
         cases = self.store.all_cases(with_embeddings=True)
@@ -108,16 +109,24 @@ class KnowHow:
         return case
 
     def approve(self, case_id: str, user: str) -> dict[str, Any]:
-        """Approve a draft: ``user`` (an approver) must not be its author."""
-        case = self.store.get(case_id)
-        approver = self.store.pseudonym(user)
-        if case["author"] == approver:
-            raise PermissionError("an author cannot approve their own case; ask another approver")
-        if case["state"] == "approved":
-            raise CaseError(f"case {case_id} is approved already (version {case['version']})")
-        case = self.store.set_state(case_id, "approved", approver)
-        self.index.set_state(case_id, "approved")
-        self.store.audit(user, "case.approve", case_id, {"version": case["version"]})
+        """Approve a draft: ``user`` (an approver) must not be its author, nor have edited any
+        version since its last approval (an edit by an engineer or approver returns it to draft:
+        its text is then partly theirs)."""
+        with self.lock:
+            case = self.store.get(case_id)
+            approver = self.store.pseudonym(user)
+            if case["author"] == approver:
+                raise PermissionError("an author cannot approve their own case; ask another approver")
+            if case["state"] == "approved":
+                raise CaseError(f"case {case_id} is approved already (version {case['version']})")
+            versions = self.store.versions(case_id)
+            last = max((v["version"] for v in versions if v["state"] == "approved"), default=0)
+            if any(v["editor"] == approver for v in versions if v["version"] > last):
+                raise PermissionError("you edited this case since its last approval and cannot approve your own "
+                                      "text; ask another approver")
+            case = self.store.set_state(case_id, "approved", approver)
+            self.index.set_state(case_id, "approved")
+        self.store.audit(approver, "case.approve", case_id, {"version": case["version"]})
         return case
 
     def add_snapshot(self, event: dict[str, Any], historian: Any = None) -> dict[str, Any]:
@@ -221,7 +230,8 @@ class KnowHow:
         return out
 
     # -- import -----------------------------------------------------------------------------------
-    def import_rows(self, rows: list[dict[str, Any]], actor: str, *, default_author: str = "import") -> dict[str, Any]:
+    def import_rows(self, rows: list[dict[str, Any]], actor: str, *, default_author: str = "import",
+                    require_id: bool = False) -> dict[str, Any]:
         """Cases from old work orders: each row a dict of case fields. Rows with errors are
         reported by number and skipped; the good ones are stored."""
         if len(rows) > MAX_IMPORT_ROWS:
@@ -232,6 +242,9 @@ class KnowHow:
         for n, row in enumerate(rows, 1):
             f = {k: row.get(k) for k in IMPORT_FIELDS if row.get(k) not in (None, "")}
             cid = str(f.pop("id")) if "id" in f else None
+            if require_id and not cid:
+                errors.append(f"row {n}: id is required")
+                continue
             if cid is not None and (cid in seen or cid in self.index.pos):
                 errors.append(f"row {n}: id {cid} appears twice")
                 continue
@@ -248,15 +261,19 @@ class KnowHow:
             if cid:
                 seen.add(cid)
             good.append((f, str(row.get("author") or default_author), cid))
-        embs = self.index.embedder.encode([CaseIndex.case_text(f) for f, _, _ in good]) if good else []
+        embs = self.index.encode_texts([CaseIndex.case_text(f) for f, _, _ in good]) if good else []
         ids = []
         pseudos: dict[str, str] = {}
+        items = []
+        for (f, author, cid), emb in zip(good, embs, strict=True):
+            pseudo = pseudos.get(author) or pseudos.setdefault(author, self.store.pseudonym(author))
+            items.append((f, pseudo, cid, emb))
         with self.lock:
-            for (f, author, cid), emb in zip(good, embs, strict=True):
-                pseudo = pseudos.get(author) or pseudos.setdefault(author, self.store.pseudonym(author))
-                case = self.store.create(f, pseudo, case_id=cid, embedding=emb, editor=actor)
-                self.index.add(case, emb)
-                ids.append(case["id"])
+            for k in range(0, len(items), 1000):  # one transaction per thousand cases
+                cases = self.store.create_many(items[k : k + 1000], editor=actor)
+                for case, (_, _, _, emb) in zip(cases, items[k : k + 1000], strict=True):
+                    self.index.add(case, emb)
+                    ids.append(case["id"])
         self.store.audit(actor, "case.import", f"{len(ids)} cases", {"errors": len(errors)})
         return {"imported": len(ids), "errors": errors[:100], "error_count": len(errors)}
 
