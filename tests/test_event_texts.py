@@ -14,7 +14,7 @@ STATIC = SRC / "app" / "static"
 NOT_SERVER = ("bench", "optimize")
 
 LITERAL = re.compile(r"""\bcode=["']([a-z_]+\.[a-z0-9_.]+)["']""")
-CALL = re.compile(r"""\b(?:system_event|_event|_open_sensor_alarm)\(\s*["']([a-z_]+\.[a-z0-9_.]+)["']""")
+CALL = re.compile(r"""\b(?:\w*_event|_open_sensor_alarm)\(\s*["']([a-z_]+\.[a-z0-9_.]+)["']""")
 FSTRING = re.compile(r"""\bcode=f(["'])(.+?)\1""")
 
 
