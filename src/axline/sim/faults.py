@@ -17,44 +17,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
+from axline.sim.line import FAULT_SEVERITY as SEVERITY
+from axline.sim.line import recurring_schedule
 
-from axline.sim.line import FAULT_ASSETS, FAULT_KINDS, SENSOR_FAULT_DEFAULTS, FaultSpec
-
-__all__ = ["alarm_signals", "recurring_schedule", "score_alarms"]
-
-#: severity range of scheduled faults (1.0 is the design severity)
-SEVERITY = (0.5, 1.5)
-#: quiet gap between two faults, seconds
-GAP_S = (600.0, 1800.0)
-_S_SCHEDULE = 1_000  # stream key of the schedule's generator
-
-
-def recurring_schedule(seed: int, horizon_s: float, warmup_s: float = 600.0) -> list[FaultSpec]:
-    """Faults from ``warmup_s`` to ``horizon_s`` seconds after the start: shuffled rounds of every
-    kind, random severities in ``SEVERITY``, durations as the kind needs (sensor faults 3-7 min,
-    physical faults 10-20 min), quiet gaps in ``GAP_S``."""
-    if horizon_s <= warmup_s:
-        return []
-    rng = np.random.default_rng([int(seed), _S_SCHEDULE])
-    t = warmup_s + float(rng.uniform(60.0, 180.0))
-    specs: list[FaultSpec] = []
-    while True:
-        for kind in rng.permutation(list(FAULT_KINDS)):
-            kind = str(kind)
-            sensor = kind in ("stuck_sensor", "sensor_dropout")
-            dur = float(rng.uniform(180.0, 420.0) if sensor else rng.uniform(600.0, 1200.0))
-            if t + dur > horizon_s:
-                return specs
-            sev = round(float(rng.uniform(*SEVERITY)), 2)
-            if sensor:
-                options = list(SENSOR_FAULT_DEFAULTS[kind].items())[:3]
-                asset, signal = options[int(rng.integers(len(options)))]
-                specs.append(FaultSpec(kind, asset, round(t, 1), round(dur, 1), sev, signal))
-            else:
-                specs.append(FaultSpec(kind, FAULT_ASSETS[kind], round(t, 1), round(dur, 1), sev))
-            t += dur + float(rng.uniform(*GAP_S))
-
+__all__ = ["SEVERITY", "alarm_signals", "recurring_schedule", "score_alarms"]
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
     return obj.get(key, default) if isinstance(obj, Mapping) else getattr(obj, key, default)

@@ -803,6 +803,39 @@ class _ActiveFault:
     period_ticks: int = 1
 
 
+#: severity range of scheduled faults (1.0 is the design severity)
+FAULT_SEVERITY = (0.5, 1.5)
+#: quiet gap between two scheduled faults, seconds
+FAULT_GAP_S = (600.0, 1800.0)
+_S_SCHEDULE = 1_000  # stream key of the fault schedule's generator
+
+
+def recurring_schedule(seed: int, horizon_s: float, warmup_s: float = 600.0) -> list[FaultSpec]:
+    """Faults from ``warmup_s`` to ``horizon_s`` seconds after the start: shuffled rounds of every
+    kind, random severities in ``FAULT_SEVERITY``, durations as the kind needs (sensor faults 3-7 min,
+    physical faults 10-20 min), quiet gaps in ``FAULT_GAP_S``."""
+    if horizon_s <= warmup_s:
+        return []
+    rng = np.random.default_rng([int(seed), _S_SCHEDULE])
+    t = warmup_s + float(rng.uniform(60.0, 180.0))
+    specs: list[FaultSpec] = []
+    while True:
+        for kind in rng.permutation(list(FAULT_KINDS)):
+            kind = str(kind)
+            sensor = kind in ("stuck_sensor", "sensor_dropout")
+            dur = float(rng.uniform(180.0, 420.0) if sensor else rng.uniform(600.0, 1200.0))
+            if t + dur > horizon_s:
+                return specs
+            sev = round(float(rng.uniform(*FAULT_SEVERITY)), 2)
+            if sensor:
+                options = list(SENSOR_FAULT_DEFAULTS[kind].items())[:3]
+                asset, signal = options[int(rng.integers(len(options)))]
+                specs.append(FaultSpec(kind, asset, round(t, 1), round(dur, 1), sev, signal))
+            else:
+                specs.append(FaultSpec(kind, FAULT_ASSETS[kind], round(t, 1), round(dur, 1), sev))
+            t += dur + float(rng.uniform(*FAULT_GAP_S))
+
+
 # ================================================================================================
 # the line
 # ================================================================================================
@@ -1002,9 +1035,7 @@ class VirtualLine:
 
     def _auto_faults(self) -> list[FaultSpec]:
         """Faults of every kind recurring at random severities through two simulated days
-        (``axline.sim.faults.recurring_schedule``), drawn from the seed."""
-        from axline.sim.faults import recurring_schedule
-
+        (``recurring_schedule``), drawn from the seed."""
         return recurring_schedule(self.seed, AUTO_FAULT_HORIZON_S, self.warmup_s)
 
     # -- called by the stations ---------------------------------------------------------------------
