@@ -355,6 +355,9 @@ def create_app(service: ServiceView, admin_password: str | None = None) -> web.A
     from axline.app import operations  # alarms, history, quality, reports (imports this module)
 
     operations.register(app)
+    from axline.app import optimize_routes  # setpoint advisor, approvals, what-if on the twin
+
+    optimize_routes.register(app)
     return app
 
 
