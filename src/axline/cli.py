@@ -20,6 +20,8 @@ BENCHES = {
     "vfactory": ("axline.bench.vfactory", "the live monitors on the virtual factory against its ground truth"),
     "ingest": ("axline.bench.ingest", "ingest throughput: embedded and PostgreSQL historians, MQTT, OPC UA"),
     "knowhow": ("axline.bench.knowhow", "case search in Korean and English, recurrence on the virtual factory, masking"),
+    "tep": ("axline.bench.tep", "setpoint optimisation on the Tennessee Eastman process, against Optuna TPE"),
+    "furnace": ("axline.bench.furnace", "the approval loop on the virtual furnace: gas per good part, held-out seeds"),
 }
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from axline.app.ops_common import int_id, json_body, page, svc_of
+from axline.app.ops_common import int_id, json_body, page
 from axline.app.roles import require_role
 from axline.app.server import BadRequest, json_response
 from axline.optimize.loop import OptimizeError, ServiceIO, UnitOptimizer
