@@ -1,12 +1,14 @@
 # axline: two commands for a fresh machine.
 #   make demo   - the virtual factory, collected, stored, analysed and shown at http://127.0.0.1:8000
 #   make test   - lint and the whole test suite against real peers (OPC UA server, headless Chromium)
+#   make bench  - run the benchmarks named in BENCHES and write their tables to benchmarks/
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
+BENCHES ?= ui
 
-.PHONY: demo test lint services clean
+.PHONY: demo test lint services bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,11 @@ lint: $(VENV)/.installed-dev
 
 test: $(VENV)/.installed-dev services lint
 	$(BIN)/pytest -q -ra $(ARGS)
+
+bench: $(VENV)/.installed-dev services
+	for b in $(BENCHES); do \
+	  $(BIN)/python -m axline.bench.$$b --json benchmarks/$$b.json --table benchmarks/$$b.md || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

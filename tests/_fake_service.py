@@ -242,6 +242,7 @@ class FakeService:
         self._step = 0
         self._queues: list[asyncio.Queue] = []
         self.feedback_calls: list[tuple[int, str, str]] = []
+        self.writes: list[tuple[str, float, str]] = []
         self.started = time.monotonic()
         self._fill_history(history_s)
         self.alarm_id = historian.add_event(
@@ -394,6 +395,19 @@ class FakeService:
     @property
     def subscriber_count(self) -> int:
         return len(self._queues)
+
+    async def write_tag(self, path: str, value: float, user: str, source: str = "service") -> dict:
+        """Like the real service: an unknown tag is a KeyError; every write is recorded in ``writes`` and,
+        when the test gave the service a ``security``, audited there under ``user``."""
+        known = {t["path"] for t in self.tags}
+        result = "ok" if path in known else "refused: unknown tag"
+        audit_log = getattr(getattr(self, "security", None), "audit", None)
+        if audit_log is not None:
+            await audit_log.arecord(user, "tag.write", path, new=value, result=result, source=source)
+        if path not in known:
+            raise KeyError(f"tag {path!r} is not in the plant file")
+        self.writes.append((path, value, user))
+        return {"path": path, "old": None, "new": value, "result": "ok"}
 
     async def feedback(self, event_id: int, verdict: str, user: str) -> dict:
         """Like the real service: store the verdict, tell subscribers with an ``event_update``."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from _auth import make_security
 from _fake_service import LINE, NS, T0, FakeService, open_test_historian
 from axline.alarms import lifecycle as lc
 from axline.alarms.performance import chattering, flood_periods, performance, rate_rating
-from axline.app.roles import USER_REQUEST_KEY, User
 from axline.app.server import create_app
 from axline.batch import Batch
 from axline.historian.base import Event
@@ -132,31 +131,22 @@ def test_performance_report_per_position():
 
 
 # -- the API ------------------------------------------------------------------------------------------
-@web.middleware
-async def _as_user(request, handler):
-    """Tests pick the caller with an X-Test-User: name:role header (after the open app's admin)."""
-    raw = request.headers.get("X-Test-User")
-    if raw:
-        name, role = raw.split(":")
-        request[USER_REQUEST_KEY] = User(name, role)
-    return await handler(request)
+# Callers log in for real: API tokens of a viewer and an operator (tests/_auth.py)
+SEC = make_security()
+OP = {"Authorization": "Bearer " + SEC.accounts.token_add("kim", "operator")[0]}
+VIEWER = {"Authorization": "Bearer " + SEC.accounts.token_add("park", "viewer")[0]}
 
 
 @pytest.fixture
 async def api(tmp_path):
     hist = open_test_historian(tmp_path)
     svc = FakeService(hist, tick_s=10, history_s=60)
-    app = create_app(svc)
-    app.middlewares.append(_as_user)
+    app = create_app(svc, security=SEC)
     client = TestClient(TestServer(app))
     await client.start_server()
     yield svc, client
     await client.close()
     hist.close()
-
-
-OP = {"X-Test-User": "kim:operator"}
-VIEWER = {"X-Test-User": "park:viewer"}
 
 
 async def test_acknowledge_shelve_and_expiry_through_the_api(api):

@@ -8,12 +8,13 @@ import json
 import math
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
+from _auth import PASSWORD, add_user, client_as, make_security, start_client
 from _fake_service import LINE, NS, T0, FakeService, open_test_historian
+from axline.app.security import SECURITY_KEY
 from axline.app.server import check_bind, create_app, dumps_json, is_loopback
 
-PASSWORD = "s3cret-비번"
 SPINDLE = f"{LINE}/cnc/cnc1/spindle_temp"
 VIB = f"{LINE}/cnc/cnc1/vibration_rms"
 
@@ -26,22 +27,31 @@ def service(tmp_path):
     historian.close()
 
 
-async def _client(service: FakeService, password: str | None = None) -> TestClient:
-    client = TestClient(TestServer(create_app(service, admin_password=password)))
-    await client.start_server()
-    return client
+async def _client(service: FakeService, security=None) -> TestClient:
+    return await start_client(create_app(service, security=security or make_security()))
 
 
 @pytest.fixture
 async def client(service):
+    """Anonymous, on a loopback app without accounts: a read-only viewer."""
     c = await _client(service)
     yield c
     await c.close()
 
 
 @pytest.fixture
+async def operator(service):
+    c = await client_as(create_app(service, security=make_security()), "operator", name="kim")
+    yield c
+    await c.close()
+
+
+@pytest.fixture
 async def locked(service):
-    c = await _client(service, PASSWORD)
+    """An app with accounts: nothing but the login page without logging in."""
+    sec = make_security()
+    add_user(sec, "admin", "admin")
+    c = await _client(service, sec)
     yield c
     await c.close()
 
@@ -53,7 +63,7 @@ def _basic(password: str, user: str = "admin") -> dict[str, str]:
 async def _error(resp, status: int) -> dict:
     assert resp.status == status, await resp.text()
     body = await resp.json()
-    assert set(body) == {"error", "hint"} and body["error"] and body["hint"]
+    assert {"error", "hint"} <= set(body) <= {"error", "hint", "request_id"} and body["error"] and body["hint"]
     return body
 
 
@@ -201,35 +211,39 @@ async def test_events_filters(client, service):
     )
 
 
-async def test_feedback_updates_event(client, service):
-    r = await client.post(
-        f"/api/events/{service.inspection_id}/feedback", json={"verdict": "overruled", "user": "kim"}
+async def test_feedback_updates_event(operator, service):
+    # the reviewer is the logged-in user, never a name from the body
+    r = await operator.post(
+        f"/api/events/{service.inspection_id}/feedback", json={"verdict": "overruled", "user": "mallory"}
     )
     assert r.status == 200, await r.text()
     assert service.feedback_calls == [(service.inspection_id, "overruled", "kim")]
-    events = (await (await client.get("/api/events?kind=inspection")).json())["events"]
+    events = (await (await operator.get("/api/events?kind=inspection")).json())["events"]
     assert events[0]["ack"] == "overruled"
+    sec = operator.app[SECURITY_KEY]
+    entry = sec.audit.tail(1, action="event.feedback")[0]
+    assert (entry["who"], entry["role"], entry["new"], entry["result"]) == ("kim", "operator", "overruled", "ok")
+
+
+async def test_feedback_needs_an_operator(client, service):
+    r = await client.post(f"/api/events/{service.inspection_id}/feedback", json={"verdict": "overruled"})
+    assert (await _error(r, 401))["error"] == "login required"
+    assert service.feedback_calls == []
 
 
 @pytest.mark.parametrize(
     ("path", "body", "status", "needle"),
     [
         ("/api/events/1/feedback", {"verdict": "maybe"}, 400, "verdict must be one of confirmed, overruled"),
-        (
-            "/api/events/1/feedback",
-            {"verdict": "confirmed", "user": ""},
-            400,
-            "user must be a non-empty string",
-        ),
         ("/api/events/x/feedback", {"verdict": "confirmed"}, 400, "event id must be an integer"),
         ("/api/events/999/feedback", {"verdict": "confirmed"}, 404, "event 999 does not exist"),
         ("/api/events/1/feedback", "verdict=confirmed", 400, "the body must be sent as JSON"),
         ("/api/events/1/feedback", [1, 2], 400, "must be a JSON object"),
     ],
 )
-async def test_feedback_validation(client, service, path, body, status, needle):
+async def test_feedback_validation(operator, service, path, body, status, needle):
     kwargs = {"data": body} if isinstance(body, str) else {"json": body}
-    err = await _error(await client.post(path, **kwargs), status)
+    err = await _error(await operator.post(path, **kwargs), status)
     assert needle in err["error"]
     assert service.feedback_calls == []
 
@@ -288,29 +302,25 @@ async def test_stream_with_feeder_task(client, service):
         task.cancel()
 
 
-# -- auth --------------------------------------------------------------------------------------------
+# -- auth: the full story is in test_security_*.py ---------------------------------------------------
 async def test_locked_app_requires_login(locked):
     body = await _error(await locked.get("/api/plant"), 401)
     assert "login required" in body["error"]
-    r = await locked.get("/api/plant")
-    assert r.headers["WWW-Authenticate"].startswith("Basic")
-    r = await locked.get("/api/plant", headers={"Sec-Fetch-Mode": "cors"})
-    assert r.status == 401 and not r.headers["WWW-Authenticate"].startswith("Basic")
     assert (await locked.get("/api/stream")).status == 401
     r = await locked.get("/", allow_redirects=False)
     assert r.status == 302 and r.headers["Location"] == "/login"
     assert (await locked.get("/static/app.js")).status == 401
     r = await locked.get("/login")
-    assert r.status == 200 and 'name="password"' in await r.text()
+    assert r.status == 200 and 'name="password"' in await r.text() and 'name="username"' in await r.text()
     for asset in ("/static/login.js", "/static/i18n.js", "/static/style.css"):
         assert (await locked.get(asset)).status == 200, asset
 
 
 async def test_login_json_sets_session_cookie(locked):
-    body = await _error(await locked.post("/login", json={"password": "wrong"}), 401)
-    assert body["error"] == "wrong password"
+    body = await _error(await locked.post("/login", json={"username": "admin", "password": "wrong-one"}), 401)
+    assert body["error"] == "wrong user name or password"
     assert (await locked.get("/api/plant")).status == 401
-    r = await locked.post("/login", json={"password": PASSWORD})
+    r = await locked.post("/login", json={"username": "admin", "password": PASSWORD})
     assert r.status == 200
     cookie = r.headers["Set-Cookie"]
     assert "axline_session=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
@@ -322,35 +332,27 @@ async def test_login_json_sets_session_cookie(locked):
 
 
 async def test_login_form(locked):
-    r = await locked.post("/login", data={"password": "nope"}, allow_redirects=False)
+    r = await locked.post("/login", data={"username": "admin", "password": "nope-nope"}, allow_redirects=False)
     assert (
         r.status == 401
         and 'id="login-error"' in await r.text()
         and 'id="login-error" hidden' not in await r.text()
     )
-    r = await locked.post("/login", data={"password": PASSWORD}, allow_redirects=False)
+    r = await locked.post("/login", data={"username": "admin", "password": PASSWORD}, allow_redirects=False)
     assert r.status == 303 and r.headers["Location"] == "/"
     assert (await locked.get("/api/kpi")).status == 200
-    assert (await _error(await locked.post("/login", data={}), 400))["error"] == "password is missing"
+    body = await _error(await locked.post("/login", data={"username": "admin"}), 400)
+    assert body["error"] == "password is missing"
 
 
-async def test_basic_auth(locked):
-    assert (await locked.get("/api/health", headers=_basic(PASSWORD))).status == 200
-    body = await _error(await locked.get("/api/health", headers=_basic("bad")), 401)
-    assert "wrong password" in body["error"]
-    assert (await locked.get("/api/health", headers=_basic(PASSWORD, user="root"))).status == 401
-    assert (await locked.get("/api/health", headers={"Authorization": "Basic !!!"})).status == 401
+async def test_basic_auth_is_gone(locked):
+    basic = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    body = await _error(await locked.get("/api/health", headers={"Authorization": basic}), 401)
+    assert "only API tokens" in body["error"]
 
 
-async def test_login_rate_limited(locked):
-    for _ in range(10):
-        assert (await locked.post("/login", json={"password": "guess"})).status == 401
-    r = await locked.post("/login", json={"password": PASSWORD})
-    assert r.status == 429 and int(r.headers["Retry-After"]) > 0
-
-
-async def test_cross_origin_post_refused(client, service):
-    r = await client.post(
+async def test_cross_origin_post_refused(operator, service):
+    r = await operator.post(
         f"/api/events/{service.alarm_id}/feedback",
         json={"verdict": "confirmed"},
         headers={"Origin": "http://evil.example"},
@@ -361,17 +363,18 @@ async def test_cross_origin_post_refused(client, service):
 
 def test_check_bind():
     for host in ("127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost"):
-        check_bind(host, None)
+        check_bind(host)
         assert is_loopback(host)
     for host in ("0.0.0.0", "::", "192.168.0.10", "plant-pc"):
-        with pytest.raises(ValueError, match="refusing to serve the dashboard on") as e:
-            check_bind(host, None)
-        assert "AXLINE_ADMIN_PASSWORD" in str(e.value) and "비밀번호" in str(e.value)
-        with pytest.raises(ValueError):
-            check_bind(host, "")
-        check_bind(host, "pw")
+        with pytest.raises(ValueError, match="refusing plain HTTP on") as e:
+            check_bind(host)
+        assert "--tls" in str(e.value) and "127.0.0.1" in str(e.value)
+        with pytest.raises(ValueError, match="without an admin account"):
+            check_bind(host, tls=True)
+        with pytest.raises(ValueError, match="without an admin account"):
+            check_bind(host, insecure_http=True)
     with pytest.raises(ValueError, match="host must be"):
-        check_bind("", None)
+        check_bind("")
 
 
 def test_create_app_rejects_incomplete_service():
@@ -408,10 +411,15 @@ async def test_shutdown_ends_open_streams(service):
     resp.close()
 
 
-async def test_service_failure_is_json_500(client, service, monkeypatch):
+async def test_service_failure_is_generic_500_with_request_id(client, service, monkeypatch, caplog):
     def broken() -> dict:
-        raise RuntimeError("kpi store unavailable")
+        raise RuntimeError("kpi store unavailable at /secret/path")
 
     monkeypatch.setattr(service, "kpi_json", broken)
-    body = await _error(await client.get("/api/kpi"), 500)
-    assert "RuntimeError: kpi store unavailable" in body["error"]
+    r = await client.get("/api/kpi")
+    assert r.status == 500
+    body = await r.json()
+    assert body["error"] == "internal error" and "secret" not in json.dumps(body)
+    assert body["request_id"] == r.headers["X-Request-Id"] and body["request_id"] in body["hint"]
+    # the details are in the server log, under the same request id
+    assert any(body["request_id"] in rec.getMessage() and rec.exc_info for rec in caplog.records)

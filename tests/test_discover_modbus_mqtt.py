@@ -359,8 +359,9 @@ async def test_mqtt_listen_counts_rates_gaps_and_drafts_a_working_plant(broker, 
     pub.pub("line1/press1/setpoint", b"55", retain=True)  # retained before we listen
     pub.start()
     try:
+        # listens until the publisher is done (at most 60 s): the window follows the publisher, not the clock
         signals, info = await asyncio.to_thread(
-            discover_mqtt, *broker, [f"{uid}/#", f"spBv1.0/{uid}/#"], 3.0, ready=ready
+            discover_mqtt, *broker, [f"{uid}/#", f"spBv1.0/{uid}/#"], 60.0, ready=ready, stop=pub.finished
         )
         finished_in_window = pub.finished.is_set()
         pub.join(5)

@@ -101,6 +101,21 @@ async def _wait(cond, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+def _missing(edges, central) -> str:
+    out = []
+    for edge in edges:
+        tags = edge.historian.tags()
+        mine, theirs = edge.historian.query(tags, 0, 2**62), central.historian.query(tags, 0, 2**62)
+        for p in tags:
+            if len(mine[p]) != len(theirs[p]):
+                gone = np.setdiff1d(mine[p].ts, theirs[p].ts)
+                out.append(f"{p}: edge {len(mine[p])}, central {len(theirs[p])}, first missing ts "
+                           f"{int(gone[0]) if len(gone) else None}")
+    central_state = {"count": central.historian.count(), "store": central.forward.status(),
+                     "uns": central.connectors["uns"].readings, "repeats_dropped": central.repeats_dropped}
+    return f"central {central_state}; " + "; ".join(out[:8])
+
+
 async def test_two_edges_one_central_survive_a_broker_restart(tmp_path):
     await _two_edges_one_central(tmp_path, "{backend: embedded, path: data/historian}", restart_postgres=None)
 
@@ -130,8 +145,10 @@ async def test_central_on_postgresql_survives_broker_and_database_restarts(tmp_p
         pytest.skip(f"no PostgreSQL at {PG_DSN}: {e}")
     schema = f"axline_edge_test_{os.getpid()}"
     try:
+        # the server restart disturbs everyone else using it: only where AXLINE_TEST_PG_RESTART=1 (CI)
+        restart = _restart_postgres if os.environ.get("AXLINE_TEST_PG_RESTART") == "1" else None
         await _two_edges_one_central(
-            tmp_path, f"{{backend: postgresql, dsn: '{PG_DSN}', schema: {schema}}}", restart_postgres=_restart_postgres)
+            tmp_path, f"{{backend: postgresql, dsn: '{PG_DSN}', schema: {schema}}}", restart_postgres=restart)
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as c:
             c.execute(f"drop schema if exists {schema} cascade")
@@ -159,8 +176,8 @@ async def _two_edges_one_central(tmp_path, historian: str, restart_postgres) -> 
         await _wait(lambda: central.historian.count() > 2000, 60, "central receiving")
 
         broker.stop()  # mid-stream
-        await _wait(lambda: all(len(e.uplink.spool) > 3 for e in edges), 60, "edges spooling on disk")
-        assert all(not e.uplink.online for e in edges)
+        await _wait(lambda: all(len(e.uplink.spool) > 3 and not e.uplink.online for e in edges), 60,
+                    "edges to see the broker gone and spool on disk")
         broker.start()
         await asyncio.sleep(3.0)  # keep producing while everyone reconnects
         if restart_postgres is not None:
@@ -174,11 +191,16 @@ async def _two_edges_one_central(tmp_path, historian: str, restart_postgres) -> 
             sim.stop()
             await task
         await asyncio.sleep(1.0)
-        await _wait(lambda: all(len(e.uplink.spool) == 0 and e.uplink.online for e in edges), 120, "spools to drain")
-        await _wait(lambda: len(central.forward.spool) == 0, 60, "the central's spool to drain")
+        await _wait(lambda: all(e.uplink.pending == 0 and e.forward.pending == 0 and e.uplink.online for e in edges),
+                    180, "spools to drain")
         expected = sum(e.historian.count() for e in edges)
-        await _wait(lambda: central.historian.count() >= expected, 60, "central to catch up")
-        await asyncio.sleep(1.0)
+        try:
+            # the central stores what the broker hands it; on a busy machine that takes a while: wait on the
+            # count itself (and say what is missing if it never comes)
+            await _wait(lambda: central.historian.count() >= expected and central.forward.pending == 0, 180,
+                        "central to catch up")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {_missing(edges, central)}") from None
 
         # every reading each edge accepted is at the central, exactly once
         for edge in edges:

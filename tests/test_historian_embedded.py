@@ -16,13 +16,13 @@ import pytest
 
 from _historian_writer import batch_tags, make_batch
 from axline.batch import BAD, GOOD, UNCERTAIN, Batch
-from axline.historian.base import Event, open_historian
+from axline.historian.base import Event, Series
 from axline.historian.embedded import (
     HEADER_SIZE,
     EmbeddedHistorian,
-    HistorianCorruptError,
     HistorianLockedError,
 )
+from axline.historian.factory import open_historian
 
 NS = 1_000_000_000
 T0 = 1_763_000_000 * NS
@@ -330,13 +330,26 @@ def test_retention_drops_whole_old_segments(tmp_path):
         )  # nothing newer than the cut is gone
         assert h.latest() == {p: (T0 + 9 * NS + 99, 9.0, GOOD)}
         newest = h.query([p], 0, 2**62)[p]
-    # on open, retention drops every closed segment older than the limit (all of T0's data is)
+    # retention counts days back from the newest reading (data time), not from the wall clock: a line
+    # that was switched off for a long time keeps its history on open
     with EmbeddedHistorian(str(tmp_path / "h"), fsync="none", segment_bytes=4096, retention_days=1) as h:
-        assert len(list((tmp_path / "h").glob("seg-*.dat"))) == 1
+        assert h.count() == 1000 - dropped
+        n = 100
+        day2 = T0 + 2 * 86400 * NS
+        h.append(Batch([p], np.zeros(n, np.int32), day2 + np.arange(n), np.full(n, 42.0)))
+        h.flush()
+    # on open, retention drops every closed segment older than one day before the newest reading
+    with EmbeddedHistorian(str(tmp_path / "h"), fsync="none", segment_bytes=4096, retention_days=1) as h:
         s = h.query([p], 0, 2**62)[p]
-        assert 0 < h.count() == len(s) < 1000 - dropped
-        assert_series_equal(s, (newest.ts[-len(s) :], newest.value[-len(s) :], newest.quality[-len(s) :]))
-        assert h.latest() == {p: (T0 + 9 * NS + 99, 9.0, GOOD)}
+        assert h.count() == len(s) and s.ts.min() >= T0  # what is left is whole segments
+        assert int((s.value == 42.0).sum()) == 100  # the newest day is all there
+        assert h.latest() == {p: (day2 + 99, 42.0, GOOD)}
+        assert h.count() < 1000 - dropped + 100  # older segments went
+        older = s.ts[s.ts < day2]
+        if len(older):  # older readings left share the newest segment: they are the newest ones
+            assert_series_equal(Series(older, s.value[: len(older)], s.quality[: len(older)]),
+                                (newest.ts[-len(older) :], newest.value[-len(older) :],
+                                 newest.quality[-len(older) :]))
 
 
 # -- crash safety -------------------------------------------------------------------------------
@@ -453,7 +466,7 @@ def test_torn_tail_is_cut_and_earlier_records_survive(tmp_path):
         check_batches_exact(h, [0, 1, 2, 3, 4, 5], None)
 
 
-def test_damage_in_the_middle_is_an_error_not_a_silent_loss(tmp_path):
+def test_damage_in_the_middle_is_quarantined_not_served_not_rewritten(tmp_path):
     path = tmp_path / "h"
     _fill(path, range(5))
     seg = _segments(path)[-1]
@@ -463,43 +476,57 @@ def test_damage_in_the_middle_is_an_error_not_a_silent_loss(tmp_path):
     damaged = bytearray(data)
     damaged[second + 10] ^= 0xFF  # a header in the middle
     seg.write_bytes(damaged)
-    with pytest.raises(
-        HistorianCorruptError, match=rf"{seg.name}: damaged record at offset {second}.*truncate"
-    ):
-        EmbeddedHistorian(str(path), fsync="none")
-    assert seg.read_bytes() == damaged  # nothing was cut
+    with EmbeddedHistorian(str(path), fsync="none") as h:
+        check_batches_exact(h, [0, 2, 3, 4], None)  # batch 1 is kept out, the rest is all there
+        d = h.damaged()
+        assert [(x["file"], x["offset"]) for x in d] == [(seg.name, second)]
+    assert seg.read_bytes() == damaged  # nothing was cut or rewritten
+    assert (path / "damaged.json").exists()
     seg.write_bytes(data)
-    with EmbeddedHistorian(str(path), fsync="none") as h:  # restored file opens again
+    (path / "damaged.json").unlink()
+    with EmbeddedHistorian(str(path), fsync="none") as h:  # restored file opens again, whole
         check_batches_exact(h, list(range(5)), None)
         damaged = bytearray(data)
         damaged[second + HEADER_SIZE + 100] ^= 0xFF  # a payload byte in the middle
         seg.write_bytes(damaged)
-    with EmbeddedHistorian(str(path), fsync="none") as h:
-        assert any(f"record at offset {second} fails its CRC check" in m for m in h.verify())
+    with EmbeddedHistorian(str(path), fsync="none", scrub_mb_s=None) as h:
+        found = []
+        h.on_damage = found.append
+        problems = h.verify()
+        assert any(f"{seg.name}: offset {second} " in m and "CRC" in m for m in problems)
+        assert [x["offset"] for x in found] == [second]
+        check_batches_exact(h, [0, 2, 3, 4], None)  # quarantined: never served as good
+    with EmbeddedHistorian(str(path), fsync="none", scrub_mb_s=None) as h:  # and it stays out after reopening
+        check_batches_exact(h, [0, 2, 3, 4], None)
+    assert seg.read_bytes() == damaged
 
 
-def test_tags_file_missing_ids_is_an_error(tmp_path):
+def test_tags_file_missing_ids_quarantines_the_records_naming_them(tmp_path):
     path = tmp_path / "h"
     _fill(path, range(3))
     tags = (path / "tags.txt").read_bytes()
     cut = tags[: tags.rstrip(b"\n").rfind(b"\n") + 1] + b"half-written/ta"  # lose a used tag
     (path / "tags.txt").write_bytes(cut)
-    with pytest.raises(HistorianCorruptError, match="tag directory that does not match tags.txt"):
-        EmbeddedHistorian(str(path), fsync="none")
-    assert (path / "tags.txt").read_bytes() == cut  # nothing was cut while the store is in doubt
+    seg_before = _segments(path)[-1].read_bytes()
+    with EmbeddedHistorian(str(path), fsync="none") as h:
+        assert h.damaged() and all("tags.txt" in d["reason"] for d in h.damaged())
+        assert h.count() < 3 * len(make_batch(0))
+    assert _segments(path)[-1].read_bytes() == seg_before  # nothing was cut while the store is in doubt
 
 
-def test_damage_in_an_older_segment_is_an_error(tmp_path):
+def test_damage_in_an_older_segment_is_quarantined(tmp_path):
     path = tmp_path / "h"
     with EmbeddedHistorian(str(path), fsync="none", segment_bytes=4096) as h:
         for k in range(8):
             h.append(make_batch(k))
+        total = h.count()
     segs = _segments(path)
     assert len(segs) >= 3
     with open(segs[0], "r+b") as f:
         f.truncate(segs[0].stat().st_size - 10)
-    with pytest.raises(HistorianCorruptError, match=rf"{segs[0].name}: damaged record .* older segment"):
-        EmbeddedHistorian(str(path), fsync="none", segment_bytes=4096)
+    with EmbeddedHistorian(str(path), fsync="none", segment_bytes=4096) as h:
+        assert [d["file"] for d in h.damaged()] == [segs[0].name]
+        assert 0 < h.count() < total
 
 
 def test_second_process_cannot_open_the_same_directory(tmp_path):

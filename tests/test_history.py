@@ -9,8 +9,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
+from _auth import add_user, client_as, login, make_security
 from _fake_service import LINE, NS, T0, FakeService, open_test_historian
 from axline.app.server import create_app
 from axline.batch import Batch
@@ -67,8 +67,10 @@ def test_xlsx_is_a_valid_workbook_with_date_cells(hist):
 async def test_export_api_checks_input_and_is_audited(tmp_path):
     h = open_test_historian(tmp_path)
     svc = FakeService(h, tick_s=10, history_s=120)
-    client = TestClient(TestServer(create_app(svc)))
-    await client.start_server()
+    sec = make_security()
+    add_user(sec, "park", "viewer")
+    client = await client_as(create_app(svc, security=sec), None)
+    await login(client, "park")
     try:
         base = f"/api/history/export?tags={A}&from={T0 - 120 * NS}&to={T0 + NS}"
         resp = await client.get(base + "&step=10000000000&format=xlsx")
@@ -82,7 +84,7 @@ async def test_export_api_checks_input_and_is_audited(tmp_path):
         assert len(text.splitlines()) == 122  # raw: header + 121 readings
         audits = h.events(kinds=["audit"])
         assert [(e.code, e.data["user"], e.data["format"]) for e in reversed(audits)] == [
-            ("history.export", "local", "xlsx"), ("history.export", "local", "csv")]
+            ("history.export", "park", "xlsx"), ("history.export", "park", "csv")]
         for bad, status in ((f"/api/history/export?tags={A}", 400), (base + "&format=pdf", 400),
                             ("/api/history/export?tags=no/such&from=1&to=2", 404), (base + "&step=1", 400)):
             resp = await client.get(bad)

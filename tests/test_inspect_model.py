@@ -78,8 +78,10 @@ def test_training_writes_one_verified_file(trained: tuple[Path, dict, list[Path]
 
 
 def test_onnx_path_equals_torch_path(trained: tuple[Path, dict, list[Path]]) -> None:
-    from axline.inspect.features import build_feature_extractor
-    from axline.inspect.train import torch_image_scores
+    from _torch_reference import require
+
+    require("torch")
+    from _torch_reference import build_feature_extractor, torch_image_scores
 
     out, _, _ = trained
     inspector = Inspector.load(out)

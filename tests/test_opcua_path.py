@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from _auth import PASSWORD
 from axline.connect.base import CONNECTED, DISCONNECTED
 from axline.demo import demo_plant
 from axline.service import Service
@@ -47,7 +48,8 @@ async def test_every_published_value_arrives_in_the_historian(tmp_path, port):
     finally:
         sim.stop()
         await sim_task
-        await asyncio.sleep(0.5)  # the last publish response
+        # what arrived is stored (the comparison below holds for any prefix of the stream)
+        await _wait(lambda: svc.forward.pending == 0, 60, "the store to catch up")
         stored = svc.historian.count()
         h = svc.historian
         tags = h.tags()
@@ -90,7 +92,7 @@ async def test_connector_reconnects_when_the_plc_comes_back(tmp_path, port):
     conn = svc.connectors["sim"]
     try:
         # nothing listens yet: the connector keeps trying and says so
-        await asyncio.sleep(1.0)
+        await _wait(lambda: conn.last_error is not None, 30, "the connector to report the failed connection")
         assert conn.state != CONNECTED and conn.last_error
         assert (
             svc.status_json()["lines"]["line1"]["stations"]["changwon/plant1/line1/cnc/cnc1"]["state"]
@@ -135,9 +137,14 @@ async def test_writes_reach_the_plc_and_are_audited(tmp_path, port):
             await svc.write_tag("changwon/plant1/line1/press/press1/oil_temp", 1, "kim")
         with pytest.raises(ValueError, match="outside the range"):
             await svc.write_tag(setpoint, 2000, "kim")
-        # the same through the HTTP API, as the dashboard would
-        async with aiohttp.ClientSession() as http:
-            async with http.post(svc.url + "api/write", json={"path": setpoint, "value": 840, "user": "lee"}) as r:
+        # the same through the HTTP API, as the dashboard would: logged in as an engineer; the name in
+        # the body is ignored
+        svc.security.accounts.add("lee", "engineer", PASSWORD)
+        async with aiohttp.ClientSession(headers={"Origin": svc.url.rstrip("/")},
+                                         cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.post(svc.url + "login", json={"username": "lee", "password": PASSWORD}) as r:
+                assert r.status == 200, await r.text()
+            async with http.post(svc.url + "api/write", json={"path": setpoint, "value": 840, "user": "mallory"}) as r:
                 assert r.status == 200, await r.text()
             async with http.post(svc.url + "api/write", json={"path": setpoint, "value": "hot"}) as r:
                 assert r.status == 400 and "value must be a number" in (await r.json())["error"]
@@ -149,8 +156,15 @@ async def test_writes_reach_the_plc_and_are_audited(tmp_path, port):
                  for e in reversed(svc.historian.events(kinds=["write"]))]
         # refused attempts are in the audit log too; a body that is not even a number never reaches it
         assert audit == [("kim", 1.0, "ok"), ("kim", 1, "PermissionError"), ("kim", 2000.0, "ValueError"),
-                         ("lee", 840.0, "ok"), ("operator", 1.0, "PermissionError")]
+                         ("lee", 840.0, "ok"), ("lee", 1.0, "PermissionError")]
         assert all("old" in e.data and e.ts > 0 for e in svc.historian.events(kinds=["write"]))
+        # and in the hash-chained audit trail, with where each request came from
+        trail = [(e["who"], e["new"], e["result"].split(":")[0], e["from"])
+                 for e in reversed(svc.security.audit.tail(100, action="tag.write"))]
+        assert trail == [("kim", 1.0, "ok", "service"), ("kim", 1.0, "PermissionError", "service"),
+                         ("kim", 2000.0, "ValueError", "service"), ("lee", 840.0, "ok", "127.0.0.1"),
+                         ("lee", "hot", "refused", "127.0.0.1"), ("lee", 1.0, "PermissionError", "127.0.0.1")]
+        assert svc.security.audit.verify().ok
     finally:
         sim.stop()
         await task

@@ -11,7 +11,7 @@ import pytest
 
 from _fake_service import LINE, NS, open_test_historian
 from _quality_fake import BORE, QualityFakeService
-from test_dashboard_browser import CHROMIUM_ARGS, AppThread, chromium_path
+from test_dashboard_browser import CHROMIUM_ARGS, AppThread, chromium_path, log_in
 
 pytestmark = pytest.mark.browser
 CNC = f"{LINE}/cnc/cnc1"
@@ -21,8 +21,8 @@ PHONE = {"width": 390, "height": 844}
 class QualityAppThread(AppThread):
     """The app on a service whose bore starts drifting ``drift_after`` plant seconds after start."""
 
-    def __init__(self, tmp_dir, drift_after: int = 8) -> None:
-        super().__init__(tmp_dir)
+    def __init__(self, tmp_dir, drift_after: int = 8, users: dict[str, str] | None = None) -> None:
+        super().__init__(tmp_dir, users=users)
         self.drift_after = drift_after
 
     async def _start(self) -> None:
@@ -33,7 +33,7 @@ class QualityAppThread(AppThread):
         self.historian = open_test_historian(self.tmp_dir)
         self.service = QualityFakeService(self.historian, tick_s=0.1, history_s=900,
                                           drift_step=self.drift_after, drift_per_part=0.008)
-        self.runner, self.port = await start_site(create_app(self.service), "127.0.0.1", 0)
+        self.runner, self.port = await start_site(create_app(self.service, security=self.security), "127.0.0.1", 0)
         self.feeder = asyncio.create_task(self.service.run())
 
 
@@ -63,11 +63,12 @@ def _page(browser, errors: list[str], locale: str = "en-US", viewport: dict | No
 
 def test_alarm_acknowledge_shelve_and_expiry_in_english_and_korean(browser, tmp_path):
     errors: list[str] = []
-    with AppThread(tmp_path) as app:
+    with AppThread(tmp_path, users={"kim": "operator"}) as app:
         svc = app.service
         aid = svc.alarm_id
         item = f'#alarm-list li[data-alarm-id="{aid}"]'
         page = _page(browser, errors)
+        log_in(page, app.url, "kim")
         page.goto(app.url + "/alarms")
         page.wait_for_selector(item)
         assert page.get_attribute(item, "data-state") == "active"
@@ -79,7 +80,7 @@ def test_alarm_acknowledge_shelve_and_expiry_in_english_and_korean(browser, tmp_
         page.wait_for_function(f"() => document.querySelector('{item}').dataset.state === 'acknowledged'")
         assert "Tightened the spindle mount" in page.text_content(f"{item} .alarm-ack")
         audits = [e for e in svc.historian.events(kinds=["audit"]) if e.code == "alarm.ack"]
-        assert len(audits) == 1 and audits[0].data["user"] == "local"
+        assert len(audits) == 1 and audits[0].data["user"] == "kim"
         # shelving needs a reason
         page.click(f"{item} button[data-act=shelve]")
         page.wait_for_selector("#msg.bad")
@@ -107,10 +108,11 @@ def test_alarm_acknowledge_shelve_and_expiry_in_english_and_korean(browser, tmp_
 
 def test_alarms_work_on_a_phone(browser, tmp_path):
     errors: list[str] = []
-    with AppThread(tmp_path) as app:
+    with AppThread(tmp_path, users={"kim": "operator"}) as app:
         aid = app.service.alarm_id
         item = f'#alarm-list li[data-alarm-id="{aid}"]'
         page = _page(browser, errors, locale="ko-KR", viewport=PHONE, is_mobile=True, has_touch=True)
+        log_in(page, app.url, "kim")
         page.goto(app.url + "/alarms")
         page.wait_for_selector(item)
         # nothing wider than the screen; the acknowledge button is a real touch target
@@ -213,9 +215,10 @@ def test_history_explorer_zoom_compare_and_export(browser, tmp_path):
 
 def test_shift_report_made_and_opened_in_the_plant_language(browser, tmp_path):
     errors: list[str] = []
-    with QualityAppThread(tmp_path, drift_after=10**9) as app:
+    with QualityAppThread(tmp_path, drift_after=10**9, users={"kim": "operator"}) as app:
         app.service.plant["language"] = "ko"
         page = _page(browser, errors)  # an English browser; the report follows the plant
+        log_in(page, app.url, "kim")
         page.goto(app.url + "/reports")
         page.wait_for_selector("#r-list tr")
         assert page.text_content("#reports-heading") == "Shift handover reports"
@@ -236,8 +239,46 @@ def test_shift_report_made_and_opened_in_the_plant_language(browser, tmp_path):
         pdf = page.request.get(f"{app.url}/reports/{rid}.pdf")
         assert pdf.ok and pdf.body().startswith(b"%PDF-")
         kept = app.service.historian.events(kinds=["report"])
-        assert [e.id for e in kept] == [int(rid)] and kept[0].data["user"] == "local"
+        assert [e.id for e in kept] == [int(rid)] and kept[0].data["user"] == "kim"
         page.click("#lang-toggle")
         assert page.text_content("#reports-heading") == "교대 인수인계 보고서"
+        page.close()
+    assert errors == []
+
+
+def test_wall_screen_rotates_lines_in_large_type_without_controls(browser, tmp_path):
+    errors: list[str] = []
+    with AppThread(tmp_path, lines=2) as app:
+        page = _page(browser, errors, viewport={"width": 1920, "height": 1080})
+        page.goto(app.url + "/wall?rotate=1&lang=ko")
+        page.wait_for_function("() => document.body.dataset.line === 'line1'")
+        page.wait_for_function("() => /%/.test(document.querySelector('#w-oee').textContent)")
+        assert page.text_content("#w-oee") == "78.0%"
+        assert page.text_content("#w-line") == "1라인"
+        assert page.locator("button, input, select, a").count() == 0
+        size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#w-oee')).fontSize)")
+        assert size >= 100, size  # readable across the shop floor
+        page.wait_for_function("() => document.body.dataset.line === 'line2'", timeout=5000)
+        page.wait_for_function("() => document.querySelector('#w-oee').textContent === '50.0%'")
+        assert page.locator("#w-stations [data-station]").count() == 4
+        page.wait_for_function("() => document.body.dataset.line === 'line1'", timeout=5000)
+        page.screenshot(path="/tmp/axline_wall.png")
+        page.close()
+    assert errors == []
+
+
+def test_line_dashboard_fits_a_phone(browser, tmp_path):
+    errors: list[str] = []
+    with AppThread(tmp_path) as app:
+        page = _page(browser, errors, locale="ko-KR", viewport=PHONE, is_mobile=True, has_touch=True)
+        page.goto(app.url + "/")
+        page.wait_for_function("() => /\\d/.test(document.querySelector('#kpi-oee').textContent)")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        boxes = [page.locator(f"[data-station='{p}']").bounding_box()
+                 for p in page.eval_on_selector_all("[data-station]", "els => els.map(e => e.dataset.station)")]
+        assert all(b["x"] >= 0 and b["x"] + b["width"] <= PHONE["width"] for b in boxes)
+        assert len({round(b["x"]) for b in boxes}) == 1  # stacked, not squeezed side by side
+        page.tap("#nav-alarms")
+        page.wait_for_selector("#alarm-list li[data-alarm-id]")
         page.close()
     assert errors == []

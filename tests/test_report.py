@@ -62,10 +62,9 @@ def test_report_content(svc):
 
 
 async def test_report_api_roles_and_event_log(svc):
-    from test_alarms import OP, VIEWER, _as_user
+    from test_alarms import OP, SEC, VIEWER
 
-    app = create_app(svc)
-    app.middlewares.append(_as_user)
+    app = create_app(svc, security=SEC)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

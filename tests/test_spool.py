@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from axline.batch import Batch
-from axline.spool import DiskSpool, SpoolFullError, StoreAndForward, decode_batch, encode_batch
+from axline.spool import (
+    DiskSpool,
+    SpoolFullError,
+    StoreAndForward,
+    StoreRefusedError,
+    decode_batch,
+    encode_batch,
+)
 
 
 def _batch(k: int, n: int = 50) -> Batch:
@@ -53,8 +60,6 @@ def test_outage_buffers_on_disk_and_delivers_in_order(tmp_path):
     assert fwd.drain_once() == 0  # still down
     store.up = True
     fwd.put(_batch(15))  # must queue behind the spool, not jump ahead of it
-    assert store.got == list(range(5))
-    fwd.drain_once()
     assert store.got == [float(k) for k in range(16)]
     assert fwd.online and len(fwd.spool) == 0
 
@@ -79,17 +84,24 @@ def test_bound_is_enforced_with_a_clear_error_and_warning(tmp_path, caplog):
     store = FlakyStore()
     store.up = False
     size = len(encode_batch(_batch(0, n=1000)))
-    fwd = StoreAndForward(store.deliver, DiskSpool(tmp_path / "spool", max_bytes=max(65536, size * 10)))
+    fwd = StoreAndForward(store.deliver, DiskSpool(tmp_path / "spool", max_bytes=max(65536, size * 10)),
+                          memory_readings=2500)
     n_fit = fwd.spool.max_bytes // size
     with caplog.at_level("WARNING"):
-        for k in range(n_fit):
+        for k in range(n_fit + 2):  # the spool holds n_fit, the memory queue two more
             fwd.put(_batch(k, n=1000))
-        with pytest.raises(SpoolFullError, match="full"):
+        with pytest.raises(StoreRefusedError, match="full"):
             fwd.put(_batch(99, n=1000))
     assert any("% full" in r.message for r in caplog.records)
+    assert any(isinstance(r.msg, str) and "cannot buffer on disk" in r.getMessage() for r in caplog.records)
+    st = fwd.status()
+    assert st["refused_readings"] == 1000 and sum(st["refused_by_tag"].values()) == 1000
+    with pytest.raises(SpoolFullError):
+        fwd.spool.put(_batch(100, n=1000))
+    assert not list((tmp_path / "spool").glob(".*.tmp"))  # a refused write leaves no temp file
     store.up = True
     fwd.drain_once()
-    assert store.got == [float(k) for k in range(n_fit)]  # everything accepted was kept
+    assert store.got == [float(k) for k in range(n_fit + 2)]  # everything accepted was kept
 
 
 def test_damaged_spool_file_is_moved_aside_not_fatal(tmp_path):

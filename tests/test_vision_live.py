@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
+import aiohttp
 import numpy as np
 import pytest
 
+from _auth import PASSWORD
 from axline.connect.base import CONNECTED
 from axline.demo import demo_plant
 from axline.service import Service
@@ -16,7 +19,6 @@ from axline.sim.camera import render_part
 from axline.sim.line import VirtualLine
 from axline.sim.server import SimServer
 
-pytest.importorskip("torch")  # building the model needs the training extra; inference does not
 START = 1_767_225_600 * 1_000_000_000
 pytestmark = pytest.mark.slow
 
@@ -45,7 +47,8 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
     camera_dir = tmp_path / "data" / "camera"
     line = VirtualLine(seed=3, start_ns=START, faults=None, warmup_s=0, auto_divert=False, vision_wait_s=10.0,
                        image_size=128)
-    sim = SimServer(line, endpoint=endpoint, speed=8, camera_dir=camera_dir)
+    truth = tmp_path / "truth.jsonl"  # the simulator writes every finished part here
+    sim = SimServer(line, endpoint=endpoint, speed=8, camera_dir=camera_dir, truth_file=truth)
     camera_dir.mkdir(parents=True)
     task = asyncio.create_task(sim.run())
     await sim.ready.wait()
@@ -57,8 +60,14 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
         await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 15, "connection")
         verdicts = lambda: svc.historian.events(kinds=["inspection", "defect"], limit=1000)  # noqa: E731
         await _wait(lambda: len(verdicts()) >= 8, 120, "eight verdicts")
-        await asyncio.sleep(3.0)  # let the last answered parts leave the station
         evs = verdicts()
+        decided = {e.data["path"].rsplit("-", 1)[1].split(".")[0]: e.data["verdict"] for e in evs}
+
+        def finished() -> dict[str, bool]:  # part id -> diverted, for parts that left the line
+            rows = [json.loads(x) for x in truth.read_text().splitlines() if x.strip()] if truth.exists() else []
+            return {f"{r['part_id']:07d}": r["diverted"] for r in rows if r.get("type") == "part"}
+
+        await _wait(lambda: decided.keys() <= finished().keys(), 180, "the answered parts to leave the line")
         diverter = "changwon/plant1/line1/vision/camera1/diverter"
         ok = "changwon/plant1/line1/vision/camera1/result_ok"
         for e in evs:
@@ -74,7 +83,17 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
         target = evs[-1]
         m0 = svc.vision["cam1"].inspector.model
         before = len(m0.bank), len(m0.defect_scores)
-        reply = await svc.feedback(target.id, "overruled", "kim")
+        # through the web app, logged in as an operator; the review is audited under that name
+        svc.security.accounts.add("kim", "operator", PASSWORD)
+        origin = svc.url.rstrip("/")
+        async with aiohttp.ClientSession(headers={"Origin": origin}, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            r = await http.post(svc.url + "login", json={"username": "kim", "password": PASSWORD})
+            assert r.status == 200, await r.text()
+            r = await http.post(f"{svc.url}api/events/{target.id}/feedback", json={"verdict": "overruled"})
+            assert r.status == 200, await r.text()
+            reply = await r.json()
+        assert svc.security.audit.tail(1, action="event.feedback")[0]["who"] == "kim"
+        assert any(e["who"] == "inspector:cam1" for e in svc.security.audit.tail(1000, action="tag.write"))
         m1 = svc.vision["cam1"].inspector.model
         assert reply["model"]["learned"] is True and m1 is not m0
         if target.data["verdict"] == "reject":
@@ -91,8 +110,6 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
         await task
         await svc.stop()
     # what the PLC did matches what axline decided, part by part
-    decided = {e.data["path"].rsplit("-", 1)[1].split(".")[0]: e.data["verdict"] for e in evs}
-    for part in line.drain_parts():
-        key = f"{part.part_id:07d}"
-        if key in decided:
-            assert part.diverted == (decided[key] == "reject"), key
+    done = finished()
+    for key, verdict in decided.items():
+        assert done[key] == (verdict == "reject"), key

@@ -21,6 +21,7 @@ BAD_OUT_OF_RANGE = 3
 BAD_NO_CONNECTION = 4
 BAD_SENSOR = 5
 BAD_CONFIG = 6
+BAD_TIMESTAMP = 7  # stored as it came, but stamped implausibly far from its arrival
 
 QUALITY_NAMES = {
     GOOD: "good",
@@ -30,6 +31,7 @@ QUALITY_NAMES = {
     BAD_NO_CONNECTION: "bad_no_connection",
     BAD_SENSOR: "bad_sensor",
     BAD_CONFIG: "bad_config",
+    BAD_TIMESTAMP: "bad_timestamp",
 }
 
 NS_PER_S = 1_000_000_000

@@ -13,6 +13,7 @@ import asyncio
 import fnmatch
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -46,20 +47,34 @@ class FolderSource:
         self.folder = Path(folder)
         self.pattern = pattern
         self.poll_s = poll_s
-        self._seen: set[str] = set()
+        self._seen: set[str] = set()  # names handled that are still in the folder (bounded by the folder)
+        self._dir_mtime: int | None = None
         self._primed = start_with_existing
         self.images = 0
         self.errors = 0
         self._stop = asyncio.Event()
 
-    def scan(self) -> list[Path]:
-        """New matching files since the last scan, oldest name first."""
+    def changed(self) -> bool:
+        """Whether the folder may have changed since the last scan (a cheap stat instead of a listing).
+        A folder changed within the last second is always listed again: file systems keep the time of
+        a change coarsely, so two files landing in the same tick leave the same mtime."""
         try:
+            m = os.stat(self.folder).st_mtime_ns
+        except FileNotFoundError:
+            return False
+        return m != self._dir_mtime or time.time_ns() - m < 2 * 10**9
+
+    def scan(self) -> list[Path]:
+        """New matching files since the last scan, oldest name first (blocking: run it off the loop)."""
+        try:
+            m = os.stat(self.folder).st_mtime_ns
             names = os.listdir(self.folder)
         except FileNotFoundError:
             return []
-        new = sorted(n for n in names if not n.startswith(".") and fnmatch.fnmatch(n, self.pattern)
-                     and n not in self._seen)
+        self._dir_mtime = m
+        present = {n for n in names if not n.startswith(".") and fnmatch.fnmatch(n, self.pattern)}
+        new = sorted(present - self._seen)
+        self._seen &= present  # forget files that are gone: the set stays as small as the folder
         self._seen.update(new)
         if not self._primed:  # first scan: files already there are history, not new parts
             self._primed = True
@@ -67,11 +82,13 @@ class FolderSource:
         return [self.folder / n for n in new]
 
     async def run(self, handler: ImageHandler) -> None:
+        loop = asyncio.get_running_loop()
         while not self._stop.is_set():
-            for path in self.scan():
+            paths = await loop.run_in_executor(None, self.scan) if self.changed() else []
+            for path in paths:
                 image, error = None, None
                 try:
-                    image = read_image(path)
+                    image = await loop.run_in_executor(None, read_image, path)
                     self.images += 1
                 except ValueError as e:
                     self.errors += 1

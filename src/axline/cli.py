@@ -6,10 +6,10 @@ import argparse
 import asyncio
 import importlib
 import logging
-import os
-import signal
 import sys
 from pathlib import Path
+
+from axline.shutdown import wait_for_stop as _wait_for_signal
 
 # `axline bench NAME` -> module with add_arguments(parser) and run(args)
 BENCHES = {
@@ -19,6 +19,8 @@ BENCHES = {
     "inspect": ("axline.bench.inspect", "visual inspection on magnetic tile"),
     "vfactory": ("axline.bench.vfactory", "the live monitors on the virtual factory against its ground truth"),
     "ingest": ("axline.bench.ingest", "ingest throughput: embedded and PostgreSQL historians, MQTT, OPC UA"),
+    "faults": ("axline.bench.faults", "the data path under faults: disk full, poison, hung peers, kill -9, bit rot"),
+    "ui": ("axline.bench.ui", "history explorer draw time on a year of data, shift report render time"),
     "knowhow": ("axline.bench.knowhow", "case search in Korean and English, recurrence on the virtual factory, masking"),
     "tep": ("axline.bench.tep", "setpoint optimisation on the Tennessee Eastman process, against Optuna TPE"),
     "furnace": ("axline.bench.furnace", "the approval loop on the virtual furnace: gas per good part, held-out seeds"),
@@ -52,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="collect, store, analyse and show a plant described by a plant file")
     s.add_argument("--config", "-c", required=True, help="plant file (YAML)")
     _web_args(s)
+    from axline.opcua_publish import add_arguments as _publish_args
+
+    _publish_args(s)
 
     s = sub.add_parser("edge", help="collect one line and forward it to a central MQTT broker (store-and-forward)")
     s.add_argument("--config", "-c", required=True, help="plant file (YAML) of this line")
@@ -71,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup-s", type=float, default=300.0,
                    help="fault-free simulated seconds before faults are injected (default 300)")
     s.add_argument("--no-inspect", action="store_true", help="run the vision station without the inspector")
+    s.add_argument("--until-simulated-s", type=float, default=None,
+                   help="stop once this many simulated seconds were collected (--duration stays the upper bound)")
 
     s = sub.add_parser("sim", help="serve the virtual factory over OPC UA (a stand-in PLC for tests and demos)")
     s.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840/axline/sim")
@@ -86,15 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold each part at the diverter until the vision system answers (0: do not wait)")
     s.add_argument("--no-auto-divert", action="store_true", help="no built-in legacy reject check")
 
-    s = sub.add_parser("certs", help="make a self-signed certificate and key for OPC UA security")
-    s.add_argument("args", nargs=argparse.REMAINDER, help="DIR [--uri URI --name NAME --days N ...]")
-    s.set_defaults(func_run=lambda a: __import__("axline.connect.certs", fromlist=["main"]).main(a.args))
+    s = sub.add_parser("certs", help="certificates: OPC UA (DIR ...), or the dashboard's TLS (web DIR --host NAME)")
+    s.add_argument("args", nargs=argparse.REMAINDER, help="DIR [--uri URI --name NAME --days N ...] | web DIR ...")
+    s.set_defaults(func_run=_certs)
+
+    from axline.app import cli_security
+
+    cli_security.add_parsers(sub)
 
     s = sub.add_parser("discover", help="list what a machine offers; write a draft plant file and an inventory")
     from axline import discover
 
     discover.add_arguments(s)
     s.set_defaults(func_run=discover.run)
+
+    s = sub.add_parser("views", help="create read-only SQL views (Grafana, Power BI) on a PostgreSQL historian")
+    from axline.history import sql_views
+
+    sql_views.add_arguments(s)
+    s.set_defaults(func_run=sql_views.run)
 
     s = sub.add_parser("bench", help="run a benchmark and write its table to benchmarks/")
     bsub = s.add_subparsers(dest="bench", metavar="NAME")
@@ -105,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         b = bsub.add_parser(name, help=help_text)
         mod.add_arguments(b)
         b.set_defaults(bench_run=mod.run)
+
+    s = sub.add_parser("historian", help="historian tools: verify an embedded historian's records")
+    hsub = s.add_subparsers(dest="historian_cmd", metavar="CMD")
+    from axline.historian import verify as hverify
+
+    h = hsub.add_parser("verify", help="check every record's CRC; report damage by file and offset")
+    hverify.add_arguments(h)
+    h.set_defaults(func_run=hverify.run)
 
     det = _optional("axline.monitor.cli_detect")
     if det is not None:
@@ -137,10 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _web_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--host", default="127.0.0.1", help="address to serve the dashboard on (default 127.0.0.1)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    s.add_argument("--admin-password", default=os.environ.get("AXLINE_ADMIN_PASSWORD"),
-                   help="required to serve on an address other than loopback (env AXLINE_ADMIN_PASSWORD)")
+    from axline.app.cli_security import web_args
+
+    web_args(s)
+
+
+def _certs(args) -> int:
+    if args.args and args.args[0] == "web":
+        from axline.app.tls import main as web_certs
+
+        return web_certs(args.args[1:])
+    return __import__("axline.connect.certs", fromlist=["main"]).main(args.args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,14 +242,20 @@ def _check(args) -> int:
 
 
 def _serve(args) -> int:
+    from axline.app import cli_security
     from axline.plant import load_plant
     from axline.service import Service
 
     plant = load_plant(args.config)
+    web = not getattr(args, "no_web", False)
+    base = Path(plant.base_dir)
+    ssl_context = cli_security.ssl_context_from_args(args, base) if web else None
+    if web:
+        cli_security.ensure_first_admin(args, base, args.host)
 
     async def main_async() -> int:
-        svc = Service(plant, host=args.host, port=args.port, admin_password=args.admin_password)
-        web = not getattr(args, "no_web", False)
+        svc = Service(plant, host=args.host, port=args.port, security=cli_security.settings_from_args(args),
+                      ssl_context=ssl_context)
         await svc.start(web=web)
         if getattr(args, "broker", None):
             from axline.edge import attach_uplink
@@ -226,25 +264,16 @@ def _serve(args) -> int:
             print(f"axline edge: forwarding {plant.name['en']} to {args.broker}", flush=True)
         if web:
             print(f"axline is serving {plant.name['en']} at {svc.url} (Ctrl-C stops)", flush=True)
+        from axline.opcua_publish import start_from_args
+
+        publisher = await start_from_args(svc, args)
         await _wait_for_signal()
+        if publisher is not None:
+            await publisher.stop()
         await svc.stop()
         return 0
 
     return asyncio.run(main_async())
-
-
-async def _wait_for_signal(timeout: float | None = None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
-            pass
-    try:
-        await asyncio.wait_for(stop.wait(), timeout)
-    except TimeoutError:
-        pass
 
 
 def _sim(args) -> int:

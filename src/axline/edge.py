@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from urllib.parse import urlparse
 
 from axline.batch import Batch
@@ -67,9 +68,10 @@ class UnsPublisher:
             if info.rc != 0:
                 raise ConnectionError(f"publish to {topic!r} failed (paho error {info.rc})")
             infos.append(info)
+        deadline = time.monotonic() + self.timeout_s  # one deadline for the whole batch, not one per message
         for info in infos:
             try:
-                info.wait_for_publish(self.timeout_s)
+                info.wait_for_publish(max(0.001, deadline - time.monotonic()))
             except (RuntimeError, ValueError) as e:
                 raise ConnectionError(f"publish failed: {e}") from None
             if not info.is_published():
@@ -85,7 +87,9 @@ def attach_uplink(service, broker_url: str, spool_mb: float = 1024.0) -> StoreAn
     pub = UnsPublisher(broker_url)
     pub.start()
     spool = DiskSpool(os.path.join(service.plant.base_dir, "data", "spool", "uplink"), max_bytes=int(spool_mb * 2**20))
-    uplink = StoreAndForward(pub.publish_batch, spool, retry_on=(ConnectionError, OSError, TimeoutError))
+    safety = getattr(service, "safety", None)
+    uplink = StoreAndForward(pub.publish_batch, spool, retry_on=(ConnectionError, OSError, TimeoutError),
+                             on_event=safety.system_event if safety is not None else None, name="uplink")
     service.bus.subscribe("uplink", uplink.put)
     service._tasks.append(asyncio.create_task(uplink.run(), name="uplink"))
     service.uplink = uplink

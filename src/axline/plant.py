@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+from axline.safety import DEFAULTS as SAFETY_DEFAULTS
+from axline.safety import parse_safety
+
 # Units a tag may carry. Kept explicit so that a typo ('degc', 'Bar') is caught at load time.
 UNITS: dict[str, str] = {
     "": "dimensionless",
@@ -214,6 +217,7 @@ class Plant:
     base_dir: str
     file: str
     sim: dict[str, Any] | None = None
+    safety: dict[str, Any] = field(default_factory=lambda: dict(SAFETY_DEFAULTS))
     language: str = "en"  # language of reports the plant keeps (shift handover): "ko" or "en"
 
     # -- look-ups -------------------------------------------------------------------------------
@@ -379,7 +383,7 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise PlantConfigError(file, "", f"{where}not valid YAML ({getattr(e, 'problem', e)})") from None
     v = _V(file)
-    top = v.mapping(doc, "", ("plant", "historian", "connectors", "lines", "cameras", "monitors", "sim"),
+    top = v.mapping(doc, "", ("plant", "historian", "connectors", "lines", "cameras", "monitors", "sim", "safety"),
                     required=("plant", "lines"))
     pl = v.mapping(top["plant"], "plant", ("site", "area", "name", "timezone", "language"),
                    required=("site", "area"))
@@ -477,6 +481,7 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
     plant = Plant(site=site, area=area, name=v.names(pl.get("name"), "plant.name", f"{site} {area}"),
                   timezone=tz, historian=historian, connectors=connectors, lines=lines, cameras=cameras,
                   monitors=monitors, base_dir=base_dir, file=file, sim=sim,
+                  safety=parse_safety(v, top.get("safety")),
                   language=v.choice(pl.get("language", "en"), "plant.language", LANGUAGES, "report language"))
     return plant
 

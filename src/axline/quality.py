@@ -233,7 +233,7 @@ class SpcWatcher:
         return events
 
     async def run(self) -> None:
-        from axline.app.ops_common import emit
+        from axline.service_events import emit
 
         loop = asyncio.get_running_loop()
         failed_at = 0.0

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from axline.batch import Batch
+from axline.batch import BAD_TIMESTAMP, Batch
 from axline.bus import Bus
 from axline.camera import FolderSource, OpenCVSource
 from axline.connect import registry
@@ -22,7 +22,8 @@ from axline.historian import Event, Historian, open_historian
 from axline.kpi import STATE_NAMES, LineKpiTracker
 from axline.monitor.baseline import AssetBaseline, monitors_for_plant
 from axline.plant import Plant
-from axline.spool import DiskSpool, SpoolFullError, StoreAndForward
+from axline.resilience import Safety
+from axline.spool import DiskSpool, SpoolFullError, StoreAndForward, StoreRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,15 @@ class Service:
 
     def __init__(self, plant: Plant, *, host: str = "127.0.0.1", port: int = 8000,
                  admin_password: str | None = None, broadcast_s: float = 0.5,
-                 monitor_params: dict[str, Any] | None = None) -> None:
+                 monitor_params: dict[str, Any] | None = None, security: Any = None,
+                 ssl_context: Any = None) -> None:
+        if admin_password is not None:
+            raise TypeError("the shared admin password is gone: add people with `axline users add NAME --role ROLE`")
         self.plant = plant
         self.host, self.port = host, port
-        self.admin_password = admin_password
+        # axline.app.security.Security, or its SecuritySettings (accounts and audit then live in data/)
+        self.security = security
+        self.ssl_context = ssl_context
         self.broadcast_s = broadcast_s
         self.monitor_params = monitor_params or {}
         self.historian: Historian | None = None
@@ -67,14 +73,40 @@ class Service:
         self._last_good: dict[str, int] = {}
         self.store_errors = 0
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
+        self.safety = Safety(self)
+        self.knowhow = None  # axline.knowhow.live.KnowHowLive: cases suggested for each new alarm
 
     # -- life cycle -----------------------------------------------------------------------------
+    def _open_security(self) -> None:
+        from axline.app.security import Security, SecuritySettings
+
+        if isinstance(self.security, Security):
+            self.security.audit.on_warning = self.security.audit.on_warning or self._audit_warning
+            return
+        settings = self.security if isinstance(self.security, SecuritySettings) else SecuritySettings()
+        settings.bind_host = self.host
+        settings.tls = settings.tls or self.ssl_context is not None
+        self.security = Security.for_dir(self.plant.base_dir, settings, on_audit_warning=self._audit_warning)
+
+    def _audit_warning(self, message: str) -> None:
+        self.emit_event(Event(ts=time.time_ns(), kind="system", source=self.system_prefix, code="audit.capacity",
+                              severity="warning", message=message))
+
+    async def audit(self, who: str, action: str, target: str = "", **kw: Any) -> dict:
+        """Append to the audit trail (who, what, target, old/new, result, from where); see axline.app.audit."""
+        if not hasattr(self.security, "audit"):
+            self._open_security()
+        return await self.security.audit.arecord(who, action, target, **kw)
+
     async def start(self, web: bool = True) -> None:
+        self._open_security()
         self.historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
-        self.latest.update(self.historian.latest())
+        self.latest.update({p: v for p, v in self.historian.latest().items() if v[2] != BAD_TIMESTAMP})
         self._last_good = {p: v[0] for p, v in self.latest.items() if v[2] == 0}
         spool = DiskSpool(os.path.join(self.plant.base_dir, "data", "spool", "historian"))
-        self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors())
+        self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors(),
+                                       on_event=self.safety.system_event, name="historian")
+        self._tasks.extend(self.safety.start())
         self._tasks.append(asyncio.create_task(self.forward.run(), name="store-and-forward"))
         self.bus.subscribe("historian", self._store)
         self.bus.subscribe("latest", self._track_latest)
@@ -110,16 +142,21 @@ class Service:
         if self._triggers:
             self.bus.subscribe("camera-triggers", self._check_triggers)
         self._tasks.append(asyncio.create_task(self._broadcast_loop(), name="broadcast"))
+        from axline.knowhow.live import KnowHowLive
+
+        self.knowhow = KnowHowLive.for_service(self)
+        self._tasks.append(asyncio.create_task(self.knowhow.start(), name="knowhow"))
         if web:
             await self._start_web()
 
     async def _start_web(self) -> None:
         from aiohttp import web
 
-        from axline.app.server import check_bind, create_app
+        from axline.app.routes import document_static
+        from axline.app.server import create_app
 
-        check_bind(self.host, self.admin_password)
-        app = create_app(self, admin_password=self.admin_password)
+        self.security.check_bind()
+        app = create_app(self, security=self.security)
         # heat maps and camera images for the inspection views (behind the same login)
         heat = self._path(os.path.join("data", "heatmaps"))
         os.makedirs(heat, exist_ok=True)
@@ -127,24 +164,25 @@ class Service:
         for cam in self.plant.cameras:
             if cam.path and os.path.isdir(self._path(cam.path)):
                 app.router.add_static(f"/camera/{cam.id}/", self._path(cam.path), show_index=False)
+        document_static("/heatmaps", "viewer")
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port)
+        site = web.TCPSite(self.runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         port = self.port
         if port == 0:
             port = self.runner.addresses[0][1]
             self.port = port
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{host}:{port}/"
+        self.url = f"{'https' if self.ssl_context is not None else 'http'}://{host}:{port}/"
 
     async def stop(self) -> None:
         for conn in self.connectors.values():
             conn.stop()
         loop = asyncio.get_running_loop()
         for fwd in (self.forward, self.uplink):
-            if fwd is not None and len(fwd.spool):
-                await loop.run_in_executor(None, fwd.drain_once)
+            if fwd is not None:
+                await loop.run_in_executor(None, fwd.close)
         if self.publisher is not None:
             self.publisher.stop()
         for cam in self.cameras.values():
@@ -156,6 +194,9 @@ class Service:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        await loop.run_in_executor(None, self.safety.close)
+        if self.knowhow is not None:
+            self.knowhow.close()
         if self.historian is not None:
             self.historian.close()
             self.historian = None
@@ -163,6 +204,9 @@ class Service:
     # -- data path ------------------------------------------------------------------------------
     def ingest(self, batch: Batch) -> None:
         """Entry of every batch from a connector: drop readings already seen, then publish."""
+        guard = self.safety.timeguard
+        if guard is not None:
+            batch = guard.check(batch, time.time_ns())
         self.bus.publish(self._drop_seen(batch))
 
     def _drop_seen(self, batch: Batch) -> Batch:
@@ -174,6 +218,11 @@ class Service:
         # that could not be subscribed, say) must not hide real readings on the machine's clock
         last = np.array([self._last_good.get(p, -(2**62)) for p in batch.paths], dtype=np.int64)
         keep = (batch.ts > last[batch.idx]) | (batch.quality != 0)
+        if len(batch) > 1:  # the same reading twice in one batch (a redelivery gathered with the original)
+            o = np.lexsort((batch.ts, batch.idx))
+            same = (batch.idx[o][1:] == batch.idx[o][:-1]) & (batch.ts[o][1:] == batch.ts[o][:-1])
+            if same.any():
+                keep[o[1:][same & (batch.quality[o][1:] == 0)]] = False
         if keep.all():
             return batch
         self.repeats_dropped += int(len(keep) - keep.sum())
@@ -182,12 +231,16 @@ class Service:
     def _store(self, batch: Batch) -> None:
         try:
             self.forward.put(batch)
-        except SpoolFullError:
+        except (SpoolFullError, StoreRefusedError):
             self.store_errors += 1
             raise
 
     def _track_latest(self, batch: Batch) -> None:
         # last reading per tag in this batch (batches are small; vectorised per distinct tag)
+        if (batch.quality == BAD_TIMESTAMP).any():  # stored, but its time is not to be trusted
+            batch = batch.select(batch.quality != BAD_TIMESTAMP)
+            if not len(batch):
+                return
         order = np.argsort(batch.ts, kind="stable")
         idx = batch.idx[order]
         last_pos = np.full(len(batch.paths), -1)
@@ -262,15 +315,17 @@ class Service:
 
     # -- events ---------------------------------------------------------------------------------
     def emit_event(self, event: Event) -> int:
-        eid = self.historian.add_event(event)
+        eid = self.safety.add_event(event)
         if event.kind == "alarm" and event.end_ts is None:
             self._open_alarms.setdefault(event.source, set()).add(eid)
             self._event_source[eid] = event.source
         self._push({"type": "event", "event": event.to_json()})
+        if self.knowhow is not None and event.kind == "alarm" and event.end_ts is None:
+            self.knowhow.on_alarm(eid, event)
         return eid
 
     def update_event(self, event_id: int, **fields: Any) -> None:
-        self.historian.update_event(event_id, **fields)
+        self.safety.update_event(event_id, **fields)
         if fields.get("end_ts") is not None and event_id in self._event_source:
             self._open_alarms.get(self._event_source.pop(event_id), set()).discard(event_id)
         self._push({"type": "event_update", "id": event_id, **{k: v for k, v in fields.items() if k != "data"}})
@@ -304,13 +359,22 @@ class Service:
                               message=f"{camera_id}: {path.name} {result['verdict']} (score {result['score']:.3f})",
                               data={"camera": camera_id, "path": str(path), **result}))
 
-    async def write_tag(self, path: str, value: float, user: str) -> dict[str, Any]:
+    async def write_tag(self, path: str, value: float, user: str, source: str = "service") -> dict[str, Any]:
         """Write a setpoint or a signal back to its machine. Every attempt, refused ones too, lands in
-        the audit log (the event log, kind "write"): who, what, old value, new value, when, result."""
+        the audit trail (axline.app.audit: who, what, old, new, result, from where) and in the event
+        log (kind "write"). When the audit trail cannot be written, nothing is written to the machine."""
+        if not hasattr(self.security, "audit"):
+            self._open_security()
+        audit_log = self.security.audit
+        if audit_log.last_error is not None:
+            from axline.app.audit import AuditError
+
+            raise AuditError(f"refused: the audit trail is failing ({audit_log.last_error})")
         tag = self.plant.tag(path)
-        if tag is None:
-            raise KeyError(f"tag {path!r} is not in the plant file")
         old = self.latest.get(path)
+        if tag is None:
+            await audit_log.arecord(user, "tag.write", path, new=value, result="refused: unknown tag", source=source)
+            raise KeyError(f"tag {path!r} is not in the plant file")
         result = "ok"
         try:
             if not tag.writable:
@@ -327,6 +391,8 @@ class Service:
             result = f"{type(e).__name__}: {e}"
             raise
         finally:
+            await audit_log.arecord(user, "tag.write", path, old=old[1] if old else None, new=value, result=result,
+                                    source=source)
             self.emit_event(Event(ts=time.time_ns(), kind="write", source=path, code="write.setpoint",
                                   severity="info" if result == "ok" else "warning",
                                   message=f"{user} wrote {value!r} to {path}: {result}",
@@ -337,7 +403,10 @@ class Service:
     # -- the view the web app reads -------------------------------------------------------------
     def now_ns(self) -> int:
         if self.latest:
-            return max(v[0] for v in self.latest.values())
+            newest = max(v[0] for v in self.latest.values())
+            guard = self.safety.timeguard
+            # never ahead of the wall clock by more than the plausibility window
+            return newest if guard is None else min(newest, time.time_ns() + guard.future_ns)
         return time.time_ns()
 
     def plant_json(self) -> dict:
@@ -371,13 +440,17 @@ class Service:
 
     def health_json(self) -> dict:
         return {"ok": self.historian is not None and all(c.state == CONNECTED for c in self.connectors.values()),
-                "readings_stored": self.historian.count() if self.historian else 0,
+                "readings_stored": self.safety.readings_stored(),
                 "uptime_s": round(time.time() - self.started_wall, 1),
                 "images_received": self.images_received,
                 "vision": self.vision_json()["cameras"],
                 "store": self.forward.status() if self.forward else None,
                 "uplink": self.uplink.status() if self.uplink else None,
                 "repeats_dropped": self.repeats_dropped,
+                "store_errors": self.store_errors,
+                "subscriber_errors": dict(self.bus.errors),
+                "safety": self.safety.status(),
+                "knowhow": self.knowhow.status() if self.knowhow is not None else None,
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 
     def subscribe(self) -> asyncio.Queue:

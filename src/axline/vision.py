@@ -22,6 +22,7 @@ import numpy as np
 from axline.plant import Camera
 
 log = logging.getLogger(__name__)
+MAX_REVIEW_ITEMS = 500  # reviewed parts the rates are computed on (the newest; each feedback re-judges them)
 
 
 class VisionStation:
@@ -40,8 +41,9 @@ class VisionStation:
         self.inspect_ms: deque[float] = deque(maxlen=5000)
         self.counts = {"pass": 0, "reject": 0}
         self.reviewed = {"confirmed_reject": 0, "false_reject": 0, "confirmed_pass": 0, "escape": 0}
-        self.updates: list[dict[str, Any]] = []
-        self.review_items: list[dict[str, Any]] = []  # path, truth (good|defect), verdict when shown
+        self.updates: deque[dict[str, Any]] = deque(maxlen=100)
+        # path, truth (good|defect), verdict when shown; the newest reviews (re-judged on every feedback)
+        self.review_items: deque[dict[str, Any]] = deque(maxlen=MAX_REVIEW_ITEMS)
         self.rates: dict[str, Any] | None = None
 
     def inspect(self, path: Path, image: np.ndarray) -> dict[str, Any]:
@@ -146,7 +148,7 @@ class VisionStation:
                            "n": int(len(lat))} if lat is not None else None,
             "inspect_ms": {"p50": round(float(np.percentile(ins, 50)), 1), "p99": round(float(np.percentile(ins, 99)), 1)}
             if ins is not None else None,
-            "updates": self.updates[-10:],
+            "updates": list(self.updates)[-10:],
             "rates": self.rates,
         }
 

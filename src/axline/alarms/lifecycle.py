@@ -110,6 +110,15 @@ def designed_suppression(historian: Historian, alarms: Sequence[Event]) -> dict[
     return out
 
 
+def load_alarms(historian: Historian, now_ns: int, since: int | None = None, until: int | None = None,
+                line_prefix: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """Alarms raised in [since, until) (newest first) as :func:`alarm_json` dicts at ``now_ns``, with
+    suppression by design worked out."""
+    events = historian.events(start=since, end=until, kinds=["alarm"], source_prefix=line_prefix, limit=limit)
+    suppressed = designed_suppression(historian, events)
+    return [alarm_json(e, now_ns, suppressed.get(int(e.id))) for e in events]
+
+
 def alarm_json(event: Event, now_ns: int, suppressed: str | None = None) -> dict[str, Any]:
     """The alarm as the API shows it: the event plus ``state``, ``priority``, ``line`` and timing."""
     out = event.to_json()

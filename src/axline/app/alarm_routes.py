@@ -16,6 +16,7 @@ from aiohttp import web
 
 from axline.alarms import lifecycle as lc
 from axline.alarms.performance import performance
+from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param
 from axline.app.ops_common import (
     emit,
     find_event,
@@ -28,7 +29,6 @@ from axline.app.ops_common import (
     update,
 )
 from axline.app.roles import require_role
-from axline.app.server import NS_MAX, BadRequest, json_response, parse_int_param
 
 MAX_ALARMS = 5000
 DEFAULT_PERF_WINDOW_NS = 24 * 3600 * 1_000_000_000
@@ -37,6 +37,7 @@ DEFAULT_PERF_WINDOW_NS = 24 * 3600 * 1_000_000_000
 def register(app: web.Application) -> None:
     r = app.router
     r.add_get("/alarms", page("alarms.html"))
+    r.add_get("/wall", page("wall.html"))  # the wall screen (kiosk): KPIs, stations and open alarms
     r.add_get("/api/alarms", _list)
     r.add_get("/api/alarms/performance", _performance)
     r.add_post("/api/alarms/{id}/ack", _ack)
@@ -47,12 +48,8 @@ def register(app: web.Application) -> None:
 
 def load_alarms(svc: Any, since: int | None, until: int | None, line_prefix: str | None,
                 limit: int) -> list[dict[str, Any]]:
-    """Alarms (newest first) as alarm_json dicts, with suppression by design worked out."""
-    hist = svc.historian
-    events = hist.events(start=since, end=until, kinds=["alarm"], source_prefix=line_prefix, limit=limit)
-    now = int(svc.now_ns())
-    suppressed = lc.designed_suppression(hist, events)
-    return [lc.alarm_json(e, now, suppressed.get(int(e.id))) for e in events]
+    """The service's alarms (newest first) as alarm_json dicts at its current time."""
+    return lc.load_alarms(svc.historian, int(svc.now_ns()), since, until, line_prefix, limit)
 
 
 async def _list(request: web.Request) -> web.StreamResponse:

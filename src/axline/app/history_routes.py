@@ -15,9 +15,9 @@ import time
 
 from aiohttp import web
 
+from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param, parse_tags
 from axline.app.ops_common import emit, off_loop, page, svc_of
 from axline.app.roles import require_role
-from axline.app.server import NS_MAX, BadRequest, json_response, parse_int_param, parse_tags
 from axline.historian.base import Event
 from axline.history.export import AGGREGATES, ExportError, history_table, to_csv, to_xlsx
 

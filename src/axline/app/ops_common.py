@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from axline.app.server import SERVICE_KEY, STATIC_DIR, BadRequest
+from axline.app.http import SERVICE_KEY, STATIC_DIR, BadRequest
 from axline.historian.base import Event
+from axline.service_events import emit, update  # noqa: F401 - re-exported for the route modules
 
 T = TypeVar("T")
 MAX_SCAN_EVENTS = 100_000
@@ -72,20 +73,6 @@ def find_event(historian: Any, event_id: int, kinds: list[str] | None = None) ->
         if ev.id == event_id:
             return ev
     raise KeyError(event_id)
-
-
-def emit(svc: Any, event: Event) -> int:
-    """Store ``event`` through the service (live pages hear of it) or straight in the historian."""
-    if hasattr(svc, "emit_event"):
-        return int(svc.emit_event(event))
-    return int(svc.historian.add_event(event))
-
-
-def update(svc: Any, event_id: int, **fields: Any) -> None:
-    if hasattr(svc, "update_event"):
-        svc.update_event(event_id, **fields)
-    else:
-        svc.historian.update_event(event_id, **fields)
 
 
 def positions(plant: dict) -> list[tuple[str, str]]:

@@ -15,9 +15,9 @@ import time
 
 from aiohttp import web
 
+from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param
 from axline.app.ops_common import off_loop, page, svc_of
 from axline.app.roles import require_role
-from axline.app.server import NS_MAX, BadRequest, json_response, parse_int_param
 from axline.quality import QualityError, SpcWatcher, chart_report, quality_tags
 
 WATCHER_KEY: web.AppKey[SpcWatcher] = web.AppKey("spc_watcher", SpcWatcher)
@@ -36,7 +36,7 @@ def register(app: web.Application) -> None:
 
 
 async def _start_watcher(app: web.Application) -> None:
-    from axline.app.server import SERVICE_KEY
+    from axline.app.http import SERVICE_KEY
 
     watcher = SpcWatcher(app[SERVICE_KEY])
     app[WATCHER_KEY] = watcher

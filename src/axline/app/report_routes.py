@@ -15,9 +15,9 @@ import time
 
 from aiohttp import web
 
+from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param
 from axline.app.ops_common import emit, find_event, int_id, json_body, off_loop, page, positions, svc_of
 from axline.app.roles import require_role
-from axline.app.server import NS_MAX, BadRequest, json_response, parse_int_param
 from axline.report.keeper import ShiftReportKeeper
 from axline.report.render import to_html, to_pdf
 from axline.report.shift import ReportError, build_report, report_event, shift_window
@@ -38,7 +38,7 @@ def register(app: web.Application) -> None:
 
 
 async def _start(app: web.Application) -> None:
-    from axline.app.server import SERVICE_KEY
+    from axline.app.http import SERVICE_KEY
 
     keeper = ShiftReportKeeper(app[SERVICE_KEY])
     app[KEEPER_KEY] = keeper

@@ -27,12 +27,16 @@ class User:
 
     name: str
     role: str
+    authenticated: bool = True  # False only for the anonymous viewer of an open loopback dashboard
 
     def has(self, role: str) -> bool:
         """True when this user's role is ``role`` or ranks above it."""
         if role not in RANK:
             raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
         return RANK.get(self.role, -1) >= RANK[role]
+
+
+ANONYMOUS = User("anonymous", "viewer", authenticated=False)
 
 
 def current_user(request: web.Request) -> User | None:
@@ -44,7 +48,7 @@ def current_user(request: web.Request) -> User | None:
 def require_role(request: web.Request, role: str) -> User:
     """The caller if they hold ``role`` (or higher); else 401 (not logged in) or 403 (too low)."""
     user = current_user(request)
-    if user is None:
+    if user is None or (not user.authenticated and role != "viewer"):
         raise web.HTTPUnauthorized(
             text='{"error": "login required", "hint": "log in at /login"}', content_type="application/json"
         )

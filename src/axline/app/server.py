@@ -7,6 +7,10 @@ is duck-typed by :class:`ServiceView`. ``create_app(service)`` returns an ``aioh
 Times in the API are integer nanoseconds since the epoch, UTC, except trend time axes (``t``),
 which are milliseconds so that browsers can use them directly.
 
+Who may call what is decided in :mod:`axline.app.security` (Host allow-list, sessions, API tokens,
+cross-site check, least role per route from :mod:`axline.app.routes`); handlers call
+:func:`axline.app.roles.require_role` and audit with :func:`axline.app.audit.audit`.
+
 Routes: ``GET /`` (dashboard), ``/static/...``, ``GET|POST /login``, ``POST /logout``,
 ``GET /api/plant|status|kpi|health``, ``GET /api/latest?tags=``,
 ``GET /api/series?tags=&from=&to=&step=&raw=`` (tags default to the plant's trend tags),
@@ -19,45 +23,60 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import ipaddress
-import json
 import logging
 import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit
 
 import numpy as np
 from aiohttp import web
 
-from axline.app.roles import USER_REQUEST_KEY, User
+from axline.app import security_routes
+from axline.app.audit import AUDIT_KEY, AuditError, audit
+from axline.app.http import (  # shared with the route modules
+    NS_MAX,
+    SERVICE_KEY,
+    STATIC_DIR,
+    BadRequest,
+    dumps_json,
+    error_response,
+    json_response,
+    parse_int_param,
+    parse_tags,
+    to_jsonable,  # noqa: F401 - re-exported for callers of server.to_jsonable
+)
+from axline.app.metrics import LOOP_KEY, LoopMonitor, start_loop_monitor, stop_loop_monitor
+from axline.app.roles import require_role
+from axline.app.routes import INT, NS, PUBLIC, STR, document, document_static
+from axline.app.security import (
+    AUTH_KIND_KEY,
+    REQUEST_ID_KEY,
+    SECURITY_KEY,
+    Security,
+    SecuritySettings,
+    guard_middleware,
+)
+from axline.app.security import (
+    is_loopback as is_loopback,  # re-exported: callers check a bind address here
+)
 from axline.historian.base import Historian
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).with_name("static")
-
-SESSION_COOKIE = "axline_session"
-SESSION_TTL_S = 12 * 3600
 KEEPALIVE_S = 15.0
 STREAM_POLL_S = 1.0  # how often a stream checks whether its client went away
 DEFAULT_WINDOW_NS = 10 * 60 * 1_000_000_000
 DEFAULT_BUCKETS = 300
 MAX_BUCKETS = 20_000
-MAX_TAGS = 500
 MAX_EVENTS = 1000
 MAX_RAW_POINTS = 200_000
-NS_MAX = 2**63 - 1
-LOGIN_FAILURES_ALLOWED = 10
-LOGIN_FAILURE_WINDOW_S = 300.0
+# Caps checked before the historian reads anything: tags x window (tag-seconds)
+MAX_RAW_TAG_SECONDS = 6 * 3600  # raw readings: e.g. 6 tags for an hour, or 1 tag for 6 hours
+MAX_BUCKET_TAG_SECONDS = 20 * 86400  # buckets: e.g. 20 tags for a day
 VERDICTS = ("confirmed", "overruled")
 
-# Static files that the login page needs; reachable without a session.
-LOGIN_ASSETS = frozenset({"/static/style.css", "/static/i18n.js", "/static/login.js", "/static/favicon.svg"})
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -66,10 +85,6 @@ CSP = (
 )
 
 
-SERVICE_KEY: web.AppKey[Any] = web.AppKey("service", object)
-PASSWORD_KEY: web.AppKey[Any] = web.AppKey("admin_password", object)
-SESSIONS_KEY: web.AppKey[Any] = web.AppKey("sessions", object)
-FAILURES_KEY: web.AppKey[Any] = web.AppKey("login_failures", object)
 STREAMS_KEY: web.AppKey[Any] = web.AppKey("streams", object)
 STOPPING_KEY: web.AppKey[Any] = web.AppKey("stopping", object)
 
@@ -97,89 +112,6 @@ class ServiceView(Protocol):
     async def feedback(self, event_id: int, verdict: str, user: str) -> dict: ...
 
 
-# -- JSON ---------------------------------------------------------------------------------------
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON types from dicts, lists, NumPy values; NaN and infinities become ``None``."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, str | bool | int):
-        return obj
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if hasattr(obj, "to_json"):
-        return to_jsonable(obj.to_json())
-    return str(obj)
-
-
-def dumps_json(obj: Any) -> str:
-    """Valid JSON (never ``NaN``), UTF-8 text kept as is."""
-    return json.dumps(to_jsonable(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        text=dumps_json(obj), status=status, content_type="application/json", charset="utf-8", headers=headers
-    )
-
-
-class BadRequest(Exception):
-    """A request parameter is wrong; answered with HTTP 400 and ``{"error", "hint"}``."""
-
-    def __init__(self, error: str, hint: str = "", status: int = 400) -> None:
-        super().__init__(error)
-        self.error = error
-        self.hint = hint
-        self.status = status
-
-
-def error_response(error: str, hint: str = "", status: int = 400, headers: dict[str, str] | None = None):
-    return json_response({"error": error, "hint": hint}, status=status, headers=headers)
-
-
-# -- parameter parsing --------------------------------------------------------------------------
-def parse_int_param(
-    query: Any, name: str, default: int | None, lo: int, hi: int, what: str, example: int | None = None
-) -> int | None:
-    """Integer query parameter ``name`` within ``lo..hi``; ``default`` when absent."""
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        sample = example if example is not None else max(lo, min(hi, 100))
-        raise BadRequest(
-            f"{name} must be an integer ({what}), got {raw[:40]!r}", f"for example {name}={sample}"
-        ) from None
-    if not lo <= value <= hi:
-        raise BadRequest(
-            f"{name} must be between {lo} and {hi} ({what}), got {value}", f"use {lo} <= {name} <= {hi}"
-        )
-    return value
-
-
-def parse_tags(query: Any, name: str = "tags") -> list[str] | None:
-    """Comma-separated tag paths; ``None`` when the parameter is absent."""
-    raw = query.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    tags = [t.strip() for t in raw.split(",") if t.strip()]
-    if len(tags) > MAX_TAGS:
-        raise BadRequest(f"{name}: at most {MAX_TAGS} tags per request, got {len(tags)}", "split the request")
-    for t in tags:
-        if len(t) > 512 or any(ord(c) < 32 for c in t):
-            raise BadRequest(
-                f"{name}: {t[:60]!r} is not a tag path", "tags look like site/area/line/cell/asset/signal"
-            )
-    return list(dict.fromkeys(tags))
-
-
 def _floats(a: np.ndarray) -> list:
     """Float array as a list with ``None`` for NaN / infinities."""
     a = np.asarray(a, dtype=np.float64)
@@ -197,113 +129,20 @@ def trend_tags(plant: dict) -> list[str]:
     return out
 
 
-# -- bind check ---------------------------------------------------------------------------------
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ``::1``."""
-    h = host.strip().strip("[]").lower()
-    if h == "localhost" or h.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, admin_password: str | None) -> None:
-    """Refuse to serve the dashboard beyond loopback without an admin password (``ValueError``)."""
-    if not isinstance(host, str) or not host.strip():
-        raise ValueError(
-            "host must be a non-empty address such as 127.0.0.1 / host는 127.0.0.1 같은 주소여야 합니다"
-        )
-    if admin_password is not None and not isinstance(admin_password, str):
-        raise ValueError("admin_password must be a string or None")
-    if admin_password:
-        return
-    if is_loopback(host):
-        return
-    raise ValueError(
-        f"refusing to serve the dashboard on {host} without an admin password: set AXLINE_ADMIN_PASSWORD "
-        "or --admin-password, or bind 127.0.0.1 / "
-        f"관리자 비밀번호 없이 {host}에서 대시보드를 열 수 없습니다: AXLINE_ADMIN_PASSWORD 또는 "
-        "--admin-password를 설정하거나 127.0.0.1에 바인딩하세요"
-    )
-
-
-# -- auth ---------------------------------------------------------------------------------------
-class Sessions:
-    """Random session tokens held in memory (a restart logs everyone out)."""
-
-    def __init__(self, ttl_s: float = SESSION_TTL_S) -> None:
-        self.ttl_s = ttl_s
-        self._tokens: dict[str, float] = {}
-
-    def new(self) -> str:
-        self._expire()
-        token = secrets.token_urlsafe(32)
-        self._tokens[token] = time.monotonic() + self.ttl_s
-        return token
-
-    def valid(self, token: str | None) -> bool:
-        if not token:
-            return False
-        expiry = self._tokens.get(token)
-        if expiry is None:
-            return False
-        if expiry < time.monotonic():
-            self._tokens.pop(token, None)
-            return False
-        return True
-
-    def drop(self, token: str | None) -> None:
-        if token:
-            self._tokens.pop(token, None)
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for t in [t for t, e in self._tokens.items() if e < now]:
-            del self._tokens[t]
-
-
-def _basic_password(header: str | None) -> str | None:
-    """The password of an ``Authorization: Basic admin:...`` header, else ``None``."""
-    if not header or not header[:6].lower() == "basic ":
-        return None
-    import base64
-    import binascii
-
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, sep, password = decoded.partition(":")
-    if not sep or user != "admin":
-        return None
-    return password
-
-
-def _same_password(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
-def _is_browser(request: web.Request) -> bool:
-    # Browsers send Fetch Metadata headers; scripts and curl do not. A Basic challenge to a browser's
-    # background fetch would pop up a password dialog, so browsers get a cookie-scheme challenge.
-    return "Sec-Fetch-Mode" in request.headers
-
-
-def _unauthorized(request: web.Request, message: str, hint: str) -> web.StreamResponse:
-    challenge = 'Session realm="axline"' if _is_browser(request) else 'Basic realm="axline", charset="UTF-8"'
-    headers = {"WWW-Authenticate": challenge}
-    if request.path.startswith("/api/"):
-        return error_response(message, hint, status=401, headers=headers)
-    if request.method == "GET" and request.path in ("/", "/index.html"):
-        raise web.HTTPFound("/login")
-    return web.Response(text=f"{message}: {hint}", status=401, headers=headers)
+def check_bind(host: str, tls: bool = False, insecure_http: bool = False, security: Security | None = None) -> None:
+    """Refuse plain HTTP beyond loopback unless forced, and a non-loopback dashboard without an admin
+    (``ValueError`` saying what to do)."""
+    sec = security or Security.in_memory()
+    settings = sec.settings
+    settings.bind_host, settings.tls, settings.insecure_http = host, tls, insecure_http
+    sec.check_bind()
 
 
 # -- the app ------------------------------------------------------------------------------------
-def create_app(service: ServiceView, admin_password: str | None = None) -> web.Application:
-    """The dashboard + API app for ``service``; open when ``admin_password`` is None or empty."""
+def create_app(service: ServiceView, admin_password: str | None = None, *,
+               security: Security | None = None) -> web.Application:
+    """The dashboard + API app for ``service``, guarded by ``security`` (default: the service's own
+    ``security``, else accounts and audit in memory on a loopback dashboard)."""
     missing = [
         name
         for name in (
@@ -321,26 +160,31 @@ def create_app(service: ServiceView, admin_password: str | None = None) -> web.A
     ]
     if missing:
         raise TypeError(f"service lacks {', '.join(missing)} (see axline.app.server.ServiceView)")
-    if admin_password is not None and not isinstance(admin_password, str):
-        raise TypeError("admin_password must be a string or None")
+    if admin_password is not None:
+        raise TypeError("the shared admin password is gone: add people with `axline users add NAME --role ROLE` "
+                        "and pass security=Security(...)")
+    if security is None:
+        security = getattr(service, "security", None) or Security.in_memory(SecuritySettings())
+    if not isinstance(security, Security):
+        raise TypeError("security must be an axline.app.security.Security")
 
-    app = web.Application(middlewares=[_error_middleware, _auth_middleware], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_error_middleware, guard_middleware],
+                          client_max_size=security.settings.max_body)
     app[SERVICE_KEY] = service
-    app[PASSWORD_KEY] = admin_password or None
-    app[SESSIONS_KEY] = Sessions()
-    app[FAILURES_KEY] = {}
+    app[SECURITY_KEY] = security
+    app[AUDIT_KEY] = security.audit
     app[STREAMS_KEY] = set()
     app[STOPPING_KEY] = asyncio.Event()  # binds to the serving loop lazily (Python >= 3.10)
+    app[LOOP_KEY] = LoopMonitor()
     app.on_response_prepare.append(_security_headers)
+    app.on_startup.append(start_loop_monitor)
     app.on_shutdown.append(_on_shutdown)
+    app.on_cleanup.append(stop_loop_monitor)
 
     r = app.router
     r.add_get("/", _index)
     r.add_get("/inspection", _inspection_page)
     r.add_get("/api/vision", _vision)
-    r.add_get("/login", _login_page)
-    r.add_post("/login", _login)
-    r.add_post("/logout", _logout)
     r.add_get("/api/plant", _plant)
     r.add_get("/api/status", _status)
     r.add_get("/api/kpi", _kpi)
@@ -351,14 +195,50 @@ def create_app(service: ServiceView, admin_password: str | None = None) -> web.A
     r.add_post("/api/events/{id}/feedback", _feedback)
     r.add_post("/api/write", _write_tag)
     r.add_get("/api/stream", _stream)
+    security_routes.install(app)
     r.add_static("/static/", STATIC_DIR, show_index=False, append_version=False)
     from axline.app import operations  # alarms, history, quality, reports (imports this module)
 
     operations.register(app)
+<<<<<<< HEAD
     from axline.app import optimize_routes  # setpoint advisor, approvals, what-if on the twin
 
     optimize_routes.register(app)
+=======
+    from axline.app import knowhow_routes  # record, review and find know-how cases
+
+    knowhow_routes.register(app)
+>>>>>>> main
     return app
+
+
+_TAGS_Q = {"type": "string", "maxLength": 100_000, "description": "comma-separated tag paths"}
+document("GET", "/", role="viewer", summary="the dashboard page", produces="text/html")
+document("GET", "/inspection", role="viewer", summary="the inspection review page", produces="text/html")
+document("GET", "/api/vision", role="viewer", summary="vision stations: counts, latency, reviews")
+document("GET", "/api/plant", role="viewer", summary="the plant: lines, assets, tags")
+document("GET", "/api/status", role="viewer", summary="station states, connectors, store")
+document("GET", "/api/kpi", role="viewer", summary="OEE and counts per line")
+document("GET", "/api/health", role="viewer", summary="health of the service")
+document("GET", "/api/latest", role="viewer", summary="latest reading per tag", query={"tags": _TAGS_Q})
+document("GET", "/api/series", role="viewer", summary="trend data: buckets or raw readings",
+         query={"tags": _TAGS_Q, "from": NS, "to": {**NS, "minimum": 1}, "step": {**INT, "minimum": 1},
+                "raw": {"type": "string", "enum": ["0", "1", "true", "false"]}})
+document("GET", "/api/events", role="viewer", summary="events, newest first",
+         query={"limit": {**INT, "minimum": 1, "maximum": MAX_EVENTS}, "before": {**NS, "minimum": 1},
+                "since": NS, "kind": STR, "source": STR})
+document("POST", "/api/events/{id}/feedback", role="operator",
+         summary="acknowledge an alarm or review an inspection (confirmed / overruled)",
+         body={"type": "object", "required": ["verdict"],
+               "properties": {"verdict": {"type": "string", "enum": list(VERDICTS)}}})
+document("POST", "/api/write", role="engineer", summary="write a value to a writable tag (audited)",
+         body={"type": "object", "required": ["path", "value"],
+               "properties": {"path": {"type": "string", "minLength": 1}, "value": {"type": "number"}}})
+document("GET", "/api/stream", role="viewer", summary="live updates (Server-Sent Events)",
+         produces="text/event-stream", stream=True)
+document_static("/static", "viewer")
+for _asset in ("style.css", "i18n.js", "login.js", "favicon.svg", "i18n-security.js"):
+    document_static(f"/static/{_asset}", PUBLIC)
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -375,9 +255,18 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     h.setdefault("Content-Security-Policy", CSP)
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault("Referrer-Policy", "same-origin")  # "no-referrer" makes form posts send Origin: null
-    if request.app[PASSWORD_KEY] is not None:
+    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    rid = request.get(REQUEST_ID_KEY)
+    if rid:
+        h.setdefault("X-Request-Id", rid)
+    sec = request.app.get(SECURITY_KEY)
+    if sec is not None and sec.settings.tls:
+        h.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.get(AUTH_KIND_KEY) == "session":
         h.setdefault("X-Axline-Auth", "password")  # the page shows a log-out button
-    if request.path.startswith(("/api/", "/login")) or request.path == "/":
+    if request.path.startswith(("/api/", "/login", "/audit", "/metrics")) or request.path in ("/", "/inspection"):
         h.setdefault("Cache-Control", "no-store")
     elif request.path.startswith("/static/"):
         h.setdefault("Cache-Control", "no-cache")
@@ -388,6 +277,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = secrets.token_hex(8)
+    request[REQUEST_ID_KEY] = rid
     try:
         return await handler(request)
     except BadRequest as e:
@@ -399,53 +290,15 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise
     except (asyncio.CancelledError, ConnectionError):
         raise
-    except Exception as e:
+    except Exception:
+        # details stay in the server log, under the request id the caller sees
+        log.exception("request %s: %s %s failed", rid, request.method, request.path)
         if not request.path.startswith("/api/"):
-            raise
-        log.exception("%s %s failed", request.method, request.path)
-        return error_response(
-            f"internal error in {request.path}: {type(e).__name__}: {e}"[:500],
-            "the server log has the details; report it if it repeats",
-            status=500,
-        )
-
-
-@web.middleware
-async def _auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    app = request.app
-    password = app[PASSWORD_KEY]
-    path = request.path
-    if request.method not in ("GET", "HEAD") and not _same_origin(request):
-        return error_response(
-            "cross-site request refused", "send the request from the dashboard's own origin", status=403
-        )
-    if password is None:
-        request[USER_REQUEST_KEY] = User("local", "admin")
-        return await handler(request)
-    if path == "/login" or path in LOGIN_ASSETS:
-        return await handler(request)
-    if app[SESSIONS_KEY].valid(request.cookies.get(SESSION_COOKIE)):
-        request[USER_REQUEST_KEY] = User("admin", "admin")
-        return await handler(request)
-    basic = _basic_password(request.headers.get("Authorization"))
-    if basic is not None:
-        if _same_password(basic, password):
-            request[USER_REQUEST_KEY] = User("admin", "admin")
-            return await handler(request)
-        return _unauthorized(
-            request, "wrong password for user admin", "check the admin password (HTTP Basic admin:<password>)"
-        )
-    return _unauthorized(
-        request, "login required", "log in at /login, or send HTTP Basic credentials admin:<password>"
-    )
-
-
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if not origin or origin == "null":
-        # No Origin: not a cross-site browser request (browsers send Origin on cross-site POSTs).
-        return origin is None
-    return urlsplit(origin).netloc.lower() == (request.host or "").lower()
+            return web.Response(text=f"internal error (request id {rid}); the server log has the details",
+                                status=500, content_type="text/plain")
+        return json_response(
+            {"error": "internal error", "hint": f"the server log has the details under request id {rid}",
+             "request_id": rid}, status=500)
 
 
 # -- pages --------------------------------------------------------------------------------------
@@ -460,80 +313,6 @@ async def _inspection_page(request: web.Request) -> web.StreamResponse:
 async def _vision(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     return json_response(svc.vision_json() if hasattr(svc, "vision_json") else {"cameras": {}})
-
-
-def _login_html(error: bool) -> str:
-    html = (STATIC_DIR / "login.html").read_text(encoding="utf-8")
-    if error:
-        html = html.replace('id="login-error" hidden', 'id="login-error"')
-    return html
-
-
-async def _login_page(request: web.Request) -> web.StreamResponse:
-    if request.app[PASSWORD_KEY] is None:
-        raise web.HTTPFound("/")
-    return web.Response(text=_login_html(False), content_type="text/html", charset="utf-8")
-
-
-async def _login(request: web.Request) -> web.StreamResponse:
-    app = request.app
-    password = app[PASSWORD_KEY]
-    wants_json = request.content_type == "application/json"
-    if password is None:
-        return json_response({"ok": True, "hint": "no admin password is set; the dashboard is open"})
-    peer = request.remote or "?"
-    failures: dict[str, list[float]] = app[FAILURES_KEY]
-    now = time.monotonic()
-    recent = [t for t in failures.get(peer, []) if now - t < LOGIN_FAILURE_WINDOW_S]
-    failures[peer] = recent
-    if len(recent) >= LOGIN_FAILURES_ALLOWED:
-        retry = int(LOGIN_FAILURE_WINDOW_S - (now - recent[0])) + 1
-        return error_response(
-            f"too many wrong passwords from {peer}",
-            f"wait {retry} s and try again",
-            status=429,
-            headers={"Retry-After": str(retry)},
-        )
-    given: Any = None
-    try:
-        if wants_json:
-            body = await request.json()
-            given = body.get("password") if isinstance(body, dict) else None
-        else:
-            form = await request.post()
-            given = form.get("password")
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("login body is not valid JSON or form data", 'send {"password": "..."}') from None
-    if not isinstance(given, str) or not given:
-        raise BadRequest("password is missing", 'send the form field or JSON key "password"')
-    if not _same_password(given, password):
-        recent.append(now)
-        if wants_json:
-            return error_response("wrong password", "check the admin password and try again", status=401)
-        return web.Response(text=_login_html(True), status=401, content_type="text/html", charset="utf-8")
-    failures.pop(peer, None)
-    token = app[SESSIONS_KEY].new()
-    if wants_json:
-        resp = json_response({"ok": True})
-    else:
-        resp = web.Response(status=303, headers={"Location": "/"})
-    resp.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="Strict",
-        secure=request.secure,
-        path="/",
-        max_age=SESSION_TTL_S,
-    )
-    return resp
-
-
-async def _logout(request: web.Request) -> web.StreamResponse:
-    request.app[SESSIONS_KEY].drop(request.cookies.get(SESSION_COOKIE))
-    resp = web.Response(status=303, headers={"Location": "/login"})
-    resp.del_cookie(SESSION_COOKIE, path="/")
-    return resp
 
 
 # -- JSON API -----------------------------------------------------------------------------------
@@ -557,10 +336,17 @@ async def _health(request: web.Request) -> web.StreamResponse:
     return json_response(_svc(request).health_json())
 
 
+async def _off_loop(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Historian reads run in a worker thread: a slow disk or database never freezes the dashboard."""
+    import functools
+
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
 async def _latest(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     tags = parse_tags(request.query)
-    latest = svc.historian.latest(tags)
+    latest = await _off_loop(svc.historian.latest, tags)
     values = {p: [int(t), float(v), int(q)] for p, (t, v, q) in latest.items()}
     return json_response({"ts": int(svc.now_ns()), "values": values})
 
@@ -592,9 +378,18 @@ async def _series(request: web.Request) -> web.StreamResponse:
         )
     if tags is None:
         tags = trend_tags(svc.plant_json())
+    # cap what the historian would read before it reads anything
+    tag_s = len(tags) * span / 1e9
+    cap = MAX_RAW_TAG_SECONDS if raw else MAX_BUCKET_TAG_SECONDS
+    if tag_s > cap:
+        raise BadRequest(
+            f"{len(tags)} tags over {span / 1e9:.0f} s is {tag_s:.0f} tag-seconds, at most {cap} "
+            f"{'for raw=1' if raw else 'per request'}",
+            "ask for fewer tags or a shorter from/to window" + ("" if not raw else ", or drop raw=1"),
+        )
     out: dict[str, dict[str, list]] = {}
     if raw:
-        series = svc.historian.query(tags, start, end)
+        series = await _off_loop(svc.historian.query, tags, start, end)
         total = sum(len(s) for s in series.values())
         if total > MAX_RAW_POINTS:
             raise BadRequest(
@@ -612,7 +407,7 @@ async def _series(request: web.Request) -> web.StreamResponse:
                 "quality": np.asarray(s.quality).astype(int).tolist(),
             }
     else:
-        buckets = svc.historian.query_buckets(tags, start, end, step)
+        buckets = await _off_loop(svc.historian.query_buckets, tags, start, end, step)
         for p in tags:
             b = buckets.get(p)
             if b is None or len(b) == 0:
@@ -645,7 +440,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
             f"kind: {kind_raw[:60]!r} is not a list of event kinds", "e.g. kind=alarm,inspection"
         )
     source = q.get("source", "").strip() or None
-    events = svc.historian.events(start=since, end=before, kinds=kinds, source_prefix=source, limit=limit)
+    events = await _off_loop(svc.historian.events, start=since, end=before, kinds=kinds, source_prefix=source,
+                            limit=limit)
     return json_response({"events": [e.to_json() for e in events]})
 
 
@@ -658,23 +454,26 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
         raise BadRequest(
             f"event id must be an integer, got {raw_id[:40]!r}", "POST /api/events/<id>/feedback"
         ) from None
-    body = await _json_body(request, '{"verdict": "confirmed", "user": "kim"}')
+    user = require_role(request, "operator")
+    body = await _json_body(request, '{"verdict": "confirmed"}')
     verdict = body.get("verdict")
     if verdict not in VERDICTS:
         raise BadRequest(
             f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}", 'e.g. {"verdict": "confirmed"}'
         )
-    user = body.get("user", "operator")
-    if not isinstance(user, str) or not user.strip() or len(user) > 64:
-        raise BadRequest("user must be a non-empty string of at most 64 characters", 'e.g. {"user": "kim"}')
+    # the reviewer is the logged-in user; a "user" in the body is ignored
     try:
-        result = await svc.feedback(event_id, verdict, user.strip())
+        result = await svc.feedback(event_id, verdict, user.name)
     except KeyError:
+        await audit(request, user, "event.feedback", str(event_id), new=verdict, result="refused: no such event")
         raise BadRequest(
             f"event {event_id} does not exist", "list events with GET /api/events", status=404
         ) from None
     except ValueError as e:
+        await audit(request, user, "event.feedback", str(event_id), new=verdict, result=f"refused: {e}")
         raise BadRequest(f"feedback refused: {e}", "check the event id and verdict") from None
+    await audit(request, user, "event.feedback", str(event_id), new=verdict,
+                detail=(result or {}).get("model") if isinstance(result, dict) else None)
     return json_response(result if result is not None else {"ok": True})
 
 
@@ -694,25 +493,29 @@ async def _json_body(request: web.Request, example: str) -> dict:
 async def _write_tag(request: web.Request) -> web.StreamResponse:
     """Write a value to a writable tag (a setpoint, a reject signal); recorded in the audit log."""
     svc = _svc(request)
+    user = require_role(request, "engineer")
     if not hasattr(svc, "write_tag"):
         raise BadRequest("this server cannot write to machines", "", status=501)
-    example = '{"path": "site/area/line/cell/asset/signal", "value": 1, "user": "kim"}'
+    example = '{"path": "site/area/line/cell/asset/signal", "value": 1}'
     body = await _json_body(request, example)
-    path, value, user = body.get("path"), body.get("value"), body.get("user", "operator")
-    if not isinstance(path, str) or not path:
+    path, value = body.get("path"), body.get("value")
+    if not isinstance(path, str) or not path or len(path) > 512:
+        await audit(request, user, "tag.write", str(path)[:512], new=value, result="refused: no tag path")
         raise BadRequest("path must be the tag path to write", example)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        await audit(request, user, "tag.write", path, new=str(value)[:64], result="refused: not a number")
         raise BadRequest(f"value must be a number, got {value!r}", example)
-    if not isinstance(user, str) or not user.strip() or len(user) > 64:
-        raise BadRequest("user must be a non-empty string of at most 64 characters", example)
+    # the service audits the attempt and its result, with the logged-in user's name
     try:
-        result = await svc.write_tag(path, float(value), user.strip())
+        result = await svc.write_tag(path, float(value), user.name, source=request.remote or "")
     except KeyError as e:
         raise BadRequest(str(e).strip("'\""), "list tags with GET /api/plant", status=404) from None
     except PermissionError as e:
         raise BadRequest(str(e), "only tags marked writable in the plant file can be written", status=403) from None
     except ValueError as e:
         raise BadRequest(str(e), "send a value inside the tag's range") from None
+    except AuditError as e:
+        raise BadRequest(str(e), "free disk space for the audit trail, then retry", status=503) from None
     except (ConnectionError, OSError, TimeoutError) as e:
         raise BadRequest(f"the machine did not take the write: {e}", "check the connection and retry",
                          status=502) from None
@@ -729,6 +532,12 @@ def sse_message(msg: dict) -> bytes:
 async def _stream(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     app = request.app
+    user = require_role(request, "viewer")
+    with app[SECURITY_KEY].stream_slot(user):
+        return await _stream_for(request, svc, app)
+
+
+async def _stream_for(request: web.Request, svc: ServiceView, app: web.Application) -> web.StreamResponse:
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -771,7 +580,10 @@ async def start_site(app: web.Application, host: str, port: int) -> tuple[web.Ap
     """Start ``app`` on ``host:port`` (0 picks a free port); returns the runner and the bound port."""
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got {port}")
-    check_bind(host, app[PASSWORD_KEY])
+    sec: Security = app[SECURITY_KEY]
+    if sec.settings.bind_host != host:
+        raise ValueError(f"the app's security settings are for {sec.settings.bind_host}, not {host}")
+    sec.check_bind()
     runner = web.AppRunner(app, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

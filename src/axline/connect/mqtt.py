@@ -618,6 +618,7 @@ BROKER_OPTIONS: dict[str, Option] = {
 }
 
 _SUBSCRIBE_CHUNK = 100
+MAX_PENDING_READINGS = 500_000  # readings received but not yet handed to the service; then backpressure
 
 
 class BrokerConnector(Connector):
@@ -642,6 +643,10 @@ class BrokerConnector(Connector):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._pending: list[Batch] = []
+        self._pending_readings = 0
+        self._drained = threading.Event()  # set whenever the pending list is below its bound
+        self._drained.set()
+        self.backpressure_waits = 0
         self._wake: asyncio.Event | None = None
         self._failure: str | None = None
         self._ready = False
@@ -749,9 +754,19 @@ class BrokerConnector(Connector):
         if batch is not None and len(batch):
             with self._lock:
                 self._pending.append(batch)
+                self._pending_readings += len(batch)
                 first = len(self._pending) == 1
-            if first:
+                full = self._pending_readings >= MAX_PENDING_READINGS
+                if full:
+                    self._drained.clear()
+            if first or full:
                 self._signal()
+            if full:
+                # bounded: stop reading from the broker until the service took what waits (QoS 1
+                # messages stay with the broker meanwhile); never drop, never grow without limit
+                self.backpressure_waits += 1
+                while not self._drained.wait(1.0) and not self._closing and not self._stopping.is_set():
+                    self._signal()
 
     def _dead(self, letters: list[DeadLetter]) -> None:
         try:
@@ -768,6 +783,8 @@ class BrokerConnector(Connector):
     def _flush(self, sink: Sink) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
+            self._pending_readings = 0
+            self._drained.set()
         if pending:
             batch = Batch.concat(pending)
             self.readings += len(batch)

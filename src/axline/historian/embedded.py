@@ -251,6 +251,7 @@ class EmbeddedHistorian(Historian):
         *,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         retention_days: float | None = None,
+        scrub_mb_s: float | None = 8.0,
     ) -> None:
         if fsync not in FSYNC_MODES:
             raise ValueError(f"historian fsync: {fsync!r} is not known (allowed: {', '.join(FSYNC_MODES)})")
@@ -281,6 +282,13 @@ class EmbeddedHistorian(Historian):
         self._sync_thread: threading.Thread | None = None
         self._stop_sync = threading.Event()
         self._dirty = False
+        self.on_damage: Callable[[dict], None] | None = None  # told of every quarantined record
+        self.damaged_found = 0
+        self.roll_errors = 0
+        self.scrub_mb_s = scrub_mb_s
+        self.scrub_passes = 0
+        self._scrub_pos = 0
+        self._scrub_thread: threading.Thread | None = None
 
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise NotADirectoryError(
@@ -290,6 +298,7 @@ class EmbeddedHistorian(Historian):
         self._acquire_lock()
         try:
             self._open_tags()
+            self._load_damaged()
             self._open_segments()
             if self._tags_torn:
                 log.warning(
@@ -307,6 +316,9 @@ class EmbeddedHistorian(Historian):
         if fsync == "interval":
             self._sync_thread = threading.Thread(target=self._sync_loop, name="historian-fsync", daemon=True)
             self._sync_thread.start()
+        if scrub_mb_s:
+            self._scrub_thread = threading.Thread(target=self._scrub_loop, name="historian-scrub", daemon=True)
+            self._scrub_thread.start()
 
     # -- opening --------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
@@ -429,7 +441,9 @@ class EmbeddedHistorian(Historian):
         return zlib.crc32(buf[off + HEADER_SIZE : off + HEADER_SIZE + h[4]]) == h[5]
 
     def _scan_segment(self, seg: int, last: bool) -> None:
-        """Index the records of one segment; cut a torn tail off the newest one, raise on damage."""
+        """Index the records of one segment. A torn tail of the newest one is cut off (it was never
+        acknowledged); damage anywhere else is quarantined: left in the file as it is, listed in
+        ``damaged.json``, reported, and kept out of every query. Nothing damaged is served as good."""
         path = self._segment_path(seg)
         size = os.path.getsize(path)
         if size == 0:
@@ -438,6 +452,7 @@ class EmbeddedHistorian(Historian):
             mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
         offs, counts, ntags, tmins, tmaxs = [], [], [], [], []
         cut = None
+        known_bad = {off for (sg, off) in self._damaged if sg == seg}
         try:
             off = 0
             while off < size:
@@ -447,8 +462,21 @@ class EmbeddedHistorian(Historian):
                 if ok and end == size:  # the newest record of a segment: check its payload too
                     ok = zlib.crc32(mm[off + HEADER_SIZE : end]) == h[5]
                 if not ok:
-                    cut = self._bad_region(path, mm, off, size, last)
-                    break
+                    nxt = self._next_valid(mm, off)
+                    if nxt < 0 and last:
+                        log.warning("historian %s: cutting a torn record (%d bytes, never acknowledged) off the "
+                                    "end at offset %d", path, size - off, off)
+                        cut = off
+                        break
+                    stop = nxt if nxt >= 0 else size
+                    self._quarantine(seg, off, stop - off, "damaged record (header or length fails its check)")
+                    if nxt < 0:
+                        break
+                    off = nxt
+                    continue
+                if off in known_bad:  # quarantined before (its payload failed the CRC check)
+                    off = end
+                    continue
                 offs.append(off)
                 counts.append(h[0])
                 ntags.append(h[1])
@@ -469,43 +497,147 @@ class EmbeddedHistorian(Historian):
         if not offs:
             return
         first_row = np.cumsum(ntags_a) - ntags_a
-        bad = np.flatnonzero(np.add.reduceat(cnts, first_row) != np.array(counts, np.int64))
-        unknown = np.flatnonzero(tags >= len(self._tag_paths))
-        if len(unknown):
-            bad = np.append(bad, np.searchsorted(first_row, unknown[0], "right") - 1)
-        if len(bad):
-            where = offs[int(bad.min())]
-            raise HistorianCorruptError(
-                f"historian {path}: the record at offset {where} has a tag directory that does not match "
-                f"tags.txt ({len(self._tag_paths)} tags known); tags.txt or the segment is damaged. "
-                "Restore tags.txt from a backup, or move this segment out of the historian directory"
-            )
+        rec_of_row = np.repeat(np.arange(len(offs)), ntags_a)
+        bad = np.zeros(len(offs), bool)
+        bad[np.add.reduceat(cnts, first_row) != np.array(counts, np.int64)] = True
+        bad[np.unique(rec_of_row[tags >= len(self._tag_paths)])] = True
+        if bad.any():
+            # a record naming tags that tags.txt does not hold (tags.txt damaged or replaced; a power cut
+            # cannot cause it: a tag line is fsync-ed before the first record that names it): quarantined
+            for i in np.flatnonzero(bad).tolist():
+                length = HEADER_SIZE + _pad8(8 * ntags[i] + 17 * counts[i])
+                self._quarantine(seg, offs[i], length, "tag directory does not match tags.txt "
+                                 f"({len(self._tag_paths)} tags known)")
+            keep = ~bad
+            row_keep = np.repeat(keep, ntags_a)
+            offs = [o for o, kk in zip(offs, keep.tolist(), strict=True) if kk]
+            counts = [c for c, kk in zip(counts, keep.tolist(), strict=True) if kk]
+            tmins = [t for t, kk in zip(tmins, keep.tolist(), strict=True) if kk]
+            tmaxs = [t for t, kk in zip(tmaxs, keep.tolist(), strict=True) if kk]
+            ntags_a, tags, cnts = ntags_a[keep], tags[row_keep], cnts[row_keep]
+            if not offs:
+                return
         self._index.add(seg, offs, counts, ntags_a, tmins, tmaxs, tags, cnts)
         self._present[tags] = True
         self._count += int(sum(counts))
 
-    def _bad_region(self, path: str, mm: Any, off: int, size: int, last: bool) -> int:
-        """An invalid record at ``off``: return where to cut if it is a torn tail, else raise."""
-        pos = mm.find(MAGIC, off + 1) if last else -1
-        while pos >= 0:  # a valid record after the damage means data in the middle is damaged
+    def _next_valid(self, mm: Any, off: int) -> int:
+        """Offset of the next valid record after ``off`` (header and payload check), or -1."""
+        pos = mm.find(MAGIC, off + 1)
+        while pos >= 0:
             if self._valid_record_at(mm, pos):
-                break
+                return pos
             pos = mm.find(MAGIC, pos + 1)
-        if last and pos < 0:
-            log.warning(
-                "historian %s: cutting a torn record (%d bytes, never acknowledged) off the end at offset %d",
-                path,
-                size - off,
-                off,
-            )
-            return off
-        where = "in the middle of the newest segment" if last else "in an older segment"
-        raise HistorianCorruptError(
-            f"historian {path}: damaged record at offset {off} {where} (file size {size}); "
-            "the data after it cannot be trusted. Stop axline, copy the file aside as a backup, then "
-            f"either truncate the file to {off} bytes (keeps every record before the damage) or move "
-            "the segment out of the historian directory, and start again"
-        )
+        return -1
+
+    # -- damage: quarantine, verify, scrub ---------------------------------------------------------
+    def _load_damaged(self) -> None:
+        self._damaged: dict[tuple[int, int], dict] = {}
+        p = os.path.join(self.path, "damaged.json")
+        if os.path.exists(p):
+            try:
+                with open(p, encoding="utf-8") as f:
+                    for d in json.load(f):
+                        self._damaged[(int(d["segment"]), int(d["offset"]))] = d
+            except (ValueError, KeyError, TypeError) as e:
+                raise HistorianCorruptError(
+                    f"historian {p}: the list of quarantined records is not valid JSON ({e}); move it aside "
+                    "and open again (damage is found again by `axline historian verify`)") from None
+
+    def _quarantine(self, seg: int, off: int, length: int, reason: str) -> None:
+        """Remember a damaged region (never rewritten, never served) and tell ``on_damage``."""
+        key = (seg, off)
+        if key in self._damaged:
+            return
+        d = {"segment": seg, "file": os.path.basename(self._segment_path(seg)), "offset": off, "length": length,
+             "reason": reason, "found_ns": time.time_ns()}
+        self._damaged[key] = d
+        self.damaged_found += 1
+        log.error("historian %s: %s at offset %d (%d bytes): %s; quarantined, kept out of queries",
+                  self.path, d["file"], off, length, reason)
+        tmp = os.path.join(self.path, ".damaged.json.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(list(self._damaged.values()), f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, os.path.join(self.path, "damaged.json"))
+        except OSError as e:  # a full disk: the damage is still kept out of queries in this process
+            log.error("historian %s: cannot write damaged.json: %s", self.path, e)
+        cb = self.on_damage
+        if cb is not None:
+            try:
+                cb(dict(d))
+            except Exception:  # noqa: BLE001 - reporting must not break reading
+                log.exception("historian %s: on_damage callback failed", self.path)
+
+    def damaged(self) -> list[dict]:
+        """Quarantined regions: segment file, offset, length, reason."""
+        return [dict(d) for d in self._damaged.values()]
+
+    def _check_records(self, recs: np.ndarray) -> list[int]:
+        """Verify the payload CRC of records ``recs`` (index rows); return those that fail."""
+        ix = self._index
+        bad = []
+        for r in recs.tolist():
+            seg, off = int(ix.seg.v[r]), int(ix.off.v[r])
+            buf = self._map(seg)
+            h = self._parse_header(buf[off : off + HEADER_SIZE].tobytes(), 0)
+            end = off + HEADER_SIZE + (h[4] if h else 0)
+            if h is None or end > len(buf) or zlib.crc32(buf[off + HEADER_SIZE : end]) != h[5]:
+                bad.append(r)
+        return bad
+
+    def _drop_records(self, recs: list[int], reason: str) -> None:
+        """Quarantine records ``recs`` (under the lock): out of the index, listed in damaged.json."""
+        ix = self._index
+        mask = np.ones(ix.n, bool)
+        for r in recs:
+            seg, off = int(ix.seg.v[r]), int(ix.off.v[r])
+            length = HEADER_SIZE + _pad8(8 * int(ix.ntags.v[r]) + 17 * int(ix.count.v[r]))
+            self._quarantine(seg, off, length, reason)
+            mask[r] = False
+        self._count -= int(ix.count.v[~mask].sum())
+        ix.keep(mask)
+        self._present[:] = False
+        self._present[ix.tag.v] = True
+        self._latest_has[:] = False
+        self._latest_ts[:] = _INT64_MIN
+        self._rebuild_latest()
+
+    def scrub(self, max_bytes: int | None = None) -> int:
+        """Verify the CRC of records from where the last call stopped, at most ``max_bytes`` of them;
+        quarantine what fails. Returns the bytes checked. The background scrub calls this at a bounded
+        rate (``scrub_mb_s``), so every record is checked within ``size / rate`` seconds."""
+        checked = 0
+        with self._lock:
+            self._check_open()
+            ix = self._index
+            if ix.n == 0:
+                return 0
+            r = self._scrub_pos % ix.n
+            batch_recs = []
+            while checked < (max_bytes or 1 << 62) and len(batch_recs) < ix.n:
+                batch_recs.append(r)
+                checked += HEADER_SIZE + 17 * int(ix.count.v[r])
+                r = (r + 1) % ix.n
+                if r == 0:
+                    self.scrub_passes += 1
+            bad = self._check_records(np.array(batch_recs, np.int64))
+            self._scrub_pos = r
+            if bad:
+                self._drop_records(bad, "payload fails its CRC check (found by the background scrub)")
+        return checked
+
+    def _scrub_loop(self) -> None:
+        rate = self.scrub_mb_s * 2**20
+        while not self._stop_sync.wait(1.0):
+            try:
+                self.scrub(int(rate))
+            except RuntimeError:
+                return  # closed
+            except Exception:  # noqa: BLE001 - keep scrubbing later
+                log.exception("historian %s: scrub failed", self.path)
 
     def _record_columns(self, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """ts, value, quality of record ``r`` (grouped by tag as stored); views into the mapping."""
@@ -596,8 +728,9 @@ class EmbeddedHistorian(Historian):
             data = "".join(p + "\n" for p in new).encode("utf-8")
             try:
                 _write_all(self._tags_fd, memoryview(data))
-                if self.fsync_mode == "batch":
-                    _fsync(self._tags_fd)
+                # in every mode: a record must never reach the disk before the tag line it names
+                # (new tags are rare, so this costs little); a power cut then leaves a prefix that opens
+                _fsync(self._tags_fd)
             except BaseException:
                 os.ftruncate(self._tags_fd, self._tags_size)
                 raise
@@ -669,16 +802,27 @@ class EmbeddedHistorian(Historian):
         """Close the current segment (fsync-ed), start the next one, compact the closed one."""
         closed = self._seg
         with self._sync_lock:
-            _fsync(self._tags_fd)
-            _fsync(self._seg_fd)
+            try:
+                _fsync(self._tags_fd)
+                _fsync(self._seg_fd)
+                # open the next segment before letting go of this one: a failure (disk full, too many
+                # open files) leaves the current segment in use, and the roll is tried again next append
+                new_fd = os.open(
+                    self._segment_path(self._seg + 1), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+                )
+            except OSError as e:
+                self.roll_errors += 1
+                log.error("historian %s: starting segment %d failed (%s); still writing segment %d, will retry",
+                          self.path, self._seg + 1, e, self._seg)
+                return
             os.close(self._seg_fd)
-            self._seg_fd = None
+            self._seg_fd = new_fd
             self._seg += 1
-            self._seg_fd = os.open(
-                self._segment_path(self._seg), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-            )
             self._seg_size = 0
-        _fsync_dir(self.path)
+        try:
+            _fsync_dir(self.path)
+        except OSError as e:
+            log.error("historian %s: fsync of the directory failed: %s", self.path, e)
         self._maps.pop(closed, None)
         if not self._no_more_compaction:
             if self._compactor is None:
@@ -722,6 +866,12 @@ class EmbeddedHistorian(Historian):
             ix = self._index
             recs = np.flatnonzero(ix.seg.v == seg)
             if len(recs) < self.compact_min_records:
+                return
+            if any(sg == seg for (sg, _o) in self._damaged):
+                return  # never rewrite a segment holding quarantined records: the damage stays as found
+            bad = self._check_records(recs)
+            if bad:  # verified before compaction: damage is quarantined, never rewritten under a fresh CRC
+                self._drop_records(bad, "payload fails its CRC check (found before compaction)")
                 return
             r0, r1 = int(recs[0]), int(recs[-1]) + 1
             rows = np.arange(int(ix.row0.v[r0]), int(ix.row0.v[r1 - 1] + ix.ntags.v[r1 - 1]))
@@ -769,9 +919,22 @@ class EmbeddedHistorian(Historian):
             self._index.replace(int(now[0]), int(now[-1]) + 1, new)
         log.info("historian %s: compacted segment %d from %d records to %d", self.path, seg, r1 - r0, new.n)
 
-    def _apply_retention(self) -> None:
-        cutoff = time.time_ns() - int(self.retention_days * 86400 * 1e9)
-        self.drop_before(cutoff)
+    def _apply_retention(self) -> int:
+        return self.apply_retention()
+
+    def apply_retention(self) -> int:
+        """Drop whole segments older than ``retention_days`` before the newest reading (data time, not the
+        wall clock: a line that was off for a month keeps its history). A reading stamped in the future
+        counts only up to one day past the wall clock. Returns readings dropped."""
+        if self.retention_days is None:
+            return 0
+        with self._lock:
+            self._check_open()
+            ix = self._index
+            if ix.n == 0:
+                return 0
+            newest = min(int(ix.tmax.v.max()), time.time_ns() + 86400 * 10**9)
+        return self.drop_before(newest - int(self.retention_days * 86400 * 1e9))
 
     def drop_before(self, ts: int) -> int:
         """Delete whole older segments whose newest reading is before ``ts``; return readings dropped.
@@ -1020,19 +1183,15 @@ class EmbeddedHistorian(Historian):
 
     # -- durability and life cycle --------------------------------------------------------------
     def verify(self) -> list[str]:
-        """Check the CRC of every record (slow: reads everything); return a list of problems found."""
-        problems = []
+        """Check the CRC of every record (slow: reads everything); quarantine and return what fails,
+        and list what was quarantined before."""
         with self._lock:
             self._check_open()
-            ix = self._index
-            for r in range(ix.n):
-                seg, off = int(ix.seg.v[r]), int(ix.off.v[r])
-                buf = self._map(seg)
-                h = self._parse_header(buf[off : off + HEADER_SIZE].tobytes(), 0)
-                end = off + HEADER_SIZE + (h[4] if h else 0)
-                if h is None or zlib.crc32(buf[off + HEADER_SIZE : end]) != h[5]:
-                    problems.append(f"{self._segment_path(seg)}: record at offset {off} fails its CRC check")
-        return problems
+            bad = self._check_records(np.arange(self._index.n))
+            if bad:
+                self._drop_records(bad, "payload fails its CRC check (found by verify)")
+            return [f"{self.path}/{d['file']}: offset {d['offset']} ({d['length']} bytes): {d['reason']}"
+                    for d in self._damaged.values()]
 
     def _sync_now(self) -> None:
         with self._sync_lock:
@@ -1070,6 +1229,9 @@ class EmbeddedHistorian(Historian):
         if worker is not None:
             self._compact_queue.put(None)
             worker.join()
+        self._stop_sync.set()
+        if self._scrub_thread is not None and self._scrub_thread is not threading.current_thread():
+            self._scrub_thread.join()
         with self._lock:
             if self._closed:
                 return

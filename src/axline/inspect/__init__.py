@@ -1,8 +1,9 @@
 """Visual inspection learnt from good parts only.
 
-Deployable side (NumPy + onnxruntime, no torch): :class:`Inspector`, :class:`Verdict`,
-:class:`InspectorModel`, :func:`save_heatmap_overlay`. Training side (needs the ``train`` extra):
-``axline.inspect.train.train_inspector`` and ``update_with_feedback``.
+Both sides run on NumPy + onnxruntime, without torch. Deployable side: :class:`Inspector`,
+:class:`Verdict`, :class:`InspectorModel`, :func:`save_heatmap_overlay`. Training side:
+``axline.inspect.train.train_inspector`` and ``update_with_feedback``; the backbone graph comes
+from :mod:`axline.inspect.features`.
 """
 
 from axline.inspect.inferencer import ImageError, Inspector, Verdict, save_heatmap_overlay

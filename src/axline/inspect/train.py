@@ -1,13 +1,13 @@
 """Training an inspector from images of good parts, and operator-feedback updates.
 
-``train_inspector`` builds the truncated EfficientNet-Lite0 (torch), exports it to ONNX, checks that
-onnxruntime gives the same features, extracts patch features of all training images with the
-exported graph, keeps a greedy k-center coreset of the training patches as the memory bank,
+``train_inspector`` writes the truncated EfficientNet-Lite0 as an ONNX graph (no torch, see
+:mod:`axline.inspect.features`), extracts patch features of all training images with it on
+onnxruntime, keeps a greedy k-center coreset of the training patches as the memory bank,
 calibrates the threshold on held-out good images for a target false-reject rate (refined by labelled
 defect images when given) and writes one ``.axi`` file.
 
-``update_with_feedback`` needs no torch: overruled false rejects add their unmatched patches to the
-bank, confirmed defects refine the threshold.
+``update_with_feedback``: overruled false rejects add their unmatched patches to the bank,
+confirmed defects refine the threshold.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from axline.inspect.inferencer import (
 from axline.inspect.model import InspectorModel, Preprocessing
 
 ImageInput = str | Path | np.ndarray
-FEATURE_CHECK_TOLERANCE = 1e-3
 
 
 class ProgressBar:
@@ -185,36 +184,6 @@ def position_scale_from(raw_maps: np.ndarray) -> np.ndarray:
     return np.maximum(np.asarray(scale, np.float32), 1e-6)
 
 
-def torch_image_scores(module: Any, model: InspectorModel, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reference path in torch: (patch scores ``(N, h, w)``, image scores ``(N,)``) of a pixel batch."""
-    import torch
-
-    raw = torch.from_numpy(torch_patch_scores(module, model.bank, batch)).to(torch.float64)
-    if model.position_scale is not None:
-        raw = raw / torch.from_numpy(model.position_scale).to(torch.float64)
-    flat = raw.reshape(len(raw), -1)
-    k = min(model.top_k, flat.shape[1])
-    return raw.numpy().astype(np.float32), flat.topk(k, dim=1).values.mean(dim=1).numpy()
-
-
-def torch_patch_scores(module: Any, bank: np.ndarray, batch: np.ndarray) -> np.ndarray:
-    """Reference (training-stack) path: torch features and torch nearest-neighbour distances.
-
-    ``batch`` is ``(N, 3, S, S)`` float32 pixels 0..255; returns patch scores ``(N, h, w)``.
-    """
-    import torch
-
-    bank_t = torch.from_numpy(np.asarray(bank, dtype=np.float64))
-    out = []
-    with torch.inference_mode():
-        for x in batch:
-            f = module.features(torch.from_numpy(np.ascontiguousarray(x[None])))[0]
-            d, h, w = f.shape
-            q = f.reshape(d, h * w).T.to(torch.float64)
-            out.append(torch.cdist(q, bank_t).min(dim=1).values.reshape(h, w).numpy())
-    return np.stack(out).astype(np.float32)
-
-
 def _validate(coreset_ratio: float, target_frr: float, holdout: float, max_bank: int, size: int) -> None:
     if not 0.0 < coreset_ratio <= 1.0:
         raise ValueError(f"coreset_ratio must be in (0, 1], got {coreset_ratio}")
@@ -265,9 +234,6 @@ def train_inspector(
     if max_candidates < 16:
         raise ValueError(f"max_candidates must be at least 16, got {max_candidates}")
     t0 = time.perf_counter()
-    import torch
-
-    torch.set_num_threads(threads)
     arrays = _load_all(images, "images")
     if len(arrays) < 3:
         raise ValueError(f"images must hold at least 3 good images (2 to learn from, 1 to calibrate), got {len(arrays)}")
@@ -275,16 +241,8 @@ def train_inspector(
     prep = Preprocessing(size=size, roi=tuple(roi) if roi is not None else None,  # type: ignore[arg-type]
                          normalize_brightness=normalize_brightness, color=_color_mode(arrays))
     blocks = tuple(blocks) if blocks is not None else feat.DEFAULT_BLOCKS
-    module = feat.build_feature_extractor(size, blocks, feature_dim, seed, grid_stride)
-    onnx_bytes = feat.export_onnx(module, size)
+    onnx_bytes = feat.build_backbone_onnx(size, blocks, feature_dim, seed, grid_stride)
     runtime = BackboneRunner(onnx_bytes, threads)
-
-    first = _inputs(arrays[:1], prep)
-    ref = feat.extract_torch(module, first)
-    got = runtime.features(first)
-    diff = float(np.abs(ref - got).max())
-    if diff > FEATURE_CHECK_TOLERANCE * max(1.0, float(np.abs(ref).max())):
-        raise RuntimeError(f"ONNX export check failed: features differ from torch by {diff:.3g}")
 
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(arrays))
@@ -352,7 +310,6 @@ def train_inspector(
         "coreset_ratio": coreset_ratio,
         "training_images_sha256": images_sha256(arrays),
         "train_seconds": round(train_s, 2),
-        "onnx_check_max_abs_diff": diff,
     }
     model = InspectorModel(
         backbone_onnx=onnx_bytes,
@@ -392,7 +349,7 @@ def update_with_feedback(
     keep_fraction: float = 0.5,
     out: str | Path | None = None,
 ) -> tuple[InspectorModel, dict[str, Any]]:
-    """Learn from operator feedback without retraining (no torch needed).
+    """Learn from operator feedback without retraining.
 
     ``good_images``: overruled false rejects; their patches farther than ``keep_fraction *
     threshold`` from the bank join it, so their new score is at most that. ``defect_images``:

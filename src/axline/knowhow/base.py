@@ -248,15 +248,19 @@ class KnowHow:
             if cid:
                 seen.add(cid)
             good.append((f, str(row.get("author") or default_author), cid))
-        embs = self.index.embedder.encode([CaseIndex.case_text(f) for f, _, _ in good]) if good else []
+        embs = self.index.encode_texts([CaseIndex.case_text(f) for f, _, _ in good]) if good else []
         ids = []
         pseudos: dict[str, str] = {}
+        items = []
+        for (f, author, cid), emb in zip(good, embs, strict=True):
+            pseudo = pseudos.get(author) or pseudos.setdefault(author, self.store.pseudonym(author))
+            items.append((f, pseudo, cid, emb))
         with self.lock:
-            for (f, author, cid), emb in zip(good, embs, strict=True):
-                pseudo = pseudos.get(author) or pseudos.setdefault(author, self.store.pseudonym(author))
-                case = self.store.create(f, pseudo, case_id=cid, embedding=emb, editor=actor)
-                self.index.add(case, emb)
-                ids.append(case["id"])
+            for k in range(0, len(items), 1000):  # one transaction per thousand cases
+                cases = self.store.create_many(items[k : k + 1000], editor=actor)
+                for case, (_, _, _, emb) in zip(cases, items[k : k + 1000], strict=True):
+                    self.index.add(case, emb)
+                    ids.append(case["id"])
         self.store.audit(actor, "case.import", f"{len(ids)} cases", {"errors": len(errors)})
         return {"imported": len(ids), "errors": errors[:100], "error_count": len(errors)}
 

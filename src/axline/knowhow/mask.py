@@ -60,13 +60,29 @@ def mask_text(text: str, known_names: Iterable[str] = ()) -> tuple[str, int]:
 
 
 class VocabularyMasker:
-    """Masks words outside a known vocabulary (learnt from the plant's maintenance text), except
-    numbers, codes with digits and very short words. ``min_len`` is chosen on held-out text."""
+    """Masks the plant's known sensitive words, and words outside a known vocabulary (learnt from the
+    plant's maintenance text) that are not a typo or an abbreviation of a known word (one edit away,
+    or the start of one). Numbers, codes with digits and words shorter than ``min_len`` are kept.
+    ``min_len`` and ``near`` are chosen on held-out text."""
 
-    def __init__(self, vocabulary: Iterable[str], sensitive: Iterable[str] = (), min_len: int = 3) -> None:
-        self.vocab = {w.lower() for w in vocabulary}
+    def __init__(self, vocabulary: Iterable[str], sensitive: Iterable[str] = (), min_len: int = 3,
+                 near: bool = True) -> None:
         self.sensitive = {w.lower() for w in sensitive}
+        self.vocab = {w.lower() for w in vocabulary} - self.sensitive
         self.min_len = min_len
+        self.near = near
+        self._prefixes: set[str] = set()
+        self._deletes: set[str] = set()
+        if near:
+            for w in self.vocab:
+                if w.isalpha():
+                    self._prefixes.update(w[:k] for k in range(3, len(w)))
+                    self._deletes.update(_deletes(w))
+
+    def _close_to_known(self, w: str) -> bool:
+        if w in self._prefixes:
+            return True
+        return any(d in self.vocab or d in self._deletes for d in _deletes(w)) or w in self._deletes
 
     def is_sensitive(self, token: str) -> bool:
         low = token.lower().strip(".,;:()[]'\"")
@@ -74,4 +90,10 @@ class VocabularyMasker:
             return True
         if len(low) < self.min_len or not low.isalpha() or not low.isascii():
             return False
-        return low not in self.vocab
+        if low in self.vocab:
+            return False
+        return not (self.near and self._close_to_known(low))
+
+
+def _deletes(w: str) -> set[str]:
+    return {w[:i] + w[i + 1:] for i in range(len(w))}

@@ -3,6 +3,9 @@
 Five scores per case, each in 0..1, are added with weights:
 
 * ``semantic``: cosine of multilingual sentence embeddings (across Korean and English);
+* ``bilingual``: the same cosine after both texts are extended with the English and Korean names of
+  the glossary concepts they mention (``주축 소음`` -> ``주축 소음 / spindle noise / 스핀들 소음``),
+  which pulls a Korean text and its English counterpart together;
 * ``words``: BM25 over words (English stems, Korean words and their two-syllable pieces), divided by
   the best case's score for this query;
 * ``concepts``: BM25 over glossary concepts (one id for ``베어링``, ``베아링`` and ``bearing``), the
@@ -30,10 +33,14 @@ from axline.knowhow.embed import DIM, Embedder
 from axline.knowhow.signals import same_asset, similarity
 from axline.knowhow.text import Glossary, analyser
 
+EMB_LEN = 2 * DIM  # stored per case: the plain embedding, then the concept-extended one
+
 # chosen by `axline bench knowhow` on the tuning split (see benchmarks/knowhow.md)
-DEFAULT_WEIGHTS: dict[str, float] = {"semantic": 1.0, "words": 0.5, "concepts": 0.5, "signals": 1.0,
-                                     "asset": 0.2, "feedback": 0.3}
-DEFAULT_CONFIDENCE = (8.0, -6.0)  # confidence = 1 / (1 + exp(-(a * score + b)))
+DEFAULT_WEIGHTS: dict[str, float] = {"semantic": 0.5, "bilingual": 1.0, "words": 0.0, "concepts": 0.5,
+                                     "signals": 1.0, "asset": 0.2, "feedback": 0.3}
+# confidence of a text match = 1 / (1 + exp(-(a * score + b))), score without signals, asset and feedback
+DEFAULT_CONFIDENCE = (6.15, -7.38)
+_TEXT_PARTS = ("semantic", "bilingual", "words", "concepts")
 MAX_TOP = 50
 _HANGUL_WORD = re.compile(r"[\uac00-\ud7a3]+")
 
@@ -47,6 +54,7 @@ class _Bm25:
         self._arr: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.doclen: dict[int, int] = {}
         self.total = 0
+        self._dl = np.zeros(64)  # document length per slot (capacity grows by doubling)
 
     def add(self, doc: int, terms: list[str]) -> None:
         for t, tf in Counter(terms).items():
@@ -54,6 +62,11 @@ class _Bm25:
             self._arr.pop(t, None)
         self.doclen[doc] = len(terms)
         self.total += len(terms)
+        if doc >= len(self._dl):
+            grown = np.zeros(max(2 * len(self._dl), doc + 1))
+            grown[: len(self._dl)] = self._dl
+            self._dl = grown
+        self._dl[doc] = len(terms)
 
     def remove(self, doc: int, terms: list[str]) -> None:
         for t in set(terms):
@@ -64,7 +77,14 @@ class _Bm25:
                     del self.post[t]
         self.total -= self.doclen.pop(doc, 0)
 
-    def scores(self, q_terms: list[str], n_docs: int, doclen: np.ndarray) -> np.ndarray:
+    def ideal(self, q_terms: list[str]) -> float:
+        """The score of a document of average length holding each query term once: the sum of the
+        query terms' idf (a term no case has counts with the highest idf)."""
+        n = len(self.doclen)
+        return sum(math.log(1 + (n - len(self.post.get(t, ())) + 0.5) / (len(self.post.get(t, ())) + 0.5))
+                   for t in set(q_terms)) if n else 0.0
+
+    def scores(self, q_terms: list[str], n_docs: int) -> np.ndarray:
         out = np.zeros(n_docs)
         n = len(self.doclen)
         if not n:
@@ -81,7 +101,7 @@ class _Bm25:
                 self._arr[t] = arr
             idx, tf = arr
             idf = math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5))
-            dl = doclen[idx]
+            dl = self._dl[idx]
             out[idx] += idf * tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * dl / avg))
         return out
 
@@ -103,7 +123,10 @@ class CaseIndex:
 
     def __init__(self, glossary: Glossary | None = None, *, analyser_name: str = "bigram",
                  weights: dict[str, float] | None = None, confidence: tuple[float, float] | None = None,
-                 embedder: Embedder | None = None) -> None:
+                 embedder: Embedder | None = None, norm: str = "max") -> None:
+        if norm not in ("max", "ideal"):
+            raise ValueError(f"norm must be 'max' or 'ideal', got {norm!r}")
+        self.norm = norm
         self.glossary = glossary or Glossary()
         self.analyse = analyser(analyser_name)
         self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
@@ -112,13 +135,12 @@ class CaseIndex:
         self.lock = threading.RLock()
         self.docs: list[_Doc | None] = []
         self.pos: dict[str, int] = {}
-        self.emb = np.zeros((0, DIM), dtype=np.float32)
-        self.doclen_w = np.zeros(0)
-        self.doclen_c = np.zeros(0)
+        self.emb = np.zeros((0, EMB_LEN), dtype=np.float32)
         self.bm25_w = _Bm25()
         self.bm25_c = _Bm25()
         self.feedback: dict[str, tuple[int, int]] = {}
         self.by_signal: dict[str, set[int]] = {}  # signal name -> slots whose snapshot names it
+        self._masks: dict[tuple[str, ...] | None, np.ndarray] = {}  # states -> slots in them (cache)
 
     # -- building -------------------------------------------------------------------------------
     @staticmethod
@@ -127,14 +149,29 @@ class CaseIndex:
         parts += list(case.get("parts") or []) + list(case.get("tags") or [])
         return "\n".join(p for p in parts if p)
 
+    def extended(self, text: str) -> str:
+        """``text`` followed by the English and the Korean names of the concepts it mentions."""
+        cs = self.glossary.concepts(text)
+        if not cs:
+            return text
+        return "\n".join((text, " ".join(self.glossary.label(c, "en") for c in cs),
+                          " ".join(self.glossary.label(c, "ko") for c in cs)))
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """(n, 1024): each text's embedding, then its concept-extended text's."""
+        if not texts:
+            return np.zeros((0, EMB_LEN), dtype=np.float32)
+        both = self.embedder.encode(list(texts) + [self.extended(t) for t in texts])
+        return np.concatenate([both[: len(texts)], both[len(texts):]], axis=1)
+
     def encode_case(self, case: dict[str, Any]) -> np.ndarray:
-        return self.embedder.encode_one(self.case_text(case))
+        return self.encode_texts([self.case_text(case)])[0]
 
     def add(self, case: dict[str, Any], embedding: np.ndarray | None = None) -> np.ndarray:
         """Add or replace a case; returns its embedding (computed when not given)."""
         text = self.case_text(case)
-        if embedding is None or len(embedding) != DIM:
-            embedding = self.embedder.encode_one(text)
+        if embedding is None or len(embedding) != EMB_LEN:
+            embedding = self.encode_texts([text])[0]
         words, concepts = self.analyse(text), self.glossary.concepts(text)
         with self.lock:
             if case["id"] in self.pos:
@@ -143,9 +180,8 @@ class CaseIndex:
             self.docs.append(_Doc(case["id"], case.get("asset") or "", case.get("state") or "draft",
                                   case.get("language") or "", words, concepts, case.get("snapshot") or {}))
             self.pos[case["id"]] = i
+            self._masks.clear()
             self.emb = _append_row(self.emb, embedding)
-            self.doclen_w = np.append(self.doclen_w, len(words))
-            self.doclen_c = np.append(self.doclen_c, len(concepts))
             self.bm25_w.add(i, words)
             self.bm25_c.add(i, concepts)
             for name in (case.get("snapshot") or {}).get("signals") or {}:
@@ -155,14 +191,14 @@ class CaseIndex:
     def add_many(self, cases: list[dict[str, Any]], embeddings: list[np.ndarray | None] | None = None) -> np.ndarray:
         """Add many cases; missing embeddings are computed in one batch (much faster than one by one)."""
         embeddings = list(embeddings) if embeddings is not None else [None] * len(cases)
-        todo = [i for i, e in enumerate(embeddings) if e is None or len(e) != DIM]
+        todo = [i for i, e in enumerate(embeddings) if e is None or len(e) != EMB_LEN]
         if todo:
-            enc = self.embedder.encode([self.case_text(cases[i]) for i in todo])
+            enc = self.encode_texts([self.case_text(cases[i]) for i in todo])
             for j, i in enumerate(todo):
                 embeddings[i] = enc[j]
         for c, e in zip(cases, embeddings, strict=True):
             self.add(c, e)
-        return np.array(embeddings, dtype=np.float32).reshape(len(cases), DIM)
+        return np.array(embeddings, dtype=np.float32).reshape(len(cases), EMB_LEN)
 
     def remove(self, case_id: str) -> bool:
         with self.lock:
@@ -175,8 +211,8 @@ class CaseIndex:
             for name in (d.snapshot or {}).get("signals") or {}:
                 self.by_signal.get(name, set()).discard(i)
             self.docs[i] = None
+            self._masks.clear()
             self.emb[i] = 0.0  # the vector is gone from memory too
-            self.doclen_w[i] = self.doclen_c[i] = 0
             return True
 
     def set_state(self, case_id: str, state: str) -> None:
@@ -184,6 +220,7 @@ class CaseIndex:
             i = self.pos.get(case_id)
             if i is not None and self.docs[i] is not None:
                 self.docs[i].state = state
+                self._masks.clear()
 
     def __len__(self) -> int:
         return len(self.pos)
@@ -197,17 +234,22 @@ class CaseIndex:
         text = text or ""
         if text.strip():
             if q_emb is None:
-                q_emb = self.embedder.encode_one(text)
-            comp["semantic"] = np.clip(self.emb @ q_emb, 0.0, 1.0) if n else np.zeros(0)
-            for name, bm, dl, terms in (
-                ("words", self.bm25_w, self.doclen_w, self.analyse(text)),
-                ("concepts", self.bm25_c, self.doclen_c, self.glossary.concepts(text)),
+                q_emb = self.encode_texts([text])[0]
+            comp["semantic"] = np.clip(self.emb[:, :DIM] @ q_emb[:DIM], 0.0, 1.0) if n else np.zeros(0)
+            comp["bilingual"] = np.clip(self.emb[:, DIM:] @ q_emb[DIM:], 0.0, 1.0) if n else np.zeros(0)
+            for name, bm, terms in (
+                ("words", self.bm25_w, self.analyse(text)),
+                ("concepts", self.bm25_c, self.glossary.concepts(text)),
             ):
-                s = bm.scores(terms, n, dl)
-                top = s.max() if n else 0.0
-                comp[name] = s / top if top > 0 else s
+                s = bm.scores(terms, n)
+                if self.norm == "ideal":
+                    ideal = bm.ideal(terms)
+                    comp[name] = np.minimum(s / ideal, 1.0) if ideal > 0 else s
+                else:
+                    top = s.max() if n else 0.0
+                    comp[name] = s / top if top > 0 else s
         else:
-            for name in ("semantic", "words", "concepts"):
+            for name in ("semantic", "bilingual", "words", "concepts"):
                 comp[name] = np.zeros(n)
         sig = np.zeros(n)
         if snapshot:
@@ -252,7 +294,12 @@ class CaseIndex:
                 return []
             comp = self.components(text, snapshot, asset)
             total = self.fuse(comp)
-            alive = np.array([d is not None and (states is None or d.state in states) for d in self.docs])
+            # a case with no evidence at all (score 0) is never suggested
+            alive = self._masks.get(states)
+            if alive is None or len(alive) != n:
+                alive = np.array([d is not None and (states is None or d.state in states) for d in self.docs])
+                self._masks[states] = alive
+            alive = alive & (total > 0)
             total = np.where(alive, total, -np.inf)
             k = min(top, int(alive.sum()))
             if k <= 0:
@@ -266,7 +313,8 @@ class CaseIndex:
             out = []
             for i in best.tolist():
                 d = self.docs[i]
-                why: dict[str, Any] = {"semantic": round(float(comp["semantic"][i]), 3)}
+                why: dict[str, Any] = {"semantic": round(float(comp["semantic"][i]), 3),
+                                       "bilingual": round(float(comp["bilingual"][i]), 3)}
                 dw = set(d.words)
                 why["words"] = sorted(t for t in q_words & dw if not _HANGUL_WORD.fullmatch(t) or t in q_full)[:8]
                 dc = set(d.concepts)
@@ -281,14 +329,18 @@ class CaseIndex:
                 if fb:
                     why["feedback"] = {"helpful": fb[0], "not_helpful": fb[1]}
                 score = float(total[i])
-                out.append({"id": d.id, "score": round(score, 4), "confidence": round(self.confidence(score), 3),
+                text_score = sum(self.weights.get(k, 0.0) * float(comp[k][i]) for k in _TEXT_PARTS)
+                conf = self.confidence(text_score) if (text or "").strip() else 0.0
+                if snapshot:  # a signal match raises it: 1 - (1 - text) x (1 - signal similarity)
+                    conf = 1 - (1 - conf) * (1 - float(comp["signals"][i]))
+                out.append({"id": d.id, "score": round(score, 4), "confidence": round(conf, 3),
                             "state": d.state, "asset": d.asset, "language": d.language, "why": why})
             return out
 
 
 def _append_row(mat: np.ndarray, row: np.ndarray) -> np.ndarray:
     """Append with amortised doubling (the array's capacity grows, its view is exact)."""
-    row = np.asarray(row, dtype=np.float32).reshape(1, DIM)
+    row = np.asarray(row, dtype=np.float32).reshape(1, EMB_LEN)
     return np.concatenate([mat, row], axis=0) if len(mat) < 64 else _grow(mat, row)
 
 
@@ -298,7 +350,7 @@ def _grow(mat: np.ndarray, row: np.ndarray) -> np.ndarray:
     if base is not None and base.shape[0] > n and np.shares_memory(base, mat):
         base[n] = row[0]
         return base[: n + 1]
-    cap = np.zeros((n * 2, DIM), dtype=np.float32)
+    cap = np.zeros((n * 2, EMB_LEN), dtype=np.float32)
     cap[:n] = mat
     cap[n] = row[0]
     return cap[: n + 1]

@@ -256,19 +256,29 @@ class CaseStore:
 
     def create(self, fields: dict[str, Any], author_pseudo: str, *, case_id: str | None = None,
                embedding: np.ndarray | None = None, state: str = "draft", editor: str | None = None) -> dict:
-        f = self._check(fields)
-        cid = case_id or uuid.uuid4().hex[:12]
-        if not isinstance(cid, str) or not cid or len(cid) > 128:
-            raise CaseError(f"case id must be a text of 1..128 characters, got {cid!r}")
-        if self.db.execute("SELECT 1 FROM kh_cases WHERE id = ?", (cid,)):
-            raise CaseError(f"case {cid} exists already; edit it instead or choose another id")
+        return self.create_many([(fields, author_pseudo, case_id, embedding)], state=state, editor=editor)[0]
+
+    def create_many(self, items: list[tuple[dict[str, Any], str, str | None, np.ndarray | None]], *,
+                    state: str = "draft", editor: str | None = None) -> list[dict[str, Any]]:
+        """New cases, all or none, in one transaction: (fields, author pseudonym, id or None, embedding)."""
         if state not in STATES:
             raise CaseError(f"state must be one of {', '.join(STATES)}")
-        ts = _now()
-        row = {**f, "id": cid, "version": 1, "state": state, "author": author_pseudo, "created_ts": ts,
-               "updated_ts": ts, "approved_by": None, "approved_ts": None}
-        self._write(row, embedding, editor or author_pseudo, insert=True)
-        return self.get(cid)
+        rows, stmts, ids = [], [], set()
+        for fields, author_pseudo, case_id, embedding in items:
+            f = self._check(fields)
+            cid = case_id or uuid.uuid4().hex[:12]
+            if not isinstance(cid, str) or not cid or len(cid) > 128:
+                raise CaseError(f"case id must be a text of 1..128 characters, got {cid!r}")
+            if cid in ids or self.db.execute("SELECT 1 FROM kh_cases WHERE id = ?", (cid,)):
+                raise CaseError(f"case {cid} exists already; edit it instead or choose another id")
+            ids.add(cid)
+            ts = _now()
+            row = {**f, "id": cid, "version": 1, "state": state, "author": author_pseudo, "created_ts": ts,
+                   "updated_ts": ts, "approved_by": None, "approved_ts": None}
+            stmts += self._statements(row, embedding, editor or author_pseudo, insert=True)
+            rows.append(row)
+        self.db.transaction(stmts)
+        return [{c: r[c] for c in CASE_COLUMNS} for r in rows]
 
     def update(self, cid: str, fields: dict[str, Any], editor: str, *, embedding: np.ndarray | None = None) -> dict:
         """A new version of a case; an approved case goes back to draft when its text changes."""
@@ -294,6 +304,10 @@ class CaseStore:
 
     def _write(self, row: dict, embedding: np.ndarray | None, editor: str, *, insert: bool,
                keep_embedding: bool = False) -> None:
+        self.db.transaction(self._statements(row, embedding, editor, insert=insert, keep_embedding=keep_embedding))
+
+    def _statements(self, row: dict, embedding: np.ndarray | None, editor: str, *, insert: bool,
+                    keep_embedding: bool = False) -> list[tuple[str, tuple]]:
         vals = [json.dumps(row[c], ensure_ascii=False) if c in _JSON_COLUMNS else row[c] for c in CASE_COLUMNS]
         body = json.dumps({c: row[c] for c in CASE_COLUMNS}, ensure_ascii=False)
         emb = None if embedding is None else np.asarray(embedding, dtype=np.float32).tobytes()
@@ -311,9 +325,7 @@ class CaseStore:
             stmts.append((f"UPDATE kh_cases SET {sets} WHERE id = ?", (*params, row["id"])))
         stmts.append(("INSERT INTO kh_versions (case_id, version, ts, editor, state, body) VALUES (?, ?, ?, ?, ?, ?)",
                       (row["id"], row["version"], row["updated_ts"], editor, row["state"], body)))
-        if self.db.kind == "postgresql":
-            stmts = [(s.replace("?", "%s"), p) for s, p in stmts]
-        self.db.transaction(stmts)
+        return stmts
 
     @staticmethod
     def _row(r: tuple) -> dict[str, Any]:

@@ -142,6 +142,11 @@ class Detector:
         ``min_scale`` (optional, one value per signal, in signal units) is a floor on each signal's
         robust scale: the smallest deviation that matters, e.g. the drift a signal shows in normal
         operation beyond a short fitting window, or a sensor's resolution.
+
+        >>> normal = np.random.default_rng(0).normal(0.0, 1.0, (500, 3))
+        >>> det = RobustDetector().fit(normal, columns=["temp", "flow", "vib"])
+        >>> det.n_features, det.columns
+        (3, ['temp', 'flow', 'vib'])
         """
         X = _as_2d(X)
         n, d = X.shape
@@ -191,7 +196,13 @@ class Detector:
 
     # ----- scoring -------------------------------------------------------------------------
     def score(self, X: Any) -> np.ndarray:
-        """Score a batch from a fresh streaming state: one float per sample, higher is worse."""
+        """Score a batch from a fresh streaming state: one float per sample, higher is worse.
+
+        >>> det = PCADetector().fit(np.random.default_rng(0).normal(0.0, 1.0, (500, 3)))
+        >>> s = det.score([[0.0, 0.0, 0.0], [0.0, 0.0, 9.0]])
+        >>> s.shape, bool(s[1] > 10 * s[0])
+        ((2,), True)
+        """
         self._check_fitted()
         X = _as_2d(X, self.n_features)
         return self._smooth_batch(self._raw_batch(self._standardise(X)))
@@ -201,7 +212,14 @@ class Detector:
         return self._raw(Z)
 
     def score_one(self, x: Any) -> float:
-        """Score one sample (length-d vector), keeping state; equals ``score`` on the sequence."""
+        """Score one sample (length-d vector), keeping state; equals ``score`` on the sequence.
+
+        >>> det = RobustDetector(smooth=3).fit(np.random.default_rng(0).normal(0.0, 1.0, (500, 2)))
+        >>> stream = [[0.0, 0.0], [0.5, 0.0], [4.0, 0.0], [0.0, 0.0]]
+        >>> one = [det.score_one(x) for x in stream]
+        >>> bool(np.allclose(one, det.score(stream)))
+        True
+        """
         self._check_fitted()
         X = _as_2d(x, self.n_features, name="x")
         if X.shape[0] != 1:
@@ -214,7 +232,14 @@ class Detector:
         return float(self._raw(z[None, :])[0])
 
     def learn_one(self, x: Any) -> Detector:
-        """Update the model with one normal sample (river style) where the detector supports it."""
+        """Update the model with one normal sample (river style) where the detector supports it.
+
+        >>> det = PCADetector().fit(np.random.default_rng(0).normal(0.0, 1.0, (100, 2)))
+        >>> det.learn_one([0.0, 0.0])
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: detector 'pca' learns from history in batch; call fit(X_normal) again to update
+        """
         raise NotImplementedError(
             f"detector {self.name!r} learns from history in batch; call fit(X_normal) again to update"
         )
@@ -234,7 +259,14 @@ class Detector:
         return self._standardise(_as_2d(X, self.n_features))
 
     def explain(self, x: Any, top: int = 3) -> list[dict[str, Any]]:
-        """The signals that drove the score of one sample, largest share first."""
+        """The signals that drove the score of one sample, largest share first.
+
+        >>> normal = np.random.default_rng(0).normal(0.0, 1.0, (500, 3))
+        >>> det = RobustDetector().fit(normal, columns=["temp", "flow", "vib"])
+        >>> top = det.explain([0.1, -0.2, 8.0], top=1)[0]
+        >>> top["signal"], top["share"] > 0.9, top["z"] > 5
+        ('vib', True, True)
+        """
         share = self.contributions(x)[0]
         z = self.deviations(x)[0]
         order = np.argsort(-share)[: max(1, int(top))]
@@ -245,6 +277,12 @@ class Detector:
         """Set ``threshold`` so that a fraction ``far`` of normal samples would exceed it.
 
         ``factor`` (>= 1 for a safety margin) multiplies the quantile. Returns the threshold.
+
+        >>> normal = np.random.default_rng(0).normal(0.0, 1.0, (1000, 2))
+        >>> det = RobustDetector().fit(normal)
+        >>> threshold = det.calibrate(normal, far=0.01)
+        >>> float(np.mean(det.score(normal) > threshold))
+        0.01
         """
         far = _check_number("far", far, 0.0, 0.5, lo_open=True)
         factor = _check_number("factor", factor, 0.0, 1000.0, lo_open=True)
@@ -269,7 +307,14 @@ class Detector:
                           min_duration=min_duration, release=release)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Boolean mask: score above the calibrated threshold (no latch; see ``AlarmLatch``)."""
+        """Boolean mask: score above the calibrated threshold (no latch; see ``AlarmLatch``).
+
+        >>> normal = np.random.default_rng(0).normal(0.0, 1.0, (1000, 2))
+        >>> det = RobustDetector().fit(normal)
+        >>> _ = det.calibrate(normal, far=0.01)
+        >>> det.predict([[0.0, 0.1], [0.0, 7.0]]).tolist()
+        [False, True]
+        """
         if self.threshold is None:
             raise RuntimeError("threshold is not set; call calibrate(X_normal, far=...) first")
         return self.score(X) > self.threshold
@@ -387,7 +432,14 @@ class RobustDetector(Detector):
         return float(np.mean(self._ew**2))
 
     def learn_one(self, x: Any) -> RobustDetector:
-        """Nudge the centre toward a normal sample (slow EWMA of the median, rate 0.001)."""
+        """Nudge the centre toward a normal sample (slow EWMA of the median, rate 0.001).
+
+        >>> det = RobustDetector().fit(np.random.default_rng(0).normal(0.0, 1.0, (500, 1)))
+        >>> before = float(det.center_[0])
+        >>> after = float(det.learn_one([before + 1.0]).center_[0])
+        >>> round(after - before, 6)
+        0.001
+        """
         self._check_fitted()
         X = _as_2d(x, self.n_features, name="x")
         assert self.center_ is not None

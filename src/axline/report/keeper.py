@@ -49,7 +49,7 @@ class ShiftReportKeeper:
         return out
 
     async def run(self) -> None:
-        from axline.app.ops_common import emit
+        from axline.service_events import emit
 
         loop = asyncio.get_running_loop()
         failed_at = 0.0

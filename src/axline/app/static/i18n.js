@@ -108,10 +108,12 @@
     'error.what.data': 'live data',
     'login.title': 'Sign in',
     'login.subtitle': 'axline line dashboard',
-    'login.password': 'Admin password',
+    'login.username': 'User name',
+    'login.password': 'Password',
+    'login.locked': 'Too many failed logins: this account is locked for a few minutes. An admin can unlock it.',
     'login.submit': 'Sign in',
-    'login.error': 'Wrong password. Please try again.',
-    'login.hint': 'Ask whoever set up axline on this PC for the admin password.',
+    'login.error': 'Wrong user name or password. Please try again.',
+    'login.hint': 'Ask an axline admin for an account.',
     // Event texts by event code; {placeholders} come from event.data (plus asset / signal names).
     'event.anomaly.sensor': 'Unusual pattern on {asset}, mostly {top} (score {score})',
     'event.sensor.bad_quality': '{asset}: {signal} reports bad quality or no value',
@@ -238,10 +240,12 @@
     'error.what.data': '실시간 데이터',
     'login.title': '로그인',
     'login.subtitle': 'axline 라인 대시보드',
-    'login.password': '관리자 비밀번호',
+    'login.username': '사용자 이름',
+    'login.password': '비밀번호',
+    'login.locked': '로그인 실패가 너무 많아 이 계정이 몇 분간 잠겼습니다. 관리자가 잠금을 풀 수 있습니다.',
     'login.submit': '로그인',
-    'login.error': '비밀번호가 틀렸습니다. 다시 입력하세요.',
-    'login.hint': '관리자 비밀번호는 이 PC에 axline을 설치한 담당자에게 문의하세요.',
+    'login.error': '사용자 이름 또는 비밀번호가 틀렸습니다. 다시 입력하세요.',
+    'login.hint': '계정은 axline 관리자에게 요청하세요.',
     'event.anomaly.sensor': '{asset} 이상 패턴 — 주요 신호 {top} (점수 {score})',
     'event.sensor.bad_quality': '{asset}: {signal} 신호 품질 불량 또는 값 없음',
     'event.sensor.stuck': '{asset}: {signal} 값이 멈춤',
@@ -314,7 +318,13 @@
 
   function locale() { return lang === 'ko' ? 'ko-KR' : 'en-GB'; }
 
+  // a page's own catalog file adds its keys: AxI18n.extend({ en: {...}, ko: {...} })
+  function extend(tables) {
+    Object.keys(tables).forEach((l) => { if (TABLES[l]) Object.assign(TABLES[l], tables[l]); });
+  }
+
   window.AxI18n = {
+    extend: extend,
     t: t,
     has: has,
     pick: pick,

@@ -1,0 +1,359 @@
+"""Know-how routes: record what you did, review, find cases again, feedback, gaps, privacy.
+
+``GET /knowhow`` (page; ``?event=ID`` opens the form pre-filled from that event);
+``GET /api/knowhow/status`` (viewer: aggregate figures only, and the caller's role);
+``GET /api/knowhow/cases?q=&asset=&top=&state=`` (viewer; a text search records a gap when nothing fits);
+``GET /api/knowhow/cases/{id}`` (viewer; text masked, real name only for admins with consent);
+``GET /api/knowhow/prefill?event_id=`` (operator); ``POST /api/knowhow/cases`` (operator: a new draft
+under the caller's pseudonym); ``POST /api/knowhow/cases/{id}`` (operator: edit, a new version;
+operators edit their own cases, engineers any); ``POST /api/knowhow/cases/{id}/approve`` (approver,
+not the author); ``POST /api/knowhow/cases/{id}/feedback {"helpful", "event_id", "query"}`` (operator);
+``POST /api/knowhow/cases/{id}/photos`` (operator; the body is a JPEG/PNG/WebP image);
+``GET /api/knowhow/photos/{pid}`` (viewer); ``GET /api/knowhow/alarms`` (viewer: recent alarms with
+their suggestions); ``GET /api/knowhow/suggestions?event_id=`` (viewer); ``GET /api/knowhow/gaps``
+(engineer); ``POST /api/knowhow/consent {"given"}`` (operator, for themself);
+``GET /api/knowhow/authors/{who}/export`` and ``POST /api/knowhow/authors/{who}/delete`` (admin).
+Every write is audited under the caller's name (the know-how audit table and an ``audit`` event).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from axline.app.http import BadRequest, json_response, parse_int_param
+from axline.app.ops_common import emit, find_event, json_body, off_loop, page, svc_of
+from axline.app.roles import User, require_role
+from axline.historian.base import Event
+from axline.knowhow.store import MAX_PHOTO_BYTES, CaseError
+
+EDITABLE = ("title", "symptom", "cause", "action", "outcome", "parts", "repair_min", "asset", "tags", "language",
+            "links")
+RECENT_ALARMS = 20
+
+
+def register(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/knowhow", page("knowhow.html"))
+    r.add_get("/api/knowhow/status", _status)
+    r.add_get("/api/knowhow/cases", _list)
+    r.add_post("/api/knowhow/cases", _create)
+    r.add_get("/api/knowhow/cases/{id}", _get)
+    r.add_post("/api/knowhow/cases/{id}", _edit)
+    r.add_post("/api/knowhow/cases/{id}/approve", _approve)
+    r.add_post("/api/knowhow/cases/{id}/feedback", _feedback)
+    r.add_post("/api/knowhow/cases/{id}/photos", _add_photo)
+    r.add_get("/api/knowhow/photos/{pid}", _photo)
+    r.add_get("/api/knowhow/prefill", _prefill)
+    r.add_get("/api/knowhow/alarms", _alarms)
+    r.add_get("/api/knowhow/suggestions", _suggestions)
+    r.add_get("/api/knowhow/gaps", _gaps)
+    r.add_post("/api/knowhow/consent", _consent)
+    r.add_get("/api/knowhow/authors/{who}/export", _export)
+    r.add_post("/api/knowhow/authors/{who}/delete", _delete)
+
+
+def _live(request: web.Request) -> Any:
+    live = getattr(svc_of(request), "knowhow", None)
+    if live is None or not live.ready.is_set():
+        why = getattr(live, "last_error", None) if live is not None else None
+        raise BadRequest("the know-how base is not open" + (f": {why}" if why else " yet"),
+                         "wait a few seconds after the start; the server log says more", status=503)
+    return live
+
+
+def _audit(request: web.Request, user: User, action: str, target: str, detail: dict[str, Any]) -> None:
+    """An ``audit`` event under the caller (the know-how store keeps its own row too)."""
+    svc = svc_of(request)
+    emit(svc, Event(ts=time.time_ns(), kind="audit", source="axline/knowhow", code=f"knowhow.{action}",
+                    message=f"{user.name}: {action} {target}", data={"user": user.name, "target": target, **detail}))
+
+
+def _case_id(request: web.Request) -> str:
+    cid = request.match_info["id"]
+    if not cid or len(cid) > 128:
+        raise BadRequest("case id must be 1..128 characters", "take ids from GET /api/knowhow/cases")
+    return cid
+
+
+def _public(kh: Any, case: dict[str, Any], user: User) -> dict[str, Any]:
+    out = kh.shared(case, admin=user.has("admin"))
+    out.pop("snapshot", None)
+    snap = case.get("snapshot") or {}
+    out["signals"] = {k: {kk: vv for kk, vv in v.items()} for k, v in (snap.get("signals") or {}).items()}
+    out["photos"] = kh.store.photos(case["id"])
+    return out
+
+
+async def _status(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "viewer")
+    live = getattr(svc_of(request), "knowhow", None)
+    if live is None:
+        return json_response({"enabled": False, "role": user.role})
+    out = {"enabled": True, "role": user.role, **live.status()}
+    if live.ready.is_set():
+        out["stats"] = await off_loop(live.kh.store.stats)
+    return json_response(out)
+
+
+async def _list(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "viewer")
+    kh = _live(request).kh
+    q = request.query
+    text = q.get("q", "").strip()[:500]
+    asset = q.get("asset", "").strip()[:512]
+    top = parse_int_param(q, "top", 10, 1, 50, "number of cases")
+    state = q.get("state", "").strip()
+    if state and state not in ("draft", "approved", "retired"):
+        raise BadRequest(f"state must be draft, approved or retired, got {state[:20]!r}", "e.g. state=draft")
+
+    def run() -> dict[str, Any]:
+        if text or asset:
+            res = kh.search(text, asset=asset, top=top, states=(state,) if state else None)
+            cases = []
+            for r in res:
+                c = _public(kh, kh.store.get(r["id"]), user)
+                cases.append({**r, "case": c})
+            return {"results": cases}
+        cases = [c for c in kh.store.all_cases() if not state or c["state"] == state]
+        cases.sort(key=lambda c: -c["updated_ts"])
+        return {"results": [{"id": c["id"], "case": _public(kh, c, user)} for c in cases[:top]]}
+
+    return json_response(await off_loop(run))
+
+
+async def _get(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "viewer")
+    kh = _live(request).kh
+    cid = _case_id(request)
+
+    def run() -> dict[str, Any]:
+        case = kh.store.get(cid)
+        out = _public(kh, case, user)
+        out["versions"] = [{"version": v["version"], "ts": v["ts"], "state": v["state"], "editor": v["editor"]}
+                           for v in kh.store.versions(cid)]
+        return out
+
+    try:
+        return json_response(await off_loop(run))
+    except KeyError:
+        raise BadRequest(f"case {cid} does not exist", "list cases with GET /api/knowhow/cases", status=404) from None
+
+
+def _fields(body: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(body) - set(EDITABLE) - {"event_id"})
+    if unknown:
+        raise BadRequest(f"unknown case fields: {', '.join(unknown)[:200]}", f"use {', '.join(EDITABLE)}")
+    return {k: body[k] for k in EDITABLE if k in body}
+
+
+async def _event_json(request: web.Request, event_id: int) -> dict[str, Any]:
+    svc = svc_of(request)
+    try:
+        ev = await off_loop(find_event, svc.historian, event_id)
+    except KeyError:
+        raise BadRequest(f"event {event_id} does not exist", "take event ids from GET /api/events",
+                         status=404) from None
+    return ev.to_json()
+
+
+async def _prefill(request: web.Request) -> web.StreamResponse:
+    require_role(request, "operator")
+    kh = _live(request).kh
+    event_id = parse_int_param(request.query, "event_id", None, 0, 2**62, "event id")
+    if event_id is None:
+        raise BadRequest("event_id is required", "GET /api/knowhow/prefill?event_id=123")
+    ev = await _event_json(request, event_id)
+    fields = await off_loop(kh.prefill, ev, svc_of(request).historian)
+    return json_response({"event": ev, "fields": fields})
+
+
+async def _create(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "operator")
+    kh = _live(request).kh
+    body = await json_body(request, '{"symptom": "...", "cause": "...", "action": "...", "event_id": 12}')
+    fields = _fields(body)
+    event_id = body.get("event_id")
+    if event_id is not None:
+        if isinstance(event_id, bool) or not isinstance(event_id, int):
+            raise BadRequest(f"event_id must be an integer, got {event_id!r}", '{"event_id": 12}')
+        ev = await _event_json(request, event_id)
+        pre = await off_loop(kh.prefill, ev, svc_of(request).historian)
+        fields = {"asset": pre["asset"], "tags": pre["tags"], **fields, "snapshot": pre["snapshot"],
+                  "event_id": event_id}
+    try:
+        case = await off_loop(kh.record, fields, user.name)
+    except CaseError as e:
+        raise BadRequest(str(e), "fill in at least what was seen (symptom)") from None
+    _audit(request, user, "create", case["id"], {"event_id": event_id})
+    return json_response(_public(kh, case, user), status=201)
+
+
+async def _edit(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "operator")
+    kh = _live(request).kh
+    cid = _case_id(request)
+    body = await json_body(request, '{"action": "..."}')
+    fields = _fields(body)
+    try:
+        cur = await off_loop(kh.store.get, cid)
+    except KeyError:
+        raise BadRequest(f"case {cid} does not exist", "list cases with GET /api/knowhow/cases", status=404) from None
+    if not user.has("engineer") and cur["author"] != await off_loop(kh.store.pseudonym, user.name):
+        raise BadRequest("operators edit only their own cases", "ask an engineer to edit this one", status=403)
+    try:
+        case = await off_loop(kh.edit, cid, fields, user.name)
+    except CaseError as e:
+        raise BadRequest(str(e), "correct the field and send it again") from None
+    _audit(request, user, "edit", cid, {"version": case["version"]})
+    return json_response(_public(kh, case, user))
+
+
+async def _approve(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "approver")
+    kh = _live(request).kh
+    cid = _case_id(request)
+    try:
+        case = await off_loop(kh.approve, cid, user.name)
+    except KeyError:
+        raise BadRequest(f"case {cid} does not exist", "list drafts with GET /api/knowhow/cases?state=draft",
+                         status=404) from None
+    except PermissionError as e:
+        raise BadRequest(str(e), "another approver must approve it", status=403) from None
+    except CaseError as e:
+        raise BadRequest(str(e), "nothing to approve", status=409) from None
+    _audit(request, user, "approve", cid, {"version": case["version"]})
+    return json_response(_public(kh, case, user))
+
+
+async def _feedback(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "operator")
+    kh = _live(request).kh
+    cid = _case_id(request)
+    body = await json_body(request, '{"helpful": true, "event_id": 12}')
+    helpful = body.get("helpful")
+    if not isinstance(helpful, bool):
+        raise BadRequest(f"helpful must be true or false, got {helpful!r}", '{"helpful": true}')
+    ctx = {k: body[k] for k in ("event_id", "query", "asset") if k in body}
+    try:
+        out = await off_loop(kh.feedback, cid, helpful, ctx)
+    except KeyError:
+        raise BadRequest(f"case {cid} does not exist", "", status=404) from None
+    _audit(request, user, "feedback", cid, {"helpful": helpful})
+    return json_response(out)
+
+
+async def _add_photo(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "operator")
+    kh = _live(request).kh
+    cid = _case_id(request)
+    mime = request.content_type
+    if mime not in ("image/jpeg", "image/png", "image/webp"):
+        raise BadRequest(f"a photo must be sent as image/jpeg, image/png or image/webp, got {mime}",
+                         "send the image file itself as the body")
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        data.extend(chunk)
+        if len(data) > MAX_PHOTO_BYTES:
+            raise BadRequest(f"the photo is larger than {MAX_PHOTO_BYTES // 2**20} MB",
+                             "lower the camera resolution", status=413)
+    name = request.query.get("name", "photo")[:120]
+    try:
+        pid = await off_loop(kh.store.add_photo, cid, name, mime, bytes(data))
+    except KeyError:
+        raise BadRequest(f"case {cid} does not exist", "", status=404) from None
+    except CaseError as e:
+        raise BadRequest(str(e), "") from None
+    kh.store.audit(user.name, "case.photo", cid, {"photo": pid})
+    return json_response({"id": pid, "case_id": cid}, status=201)
+
+
+async def _photo(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    kh = _live(request).kh
+    try:
+        mime, data, _ = await off_loop(kh.store.photo, request.match_info["pid"][:64])
+    except KeyError:
+        raise BadRequest("photo not found", "", status=404) from None
+    return web.Response(body=data, content_type=mime, headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def _alarms(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    live = _live(request)
+    svc = svc_of(request)
+
+    def run() -> dict[str, Any]:
+        events = svc.historian.events(kinds=["alarm"], limit=RECENT_ALARMS)
+        out = []
+        for ev in events:
+            j = ev.to_json()
+            res = live.suggestions_for(j)
+            out.append({"event": j, "suggestions": _with_titles(live.kh, res)})
+        return {"alarms": out}
+
+    return json_response(await off_loop(run))
+
+
+def _with_titles(kh: Any, res: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in res:
+        try:
+            c = kh.shared(kh.store.get(r["id"]))
+        except KeyError:
+            continue  # deleted since
+        out.append({**r, "title": c["title"] or c["symptom"][:80], "action": c["action"][:200],
+                    "cause": c["cause"][:200]})
+    return out
+
+
+async def _suggestions(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    live = _live(request)
+    event_id = parse_int_param(request.query, "event_id", None, 0, 2**62, "event id")
+    if event_id is None:
+        raise BadRequest("event_id is required", "GET /api/knowhow/suggestions?event_id=123")
+    ev = await _event_json(request, event_id)
+    res = await off_loop(live.suggestions_for, ev)
+    return json_response({"event_id": event_id, "suggestions": await off_loop(_with_titles, live.kh, res)})
+
+
+async def _gaps(request: web.Request) -> web.StreamResponse:
+    require_role(request, "engineer")
+    kh = _live(request).kh
+    return json_response({"gaps": await off_loop(kh.store.gaps, 200)})
+
+
+async def _consent(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "operator")
+    kh = _live(request).kh
+    body = await json_body(request, '{"given": true}')
+    given = body.get("given")
+    if not isinstance(given, bool):
+        raise BadRequest(f"given must be true or false, got {given!r}", '{"given": true}')
+    out = await off_loop(kh.set_consent, user.name, given)
+    _audit(request, user, "consent", out["pseudonym"], {"given": given})
+    return json_response(out)
+
+
+async def _export(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "admin")
+    kh = _live(request).kh
+    who = request.match_info["who"][:128]
+    out = await off_loop(kh.export_author, who, user.name)
+    _audit(request, user, "export", out["author"], {"cases": len(out["cases"])})
+    return json_response(out)
+
+
+async def _delete(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "admin")
+    live = _live(request)
+    who = request.match_info["who"][:128]
+    ids_before = {c["id"] for c in await off_loop(live.kh.store.all_cases)}
+    out = await off_loop(live.kh.delete_author, who, user.name)
+    ids_after = {c["id"] for c in await off_loop(live.kh.store.all_cases)}
+    live.forget_cases(ids_before - ids_after)
+    _audit(request, user, "delete", out["author"], {"cases": out["deleted_cases"]})
+    return json_response(out)

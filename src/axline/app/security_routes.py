@@ -1,0 +1,393 @@
+"""Routes of the security layer: login, logout, the caller, users, API tokens, the audit trail,
+the OpenAPI document and Prometheus metrics. ``install(app)`` adds and documents them."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from axline.app import route_docs  # noqa: F401 - registers the operations routes
+from axline.app.accounts import AccountError
+from axline.app.audit import audit
+from axline.app.roles import ROLES, current_user, require_role
+from axline.app.routes import INT, OBJ, PUBLIC, STR, document, openapi_document
+from axline.app.security import (
+    SECURITY_KEY,
+    SESSION_KEY,
+    Security,
+    _json_error,
+    login_user,
+    session_cookie,
+    set_session_cookie,
+)
+
+STATIC_DIR = Path(__file__).with_name("static")
+NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[\w.@-]{1,64}$"}
+ROLE = {"type": "string", "enum": list(ROLES)}
+PASSWORD = {"type": "string", "minLength": 1, "maxLength": 1024}
+
+
+def _sec(request: web.Request) -> Security:
+    return request.app[SECURITY_KEY]
+
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=json.dumps(obj, ensure_ascii=False, default=str), status=status,
+                        content_type="application/json", charset="utf-8", headers=headers)
+
+
+async def _body(request: web.Request, example: str) -> dict:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text=json.dumps({"error": "the body must be JSON",
+                                                            "hint": f"Content-Type: application/json, {example}"}),
+                                           content_type="application/json")
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "the body must be a JSON object", "hint": example}),
+                                 content_type="application/json")
+    return body
+
+
+def _bad(error: str, hint: str = "", status: int = 400) -> web.Response:
+    return _json_error(error, hint or "check the request", status)
+
+
+# -- login ----------------------------------------------------------------------------------------
+def _login_html(error: str | None = None) -> str:
+    html = (STATIC_DIR / "login.html").read_text(encoding="utf-8")
+    if error == "locked":
+        html = html.replace('id="login-locked" hidden', 'id="login-locked"')
+    elif error:
+        html = html.replace('id="login-error" hidden', 'id="login-error"')
+    return html
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    return web.Response(text=_login_html(), content_type="text/html", charset="utf-8")
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    wants_json = request.content_type == "application/json"
+    try:
+        if wants_json:
+            body = await request.json()
+            body = body if isinstance(body, dict) else {}
+        else:
+            body = dict(await request.post())
+    except (ValueError, UnicodeDecodeError):
+        return _bad("login body is not valid JSON or form data", 'send {"username": "...", "password": "..."}')
+    name, password = body.get("username"), body.get("password")
+    if not isinstance(name, str) or not name or len(name) > 64:
+        return _bad("username is missing", 'send the form field or JSON key "username"')
+    if not isinstance(password, str) or not password or len(password) > 1024:
+        return _bad("password is missing", 'send the form field or JSON key "password"')
+    status, reply, token = await login_user(request, name, password)
+    sec = _sec(request)
+    if wants_json:
+        headers = {"Retry-After": str(reply["retry_after"])} if "retry_after" in reply else None
+        resp: web.StreamResponse = _json(reply, status=status, headers=headers)
+    elif token is None:
+        resp = web.Response(text=_login_html("locked" if status in (423, 429) else "bad"), status=status,
+                            content_type="text/html", charset="utf-8")
+    else:
+        resp = web.Response(status=303, headers={"Location": "/"})
+    if token is not None:
+        set_session_cookie(resp, sec, token)
+    return resp
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    sec = _sec(request)
+    token = request.get(SESSION_KEY)
+    user = current_user(request)
+    sec.sessions.drop(token)
+    if user is not None and user.authenticated:
+        await audit(request, user, "logout", user.name)
+    if request.content_type == "application/json":
+        resp: web.StreamResponse = _json({"ok": True})
+    else:
+        resp = web.Response(status=303, headers={"Location": "/login"})
+    resp.del_cookie(session_cookie(sec), path="/")
+    return resp
+
+
+async def me(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "viewer")
+    sec = _sec(request)
+    return _json({"name": user.name, "role": user.role, "authenticated": user.authenticated,
+                  "anonymous_view": sec.anonymous_view(), "roles": list(ROLES)})
+
+
+async def change_password(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "viewer")
+    body = await _body(request, '{"old": "...", "new": "..."}')
+    old, new = body.get("old"), body.get("new")
+    if not isinstance(old, str) or not isinstance(new, str):
+        return _bad("old and new passwords are required", '{"old": "...", "new": "..."}')
+    sec = _sec(request)
+    loop = asyncio.get_running_loop()
+    res = await loop.run_in_executor(None, sec.accounts.authenticate, user.name, old)
+    if not res.ok:
+        await audit(request, user, "password.change", user.name, result=f"refused: {res.reason}")
+        return _bad("the current password is wrong", "type your current password", 403)
+    try:
+        await loop.run_in_executor(None, sec.accounts.reset_password, user.name, new)
+    except AccountError as e:
+        await audit(request, user, "password.change", user.name, result="refused: policy")
+        return _bad(str(e), "choose a longer phrase")
+    sec.sessions.drop_user(user.name)
+    await audit(request, user, "password.change", user.name)
+    acc = sec.accounts.get(user.name)
+    resp = _json({"ok": True})
+    if acc is not None:
+        set_session_cookie(resp, sec, sec.sessions.new(acc.name, acc.generation))
+    return resp
+
+
+# -- users ----------------------------------------------------------------------------------------
+async def users_list(request: web.Request) -> web.StreamResponse:
+    require_role(request, "admin")
+    now = time.time()
+    return _json({"users": [a.public(now) for a in _sec(request).accounts.accounts()]})
+
+
+async def users_add(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "admin")
+    body = await _body(request, '{"name": "kim", "role": "operator", "password": "..."}')
+    name, role, password = body.get("name"), body.get("role"), body.get("password")
+    sec = _sec(request)
+    try:
+        acc = await asyncio.get_running_loop().run_in_executor(None, sec.accounts.add, name, role, password)
+    except AccountError as e:
+        await audit(request, user, "user.add", str(name)[:64], new=role, result=f"refused: {e}")
+        return _bad(str(e), "check the name, role and password")
+    await audit(request, user, "user.add", acc.name, new=acc.role)
+    return _json(acc.public())
+
+
+async def users_change(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "admin")
+    name = request.match_info["name"]
+    body = await _body(request, '{"role": "engineer"} or {"disabled": true} or {"password": "..."} or '
+                                '{"unlock": true}')
+    sec = _sec(request)
+    acc = sec.accounts.get(name)
+    if acc is None:
+        return _bad(f"no user {name!r}", "list users with GET /api/users", 404)
+    known = {"role", "disabled", "password", "unlock"}
+    if not body or set(body) - known:
+        return _bad(f"send one or more of {', '.join(sorted(known))}", '{"role": "engineer"}')
+    loop = asyncio.get_running_loop()
+    try:
+        if "role" in body:
+            old, new = await loop.run_in_executor(None, sec.accounts.set_role, name, body["role"])
+            await audit(request, user, "user.role", name, old=old, new=new)
+        if "disabled" in body:
+            if not isinstance(body["disabled"], bool):
+                return _bad("disabled must be true or false")
+            await loop.run_in_executor(None, sec.accounts.set_disabled, name, body["disabled"])
+            await audit(request, user, "user.disable" if body["disabled"] else "user.enable", name,
+                        old=acc.disabled, new=body["disabled"])
+        if "password" in body:
+            await loop.run_in_executor(None, sec.accounts.reset_password, name, body["password"])
+            await audit(request, user, "user.reset", name)
+        if body.get("unlock") is True:
+            await loop.run_in_executor(None, sec.accounts.unlock, name)
+            await audit(request, user, "user.unlock", name)
+    except AccountError as e:
+        await audit(request, user, "user.change", name, new=sorted(body), result=f"refused: {e}")
+        return _bad(str(e), "check the request")
+    if any(k in body for k in ("role", "disabled", "password")):
+        sec.sessions.drop_user(name)
+    return _json(sec.accounts.get(name).public())  # type: ignore[union-attr]
+
+
+async def users_remove(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "admin")
+    name = request.match_info["name"]
+    sec = _sec(request)
+    acc = sec.accounts.get(name)
+    if acc is None:
+        return _bad(f"no user {name!r}", "list users with GET /api/users", 404)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, sec.accounts.remove, name)
+    except AccountError as e:
+        await audit(request, user, "user.remove", name, result=f"refused: {e}")
+        return _bad(str(e), "make another admin first")
+    sec.sessions.drop_user(name)
+    await audit(request, user, "user.remove", name, old=acc.role)
+    return _json({"ok": True})
+
+
+# -- tokens ---------------------------------------------------------------------------------------
+async def tokens_list(request: web.Request) -> web.StreamResponse:
+    require_role(request, "admin")
+    now = time.time()
+    return _json({"tokens": [t.public(now) for t in _sec(request).accounts.tokens()]})
+
+
+async def tokens_add(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "admin")
+    body = await _body(request, '{"account": "line1-scripts", "role": "viewer", "days": 90}')
+    account, role, days = body.get("account"), body.get("role"), body.get("days", 90)
+    if isinstance(days, bool) or not isinstance(days, int | float):
+        return _bad("days must be a number of days", '{"days": 90}')
+    sec = _sec(request)
+    try:
+        text, tok = await asyncio.get_running_loop().run_in_executor(None, sec.accounts.token_add, account, role,
+                                                                      float(days))
+    except AccountError as e:
+        await audit(request, user, "token.add", str(account)[:64], new=role, result=f"refused: {e}")
+        return _bad(str(e), "check the account, role and days")
+    await audit(request, user, "token.add", f"{tok.account}/{tok.id}", new=tok.role)
+    return _json({"token": text, "shown_once": True, **tok.public()})
+
+
+async def tokens_revoke(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "admin")
+    tid = request.match_info["id"]
+    sec = _sec(request)
+    try:
+        tok = await asyncio.get_running_loop().run_in_executor(None, sec.accounts.token_revoke, tid)
+    except AccountError as e:
+        return _bad(str(e), "list tokens with GET /api/tokens", 404)
+    await audit(request, user, "token.revoke", f"{tok.account}/{tok.id}")
+    return _json(tok.public())
+
+
+# -- audit ----------------------------------------------------------------------------------------
+def _int(q: Any, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be an integer", "hint": f"{name}={lo}"}),
+                                 content_type="application/json") from None
+    if not lo <= v <= hi:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be between {lo} and {hi}",
+                                                  "hint": f"{name}={lo}"}), content_type="application/json")
+    return v
+
+
+async def audit_list(request: web.Request) -> web.StreamResponse:
+    require_role(request, "admin")
+    q = request.query
+    limit = _int(q, "limit", 100, 1, 1000)
+    before = _int(q, "before", None, 1, 2**62)
+    action = q.get("action", "")[:64] or None
+    who = q.get("who", "")[:64] or None
+    sec = _sec(request)
+    entries = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: sec.audit.tail(limit or 100, before, action, who))
+    return _json({"entries": entries, "status": sec.audit.status()})
+
+
+async def audit_verify(request: web.Request) -> web.StreamResponse:
+    require_role(request, "admin")
+    res = await asyncio.get_running_loop().run_in_executor(None, _sec(request).audit.verify)
+    return _json(res.to_json())
+
+
+async def audit_export(request: web.Request) -> web.StreamResponse:
+    user = require_role(request, "admin")
+    fmt = request.query.get("format", "jsonl")
+    if fmt not in ("jsonl", "syslog"):
+        return _bad("format must be jsonl or syslog", "format=jsonl")
+    sec = _sec(request)
+    await audit(request, user, "audit.export", fmt)
+
+    def run() -> str:
+        buf = io.StringIO()
+        sec.audit.export(buf, fmt)
+        return buf.getvalue()
+
+    text = await asyncio.get_running_loop().run_in_executor(None, run)
+    return web.Response(text=text, content_type="application/x-ndjson" if fmt == "jsonl" else "text/plain",
+                        charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="axline-audit.{fmt}"'})
+
+
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    require_role(request, "admin")
+    return web.FileResponse(STATIC_DIR / "audit.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    return _json(openapi_document(request.app))
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    from axline.app.metrics import prometheus_text
+
+    return web.Response(text=prometheus_text(request.app), content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+def install(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/login", login_page)
+    r.add_post("/login", login)
+    r.add_post("/logout", logout)
+    r.add_get("/api/me", me)
+    r.add_post("/api/me/password", change_password)
+    r.add_get("/api/users", users_list)
+    r.add_post("/api/users", users_add)
+    r.add_post("/api/users/{name}", users_change)
+    r.add_delete("/api/users/{name}", users_remove)
+    r.add_get("/api/tokens", tokens_list)
+    r.add_post("/api/tokens", tokens_add)
+    r.add_delete("/api/tokens/{id}", tokens_revoke)
+    r.add_get("/api/audit", audit_list)
+    r.add_get("/api/audit/verify", audit_verify)
+    r.add_get("/api/audit/export", audit_export)
+    r.add_get("/audit", audit_page)
+    r.add_get("/api/openapi.json", openapi)
+    r.add_get("/metrics", metrics)
+
+
+cred = {"type": "object", "required": ["username", "password"],
+        "properties": {"username": NAME, "password": PASSWORD}}
+document("GET", "/login", role=PUBLIC, summary="the login page", produces="text/html")
+document("POST", "/login", role=PUBLIC, summary="log in; sets the session cookie", body=cred, form=cred)
+document("POST", "/logout", role="viewer", summary="end this session", produces="text/html")
+document("GET", "/api/me", role="viewer", summary="who is calling, with which role")
+document("POST", "/api/me/password", role="viewer", auth="login", summary="change one's own password",
+         body={"type": "object", "required": ["old", "new"], "properties": {"old": PASSWORD, "new": PASSWORD}})
+document("GET", "/api/users", role="admin", summary="every account")
+document("POST", "/api/users", role="admin", summary="add a person's account",
+         body={"type": "object", "required": ["name", "role", "password"],
+               "properties": {"name": NAME, "role": ROLE, "password": PASSWORD}})
+document("POST", "/api/users/{name}", role="admin", summary="change role, disable/enable, reset password, unlock",
+         body={"type": "object", "minProperties": 1, "additionalProperties": False,
+               "properties": {"role": ROLE, "disabled": {"type": "boolean"}, "password": PASSWORD,
+                              "unlock": {"type": "boolean"}}})
+document("DELETE", "/api/users/{name}", role="admin", summary="remove an account and its tokens")
+document("GET", "/api/tokens", role="admin", summary="API tokens (never their secrets)")
+document("POST", "/api/tokens", role="admin", summary="make an API token for a service account (shown once)",
+         body={"type": "object", "required": ["account"],
+               "properties": {"account": NAME, "role": ROLE, "days": {"type": "number", "minimum": 1,
+                                                                      "maximum": 3660}}})
+document("DELETE", "/api/tokens/{id}", role="admin", summary="revoke an API token")
+document("GET", "/api/audit", role="admin", summary="the newest audit entries",
+         query={"limit": {**INT, "minimum": 1, "maximum": 1000}, "before": {**INT, "minimum": 1},
+                "action": STR, "who": STR})
+document("GET", "/api/audit/verify", role="admin", summary="check the audit trail's hash chain")
+document("GET", "/api/audit/export", role="admin", summary="the audit trail as JSON lines or syslog (RFC 5424)",
+         query={"format": {"type": "string", "enum": ["jsonl", "syslog"]}}, produces="text/plain")
+document("GET", "/audit", role="admin", summary="the audit page", produces="text/html")
+document("GET", "/api/openapi.json", role="viewer", auth="login", summary="this document", response=OBJ)
+document("GET", "/metrics", role="viewer", auth="token", summary="Prometheus metrics (API token)",
+         produces="text/plain")

@@ -1,0 +1,592 @@
+"""`axline bench knowhow`: finding cases again, across Korean and English and from the signal pattern.
+
+(a) **Bilingual development set** (``bench/data/knowhow_dev.jsonl``): 60 cases of plant troubles, half
+Korean and half English; 20 of them are near neighbours (the same symptom with a different cause,
+in groups of two or three). Each case has two queries written in other words: one in its own
+language, one in the other. Each query has exactly one relevant case, its own. The queries were
+written with the cases, before any ranking was run. Ranking is always over all 60 cases. The cases
+are split by number: the queries of odd-numbered cases (d01, d03, ...) are the *tuning* split, on
+which the fusion weights and the confidence map are chosen; the queries of even-numbered cases are
+the *test* split, which only scores.
+
+(b) **Virtual factory recurrence**: the simulated line runs offline with every fault kind injected
+three times (same asset and signal each time). The first alarm of the first occurrence of each kind
+is recorded as a case (its symptom snapshot from the window of readings before the alarm) and
+approved; the dev set's 60 cases (without snapshots) and every false alarm seen before the last
+first occurrence (recorded as nuisance cases) are in the base too. For each later occurrence, its
+first alarm asks for suggestions from the signal pattern and asset alone (no text); recall@3 is the
+share whose own kind's case is among the top 3.
+
+(c) **Masking of names on MaintNorm** (``../shared/datasets/MaintNorm``, combined split): a token is
+sensitive when the corpus marks it ``<sensitive>`` (personnel, contractors, proprietary names).
+The masker learns the vocabulary of non-sensitive words and the sensitive words from the training
+split; its one parameter (shortest word it masks) is chosen on the validation split (highest
+recall at precision >= 0.9, else highest F1); the test split scores token recall and precision.
+
+(d) **Speed**: 10,000 cases (made by recombining the dev set's symptom, cause and action sentences
+across cases and assets), import time, and the latency of the 120 dev queries against them (p50,
+p95), one query at a time, on this machine; memory of the sentence model (resident set before and
+after loading it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from collections import deque
+from importlib.resources import files
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axline.bench.common import (
+    command_line,
+    machine_info,
+    markdown_table,
+    peak_rss_mb,
+    utc_now,
+    write_json,
+    write_markdown,
+)
+
+RETRIEVERS = ("semantic", "bilingual", "words", "concepts")
+
+
+def load_dev() -> list[dict[str, Any]]:
+    text = files("axline.bench").joinpath("data/knowhow_dev.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+# -- (a) retrieval on the dev set -----------------------------------------------------------------
+def _queries(dev: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for case in dev:
+        split = "tune" if int(case["id"][1:]) % 2 == 1 else "test"
+        for q in case["queries"]:
+            out.append({"text": q["text"], "relevant": case["id"], "split": split,
+                        "cross": q["language"] != case["language"], "language": q["language"]})
+    return out
+
+
+def _metrics(ranks: list[int]) -> dict[str, float]:
+    n = len(ranks)
+    if not n:
+        return {"n": 0}
+    return {"n": n, "r@1": round(sum(r <= 1 for r in ranks) / n, 3), "r@3": round(sum(r <= 3 for r in ranks) / n, 3),
+            "mrr": round(sum(1.0 / r for r in ranks) / n, 3)}
+
+
+def _rank_of(scores: np.ndarray, order_ids: list[str], relevant: str) -> int:
+    i = order_ids.index(relevant)
+    return int(1 + np.sum(scores > scores[i]))  # ties count in the relevant case's favour only once
+
+
+def _rrf(components: dict[str, np.ndarray], names: tuple[str, ...], k: float = 60.0) -> np.ndarray:
+    total = np.zeros(len(next(iter(components.values()))))
+    for name in names:
+        s = components[name]
+        order = np.argsort(-s, kind="stable")
+        ranks = np.empty(len(s))
+        ranks[order] = np.arange(1, len(s) + 1)
+        total += 1.0 / (k + ranks)
+    return total
+
+
+def _score_table(comps: list[dict[str, np.ndarray]], queries: list[dict[str, Any]], ids: list[str],
+                 fuse) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    ranks = [_rank_of(fuse(c), ids, q["relevant"]) for c, q in zip(comps, queries, strict=True)]
+    for split in ("tune", "test", "all"):
+        for kind in ("same", "cross"):
+            sel = [r for r, q in zip(ranks, queries, strict=True)
+                   if (split == "all" or q["split"] == split) and q["cross"] == (kind == "cross")]
+            out[f"{split}/{kind}"] = _metrics(sel)
+    return out
+
+
+def _objective(table: dict[str, dict[str, float]], split: str = "tune") -> tuple:
+    s, c = table[f"{split}/same"], table[f"{split}/cross"]
+    return (min(s["r@3"], c["r@3"]), min(s["r@1"], c["r@1"]), s["mrr"] + c["mrr"])
+
+
+def run_dev(analyser_names: list[str]) -> dict[str, Any]:
+    from axline.knowhow.base import KnowHow
+    from axline.knowhow.embed import Embedder
+    from axline.knowhow.search import DEFAULT_WEIGHTS
+
+    dev = load_dev()
+    queries = _queries(dev)
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    Embedder._get()
+    model_load_s = time.perf_counter() - t0
+    model_mb = _rss_mb() - rss0
+    results: dict[str, Any] = {"cases": len(dev), "queries": len(queries),
+                               "near_neighbours": sum(1 for c in dev if c["group"] != "misc"),
+                               "model_load_s": round(model_load_s, 2), "model_rss_mb": round(model_mb, 1)}
+    with tempfile.TemporaryDirectory() as tmp:
+        kh = KnowHow(os.path.join(tmp, "dev"))
+        rows = [{k: c[k] for k in ("id", "title", "symptom", "cause", "action", "asset", "language")} for c in dev]
+        kh.import_rows(rows, "bench")
+        ids = [d.id for d in kh.index.docs]
+        q_emb = kh.index.encode_texts([q["text"] for q in queries])
+        comps = [kh.index.components(q["text"], q_emb=e) for q, e in zip(queries, q_emb, strict=True)]
+        tables: dict[str, Any] = {}
+        for name in RETRIEVERS:
+            tables[f"{name} alone"] = _score_table(comps, queries, ids, lambda c, n=name: c[n])
+        for an in analyser_names:
+            if an == "bigram":
+                continue
+            try:
+                from axline.knowhow.text import analyser
+
+                fn = analyser(an)
+                fn("워밍업")
+            except ImportError as e:
+                tables[f"words ({an}) alone"] = {"error": f"not installed: {e}"}
+                continue
+            from axline.knowhow.search import _Bm25
+
+            bm = _Bm25()
+            for i in range(len(kh.index.docs)):
+                bm.add(i, fn(kh.index.case_text(rows[i] | {"parts": [], "tags": []})))
+            mcomps = [bm.scores(fn(q["text"]), len(ids)) for q in queries]
+            tables[f"words ({an}: Korean morphemes) alone"] = _score_table(
+                [{"m": m} for m in mcomps], queries, ids, lambda c: c["m"])
+        tables["plain RRF of semantic + words"] = _score_table(comps, queries, ids,
+                                                               lambda c: _rrf(c, ("semantic", "words")))
+        # grid search on the tuning split
+        grid = {"semantic": (0.0, 0.5, 1.0), "bilingual": (0.0, 0.5, 1.0), "words": (0.0, 0.1, 0.25, 0.5),
+                "concepts": (0.0, 0.25, 0.5, 1.0)}
+        best_w, best_obj, tried = None, None, 0
+        for ws, wb, ww, wc in product(*grid.values()):
+            w = {"semantic": ws, "bilingual": wb, "words": ww, "concepts": wc}
+            if not any(w.values()):
+                continue
+            tab = _score_table(comps, queries, ids, lambda c, w=w: sum(w[k] * c[k] for k in w))
+            tried += 1
+            obj = _objective(tab)
+            if best_obj is None or obj > best_obj:
+                best_w, best_obj = w, obj
+        tables["combined, weights tuned on the tuning split"] = _score_table(
+            comps, queries, ids, lambda c: sum(best_w[k] * c[k] for k in best_w))
+        shipped = {k: DEFAULT_WEIGHTS[k] for k in RETRIEVERS}
+        tables["combined, shipped weights"] = _score_table(
+            comps, queries, ids, lambda c: sum(shipped[k] * c[k] for k in shipped))
+        # confidence map: logistic regression of "is the relevant case" on the fused score, tuning split
+        xs, ys = [], []
+        for c, q in zip(comps, queries, strict=True):
+            if q["split"] != "tune":
+                continue
+            s = sum(best_w[k] * c[k] for k in best_w)
+            for i in np.argsort(-s)[:5]:
+                xs.append(float(s[i]))
+                ys.append(1 if ids[i] == q["relevant"] else 0)
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=10.0).fit(np.array(xs).reshape(-1, 1), np.array(ys))
+        conf_ab = (round(float(lr.coef_[0][0]), 2), round(float(lr.intercept_[0]), 2))
+        # calibration on the test split: confidence of the top result vs. whether it is right
+        a, b = conf_ab
+        bins = {"<0.5": [0, 0], "0.5-0.8": [0, 0], ">=0.8": [0, 0]}
+        for c, q in zip(comps, queries, strict=True):
+            if q["split"] != "test":
+                continue
+            s = sum(best_w[k] * c[k] for k in best_w)
+            i = int(np.argmax(s))
+            conf = 1 / (1 + math.exp(-(a * s[i] + b)))
+            key = "<0.5" if conf < 0.5 else "0.5-0.8" if conf < 0.8 else ">=0.8"
+            bins[key][0] += 1
+            bins[key][1] += int(ids[i] == q["relevant"])
+        kh.close()
+    results.update({"tables": tables, "tuned_weights": best_w, "shipped_weights": shipped,
+                    "grid_points": tried, "confidence_ab": conf_ab,
+                    "test_top1_by_confidence": {k: {"queries": n, "top1_right": r} for k, (n, r) in bins.items()}})
+    return results
+
+
+# -- (b) virtual factory recurrence ---------------------------------------------------------------
+class _Window:
+    """The last ``span_s`` of readings (bounded), queried like a historian."""
+
+    def __init__(self, span_s: float) -> None:
+        self.span = int(span_s * 1e9)
+        self.batches: deque = deque(maxlen=2000)
+
+    def add(self, batch) -> None:
+        self.batches.append(batch)
+        newest = int(batch.ts.max()) if len(batch) else 0
+        while self.batches and len(self.batches[0]) and int(self.batches[0].ts.max()) < newest - self.span:
+            self.batches.popleft()
+
+    def query(self, tags: list[str], start: int, end: int) -> dict[str, Any]:
+        from axline.historian.base import Series
+
+        out: dict[str, list] = {t: [[], []] for t in tags}
+        for b in self.batches:
+            for j, p in enumerate(b.paths):
+                if p not in out:
+                    continue
+                sel = (b.idx == j) & (b.ts >= start) & (b.ts <= end)
+                if sel.any():
+                    out[p][0].append(b.ts[sel])
+                    out[p][1].append(b.value[sel])
+        res = {}
+        for p, (ts, vs) in out.items():
+            if ts:
+                t, v = np.concatenate(ts), np.concatenate(vs)
+                o = np.argsort(t, kind="stable")
+                res[p] = Series(t[o], v[o], np.zeros(len(t), dtype=np.uint8))
+        return res
+
+
+def _fault_schedule(seed: int, repeats: int, warmup_s: float):
+    from axline.sim.line import FAULT_ASSETS, FAULT_KINDS, SENSOR_FAULT_DEFAULTS, FaultSpec
+
+    rng = random.Random(seed)
+    specs, t = [], warmup_s + 120.0
+    sensor_choice = {"stuck_sensor": ("cnc1", "coolant_temp"), "sensor_dropout": ("press1", "hydraulic_pressure")}
+    for _ in range(repeats):
+        order = list(FAULT_KINDS)
+        rng.shuffle(order)
+        for kind in order:
+            sensor = kind in sensor_choice
+            dur = rng.uniform(180, 420) if sensor else rng.uniform(600, 1200)
+            if sensor:
+                asset, sig = sensor_choice[kind]
+                assert sig == SENSOR_FAULT_DEFAULTS[kind].get(asset, sig)
+                specs.append(FaultSpec(kind, asset, round(t, 1), round(dur, 1), round(rng.uniform(0.8, 1.2), 2), sig))
+            else:
+                specs.append(FaultSpec(kind, FAULT_ASSETS[kind], round(t, 1), round(dur, 1),
+                                       round(rng.uniform(0.8, 1.2), 2)))
+            t += dur + rng.uniform(600, 900)
+    return specs, t
+
+
+def run_recurrence(seeds: list[int], repeats: int, step_s: float, grace_s: float) -> dict[str, Any]:
+    from axline.bench.vfactory import START_NS
+    from axline.historian.base import Event
+    from axline.knowhow.base import KnowHow
+    from axline.monitor.baseline import monitors_for_plant
+    from axline.plant import parse_plant
+    from axline.sim.line import VirtualLine
+
+    warmup_s = 600.0
+    plant_text = files("axline.data").joinpath("demo_plant.yaml").read_text(encoding="utf-8")
+    per_seed, hits_all = [], []
+    dev = load_dev()
+    for seed in seeds:
+        plant = parse_plant(plant_text, "demo_plant.yaml")
+        specs, end_s = _fault_schedule(seed, repeats, warmup_s)
+        line = VirtualLine(seed=seed, start_ns=START_NS, faults=specs, warmup_s=warmup_s, render_images=False)
+        events: list[Event] = []
+        window = _Window(900.0)
+        snaps: dict[int, dict[str, Any]] = {}
+        tmp = tempfile.TemporaryDirectory()
+        kh = KnowHow(os.path.join(tmp.name, "kh"))
+        kh.import_rows([{k: c[k] for k in ("id", "title", "symptom", "cause", "action", "asset", "language")}
+                        for c in dev], "bench")
+
+        def emit(ev: Event, _events=events, _kh=kh, _window=window, _snaps=snaps) -> int:
+            ev.id = len(_events)
+            _events.append(ev)
+            if ev.kind == "alarm":
+                _snaps[ev.id] = _kh.add_snapshot(ev.to_json(), _window)
+            return ev.id
+
+        def update(eid: int, _events=events, **fields: Any) -> None:
+            if fields.get("end_ts") is not None:
+                _events[eid].end_ts = fields["end_ts"]
+
+        monitors = monitors_for_plant(plant, emit, update, trained=False, learn_s=warmup_s - 60)
+        faults = line.faults
+        grace = int(grace_s * 1e9)
+        first_seen: dict[tuple, str] = {}
+        occ: dict[tuple, int] = {}
+        results = []
+        handled: set[int] = set()
+        nuisance = 0
+        last_first_ns = None
+        for _ in range(int(end_s / step_s) + 1):
+            batch = line.step(step_s)
+            window.add(batch)
+            n_before = len(events)
+            for mon in monitors.values():
+                mon.update(batch)
+            line.drain_parts()
+            for ev in events[n_before:]:
+                if ev.kind != "alarm" or ev.id in handled:
+                    continue
+                handled.add(ev.id)
+                raised = ev.data.get("raised_ts", ev.ts)
+                match = None
+                for i, f in enumerate(faults):
+                    if (ev.source == f.asset or set(f.tags) & set(ev.data.get("tags", []))) and \
+                            f.start_ns <= raised <= f.end_ns + grace:
+                        match = (i, f)
+                        break
+                snap = snaps[ev.id]
+                if match is None:
+                    if last_first_ns is None or raised <= last_first_ns:
+                        c = kh.record({"symptom": f"nuisance alarm {ev.code} on {ev.source}", "asset": ev.source,
+                                       "snapshot": snap}, "bench", audit=False)
+                        kh.approve(c["id"], "reviewer")
+                        nuisance += 1
+                    continue
+                i, f = match
+                key = (f.kind, f.asset, f.tags)
+                if i in occ:  # this occurrence already had its first alarm
+                    continue
+                occ[i] = ev.id
+                if key not in first_seen:
+                    c = kh.record({"symptom": f"{f.kind} on {f.asset}", "asset": ev.source, "snapshot": snap},
+                                  "bench", audit=False, case_id=f"vf-{f.kind}")
+                    kh.approve(c["id"], "reviewer")
+                    first_seen[key] = c["id"]
+                    last_first_ns = raised if last_first_ns is None else max(last_first_ns, raised)
+                    continue
+                got = kh.index.search("", snapshot=snap, asset=ev.source, top=3, states=("approved",))
+                ids = [g["id"] for g in got]
+                hit = first_seen[key] in ids
+                results.append({"kind": f.kind, "hit": hit, "rank": ids.index(first_seen[key]) + 1 if hit else None,
+                                "top3": ids, "code": ev.code})
+        missed = [(f.kind, round((f.start_ns - START_NS) / 1e9)) for i, f in enumerate(faults) if i not in occ]
+        kh.close()
+        tmp.cleanup()
+        per_seed.append({"seed": seed, "faults": len(faults), "occurrences_alarmed": len(occ),
+                         "not_alarmed": missed, "cases_from_first": len(first_seen), "nuisance_cases": nuisance,
+                         "recurrences": len(results), "hits": sum(r["hit"] for r in results), "details": results})
+        hits_all.extend(results)
+    n = len(hits_all)
+    by_kind: dict[str, list[int]] = {}
+    for r in hits_all:
+        by_kind.setdefault(r["kind"], [0, 0])
+        by_kind[r["kind"]][0] += 1
+        by_kind[r["kind"]][1] += int(r["hit"])
+    return {"recall@3": round(sum(r["hit"] for r in hits_all) / n, 3) if n else None, "recurrences": n,
+            "by_kind": {k: {"recurrences": a, "in_top3": b} for k, (a, b) in sorted(by_kind.items())},
+            "seeds": per_seed}
+
+
+# -- (c) masking on MaintNorm ------------------------------------------------------------------------
+def _read_norm(path: Path) -> list[list[tuple[str, str]]]:
+    texts, cur = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            if cur:
+                texts.append(cur)
+                cur = []
+            continue
+        raw, _, norm = line.partition("\t")
+        cur.append((raw, norm.strip()))
+    if cur:
+        texts.append(cur)
+    return texts
+
+
+def run_masking(data: Path) -> dict[str, Any]:
+    from axline.knowhow.mask import MASK_NAME, VocabularyMasker, mask_text
+
+    d = data / "data" / "combined"
+    if not d.is_dir():
+        return {"error": f"{d} not found; pass --maintnorm DIR"}
+    train, val, test = (_read_norm(d / f"{s}.norm") for s in ("train", "val", "test"))
+    vocab, sensitive = set(), set()
+    for text in train:
+        for raw, norm in text:
+            if norm == "<sensitive>":
+                sensitive.add(raw)
+            else:
+                vocab.add(raw)
+                vocab.update(norm.split())
+
+    def score(texts, masker) -> dict[str, float]:
+        tp = fp = fn = 0
+        for text in texts:
+            line = " ".join(r for r, _ in text)
+            ruled, _ = mask_text(line)
+            for raw, norm in text:
+                pred = masker.is_sensitive(raw) or (MASK_NAME in ruled and raw not in ruled)
+                truth = norm == "<sensitive>"
+                tp += pred and truth
+                fp += pred and not truth
+                fn += truth and not pred
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        return {"tp": tp, "fp": fp, "fn": fn, "precision": round(p, 3), "recall": round(r, 3),
+                "f1": round(2 * p * r / (p + r), 3) if p + r else 0.0}
+
+    val_scores = {(m, near): score(val, VocabularyMasker(vocab, sensitive, min_len=m, near=near))
+                  for m in (*range(2, 13), 99) for near in (False, True)}
+    ok = [k for k, s in val_scores.items() if s["precision"] >= 0.9]
+    best = max(ok, key=lambda k: (val_scores[k]["recall"], val_scores[k]["f1"])) if ok else \
+        max(val_scores, key=lambda k: val_scores[k]["f1"])
+    test_score = score(test, VocabularyMasker(vocab, sensitive, min_len=best[0], near=best[1]))
+    everything = vocab | {w.lower() for t in test for w, _ in t}
+    known_only = score(test, VocabularyMasker(everything, sensitive, min_len=best[0], near=False))
+    return {"train_sensitive_words": len(sensitive), "vocabulary": len(vocab),
+            "test_sensitive_tokens": sum(n == "<sensitive>" for t in test for _, n in t),
+            "val": {f"min_len={k[0]},near={k[1]}": v for k, v in val_scores.items()},
+            "min_len": best[0], "near": best[1], "val_best": val_scores[best], "test": test_score,
+            "test_sensitive_words_from_train_only": known_only}
+
+
+# -- (d) speed ------------------------------------------------------------------------------------------
+def run_speed(n_cases: int, seed: int = 7) -> dict[str, Any]:
+    from axline.knowhow.base import KnowHow
+
+    dev = load_dev()
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_cases):
+        a, b, c = rng.choice(dev), rng.choice(dev), rng.choice(dev)
+        rows.append({"id": f"s{i:05d}", "title": a["title"], "symptom": a["symptom"], "cause": b["cause"],
+                     "action": c["action"], "asset": f"line{rng.randint(1, 9)}/{a['asset']}",
+                     "language": a["language"], "author": f"tech{rng.randint(1, 40)}"})
+    queries = _queries(dev)
+    with tempfile.TemporaryDirectory() as tmp:
+        kh = KnowHow(os.path.join(tmp, "speed"))
+        t0 = time.perf_counter()
+        kh.import_rows(rows, "bench")
+        import_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        kh.close()
+        kh = KnowHow(os.path.join(tmp, "speed"))
+        reopen_s = time.perf_counter() - t0
+        lat = []
+        for q in queries * 2:
+            t0 = time.perf_counter()
+            kh.index.search(q["text"], top=5)
+            lat.append((time.perf_counter() - t0) * 1000)
+        lat = lat[len(queries):]  # the first pass warms caches
+        rss = _rss_mb()
+        kh.close()
+    lat.sort()
+    return {"cases": n_cases, "import_s": round(import_s, 1), "import_cases_per_s": round(n_cases / import_s, 1),
+            "reopen_s": round(reopen_s, 2), "queries": len(lat),
+            "p50_ms": round(lat[len(lat) // 2], 2), "p95_ms": round(lat[int(len(lat) * 0.95) - 1], 2),
+            "max_ms": round(lat[-1], 2), "rss_mb_with_index": round(rss, 1)}
+
+
+# -- CLI -------------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", default="benchmarks/knowhow.json", help="write the results here")
+    p.add_argument("--table", default="benchmarks/knowhow.md", help="Markdown page (default benchmarks/knowhow.md)")
+    p.add_argument("--maintnorm", default="../shared/datasets/MaintNorm", help="MaintNorm folder")
+    p.add_argument("--seeds", default="1,2", help="virtual factory seeds (default 1,2)")
+    p.add_argument("--repeats", type=int, default=3, help="occurrences of each fault kind per seed (default 3)")
+    p.add_argument("--speed-cases", type=int, default=10_000, help="cases for the latency test (default 10000)")
+    p.add_argument("--only", default="dev,vfactory,mask,speed", help="parts to run (default all)")
+
+
+def _fmt(m: dict[str, float]) -> list:
+    return [m.get("r@1"), m.get("r@3"), m.get("mrr")]
+
+
+def run(args) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    parts = {p.strip() for p in args.only.split(",")}
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"date": utc_now(), "machine": machine_info(), "command": command_line()}
+    try:
+        os.getloadavg()
+        out["load_avg_start"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    sections: list[tuple[str, str]] = []
+    if "dev" in parts:
+        analysers = ["bigram", "morph"]
+        dev = run_dev(analysers)
+        out["dev"] = dev
+        rows = []
+        for name, tab in dev["tables"].items():
+            if "error" in tab:
+                rows.append([name, tab["error"], "", "", "", "", ""])
+                continue
+            rows.append([name, *_fmt(tab["test/same"]), *_fmt(tab["test/cross"])])
+        rows_all = [[name, *_fmt(tab["all/same"]), *_fmt(tab["all/cross"])] for name, tab in dev["tables"].items()
+                    if "error" not in tab]
+        sections.append(("(a) Bilingual development set: test split (queries of even-numbered cases)",
+                         f"{dev['cases']} cases ({dev['near_neighbours']} near neighbours), {dev['queries']} queries "
+                         f"({dev['queries'] // 2} per split: half same-language, half cross-language).\n\n" +
+                         markdown_table(["retriever", "same R@1", "same R@3", "same MRR", "cross R@1", "cross R@3",
+                                         "cross MRR"], rows)))
+        sections.append(("(a) All 120 queries (tuning + test split)",
+                         markdown_table(["retriever", "same R@1", "same R@3", "same MRR", "cross R@1", "cross R@3",
+                                         "cross MRR"], rows_all)))
+        sections.append(("(a) Choices made on the tuning split",
+                         f"Fusion weights tuned over {dev['grid_points']} grid points (objective: the lower of same- "
+                         f"and cross-language R@3, then the lower R@1, then the sum of MRR): `{json.dumps(dev['tuned_weights'])}`; "
+                         f"shipped in `axline.knowhow.search.DEFAULT_WEIGHTS`: "
+                         f"`{json.dumps(dev['shipped_weights'])}`. Confidence = 1 / (1 + exp(-(a x score + b))) with "
+                         f"(a, b) = {dev['confidence_ab']} fitted on the tuning split's top-5 results. On the test "
+                         f"split, top results by confidence: " +
+                         "; ".join(f"{k}: {v['top1_right']}/{v['queries']} right"
+                                   for k, v in dev["test_top1_by_confidence"].items()) +
+                         f". Sentence model: {dev['model_rss_mb']} MB resident, loaded in {dev['model_load_s']} s."))
+    if "vfactory" in parts:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        rec = run_recurrence(seeds, args.repeats, 2.0, 300.0)
+        out["vfactory"] = rec
+        rows = [[k, v["recurrences"], v["in_top3"]] for k, v in rec["by_kind"].items()]
+        seeds_txt = "; ".join(f"seed {s['seed']}: {s['faults']} faults, {s['occurrences_alarmed']} alarmed, "
+                              f"{s['cases_from_first']} cases from first occurrences, {s['nuisance_cases']} nuisance "
+                              f"cases, {s['hits']}/{s['recurrences']} recurrences in top 3" for s in rec["seeds"])
+        sections.append(("(b) Virtual factory: recurrence from the signal pattern alone",
+                         f"recall@3 **{rec['recall@3']}** over {rec['recurrences']} recurrences ({seeds_txt}).\n\n" +
+                         markdown_table(["fault kind", "recurrences", "case in top 3"], rows)))
+    if "mask" in parts:
+        m = run_masking(Path(args.maintnorm))
+        out["masking"] = m
+        if "error" in m:
+            sections.append(("(c) Name masking on MaintNorm", m["error"]))
+        else:
+            t, k = m["test"], m["test_sensitive_words_from_train_only"]
+            sections.append(("(c) Name masking on MaintNorm (test split, token level)",
+                             f"{m['test_sensitive_tokens']} `<sensitive>` tokens in the test split. Chosen on validation: "
+                             f"shortest masked word {m['min_len']}, near-known check {m['near']} (validation: "
+                             f"recall {m['val_best']['recall']}, precision {m['val_best']['precision']}).\n\n" +
+                             markdown_table(["masker", "recall", "precision", "F1", "TP", "FP", "FN"], [
+                                 ["unknown words + sensitive words of train + rules", t["recall"], t["precision"],
+                                  t["f1"], t["tp"], t["fp"], t["fn"]],
+                                 ["sensitive words of train + rules only", k["recall"], k["precision"], k["f1"],
+                                  k["tp"], k["fp"], k["fn"]]])))
+    if "speed" in parts:
+        s = run_speed(args.speed_cases)
+        out["speed"] = s
+        sections.append(("(d) Speed", markdown_table(
+            ["cases", "import (s)", "cases/s", "reopen (s)", "query p50 (ms)", "query p95 (ms)", "max (ms)",
+             "RSS with index (MB)"],
+            [[s["cases"], s["import_s"], s["import_cases_per_s"], s["reopen_s"], s["p50_ms"], s["p95_ms"],
+              s["max_ms"], s["rss_mb_with_index"]]])))
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    try:
+        out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    sections.append(("Protocol", __doc__.split("\n\n", 1)[1].strip()))
+    write_json(args.json, out)
+    write_markdown(args.table, "Veterans' know-how: finding cases again", sections, out)
+    for title, body in sections[:-1]:
+        print(f"## {title}\n{body}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    raise SystemExit(run(ap.parse_args()))

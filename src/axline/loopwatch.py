@@ -1,0 +1,52 @@
+"""Event-loop stall monitor: how late does a timer that should fire every ``interval_s`` wake up?
+
+Anything that blocks the asyncio loop (a synchronous database call, a broker publish waiting for
+its acknowledgement, a big file scan) delays every timer by as long as it blocks. A heartbeat task
+measures that delay; health reports the largest stall of the last minute and since start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+
+class LoopStallMonitor:
+    def __init__(self, interval_s: float = 0.05, window_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self.window_s = window_s
+        # (monotonic time, stall s) of each beat; bounded: one entry per beat of the window
+        self._beats: deque[tuple[float, float]] = deque(maxlen=int(window_s / interval_s) + 8)
+        self.max_stall_s = 0.0
+        self.beats = 0
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> asyncio.Task:
+        self._task = asyncio.create_task(self.run(), name="loop-stall-monitor")
+        return self._task
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t0 = loop.time()
+            await asyncio.sleep(self.interval_s)
+            late = max(0.0, loop.time() - t0 - self.interval_s)
+            self.beats += 1
+            self._beats.append((time.monotonic(), late))
+            if late > self.max_stall_s:
+                self.max_stall_s = late
+
+    def max_stall_ms(self, window_s: float | None = None) -> float:
+        """The largest stall (ms) of the last ``window_s`` (default: the monitor's window)."""
+        since = time.monotonic() - (self.window_s if window_s is None else window_s)
+        worst = max((s for t, s in self._beats if t >= since), default=0.0)
+        return round(worst * 1000, 1)
+
+    def reset(self) -> None:
+        self._beats.clear()
+        self.max_stall_s = 0.0
+
+    def status(self) -> dict:
+        return {"max_stall_ms_last_minute": self.max_stall_ms(), "max_stall_ms_since_start":
+                round(self.max_stall_s * 1000, 1), "beats": self.beats}

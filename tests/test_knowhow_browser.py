@@ -1,0 +1,156 @@
+"""The know-how flow in headless Chromium: alarm -> (no case yet) -> record what you did on a phone ->
+another person approves -> the same alarm pattern again brings the case up with why -> "this helped".
+
+Skipped only when no Chromium is installed (set AXLINE_CHROMIUM to its path if it is not on PATH).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from _auth import make_security, token_headers
+from _fake_service import LINE, FakeService, open_test_historian
+from axline.app.server import create_app, start_site
+from axline.historian.base import Event
+from axline.knowhow.base import KnowHow
+from axline.knowhow.live import KnowHowLive
+from test_dashboard_browser import CHROMIUM_ARGS, chromium_path
+
+pytestmark = pytest.mark.browser
+CNC = f"{LINE}/cnc/cnc1"
+
+
+SEC = make_security()
+
+
+class KnowHowApp:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> KnowHowApp:
+        self.thread.start()
+        if not self.ready.wait(60) or self.error:
+            raise RuntimeError(f"app did not start: {self.error!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(15)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(15)
+        self.service.knowhow.close()
+        self.historian.close()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._start())
+        except BaseException as e:  # reported to the test thread
+            self.error = e
+            self.ready.set()
+            return
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _start(self) -> None:
+        self.historian = open_test_historian(self.tmp / "h")
+        self.service = FakeService(self.historian, tick_s=0.25)
+        self.service.knowhow = KnowHowLive(lambda: KnowHow(str(self.tmp / "kh")),
+                                           historian=lambda: self.service.historian)
+        await self.service.knowhow.start()
+        app = create_app(self.service, security=SEC)
+        self.runner, self.port = await start_site(app, "127.0.0.1", 0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alarm(self) -> int:
+        """A new alarm with the first one's pattern, handed to the know-how base like the service does."""
+        ev = Event(ts=self.service.now_ns(), kind="alarm", source=CNC, code="anomaly.sensor", severity="alarm",
+                   message="cnc1: unusual vibration_rms (z=8.1)",
+                   data={"contributions": {"vibration_rms": 8.1, "spindle_temp": 2.2}})
+        eid = self.historian.add_event(ev)
+        self.service.knowhow.on_alarm(eid, ev)
+        return eid
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = chromium_path()
+    if exe is None:
+        pytest.skip("no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _page(browser, errors: list[str], user: str, phone: bool = False):
+    size = {"width": 390, "height": 844} if phone else {"width": 1366, "height": 900}
+    page = browser.new_page(viewport=size, locale="en-US", extra_http_headers=token_headers(SEC, *user.split(":")))
+    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.set_default_timeout(15000)
+    return page
+
+
+def test_alarm_record_approve_suggest(browser, tmp_path):
+    errors: list[str] = []
+    with KnowHowApp(tmp_path) as app:
+        first = app.service.alarm_id
+        # the dashboard lists the alarm; no case fits yet
+        dash = _page(browser, errors, "kim:operator")
+        dash.goto(app.url + "/")
+        item = f'#kh-alarms li[data-event="{first}"]'
+        dash.wait_for_selector(item)
+        assert "No approved case" in dash.text_content(item)
+        # "record what you did" opens the phone form pre-filled from the alarm
+        href = dash.get_attribute(f"{item} a.kh-record", "href")
+        assert href == f"/knowhow?event={first}"
+        phone = _page(browser, errors, "kim:operator", phone=True)
+        phone.goto(app.url + href)
+        phone.wait_for_function("() => document.querySelector('#record-signals').textContent.includes('vibration_rms')")
+        assert phone.input_value("textarea[name=symptom]").startswith("cnc1: unusual vibration_rms")
+        phone.fill("input[name=title]", "스핀들 베어링 소음")
+        phone.fill("textarea[name=cause]", "스핀들 베어링 구리스 부족")
+        phone.fill("textarea[name=action]", "베어링 교체, 구리스 주입")
+        phone.fill("input[name=repair_min]", "90")
+        phone.click("#case-save")
+        phone.wait_for_function("() => document.querySelector('#msg').textContent.includes('Saved as draft')")
+        cid = phone.text_content("#msg").split("draft ")[1].split(".")[0]
+        # an operator sees the draft without an approve button; an approver (not the author) approves
+        phone.wait_for_selector(f'#drafts li[data-case="{cid}"]')
+        assert phone.locator(f'#drafts li[data-case="{cid}"] button.kh-approve').count() == 0
+        boss = _page(browser, errors, "boss:approver")
+        boss.goto(app.url + "/knowhow")
+        boss.click(f'#drafts li[data-case="{cid}"] button.kh-approve')
+        boss.wait_for_function("() => document.querySelector('#msg').textContent.includes('Approved')")
+        assert app.service.knowhow.kh.store.get(cid)["state"] == "approved"
+        # the same pattern again: the dashboard suggests the case with why and a confidence
+        again = app.alarm()
+        sel = f'#kh-alarms li[data-event="{again}"] li[data-case="{cid}"]'
+        dash.wait_for_selector(sel)
+        text = dash.text_content(sel)
+        assert "스핀들 베어링 소음" in text and "vibration_rms" in text and "confidence" in text
+        dash.click(f"{sel} button.kh-yes")
+        dash.wait_for_function(f"() => document.querySelector('{sel}').textContent.includes('Thank you')")
+        assert app.service.knowhow.kh.store.feedback_totals()[cid] == (1, 0)
+        # Korean
+        dash.click("#lang-toggle")
+        assert dash.text_content("#kh-heading") == "최근 알람의 해결 사례"
+        dash.wait_for_function(f"() => document.querySelector('{sel}').textContent.includes('신뢰도')")
+        # a Korean search on the know-how page finds it too
+        boss.fill("#search-q", "spindle bearing noise")
+        boss.click("#search-form button")
+        boss.wait_for_selector(f'#results li[data-case="{cid}"]')
+    assert errors == []
