@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     sql_views.add_arguments(s)
     s.set_defaults(func_run=sql_views.run)
 
+    s = sub.add_parser("report", help="reports from the historian and the event log")
+    rsub = s.add_subparsers(dest="report_kind", metavar="KIND")
+    from axline.report import value as value_report
+
+    r = rsub.add_parser("value", help="proof of value: PQCD before vs after, money and payback (.html or .pdf)")
+    value_report.add_arguments(r)
+    r.set_defaults(func_run=value_report.run_cli)
+
     s = sub.add_parser("bench", help="run a benchmark and write its table to benchmarks/")
     bsub = s.add_subparsers(dest="bench", metavar="NAME")
     for name, (module, help_text) in BENCHES.items():

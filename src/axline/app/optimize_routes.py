@@ -26,8 +26,9 @@ from aiohttp import web
 
 from axline.app.ops_common import int_id, json_body, page
 from axline.app.roles import require_role
+from axline.app.routes import OBJ, STR, document
 from axline.app.server import BadRequest, json_response
-from axline.optimize.loop import OptimizeError, ServiceIO, UnitOptimizer
+from axline.optimize.loop import OptimizeError, ServiceIO, UnitOptimizer, twin_pool
 from axline.optimize.loop import jsonable as _clean
 from axline.optimize.spec import SpecError, default_specs, load_specs
 from axline.optimize.twin import furnace_twin_factory
@@ -35,6 +36,22 @@ from axline.optimize.twin import furnace_twin_factory
 log = logging.getLogger(__name__)
 OPT_KEY: web.AppKey[dict] = web.AppKey("optimizers", dict)
 MAX_WHATIF_HOURS = 24.0
+
+
+_X = {"type": "object", "description": "decision tag -> setpoint", "additionalProperties": {"type": "number"}}
+document("GET", "/optimize", role="viewer", summary="the setpoint optimiser page", produces="text/html")
+document("GET", "/api/optimize", role="viewer", summary="optimiser units, today's setpoints, proposals")
+document("POST", "/api/optimize/{unit}/propose", role="engineer",
+         summary="ask the advisor for the next setpoints (trials on the twin first)", body=OBJ)
+document("POST", "/api/optimize/{unit}/submit", role="engineer", summary="propose setpoints of one's own",
+         body={"type": "object", "required": ["x"], "properties": {"x": _X, "note": STR}})
+document("POST", "/api/optimize/{unit}/whatif", role="engineer", summary="run the twin ahead with setpoints",
+         body={"type": "object", "properties": {"x": _X, "hours": {"type": "number", "minimum": 0.1,
+                                                                    "maximum": MAX_WHATIF_HOURS}}})
+document("POST", "/api/optimize/proposals/{id}/approve", role="approver",
+         summary="approve a proposal (never one's own): write, verify, keep or roll back", body=OBJ)
+document("POST", "/api/optimize/proposals/{id}/reject", role="approver", summary="reject a proposal",
+         body={"type": "object", "properties": {"reason": STR}})
 
 
 def register(app: web.Application) -> None:
@@ -69,7 +86,8 @@ def build_optimizers(service: Any) -> dict[str, UnitOptimizer]:
             totals = ln.kpi.get("parts_good", "").rsplit("/", 1)[0] if ln else ""
             twin = furnace_twin_factory(io, spec.unit, totals, takt_s=ln.takt_s if ln else 12.0,
                                         cycle_s=ln.ideal_cycle_s if ln else 10.0)
-        out[spec.unit.rsplit("/", 1)[-1]] = UnitOptimizer(spec, io, twin, ids=ids)
+        out[spec.unit.rsplit("/", 1)[-1]] = UnitOptimizer(spec, io, twin, ids=ids,
+                                                          executor=twin_pool() if twin is not None else None)
     return out
 
 

@@ -22,9 +22,11 @@ import asyncio
 import itertools
 import logging
 import math
+import multiprocessing
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -107,8 +109,10 @@ class UnitOptimizer:
     """The loop of one unit."""
 
     def __init__(self, spec: UnitSpec, io: PlantIO, twin_factory: Callable[[], Any] | None = None,
-                 seed: int = 0, explore_on_twin: bool = True, ids: Iterator[int] | None = None) -> None:
+                 seed: int = 0, explore_on_twin: bool = True, ids: Iterator[int] | None = None,
+                 executor: Executor | None = None) -> None:
         self.spec = spec
+        self.executor = executor  # twin runs: a process pool keeps a serving loop responsive (None: threads)
         self.ids = ids if ids is not None else itertools.count(1)
         self.explore_on_twin = explore_on_twin
         self.io = io
@@ -174,7 +178,8 @@ class UnitOptimizer:
         return await self.twin_factory()
 
     async def _twin_eval(self, twin, x: Mapping[str, float]) -> dict[str, float]:
-        return await asyncio.get_running_loop().run_in_executor(None, twin.evaluate, self.spec, dict(x))
+        return await asyncio.get_running_loop().run_in_executor(self.executor, _twin_evaluate, twin, self.spec,
+                                                                dict(x))
 
     def _twin_verdict(self, x0m: dict, xm: dict, base: dict) -> list[dict]:
         """The twin's effect (x vs today, both on the twin) added to the plant's measured baseline."""
@@ -433,8 +438,8 @@ class UnitOptimizer:
         t = time.perf_counter()
         now_x = {d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)}
         (s0, tr0), (s1, tr1) = await asyncio.gather(
-            loop.run_in_executor(None, twin.run, now_x, hours, show, 300.0),
-            loop.run_in_executor(None, twin.run, full, hours, show, 300.0))
+            loop.run_in_executor(self.executor, _twin_run, twin, now_x, hours, show, 300.0),
+            loop.run_in_executor(self.executor, _twin_run, twin, full, hours, show, 300.0))
         start = twin.line.now_ns
         end = start + int(hours * 3600 * NS)
         tail = start + int(hours * 3600 * NS / 2)  # judge the second half, after settling
@@ -442,6 +447,26 @@ class UnitOptimizer:
                 "fouling": getattr(twin, "fouling", None),
                 "now": {"trajectory": tr0, "metrics": _finite(unit_metrics(self.spec, s0, tail, end))},
                 "what_if": {"trajectory": tr1, "metrics": _finite(unit_metrics(self.spec, s1, tail, end))}}
+
+
+def _twin_evaluate(twin: Any, spec: UnitSpec, x: dict[str, float]) -> dict[str, float]:
+    return twin.evaluate(spec, x)
+
+
+def _twin_run(twin: Any, x: dict[str, float], hours: float, tags: list[str], sample_s: float):
+    return twin.run(x, hours, tags, sample_s)
+
+
+_POOL: ProcessPoolExecutor | None = None
+
+
+def twin_pool() -> ProcessPoolExecutor:
+    """One worker process for twin runs of a serving process (pure-Python simulation would hold the
+    GIL and starve the service's event loop, its connectors included)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _POOL
 
 
 # ================================================================================================
