@@ -71,7 +71,7 @@ async def test_propose_approve_apply_verify_and_roll_back_through_the_service(tm
     kim_approver = {**token_headers(sec, "kim", "approver"), "Origin": url}
     lee = {**token_headers(sec, "lee", "approver"), "Origin": url}
     try:
-        await _wait(lambda: _true(svc.connectors["sim"].state == CONNECTED), 20, "the connector")
+        await _wait(lambda: _true(svc.connectors["sim"].state == CONNECTED), 90, "the connector")
         async with aiohttp.ClientSession() as http:
             async def units():
                 async with http.get(url + "/api/optimize", headers=kim) as r:
@@ -82,7 +82,7 @@ async def test_propose_approve_apply_verify_and_roll_back_through_the_service(tm
                 u = await units()
                 return bool(u) and all(v is not None for v in u[0]["x"].values())
 
-            await _wait(known, 30, "today's setpoints")
+            await _wait(known, 90, "today's setpoints")
             # readings for a baseline window before the change
             await _wait(lambda: _true(line.now_ns > START + 300 * 1_000_000_000), 60, "five simulated minutes")
             async with http.post(url + "/api/optimize/furnace1/submit", headers=kim,
