@@ -1,5 +1,6 @@
 # axline: two commands for a fresh machine.
-#   make demo   - the virtual factory, collected, stored, analysed and shown at http://127.0.0.1:8000
+#   make demo   - the virtual factory, collected, stored, analysed, its parts inspected by the AI camera,
+#                 and shown at http://127.0.0.1:8000 (no torch: the vision model trains on ONNX Runtime)
 #   make test   - lint and the whole test suite against real peers (OPC UA server, headless Chromium)
 #   make bench  - run the benchmarks named in BENCHES and write their tables to benchmarks/
 PYTHON ?= python3

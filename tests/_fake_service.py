@@ -8,6 +8,7 @@ of the plant every ``tick_s`` seconds and puts live messages on subscriber queue
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -86,6 +87,10 @@ class MemoryHistorian(Historian):
                 e.data.update(v)
             else:
                 setattr(e, k, v)
+
+    def event(self, event_id: int) -> Event | None:
+        # a copy, as a database gives: later updates do not show in it
+        return copy.deepcopy(self._events[event_id - 1]) if 1 <= event_id <= len(self._events) else None
 
     def events(self, start=None, end=None, kinds=None, source_prefix=None, limit=1000) -> list[Event]:
         sel = [

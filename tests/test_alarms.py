@@ -201,3 +201,54 @@ async def test_performance_api(api):
     assert rep["positions"][0]["per_hour"] == pytest.approx(1.0)
     resp = await client.get(f"/api/alarms/performance?from={T0}&to={T0 - 1}", headers=VIEWER)
     assert resp.status == 400
+
+
+async def test_dashboard_verdicts_are_refused_for_alarms(api):
+    svc, client = api
+    aid = svc.alarm_id
+    resp = await client.post(f"/api/events/{aid}/feedback", json={"verdict": "confirmed"}, headers=OP)
+    assert resp.status == 409, await resp.text()
+    assert f"/api/alarms/{aid}/ack" in (await resp.json())["hint"]
+    assert svc.historian.event(aid).ack is None and svc.feedback_calls == []
+    # an inspection still takes a verdict
+    resp = await client.post(f"/api/events/{svc.inspection_id}/feedback", json={"verdict": "confirmed"}, headers=OP)
+    assert resp.status == 200
+
+
+async def test_an_old_alarm_is_found_behind_many_newer_events(api):
+    svc, client = api
+    aid = svc.alarm_id
+    real = svc.historian.events
+    svc.historian.events = lambda *a, **k: []  # a scan of the newest events would not find it
+    try:
+        resp = await client.post(f"/api/alarms/{aid}/note", json={"note": "checked"}, headers=OP)
+    finally:
+        svc.historian.events = real
+    assert resp.status == 200, await resp.text()
+    assert [a["note"] for a in svc.historian.event(aid).data["actions"]] == ["checked"]
+
+
+async def test_two_operators_acting_at_once_lose_no_action(api):
+    import asyncio
+    import threading
+
+    svc, client = api
+    aid = svc.alarm_id
+    real = svc.historian.event
+    both_read = threading.Barrier(2, timeout=1.0)
+
+    def slow_event(event_id):
+        ev = real(event_id)
+        try:  # both requests read the alarm before either writes, unless they are serialised
+            both_read.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return ev
+
+    svc.historian.event = slow_event
+    r1, r2 = await asyncio.gather(
+        client.post(f"/api/alarms/{aid}/note", json={"note": "first"}, headers=OP),
+        client.post(f"/api/alarms/{aid}/note", json={"note": "second"}, headers=OP))
+    svc.historian.event = real
+    assert (r1.status, r2.status) == (200, 200)
+    assert sorted(a["note"] for a in real(aid).data["actions"]) == ["first", "second"]

@@ -20,7 +20,7 @@ ROOT = "axline"
 # layers from the bottom up: (name, units, whether units of this layer may import each other)
 LAYERS: list[tuple[str, set[str], bool]] = [
     ("core", {"axline", "batch", "shutdown"}, True),
-    ("model", {"plant"}, False),
+    ("model", {"plant", "safety"}, True),
     ("io", {"connect", "historian", "bus", "spool", "camera"}, False),
     ("feature", {"inspect", "kpi", "monitor", "vision", "edge", "discover"}, True),
     ("application", {"app", "service"}, True),

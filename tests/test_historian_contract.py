@@ -314,6 +314,21 @@ def test_events_add_update_filter_and_count(open_store):
     assert h.event_counts() == {"alarm": 2, "defect": 1}
 
 
+def test_event_by_id(open_store):
+    h = open_store()
+    old = Event(ts=T0, kind="alarm", source="a/b", code="anomaly.sensor", data={"k": 1})
+    old_id = h.add_event(old)
+    for k in range(5):  # newer events do not hide an old one
+        h.add_event(Event(ts=T0 + 1000 + k, kind="info", source="a/b", code="x"))
+    h.update_event(old_id, ack="acknowledged", data={"note": "done"})
+    got = h.event(old_id)
+    assert got is not None and (got.id, got.ts, got.kind, got.code, got.ack) == (
+        old_id, T0, "alarm", "anomaly.sensor", "acknowledged")
+    assert got.data == {"k": 1, "note": "done"}
+    assert h.event(old_id + 100) is None
+    assert h.event(0) is None and h.event(2**70) is None
+
+
 # -- life cycle ---------------------------------------------------------------------------------
 def test_reopen_keeps_everything(open_store):
     rng = np.random.default_rng(3)

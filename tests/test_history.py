@@ -92,6 +92,19 @@ async def test_export_api_checks_input_and_is_audited(tmp_path):
             assert (await resp.json())["hint"]
         tags = await (await client.get("/api/history/tags")).json()
         assert any(t["path"] == A and t["stored"] for t in tags["tags"])
+        # the explorer's series: buckets with min / max, sized by the readings they would read
+        resp = await client.get(f"/api/history/series?tags={A},{B}&from={T0 - 120 * NS}&to={T0 + NS}"
+                                f"&step={30 * NS}")
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        assert len(body["tags"][A]["t"]) == 5 and body["estimated_readings"] == 2 * 121
+        assert all(lo <= m <= hi for lo, m, hi in zip(body["tags"][A]["min"], body["tags"][A]["mean"],
+                                                       body["tags"][A]["max"], strict=True))
+        year = 365 * 86400 * NS  # a year of two 1 s tags: about 63 million readings, refused before reading
+        resp = await client.get(f"/api/history/series?tags={A},{B}&from={T0 - year}&to={T0}&step={86400 * NS}")
+        assert resp.status == 400 and "readings" in (await resp.json())["error"]
+        many = ",".join([A] * 1 + [f"{LINE}/cnc/cnc1/x{i}" for i in range(12)])
+        assert (await client.get(f"/api/history/series?tags={many}&from=1&to=2")).status == 400
     finally:
         await client.close()
         h.close()

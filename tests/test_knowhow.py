@@ -144,11 +144,17 @@ def test_cli_import_search_export_delete(tmp_path, capsys):
         assert k.search("버너 그을음", top=3)[0]["id"] != "k2"
     finally:
         k.close()
-    # a bad line is reported with its number and nothing is half-imported
+    # bad lines are reported with their numbers and skipped; the good ones are kept
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "x1", "symptom": "ok"}\n{"id": "x2"}\n', encoding="utf-8")
+    bad.write_text('{"id": "x1", "symptom": "ok"}\n{"id": "x2"}\n{"symptom": "no id"}\n', encoding="utf-8")
     assert main(["knowhow", "import", str(bad), "--store", store]) == 1
-    assert "row 2: symptom is required" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "row 2: symptom is required" in err and "row 3: id is required" in err
+    k = KnowHow(store)
+    try:
+        assert k.store.get("x1")["symptom"] == "ok"
+    finally:
+        k.close()
 
 
 def test_csv_work_orders(tmp_path):

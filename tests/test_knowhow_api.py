@@ -61,9 +61,9 @@ async def test_record_from_alarm_approve_and_suggest(env):
     assert r.status == 403
     r = await client.post(f"/api/knowhow/cases/{cid}/approve", json={}, headers=U("boss", "approver"))
     assert r.status == 200 and (await r.json())["state"] == "approved"
-    audits = [e for e in svc.historian.events(kinds=["audit"], limit=50)]
-    assert any(e.code == "knowhow.approve" and e.data["user"] == "boss" for e in audits)
-    assert any(e.code == "knowhow.create" and e.data["user"] == "kim" for e in audits)
+    trail = SEC.audit.tail(100)
+    assert any(e["action"] == "knowhow.approve" and e["who"] == "boss" and e["target"] == cid for e in trail)
+    assert any(e["action"] == "knowhow.create" and e["who"] == "kim" for e in trail)
     # the same alarm pattern again: the case is suggested with why
     ev = Event(ts=svc.now_ns(), kind="alarm", source=f"{LINE}/cnc/cnc1", code="anomaly.sensor", severity="alarm",
                message="cnc1: unusual vibration_rms", data={"contributions": {"vibration_rms": 8.0, "spindle_temp": 2.0}})

@@ -55,3 +55,22 @@ def test_publishing_beyond_loopback_needs_security(tmp_path):
     with pytest.raises(FileNotFoundError, match="axline certs"):
         KpiPublisher(svc, "opc.tcp://0.0.0.0:4841/axline", certificate=str(tmp_path / "no.der"),
                      private_key=str(tmp_path / "no.pem"), trusted_clients=str(tmp_path))
+
+
+async def test_the_publisher_started_with_serve_shows_in_health(tmp_path):
+    from types import SimpleNamespace
+
+    from axline.opcua_publish import start_from_args
+
+    hist = open_test_historian(tmp_path)
+    svc = FakeService(hist, tick_s=10, history_s=60)
+    svc.workers = {}
+    args = SimpleNamespace(publish_opcua=f"opc.tcp://127.0.0.1:{free_port()}/axline", publish_cert=None,
+                           publish_key=None, publish_trusted=None)
+    pub = await start_from_args(svc, args)
+    try:
+        assert svc.workers == {"opcua_publish": pub}
+        assert (pub.errors, pub.last_error) == (0, None)
+    finally:
+        await pub.stop()
+        hist.close()

@@ -79,6 +79,7 @@ def test_alarm_acknowledge_shelve_and_expiry_in_english_and_korean(browser, tmp_
         page.click(f"{item} button[data-act=ack]")
         page.wait_for_function(f"() => document.querySelector('{item}').dataset.state === 'acknowledged'")
         assert "Tightened the spindle mount" in page.text_content(f"{item} .alarm-ack")
+        assert page.get_attribute(f"{item} a.kh-link", "href") == f"/knowhow?event={aid}"
         audits = [e for e in svc.historian.events(kinds=["audit"]) if e.code == "alarm.ack"]
         assert len(audits) == 1 and audits[0].data["user"] == "kim"
         # shelving needs a reason

@@ -90,3 +90,43 @@ async def test_chart_api_limits_violations_and_capability_per_shift_and_lot(tmp_
 def test_chart_report_refuses_unknown_chart(drifting):
     with pytest.raises(ValueError, match="chart must be one of"):
         chart_report(drifting.historian, drifting.plant_json(), BORE, T0 - 600 * NS, T0, chart="cusum")
+
+
+def test_learnt_limits_survive_a_restart_so_a_drift_does_not_become_the_baseline(tmp_path):
+    hist = open_test_historian(tmp_path / "h")
+    svc = QualityFakeService(hist, history_s=1200, drift_step=40, tick_s=10)
+    limits_file = tmp_path / "data" / "spc_limits.json"
+    try:
+        w = SpcWatcher(svc, baseline_points=50, limits_file=limits_file)
+        w.step()
+        learnt = w.status()["tags"][BORE]["limits"]
+        assert learnt["center"] == pytest.approx(25.0, abs=0.003) and limits_file.exists()
+        for _ in range(120):  # the tool wears: a dozen parts drifting down
+            svc.tick()
+        # a restart in the middle of the drift: the limits are the learnt ones, and the drift is raised
+        again = SpcWatcher(svc, baseline_points=50, limits_file=limits_file)
+        again.step()
+        assert again.status()["tags"][BORE]["limits"] == learnt
+        events = []
+        for _ in range(60):
+            svc.tick()
+            events += again.step()
+        assert any(e.code.startswith("spc.rule") for e in events)
+        # without the file a restart would take the drift as its baseline
+        fresh = SpcWatcher(svc, baseline_points=50, limits_file=tmp_path / "other.json")
+        fresh.step()
+        assert fresh.status()["tags"][BORE]["limits"]["center"] < learnt["center"] - 0.005
+    finally:
+        hist.close()
+
+
+def test_damaged_limits_file_is_a_clear_error(tmp_path):
+    hist = open_test_historian(tmp_path / "h")
+    svc = QualityFakeService(hist, history_s=600, drift_step=None, tick_s=10)
+    bad = tmp_path / "spc_limits.json"
+    bad.write_text("{not json")
+    try:
+        with pytest.raises(RuntimeError, match="delete the file"):
+            SpcWatcher(svc, baseline_points=50, limits_file=bad).step()
+    finally:
+        hist.close()

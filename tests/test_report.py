@@ -102,3 +102,28 @@ def test_a_report_is_kept_when_a_shift_ends(svc):
     for e in due:
         svc.historian.add_event(e)
     assert keeper.due() == []  # once per shift
+
+
+def test_a_shift_report_that_fails_to_build_is_made_at_the_next_check(svc):
+    keeper = ShiftReportKeeper(svc)
+    keeper.due()
+    svc._now = C_START + 8 * 3600 * NS + 5 * NS  # shift C has just ended ...
+    svc.tick()
+    real = svc.historian.query
+
+    def away(*a, **k):
+        raise ConnectionError("historian restarting")
+
+    svc.historian.query = away  # ... while the historian is away
+    assert keeper.due() == []
+    assert [type(e) for e in keeper._failures] == [ConnectionError]
+    svc.historian.query = real
+    svc._now += 60 * NS
+    due = keeper.due()
+    assert [(e.data["shift"], e.data["from"]) for e in due] == [("C", C_START)]
+    assert keeper._failures == []
+    for e in due:
+        svc.historian.add_event(e)
+        keeper.stored(e)
+    assert keeper.pending == {} and keeper.kept == 1
+    assert keeper.due() == []

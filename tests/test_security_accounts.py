@@ -112,3 +112,23 @@ def test_tokens_are_hashed_scoped_expiring_and_revocable(tmp_path):
     text2, _ = store.token_add("line-scripts", "engineer")
     store.set_role("line-scripts", "viewer")
     assert store.token_user(text2).role == "viewer"
+
+
+def test_first_admin_from_the_environment(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from axline.app.cli_security import account_store, ensure_first_admin
+
+    args = argparse.Namespace(first_admin=None, password_file=None)
+    ensure_first_admin(args, tmp_path, "127.0.0.1")  # loopback, nobody named: read-only, and it says so
+    assert "read-only" in capsys.readouterr().err and not account_store(tmp_path).has_people()
+    monkeypatch.setenv("AXLINE_PASSWORD", PW)
+    args.first_admin = "plant-admin"
+    ensure_first_admin(args, tmp_path, "0.0.0.0")
+    store = account_store(tmp_path)
+    assert store.get("plant-admin").role == "admin" and store.authenticate("plant-admin", PW).ok
+    audit = (tmp_path / "data" / "audit" / "audit.jsonl").read_text()
+    assert '"action":"user.add"' in audit and PW not in audit
+    args.first_admin = "second"
+    ensure_first_admin(args, tmp_path, "0.0.0.0")  # only ever the first
+    assert store.get("second") is None

@@ -169,3 +169,13 @@ def test_cli_users_and_audit_verify(tmp_path, capsys, monkeypatch):
     code, out, _ = _cli(capsys, monkeypatch, "security-report", "-c", "plant.yaml", "--json")
     rep = json.loads(out)
     assert rep["audit"]["chain_ok"] is False and rep["accounts"]["people"] == 1 and rep["http_basic"] is False
+
+
+def test_tail_reads_backwards_across_blocks(tmp_path):
+    log = _log(tmp_path, 30)
+    forward = list(log.iter_entries())
+    for block in (7, 100, 1000, 65536):
+        assert list(log._iter_newest_first(block=block)) == forward[::-1]
+    assert [e["seq"] for e in log.tail(3)] == [30, 29, 28]
+    assert [e["seq"] for e in log.tail(2, before=10)] == [9, 8]
+    assert log.tail(5, who="nobody") == []

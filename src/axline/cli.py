@@ -60,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("edge", help="collect one line and forward it to a central MQTT broker (store-and-forward)")
     s.add_argument("--config", "-c", required=True, help="plant file (YAML) of this line")
-    s.add_argument("--broker", required=True, help="central broker, mqtt://host:1883")
+    s.add_argument("--broker", required=True, help="central broker, mqtts://host:8883 (TLS) or mqtt://host:1883")
+    s.add_argument("--broker-ca", default=None, help="CA certificate of the central broker (mqtts)")
+    s.add_argument("--broker-credentials", default=None, metavar="FILE",
+                   help="this edge's broker user and password (two lines); or env AXLINE_BROKER_USERNAME and "
+                        "AXLINE_BROKER_PASSWORD")
     s.add_argument("--spool-mb", type=float, default=1024.0, help="disk kept for readings while the broker is away")
     s.add_argument("--no-web", action="store_true", help="no local dashboard")
     _web_args(s)
@@ -266,9 +270,10 @@ def _serve(args) -> int:
                       ssl_context=ssl_context)
         await svc.start(web=web)
         if getattr(args, "broker", None):
-            from axline.edge import attach_uplink
+            from axline.edge import attach_uplink, broker_credentials
 
-            attach_uplink(svc, args.broker, args.spool_mb)
+            attach_uplink(svc, args.broker, args.spool_mb, credentials=broker_credentials(args.broker_credentials),
+                          ca_file=args.broker_ca)
             print(f"axline edge: forwarding {plant.name['en']} to {args.broker}", flush=True)
         if web:
             print(f"axline is serving {plant.name['en']} at {svc.url} (Ctrl-C stops)", flush=True)

@@ -25,16 +25,46 @@ from axline.spool import DiskSpool, StoreAndForward
 log = logging.getLogger(__name__)
 
 
-class UnsPublisher:
-    """A paho-mqtt client that publishes batches under UNS topics and waits for the broker's PUBACKs."""
+def broker_credentials(path: str | None = None) -> tuple[str, str] | None:
+    """The edge's broker user and password: from a file (``user`` and ``password`` on two lines, or
+    ``user:password`` on one), else from AXLINE_BROKER_USERNAME / AXLINE_BROKER_PASSWORD, else None.
+    Never from the command line, where ``ps`` shows them."""
+    if path:
+        lines = [ln.strip() for ln in open(path, encoding="utf-8").read().splitlines() if ln.strip()]
+        if len(lines) == 1 and ":" in lines[0]:
+            user, _, password = lines[0].partition(":")
+        elif len(lines) == 2:
+            user, password = lines
+        else:
+            raise ValueError(f"{path}: write the user name and the password on two lines (or user:password)")
+        return user, password
+    user = os.environ.get("AXLINE_BROKER_USERNAME")
+    if user:
+        password = os.environ.get("AXLINE_BROKER_PASSWORD")
+        if not password:
+            raise ValueError("AXLINE_BROKER_USERNAME is set but AXLINE_BROKER_PASSWORD is not")
+        return user, password
+    return None
 
-    def __init__(self, url: str, client_id: str | None = None, timeout_s: float = 5.0, prefix: str = "") -> None:
+
+class UnsPublisher:
+    """A paho-mqtt client that publishes batches under UNS topics and waits for the broker's PUBACKs.
+
+    ``mqtts://`` connects with TLS (verified against ``ca_file`` or the system's CAs); ``credentials``
+    are (user, password) from :func:`broker_credentials`."""
+
+    def __init__(self, url: str, client_id: str | None = None, timeout_s: float = 5.0, prefix: str = "",
+                 credentials: tuple[str, str] | None = None, ca_file: str | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         u = urlparse(url)
-        if u.scheme not in ("mqtt", "tcp") or not u.hostname:
-            raise ValueError(f"--broker: {url!r} is not an MQTT URL; use mqtt://host:1883")
-        self.host, self.port = u.hostname, u.port or 1883
+        if u.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not u.hostname:
+            raise ValueError(f"--broker: {url!r} is not an MQTT URL; use mqtts://host:8883 (or mqtt://host:1883)")
+        if u.password:
+            raise ValueError("--broker: do not put the password in the URL (ps shows it to everyone); use "
+                             "--broker-credentials FILE or AXLINE_BROKER_USERNAME / AXLINE_BROKER_PASSWORD")
+        self.tls = u.scheme in ("mqtts", "ssl")
+        self.host, self.port = u.hostname, u.port or (8883 if self.tls else 1883)
         self.timeout_s = timeout_s
         self.prefix = prefix
         self.connected = threading.Event()
@@ -47,8 +77,16 @@ class UnsPublisher:
         self.client.reconnect_delay_set(0.5, 10)
         self.client.on_connect = lambda c, u_, f, rc, p: (self.connected.set() if not rc.is_failure else None)
         self.client.on_disconnect = lambda c, u_, f, rc, p: self.connected.clear()
-        if u.username:
-            self.client.username_pw_set(u.username, u.password)
+        if credentials is not None:
+            self.client.username_pw_set(*credentials)
+        elif u.username:
+            raise ValueError("--broker: a user name without a password; use --broker-credentials FILE")
+        if self.tls:
+            import ssl
+
+            self.client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        elif ca_file:
+            raise ValueError("--broker-ca needs an mqtts:// broker URL")
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=15)
@@ -80,11 +118,12 @@ class UnsPublisher:
         self.messages += len(infos)
 
 
-def attach_uplink(service, broker_url: str, spool_mb: float = 1024.0) -> StoreAndForward:
+def attach_uplink(service, broker_url: str, spool_mb: float = 1024.0, credentials: tuple[str, str] | None = None,
+                  ca_file: str | None = None, client_id: str | None = None) -> StoreAndForward:
     """Forward everything the service's bus carries to the central broker, through a disk spool."""
     import asyncio
 
-    pub = UnsPublisher(broker_url)
+    pub = UnsPublisher(broker_url, client_id=client_id, credentials=credentials, ca_file=ca_file)
     pub.start()
     spool = DiskSpool(os.path.join(service.plant.base_dir, "data", "spool", "uplink"), max_bytes=int(spool_mb * 2**20))
     safety = getattr(service, "safety", None)

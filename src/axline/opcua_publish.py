@@ -225,5 +225,8 @@ async def start_from_args(service: Any, args: Any) -> KpiPublisher | None:
     pub = KpiPublisher(service, endpoint, certificate=args.publish_cert, private_key=args.publish_key,
                        trusted_clients=args.publish_trusted)
     await pub.start()
+    from axline.service_events import register_worker
+
+    register_worker(service, "opcua_publish", pub)
     print(f"axline publishes KPIs and alarm states on {endpoint}", flush=True)
     return pub

@@ -10,7 +10,9 @@ tag's asset leaves a changeover).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
 from collections import deque
 from typing import Any
@@ -137,11 +139,17 @@ class SpcWatcher:
     """Watches every quality tag live and raises each new run-rule violation as an event.
 
     Limits come from the tag's first ``baseline_points`` measurements: those already in the
-    historian before the watcher started (the most recent ones), else the first ones it sees.
+    historian when the tag was first watched (the most recent ones), else the first ones it sees.
+    Learnt limits are kept in ``limits_file`` (by default ``data/spc_limits.json`` beside the plant
+    file) and reloaded after a restart, so a drift in progress never becomes the baseline; delete a
+    tag's entry (or the file) to learn its limits again.
+    Live, the four Western Electric rules apply by default: Nelson's extra patterns (trends,
+    alternation, stratification) are for the chart page, where an engineer looks for causes; as
+    alarms they would mostly be nuisance.
     Every failure is counted (``errors``) and raised as a system event."""
 
-    def __init__(self, service: Any, baseline_points: int = 50, poll_s: float = 2.0, rules: str = "nelson",
-                 history_ns: int = 24 * 3600 * NS) -> None:
+    def __init__(self, service: Any, baseline_points: int = 50, poll_s: float = 2.0, rules: str = "western_electric",
+                 history_ns: int = 24 * 3600 * NS, limits_file: str | os.PathLike | None = None) -> None:
         if baseline_points < spc.MIN_BASELINE_POINTS:
             raise ValueError(f"baseline_points must be >= {spc.MIN_BASELINE_POINTS}, got {baseline_points}")
         self.svc = service
@@ -153,6 +161,43 @@ class SpcWatcher:
         self.last_error: str | None = None
         self.raised = 0
         self.tags: dict[str, dict[str, Any]] = {}
+        if limits_file is None:
+            base = getattr(getattr(service, "plant", None), "base_dir", None)
+            limits_file = os.path.join(base, "data", "spc_limits.json") if isinstance(base, str) else None
+        self.limits_file = None if limits_file is None else os.fspath(limits_file)
+        self._saved: dict[str, dict[str, Any]] | None = None  # read on the first step (off the loop)
+        self._unsaved = False
+        self.save_failure: Exception | None = None
+
+    def _load_saved(self) -> dict[str, dict[str, Any]]:
+        if self.limits_file is None or not os.path.exists(self.limits_file):
+            return {}
+        try:
+            with open(self.limits_file, encoding="utf-8") as f:
+                data = json.load(f)
+            if not isinstance(data, dict) or not isinstance(data.get("tags"), dict):
+                raise ValueError("expected {\"tags\": {path: limits}}")
+            return {p: d for p, d in data["tags"].items() if isinstance(d, dict)}
+        except (OSError, ValueError) as e:
+            raise RuntimeError(f"cannot read the learnt SPC limits in {self.limits_file}: {e}; fix or delete "
+                               "the file (deleting it learns the limits again from recent measurements)") from e
+
+    def _save(self) -> None:
+        """Write the learnt limits (atomically); a failure is raised and retried at the next step."""
+        if self.limits_file is None:
+            self._unsaved = False
+            return
+        tags = dict(self._saved or {})
+        tags.update({p: st["limits"].to_json() for p, st in self.tags.items() if st["limits"] is not None})
+        os.makedirs(os.path.dirname(self.limits_file) or ".", exist_ok=True)
+        tmp = self.limits_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"tags": tags}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.limits_file)
+        self._saved = tags
+        self._unsaved = False
 
     def status(self) -> dict[str, Any]:
         return {"errors": self.errors, "last_error": self.last_error, "raised": self.raised,
@@ -165,9 +210,18 @@ class SpcWatcher:
         ts, v = _read(self.svc.historian, path, max(0, now - self.history_ns), now + 1, True)
         st: dict[str, Any] = {"tag": tag, "last_ts": int(ts[-1]) if len(ts) else now, "limits": None,
                               "base": [], "tail": deque(maxlen=20), "count": 0, "last_hit": {}}
-        if len(v) >= self.baseline_points:
+        saved = (self._saved or {}).get(path)
+        if saved is not None:
+            try:
+                st["limits"] = spc.Limits(**saved)
+            except TypeError as e:
+                raise RuntimeError(f"the learnt SPC limits of {path} in {self.limits_file} are damaged ({e}); "
+                                   "delete the tag's entry to learn them again") from e
+            v = v[-self.baseline_points:]
+        elif len(v) >= self.baseline_points:
             v = v[-self.baseline_points:]
             st["limits"] = spc.fit_limits(v, "imr")
+            self._unsaved = True
         else:
             st["base"] = v.tolist()
         st["tail"].extend(v[-20:].tolist())
@@ -176,9 +230,21 @@ class SpcWatcher:
 
     def step(self) -> list[Event]:
         """Read new measurements of every quality tag; the events to raise (blocking: call off the loop)."""
+        if self._saved is None:
+            self._saved = self._load_saved()
         plant = self.svc.plant_json()
         now = int(self.svc.now_ns())
         out: list[Event] = []
+        self._watch(plant, now, out)
+        self.save_failure = None
+        if self._unsaved:
+            try:
+                self._save()
+            except OSError as e:  # the events still go out; run() counts it, the next step retries
+                self.save_failure = RuntimeError(f"cannot keep the learnt SPC limits in {self.limits_file}: {e}")
+        return out
+
+    def _watch(self, plant: dict, now: int, out: list[Event]) -> None:
         for tag in quality_tags(plant):
             path = tag["path"]
             st = self.tags.get(path)
@@ -200,9 +266,9 @@ class SpcWatcher:
                 if len(st["base"]) >= self.baseline_points:
                     st["limits"] = spc.fit_limits(np.asarray(st["base"][: self.baseline_points]), "imr")
                     st["base"] = []
+                    self._unsaved = True
                 continue
             out.extend(self._check(st, ts, v))
-        return out
 
     def _check(self, st: dict[str, Any], ts: np.ndarray, v: np.ndarray) -> list[Event]:
         lim: spc.Limits = st["limits"]
@@ -242,6 +308,8 @@ class SpcWatcher:
                 for ev in await loop.run_in_executor(None, self.step):
                     emit(self.svc, ev)
                     self.raised += 1
+                if self.save_failure is not None:
+                    raise self.save_failure
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event

@@ -75,6 +75,7 @@ class Service:
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
         self.safety = Safety(self)
         self.knowhow = None  # axline.knowhow.live.KnowHowLive: cases suggested for each new alarm
+        self.workers: dict[str, Any] = {}  # background workers whose failures health shows (register_worker)
 
     # -- life cycle -----------------------------------------------------------------------------
     def _open_security(self) -> None:
@@ -451,6 +452,7 @@ class Service:
                 "subscriber_errors": dict(self.bus.errors),
                 "safety": self.safety.status(),
                 "knowhow": self.knowhow.status() if self.knowhow is not None else None,
+                "workers": {n: {"errors": w.errors, "last_error": w.last_error} for n, w in self.workers.items()},
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 
     def subscribe(self) -> asyncio.Queue:
@@ -464,10 +466,11 @@ class Service:
     async def feedback(self, event_id: int, verdict: str, user: str) -> dict:
         if verdict not in ("confirmed", "overruled"):
             raise ValueError(f"verdict must be 'confirmed' or 'overruled', got {verdict!r}")
-        found = [e for e in self.historian.events(limit=100000) if e.id == event_id]
-        if not found:
+        ev = await asyncio.get_running_loop().run_in_executor(None, self.historian.event, event_id)
+        if ev is None:
             raise KeyError(f"event {event_id} does not exist")
-        ev = found[0]
+        if ev.kind == "alarm":  # an alarm has its life cycle, with its own audit: POST /api/alarms/{id}/ack
+            raise ValueError(f"event {event_id} is an alarm; acknowledge it with POST /api/alarms/{event_id}/ack")
         learned: dict[str, Any] = {}
         station = self.vision.get(ev.data.get("camera", "")) if ev.kind in ("inspection", "defect") else None
         if station is not None and ev.ack is None:

@@ -28,6 +28,13 @@ def update(svc: Any, event_id: int, **fields: Any) -> None:
         svc.historian.update_event(event_id, **fields)
 
 
+def register_worker(svc: Any, name: str, worker: Any) -> None:
+    """Show a background worker's failures (its ``errors`` and ``last_error``) in the service's health."""
+    workers = getattr(svc, "workers", None)
+    if isinstance(workers, dict):
+        workers[name] = worker
+
+
 def to_audit_trail(svc: Any, event: Event) -> None:
     """Copy an ``audit`` event into the service's hash-chained audit trail (axline.app.audit), off the loop."""
     trail = getattr(getattr(svc, "security", None), "audit", None)

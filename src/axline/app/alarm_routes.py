@@ -9,6 +9,7 @@ each one audited as an event of kind ``audit`` under the caller's name),
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -32,9 +33,12 @@ from axline.app.roles import require_role
 
 MAX_ALARMS = 5000
 DEFAULT_PERF_WINDOW_NS = 24 * 3600 * 1_000_000_000
+# one operator's action at a time: each action is read, computed and written from the stored alarm
+ACTION_LOCK_KEY: web.AppKey[asyncio.Lock] = web.AppKey("alarm_action_lock", asyncio.Lock)
 
 
 def register(app: web.Application) -> None:
+    app[ACTION_LOCK_KEY] = asyncio.Lock()
     r = app.router
     r.add_get("/alarms", page("alarms.html"))
     r.add_get("/wall", page("wall.html"))  # the wall screen (kiosk): KPIs, stations and open alarms
@@ -97,24 +101,25 @@ async def _act(request: web.Request, action: str, example: str) -> web.StreamRes
     svc = svc_of(request)
     event_id = int_id(request)
     body = await json_body(request, example)
-    try:
-        ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])
-    except KeyError:
-        raise BadRequest(f"alarm {event_id} does not exist", "list alarms with GET /api/alarms", status=404) from None
-    now = int(svc.now_ns())
-    try:
-        if action == "ack":
-            fields = lc.acknowledge(ev, user.name, now, body.get("note"), body.get("case_id"))
-        elif action == "note":
-            fields = lc.add_note(ev, user.name, now, body.get("note"))
-        elif action == "shelve":
-            fields = lc.shelve(ev, user.name, now, body.get("minutes"), body.get("reason"))
-        else:
-            fields = lc.unshelve(ev, user.name, now)
-    except lc.AlarmActionError as e:
-        raise BadRequest(str(e), "reload the alarm list and try again", status=409 if "already" in str(e)
-                         or "not shelved" in str(e) else 400) from None
-    update(svc, event_id, **fields)
+    async with request.app[ACTION_LOCK_KEY]:  # a second operator acts on what the first one wrote
+        try:
+            ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])
+        except KeyError:
+            raise BadRequest(f"alarm {event_id} does not exist", "list alarms with GET /api/alarms", status=404) from None
+        now = int(svc.now_ns())
+        try:
+            if action == "ack":
+                fields = lc.acknowledge(ev, user.name, now, body.get("note"), body.get("case_id"))
+            elif action == "note":
+                fields = lc.add_note(ev, user.name, now, body.get("note"))
+            elif action == "shelve":
+                fields = lc.shelve(ev, user.name, now, body.get("minutes"), body.get("reason"))
+            else:
+                fields = lc.unshelve(ev, user.name, now)
+        except lc.AlarmActionError as e:
+            raise BadRequest(str(e), "reload the alarm list and try again", status=409 if "already" in str(e)
+                             or "not shelved" in str(e) else 400) from None
+        update(svc, event_id, **fields)
     detail = {k: v for k, v in fields["data"].items() if k != "actions"}
     emit(svc, lc.audit_event(ev, action, user.name, now, detail))
     ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])

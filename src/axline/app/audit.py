@@ -68,6 +68,16 @@ def _clip(v: Any) -> Any:
     return v if len(text) <= MAX_FIELD else text[:MAX_FIELD]
 
 
+def _parse(line: bytes) -> dict | None:
+    if not line.strip():
+        return None
+    try:
+        e = json.loads(line)
+    except ValueError:
+        return None
+    return e if isinstance(e, dict) else None
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -233,9 +243,10 @@ class AuditLog:
 
     def tail(self, limit: int = 100, before: int | None = None, action: str | None = None,
              who: str | None = None) -> list[dict]:
-        """The newest ``limit`` entries (newest first), optionally before a ``seq`` or of one action/user."""
-        out: collections.deque[dict] = collections.deque(maxlen=max(1, limit))
-        for e in self._iter_lenient():
+        """The newest ``limit`` entries (newest first), optionally before a ``seq`` or of one action/user.
+        Reads the file backwards, so the newest entries cost the same however long the trail is."""
+        out: list[dict] = []
+        for e in self._iter_newest_first():
             if before is not None and e.get("seq", 0) >= before:
                 continue
             if action and not str(e.get("action", "")).startswith(action):
@@ -243,28 +254,43 @@ class AuditLog:
             if who and e.get("who") != who:
                 continue
             out.append(e)
-        return list(reversed(out))
+            if len(out) >= max(1, limit):
+                break
+        return out
 
-    def _iter_lenient(self) -> Iterator[dict]:
+    def _iter_newest_first(self, block: int = 65536) -> Iterator[dict]:
         if self.path is None:
-            yield from list(self._memory)
+            yield from reversed(list(self._memory))
             return
-        if not self.path.exists():
+        try:
+            f = self.path.open("rb")
+        except FileNotFoundError:
             return
-        with self.path.open("r", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                with contextlib.suppress(ValueError):
-                    e = json.loads(line)
-                    if isinstance(e, dict):
+        with f:
+            pos = f.seek(0, os.SEEK_END)
+            rest = b""
+            while pos > 0:
+                step = min(block, pos)
+                pos -= step
+                f.seek(pos)
+                lines = (f.read(step) + rest).split(b"\n")
+                rest = lines[0]  # perhaps the end of a line that starts in an earlier block
+                for line in reversed(lines[1:]):
+                    e = _parse(line)
+                    if e is not None:
                         yield e
+            e = _parse(rest)
+            if e is not None:
+                yield e
 
     def verify(self) -> VerifyResult:
         problems: list[str] = []
         n = 0
         prev, seq = GENESIS, 0
+        f = None
         if self.path is not None and self.path.exists():
-            source: Iterator[tuple[int, str]] = enumerate(self.path.read_text(encoding="utf-8",
-                                                                              errors="replace").splitlines(), 1)
+            f = self.path.open("r", encoding="utf-8", errors="replace")  # line by line: any size
+            source: Iterator[tuple[int, str]] = enumerate((ln.rstrip("\n") for ln in f), 1)
         else:
             source = enumerate((_canonical(e).decode() for e in self._memory), 1)
         for lineno, line in source:
@@ -287,6 +313,8 @@ class AuditLog:
                 problems.append(f"line {lineno}: hash does not match its content: the entry was edited")
             prev = str(e.get("hash"))
             seq = e.get("seq") if isinstance(e.get("seq"), int) else seq + 1
+        if f is not None:
+            f.close()
         hp = self.head_path
         if hp is not None and hp.exists():
             try:

@@ -2,8 +2,11 @@
 
 ``GET /history`` (page; ``?tags=&from=&to=`` opens a view), ``GET /api/history/tags`` (every tag with
 its name, unit and whether it has history), ``GET /api/history/export?tags=&from=&to=&step=&agg=&format=``
-(``format=csv`` or ``xlsx``; without ``step`` raw readings; viewer; each export audited). The drawn
-series come from ``GET /api/series`` (min / max per bucket, so peaks survive any zoom).
+(``format=csv`` or ``xlsx``; without ``step`` raw readings; viewer; each export audited), and
+``GET /api/history/series?tags=&from=&to=&step=`` (min / mean / max / last per bucket, so peaks survive
+any zoom). History requests are sized by the readings they would read (from the tags' sampling
+periods, at most ``MAX_READINGS``), read one tag at a time in a worker thread, and one at a time
+per app, so a 30-day view neither blocks the event loop nor lets parallel requests exhaust memory.
 
 For Excel or Power BI: *Data > From Web* with the export URL; on a password-protected server, send
 HTTP Basic credentials.
@@ -11,6 +14,7 @@ HTTP Basic credentials.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -19,17 +23,78 @@ from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param, 
 from axline.app.ops_common import emit, off_loop, page, svc_of
 from axline.app.roles import require_role
 from axline.historian.base import Event
-from axline.history.export import AGGREGATES, ExportError, history_table, to_csv, to_xlsx
+from axline.history.export import (
+    AGGREGATES,
+    ExportError,
+    bucket_series,
+    check_size,
+    history_table,
+    to_csv,
+    to_xlsx,
+)
 
 FORMATS = {"csv": ("text/csv; charset=utf-8", "csv"),
            "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx")}
+
+
+MAX_SERIES_TAGS = 12
+MAX_SERIES_BUCKETS = 20_000
+HEAVY_KEY: web.AppKey[asyncio.Semaphore] = web.AppKey("history_reads", asyncio.Semaphore)
 
 
 def register(app: web.Application) -> None:
     r = app.router
     r.add_get("/history", page("history.html"))
     r.add_get("/api/history/tags", _tags)
+    r.add_get("/api/history/series", _series)
     r.add_get("/api/history/export", _export)
+    app[HEAVY_KEY] = asyncio.Semaphore(1)  # history reads one at a time: memory stays bounded
+
+
+def _window(q) -> tuple[int, int]:
+    end = parse_int_param(q, "to", None, 1, NS_MAX, "ns since epoch", time.time_ns())
+    start = parse_int_param(q, "from", None, 0, NS_MAX, "ns since epoch", time.time_ns())
+    if start is None or end is None:
+        raise BadRequest("from and to are required (ns since the epoch, UTC)", "e.g. from=...&to=...")
+    if start >= end:
+        raise BadRequest(f"from must be before to (from={start}, to={end})", "swap them or widen the period")
+    return start, end
+
+
+def _known(plant: dict, tags: list[str]) -> None:
+    known = set(_names(plant, "en"))
+    unknown = [t for t in tags if t not in known]
+    if unknown:
+        raise BadRequest(f"tag {unknown[0][:80]!r} is not in the plant", "list tags with GET /api/history/tags",
+                         status=404)
+
+
+async def _series(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    svc = svc_of(request)
+    q = request.query
+    tags = parse_tags(q)
+    if not tags:
+        raise BadRequest("tags is required", "e.g. tags=site/area/line/cell/asset/signal,...")
+    if len(tags) > MAX_SERIES_TAGS:
+        raise BadRequest(f"at most {MAX_SERIES_TAGS} tags per view, got {len(tags)}", "split them over two views")
+    start, end = _window(q)
+    step = parse_int_param(q, "step", None, 1, NS_MAX, "bucket width in ns", 60_000_000_000)
+    if step is None:
+        step = max(1, -(-(end - start) // 1000))
+    n_buckets = -(-(end - start) // step)
+    if n_buckets > MAX_SERIES_BUCKETS:
+        raise BadRequest(f"(to - from) / step gives {n_buckets} buckets, at most {MAX_SERIES_BUCKETS}",
+                         f"use step >= {-(-(end - start) // MAX_SERIES_BUCKETS)} ns")
+    plant = svc.plant_json()
+    _known(plant, tags)
+    try:
+        readings = check_size(plant, tags, start, end)
+    except ExportError as e:
+        raise BadRequest(str(e), "narrow the view") from None
+    async with request.app[HEAVY_KEY]:
+        out = await off_loop(bucket_series, svc.historian, tags, start, end, step)
+    return json_response({"from": start, "to": end, "step": step, "estimated_readings": readings, "tags": out})
 
 
 def _names(plant: dict, lang: str) -> dict[str, str]:
@@ -65,12 +130,7 @@ async def _export(request: web.Request) -> web.StreamResponse:
     tags = parse_tags(q)
     if not tags:
         raise BadRequest("tags is required", "e.g. tags=site/area/line/cell/asset/signal,...")
-    end = parse_int_param(q, "to", None, 1, NS_MAX, "ns since epoch", time.time_ns())
-    start = parse_int_param(q, "from", None, 0, NS_MAX, "ns since epoch", time.time_ns())
-    if start is None or end is None:
-        raise BadRequest("from and to are required (ns since the epoch, UTC)", "e.g. from=...&to=...")
-    if start >= end:
-        raise BadRequest(f"from must be before to (from={start}, to={end})", "swap them or widen the period")
+    start, end = _window(q)
     step = parse_int_param(q, "step", None, 1, NS_MAX, "bucket width in ns; leave out for raw readings",
                            60_000_000_000)
     agg = q.get("agg", "mean")
@@ -81,14 +141,12 @@ async def _export(request: web.Request) -> web.StreamResponse:
         raise BadRequest(f"format must be csv or xlsx, got {fmt[:20]!r}", "e.g. format=xlsx")
     lang = q.get("lang", "en") if q.get("lang") in ("en", "ko") else "en"
     plant = svc.plant_json()
-    known = set(_names(plant, lang))
-    unknown = [t for t in tags if t not in known]
-    if unknown:
-        raise BadRequest(f"tag {unknown[0][:80]!r} is not in the plant", "list tags with GET /api/history/tags",
-                         status=404)
+    _known(plant, tags)
     try:
-        table = await off_loop(history_table, svc.historian, tags, start, end, step, agg,
-                               plant.get("timezone", "UTC"), _names(plant, lang))
+        check_size(plant, tags, start, end)
+        async with request.app[HEAVY_KEY]:
+            table = await off_loop(history_table, svc.historian, tags, start, end, step, agg,
+                                   plant.get("timezone", "UTC"), _names(plant, lang))
         body = await off_loop(to_csv if fmt == "csv" else to_xlsx, table)
     except ExportError as e:
         raise BadRequest(str(e), "narrow the request") from None

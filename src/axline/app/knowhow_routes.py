@@ -13,20 +13,21 @@ not the author); ``POST /api/knowhow/cases/{id}/feedback {"helpful", "event_id",
 their suggestions); ``GET /api/knowhow/suggestions?event_id=`` (viewer); ``GET /api/knowhow/gaps``
 (engineer); ``POST /api/knowhow/consent {"given"}`` (operator, for themself);
 ``GET /api/knowhow/authors/{who}/export`` and ``POST /api/knowhow/authors/{who}/delete`` (admin).
-Every write is audited under the caller's name (the know-how audit table and an ``audit`` event).
+Every write is audited under the caller's name (the hash-chained audit trail and the know-how
+base's own audit table).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
 
+from axline.app.audit import audit
 from axline.app.http import BadRequest, json_response, parse_int_param
-from axline.app.ops_common import emit, find_event, json_body, off_loop, page, svc_of
+from axline.app.ops_common import find_event, json_body, off_loop, page, svc_of
 from axline.app.roles import User, require_role
-from axline.historian.base import Event
+from axline.app.routes import INT, OBJ, STR, document
 from axline.knowhow.store import MAX_PHOTO_BYTES, CaseError
 
 EDITABLE = ("title", "symptom", "cause", "action", "outcome", "parts", "repair_min", "asset", "tags", "language",
@@ -64,11 +65,9 @@ def _live(request: web.Request) -> Any:
     return live
 
 
-def _audit(request: web.Request, user: User, action: str, target: str, detail: dict[str, Any]) -> None:
-    """An ``audit`` event under the caller (the know-how store keeps its own row too)."""
-    svc = svc_of(request)
-    emit(svc, Event(ts=time.time_ns(), kind="audit", source="axline/knowhow", code=f"knowhow.{action}",
-                    message=f"{user.name}: {action} {target}", data={"user": user.name, "target": target, **detail}))
+async def _audit(request: web.Request, user: User, action: str, target: str, detail: dict[str, Any]) -> None:
+    """Into the audit trail under the caller (the know-how store keeps its own row too)."""
+    await audit(request, user, f"knowhow.{action}", target, detail=detail)
 
 
 def _case_id(request: web.Request) -> str:
@@ -187,7 +186,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
         case = await off_loop(kh.record, fields, user.name)
     except CaseError as e:
         raise BadRequest(str(e), "fill in at least what was seen (symptom)") from None
-    _audit(request, user, "create", case["id"], {"event_id": event_id})
+    await _audit(request, user, "create", case["id"], {"event_id": event_id})
     return json_response(_public(kh, case, user), status=201)
 
 
@@ -207,7 +206,7 @@ async def _edit(request: web.Request) -> web.StreamResponse:
         case = await off_loop(kh.edit, cid, fields, user.name)
     except CaseError as e:
         raise BadRequest(str(e), "correct the field and send it again") from None
-    _audit(request, user, "edit", cid, {"version": case["version"]})
+    await _audit(request, user, "edit", cid, {"version": case["version"]})
     return json_response(_public(kh, case, user))
 
 
@@ -224,7 +223,7 @@ async def _approve(request: web.Request) -> web.StreamResponse:
         raise BadRequest(str(e), "another approver must approve it", status=403) from None
     except CaseError as e:
         raise BadRequest(str(e), "nothing to approve", status=409) from None
-    _audit(request, user, "approve", cid, {"version": case["version"]})
+    await _audit(request, user, "approve", cid, {"version": case["version"]})
     return json_response(_public(kh, case, user))
 
 
@@ -241,7 +240,7 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
         out = await off_loop(kh.feedback, cid, helpful, ctx)
     except KeyError:
         raise BadRequest(f"case {cid} does not exist", "", status=404) from None
-    _audit(request, user, "feedback", cid, {"helpful": helpful})
+    await _audit(request, user, "feedback", cid, {"helpful": helpful})
     return json_response(out)
 
 
@@ -266,7 +265,7 @@ async def _add_photo(request: web.Request) -> web.StreamResponse:
         raise BadRequest(f"case {cid} does not exist", "", status=404) from None
     except CaseError as e:
         raise BadRequest(str(e), "") from None
-    kh.store.audit(user.name, "case.photo", cid, {"photo": pid})
+    await _audit(request, user, "photo", cid, {"photo": pid})
     return json_response({"id": pid, "case_id": cid}, status=201)
 
 
@@ -334,7 +333,7 @@ async def _consent(request: web.Request) -> web.StreamResponse:
     if not isinstance(given, bool):
         raise BadRequest(f"given must be true or false, got {given!r}", '{"given": true}')
     out = await off_loop(kh.set_consent, user.name, given)
-    _audit(request, user, "consent", out["pseudonym"], {"given": given})
+    await _audit(request, user, "consent", out["pseudonym"], {"given": given})
     return json_response(out)
 
 
@@ -343,7 +342,7 @@ async def _export(request: web.Request) -> web.StreamResponse:
     kh = _live(request).kh
     who = request.match_info["who"][:128]
     out = await off_loop(kh.export_author, who, user.name)
-    _audit(request, user, "export", out["author"], {"cases": len(out["cases"])})
+    await _audit(request, user, "export", out["author"], {"cases": len(out["cases"])})
     return json_response(out)
 
 
@@ -355,5 +354,41 @@ async def _delete(request: web.Request) -> web.StreamResponse:
     out = await off_loop(live.kh.delete_author, who, user.name)
     ids_after = {c["id"] for c in await off_loop(live.kh.store.all_cases)}
     live.forget_cases(ids_before - ids_after)
-    _audit(request, user, "delete", out["author"], {"cases": out["deleted_cases"]})
+    await _audit(request, user, "delete", out["author"], {"cases": out["deleted_cases"]})
     return json_response(out)
+
+
+_CASE = {"type": "object", "properties": {
+    "title": STR, "symptom": STR, "cause": STR, "action": STR,
+    "outcome": {"type": "string", "enum": ["fixed", "not_fixed", "escalated", ""]},
+    "parts": {"type": ["array", "string"]}, "repair_min": {"type": ["number", "null"]}, "asset": STR,
+    "tags": {"type": ["array", "string"]}, "language": STR, "links": {"type": ["array", "string"]},
+    "event_id": {"type": ["integer", "null"]}}}
+document("GET", "/knowhow", role="viewer", summary="the know-how page (record, find, review)", produces="text/html")
+document("GET", "/api/knowhow/status", role="viewer", summary="know-how base: ready, aggregate figures, your role")
+document("GET", "/api/knowhow/cases", role="viewer", summary="find cases (Korean or English) or list them",
+         query={"q": STR, "asset": STR, "top": {**INT, "minimum": 1, "maximum": 50}, "state": STR})
+document("POST", "/api/knowhow/cases", role="operator", summary="record what you did: a new draft case (audited)",
+         body=_CASE)
+document("GET", "/api/knowhow/cases/{id}", role="viewer", summary="one case (text masked) and its versions")
+document("POST", "/api/knowhow/cases/{id}", role="operator", summary="edit a case: a new version (audited)",
+         body=_CASE)
+document("POST", "/api/knowhow/cases/{id}/approve", role="approver",
+         summary="approve a draft; not by its author (audited)", body=OBJ)
+document("POST", "/api/knowhow/cases/{id}/feedback", role="operator", summary='"did this help?" (audited)',
+         body={"type": "object", "properties": {"helpful": {"type": "boolean"}, "event_id": INT, "query": STR}})
+document("POST", "/api/knowhow/cases/{id}/photos", role="operator",
+         summary="add a photo (the body is a JPEG, PNG or WebP image; audited)", max_body=MAX_PHOTO_BYTES)
+document("GET", "/api/knowhow/photos/{pid}", role="viewer", summary="a case photo", produces="image/*")
+document("GET", "/api/knowhow/prefill", role="operator", summary="a new case's fields from an event",
+         query={"event_id": {**INT, "required": True}})
+document("GET", "/api/knowhow/alarms", role="viewer", summary="recent alarms with the cases suggested for each")
+document("GET", "/api/knowhow/suggestions", role="viewer", summary="cases suggested for an alarm",
+         query={"event_id": {**INT, "required": True}})
+document("GET", "/api/knowhow/gaps", role="engineer", summary="searches that found no good case")
+document("POST", "/api/knowhow/consent", role="operator",
+         summary="give or withdraw consent to show your real name to admins (audited)",
+         body={"type": "object", "properties": {"given": {"type": "boolean"}}})
+document("GET", "/api/knowhow/authors/{who}/export", role="admin", summary="all cases of one author (audited)")
+document("POST", "/api/knowhow/authors/{who}/delete", role="admin",
+         summary="wipe one author's cases, photos, embeddings and index entries (audited)", body=OBJ)

@@ -16,7 +16,6 @@ from axline.historian.base import Event
 from axline.service_events import emit, update  # noqa: F401 - re-exported for the route modules
 
 T = TypeVar("T")
-MAX_SCAN_EVENTS = 100_000
 
 
 def svc_of(request: web.Request) -> Any:
@@ -62,17 +61,11 @@ def int_id(request: web.Request, name: str = "id") -> int:
 
 
 def find_event(historian: Any, event_id: int, kinds: list[str] | None = None) -> Event:
-    """The stored event ``event_id`` (KeyError when there is none)."""
-    getter = getattr(historian, "event", None)
-    if callable(getter):
-        ev = getter(event_id)
-        if ev is None:
-            raise KeyError(event_id)
-        return ev
-    for ev in historian.events(kinds=kinds, limit=MAX_SCAN_EVENTS):
-        if ev.id == event_id:
-            return ev
-    raise KeyError(event_id)
+    """The stored event ``event_id`` of one of ``kinds`` (KeyError when there is none); blocking."""
+    ev = historian.event(event_id)
+    if ev is None or (kinds and ev.kind not in kinds):
+        raise KeyError(event_id)
+    return ev
 
 
 def positions(plant: dict) -> list[tuple[str, str]]:

@@ -37,9 +37,11 @@ def register(app: web.Application) -> None:
 
 async def _start_watcher(app: web.Application) -> None:
     from axline.app.http import SERVICE_KEY
+    from axline.service_events import register_worker
 
     watcher = SpcWatcher(app[SERVICE_KEY])
     app[WATCHER_KEY] = watcher
+    register_worker(app[SERVICE_KEY], "spc", watcher)
     app[TASK_KEY] = asyncio.create_task(watcher.run(), name="spc-watcher")
 
 

@@ -39,9 +39,11 @@ def register(app: web.Application) -> None:
 
 async def _start(app: web.Application) -> None:
     from axline.app.http import SERVICE_KEY
+    from axline.service_events import register_worker
 
     keeper = ShiftReportKeeper(app[SERVICE_KEY])
     app[KEEPER_KEY] = keeper
+    register_worker(app[SERVICE_KEY], "shift_reports", keeper)
     app[KEEPER_TASK_KEY] = asyncio.create_task(keeper.run(), name="shift-report-keeper")
 
 

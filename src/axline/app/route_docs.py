@@ -31,11 +31,15 @@ document("POST", "/api/alarms/{id}/unshelve", role="operator", summary="unshelve
 # history
 document("GET", "/history", role="viewer", summary="the history explorer page", produces="text/html")
 document("GET", "/api/history/tags", role="viewer", summary="tags that can be explored")
+document("GET", "/api/history/series", role="viewer",
+         summary="min / mean / max / last per bucket of up to 12 tags over any period (sized by readings)",
+         query={"tags": {"type": "string", "maxLength": 100_000}, "from": NS, "to": {**NS, "minimum": 1},
+                "step": {**INT, "minimum": 1}})
 document("GET", "/api/history/export", role="viewer", summary="CSV or Excel export of tags over a period (audited)",
          query={"tags": {"type": "string", "maxLength": 100_000}, "from": NS, "to": {**NS, "minimum": 1},
                 "step": {**INT, "minimum": 1}, "agg": STR, "format": {"type": "string", "enum": ["csv", "xlsx"]},
                 "lang": {"type": "string", "enum": ["en", "ko"]}},
-         produces="text/csv")
+         produces=("text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
 
 # quality
 document("GET", "/quality", role="viewer", summary="the quality (SPC) page", produces="text/html")
@@ -75,7 +79,8 @@ document("POST", "/api/knowhow/cases/{id}/feedback", role="operator", summary="w
          body={"type": "object", "properties": {"helpful": {"type": "boolean"}}})
 document("POST", "/api/knowhow/cases/{id}/photos", role="operator", summary="add a photo to a case",
          query={"name": STR}, max_body=8 * 2**20)
-document("GET", "/api/knowhow/photos/{pid}", role="viewer", summary="a case photo", produces="image/jpeg")
+document("GET", "/api/knowhow/photos/{pid}", role="viewer", summary="a case photo",
+         produces=("image/jpeg", "image/png", "image/webp"))
 document("GET", "/api/knowhow/prefill", role="operator", summary="a draft case prefilled from an event",
          query={"event_id": {**INT, "minimum": 0}})
 document("GET", "/api/knowhow/alarms", role="viewer", summary="recent alarms to record cases from")

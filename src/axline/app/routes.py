@@ -42,7 +42,7 @@ class RouteSpec:
     body: dict | None = None  # JSON schema of a JSON body
     form: dict | None = None  # JSON schema of a form body (application/x-www-form-urlencoded)
     response: dict = field(default_factory=lambda: dict(OBJ))
-    produces: str = "application/json"
+    produces: str | tuple[str, ...] = "application/json"  # one media type, or the ones it may answer with
     stream: bool = False  # a never-ending response (Server-Sent Events)
     auth: str = "any"  # "any" (session or token), "token" (API token only)
     max_body: int | None = None  # bytes; None: the app's limit
@@ -115,6 +115,11 @@ def _params(path: str, spec: RouteSpec) -> list[dict]:
     return out
 
 
+def _content(spec: RouteSpec) -> dict:
+    kinds = (spec.produces,) if isinstance(spec.produces, str) else spec.produces
+    return {k: {"schema": spec.response if k == "application/json" else dict(STR)} for k in kinds}
+
+
 def openapi_document(app: web.Application, title: str = "axline", version: str = "") -> dict:
     """An OpenAPI 3.1 document of every documented route that ``app`` serves."""
     from axline import __version__
@@ -130,14 +135,13 @@ def openapi_document(app: web.Application, title: str = "axline", version: str =
             "x-axline-role": spec.role,
             "parameters": _params(path, spec),
             "responses": {
-                "200": {"description": "ok", "content": {spec.produces: {"schema": spec.response}}
-                        if spec.produces == "application/json" else {spec.produces: {"schema": dict(STR)}}},
+                "2XX": {"description": "done", "content": _content(spec)},
                 "4XX": {"description": "refused: bad request, not logged in, role too low, rate limited",
                         "content": {"application/json": {"schema": ERROR}, "text/html": {"schema": dict(STR)},
                                     "text/plain": {"schema": dict(STR)}}},
             },
         }
-        if method == "POST" and spec.produces != "application/json":
+        if method == "POST" and "text/html" in _content(spec):
             op["responses"]["303"] = {"description": "redirect"}
         if spec.stream:
             op["x-axline-stream"] = True

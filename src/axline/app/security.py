@@ -283,10 +283,11 @@ class Security:
         }
 
     @contextlib.contextmanager
-    def stream_slot(self, user: User):
-        """Hold one live-stream slot of ``user`` (429 when the user's or the server's cap is reached)."""
+    def stream_slot(self, user: User, address: str = ""):
+        """Hold one live-stream slot of ``user`` (429 when the user's or the server's cap is reached);
+        anonymous viewers are counted per address."""
         s = self.settings
-        key = user.name if user.authenticated else "anonymous"
+        key = user.name if user.authenticated else f"anonymous@{address}"
         total = sum(self.streams.values())
         if self.streams[key] >= s.streams_per_user or total >= s.streams_total:
             self.counters["streams_refused"] += 1
@@ -429,8 +430,8 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _json_error("login required", "log in at /login, or send an API token", 401,
                            headers={"WWW-Authenticate": 'Session realm="axline"'}, request=request)
     if not user.has(role):
-        if state_changing:
-            await _audit_denied(request, sec, user, f"refused: role {role} required")
+        sec.counters["role_refused"] += 1
+        await _audit_denied(request, sec, user, f"refused: role {role} required")  # reads too
         return _json_error(f"role {role} required", f"ask an admin for the {role} role", 403, request=request)
     return await handler(request)
 

@@ -323,6 +323,11 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "audit.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
 
+async def account_page(request: web.Request) -> web.StreamResponse:
+    require_role(request, "viewer")
+    return web.FileResponse(STATIC_DIR / "account.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
 async def openapi(request: web.Request) -> web.StreamResponse:
     require_role(request, "viewer")
     return _json(openapi_document(request.app))
@@ -354,6 +359,7 @@ def install(app: web.Application) -> None:
     r.add_get("/api/audit/verify", audit_verify)
     r.add_get("/api/audit/export", audit_export)
     r.add_get("/audit", audit_page)
+    r.add_get("/account", account_page)
     r.add_get("/api/openapi.json", openapi)
     r.add_get("/metrics", metrics)
 
@@ -361,8 +367,9 @@ def install(app: web.Application) -> None:
 cred = {"type": "object", "required": ["username", "password"],
         "properties": {"username": NAME, "password": PASSWORD}}
 document("GET", "/login", role=PUBLIC, summary="the login page", produces="text/html")
-document("POST", "/login", role=PUBLIC, summary="log in; sets the session cookie", body=cred, form=cred)
-document("POST", "/logout", role="viewer", summary="end this session", produces="text/html")
+document("POST", "/login", role=PUBLIC, summary="log in; sets the session cookie", body=cred, form=cred,
+         produces=("application/json", "text/html"))
+document("POST", "/logout", role="viewer", summary="end this session", produces=("application/json", "text/html"))
 document("GET", "/api/me", role="viewer", summary="who is calling, with which role")
 document("POST", "/api/me/password", role="viewer", auth="login", summary="change one's own password",
          body={"type": "object", "required": ["old", "new"], "properties": {"old": PASSWORD, "new": PASSWORD}})
@@ -386,8 +393,11 @@ document("GET", "/api/audit", role="admin", summary="the newest audit entries",
                 "action": STR, "who": STR})
 document("GET", "/api/audit/verify", role="admin", summary="check the audit trail's hash chain")
 document("GET", "/api/audit/export", role="admin", summary="the audit trail as JSON lines or syslog (RFC 5424)",
-         query={"format": {"type": "string", "enum": ["jsonl", "syslog"]}}, produces="text/plain")
+         query={"format": {"type": "string", "enum": ["jsonl", "syslog"]}},
+         produces=("application/x-ndjson", "text/plain"))
 document("GET", "/audit", role="admin", summary="the audit page", produces="text/html")
+document("GET", "/account", role="viewer", auth="login", summary="one's own account (and users, for admins)",
+         produces="text/html")
 document("GET", "/api/openapi.json", role="viewer", auth="login", summary="this document", response=OBJ)
 document("GET", "/metrics", role="viewer", auth="token", summary="Prometheus metrics (API token)",
          produces="text/plain")

@@ -80,7 +80,7 @@ VERDICTS = ("confirmed", "overruled")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
 
@@ -459,6 +459,11 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
             f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}", 'e.g. {"verdict": "confirmed"}'
         )
     # the reviewer is the logged-in user; a "user" in the body is ignored
+    ev = await _off_loop(svc.historian.event, event_id)
+    if ev is not None and ev.kind == "alarm":  # alarms are acknowledged through their life cycle (audited)
+        await audit(request, user, "event.feedback", str(event_id), new=verdict, result="refused: an alarm")
+        raise BadRequest(f"event {event_id} is an alarm: verdicts are for inspections and defects",
+                         f"acknowledge it with POST /api/alarms/{event_id}/ack", status=409)
     try:
         result = await svc.feedback(event_id, verdict, user.name)
     except KeyError:
@@ -530,7 +535,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     app = request.app
     user = require_role(request, "viewer")
-    with app[SECURITY_KEY].stream_slot(user):
+    with app[SECURITY_KEY].stream_slot(user, request.remote or ""):
         return await _stream_for(request, svc, app)
 
 
@@ -573,17 +578,20 @@ async def _stream_for(request: web.Request, svc: ServiceView, app: web.Applicati
     return resp
 
 
-async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start ``app`` on ``host:port`` (0 picks a free port); returns the runner and the bound port."""
+async def start_site(app: web.Application, host: str, port: int, ssl_context: Any = None) -> tuple[web.AppRunner, int]:
+    """Start ``app`` on ``host:port`` (0 picks a free port; HTTPS with ``ssl_context``); returns the runner
+    and the bound port."""
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be between 0 and 65535, got {port}")
     sec: Security = app[SECURITY_KEY]
     if sec.settings.bind_host != host:
         raise ValueError(f"the app's security settings are for {sec.settings.bind_host}, not {host}")
+    if (ssl_context is not None) != sec.settings.tls:
+        raise ValueError(f"the app's security settings say tls={sec.settings.tls}; pass an ssl_context exactly then")
     sec.check_bind()
     runner = web.AppRunner(app, shutdown_timeout=2.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     bound = port
     server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here

@@ -8,7 +8,10 @@ holding a year of data, and how fast a shift handover report is made.
   30 days of all tags; the page's own timer runs from the start of its requests to the end of
   drawing every chart (the figure is the median of ``--repeats`` fresh views, each on a period
   shifted by a few minutes so no cache helps). ``series_api_30d_10tags_s`` is the same request
-  to ``/api/series`` alone, timed by the client.
+  to ``/api/history/series`` alone, timed by the client.
+- ``explorer_30d_10tags_dense_s``: the same view on a second, denser store (31 days at one reading
+  per ``--dense-period-s``, default 1 s): the explorer reads raw readings, so this shows how the
+  time grows with the readings in the window.
 - ``shift_report_s``: building the report of the last 8-hour shift from the historian and
   rendering it to HTML and to PDF (median of ``--repeats``).
 
@@ -217,7 +220,7 @@ def measure_explorer(url: str, tags: list[str], end: int, repeats: int, width: i
                 continue  # the first view also warms the browser and the page scripts
             draws.append(ms / 1000)
             step = max(1, -(-(t1 - t0) // max(200, width - 24 - 74)))
-            q = f"{url}/api/series?tags={','.join(tags)}&from={t0 - NS}&to={t1 - NS}&step={step}"
+            q = f"{url}/api/history/series?tags={','.join(tags)}&from={t0 - NS}&to={t1 - NS}&step={step}"
             a = time.perf_counter()
             with urllib.request.urlopen(q, timeout=120) as resp:
                 import json
@@ -263,6 +266,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: --tags must be between 1 and 50, got {args.tags}")
     if not 0.1 <= args.period_s <= 3600:
         raise SystemExit(f"error: --period-s must be between 0.1 and 3600, got {args.period_s}")
+    if args.dense_period_s and not 0.1 <= args.dense_period_s <= 3600:
+        raise SystemExit(f"error: --dense-period-s must be 0 or between 0.1 and 3600, got {args.dense_period_s}")
+    if not 1 <= args.dense_repeats <= 50:
+        raise SystemExit(f"error: --dense-repeats must be between 1 and 50, got {args.dense_repeats}")
     if not 1 <= args.repeats <= 50:
         raise SystemExit(f"error: --repeats must be between 1 and 50, got {args.repeats}")
     t_start = time.perf_counter()
@@ -281,6 +288,23 @@ def run(args: argparse.Namespace) -> int:
         hist.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    dense = None
+    if args.dense_period_s:
+        # the same view on a denser store: 31 days at one reading per --dense-period-s
+        tmp = tempfile.mkdtemp(prefix="axline-bench-ui-dense-", dir=args.tmp)
+        try:
+            hist = EmbeddedHistorian(os.path.join(tmp, "historian"), fsync="none")
+            dfill = fill(hist, plant, 31, args.dense_period_s, end)
+            with _AppThread(BenchService(hist, plant, end)) as app:
+                dex = measure_explorer(f"http://127.0.0.1:{app.port}", dfill["tags"], end, args.dense_repeats,
+                                       args.width)
+            dsize = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tmp) for f in fs) / 2**20
+            hist.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        dense = {"days": 31, "period_s": args.dense_period_s, "readings": dfill["readings"], "fill_s": dfill["fill_s"],
+                 "size_mib": dsize, "readings_in_30d_view": int(30 * DAY // int(args.dense_period_s * NS)) * args.tags,
+                 "draw_s": dex["draw_s"], "api_s": dex["api_s"], "buckets": dex["buckets"]}
     med = statistics.median
     window_readings = int(30 * DAY // int(args.period_s * NS)) * args.tags
     result: dict[str, Any] = {
@@ -296,6 +320,8 @@ def run(args: argparse.Namespace) -> int:
         "shift_report_s": med(rp["total_s"]), "shift_report": {k: (med(v) if isinstance(v, list) else v)
                                                                 for k, v in rp.items()},
         "shift_report_runs_s": rp["total_s"],
+        "dense": dense,
+        "explorer_30d_10tags_dense_s": statistics.median(dense["draw_s"]) if dense else None,
         "wall_s": time.perf_counter() - t_start, "peak_rss_mb": peak_rss_mb(),
     }
     if args.tags != 10:
@@ -305,21 +331,31 @@ def run(args: argparse.Namespace) -> int:
     rows = [
         ["history explorer: 30-day view of all tags, drawn in the browser (median)", f"{result['explorer_30d_10tags_s']:.3f} s",
          f"max {result['explorer_30d_10tags_max_s']:.3f} s of {args.repeats}"],
-        ["the same view's /api/series request alone (median)", f"{result['series_api_30d_10tags_s']:.3f} s",
+        ["the same view's /api/history/series request alone (median)", f"{result['series_api_30d_10tags_s']:.3f} s",
          f"{ex['buckets'][0]} min/max buckets"],
         ["shift report: build + HTML + PDF (median)", f"{result['shift_report_s']:.3f} s",
          f"build {result['shift_report']['build_s']:.3f} s, HTML {result['shift_report']['html_s']:.3f} s, "
          f"PDF {result['shift_report']['pdf_s']:.3f} s"],
     ]
+    if dense:
+        rows.insert(2, [f"the same 30-day view on a store at one reading per {args.dense_period_s:g} s (median)",
+                        f"{med(dense['draw_s']):.3f} s",
+                        f"max {max(dense['draw_s']):.3f} s of {args.dense_repeats}; the API request alone "
+                        f"{med(dense['api_s']):.3f} s; {dense['readings_in_30d_view']:,} readings read"])
     body = markdown_table(["what", "time", "detail"], rows)
     store = markdown_table(["days", "tags", "period", "readings stored", "readings in the 30-day view", "store size",
                             "fill time"],
                            [[args.days, args.tags, f"{args.period_s:g} s", s["readings"], window_readings,
-                             f"{s['size_mib']:.0f} MiB", f"{s['fill_s']:.1f} s"]])
+                             f"{s['size_mib']:.0f} MiB", f"{s['fill_s']:.1f} s"]]
+                           + ([[31, args.tags, f"{args.dense_period_s:g} s", dense["readings"],
+                                dense["readings_in_30d_view"], f"{dense['size_mib']:.0f} MiB",
+                                f"{dense['fill_s']:.1f} s"]] if dense else []))
     how = ("The embedded historian is filled with synthetic readings (a daily cycle, noise and rare spikes) and, "
            "for the last 8-hour shift, a line state, part counters, a gauged bore and 200 alarms. Headless Chromium "
            "opens the history explorer on the last 30 days of every tag; the page times its requests and the "
-           "drawing of every chart. The API time is the same /api/series request made alone. The shift report is "
+           "drawing of every chart. The embedded store keeps raw readings only (no precomputed roll-ups), so the "
+           "view's time grows with the readings in the window: the denser store shows how. The API time is the "
+           "same /api/history/series request made alone. The shift report is "
            "built from the historian and rendered to HTML and PDF (Korean, NanumGothic). Load average (1 min) at "
            f"the end of the run: {result['load_avg_1min_at_end']:.2f}; wall time {result['wall_s']:.0f} s; peak RSS "
            f"{result['peak_rss_mb']:.0f} MiB.")
@@ -337,6 +373,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tags", type=int, default=10, help="analog tags in the store and the view [1, 50]")
     parser.add_argument("--period-s", type=float, default=10.0, help="seconds between readings of a tag")
     parser.add_argument("--repeats", type=int, default=5, help="timed views and reports (median reported)")
+    parser.add_argument("--dense-period-s", type=float, default=1.0,
+                        help="also time the view on a 31-day store at this period (0: skip)")
+    parser.add_argument("--dense-repeats", type=int, default=3, help="timed views on the dense store")
     parser.add_argument("--width", type=int, default=1366, help="browser viewport width (one bucket per pixel)")
     parser.add_argument("--tmp", default=None, help="folder for the temporary store (default: the system's)")
 

@@ -197,6 +197,10 @@ class Historian(abc.ABC):
         """Change ``end_ts``, ``ack``, ``severity`` or merge keys into ``data`` of a stored event."""
 
     @abc.abstractmethod
+    def event(self, event_id: int) -> Event | None:
+        """The stored event ``event_id``, or None when there is none (one indexed lookup)."""
+
+    @abc.abstractmethod
     def events(
         self,
         start: int | None = None,

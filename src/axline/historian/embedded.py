@@ -1138,6 +1138,15 @@ class EmbeddedHistorian(Historian):
                 db.execute("ROLLBACK")
                 raise
 
+    def event(self, event_id: int) -> Event | None:
+        event_id = _as_int("event_id", event_id)
+        if not 0 < event_id < 2**63:
+            return None
+        with self._db_lock:
+            self._check_open()
+            row = self._db.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)).fetchone()
+        return None if row is None else _event_from_row(row)
+
     def events(
         self,
         start: int | None = None,

@@ -891,6 +891,19 @@ class PostgresHistorian(Historian):
 
         self._write("updating an event", run)
 
+    def event(self, event_id: int) -> Event | None:
+        event_id = _as_int("event_id", event_id)
+        if not 0 < event_id < 2**63:
+            return None
+
+        def run(cur: psycopg.Cursor) -> tuple | None:
+            cur.execute(self._q("SELECT id, ts, end_ts, kind, source, code, message, severity, data::text, ack "
+                                "FROM {s}.events WHERE id = %s"), (event_id,))
+            return cur.fetchone()
+
+        row = self._read(run)
+        return None if row is None else _event_from_row(row)
+
     def events(
         self,
         start: int | None = None,

@@ -26,6 +26,47 @@ from axline.historian.base import Historian
 AGGREGATES = ("mean", "min", "max", "last", "all")
 MAX_ROWS = 200_000
 MAX_CELLS = 2_000_000
+# the most readings one history request may make the historian read (estimated from the tags'
+# sampling periods before anything is read): 30 days of 10 tags at one reading a second fits
+MAX_READINGS = 30_000_000
+
+
+def estimate_readings(plant: dict, tags: Sequence[str], start: int, end: int) -> int:
+    """Readings ``tags`` hold over [start, end) by their sampling periods in the plant (1 s if unknown)."""
+    period = {t["path"]: float(t.get("period_s") or 1.0) for ln in plant.get("lines", [])
+              for a in ln.get("assets", []) for t in a.get("tags", [])}
+    span_s = (end - start) / 1e9
+    return int(sum(span_s / max(period.get(p, 1.0), 1e-3) for p in tags))
+
+
+def check_size(plant: dict, tags: Sequence[str], start: int, end: int) -> int:
+    """The estimated readings, or ExportError when the request would read too many."""
+    n = estimate_readings(plant, tags, start, end)
+    if n > MAX_READINGS:
+        raise ExportError(f"{len(tags)} tag(s) over this period hold about {n:,} readings, at most "
+                          f"{MAX_READINGS:,} per request; choose fewer tags or a shorter period")
+    return n
+
+
+def bucket_series(historian: Historian, tags: Sequence[str], start: int, end: int, step: int) -> dict[str, Any]:
+    """min / max / mean / last per bucket for each tag, read one tag at a time (memory stays that of
+    one tag's readings), as lists ready for JSON (None for NaN)."""
+    out: dict[str, Any] = {}
+    for p in tags:
+        b = historian.query_buckets([p], start, end, step).get(p)
+        if b is None or len(b) == 0:
+            out[p] = {"t": [], "min": [], "max": [], "mean": [], "last": []}
+            continue
+
+        def col(a: np.ndarray) -> list:
+            a = np.asarray(a, dtype=np.float64)
+            o = a.astype(object)
+            o[~np.isfinite(a)] = None
+            return o.tolist()
+
+        out[p] = {"t": (np.asarray(b.start, dtype=np.int64) // 1_000_000).tolist(), "min": col(b.min),
+                  "max": col(b.max), "mean": col(b.mean), "last": col(b.last)}
+    return out
 EXCEL_EPOCH = datetime(1899, 12, 30)
 
 
@@ -77,7 +118,7 @@ def history_table(historian: Historian, tags: Sequence[str], start: int, end: in
     if n_buckets > MAX_ROWS or n_buckets * len(tags) * per_tag > MAX_CELLS:
         raise ExportError(f"{n_buckets} buckets x {len(tags)} tags is too large to export; use a larger step "
                           f"(at least {-(-(end - start) // MAX_ROWS)} ns)")
-    buckets = historian.query_buckets(list(tags), start, end, step)
+    buckets = {p: historian.query_buckets([p], start, end, step).get(p) for p in tags}  # one tag at a time
     grid = start + np.arange(n_buckets, dtype=np.int64) * step
     cols = []
     for p in tags:

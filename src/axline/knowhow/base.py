@@ -58,9 +58,10 @@ class KnowHow:
     """A plant's know-how: ``location`` is a folder or a ``postgresql://`` URL."""
 
     def __init__(self, location: str, *, glossary: Glossary | None = None, analyser_name: str = "bigram",
-                 weights: dict[str, float] | None = None) -> None:
+                 weights: dict[str, float] | None = None, word_index: bool | None = None) -> None:
         self.store = CaseStore(location)
-        self.index = CaseIndex(glossary or Glossary(), analyser_name=analyser_name, weights=weights)
+        self.index = CaseIndex(glossary or Glossary(), analyser_name=analyser_name, weights=weights,
+                               word_index=word_index)
         self.lock = threading.RLock()
         self.errors = 0
         cases = self.store.all_cases(with_embeddings=True)
@@ -221,7 +222,8 @@ class KnowHow:
         return out
 
     # -- import -----------------------------------------------------------------------------------
-    def import_rows(self, rows: list[dict[str, Any]], actor: str, *, default_author: str = "import") -> dict[str, Any]:
+    def import_rows(self, rows: list[dict[str, Any]], actor: str, *, default_author: str = "import",
+                    require_id: bool = False) -> dict[str, Any]:
         """Cases from old work orders: each row a dict of case fields. Rows with errors are
         reported by number and skipped; the good ones are stored."""
         if len(rows) > MAX_IMPORT_ROWS:
@@ -232,6 +234,9 @@ class KnowHow:
         for n, row in enumerate(rows, 1):
             f = {k: row.get(k) for k in IMPORT_FIELDS if row.get(k) not in (None, "")}
             cid = str(f.pop("id")) if "id" in f else None
+            if require_id and not cid:
+                errors.append(f"row {n}: id is required")
+                continue
             if cid is not None and (cid in seen or cid in self.index.pos):
                 errors.append(f"row {n}: id {cid} appears twice")
                 continue

@@ -68,8 +68,9 @@ def run(args) -> int:
     kh = _open(args)
     try:
         if cmd == "import":
-            rows = read_jsonl(args.file) if args.file.lower().endswith((".jsonl", ".json")) else read_table(args.file)
-            out = kh.import_rows(rows, _actor())
+            jsonl = args.file.lower().endswith((".jsonl", ".json"))
+            rows = read_jsonl(args.file) if jsonl else read_table(args.file)
+            out = kh.import_rows(rows, _actor(), require_id=jsonl)  # work-order sheets may lack ids
             for e in out["errors"]:
                 print(f"skipped {e}", file=sys.stderr)
             print(f"imported {out['imported']} case(s) into {kh.store.location}; {out['error_count']} row(s) skipped")

@@ -123,7 +123,7 @@ class CaseIndex:
 
     def __init__(self, glossary: Glossary | None = None, *, analyser_name: str = "bigram",
                  weights: dict[str, float] | None = None, confidence: tuple[float, float] | None = None,
-                 embedder: Embedder | None = None, norm: str = "max") -> None:
+                 embedder: Embedder | None = None, norm: str = "max", word_index: bool | None = None) -> None:
         if norm not in ("max", "ideal"):
             raise ValueError(f"norm must be 'max' or 'ideal', got {norm!r}")
         self.norm = norm
@@ -132,6 +132,8 @@ class CaseIndex:
         self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
         self.confidence_ab = confidence or DEFAULT_CONFIDENCE
         self.embedder = embedder or Embedder()
+        # the word BM25 index costs memory; kept only when its weight counts (or asked for)
+        self.word_index = self.weights.get("words", 0.0) > 0 if word_index is None else word_index
         self.lock = threading.RLock()
         self.docs: list[_Doc | None] = []
         self.pos: dict[str, int] = {}
@@ -178,11 +180,13 @@ class CaseIndex:
                 self.remove(case["id"])
             i = len(self.docs)
             self.docs.append(_Doc(case["id"], case.get("asset") or "", case.get("state") or "draft",
-                                  case.get("language") or "", words, concepts, case.get("snapshot") or {}))
+                                  case.get("language") or "", sorted(set(words)), concepts,
+                                  case.get("snapshot") or {}))
             self.pos[case["id"]] = i
             self._masks.clear()
             self.emb = _append_row(self.emb, embedding)
-            self.bm25_w.add(i, words)
+            if self.word_index:
+                self.bm25_w.add(i, words)
             self.bm25_c.add(i, concepts)
             for name in (case.get("snapshot") or {}).get("signals") or {}:
                 self.by_signal.setdefault(name, set()).add(i)
@@ -206,7 +210,8 @@ class CaseIndex:
             if i is None:
                 return False
             d = self.docs[i]
-            self.bm25_w.remove(i, d.words)
+            if self.word_index:
+                self.bm25_w.remove(i, d.words)
             self.bm25_c.remove(i, d.concepts)
             for name in (d.snapshot or {}).get("signals") or {}:
                 self.by_signal.get(name, set()).discard(i)

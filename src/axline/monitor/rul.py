@@ -93,8 +93,14 @@ class CNNRUL:
         self.nets_: list[dict[str, np.ndarray]] = []
 
     def fit(self, X: np.ndarray, units: np.ndarray, rul: np.ndarray | None = None) -> CNNRUL:
-        """Fit on run-to-failure records: rows sorted by unit then cycle; ``rul`` defaults to piecewise."""
-        import torch
+        """Fit on run-to-failure records: rows sorted by unit then cycle; ``rul`` defaults to piecewise.
+
+        Training needs torch (the ``train`` extra); predicting with a fitted model does not."""
+        try:
+            import torch
+        except ImportError as exc:
+            raise RuntimeError("training the CNN RUL model needs torch: pip install 'axline[train]' "
+                               "(predicting with a trained one does not)") from exc
 
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] != len(units):

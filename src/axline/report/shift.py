@@ -26,7 +26,7 @@ from axline.plant import Line, Shift
 
 NS = 1_000_000_000
 MAX_LISTED = 100  # alarms / open items listed in one report (counts cover them all)
-DOWN_STATES = ("down", "changeover", "stopped", "microstop", "idle")
+DOWN_STATES = ("down", "changeover", "stopped", "microstop")  # idle (starved, blocked) is a speed loss
 
 
 class ReportError(ValueError):

@@ -34,8 +34,13 @@
       el('span', { class: 'alarm-time muted', text: O.fmtTime(a.ts) + ' · ' + O.fmtDuration(a.duration_s) })));
     li.appendChild(el('div', { class: 'alarm-msg', text: alarmText(a) }));
     const d = a.data || {};
-    if (d.ack) li.appendChild(el('div', { class: 'alarm-ack muted small',
-      text: t('alarms.acked_by', { user: d.ack.user, time: O.fmtTime(d.ack.ts, false, false) }) + (d.ack.note ? ' — ' + d.ack.note : '') }));
+    if (d.ack) {
+      li.appendChild(el('div', { class: 'alarm-ack muted small',
+        text: t('alarms.acked_by', { user: d.ack.user, time: O.fmtTime(d.ack.ts, false, false) }) + (d.ack.note ? ' — ' + d.ack.note : '') },
+        d.ack.case_id !== undefined && d.ack.case_id !== null ? el('span', { class: 'case-ref', text: ' · ' + t('alarms.case', { id: d.ack.case_id }) }) : null));
+    }
+    // what was done can become a know-how case, prefilled from this alarm
+    li.appendChild(el('a', { class: 'kh-link small', href: '/knowhow?event=' + encodeURIComponent(a.id), text: t('alarms.record_case') }));
     if (a.state === 'shelved') li.appendChild(el('div', { class: 'alarm-shelved muted small',
       text: t('alarms.shelved_until', { time: O.fmtTime(a.shelved_until), reason: d.shelve.reason, user: d.shelve.user }) }));
     if (a.suppressed) li.appendChild(el('div', { class: 'muted small', text: t('alarms.suppressed', { why: t('state.' + a.suppressed) }) }));

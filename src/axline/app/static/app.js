@@ -593,13 +593,32 @@
       const text = I.has('events.ack.' + ev.ack) ? t('events.ack.' + ev.ack) : ev.ack;
       return el('div', { class: 'ack ack-' + ev.ack, text: text });
     }
+    if (ev.kind === 'alarm') {
+      // an alarm is acknowledged through its life cycle (the server audits it under the caller's name)
+      const ack = el('button', {
+        type: 'button', class: 'fb fb-confirm', dataset: { act: 'ack' }, title: t('events.ack_alarm_title'),
+      }, t('alarms.ack'));
+      ack.addEventListener('click', async () => {
+        ack.disabled = true;
+        try {
+          const res = await api('/api/alarms/' + ev.id + '/ack', {
+            method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}',
+          });
+          updateEventFields({ id: ev.id, ack: (res && res.ack) || 'acknowledged', data: (res && res.data) || {} });
+        } catch (e) {
+          ack.disabled = false;
+          showBanner(t('events.feedback_failed', { error: e.message }));
+        }
+      });
+      return el('div', { class: 'feedback' }, ack);
+    }
     const send = async (verdict, btns) => {
       btns.forEach((b) => { b.disabled = true; });
       try {
         const res = await api('/api/events/' + ev.id + '/feedback', {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ verdict: verdict, user: 'operator' }),
+          body: JSON.stringify({ verdict: verdict }),
         });
         if (res && res.event) upsertEvent(res.event);
         else updateEventFields(Object.assign({ ack: verdict }, res || {}, { id: ev.id }));

@@ -46,7 +46,7 @@
 
   async function series(from, to) {
     const q = new URLSearchParams({ tags: state.tags.join(','), from: String(from), to: String(to), step: String(step()) });
-    return (await O.api('/api/series?' + q.toString())).tags;
+    return (await O.api('/api/history/series?' + q.toString())).tags;
   }
 
   async function load() {

@@ -65,7 +65,7 @@
       li.querySelectorAll('button').forEach((b) => { b.disabled = true; });
       await api('/api/events/' + ev.id + '/feedback', {
         method: 'POST', headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ verdict: v, user: 'operator' }),
+        body: JSON.stringify({ verdict: v }),
       });
       refresh();
     };
