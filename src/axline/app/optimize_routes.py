@@ -32,6 +32,7 @@ from axline.optimize.loop import OptimizeError, ServiceIO, UnitOptimizer, twin_p
 from axline.optimize.loop import jsonable as _clean
 from axline.optimize.spec import SpecError, default_specs, load_specs
 from axline.optimize.twin import furnace_twin_factory
+from axline.plant import Plant
 
 log = logging.getLogger(__name__)
 OPT_KEY: web.AppKey[dict] = web.AppKey("optimizers", dict)
@@ -71,7 +72,7 @@ def register(app: web.Application) -> None:
 def build_optimizers(service: Any) -> dict[str, UnitOptimizer]:
     """One optimiser per unit the plant declares; none when the service cannot write."""
     plant = getattr(service, "plant", None)
-    if plant is None or not hasattr(service, "write_tag"):
+    if not isinstance(plant, Plant) or not hasattr(service, "write_tag"):
         return {}
     path = os.path.join(plant.base_dir, "optimize.yaml")
     specs = load_specs(path, plant) if os.path.exists(path) else default_specs(plant)
