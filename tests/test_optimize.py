@@ -61,7 +61,7 @@ def test_candidates_and_proposals_never_leave_bounds_or_trust_region():
     rng = np.random.default_rng(0)
     lo = np.array([d.lo for d in spec.decisions])
     hi = np.array([d.hi for d in spec.decisions])
-    for _ in range(40):
+    for _ in range(8):
         x0 = lo + (hi - lo) * rng.random(3)
         blo, bhi = trust_box(spec, x0)
         xs = candidates(spec, x0, rng, n=200)

@@ -18,6 +18,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 class PlantThread(AppThread):
     """The real service on the virtual factory (OPC UA), with the optimiser's short windows."""
 
+    def __enter__(self) -> PlantThread:
+        self.thread.start()
+        if not self.ready.wait(180) or self.error:  # a simulator, a service and a connection: slower than a fake
+            raise RuntimeError(f"app did not start: {self.error!r}")
+        return self
+
     async def _start(self) -> None:
         import asyncio
 
@@ -29,7 +35,7 @@ class PlantThread(AppThread):
 
         endpoint = f"opc.tcp://127.0.0.1:{free_port()}/axline/sim"
         self.line = VirtualLine(seed=5, start_ns=START, faults=None, render_images=False, changeover_interval_s=None)
-        self.sim = SimServer(self.line, endpoint=endpoint, speed=20.0)
+        self.sim = SimServer(self.line, endpoint=endpoint, speed=10.0)
         self.sim_task = asyncio.create_task(self.sim.run())
         await self.sim.ready.wait()
         write_optimize_yaml(self.tmp_dir, settle_s=120.0, verify_s=240.0)

@@ -57,7 +57,7 @@ async def _wait(cond, timeout: float, what: str) -> None:
 async def test_propose_approve_apply_verify_and_roll_back_through_the_service(tmp_path, port):
     endpoint = f"opc.tcp://127.0.0.1:{port}/axline/sim"
     line = VirtualLine(seed=12, start_ns=START, faults=None, render_images=False, changeover_interval_s=None)
-    sim = SimServer(line, endpoint=endpoint, speed=20.0)
+    sim = SimServer(line, endpoint=endpoint, speed=10.0)
     sim_task = asyncio.create_task(sim.run())
     await sim.ready.wait()
     write_optimize_yaml(tmp_path, settle_s=120.0, verify_s=240.0)
