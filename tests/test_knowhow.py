@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -187,3 +188,17 @@ def test_postgres_store():
         k.store.db.execute("DELETE FROM kh_versions WHERE case_id LIKE 'pgtest-%'")
     finally:
         k.close()
+
+
+def test_browser_test_fails_without_chromium_under_ci(tmp_path):
+    """Under CI=true a missing Chromium fails the know-how browser test instead of skipping it."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "CI": "true", "AXLINE_CHROMIUM": str(tmp_path / "no-chromium"),
+           "PYTHONPATH": str(root / "src")}
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+                        "tests/test_knowhow_browser.py"], cwd=root, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode != 0 and "no Chromium installed" in p.stdout, p.stdout[-2000:]

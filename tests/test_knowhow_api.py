@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -178,3 +179,152 @@ async def test_service_hook_suggests_on_alarm(tmp_path):
     finally:
         svc.knowhow.close()
         svc.historian.close()
+
+
+async def test_no_author_names_in_the_event_log_and_audit_events_for_admins_only(env):
+    """Know-how actions go to the admin-only audit trail; the event log every viewer reads holds no
+    real names, and audit events (of any feature) are shown to admins only."""
+    svc, client = env
+    r = await client.post("/api/knowhow/cases", json={"symptom": "Coolant pump noise"}, headers=U("kim", "operator"))
+    cid = (await r.json())["id"]
+    await client.post("/api/knowhow/consent", json={"given": True}, headers=U("kim", "operator"))
+    await client.post(f"/api/knowhow/cases/{cid}/approve", json={}, headers=U("boss", "approver"))
+    for e in svc.historian.events(limit=1000):
+        text = str(e.to_json())
+        assert "kim" not in text and "boss" not in text, text
+    trail = [e for e in SEC.audit.tail(1000) if e["action"].startswith("knowhow.")]
+    assert {e["action"] for e in trail} >= {"knowhow.create", "knowhow.consent", "knowhow.approve"}
+    # an audit event in the log (e.g. an alarm acknowledged) names a real user: admins only
+    svc.historian.add_event(Event(ts=svc.now_ns(), kind="audit", source=LINE, code="alarm.ack", severity="info",
+                                  message="kim: ack", data={"user": "kim"}))
+    for query in ("?kind=audit", "", "?kind=audit,alarm", "?limit=1"):
+        r = await client.get("/api/events" + query, headers=U("v", "viewer"))
+        assert r.status == 200
+        assert all(e["kind"] != "audit" for e in (await r.json())["events"]), query
+    r = await client.get("/api/events?limit=1", headers=U("v", "viewer"))
+    assert len((await r.json())["events"]) == 1  # the page is filled from older events
+    r = await client.get("/api/events?kind=audit", headers=U("a", "admin"))
+    assert [e["code"] for e in (await r.json())["events"]] == ["alarm.ack"]
+
+
+async def test_an_approver_cannot_approve_text_they_edited(env):
+    _, client = env
+    r = await client.post("/api/knowhow/cases", json={"symptom": "Press stops at top dead centre"},
+                          headers=U("kim", "operator"))
+    cid = (await r.json())["id"]
+    r = await client.post(f"/api/knowhow/cases/{cid}", json={"cause": "worn clutch lining"},
+                          headers=U("boss", "approver"))
+    assert r.status == 200 and (await r.json())["state"] == "draft"
+    r = await client.post(f"/api/knowhow/cases/{cid}/approve", json={}, headers=U("boss", "approver"))
+    assert r.status == 403 and "edited" in (await r.json())["error"]
+    r = await client.post(f"/api/knowhow/cases/{cid}/approve", json={}, headers=U("han", "approver"))
+    assert r.status == 200
+    # after that approval kim edits again: boss's edit is older than the last approval, so boss may approve
+    r = await client.post(f"/api/knowhow/cases/{cid}", json={"action": "relined the clutch"},
+                          headers=U("kim", "operator"))
+    assert (await r.json())["state"] == "draft"
+    r = await client.post(f"/api/knowhow/cases/{cid}/approve", json={}, headers=U("boss", "approver"))
+    assert r.status == 200, await r.text()
+
+
+async def test_photos_only_on_own_cases_for_operators(env):
+    _, client = env
+    r = await client.post("/api/knowhow/cases", json={"symptom": "Belt slips"}, headers=U("kim", "operator"))
+    cid = (await r.json())["id"]
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(100)
+    r = await client.post(f"/api/knowhow/cases/{cid}/photos", data=jpeg,
+                          headers={**U("choi", "operator"), "Content-Type": "image/jpeg"})
+    assert r.status == 403
+    r = await client.get(f"/api/knowhow/cases/{cid}", headers=U("v", "viewer"))
+    assert (await r.json())["photos"] == []
+    r = await client.post(f"/api/knowhow/cases/{cid}/photos", data=jpeg,
+                          headers={**U("lee", "engineer"), "Content-Type": "image/jpeg"})
+    assert r.status == 201
+    assert any(e["action"] == "knowhow.photo" and e["who"] == "lee" and e["target"] == cid
+               for e in SEC.audit.tail(100))
+
+
+async def test_export_and_delete_are_refused_when_the_audit_trail_fails(env, monkeypatch):
+    from axline.app.audit import AuditError
+
+    _, client = env
+    r = await client.post("/api/knowhow/cases", json={"symptom": "Spindle overheats"}, headers=U("kim", "operator"))
+    cid = (await r.json())["id"]
+
+    def broken(*a, **kw):
+        raise AuditError("the audit trail cannot be written (disk full)")
+
+    monkeypatch.setattr(SEC.audit, "record", broken)
+    r = await client.get("/api/knowhow/authors/kim/export", headers=U("a", "admin"))
+    assert r.status == 503 and "audit" in (await r.json())["error"]
+    r = await client.post("/api/knowhow/authors/kim/delete", json={}, headers=U("a", "admin"))
+    assert r.status == 503
+    monkeypatch.undo()
+    r = await client.get(f"/api/knowhow/cases/{cid}", headers=U("v", "viewer"))
+    assert r.status == 200  # nothing was deleted
+
+
+async def test_case_answers_are_built_off_the_loop(env):
+    """Masking and the author look-up query the store: never on the event loop."""
+    svc, client = env
+    kh = svc.knowhow.kh
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    real = kh.known_names
+
+    def spy():
+        threads.append(threading.get_ident())
+        return real()
+
+    kh.known_names = spy
+    r = await client.post("/api/knowhow/cases", json={"symptom": "Chiller alarm"}, headers=U("kim", "operator"))
+    cid = (await r.json())["id"]
+    await client.post(f"/api/knowhow/cases/{cid}", json={"action": "reset"}, headers=U("kim", "operator"))
+    await client.post(f"/api/knowhow/cases/{cid}/approve", json={}, headers=U("boss", "approver"))
+    assert len(threads) >= 3 and loop_thread not in threads
+
+
+async def test_searches_record_gaps_only_for_logged_in_users(tmp_path):
+    historian = open_test_historian(tmp_path / "h")
+    svc = FakeService(historian, tick_s=0.05, history_s=120)
+    svc.knowhow = KnowHowLive(lambda: KnowHow(str(tmp_path / "kh")), historian=lambda: svc.historian)
+    svc.knowhow.open_now()
+    sec = make_security(anonymous_view=True)
+    client = TestClient(TestServer(create_app(svc, security=sec)))
+    await client.start_server()
+    try:
+        r = await client.get("/api/knowhow/cases?q=robot+welding+spatter")
+        assert r.status == 200, await r.text()
+        assert svc.knowhow.kh.store.gaps() == []
+        r = await client.get("/api/knowhow/cases?q=robot+welding+spatter", headers=token_headers(sec, "v", "viewer"))
+        assert [g["query"] for g in svc.knowhow.kh.store.gaps()] == ["robot welding spatter"]
+    finally:
+        await client.close()
+        svc.knowhow.close()
+        historian.close()
+
+
+async def test_a_failure_in_a_worker_thread_is_reported_on_the_loop(tmp_path):
+    """The system event of a failed suggestion is handed to the event loop (the service's queues are
+    not thread-safe), not emitted from the worker thread."""
+    emitted: list[tuple[int, Event]] = []
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def emit(ev: Event) -> None:
+        emitted.append((threading.get_ident(), ev))
+        loop.call_soon_threadsafe(done.set)
+
+    class Broken:
+        def suggest(self, *a, **kw):
+            raise RuntimeError("index damaged")
+
+        def close(self):
+            pass
+
+    live = KnowHowLive(lambda: Broken(), emit=emit)
+    await live.start()
+    live.on_alarm(7, Event(ts=1, kind="alarm", source=LINE, code="x", severity="alarm"))
+    await asyncio.wait_for(done.wait(), 30)
+    assert emitted[0][0] == threading.get_ident() and emitted[0][1].code == "knowhow.error"
+    assert live.errors == 1

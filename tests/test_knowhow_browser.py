@@ -7,6 +7,7 @@ Skipped only when no Chromium is installed (set AXLINE_CHROMIUM to its path if i
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
@@ -86,7 +87,10 @@ class KnowHowApp:
 def browser():
     exe = chromium_path()
     if exe is None:
-        pytest.skip("no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)")
+        msg = "no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

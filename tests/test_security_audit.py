@@ -179,3 +179,36 @@ def test_tail_reads_backwards_across_blocks(tmp_path):
     assert [e["seq"] for e in log.tail(3)] == [30, 29, 28]
     assert [e["seq"] for e in log.tail(2, before=10)] == [9, 8]
     assert log.tail(5, who="nobody") == []
+
+
+async def test_a_failing_trail_stops_writes_and_is_raised_as_a_system_event(tmp_path):
+    import asyncio
+
+    import pytest
+
+    from axline.app.audit import AuditError
+    from axline.demo import demo_plant
+    from axline.service import Service
+
+    plant = demo_plant(tmp_path, "opc.tcp://127.0.0.1:9/nothing-listens-here")
+    svc = Service(plant, port=0)
+    await svc.start(web=False)
+    setpoint = "changwon/plant1/line1/furnace/furnace1/temp_setpoint"
+    try:
+        await svc.audit("kim", "login", "kim")
+        trail = svc.security.audit.path
+        with trail.open("a") as f:
+            f.write("{broken\n")  # the trail can no longer be continued
+        with pytest.raises(AuditError):
+            await svc.write_tag(setpoint, 800, "kim", source="10.0.0.7")
+        with pytest.raises(AuditError, match="refused"):  # nothing reaches the machine any more
+            await svc.write_tag(setpoint, 810, "kim", source="10.0.0.7")
+        assert svc.health_json()["audit"]["state"] == "failing"
+        for _ in range(200):
+            events = svc.historian.events(kinds=["system"], limit=50)
+            if any(e.code == "audit.failing" for e in events):
+                break
+            await asyncio.sleep(0.02)
+        assert [e.severity for e in events if e.code == "audit.failing"] == ["alarm"]
+    finally:
+        await svc.stop()

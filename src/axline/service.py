@@ -81,17 +81,30 @@ class Service:
     def _open_security(self) -> None:
         from axline.app.security import Security, SecuritySettings
 
-        if isinstance(self.security, Security):
-            self.security.audit.on_warning = self.security.audit.on_warning or self._audit_warning
-            return
-        settings = self.security if isinstance(self.security, SecuritySettings) else SecuritySettings()
-        settings.bind_host = self.host
-        settings.tls = settings.tls or self.ssl_context is not None
-        self.security = Security.for_dir(self.plant.base_dir, settings, on_audit_warning=self._audit_warning)
+        if not isinstance(self.security, Security):
+            settings = self.security if isinstance(self.security, SecuritySettings) else SecuritySettings()
+            settings.bind_host = self.host
+            settings.tls = settings.tls or self.ssl_context is not None
+            self.security = Security.for_dir(self.plant.base_dir, settings)
+        trail = self.security.audit
+        trail.on_warning = trail.on_warning or (lambda m: self._audit_event("audit.capacity", "warning", m))
+        trail.on_failure = trail.on_failure or (lambda m: self._audit_event("audit.failing", "alarm", m))
+        try:
+            self._audit_loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._audit_loop = None
 
-    def _audit_warning(self, message: str) -> None:
-        self.emit_event(Event(ts=time.time_ns(), kind="system", source=self.system_prefix, code="audit.capacity",
-                              severity="warning", message=message))
+    def _audit_event(self, code: str, severity: str, message: str) -> None:
+        """A system event about the audit trail; the trail calls this from a worker thread."""
+        def emit() -> None:
+            self.emit_event(Event(ts=time.time_ns(), kind="system", source=self.system_prefix, code=code,
+                                  severity=severity, message=message))
+
+        loop = getattr(self, "_audit_loop", None)
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(emit)
+        else:
+            emit()
 
     async def audit(self, who: str, action: str, target: str = "", **kw: Any) -> dict:
         """Append to the audit trail (who, what, target, old/new, result, from where); see axline.app.audit."""
@@ -446,12 +459,14 @@ class Service:
                 "images_received": self.images_received,
                 "vision": self.vision_json()["cameras"],
                 "store": self.forward.status() if self.forward else None,
-                "uplink": self.uplink.status() if self.uplink else None,
+                "uplink": ({**self.uplink.status(), "broker": self.publisher.status()}
+                           if hasattr(self.publisher, "status") else self.uplink.status()) if self.uplink else None,
                 "repeats_dropped": self.repeats_dropped,
                 "store_errors": self.store_errors,
                 "subscriber_errors": dict(self.bus.errors),
                 "safety": self.safety.status(),
                 "knowhow": self.knowhow.status() if self.knowhow is not None else None,
+                "audit": self.security.audit.status() if hasattr(self.security, "audit") else None,
                 "workers": {n: {"errors": w.errors, "last_error": w.last_error} for n, w in self.workers.items()},
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 

@@ -100,12 +100,14 @@ class AuditLog:
     """The audit trail in ``path`` (a ``.jsonl`` file), or in memory when ``path`` is None (tests)."""
 
     def __init__(self, path: str | os.PathLike | None, max_bytes: int = DEFAULT_MAX_BYTES,
-                 warn_fraction: float = 0.8, on_warning: Callable[[str], None] | None = None) -> None:
+                 warn_fraction: float = 0.8, on_warning: Callable[[str], None] | None = None,
+                 on_failure: Callable[[str], None] | None = None) -> None:
         if max_bytes <= 0 or not 0 < warn_fraction <= 1:
             raise ValueError("audit: max_bytes must be positive and warn_fraction in (0, 1]")
         self.path = Path(path) if path is not None else None
         self.max_bytes, self.warn_fraction = max_bytes, warn_fraction
         self.on_warning = on_warning
+        self.on_failure = on_failure  # called once when appending starts to fail (may run in a worker thread)
         self._lock = threading.Lock()
         self._memory: collections.deque[dict] = collections.deque(maxlen=10_000)
         self._mem_head = (0, GENESIS)
@@ -144,8 +146,15 @@ class AuditLog:
                     entry = self._append_file(entry)
         except OSError as e:
             self.failures += 1
+            first = self.last_error is None
             self.last_error = f"{type(e).__name__}: {e}"
             log.error("audit: cannot append to %s: %s", self.path, e)
+            if first and self.on_failure is not None:
+                try:
+                    self.on_failure(f"the audit trail cannot be written ({e}); writes to machines are refused "
+                                    "until it can")
+                except Exception:  # noqa: BLE001 - the hook must not hide the audit failure itself
+                    log.exception("audit: the failure hook failed")
             raise AuditError(f"the audit trail cannot be written ({e}); nothing that needs auditing is "
                              "allowed until it can") from e
         self.appended += 1

@@ -2,19 +2,22 @@
 
 ``GET /knowhow`` (page; ``?event=ID`` opens the form pre-filled from that event);
 ``GET /api/knowhow/status`` (viewer: aggregate figures only, and the caller's role);
-``GET /api/knowhow/cases?q=&asset=&top=&state=`` (viewer; a text search records a gap when nothing fits);
+``GET /api/knowhow/cases?q=&asset=&top=&state=`` (viewer; a logged-in user's text search records a gap
+when nothing fits);
 ``GET /api/knowhow/cases/{id}`` (viewer; text masked, real name only for admins with consent);
 ``GET /api/knowhow/prefill?event_id=`` (operator); ``POST /api/knowhow/cases`` (operator: a new draft
 under the caller's pseudonym); ``POST /api/knowhow/cases/{id}`` (operator: edit, a new version;
 operators edit their own cases, engineers any); ``POST /api/knowhow/cases/{id}/approve`` (approver,
 not the author); ``POST /api/knowhow/cases/{id}/feedback {"helpful", "event_id", "query"}`` (operator);
-``POST /api/knowhow/cases/{id}/photos`` (operator; the body is a JPEG/PNG/WebP image);
+``POST /api/knowhow/cases/{id}/photos`` (operator on their own case, engineers any; the body is a
+JPEG/PNG/WebP image);
 ``GET /api/knowhow/photos/{pid}`` (viewer); ``GET /api/knowhow/alarms`` (viewer: recent alarms with
 their suggestions); ``GET /api/knowhow/suggestions?event_id=`` (viewer); ``GET /api/knowhow/gaps``
 (engineer); ``POST /api/knowhow/consent {"given"}`` (operator, for themself);
 ``GET /api/knowhow/authors/{who}/export`` and ``POST /api/knowhow/authors/{who}/delete`` (admin).
-Every write is audited under the caller's name (the hash-chained audit trail and the know-how
-base's own audit table).
+Every write is audited under the caller's name in the admin-only hash-chained audit trail (export
+and delete before they happen: no trail, no export or delete) and, under pseudonyms, in the
+know-how base's own audit table; nothing goes to the event log that every viewer reads.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from axline.app.audit import audit
+from axline.app.audit import AuditError, audit
 from axline.app.http import BadRequest, json_response, parse_int_param
 from axline.app.ops_common import find_event, json_body, off_loop, page, svc_of
 from axline.app.roles import User, require_role
@@ -66,8 +69,14 @@ def _live(request: web.Request) -> Any:
 
 
 async def _audit(request: web.Request, user: User, action: str, target: str, detail: dict[str, Any]) -> None:
-    """Into the audit trail under the caller (the know-how store keeps its own row too)."""
-    await audit(request, user, f"knowhow.{action}", target, detail=detail)
+    """Into the admin-only, hash-chained audit trail under the caller (never into the event log,
+    which every viewer reads: it would tie a pseudonym to a real name). A trail that cannot be
+    written answers 503."""
+    try:
+        await audit(request, user, f"knowhow.{action}", target, detail=detail)
+    except AuditError as e:
+        raise BadRequest(str(e), "free disk space for the audit trail (axline audit verify), then retry",
+                         status=503) from None
 
 
 def _case_id(request: web.Request) -> str:
@@ -110,7 +119,10 @@ async def _list(request: web.Request) -> web.StreamResponse:
 
     def run() -> dict[str, Any]:
         if text or asset:
-            res = kh.search(text, asset=asset, top=top, states=(state,) if state else None)
+            # a search that finds nothing good is a gap, but only a logged-in user's: this GET is open to
+            # the anonymous loopback viewer, and the gap list is bounded (store.MAX_GAPS)
+            res = kh.search(text, asset=asset, top=top, states=(state,) if state else None,
+                            record_gap=user.authenticated)
             cases = []
             for r in res:
                 c = _public(kh, kh.store.get(r["id"]), user)
@@ -187,7 +199,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
     except CaseError as e:
         raise BadRequest(str(e), "fill in at least what was seen (symptom)") from None
     await _audit(request, user, "create", case["id"], {"event_id": event_id})
-    return json_response(_public(kh, case, user), status=201)
+    return json_response(await off_loop(_public, kh, case, user), status=201)
 
 
 async def _edit(request: web.Request) -> web.StreamResponse:
@@ -196,18 +208,23 @@ async def _edit(request: web.Request) -> web.StreamResponse:
     cid = _case_id(request)
     body = await json_body(request, '{"action": "..."}')
     fields = _fields(body)
-    try:
-        cur = await off_loop(kh.store.get, cid)
-    except KeyError:
-        raise BadRequest(f"case {cid} does not exist", "list cases with GET /api/knowhow/cases", status=404) from None
-    if not user.has("engineer") and cur["author"] != await off_loop(kh.store.pseudonym, user.name):
-        raise BadRequest("operators edit only their own cases", "ask an engineer to edit this one", status=403)
+    await _check_owner(kh, cid, user, "operators edit only their own cases")
     try:
         case = await off_loop(kh.edit, cid, fields, user.name)
     except CaseError as e:
         raise BadRequest(str(e), "correct the field and send it again") from None
     await _audit(request, user, "edit", cid, {"version": case["version"]})
-    return json_response(_public(kh, case, user))
+    return json_response(await off_loop(_public, kh, case, user))
+
+
+async def _check_owner(kh: Any, cid: str, user: User, refusal: str) -> None:
+    """Operators change only their own cases; engineers and above any case."""
+    try:
+        cur = await off_loop(kh.store.get, cid)
+    except KeyError:
+        raise BadRequest(f"case {cid} does not exist", "list cases with GET /api/knowhow/cases", status=404) from None
+    if not user.has("engineer") and cur["author"] != await off_loop(kh.store.pseudonym, user.name):
+        raise BadRequest(refusal, "ask the case's author or an engineer", status=403)
 
 
 async def _approve(request: web.Request) -> web.StreamResponse:
@@ -224,7 +241,7 @@ async def _approve(request: web.Request) -> web.StreamResponse:
     except CaseError as e:
         raise BadRequest(str(e), "nothing to approve", status=409) from None
     await _audit(request, user, "approve", cid, {"version": case["version"]})
-    return json_response(_public(kh, case, user))
+    return json_response(await off_loop(_public, kh, case, user))
 
 
 async def _feedback(request: web.Request) -> web.StreamResponse:
@@ -248,6 +265,7 @@ async def _add_photo(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "operator")
     kh = _live(request).kh
     cid = _case_id(request)
+    await _check_owner(kh, cid, user, "operators add photos only to their own cases")
     mime = request.content_type
     if mime not in ("image/jpeg", "image/png", "image/webp"):
         raise BadRequest(f"a photo must be sent as image/jpeg, image/png or image/webp, got {mime}",
@@ -337,24 +355,39 @@ async def _consent(request: web.Request) -> web.StreamResponse:
     return json_response(out)
 
 
+async def _author_of(kh: Any, request: web.Request) -> tuple[str, int]:
+    """The pseudonym named in the path (a pseudonym or a user name) and how many cases it has."""
+    who = request.match_info["who"][:128]
+
+    def run() -> tuple[str, int]:
+        pseudo = kh.store.resolve_author(who)
+        return pseudo, len(kh.store.author_cases(pseudo))
+
+    try:
+        return await off_loop(run)
+    except CaseError as e:
+        raise BadRequest(str(e), "name the author by pseudonym (W-...) or user name") from None
+
+
 async def _export(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "admin")
     kh = _live(request).kh
-    who = request.match_info["who"][:128]
-    out = await off_loop(kh.export_author, who, user.name)
-    await _audit(request, user, "export", out["author"], {"cases": len(out["cases"])})
-    return json_response(out)
+    pseudo, n = await _author_of(kh, request)
+    # audited before anything leaves: no audit trail, no export (503)
+    await _audit(request, user, "export", pseudo, {"cases": n})
+    return json_response(await off_loop(kh.export_author, pseudo, user.name))
 
 
 async def _delete(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "admin")
     live = _live(request)
-    who = request.match_info["who"][:128]
+    pseudo, n = await _author_of(live.kh, request)
+    # audited before anything is wiped: no audit trail, no deletion (503)
+    await _audit(request, user, "delete", pseudo, {"cases": n})
     ids_before = {c["id"] for c in await off_loop(live.kh.store.all_cases)}
-    out = await off_loop(live.kh.delete_author, who, user.name)
+    out = await off_loop(live.kh.delete_author, pseudo, user.name)
     ids_after = {c["id"] for c in await off_loop(live.kh.store.all_cases)}
     live.forget_cases(ids_before - ids_after)
-    await _audit(request, user, "delete", out["author"], {"cases": out["deleted_cases"]})
     return json_response(out)
 
 

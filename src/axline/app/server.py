@@ -35,6 +35,7 @@ from aiohttp import web
 
 from axline.app import security_routes
 from axline.app.audit import AUDIT_KEY, AuditError, audit
+from axline.app.event_access import visible_events
 from axline.app.http import (  # shared with the route modules
     NS_MAX,
     SERVICE_KEY,
@@ -225,7 +226,7 @@ document("GET", "/api/events", role="viewer", summary="events, newest first",
          query={"limit": {**INT, "minimum": 1, "maximum": MAX_EVENTS}, "before": {**NS, "minimum": 1},
                 "since": NS, "kind": STR, "source": STR})
 document("POST", "/api/events/{id}/feedback", role="operator",
-         summary="acknowledge an alarm or review an inspection (confirmed / overruled)",
+         summary="review an inspection (confirmed / overruled); 409 for an alarm: POST /api/alarms/{id}/ack",
          body={"type": "object", "required": ["verdict"],
                "properties": {"verdict": {"type": "string", "enum": list(VERDICTS)}}})
 document("POST", "/api/write", role="engineer", summary="write a value to a writable tag (audited)",
@@ -422,6 +423,7 @@ async def _series(request: web.Request) -> web.StreamResponse:
 
 async def _events(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
+    user = require_role(request, "viewer")
     q = request.query
     limit = parse_int_param(q, "limit", 100, 1, MAX_EVENTS, "number of events")
     before = parse_int_param(
@@ -437,8 +439,9 @@ async def _events(request: web.Request) -> web.StreamResponse:
             f"kind: {kind_raw[:60]!r} is not a list of event kinds", "e.g. kind=alarm,inspection"
         )
     source = q.get("source", "").strip() or None
-    events = await _off_loop(svc.historian.events, start=since, end=before, kinds=kinds, source_prefix=source,
-                            limit=limit)
+    # audit events (who did what) are for admins only
+    events = await _off_loop(visible_events, svc.historian, admin=user.has("admin"), start=since, end=before,
+                             kinds=kinds, source_prefix=source, limit=limit)
     return json_response({"events": [e.to_json() for e in events]})
 
 

@@ -21,8 +21,9 @@ share whose own kind's case is among the top 3.
 (c) **Masking of names on MaintNorm** (``../shared/datasets/MaintNorm``, combined split): a token is
 sensitive when the corpus marks it ``<sensitive>`` (personnel, contractors, proprietary names).
 The masker learns the vocabulary of non-sensitive words and the sensitive words from the training
-split; its one parameter (shortest word it masks) is chosen on the validation split (highest
-recall at precision >= 0.9, else highest F1); the test split scores token recall and precision.
+split; its two parameters (the shortest word it masks, and whether a word near a known one counts as
+known) are chosen together on the validation split (highest recall at precision >= 0.9, else highest
+F1); the test split scores token recall and precision.
 
 (d) **Speed**: 10,000 cases (made by recombining the dev set's symptom, cause and action sentences
 across cases and assets), import time, and the latency of the 120 dev queries against them (p50,

@@ -109,16 +109,24 @@ class KnowHow:
         return case
 
     def approve(self, case_id: str, user: str) -> dict[str, Any]:
-        """Approve a draft: ``user`` (an approver) must not be its author."""
-        case = self.store.get(case_id)
-        approver = self.store.pseudonym(user)
-        if case["author"] == approver:
-            raise PermissionError("an author cannot approve their own case; ask another approver")
-        if case["state"] == "approved":
-            raise CaseError(f"case {case_id} is approved already (version {case['version']})")
-        case = self.store.set_state(case_id, "approved", approver)
-        self.index.set_state(case_id, "approved")
-        self.store.audit(user, "case.approve", case_id, {"version": case["version"]})
+        """Approve a draft: ``user`` (an approver) must not be its author, nor have edited any
+        version since its last approval (an edit by an engineer or approver returns it to draft:
+        its text is then partly theirs)."""
+        with self.lock:
+            case = self.store.get(case_id)
+            approver = self.store.pseudonym(user)
+            if case["author"] == approver:
+                raise PermissionError("an author cannot approve their own case; ask another approver")
+            if case["state"] == "approved":
+                raise CaseError(f"case {case_id} is approved already (version {case['version']})")
+            versions = self.store.versions(case_id)
+            last = max((v["version"] for v in versions if v["state"] == "approved"), default=0)
+            if any(v["editor"] == approver for v in versions if v["version"] > last):
+                raise PermissionError("you edited this case since its last approval and cannot approve your own "
+                                      "text; ask another approver")
+            case = self.store.set_state(case_id, "approved", approver)
+            self.index.set_state(case_id, "approved")
+        self.store.audit(approver, "case.approve", case_id, {"version": case["version"]})
         return case
 
     def add_snapshot(self, event: dict[str, Any], historian: Any = None) -> dict[str, Any]:

@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 MAX_CACHED = 500
 
 
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 class KnowHowLive:
     """``opener()`` returns a :class:`~axline.knowhow.base.KnowHow`; ``push(msg)`` reaches live pages;
     ``emit(event)`` stores a system event; ``historian()`` gives the historian for symptom windows."""
@@ -78,13 +85,26 @@ class KnowHowLive:
         self.errors += 1
         self.last_error = f"{what}: {type(e).__name__}: {e}"[:300]
         log.error("know-how %s failed: %s", what, e, exc_info=e)
-        if self._emit is not None:
+        if self._emit is None:
+            return
+        ev = Event(ts=time.time_ns(), kind="info", source="axline/knowhow", code="knowhow.error",
+                   severity="warning", message=f"know-how {what} failed: {e}"[:300], data={"error": self.last_error})
+        loop = self._loop
+        if loop is not None and loop.is_running() and not _on_loop(loop):
+            # from a worker thread: the service's event queues belong to the loop
             try:
-                self._emit(Event(ts=time.time_ns(), kind="info", source="axline/knowhow", code="knowhow.error",
-                                 severity="warning", message=f"know-how {what} failed: {e}"[:300],
-                                 data={"error": self.last_error}))
-            except Exception:  # noqa: BLE001 - already counted and logged; the event log itself failed
-                log.exception("know-how: the system event could not be stored")
+                loop.call_soon_threadsafe(self._emit_now, ev)
+            except RuntimeError:  # the loop closed meanwhile
+                self._emit_now(ev)
+        else:
+            self._emit_now(ev)
+
+    def _emit_now(self, ev: Event) -> None:
+        try:
+            assert self._emit is not None
+            self._emit(ev)
+        except Exception:  # noqa: BLE001 - already counted and logged; the event log itself failed
+            log.exception("know-how: the system event could not be stored")
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ready": self.ready.is_set(), "errors": self.errors, "last_error": self.last_error,
@@ -107,6 +127,8 @@ class KnowHowLive:
         if loop is None:
             self._suggest(ev)
         else:
+            if self._loop is None:  # opened with open_now(): the loop that hands us alarms is the one
+                self._loop = loop
             loop.run_in_executor(None, self._suggest, ev)
 
     def _suggest(self, ev: dict[str, Any]) -> list[dict[str, Any]]:
