@@ -92,7 +92,7 @@ STOPPING_KEY: web.AppKey[Any] = web.AppKey("stopping", object)
 
 @runtime_checkable
 class ServiceView(Protocol):
-    """What the app needs from the running service (the lead's ``axline serve`` provides it)."""
+    """What the app needs from the running service (``axline serve`` provides it)."""
 
     historian: Historian
 
