@@ -252,3 +252,21 @@ async def test_two_operators_acting_at_once_lose_no_action(api):
     svc.historian.event = real
     assert (r1.status, r2.status) == (200, 200)
     assert sorted(a["note"] for a in real(aid).data["actions"]) == ["first", "second"]
+
+
+async def test_an_action_builds_on_the_last_one_even_before_the_event_log_has_stored_it(api):
+    svc, client = api
+    aid = svc.alarm_id
+    real = svc.historian.update_event
+    deferred = []
+    svc.historian.update_event = lambda event_id, **fields: deferred.append((event_id, fields))  # a slow writer
+    try:
+        for note in ("first", "second"):
+            resp = await client.post(f"/api/alarms/{aid}/note", json={"note": note}, headers=OP)
+            assert resp.status == 200, await resp.text()
+        assert [a["note"] for a in (await resp.json())["data"]["actions"]] == ["first", "second"]
+    finally:
+        svc.historian.update_event = real
+    for event_id, fields in deferred:  # the writer catches up
+        real(event_id, **fields)
+    assert [a["note"] for a in svc.historian.event(aid).data["actions"]] == ["first", "second"]

@@ -93,6 +93,8 @@ async def test_disk_full_refuses_with_a_count_and_loses_nothing_accepted(small_f
         assert health["store"]["refused_readings"] == fwd.refused
         assert sum(health["store"]["refused_by_tag"].values()) == fwd.refused
         assert set(health["store"]["refused_by_tag"]) <= set(TAGS)
+        assert any("refused" in w for w in health["safety"]["warnings"])
+        assert any("% full" in w for w in health["safety"]["warnings"])
         ingest(5)  # still arriving while full: refused with a count, nothing blocks
         refused_while_full = fwd.refused
         # free the disk: what waited in memory and on disk is stored, new readings are accepted
@@ -113,3 +115,38 @@ async def test_disk_full_refuses_with_a_count_and_loses_nothing_accepted(small_f
         assert {"store.offline", "store.refused", "store.recovered"} <= codes
     finally:
         await svc.stop()
+
+
+def test_disk_watch_warns_at_each_threshold_and_frees_space_by_retention_first(tmp_path, monkeypatch):
+    from axline.diskwatch import DiskWatch
+    from axline.resilience import Safety
+
+    used = {"pct": 50.0}
+    monkeypatch.setattr(DiskWatch, "measure", staticmethod(
+        lambda path: {"path": path, "total_bytes": 100, "free_bytes": int(100 - used["pct"]),
+                      "used_percent": used["pct"]}))
+    events, critical = [], []
+    w = DiskWatch({"data": str(tmp_path)}, [80, 90], on_event=lambda *a: events.append(a[0]),
+                  on_critical=lambda name, u: critical.append(u["used_percent"]))
+    for pct in (50, 85, 86, 95, 96, 70):
+        used["pct"] = float(pct)
+        w.check()
+    assert events == ["system.disk_filling", "system.disk_full", "system.disk_ok"]  # once per crossing
+    assert critical == [95.0, 96.0] and w.status()["level"] == 0
+
+    class Hist:  # a historian with a retention rule: retention runs before anything is refused
+        retention_days = 7.0
+        path = str(tmp_path)
+
+        def apply_retention(self):
+            return 1234
+
+    svc = type("Svc", (), {"historian": Hist(), "plant": _plant(tmp_path), "system_prefix": "s1/a1/axline"})()
+    safety = Safety(svc)
+    got = []
+    safety.system_event = lambda code, sev, msg, data=None: got.append((code, data))
+    safety._on_disk_critical("historian", {"path": str(tmp_path), "used_percent": 95.0})
+    assert got == [("system.retention_freed", {"readings": 1234})] and safety.retention_runs == 1
+    safety.config["retention_on_disk_full"] = False
+    safety._on_disk_critical("historian", {"path": str(tmp_path), "used_percent": 95.0})
+    assert safety.retention_runs == 1  # not allowed: nothing dropped

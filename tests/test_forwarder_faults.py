@@ -108,7 +108,7 @@ def test_hung_destination_never_blocks_put_and_spills_to_disk(tmp_path):
         for k in range(1, 50):
             fwd.put(_batch(k))  # must return at once although delivery hangs
         put_s = time.monotonic() - t0
-        assert put_s < 5.0  # generous: the real bound is "not the 60 s the destination hangs"
+        assert put_s < 30.0  # not the 60 s the destination hangs (put never waits for it)
         _wait(lambda: len(fwd.spool) == 49)  # spilled to disk while the destination hangs: durable
         store.release.set()
         _wait(lambda: fwd.pending == 0)

@@ -134,3 +134,46 @@ def test_camera_retention_keeps_rejects_longer_than_passes(tmp_path):
     assert left == ["other.txt", "pass-new.png", "reject-old.png"]
     assert ret.status()["deleted"] == 2 and ret.kept_rejects == 1
 
+
+
+def test_mqtt_pending_readings_are_bounded_by_backpressure(tmp_path, monkeypatch):
+    """Messages the service has not taken yet wait in a bounded list: past the bound the network thread
+    waits (the broker keeps QoS 1 messages) instead of growing the list for ever."""
+    from types import SimpleNamespace
+
+    import axline.connect.mqtt as mq
+    from axline.connect import registry
+
+    plant = parse_plant(f"""
+plant: {{site: s1, area: a1}}
+connectors:
+  - {{name: broker, type: mqtt, host: 127.0.0.1, port: 1, dead_letter_dir: '{tmp_path / "dead"}'}}
+lines:
+  - id: l1
+    assets:
+      - id: press
+        cell: c1
+        connector: broker
+        tags: [{{signal: temp, source: {{address: "s1/press/temp"}}}}]
+""", "plant.yaml", base_dir=str(tmp_path))
+    cfg = plant.connectors[0]
+    conn = registry.connector_class(cfg.type)(cfg.name, cfg.options, plant.connector_tags(cfg.name))
+    monkeypatch.setattr(mq, "MAX_PENDING_READINGS", 10)
+    got: list[Batch] = []
+
+    def network_thread():  # paho's thread, delivering 30 messages
+        for k in range(30):
+            conn._on_message(None, None, SimpleNamespace(topic="s1/press/temp", payload=str(k).encode()))
+
+    t = threading.Thread(target=network_thread, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while t.is_alive():
+        assert time.monotonic() < deadline, "the network thread never finished"
+        assert conn._pending_readings <= 10  # never more than the bound waits
+        if conn.backpressure_waits and conn._pending_readings >= 10:
+            conn._flush(got.append)  # the service takes what waits
+        time.sleep(0.01)
+    conn._flush(got.append)
+    assert conn.backpressure_waits >= 2
+    assert sum(len(b) for b in got) == 30  # nothing dropped

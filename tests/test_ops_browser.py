@@ -283,3 +283,25 @@ def test_line_dashboard_fits_a_phone(browser, tmp_path):
         page.wait_for_selector("#alarm-list li[data-alarm-id]")
         page.close()
     assert errors == []
+
+
+def test_dashboard_acknowledges_an_alarm_through_its_life_cycle(browser, tmp_path):
+    errors: list[str] = []
+    with AppThread(tmp_path, users={"kim": "operator"}) as app:
+        svc = app.service
+        aid = svc.alarm_id
+        item = f'#events li[data-event-id="{aid}"]'
+        page = _page(browser, errors)
+        log_in(page, app.url, "kim")
+        page.goto(app.url + "/")
+        page.wait_for_selector(f"{item} button[data-act=ack]")
+        assert page.locator(f"{item} button[data-verdict]").count() == 0  # no verdicts on an alarm
+        page.click(f"{item} button[data-act=ack]")
+        page.wait_for_selector(f"{item} .ack-acknowledged")
+        assert svc.historian.event(aid).ack == "acknowledged" and svc.feedback_calls == []
+        audits = [e for e in svc.historian.events(kinds=["audit"]) if e.code == "alarm.ack"]
+        assert len(audits) == 1 and audits[0].data["user"] == "kim"
+        page.click("#lang-toggle")
+        assert page.text_content(f"{item} .ack") == "확인함"
+        page.close()
+    assert errors == []

@@ -127,3 +127,19 @@ def test_a_shift_report_that_fails_to_build_is_made_at_the_next_check(svc):
         keeper.stored(e)
     assert keeper.pending == {} and keeper.kept == 1
     assert keeper.due() == []
+
+
+def test_spc_alarms_read_in_the_report_language():
+    from axline import spc
+    from axline.report.render import TEXT, Renderer
+
+    for lang in ("en", "ko"):
+        assert all(f"code.spc.rule{r}" in TEXT[lang] for r in spc.RULE_TEXT), lang
+    report = {"timezone": "Asia/Seoul", "names": {BORE: {"en": "Bore diameter", "ko": "보어 직경"}}}
+    alarm = {"code": "spc.rule4", "source": CNC, "message": f"{BORE}: SPC rule 4 (alternating), value 25.01",
+             "data": {"tag": BORE, "rule": 4, "value": 25.0123}}
+    ko = Renderer(report, "ko").alarm_text(alarm)
+    assert "보어 직경: SPC 규칙 4: 교대 변동 (25.0123)" in ko and "alternating" not in ko
+    assert "Bore diameter: SPC rule 4: alternating" in Renderer(report, "en").alarm_text(alarm)
+    bare = dict(alarm, code="spc.rule7", data={"rule": 7})  # no tag recorded: still in Korean, not the English message
+    assert Renderer(report, "ko").alarm_text(bare).endswith("SPC 규칙 7: 15점 연속 1σ 안")

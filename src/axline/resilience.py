@@ -21,7 +21,7 @@ from axline.diskwatch import DiskWatch
 from axline.eventlog import EventWriter
 from axline.historian import Event
 from axline.loopwatch import LoopStallMonitor
-from axline.safety import DEFAULTS
+from axline.plant import SAFETY_DEFAULTS as DEFAULTS
 from axline.timecheck import TimestampGuard
 
 log = logging.getLogger(__name__)
@@ -211,8 +211,35 @@ class Safety:
                               f"the disk of {usage['path']} is nearly full: retention dropped {dropped} readings "
                               f"older than {h.retention_days:g} days (data time)", {"readings": dropped})
 
+    def warnings(self) -> list[str]:
+        """What needs a person now, in one list (health shows it first)."""
+        out = []
+        svc = self.service
+        for name, fwd in (("store", svc.forward), ("uplink", svc.uplink)):
+            if fwd is None:
+                continue
+            if not fwd.online:
+                out.append(f"{name}: destination unavailable ({fwd.last_error}); buffering")
+            if fwd.quarantined:
+                out.append(f"{name}: {fwd.quarantined} batch(es) quarantined in {fwd.quarantine_dir}")
+            if fwd.refused:
+                out.append(f"{name}: {fwd.refused} readings refused (destination and buffer full)")
+        if self.diskwatch is not None:
+            for folder, u in self.diskwatch.usage.items():
+                if u.get("level"):
+                    out.append(f"disk of {folder} is {u['used_percent']}% full")
+        stall = self.loopwatch.max_stall_ms()
+        if stall > 200:
+            out.append(f"the service stalled {stall:.0f} ms in the last minute")
+        damaged = len(getattr(svc.historian, "_damaged", ()) or ())
+        if damaged:
+            out.append(f"historian: {damaged} damaged record(s) quarantined; run `axline historian verify`")
+        if self.timeguard is not None and self.timeguard._bad_tags:
+            out.append(f"{len(self.timeguard._bad_tags)} tag(s) send implausible timestamps")
+        return out
+
     def status(self) -> dict:
-        return {"loop": self.loopwatch.status(),
+        return {"warnings": self.warnings(), "loop": self.loopwatch.status(),
                 "timestamps": self.timeguard.status() if self.timeguard else None,
                 "disk": self.diskwatch.status() if self.diskwatch else None,
                 "camera_retention": self.camera_retention.status() if self.camera_retention else None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
@@ -35,10 +36,15 @@ MAX_ALARMS = 5000
 DEFAULT_PERF_WINDOW_NS = 24 * 3600 * 1_000_000_000
 # one operator's action at a time: each action is read, computed and written from the stored alarm
 ACTION_LOCK_KEY: web.AppKey[asyncio.Lock] = web.AppKey("alarm_action_lock", asyncio.Lock)
+# the last fields written per alarm: the service's event writer may store them a little later than
+# the next action reads the alarm, so they are laid over what is read (bounded)
+WRITTEN_KEY: web.AppKey[OrderedDict] = web.AppKey("alarm_fields_written", OrderedDict)
+MAX_WRITTEN = 1000
 
 
 def register(app: web.Application) -> None:
     app[ACTION_LOCK_KEY] = asyncio.Lock()
+    app[WRITTEN_KEY] = OrderedDict()
     r = app.router
     r.add_get("/alarms", page("alarms.html"))
     r.add_get("/wall", page("wall.html"))  # the wall screen (kiosk): KPIs, stations and open alarms
@@ -106,6 +112,8 @@ async def _act(request: web.Request, action: str, example: str) -> web.StreamRes
             ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])
         except KeyError:
             raise BadRequest(f"alarm {event_id} does not exist", "list alarms with GET /api/alarms", status=404) from None
+        written = request.app[WRITTEN_KEY]
+        ev = _overlay(ev, written)
         now = int(svc.now_ns())
         try:
             if action == "ack":
@@ -120,10 +128,23 @@ async def _act(request: web.Request, action: str, example: str) -> web.StreamRes
             raise BadRequest(str(e), "reload the alarm list and try again", status=409 if "already" in str(e)
                              or "not shelved" in str(e) else 400) from None
         update(svc, event_id, **fields)
+        written[event_id] = fields
+        written.move_to_end(event_id)
+        while len(written) > MAX_WRITTEN:
+            written.popitem(last=False)
     detail = {k: v for k, v in fields["data"].items() if k != "actions"}
     emit(svc, lc.audit_event(ev, action, user.name, now, detail))
-    ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])
+    ev = _overlay(await off_loop(find_event, svc.historian, event_id, ["alarm"]), written)
     return json_response(lc.alarm_json(ev, now))
+
+
+def _overlay(ev: Any, written: OrderedDict) -> Any:
+    """``ev`` with the fields this app last wrote to it (they may not be stored yet)."""
+    last = written.get(ev.id)
+    if last is not None:
+        ev.data = {**(ev.data if isinstance(ev.data, dict) else {}), **last["data"]}
+        ev.ack = last.get("ack", ev.ack)
+    return ev
 
 
 async def _ack(request: web.Request) -> web.StreamResponse:

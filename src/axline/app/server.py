@@ -223,7 +223,7 @@ document("GET", "/api/events", role="viewer", summary="events, newest first",
          query={"limit": {**INT, "minimum": 1, "maximum": MAX_EVENTS}, "before": {**NS, "minimum": 1},
                 "since": NS, "kind": STR, "source": STR})
 document("POST", "/api/events/{id}/feedback", role="operator",
-         summary="acknowledge an alarm or review an inspection (confirmed / overruled)",
+         summary="review an inspection (confirmed / overruled); 409 for an alarm: POST /api/alarms/{id}/ack",
          body={"type": "object", "required": ["verdict"],
                "properties": {"verdict": {"type": "string", "enum": list(VERDICTS)}}})
 document("POST", "/api/write", role="engineer", summary="write a value to a writable tag (audited)",

@@ -43,6 +43,10 @@ TEXT = {
         "state.microstop": "micro-stops", "state.idle": "idle",
         "code.anomaly.sensor": "unusual pattern, mostly {top}", "code.sensor.stuck": "value frozen",
         "code.sensor.bad_quality": "sensor dropout",
+        "code.spc.rule1": "SPC rule 1: beyond 3σ", "code.spc.rule2": "SPC rule 2: run on one side",
+        "code.spc.rule3": "SPC rule 3: trend", "code.spc.rule4": "SPC rule 4: alternating",
+        "code.spc.rule5": "SPC rule 5: 2 of 3 beyond 2σ", "code.spc.rule6": "SPC rule 6: 4 of 5 beyond 1σ",
+        "code.spc.rule7": "SPC rule 7: 15 points within 1σ", "code.spc.rule8": "SPC rule 8: 8 points outside 1σ",
         "prio.high": "high", "prio.medium": "medium", "prio.low": "low",
         "astate.active": "active", "astate.acknowledged": "acknowledged", "astate.returned": "returned",
         "astate.shelved": "shelved", "astate.cleared": "cleared", "astate.suppressed": "suppressed",
@@ -67,6 +71,10 @@ TEXT = {
         "state.microstop": "순간 정지", "state.idle": "대기",
         "code.anomaly.sensor": "이상 패턴 (주요 신호 {top})", "code.sensor.stuck": "값 멈춤",
         "code.sensor.bad_quality": "센서 값 없음",
+        "code.spc.rule1": "SPC 규칙 1: 3σ 이탈", "code.spc.rule2": "SPC 규칙 2: 한쪽 연속",
+        "code.spc.rule3": "SPC 규칙 3: 경향", "code.spc.rule4": "SPC 규칙 4: 교대 변동",
+        "code.spc.rule5": "SPC 규칙 5: 3점 중 2점 2σ 밖", "code.spc.rule6": "SPC 규칙 6: 5점 중 4점 1σ 밖",
+        "code.spc.rule7": "SPC 규칙 7: 15점 연속 1σ 안", "code.spc.rule8": "SPC 규칙 8: 8점 연속 1σ 밖",
         "prio.high": "높음", "prio.medium": "보통", "prio.low": "낮음",
         "astate.active": "발생", "astate.acknowledged": "확인됨", "astate.returned": "복귀(미확인)",
         "astate.shelved": "보류", "astate.cleared": "해제", "astate.suppressed": "억제",
@@ -119,8 +127,10 @@ class Renderer:
     def alarm_text(self, a: dict[str, Any]) -> str:
         d = a.get("data") or {}
         what = a.get("message") or a.get("code")
-        if a["code"].startswith("spc.rule") and d.get("tag"):
-            what = f"{self.name(d['tag'])}: SPC {d.get('rule')} ({self.num(d.get('value'), 4)})"
+        if a["code"].startswith("spc.rule"):
+            rule = self.t(f"code.{a['code']}") if f"code.{a['code']}" in TEXT[self.lang] else f"SPC {d.get('rule')}"
+            value = f" ({self.num(d.get('value'), 4)})" if isinstance(d.get("value"), int | float) else ""
+            what = f"{self.name(d['tag'])}: {rule}{value}" if d.get("tag") else f"{rule}{value}"
         elif f"code.{a['code']}" in TEXT[self.lang]:
             top = d.get("top") or d.get("signal") or ""
             what = self.t(f"code.{a['code']}", top=self.pick(self.r.get("names", {}).get(f"{a['source']}/{top}"), top))

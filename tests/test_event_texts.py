@@ -1,0 +1,84 @@
+"""Every event code the server can emit has a Korean and an English text in the browser catalogs,
+so the dashboard's event list never falls back to the English ``message``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from axline import spc
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "axline"
+STATIC = SRC / "app" / "static"
+# offline tools that write their own event logs, not the server's
+NOT_SERVER = ("bench", "optimize")
+
+LITERAL = re.compile(r"""\bcode=["']([a-z_]+\.[a-z0-9_.]+)["']""")
+CALL = re.compile(r"""\b(?:\w*_event|_open_sensor_alarm)\(\s*["']([a-z_]+\.[a-z0-9_.]+)["']""")
+FSTRING = re.compile(r"""\bcode=f(["'])(.+?)\1""")
+
+
+def _alarm_actions() -> set[str]:
+    text = (SRC / "app" / "alarm_routes.py").read_text(encoding="utf-8")
+    return set(re.findall(r'_act\(request, "(\w+)"', text))
+
+
+# how each f-string code expands; a new pattern must be added here (the test says so)
+EXPANSIONS = {
+    "alarm.{action}": lambda: {f"alarm.{a}" for a in _alarm_actions()},
+    "spc.rule{rule}": lambda: {f"spc.rule{r}" for r in spc.RULE_TEXT},
+    "inspection.{result['verdict']}": lambda: {"inspection.pass", "inspection.reject"},
+}
+
+
+def server_event_codes() -> set[str]:
+    codes: set[str] = set()
+    for path in SRC.rglob("*.py"):
+        if path.relative_to(SRC).parts[0] in NOT_SERVER:
+            continue
+        text = path.read_text(encoding="utf-8")
+        codes.update(LITERAL.findall(text))
+        codes.update(CALL.findall(text))
+        for _, pattern in FSTRING.findall(text):
+            assert pattern in EXPANSIONS, f"{path}: event code f-string {pattern!r}: add its codes to EXPANSIONS"
+            codes.update(EXPANSIONS[pattern]())
+    return codes
+
+
+def browser_catalog() -> dict[str, set[str]]:
+    """Keys per language over i18n*.js (each file lists its English keys, then its Korean ones)."""
+    out: dict[str, set[str]] = {"en": set(), "ko": set()}
+    for path in sorted(STATIC.glob("i18n*.js")):
+        lang = None
+        for line in path.read_text(encoding="utf-8").splitlines():
+            m = re.match(r"\s*(?:const (en|ko) = \{|(en|ko): \{)", line)
+            if m:
+                lang = m.group(1) or m.group(2)
+                continue
+            k = re.match(r"\s*'([^']+)':", line)
+            if k and lang:
+                out[lang].add(k.group(1))
+    return out
+
+
+def test_the_code_scan_finds_the_known_codes():
+    codes = server_event_codes()
+    assert {"alarm.ack", "alarm.shelve", "spc.rule4", "spc.rule8", "report.shift", "history.export",
+            "spc.error", "report.error", "knowhow.error", "audit.capacity", "system.disk_full"} <= codes
+    cat = browser_catalog()
+    assert "event.anomaly.sensor" in cat["en"] and "event.anomaly.sensor" in cat["ko"]
+
+
+def test_every_server_event_code_has_korean_and_english_text():
+    cat = browser_catalog()
+    codes = server_event_codes()
+    for lang in ("en", "ko"):
+        missing = sorted(c for c in codes if f"event.{c}" not in cat[lang])
+        assert missing == [], f"event texts missing in {lang}: {missing}"
+
+
+def test_every_spc_rule_has_an_alarm_name_in_both_languages():
+    cat = browser_catalog()
+    for lang in ("en", "ko"):
+        missing = [r for r in spc.RULE_TEXT if f"alarm.code.spc.rule{r}" not in cat[lang]]
+        assert missing == [], f"alarm names missing in {lang} for SPC rules {missing}"
