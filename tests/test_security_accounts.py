@@ -114,6 +114,16 @@ def test_tokens_are_hashed_scoped_expiring_and_revocable(tmp_path):
     assert store.token_user(text2).role == "viewer"
 
 
+def test_no_token_for_a_person_account(tmp_path):
+    store = AccountStore(tmp_path / "a.json")
+    store.add("kim", "engineer", "correct horse battery 7")
+    with pytest.raises(AccountError, match="service"):
+        store.token_add("kim", "engineer", creator="root")
+    assert store.tokens() == []
+    _, tok = store.token_add("mes", "viewer", creator="root")
+    assert tok.creator == "root" and AccountStore(tmp_path / "a.json").tokens()[0].creator == "root"
+
+
 def test_first_admin_from_the_environment(tmp_path, monkeypatch, capsys):
     import argparse
 

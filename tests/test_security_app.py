@@ -304,6 +304,26 @@ async def test_tokens_over_the_api_are_shown_once(app):
         await admin.close()
 
 
+async def test_no_token_for_a_person_and_the_creator_is_recorded(app):
+    """An admin cannot mint a token for a person's account and act under that person's name."""
+    sec = app[SECURITY_KEY]
+    add_user(sec, "kim", "engineer")
+    admin = await client_as(app, "admin", name="root")
+    try:
+        r = await admin.post("/api/tokens", json={"account": "kim", "role": "engineer", "days": 30})
+        assert r.status == 400 and "service" in (await r.json())["error"]
+        assert not [t for t in sec.accounts.tokens() if t.account == "kim"]
+        refused = _audit(app, "token.add")[0]
+        assert refused["who"] == "root" and refused["result"].startswith("refused")
+        r = await admin.post("/api/tokens", json={"account": "mes-bridge", "role": "viewer", "days": 30})
+        assert r.status == 200
+        made = _audit(app, "token.add")[0]
+        assert made["who"] == "root" and made["detail"]["creator"] == "root" and made["result"] == "ok"
+        assert (await r.json())["creator"] == "root"
+    finally:
+        await admin.close()
+
+
 # -- limits and headers -----------------------------------------------------------------------------
 async def test_stream_caps(service):
     sec = make_security(streams_per_user=1, streams_total=2)

@@ -160,3 +160,29 @@ def test_a_password_in_the_broker_url_is_refused(monkeypatch):
         broker_credentials(None)
     monkeypatch.setenv("AXLINE_BROKER_PASSWORD", "x" * 12)
     assert broker_credentials(None) == ("edge-line1", "x" * 12)
+
+
+def test_credentials_need_tls_unless_the_broker_is_local_or_forced():
+    creds = ("edge-line1", "x" * 12)
+    with pytest.raises(ValueError, match="clear text"):
+        UnsPublisher("mqtt://central.example:1883", credentials=creds)
+    UnsPublisher("mqtt://127.0.0.1:1883", credentials=creds)  # this machine: nothing crosses the network
+    UnsPublisher("mqtt://localhost:1883", credentials=creds)
+    UnsPublisher("mqtt://central.example:1883", credentials=creds, allow_plain_credentials=True)
+    UnsPublisher("mqtts://central.example:8883", credentials=creds)
+
+
+def test_a_refused_connection_is_counted_raised_and_shown(broker):
+    port, ca = broker
+    events: list[tuple] = []
+    edge = UnsPublisher(f"mqtts://localhost:{port}", credentials=("edge-line1", "not-the-password"), ca_file=str(ca),
+                        on_event=lambda *a: events.append(a))
+    edge.start()
+    try:
+        _wait(lambda: edge.connect_failures >= 1, 10, "the broker's refusal")
+        st = edge.status()
+        assert not st["connected"] and st["connect_failures"] >= 1 and "authori" in st["last_connect_error"].lower()
+        assert events and events[0][0] == "uplink.broker_refused" and events[0][1] == "error"
+    finally:
+        edge.stop()
+    assert len(events) == 1  # one event per new reason, not one per retry

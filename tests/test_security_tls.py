@@ -29,6 +29,54 @@ def test_certs_web_cli(tmp_path, capsys):
     assert (tmp_path / "tls" / "ca.key").stat().st_mode & 0o777 == 0o600
 
 
+def test_the_local_ca_may_sign_only_for_the_given_names(tmp_path):
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from axline.app.tls import make_server_cert
+
+    folder = tmp_path / "tls"
+    make_server_cert(folder, ["line1-pc.plant.local"], ["10.0.0.7"])
+    ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    ext = ca.extensions.get_extension_for_class(x509.NameConstraints)
+    assert ext.critical
+    assert ext.value.permitted_subtrees == [x509.DNSName("line1-pc.plant.local"),
+                                            x509.IPAddress(ipaddress.ip_network("10.0.0.7/32"))]
+    # a leaf the CA's key signs for another name does not validate
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+
+    def leaf(host: str) -> x509.Certificate:
+        k = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        return (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+                .issuer_name(ca.subject).public_key(k.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                               critical=False)
+                .sign(ca_key, hashes.SHA256()))
+
+    from cryptography.x509 import verification
+
+    store = verification.Store([ca])
+
+    def verify(host: str) -> None:
+        verification.PolicyBuilder().store(store).build_server_verifier(x509.DNSName(host)).verify(leaf(host), [])
+
+    verify("line1-pc.plant.local")
+    with pytest.raises(verification.VerificationError):
+        verify("bank.example.com")
+    # asking the same CA for a name outside its limits says what to do instead of signing
+    with pytest.raises(ValueError, match="move ca.pem and ca.key away"):
+        make_server_cert(folder, ["other-pc.plant.local"], ["10.0.0.7"])
+
+
 async def test_https_with_a_local_ca(tmp_path):
     from axline.app.tls import make_server_cert
 

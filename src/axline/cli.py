@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--broker-credentials", default=None, metavar="FILE",
                    help="this edge's broker user and password (two lines); or env AXLINE_BROKER_USERNAME and "
                         "AXLINE_BROKER_PASSWORD")
+    s.add_argument("--broker-plain-credentials", action="store_true",
+                   help="send the broker credentials without TLS to a broker on another machine (not recommended)")
     s.add_argument("--spool-mb", type=float, default=1024.0, help="disk kept for readings while the broker is away")
     s.add_argument("--no-web", action="store_true", help="no local dashboard")
     _web_args(s)
@@ -263,7 +265,7 @@ def _serve(args) -> int:
             from axline.edge import attach_uplink, broker_credentials
 
             attach_uplink(svc, args.broker, args.spool_mb, credentials=broker_credentials(args.broker_credentials),
-                          ca_file=args.broker_ca)
+                          ca_file=args.broker_ca, allow_plain_credentials=args.broker_plain_credentials)
             print(f"axline edge: forwarding {plant.name['en']} to {args.broker}", flush=True)
         if web:
             print(f"axline is serving {plant.name['en']} at {svc.url} (Ctrl-C stops)", flush=True)

@@ -11,6 +11,7 @@ delivered before a failure is sent again whole: the central server drops reading
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -47,14 +48,28 @@ def broker_credentials(path: str | None = None) -> tuple[str, str] | None:
     return None
 
 
+def is_loopback(host: str) -> bool:
+    """True for a broker on this machine (``localhost`` or a loopback address)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class UnsPublisher:
     """A paho-mqtt client that publishes batches under UNS topics and waits for the broker's PUBACKs.
 
     ``mqtts://`` connects with TLS (verified against ``ca_file`` or the system's CAs); ``credentials``
-    are (user, password) from :func:`broker_credentials`."""
+    are (user, password) from :func:`broker_credentials`. Credentials travel only over TLS, or to a
+    broker on this machine, unless ``allow_plain_credentials`` forces it. A broker that refuses the
+    connection (wrong password, not authorised) is logged, counted, raised as a system event through
+    ``on_event`` and shown in :meth:`status`."""
 
     def __init__(self, url: str, client_id: str | None = None, timeout_s: float = 5.0, prefix: str = "",
-                 credentials: tuple[str, str] | None = None, ca_file: str | None = None) -> None:
+                 credentials: tuple[str, str] | None = None, ca_file: str | None = None,
+                 allow_plain_credentials: bool = False, on_event=None) -> None:
         import paho.mqtt.client as mqtt
 
         u = urlparse(url)
@@ -65,6 +80,14 @@ class UnsPublisher:
                              "--broker-credentials FILE or AXLINE_BROKER_USERNAME / AXLINE_BROKER_PASSWORD")
         self.tls = u.scheme in ("mqtts", "ssl")
         self.host, self.port = u.hostname, u.port or (8883 if self.tls else 1883)
+        if credentials is not None and not self.tls and not is_loopback(self.host) and not allow_plain_credentials:
+            raise ValueError(f"--broker: the broker password would cross the network in clear text to {self.host}; "
+                             "use mqtts://host:8883 with --broker-ca, or --broker-plain-credentials to force it / "
+                             "브로커 비밀번호가 암호화 없이 전송됩니다: mqtts://를 쓰세요")
+        self.on_event = on_event
+        self.connect_failures = 0
+        self.last_connect_error: str | None = None
+        self._failing_reason: str | None = None
         self.timeout_s = timeout_s
         self.prefix = prefix
         self.connected = threading.Event()
@@ -75,7 +98,7 @@ class UnsPublisher:
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(0.5, 10)
-        self.client.on_connect = lambda c, u_, f, rc, p: (self.connected.set() if not rc.is_failure else None)
+        self.client.on_connect = lambda c, u_, f, rc, p: self._on_connect(rc)
         self.client.on_disconnect = lambda c, u_, f, rc, p: self.connected.clear()
         if credentials is not None:
             self.client.username_pw_set(*credentials)
@@ -87,6 +110,32 @@ class UnsPublisher:
             self.client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         elif ca_file:
             raise ValueError("--broker-ca needs an mqtts:// broker URL")
+
+    def _on_connect(self, rc) -> None:
+        if not getattr(rc, "is_failure", bool(rc)):
+            if self._failing_reason is not None:
+                log.info("broker %s:%s accepted the connection again", self.host, self.port)
+            self._failing_reason = None
+            self.connected.set()
+            return
+        reason = str(rc)
+        self.connect_failures += 1
+        self.last_connect_error = reason
+        log.warning("broker %s:%s refused the connection: %s", self.host, self.port, reason)
+        if reason != self._failing_reason:  # one event per new reason, not one per retry
+            self._failing_reason = reason
+            if self.on_event is not None:
+                try:
+                    self.on_event("uplink.broker_refused", "error",
+                                  f"the broker {self.host}:{self.port} refused the connection ({reason}); check "
+                                  "the edge's broker credentials / 브로커가 연결을 거부했습니다: 자격 증명을 확인하세요",
+                                  {"reason": reason, "host": self.host, "port": self.port})
+                except Exception:  # the event sink must not break paho's network thread
+                    log.exception("could not raise the broker-refused event")
+
+    def status(self) -> dict:
+        return {"host": self.host, "port": self.port, "tls": self.tls, "connected": self.connected.is_set(),
+                "connect_failures": self.connect_failures, "last_connect_error": self.last_connect_error}
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=15)
@@ -119,14 +168,17 @@ class UnsPublisher:
 
 
 def attach_uplink(service, broker_url: str, spool_mb: float = 1024.0, credentials: tuple[str, str] | None = None,
-                  ca_file: str | None = None, client_id: str | None = None) -> StoreAndForward:
+                  ca_file: str | None = None, client_id: str | None = None,
+                  allow_plain_credentials: bool = False) -> StoreAndForward:
     """Forward everything the service's bus carries to the central broker, through a disk spool."""
     import asyncio
 
-    pub = UnsPublisher(broker_url, client_id=client_id, credentials=credentials, ca_file=ca_file)
+    safety = getattr(service, "safety", None)
+    pub = UnsPublisher(broker_url, client_id=client_id, credentials=credentials, ca_file=ca_file,
+                       allow_plain_credentials=allow_plain_credentials,
+                       on_event=safety.system_event if safety is not None else None)
     pub.start()
     spool = DiskSpool(os.path.join(service.plant.base_dir, "data", "spool", "uplink"), max_bytes=int(spool_mb * 2**20))
-    safety = getattr(service, "safety", None)
     uplink = StoreAndForward(pub.publish_batch, spool, retry_on=(ConnectionError, OSError, TimeoutError),
                              on_event=safety.system_event if safety is not None else None, name="uplink")
     service.bus.subscribe("uplink", uplink.put)

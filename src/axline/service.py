@@ -459,7 +459,8 @@ class Service:
                 "images_received": self.images_received,
                 "vision": self.vision_json()["cameras"],
                 "store": self.forward.status() if self.forward else None,
-                "uplink": self.uplink.status() if self.uplink else None,
+                "uplink": ({**self.uplink.status(), "broker": self.publisher.status()}
+                           if hasattr(self.publisher, "status") else self.uplink.status()) if self.uplink else None,
                 "repeats_dropped": self.repeats_dropped,
                 "store_errors": self.store_errors,
                 "subscriber_errors": dict(self.bus.errors),

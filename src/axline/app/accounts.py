@@ -97,11 +97,12 @@ class ApiToken:
     created: float
     expires: float
     revoked: bool = False
+    creator: str = ""
 
     def public(self, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
         return {"id": self.id, "account": self.account, "role": self.role, "created": self.created,
-                "expires": self.expires, "revoked": self.revoked, "expired": self.expires <= now}
+                "creator": self.creator, "expires": self.expires, "revoked": self.revoked, "expired": self.expires <= now}
 
 
 @dataclass
@@ -350,9 +351,11 @@ class AccountStore:
         return User(acc.name, acc.role)
 
     # -- API tokens --------------------------------------------------------------------------------
-    def token_add(self, account: str, role: str | None = None, days: float = 90.0) -> tuple[str, ApiToken]:
-        """A new token for ``account`` (created as a service account with ``role`` if missing).
-        Returns the token text, shown once, and its record (which keeps only a hash)."""
+    def token_add(self, account: str, role: str | None = None, days: float = 90.0,
+                  creator: str = "") -> tuple[str, ApiToken]:
+        """A new token for the service account ``account`` (created with ``role`` if missing), made by
+        ``creator``. Returns the token text, shown once, and its record (which keeps only a hash).
+        Person accounts never get tokens: a token for one would let its maker act under that person's name."""
         if not 0 < days <= 3660:
             raise AccountError("days must be between 1 and 3660 / 유효 기간은 1-3660일")
         check_name(account)
@@ -363,6 +366,10 @@ class AccountStore:
                     raise AccountError(f"no account {account!r}: give --role to create a service account")
                 acc = Account(name=account, role=check_role(role), kind="service")
                 self._accounts[account] = acc
+            elif acc.kind != "service":
+                raise AccountError(f"{account!r} is a person's account; API tokens are only for service accounts: "
+                                   f"create one with `axline tokens add --account NAME --role ROLE` / "
+                                   f"API 토큰은 서비스 계정에만 발급됩니다")
             role = check_role(role or acc.role)
             if RANK[role] > RANK[acc.role]:
                 raise AccountError(f"a token cannot outrank its account ({account} is {acc.role})")
@@ -370,7 +377,7 @@ class AccountStore:
             secret = secrets.token_urlsafe(32)
             now = time.time()
             tok = ApiToken(id=tid, account=account, role=role, hash=_sha(secret), created=now,
-                           expires=now + days * 86400)
+                           expires=now + days * 86400, creator=creator)
             self._tokens[tid] = tok
         return f"{TOKEN_PREFIX}{tid}.{secret}", tok
 

@@ -242,8 +242,9 @@ def run_tokens(args) -> int:
     who = _who()
     try:
         if args.tokens_cmd == "add":
-            text, tok = store.token_add(args.account, args.role, args.days)
-            log.record(who, "token.add", f"{tok.account}/{tok.id}", new=tok.role)
+            text, tok = store.token_add(args.account, args.role, args.days, creator=who)
+            log.record(who, "token.add", f"{tok.account}/{tok.id}", new=tok.role,
+                       detail={"creator": who, "account": tok.account, "expires": tok.expires})
             print(text)
             print(f"token {tok.id} for {tok.account} ({tok.role}), valid {args.days:g} days: copy it now, it is not "
                   "shown again", file=sys.stderr)

@@ -244,11 +244,12 @@ async def tokens_add(request: web.Request) -> web.StreamResponse:
     sec = _sec(request)
     try:
         text, tok = await asyncio.get_running_loop().run_in_executor(None, sec.accounts.token_add, account, role,
-                                                                      float(days))
+                                                                      float(days), user.name)
     except AccountError as e:
         await audit(request, user, "token.add", str(account)[:64], new=role, result=f"refused: {e}")
         return _bad(str(e), "check the account, role and days")
-    await audit(request, user, "token.add", f"{tok.account}/{tok.id}", new=tok.role)
+    await audit(request, user, "token.add", f"{tok.account}/{tok.id}", new=tok.role,
+                detail={"creator": user.name, "account": tok.account, "expires": tok.expires})
     return _json({"token": text, "shown_once": True, **tok.public()})
 
 

@@ -13,6 +13,7 @@ import ipaddress
 import os
 import socket
 import ssl
+import sys
 from pathlib import Path
 
 from cryptography import x509
@@ -36,12 +37,43 @@ def _write_key(path: Path, key) -> None:
         f.write(data)
 
 
-def make_ca(folder: Path, name: str = "axline local CA", days: int = 3650) -> tuple[Path, Path]:
-    """A CA key and self-signed certificate in ``folder`` (ca.pem, ca.key); kept if they exist."""
+def _permitted(hosts: list[str], ips: list[str]) -> list[x509.GeneralName]:
+    out: list[x509.GeneralName] = [x509.DNSName(h) for h in dict.fromkeys(hosts)]
+    out += [x509.IPAddress(ipaddress.ip_network(ipaddress.ip_address(i))) for i in dict.fromkeys(ips)]
+    return out
+
+
+def _covers(ca_cert: x509.Certificate, hosts: list[str], ips: list[str]) -> bool:
+    """Whether the CA's name constraints permit exactly-listed ``hosts`` and ``ips``."""
+    try:
+        nc = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    have = set(nc.permitted_subtrees or [])
+    return all(g in have for g in _permitted(hosts, ips))
+
+
+def make_ca(folder: Path, name: str = "axline local CA", days: int = 3650, hosts: list[str] | None = None,
+            ips: list[str] | None = None) -> tuple[Path, Path]:
+    """A CA key and self-signed certificate in ``folder`` (ca.pem, ca.key); kept if they exist.
+
+    The CA may only sign for ``hosts`` and ``ips`` (a critical NameConstraints extension): a browser that
+    trusts it trusts nothing else it might sign, should its key ever leak."""
     folder.mkdir(parents=True, exist_ok=True)
     cert_p, key_p = folder / "ca.pem", folder / "ca.key"
+    hosts, ips = list(hosts or []), list(ips or [])
     if cert_p.exists() and key_p.exists():
+        if not _covers(x509.load_pem_x509_certificate(cert_p.read_bytes()), hosts, ips):
+            raise ValueError(f"{cert_p} may not sign for {', '.join(hosts + ips)} (it is limited to other names, "
+                             "or made without limits): move ca.pem and ca.key away and run `axline certs web` with "
+                             "every --host and --ip the dashboard is reached by, then import the new ca.pem / "
+                             "기존 CA가 이 이름을 허용하지 않습니다: ca.pem/ca.key를 옮기고 다시 만드세요")
         return cert_p, key_p
+    if cert_p.exists():
+        raise ValueError(f"{key_p} is missing: put the CA key back (browsers trust {cert_p}) for this renewal, or "
+                         f"move {cert_p} away to make a new CA / CA 키(ca.key)를 되돌려 놓으세요")
+    if not hosts and not ips:
+        raise ValueError("a local CA needs the host names or addresses it may sign for")
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
@@ -54,6 +86,8 @@ def make_ca(folder: Path, name: str = "axline local CA", days: int = 3650) -> tu
                                          key_agreement=False, encipher_only=False, decipher_only=False),
                            critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.NameConstraints(permitted_subtrees=_permitted(hosts, ips), excluded_subtrees=None),
+                           critical=True)
             .sign(key, hashes.SHA256()))
     _write_key(key_p, key)
     cert_p.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -62,7 +96,7 @@ def make_ca(folder: Path, name: str = "axline local CA", days: int = 3650) -> tu
 
 def make_server_cert(folder: Path, hosts: list[str], ips: list[str], days: int = 397) -> tuple[Path, Path]:
     """server.pem / server.key signed by the CA in ``folder`` (made first if missing)."""
-    ca_cert_p, ca_key_p = make_ca(folder)
+    ca_cert_p, ca_key_p = make_ca(folder, hosts=hosts, ips=ips)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_p.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_p.read_bytes(), None)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -95,8 +129,14 @@ def main(argv: list[str]) -> int:
     hosts = a.host or [socket.gethostname(), "localhost"]
     ips = a.ip or ["127.0.0.1"]
     folder = Path(a.folder)
-    cert, key = make_server_cert(folder, hosts, ips, a.days)
+    try:
+        cert, key = make_server_cert(folder, hosts, ips, a.days)
+    except ValueError as e:
+        print(f"axline certs web: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {cert} and {key}, signed by {folder / 'ca.pem'}: import ca.pem into the browsers as a trusted "
-          f"authority, then run `axline serve --tls --cert {cert} --key {key}` / 브라우저에 ca.pem을 신뢰하는 인증 "
-          "기관으로 등록하세요")
+          f"authority, then run `axline serve --tls --cert {cert} --key {key}`. The CA may sign only for "
+          f"{', '.join(hosts + ips)}; keep {folder / 'ca.key'} off this computer (e.g. on a USB key) until the "
+          "next renewal / 브라우저에 ca.pem을 신뢰하는 인증 기관으로 등록하세요. 이 CA는 위 이름에만 서명할 수 있습니다. "
+          "ca.key는 다음 갱신까지 이 컴퓨터 밖(예: USB)에 보관하세요")
     return 0

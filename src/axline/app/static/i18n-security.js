@@ -4,6 +4,7 @@
   window.AxI18n.extend({
     en: {
       'audit.title': 'axline — audit trail',
+      'event.uplink.broker_refused': 'The central broker {host}:{port} refused this edge ({reason}): check the edge\'s broker credentials. Readings wait in the spool.',
       'audit.nav': 'Audit trail',
       'acct.nav': 'Account',
       'acct.title': 'axline — account',
@@ -47,6 +48,7 @@
     },
     ko: {
       'audit.title': 'axline — 감사 기록',
+      'event.uplink.broker_refused': '중앙 브로커 {host}:{port}가 이 엣지의 연결을 거부했습니다({reason}): 엣지의 브로커 자격 증명을 확인하세요. 데이터는 스풀에 보관됩니다.',
       'audit.nav': '감사 기록',
       'acct.nav': '계정',
       'acct.title': 'axline — 계정',
