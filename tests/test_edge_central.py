@@ -40,9 +40,12 @@ class PrivateBroker:
         self.port = free_port()
         folder.mkdir(parents=True, exist_ok=True)
         self.conf = folder / "mosquitto.conf"
+        # as root mosquitto drops to its own user, which cannot write into pytest's folder: its persistence
+        # (the central's queued messages across the restart) would silently not be saved
+        user = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
                              f"persistence_location {folder}/\nmax_queued_messages 100000\n"
-                             f"log_dest file {folder}/mosquitto.log\n")
+                             f"log_dest file {folder}/mosquitto.log\n{user}")
         self.proc: subprocess.Popen | None = None
 
     @property
