@@ -2,12 +2,13 @@
 #   make demo   - the virtual factory, collected, stored, analysed, its parts inspected by the AI camera,
 #                 and shown at http://127.0.0.1:8000 (no torch: the vision model trains on ONNX Runtime)
 #   make test   - lint and the whole test suite against real peers (OPC UA server, headless Chromium)
-#   make bench  - run the benchmarks named in BENCHES and write their tables to benchmarks/
+#   make bench  - rerun the benchmarks named in BENCHES (all by default); each writes benchmarks/NAME.json
+#                 and its page
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
-BENCHES ?= ui tep furnace
+BENCHES ?= cwru cmapss skab alarms vfactory inspect ingest ui knowhow faults tep furnace
 
 .PHONY: demo test lint services bench clean
 
@@ -41,7 +42,7 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-bench services
 	for b in $(BENCHES); do \
-	  $(BIN)/python -m axline.bench.$$b --json benchmarks/$$b.json --table benchmarks/$$b.md || exit 1; \
+	  $(BIN)/axline bench $$b --json benchmarks/$$b.json --table benchmarks/$$b.md || exit 1; \
 	done
 
 clean:

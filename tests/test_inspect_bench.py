@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from axline.bench.inspect import _padim, auroc, split_magnetic_tile, write_markdown
+from axline.bench.inspect import _padim, auroc, split_magnetic_tile
 
 
 def test_split_follows_the_protocol(tmp_path: Path) -> None:
@@ -52,22 +52,24 @@ def test_padim_baseline_flags_the_odd_position() -> None:
     assert maps[1].max() > 2 * maps[0].max()
 
 
-def test_markdown_lists_every_figure_against_goal_and_anchors(tmp_path: Path) -> None:
-    from axline.bench.inspect import ANCHORS, GOALS
+def test_page_lists_every_figure_against_goal_and_the_measured_baseline() -> None:
+    from axline.bench.inspect import GOALS, render
 
     result = {
         "image_auroc": 0.9, "pixel_auroc": 0.8, "f1": 0.7, "false_reject_rate": 0.02,
-        "latency_ms_p50": 12.0, "latency_ms_p99": 30.0, "train_s": 40.0, "peak_rss_mb": 900.0,
-        "bank_size": 100, "feature_dim": 152, "model_bytes": 3_000_000, "inference_peak_rss_mb": 200.0,
-        "latency_runs": 50, "defect_recall": 0.5,
-        "at_target_frr_0.05": {"f1": 0.8, "false_reject_rate": 0.05, "defect_recall": 0.7}, "latency_ms_min": 9.0, "latency_load_avg_1m": 1.0, "fewshot": {"10": 0.6, "50": 0.7}, "goals": GOALS,
-        "baselines": {**ANCHORS, "padim_same_features": {"image_auroc": 0.5, "pixel_auroc": 0.6}},
-        "settings": {}, "machine": {"cpu": "x86_64", "cores": 2, "load_avg_1m_at_end": 1.0},
-        "date": "2026-01-01T00:00:00+00:00",
+        "latency_ms_p50": 12.0, "latency_ms_p99": 30.0, "latency_ms_mean": 13.0, "train_s": 40.0,
+        "peak_rss_mb": 900.0, "bank_size": 100, "feature_dim": 152, "model_bytes": 3_000_000,
+        "inference_peak_rss_mb": 200.0, "latency_runs": 50, "defect_recall": 0.5,
+        "at_target_frr_0.05": {"f1": 0.8, "false_reject_rate": 0.05, "defect_recall": 0.7}, "latency_ms_min": 9.0,
+        "latency_load_avg_before": [1.5, 1.0, 0.5], "latency_load_avg_after": [1.75, 1.0, 0.5],
+        "fewshot": {"10": 0.6, "50": 0.7}, "goals": GOALS,
+        "baselines": {"padim_same_features": {"image_auroc": 0.5, "pixel_auroc": 0.6}},
+        "settings": {"target_frr": 0.01}, "machine": {"cpu": "x86_64", "cores": 2},
+        "date": "2026-01-01T00:00:00+00:00", "command": "axline bench inspect", "wall_s": 1.0,
     }
-    out = tmp_path / "inspect.md"
-    write_markdown(result, out, "axline bench inspect --data X")
-    text = out.read_text()
-    assert "| image AUROC | 0.900 | 0.985 | 0.500 | 0.951 | 0.979 |" in text
-    assert "| latency p50 (ms) | 12.0 | 20.0 |  | 71.0 |  |" in text
+    text = render(result)
+    assert "| image AUROC | 0.900 | 0.985 | 0.500 |" in text
+    assert "| latency p50 (ms) | 12.0 | 20.0 |  |" in text
     assert "| 50 | 0.700 | — |" in text
+    assert "1.50 / 1.00 / 0.50" in text and "1.75 / 1.00 / 0.50" in text
+    assert "latency p50 ≤ 20.0 ms: met" in text and "image AUROC ≥ 0.985: NOT met" in text

@@ -236,10 +236,16 @@ def test_faults_none_has_no_ground_truth():
     assert line.faults == [] and line.active_faults() == []
 
 
-def test_auto_faults_cover_every_kind_after_the_warmup_with_gaps():
+def test_auto_faults_recur_for_every_kind_through_the_day_with_gaps():
     line = VirtualLine(seed=8, start_ns=T0, render_images=False)
     faults = line.faults
-    assert sorted(f.kind for f in faults) == sorted(FAULT_KINDS)
+    first_day = [f for f in faults if f.start_ns < T0 + 24 * 3600 * NS_PER_S]
+    kinds = [f.kind for f in first_day]
+    assert set(kinds) == set(FAULT_KINDS) and min(kinds.count(k) for k in FAULT_KINDS) >= 3
+    # spread over the day, not all in the first hours
+    assert max(f.start_ns for f in first_day) > T0 + 20 * 3600 * NS_PER_S
+    severities = {f.severity for f in faults}
+    assert len(severities) > 10 and min(severities) < 0.8 and max(severities) > 1.2
     assert faults[0].start_ns >= T0 + 600 * NS_PER_S
     for a, b in zip(faults[:-1], faults[1:], strict=True):
         assert b.start_ns - a.end_ns >= 600 * NS_PER_S

@@ -19,6 +19,7 @@ BENCHES = {
     "inspect": ("axline.bench.inspect", "visual inspection on magnetic tile"),
     "vfactory": ("axline.bench.vfactory", "the live monitors on the virtual factory against its ground truth"),
     "ingest": ("axline.bench.ingest", "ingest throughput: embedded and PostgreSQL historians, MQTT, OPC UA"),
+    "alarms": ("axline.bench.alarms", "alarm budget of the default detector on drifting streams"),
     "faults": ("axline.bench.faults", "the data path under faults: disk full, poison, hung peers, kill -9, bit rot"),
     "ui": ("axline.bench.ui", "history explorer draw time on a year of data, shift report render time"),
     "knowhow": ("axline.bench.knowhow", "case search in Korean and English, recurrence on the virtual factory, masking"),

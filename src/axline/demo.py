@@ -122,27 +122,14 @@ def read_truth(path: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def score_faults(faults: list[dict], events: list[Event], sim_end_ns: int, grace_s: float = 120.0) -> dict:
-    """Which injected faults an alarm caught: an alarm on the fault's asset (or naming one of its
-    tags) that opened between the fault's start and its end plus ``grace_s``."""
-    injected, detected, delays = [], [], []
-    alarms = [e for e in events if e.kind == "alarm"]
-    for f in faults:
-        if f["start_ns"] >= sim_end_ns:
-            continue  # scheduled after the run ended
-        injected.append(f)
-        tags = set(f.get("tags") or [])
-        hits = [e for e in alarms
-                if (e.source == f["asset"] or tags & set(e.data.get("tags", [])))
-                and f["start_ns"] <= e.data.get("raised_ts", e.ts) <= f["end_ns"] + int(grace_s * 1e9)]
-        if hits:
-            first = min(hits, key=lambda e: e.data.get("raised_ts", e.ts))
-            delay = (first.data.get("raised_ts", first.ts) - f["start_ns"]) / 1e9
-            detected.append({"kind": f["kind"], "asset": f["asset"], "event": first.id,
-                             "delay_s": round(delay, 1), "code": first.code})
-            delays.append(delay)
-    return {"injected": [{"kind": f["kind"], "asset": f["asset"]} for f in injected], "detected": detected,
-            "mean_delay_s": round(sum(delays) / len(delays), 1) if delays else None}
+def score_faults(faults: list[dict], events: list[Event], start_ns: int, sim_end_ns: int,
+                 grace_s: float = 300.0) -> dict:
+    """Strict scoring (``axline.sim.faults.score_alarms``): an alarm detects a fault only when it
+    opens between the fault's start and its end plus ``grace_s`` and names a signal the fault
+    moves; every other alarm is a false alarm."""
+    from axline.sim.faults import score_alarms
+
+    return score_alarms(faults, [e for e in events if e.kind == "alarm"], start_ns, sim_end_ns, grace_s)
 
 
 DEMO_USER = "demo"
@@ -165,7 +152,9 @@ def make_demo_user(security) -> tuple[str, str]:
 
 
 async def check_dashboard(url: str, user: str | None = None, password: str | None = None) -> dict[str, Any]:
-    """Fetch our own page and API over HTTP, as a browser would (logged in when a user is given)."""
+    """Fetch our own page and API over HTTP, as a browser would (logged in when a user is given), then
+    check that the page shows live values that change (rendered in headless Chromium when one is
+    available; ``axline.app.livecheck``)."""
     import aiohttp
 
     result: dict[str, Any] = {}
@@ -183,7 +172,11 @@ async def check_dashboard(url: str, user: str | None = None, password: str | Non
         for path in ("api/plant", "api/kpi", "api/status", "api/latest", "api/events"):
             async with s.get(url + path) as r:
                 result[path] = r.status == 200 and isinstance(await r.json(), dict)
-    result["ok"] = all(result.values())
+    from axline.app.livecheck import check_dashboard_live
+
+    live = await check_dashboard_live(url, user, password)
+    result["ok"] = all(result.values()) and live["ok"]
+    result["live"] = live
     return result
 
 
@@ -270,7 +263,8 @@ def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: flo
     h = svc.historian
     truth = read_truth(data_dir / "truth.jsonl")
     sim_end = svc.now_ns()
-    faults = score_faults(truth["fault"], h.events(kinds=["alarm"], limit=100000), sim_end)
+    start_ns = truth["start"][0]["start_ns"] if truth["start"] else sim_end
+    faults = score_faults(truth["fault"], h.events(kinds=["alarm"], limit=100000), start_ns, sim_end)
     kpis = svc.kpi_json()["lines"]
     parts_total = parts_rejected = 0
     for ln in svc.plant.lines:
@@ -283,14 +277,19 @@ def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: flo
                         parts_total += int(v)
                     else:
                         parts_rejected += int(v)
-    start_ns = truth["start"][0]["start_ns"] if truth["start"] else None
     return {
         "inspection": inspection_report(svc, truth["part"]),
         "readings_stored": h.count(),
         "tags": len(h.tags()),
         "events": h.event_counts(),
-        "faults_injected": len(faults["injected"]),
-        "faults_detected": len(faults["detected"]),
+        "faults_injected": faults["faults_injected"],
+        "faults_detected": faults["faults_detected"],
+        "alarms": faults["alarms"],
+        "precision": faults["precision"],
+        "recall": faults["recall"],
+        "mean_delay_s": faults["mean_delay_s"],
+        "false_alarms": faults["false_alarms"],
+        "false_alarms_per_hour": faults["false_alarms_per_hour"],
         "faults": faults,
         "parts_total": parts_total,
         "parts_rejected": parts_rejected,
@@ -300,7 +299,7 @@ def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: flo
         "dashboard": dashboard,
         "images_received": svc.images_received,
         "wall_s": round(wall_s, 1),
-        "simulated_s": round((sim_end - start_ns) / 1e9, 1) if start_ns else None,
+        "simulated_s": round((sim_end - start_ns) / 1e9, 1) if truth["start"] else None,
         "speed": args.speed,
         "seed": args.seed,
         "peak_rss_mb": {"service": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -337,6 +336,7 @@ def summary_text(r: dict) -> str:
                   f"{(v['latency_ms'] or {}).get('p50')} ms; ")
     return (f"axline demo: {r['readings_stored']:,} readings of {r['tags']} tags stored; "
             f"{r['parts_total']} parts, {r['parts_rejected']} rejected; OEE {oee}; "
-            f"faults detected {r['faults_detected']}/{r['faults_injected']}; "
+            f"faults detected {r['faults_detected']}/{r['faults_injected']}, "
+            f"{r['false_alarms']} false alarm(s) ({r['false_alarms_per_hour']:.2f} per simulated hour); "
             f"dashboard {'ok' if r['dashboard_ok'] else 'NOT ok'}; {vision}"
             f"peak RSS service {r['peak_rss_mb']['service']} MB, simulator {r['peak_rss_mb']['simulator']} MB")

@@ -22,7 +22,7 @@ import numpy as np
 from axline.plant import Camera
 
 log = logging.getLogger(__name__)
-MAX_REVIEW_ITEMS = 500  # reviewed parts the rates are computed on (the newest; each feedback re-judges them)
+MAX_REVIEW_ITEMS = 500  # reviewed parts the rates are computed on (the newest)
 
 
 class VisionStation:
@@ -42,8 +42,10 @@ class VisionStation:
         self.counts = {"pass": 0, "reject": 0}
         self.reviewed = {"confirmed_reject": 0, "false_reject": 0, "confirmed_pass": 0, "escape": 0}
         self.updates: deque[dict[str, Any]] = deque(maxlen=100)
-        # path, truth (good|defect), verdict when shown; the newest reviews (re-judged on every feedback)
+        # truth (good|defect), the verdict given when the part was inspected, and the model version
+        # that gave it (0 = as trained; +1 at every feedback update); the newest reviews
         self.review_items: deque[dict[str, Any]] = deque(maxlen=MAX_REVIEW_ITEMS)
+        self.model_version = 0
         self.rates: dict[str, Any] | None = None
 
     def inspect(self, path: Path, image: np.ndarray) -> dict[str, Any]:
@@ -52,12 +54,13 @@ class VisionStation:
         t0 = time.perf_counter()
         with self._lock:
             v = self.inspector.inspect(image)
+            version = self.model_version
         ms = (time.perf_counter() - t0) * 1000
         self.inspect_ms.append(ms)
         self.counts[v.verdict] = self.counts.get(v.verdict, 0) + 1
         heat = self.heatmap_dir / (path.stem + ".png")
         return {"score": round(float(v.score), 5), "verdict": v.verdict, "threshold": round(float(v.threshold), 5),
-                "inspect_ms": round(ms, 1), "heatmap_url": f"/heatmaps/{self.camera.id}/{heat.name}",
+                "inspect_ms": round(ms, 1), "model_version": version, "heatmap_url": f"/heatmaps/{self.camera.id}/{heat.name}",
                 "image_url": f"/camera/{self.camera.id}/{path.name}", "_map": v.anomaly_map}
 
     def write_heatmap(self, path: Path, image: np.ndarray, result: dict[str, Any]) -> None:
@@ -89,8 +92,8 @@ class VisionStation:
             key = "escape" if verdict == "overruled" else "confirmed_pass"
         self.reviewed[key] += 1
         truth = "good" if key in ("false_reject", "confirmed_pass") else "defect"
-        if path and os.path.exists(path):
-            self.review_items.append({"path": path, "truth": truth, "before": was})
+        self.review_items.append({"truth": truth, "verdict": was,
+                                  "model_version": int(event_data.get("model_version", 0) or 0)})
         good = [path] if key == "false_reject" else []
         defects = [path] if key in ("escape", "confirmed_reject") else []
         if not (good or defects) or not path or not os.path.exists(path):
@@ -102,38 +105,30 @@ class VisionStation:
         new = Inspector.load(self.model_path)
         with self._lock:
             self.inspector = new
+            self.model_version += 1
         stats = {k: v for k, v in stats.items() if isinstance(v, int | float | str | bool | dict | list | None)}
         self.updates.append({"ts": time.time_ns(), "kind": key, **stats})
         self.rates = self._rates()
         return {"learned": True, "kind": key, "stats": stats, "reviewed": dict(self.reviewed), "rates": self.rates}
 
     def _rates(self) -> dict[str, Any]:
-        """False-reject and escape rates on the parts operators reviewed: as verdicted at the time
-        (before) and as the current model judges the same images (after)."""
-        from axline.camera import read_image
+        """False-reject and escape rates of the reviewed parts, each counted with the verdict it got
+        when it was inspected: *before* = parts inspected by the model as trained, *after* = parts
+        inspected after at least one feedback update. No image is scored again (re-scoring the very
+        images an update learnt from would make "after" right by construction)."""
 
-        goods = [r for r in self.review_items if r["truth"] == "good"]
-        defects = [r for r in self.review_items if r["truth"] == "defect"]
-        now: dict[str, str] = {}
-        for r in self.review_items:
-            try:
-                img = read_image(Path(r["path"]))
-            except ValueError:
-                continue
-            with self._lock:
-                now[r["path"]] = self.inspector.inspect(img).verdict
+        def rate(items: list[dict[str, Any]], truth: str, bad: str) -> float | None:
+            judged = [r for r in items if r["truth"] == truth]
+            return round(sum(r["verdict"] == bad for r in judged) / len(judged), 3) if judged else None
 
-        def rate(items, bad_verdict, key):
-            judged = [r for r in items if key(r) is not None]
-            return round(sum(key(r) == bad_verdict for r in judged) / len(judged), 3) if judged else None
-
-        return {
-            "n_good": len(goods), "n_defect": len(defects),
-            "before": {"false_reject_rate": rate(goods, "reject", lambda r: r["before"]),
-                       "escape_rate": rate(defects, "pass", lambda r: r["before"])},
-            "after": {"false_reject_rate": rate(goods, "reject", lambda r: now.get(r["path"])),
-                      "escape_rate": rate(defects, "pass", lambda r: now.get(r["path"]))},
-        }
+        out: dict[str, Any] = {"n_good": sum(r["truth"] == "good" for r in self.review_items),
+                               "n_defect": sum(r["truth"] == "defect" for r in self.review_items),
+                               "model_version": self.model_version}
+        for name, items in (("before", [r for r in self.review_items if r["model_version"] == 0]),
+                            ("after", [r for r in self.review_items if r["model_version"] > 0])):
+            out[name] = {"parts": len(items), "false_reject_rate": rate(items, "good", "reject"),
+                         "escape_rate": rate(items, "defect", "pass")}
+        return out
 
     def status(self) -> dict[str, Any]:
         lat = np.array(self.latencies_ms) if self.latencies_ms else None

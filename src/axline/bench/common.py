@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "bench_header",
     "command_line",
+    "load_average",
+    "page",
+    "publish",
     "machine_info",
     "markdown_table",
     "peak_rss_mb",
@@ -62,12 +66,44 @@ def machine_info() -> dict[str, Any]:
 
 
 def command_line() -> str:
-    """The command that started this process, shell-quoted."""
+    """The command that started this process, shell-quoted, as ``axline bench NAME ...``."""
     argv = list(sys.argv)
-    if argv and argv[0].endswith(".py") and "bench" in argv[0]:
-        mod = Path(argv[0]).with_suffix("").name
-        argv = ["python", "-m", f"axline.bench.{mod}", *argv[1:]]
+    if argv and argv[0].endswith(".py") and "bench" in Path(argv[0]).parts:
+        argv = ["axline", "bench", Path(argv[0]).with_suffix("").name, *argv[1:]]
+    elif argv and (Path(argv[0]).name in ("axline", "cli.py", "__main__.py")):
+        argv = ["axline", *argv[1:]]
     return " ".join(shlex.quote(a) for a in argv)
+
+
+def load_average() -> list[float]:
+    """The machine's 1-, 5- and 15-minute load averages (empty where the OS has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return []
+
+
+def bench_header(name: str) -> dict[str, Any]:
+    """The first keys of every benchmark's JSON: name, date, command, machine, load at the start."""
+    return {"benchmark": name, "date": utc_now(), "command": command_line(), "machine": machine_info(),
+            "load_avg_start": load_average()}
+
+
+def publish(result: dict[str, Any], json_path: str | Path | None, md_path: str | Path | None,
+            render: Any) -> str:
+    """Finish a run: record the load at the end, write the JSON, then the page rendered *from that
+    JSON* (so the page can always be regenerated from it, and a test checks that it is). Returns
+    the page."""
+    result.setdefault("load_avg_end", load_average())
+    text = json.dumps(result, indent=2, default=_jsonable) + "\n"
+    md = render(json.loads(text))
+    for path, body in ((json_path, text), (md_path, md)):
+        if path is None:
+            continue
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(body, encoding="utf-8")
+    return md
 
 
 def require_dir(path: str | Path, what: str) -> Path:
@@ -93,6 +129,8 @@ def write_json(path: str | Path | None, obj: dict[str, Any]) -> None:
 def _jsonable(o: Any) -> Any:
     import numpy as np
 
+    if isinstance(o, np.bool_):
+        return bool(o)
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
@@ -121,29 +159,41 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(out)
 
 
+def _loads(v: Any) -> str:
+    return " / ".join(f"{x:.2f}" for x in v) if v else "unknown"
+
+
+def page(title: str, sections: Sequence[tuple[str, str]], result: dict[str, Any]) -> str:
+    """A benchmark page from its JSON: title, date, machine, command, wall time, the machine's load
+    average (1 / 5 / 15 min) at the start and end of the run, then (heading, body) sections."""
+    m = result.get("machine", {})
+    head = [
+        f"# {title}",
+        "",
+        f"- Date (UTC): {result.get('date')}",
+        f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, {m.get('os')}, "
+        f"Python {m.get('python')}",
+        f"- Command: `{result.get('command')}`",
+        f"- Wall time: {result.get('wall_s', float('nan')):.1f} s; peak RSS {result.get('peak_rss_mb', 0):.0f} MiB",
+        f"- Load average (1 / 5 / 15 min) at the start: {_loads(result.get('load_avg_start'))}; "
+        f"at the end: {_loads(result.get('load_avg_end'))}",
+        "",
+    ]
+    body = []
+    for heading, text in sections:
+        body += [f"## {heading}", "", text.rstrip(), ""]
+    return "\n".join(head + body)
+
+
 def write_markdown(
     path: str | Path | None,
     title: str,
     sections: Sequence[tuple[str, str]],
     result: dict[str, Any],
 ) -> None:
-    """Write a benchmark page: title, machine/date/command, then (heading, body) sections."""
+    """Write a page made by ``page`` (for callers that have no JSON to render from)."""
     if path is None:
         return
-    m = result.get("machine", machine_info())
-    head = [
-        f"# {title}",
-        "",
-        f"- Date (UTC): {result.get('date', utc_now())}",
-        f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, {m.get('os')}, "
-        f"Python {m.get('python')}",
-        f"- Command: `{result.get('command', command_line())}`",
-        f"- Wall time: {result.get('wall_s', float('nan')):.1f} s; peak RSS {result.get('peak_rss_mb', 0):.0f} MiB",
-        "",
-    ]
-    body = []
-    for heading, text in sections:
-        body += [f"## {heading}", "", text.rstrip(), ""]
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("\n".join(head + body), encoding="utf-8")
+    p.write_text(page(title, sections, result), encoding="utf-8")

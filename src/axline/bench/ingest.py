@@ -9,8 +9,9 @@ Parts (each runs in its own child process, so its peak memory is its own):
   plain table without index, and into a table shaped like the backend's (partitioned by day,
   index on (tag_id, ts)). ``postgres_vs_copy`` is the backend over the plain-table COPY.
 - ``mqtt``: ``--mqtt-messages`` JSON messages (one reading each, topic = tag path) published to a
-  Mosquitto broker, received by a paho-mqtt subscriber that decodes them, batches them and appends
-  to the embedded historian; messages/s from the first publish to the last append.
+  Mosquitto broker, received by axline's ``MqttConnector`` (the connector `axline serve` runs),
+  whose batches are appended to the embedded historian; messages/s from the first publish to the
+  last append.
 - ``opcua``: an asyncua server (own process) with N tags that all change once a second, and the
   axline ``OpcUaConnector`` subscribed to all of them; delivered fraction, lag (receive time minus
   the server's source timestamp) and the client's CPU use, for each N of ``--opcua-tags``.
@@ -28,7 +29,6 @@ import multiprocessing as mp
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,13 +37,11 @@ import numpy as np
 
 from axline.batch import Batch
 from axline.bench.common import (
-    command_line,
-    machine_info,
+    bench_header,
     markdown_table,
+    page,
     peak_rss_mb,
-    utc_now,
-    write_json,
-    write_markdown,
+    publish,
 )
 
 log = logging.getLogger(__name__)
@@ -69,11 +67,12 @@ METHOD = """\
   by day, btree index on (tag_id, ts)). `postgres_vs_copy` is backend / (a); (b) isolates what the
   backend adds on top of PostgreSQL's own work.
 - MQTT: {mqtt_publishers} publisher process(es) offer {mqtt_messages:,} JSON messages
-  (`{{"ts": ns, "v": value}}`, QoS 0, topic = tag path, {mqtt_tags:,} topics) paced at
-  {mqtt_rate:,.0f} msgs/s to the broker at {mqtt_host}:{mqtt_port}; one paho-mqtt subscriber decodes
-  them, batches 5,000 at a time and appends to the embedded historian. msgs/s = readings stored /
-  (last arrival - first publish). A QoS 0 subscriber that falls behind loses messages at the broker,
-  so the delivered fraction is part of the result.
+  (`{{"ts": ns, "value": v}}`, QoS 0, topic = tag path, {mqtt_tags:,} topics) paced at
+  {mqtt_rate:,.0f} msgs/s to the broker at {mqtt_host}:{mqtt_port}; axline's `MqttConnector`
+  (connect/mqtt.py: paho network thread, JSON payload mapping per tag, batches handed to the asyncio
+  loop every 50 ms) subscribes with QoS 0 and its sink appends each batch to the embedded historian.
+  msgs/s = readings stored / (last append - first publish). A QoS 0 subscriber that falls behind
+  loses messages at the broker, so the delivered fraction is part of the result.
 - OPC UA: an asyncua server in its own process, N Double variables all written once a second with a
   source timestamp; the axline `OpcUaConnector` (publishing interval 200 ms) subscribed to all N in
   this process. After the subscription is set up and its start-up backlog has drained, a window of
@@ -186,109 +185,90 @@ def part_postgres(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def part_mqtt(args: argparse.Namespace) -> dict[str, Any]:
-    import paho.mqtt.client as mqtt
-
+    """MQTT end to end through axline's own ``MqttConnector`` (connect/mqtt.py): publisher processes
+    -> broker -> connector (paho thread, JSON parsing, batching) -> sink -> embedded historian."""
+    from axline.connect.mqtt import MqttConnector
     from axline.historian.embedded import EmbeddedHistorian
+    from axline.plant import Source, Tag
 
     n_msgs, n_tags = args.mqtt_messages, args.mqtt_tags
     paths = [f"bench/mqtt/line1/cell{j % 10}/asset{j}/signal" for j in range(n_tags)]
-    lookup = {p: i for i, p in enumerate(paths)}
+    tags = [Tag(path=p, signal="signal", unit="", lo=-1e12, hi=1e12, period_s=0.001, source=Source("mqtt", p))
+            for p in paths]
     folder = tempfile.mkdtemp(prefix="axline-bench-mqtt-", dir=args.workdir)
     h = EmbeddedHistorian(os.path.join(folder, "h"), fsync="interval")
-    received = 0
-    done = threading.Event()
-    pending: list[tuple[int, int, float]] = []
-    lock = threading.Lock()
+    conn = MqttConnector("bench-mqtt", {"host": args.mqtt_host, "port": args.mqtt_port, "qos": 0,
+                                        "subscribe": ["bench/mqtt/#"], "client_id": f"axline-bench-{os.getpid()}"},
+                         tags)
     timing: dict[str, float] = {}
+    stored = 0
 
-    def flush() -> None:
-        nonlocal pending
-        with lock:
-            chunk, pending = pending, []
-        if chunk:
-            a = np.array(chunk, dtype=[("i", np.int32), ("t", np.int64), ("v", np.float64)])
-            h.append(Batch(paths, a["i"], a["t"], a["v"]))
-
-    def on_message(_c: Any, _u: Any, msg: Any) -> None:
-        nonlocal received
-        d = json.loads(msg.payload)
-        i = lookup.get(msg.topic)
-        if i is None:
-            return
-        with lock:
-            pending.append((i, d["ts"], d["v"]))
-            full = len(pending) >= 5000
-        received += 1
+    def sink(batch: Batch) -> None:
+        nonlocal stored
+        h.append(batch)
+        stored += len(batch)
         timing["last"] = time.perf_counter()
-        if full:
-            flush()
-        if received == n_msgs:
-            done.set()
 
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"axline-bench-sub-{os.getpid()}")
-    sub.on_message = on_message
-    subscribed = threading.Event()
-    sub.on_subscribe = lambda *a: subscribed.set()
-    sub.connect(args.mqtt_host, args.mqtt_port)
-    sub.subscribe("bench/mqtt/#", qos=0)
-    sub.loop_start()
-    if not subscribed.wait(10):
-        raise RuntimeError(f"no SUBACK from the MQTT broker at {args.mqtt_host}:{args.mqtt_port}")
     ctx = mp.get_context("spawn")
     go = ctx.Event()
     k = args.mqtt_publishers
     shares = [n_msgs // k + (1 if j < n_msgs % k else 0) for j in range(k)]
     published = [ctx.Value("d", 0.0, lock=False) for _ in range(k)]
-    pubs = [
-        ctx.Process(
-            target=_mqtt_publisher,
-            args=(
-                args.mqtt_host,
-                args.mqtt_port,
-                paths,
-                sum(shares[:j]),
-                shares[j],
-                args.mqtt_rate / k,
-                go,
-                published[j],
-            ),
-            daemon=True,
-        )
-        for j in range(k)
-    ]
-    for p in pubs:
-        p.start()
+    pubs = [ctx.Process(target=_mqtt_publisher, args=(args.mqtt_host, args.mqtt_port, paths, sum(shares[:j]),
+                                                      shares[j], args.mqtt_rate / k, go, published[j]), daemon=True)
+            for j in range(k)]
+
+    async def main() -> tuple[float, bool]:
+        task = asyncio.create_task(conn.run(sink))
+        try:
+            t_wait = time.perf_counter()
+            while conn.state != "connected":
+                if time.perf_counter() - t_wait > 15:
+                    raise RuntimeError(f"the MQTT connector did not connect to {args.mqtt_host}:{args.mqtt_port}: "
+                                       f"{conn.last_error}")
+                await asyncio.sleep(0.05)
+            for p in pubs:
+                p.start()
+            await asyncio.sleep(2.0 + n_msgs / 200_000)  # publishers connect and encode their messages
+            t = time.perf_counter()
+            go.set()
+            deadline = t + n_msgs / args.mqtt_rate + 30.0
+            while stored < n_msgs and time.perf_counter() < deadline:
+                await asyncio.sleep(0.05)
+            ok = stored >= n_msgs
+            if not ok:  # some were dropped on the way: wait until nothing has arrived for 2 s
+                while time.perf_counter() - timing.get("last", t) < 2.0:
+                    await asyncio.sleep(0.2)
+            return t, ok
+        finally:
+            conn.stop()
+            await task
+
     try:
-        time.sleep(2.0 + n_msgs / 200_000)  # let the publishers connect and encode their messages
-        t = time.perf_counter()
-        go.set()
-        ok = done.wait(n_msgs / args.mqtt_rate + 30.0)
-        if not ok:  # some were dropped on the way: wait until nothing has arrived for 2 s
-            while time.perf_counter() - timing.get("last", t) < 2.0:
-                time.sleep(0.2)
-        flush()
+        t, ok = asyncio.run(main())
         el = timing.get("last", time.perf_counter()) - t
-        stored = h.count()
+        count = h.count()
         timing["published_s"] = max(v.value for v in published)
     finally:
         for p in pubs:
-            p.join(30)
-            if p.is_alive():
-                p.terminate()
-        sub.loop_stop()
-        sub.disconnect()
+            if p.pid is not None:
+                p.join(30)
+                if p.is_alive():
+                    p.terminate()
         h.close()
         shutil.rmtree(folder, ignore_errors=True)
     return {
+        "path": "axline.connect.mqtt.MqttConnector -> embedded historian",
         "messages": n_msgs,
-        "received": received,
-        "stored": stored,
+        "received": conn.messages,
+        "stored": count,
+        "dead_letters": conn.dead_letters.count,
         "all_arrived": ok,
         "seconds": el,
         "publish_s": timing["published_s"],
         "offered_msgs_per_s": args.mqtt_rate,
-        "delivered_fraction": stored / n_msgs,
-        "mqtt_msgs_per_s": stored / el,
+        "delivered_fraction": count / n_msgs,
+        "mqtt_msgs_per_s": count / el,
     }
 
 
@@ -306,7 +286,7 @@ def _mqtt_publisher(
     vals = np.random.default_rng(first).normal(size=count).tolist()
     n_tags = len(paths)
     msgs = [
-        (paths[k % n_tags], json.dumps({"ts": T0 + k * 1000, "v": vals[k - first]}).encode())
+        (paths[k % n_tags], json.dumps({"ts": T0 + k * 1000, "value": vals[k - first]}).encode())
         for k in range(first, first + count)
     ]
     go.wait(60)
@@ -402,7 +382,7 @@ def part_opcua_one(args: argparse.Namespace, n_tags: int) -> dict[str, Any]:
                 "timeout_s": 60.0,
             }
         )
-        if args.opcua_watchdog_s is not None:  # measurement aid until the connector sets it (see Notes)
+        if args.opcua_watchdog_s is not None:  # a measurement aid: the connector as configured otherwise
             import functools
 
             import axline.connect.opcua as opcua_module
@@ -531,7 +511,8 @@ def _fmt(v: Any, digits: int = 0) -> str:
     return f"{v:,.{digits}f}"
 
 
-def report(result: dict[str, Any], table: str | None) -> None:
+def render(result: dict[str, Any]) -> str:
+    """The Markdown page of an ingest result (from its JSON alone)."""
     parts = result["parts"]
     rows = []
     e = parts.get("embedded", {})
@@ -583,20 +564,11 @@ def report(result: dict[str, Any], table: str | None) -> None:
                 "",
             ]
         )
-        rows.append(
-            [
-                "backend / raw COPY (same table shape)",
-                _fmt(pg["postgres_vs_copy_indexed"], 2),
-                "(≥ 0.8)",
-                "yes" if pg["postgres_vs_copy_indexed"] >= 0.8 else "no",
-                "",
-            ]
-        )
     m = parts.get("mqtt", {})
     if "mqtt_msgs_per_s" in m:
         rows.append(
             [
-                "MQTT → embedded historian",
+                "MQTT (axline MqttConnector) → embedded historian",
                 f"{_fmt(m['mqtt_msgs_per_s'])} msgs/s ({m['stored']:,}/{m['messages']:,} arrived)",
                 "≥ 20,000 msgs/s",
                 "yes" if m["mqtt_msgs_per_s"] >= 2e4 else "no",
@@ -654,9 +626,7 @@ def report(result: dict[str, Any], table: str | None) -> None:
             )
         )
     sections.append(("How it is measured", METHOD.format(**result["config"])))
-    if result.get("notes"):
-        sections.append(("Notes", result["notes"]))
-    write_markdown(table, "Ingest benchmark", sections, result)
+    return page("Ingest benchmark", sections, result)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -664,14 +634,11 @@ def run(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     parts = [p for p in PARTS if p not in (args.skip or [])]
     fns = {"embedded": part_embedded, "postgres": part_postgres, "mqtt": part_mqtt, "opcua": part_opcua}
-    result: dict[str, Any] = {
-        "benchmark": "ingest",
-        "date": utc_now(),
-        "machine": machine_info(),
-        "command": command_line(),
-        "config": {k: v for k, v in vars(args).items() if k not in ("bench_run", "func")},
+    result: dict[str, Any] = bench_header("ingest")
+    result.update({
+        "config": {k: v for k, v in vars(args).items() if k not in ("bench_run", "func", "json", "table")},
         "parts": {},
-    }
+    })
     for name in parts:
         print(f"ingest: {name} ...", flush=True)
         result["parts"][name] = run_part(fns[name], args)
@@ -687,27 +654,15 @@ def run(args: argparse.Namespace) -> int:
         for k, v in opc.items()
         if isinstance(v, dict) and "error" not in v
     }
-    result["wall_s"] = time.perf_counter() - t
-    result["peak_rss_mb"] = max([peak_rss_mb()] + [v.get("peak_rss_mb", 0) for v in p.values()])
-    result["notes"] = _read_notes(args.notes_file)
-    write_json(args.json, result)
-    report(result, args.table)
+    result["wall_s"] = round(time.perf_counter() - t, 2)
+    result["peak_rss_mb"] = round(max([peak_rss_mb()] + [v.get("peak_rss_mb", 0) for v in p.values()]), 1)
+    publish(result, args.json, args.table, render)
     return 0
-
-
-def _read_notes(path: str | None) -> str:
-    if not path:
-        return ""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as e:
-        raise SystemExit(f"error: --notes-file {path!r} cannot be read ({e})") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of ``axline bench ingest``."""
-    parser.add_argument("--json", default=None, help="write the results as JSON here")
+    parser.add_argument("--json", default="benchmarks/ingest.json", help="write the results as JSON here")
     parser.add_argument("--table", default="benchmarks/ingest.md", help="write the Markdown table here")
     parser.add_argument("--skip", nargs="*", choices=PARTS, default=[], help="parts to leave out")
     parser.add_argument("--points", type=int, default=3_000_000, help="readings into the embedded historian")
@@ -741,9 +696,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workdir", default=None, help="folder for temporary historians (default: system tmp)"
-    )
-    parser.add_argument(
-        "--notes-file", default=None, help="Markdown file whose text becomes the Notes section of the table"
     )
 
 

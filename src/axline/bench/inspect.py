@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +26,6 @@ import numpy as np
 DEFECT_CLASSES = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 FEWSHOT_SIZES = (10, 50, 100, 200)
 GOALS = {"image_auroc": 0.985, "pixel_auroc": 0.97, "latency_ms_p50": 20.0, "latency_ms_p99": 50.0}
-ANCHORS = {
-    "patchcore_published_wrn50": {
-        "what": "PatchCore as published on magnetic tile (Wide-ResNet-50)",
-        "image_auroc": 0.979,
-    },
-    "anomalib_2.7_patchcore_lite0": {
-        "what": "anomalib 2.7 PatchCore, same EfficientNet-Lite0 weights and split, coreset 0.005, "
-        "measured on this machine (figures from the issue)",
-        "image_auroc": 0.951,
-        "pixel_auroc": 0.812,
-        "latency_ms_p50": 71.0,
-        "latency_ms_p99": 78.0,
-        "train_s": 851.0,
-        "peak_rss_mb": 4600.0,
-    },
-}
-
 LATENCY_SCRIPT = r"""
 import json, os, resource, sys, time
 sys.modules["torch"] = None  # the deployable path must not need torch
@@ -57,7 +38,7 @@ imgs = [np.asarray(Image.open(p).convert("L").resize((256, 256), Image.BILINEAR)
 ins = Inspector.load(model, threads=2)
 for i in range(warm):
     ins.inspect(imgs[i % len(imgs)])
-load_before = os.getloadavg()[0]
+load_before = [round(v, 2) for v in os.getloadavg()]
 times = []
 for i in range(n):
     t = time.perf_counter()
@@ -67,7 +48,7 @@ for i in range(n):
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")]
 peak = float(hwm[0].split()[1]) / 1024.0 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 print(json.dumps({"times_ms": times, "peak_rss_mb": peak,
-                  "load_avg_1m": [load_before, os.getloadavg()[0]]}))
+                  "load_avg_before": load_before, "load_avg_after": [round(v, 2) for v in os.getloadavg()]}))
 """
 
 
@@ -163,13 +144,15 @@ def _latency(model_path: Path, images: list[Path], n: int, warmup: int) -> dict[
     data = json.loads(res.stdout.strip().splitlines()[-1])
     t = np.asarray(data["times_ms"])
     return {
-        "latency_ms_p50": float(np.percentile(t, 50)),
-        "latency_ms_p99": float(np.percentile(t, 99)),
-        "latency_ms_mean": float(t.mean()),
-        "inference_peak_rss_mb": float(data["peak_rss_mb"]),
-        "latency_ms_min": float(t.min()),
+        "latency_ms_p50": round(float(np.percentile(t, 50)), 2),
+        "latency_ms_p99": round(float(np.percentile(t, 99)), 2),
+        "latency_ms_mean": round(float(t.mean()), 2),
+        "latency_ms_min": round(float(t.min()), 2),
+        "inference_peak_rss_mb": round(float(data["peak_rss_mb"]), 1),
         "latency_runs": int(len(t)),
-        "latency_load_avg_1m": max(data["load_avg_1m"]),
+        "latency_warmup_runs": int(warmup),
+        "latency_load_avg_before": data["load_avg_before"],
+        "latency_load_avg_after": data["load_avg_after"],
     }
 
 
@@ -277,7 +260,7 @@ def run_benchmark(
     result["fewshot"] = curve
     result["fewshot_train_s"] = fewshot_train_s
 
-    baselines: dict[str, Any] = {k: dict(v) for k, v in ANCHORS.items()}
+    baselines: dict[str, Any] = {}
     if padim:
         t0 = time.perf_counter()
         train_feats = np.stack([inspector.features(preprocess(load_image(p), prep)[None])[0] for p in train])
@@ -303,11 +286,6 @@ def run_benchmark(
         "pixel_auroc_stride": pixel_stride, "n_train": len(train), "n_test_good": len(test_good),
         "n_test_defect": len(defects),
     }
-    result["machine"] = {
-        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-        "python": platform.python_version(), "load_avg_1m_at_end": os.getloadavg()[0],
-    }
-    result["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     return result
 
 
@@ -319,10 +297,25 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def write_markdown(result: dict[str, Any], path: Path, command: str) -> None:
-    """Write the benchmark table ``benchmarks/inspect.md``."""
-    a = result["baselines"]["anomalib_2.7_patchcore_lite0"]
-    pub = result["baselines"]["patchcore_published_wrn50"]
+def _loads(v: Any) -> str:
+    return " / ".join(f"{x:.2f}" for x in v) if v else "unknown"
+
+
+def render_latency(r: dict[str, Any]) -> str:
+    """One paragraph on the latency measurement, from the result's latency keys."""
+    return (f"The torch-free ONNX path (`Inspector.inspect`: preprocessing, backbone, nearest-neighbour "
+            f"search, anomaly map) on 256 x 256 grey images, batch 1, 2 threads, in a separate process "
+            f"with torch blocked: {r['latency_runs']} runs after {r.get('latency_warmup_runs', 10)} warm-up "
+            f"runs; p50 {r['latency_ms_p50']:.1f} ms, p99 {r['latency_ms_p99']:.1f} ms, mean "
+            f"{r['latency_ms_mean']:.1f} ms, fastest {r['latency_ms_min']:.1f} ms; inference process peak RSS "
+            f"{r['inference_peak_rss_mb']:.0f} MB. Load average (1 / 5 / 15 min) just before the runs "
+            f"{_loads(r.get('latency_load_avg_before'))}, just after {_loads(r.get('latency_load_avg_after'))}.")
+
+
+def render(result: dict[str, Any]) -> str:
+    """The benchmark page ``benchmarks/inspect.md`` (from the JSON alone)."""
+    from axline.bench.common import page
+
     pd = result["baselines"].get("padim_same_features", {})
     g = result["goals"]
     rows = [
@@ -335,70 +328,54 @@ def write_markdown(result: dict[str, Any], path: Path, command: str) -> None:
         ("training time (s)", "train_s", 1, None),
         ("peak memory, training (MB)", "peak_rss_mb", 0, None),
     ]
-    lines = [
-        "# Visual inspection benchmark: magnetic tile",
-        "",
-        f"- date: {result['date']}",
-        f"- machine: {result['machine']['cpu']}, {result['machine']['cores']} cores (shared with other "
-        f"jobs while measured; 1-minute load average at the end {result['machine']['load_avg_1m_at_end']:.1f})",
-        f"- command: `{command}`",
-        "- protocol: MT_Free sorted, index % 5 == 0 → test, the rest train; all defect images are test; "
-        "masks > 127",
-        f"- axline settings: {json.dumps(result['settings'])}",
-        f"- memory bank {result['bank_size']} patches × {result['feature_dim']} dims; model file "
-        f"{result['model_bytes'] / 1e6:.1f} MB; inference process peak RSS "
-        f"{result['inference_peak_rss_mb']:.0f} MB",
-        f"- threshold calibrated for a 1 % false-reject rate on the held-out good training images: defect "
-        f"recall {result['defect_recall']:.3f}. Calibrated for 5 % instead (same model): F1 "
-        f"{result['at_target_frr_0.05']['f1']:.3f}, false-reject rate "
-        f"{result['at_target_frr_0.05']['false_reject_rate']:.3f}, defect recall "
-        f"{result['at_target_frr_0.05']['defect_recall']:.3f}",
-        "",
-        "| figure | axline | goal | PaDiM-style (same features) | anomalib 2.7 PatchCore, Lite0 | "
-        "PatchCore published (WRN-50) |",
-        "|---|---|---|---|---|---|",
-    ]
+    table = ["| figure | axline | goal | PaDiM-style (same features, this run) |", "|---|---|---|---|"]
     for label, key, digits, goal in rows:
-        lines.append(
-            f"| {label} | {_fmt(result.get(key), digits)} | {_fmt(goal, digits) if goal is not None else ''} | "
-            f"{_fmt(pd.get(key), digits) if key in pd else ''} | {_fmt(a.get(key), digits)} | "
-            f"{_fmt(pub.get(key), digits) if key in pub else ''} |"
-        )
+        table.append(f"| {label} | {_fmt(result.get(key), digits)} | "
+                     f"{_fmt(goal, digits) if goal is not None else ''} | "
+                     f"{_fmt(pd.get(key), digits) if key in pd else ''} |")
     checks = [
         (f"image AUROC ≥ {g['image_auroc']}", result["image_auroc"] >= g["image_auroc"]),
         (f"pixel AUROC ≥ {g['pixel_auroc']}", result["pixel_auroc"] >= g["pixel_auroc"]),
         (f"latency p50 ≤ {g['latency_ms_p50']} ms", result["latency_ms_p50"] <= g["latency_ms_p50"]),
         (f"latency p99 ≤ {g['latency_ms_p99']} ms", result["latency_ms_p99"] <= g["latency_ms_p99"]),
     ]
-    lines += ["", "Goals: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks) + "."]
-    lines += ["", "Few-shot curve (image AUROC by number of training images, 20 % of them held out to "
-              "calibrate; training time includes building and exporting the backbone; goal: 200 images "
-              "in ≤ 60 s):", "",
-              "| training images | image AUROC | training time (s) |", "|---|---|---|"]
-    train_times = {**result.get("fewshot_train_s", {}), str(result["settings"].get("n_train", "")): result["train_s"]}
+    goals = "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks) + "."
+    st = result["settings"]
+    protocol = "\n".join([
+        "- MT_Free sorted, index % 5 == 0 → test, the rest train; all defect images are test; masks > 127.",
+        f"- axline settings: {json.dumps(st)}",
+        f"- Memory bank {result['bank_size']} patches × {result['feature_dim']} dims; model file "
+        f"{result['model_bytes'] / 1e6:.1f} MB.",
+        f"- Threshold set for a {100 * st['target_frr']:g} % false-reject rate on held-out good *training* images "
+        f"(test images only score): defect recall {result['defect_recall']:.3f}. Set for 5 % instead (same "
+        f"model): F1 {result['at_target_frr_0.05']['f1']:.3f}, false-reject rate "
+        f"{result['at_target_frr_0.05']['false_reject_rate']:.3f}, defect recall "
+        f"{result['at_target_frr_0.05']['defect_recall']:.3f}.",
+        "- The PaDiM-style column is measured in this run on the same features and split; no other peer "
+        "was run.",
+    ])
+    few = ["| training images | image AUROC | training time (s) |", "|---|---|---|"]
+    train_times = {**result.get("fewshot_train_s", {}), str(st.get("n_train", "")): result["train_s"]}
     for k, v in result["fewshot"].items():
-        lines.append(f"| {k} | {v:.3f} | {_fmt(train_times.get(k), 1)} |")
-    lines += [
-        "",
-        "Latency: the torch-free ONNX path (`Inspector.inspect`: preprocessing, backbone, exact "
-        "nearest-neighbour search, anomaly map) on 256 × 256 grey images, batch 1, 2 threads, in a "
-        "separate process with torch blocked; "
-        f"{result['latency_runs']} runs after 10 warm-up runs; fastest run "
-        f"{result['latency_ms_min']:.1f} ms. The 2-core machine was shared with other engineers' jobs "
-        f"(1-minute load average up to {result['latency_load_avg_1m']:.1f} during the runs), so p50 and "
-        "p99 are pessimistic; the fastest run shows what the path does when it gets the cores.",
-        "",
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), encoding="utf-8")
+        few.append(f"| {k} | {v:.3f} | {_fmt(train_times.get(k), 1)} |")
+    return page("Visual inspection benchmark: magnetic tile", [
+        ("Results", "\n".join(table) + "\n\nGoals: " + goals),
+        ("Latency", render_latency(result)),
+        ("Few-shot curve (image AUROC by number of training images; 20 % of them held out to calibrate)",
+         "\n".join(few)),
+        ("Protocol", protocol),
+    ], result)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``axline bench inspect``."""
-    parser.add_argument("--data", required=True, type=Path, help="the magnetic_tile dataset folder")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    parser.add_argument("--markdown", type=Path, default=Path("benchmarks/inspect.md"),
-                        help="benchmark table to write (default benchmarks/inspect.md)")
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/magnetic_tile"),
+                        help="the magnetic_tile dataset folder")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="write the results here (default benchmarks/inspect.json; with --latency-only: "
+                             "stdout unless given)")
+    parser.add_argument("--markdown", "--table", dest="markdown", type=Path, default=Path("benchmarks/inspect.md"),
+                        help="benchmark page to write (default benchmarks/inspect.md)")
     parser.add_argument("--coreset-ratio", type=float, default=0.05)
     parser.add_argument("--max-bank", type=int, default=8000)
     parser.add_argument("--target-frr", type=float, default=0.01)
@@ -418,6 +395,10 @@ def run(args: argparse.Namespace) -> int:
     if args.latency_runs < 10 or args.pixel_stride < 1:
         print("error: --latency-runs must be >= 10 and --pixel-stride >= 1", file=sys.stderr)
         return 1
+    from axline.bench.common import bench_header, publish
+
+    t_start = time.perf_counter()
+    header = bench_header("inspect")
     if args.latency_only is not None:
         try:
             _, test_good, defects = split_magnetic_tile(args.data)
@@ -425,7 +406,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         test = test_good + defects
-        print(json.dumps(_latency(args.latency_only, test[:: max(1, len(test) // 50)], args.latency_runs, 10)))
+        out = {**header, "mode": "latency-only", "model": str(args.latency_only),
+               **_latency(args.latency_only, test[:: max(1, len(test) // 50)], args.latency_runs, 10)}
+        out["wall_s"] = round(time.perf_counter() - t_start, 2)
+        text = json.dumps(out, indent=2)
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(text + "\n", encoding="utf-8")
+        print(text)
         return 0
     try:
         result = run_benchmark(
@@ -437,18 +425,11 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    command = "axline bench inspect " + " ".join(sys.argv[1:]) if sys.argv else "axline bench inspect"
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
-        md_json = args.markdown.with_suffix(".json")
-        md_json.parent.mkdir(parents=True, exist_ok=True)
-        md_json.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    write_markdown(result, args.markdown, command)
+    result = {**header, **result, "wall_s": round(time.perf_counter() - t_start, 2)}
+    publish(result, args.json or Path("benchmarks/inspect.json"), args.markdown, render)
     print(json.dumps({k: result[k] for k in ("image_auroc", "pixel_auroc", "f1", "false_reject_rate",
                                              "latency_ms_p50", "latency_ms_p99", "train_s", "peak_rss_mb")}))
     return 0
-
 
 if __name__ == "__main__":
     _parser = argparse.ArgumentParser(prog="axline bench inspect", description=__doc__)

@@ -1,8 +1,10 @@
 """``axline detect DATA.csv --fit-rows N [--detector NAME] [--columns ...] [--time-column NAME] --json OUT``.
 
-Fits a detector on the first 70 % of the first N rows (assumed normal), calibrates its threshold on
-the other 30 % for the target false-alarm rate, then scores every row and writes one JSON line per row: ``timestamp``,
-``score``, ``alarm`` (latched, with hysteresis) and ``contributions`` (signal -> share of the score).
+Fits the product's default detector (``axline.monitor.defaults``; options override it) on the
+first 70 % of the first N rows (assumed normal), calibrates its threshold on the other 30 % for the
+target false-alarm rate, then scores every row and writes one JSON line per row: ``timestamp``,
+``score``, ``alarm`` (latched with the same latch the live service uses) and ``contributions``
+(signal -> share of the score).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from axline.monitor.detectors import DETECTORS, make_detector
+from axline.monitor.defaults import DEFAULT, OnlineMonitor, fit_monitor, with_overrides
+from axline.monitor.detectors import DETECTORS
 
 __all__ = ["add_arguments", "read_csv_columns", "run"]
 
@@ -75,11 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of ``axline detect``."""
     parser.add_argument("data", help="CSV file with a header row (',' ';' or tab separated)")
     parser.add_argument("--fit-rows", type=int, required=True, help="fit on the first N rows (normal operation)")
-    parser.add_argument("--detector", default="pca", choices=sorted(DETECTORS), help="detector kind")
+    parser.add_argument("--detector", default=None, choices=sorted(DETECTORS),
+                        help=f"detector kind (default: the product default, {DEFAULT.detector})")
     parser.add_argument("--columns", nargs="+", default=None, help="signal columns (default: all but the time column)")
     parser.add_argument("--time-column", default=None, help="column holding the timestamp (copied to the output)")
-    parser.add_argument("--far", type=float, default=0.01, help="target false-alarm rate on the fit rows")
-    parser.add_argument("--smooth", type=int, default=1, help="moving-average window on the score (samples)")
+    parser.add_argument("--far", type=float, default=None,
+                        help=f"target false-alarm rate on the held-out fit rows (default {DEFAULT.far})")
+    parser.add_argument("--smooth", type=int, default=None,
+                        help=f"moving-average window on the score, samples (default {DEFAULT.params.get('smooth', 1)})")
     parser.add_argument("--json", required=True, help="output file, one JSON object per row ('-' for stdout)")
     parser.add_argument("--save-model", default=None, help="also save the fitted model (.npz) here")
 
@@ -93,23 +99,31 @@ def run(args: argparse.Namespace) -> int:
             raise DetectInputError(f"--fit-rows must be at least {need} for {len(cols)} signals, got {args.fit_rows}")
         if args.fit_rows > X.shape[0]:
             raise DetectInputError(f"--fit-rows {args.fit_rows} exceeds the {X.shape[0]} data rows of {args.data}")
-        det = make_detector(args.detector, smooth=args.smooth)
+        config = with_overrides(DEFAULT, detector=args.detector, far=args.far, smooth=args.smooth)
         # fit on the first 70 % of the fit rows, set the threshold on the other 30 % (held out, so a
         # detector that memorises its training rows is not calibrated on them)
-        n_model = max(need, int(0.7 * args.fit_rows))
+        n_model = max(need, int((1.0 - config.holdout) * args.fit_rows))
         if args.fit_rows - n_model < 5:
             raise DetectInputError(f"--fit-rows {args.fit_rows} leaves too few rows to set the threshold; "
                                    f"use at least {n_model + 5}")
-        det.fit(X[:n_model], columns=cols)
-        thr = det.calibrate(X[n_model : args.fit_rows], far=args.far)
+        det = fit_monitor(X[: args.fit_rows], cols, config)
+        thr = det.threshold
     except (DetectInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    scores = det.score(X)
-    # hysteresis: release 80 % of the way from the normal score level up to the threshold
-    latch = det.latch(ratio=0.8)
-    alarms = latch.run(scores)
-    shares = det.contributions(X)
+    # what the live service runs: score, latch (raised after min_on samples above the threshold,
+    # cleared after release samples below the release level) and online learning of the levels
+    mon = OnlineMonitor(det, config)
+    mon.reset()
+    scores = np.empty(X.shape[0])
+    shares = np.empty(X.shape)
+    for i, x in enumerate(X):
+        shares[i] = det.contributions(x[None, :])[0]
+        scores[i] = mon.step(x)[0]
+    latch = mon.latch
+    alarms = np.zeros(X.shape[0], dtype=bool)
+    for ep in latch.open_and_closed():
+        alarms[ep.start : ep.end if ep.end is not None else X.shape[0]] = True
     out = sys.stdout if args.json == "-" else open(args.json, "w", encoding="utf-8")  # noqa: SIM115
     try:
         for t, s, a, c in zip(times, scores, alarms, shares, strict=True):
@@ -123,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             out.close()
     if args.save_model:
         det.save(args.save_model)
-    print(f"scored {X.shape[0]} rows with {args.detector}; threshold {thr:.4g}; "
+    print(f"scored {X.shape[0]} rows with {config.label()}; threshold {thr:.4g}; "
           f"{len(latch.open_and_closed())} alarm(s) covering {int(alarms.sum())} rows", file=sys.stderr)
     return 0
 

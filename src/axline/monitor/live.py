@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,12 @@ import numpy as np
 from axline.batch import NS_PER_S, Batch
 from axline.historian.base import Event, Historian
 from axline.kpi import STATE_RUNNING
-from axline.monitor.detectors import Detector, load_detector, make_detector
+from axline.monitor.defaults import DEFAULT, MonitorConfig, OnlineMonitor, fit_monitor, with_overrides
+from axline.monitor.detectors import Detector, load_detector
 from axline.plant import Asset, Plant
 
 MODEL_DIR = os.path.join("models", "monitors")
-DEFAULT_DETECTOR = "pca"
+DEFAULT_DETECTOR = DEFAULT.detector
 
 
 def model_root(plant: Plant) -> Path:
@@ -102,27 +104,33 @@ def _ffill(X: np.ndarray) -> np.ndarray:
 
 
 def train_monitor(plant: Plant, historian: Historian, asset_path: str, start: int, end: int, *,
-                  detector: str = DEFAULT_DETECTOR, params: dict[str, Any] | None = None, far: float = 0.001,
-                  step_s: float = 1.0, holdout: float = 0.25, progress: bool = False) -> dict[str, Any]:
-    """Fit, calibrate and store a new version of an asset's monitor. Returns what was written."""
+                  detector: str | None = None, params: dict[str, Any] | None = None, far: float | None = None,
+                  step_s: float = 1.0, holdout: float | None = None, progress: bool = False) -> dict[str, Any]:
+    """Fit, calibrate and store a new version of an asset's monitor (the product default of
+    ``axline.monitor.defaults`` unless overridden). Returns what was written."""
+    config = with_overrides(DEFAULT, detector=detector, far=far)
+    if params:
+        config = replace(config, params={**config.params, **params})
+    if holdout is not None:
+        config = replace(config, holdout=holdout)
+    detector, holdout = config.detector, config.holdout
     asset = next((a for a in plant.assets() if a.path == asset_path), None)
     if asset is None:
         known = ", ".join(a.path for a in plant.assets())
         raise ValueError(f"--asset {asset_path!r} is not an asset of this plant; known: {known}")
-    if not 0 <= holdout < 0.9:
-        raise ValueError(f"holdout must be within [0, 0.9), got {holdout}")
+    if not 0 < holdout < 0.9:
+        raise ValueError(f"holdout must be within (0, 0.9), got {holdout}")
     t0 = time.perf_counter()
     grid, X, columns = asset_matrix(historian, asset, start, end, step_s, progress=progress)
     if len(X) < 100:
         raise ValueError(f"only {len(X)} usable rows for {asset_path} between the two times (running, no gaps); "
                          f"train on a longer period of normal operation")
-    det = make_detector(detector, **(params or {}))
-    n_fit = int(len(X) * (1 - holdout)) if holdout else len(X)
+    n_fit = int(len(X) * (1 - holdout))
     if progress:
         _progress(f"fitting {detector}", 0, 1)
-    det.fit(X[:n_fit], columns=columns)
     # threshold from data the fit did not see (the later part), for an honest false-alarm rate
-    threshold = det.calibrate(X[n_fit:] if holdout else X, far=far)
+    det = fit_monitor(X, columns, config)
+    threshold = det.threshold
     if progress:
         _progress(f"fitting {detector}", 1, 1)
     root = asset_dir(model_root(plant), asset_path)
@@ -133,7 +141,8 @@ def train_monitor(plant: Plant, historian: Historian, asset_path: str, start: in
     vdir.mkdir()
     det.save(vdir / "model.npz")
     meta = {"asset": asset_path, "version": version, "detector": detector, "params": det.params,
-            "columns": columns, "tags": analog_tags(asset), "step_s": step_s, "far": far, "threshold": threshold,
+            "columns": columns, "tags": analog_tags(asset), "step_s": step_s, "far": config.far, "config": config.as_dict(),
+            "threshold": threshold,
             "train_from": int(start), "train_to": int(end), "rows": int(len(X)), "rows_fit": n_fit,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "train_s": round(time.perf_counter() - t0, 2)}
     (vdir / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -158,15 +167,19 @@ class LiveDetectorMonitor:
 
     def __init__(self, asset: Asset, detector: Detector, meta: dict[str, Any], *,
                  emit: Callable[[Event], int], update: Callable[..., None],
-                 min_on_steps: int = 5, release_steps: int = 10) -> None:
+                 min_on_steps: int = DEFAULT.min_on, release_steps: int = DEFAULT.release) -> None:
         if detector.threshold is None:
             raise ValueError(f"the monitor of {asset.path} has no threshold; retrain it with `axline train monitor`")
         self.asset, self.det, self.meta = asset, detector, meta
         self.paths = list(meta["tags"])
         self.step = int(meta["step_s"] * NS_PER_S)
         self.emit, self.update_event = emit, update
+        # the trained configuration (older models: the default's), with this monitor's latch timing;
         # released relative to the detector's normal score level (not 0 for every detector)
-        self.latch = detector.latch(ratio=0.8, min_duration=min_on_steps, release=release_steps)
+        config = replace(MonitorConfig.from_dict(meta.get("config") or DEFAULT.as_dict()),
+                         min_on=min_on_steps, release=release_steps)
+        self.online = OnlineMonitor(detector, config, fit_rows=int(meta.get("rows_fit") or meta.get("rows") or 1))
+        self.latch = self.online.latch
         self.last = np.full(len(self.paths), np.nan)
         self.sums = np.zeros(len(self.paths))
         self.counts = np.zeros(len(self.paths))
@@ -221,10 +234,9 @@ class LiveDetectorMonitor:
         if not self.running or np.isnan(self.last).any():
             return
         x = self.last.copy()
-        score = self.det.score_one(x)
-        self.scores += 1
         was = self.latch.active
-        on = self.latch.update(score)
+        score, on = self.online.step(x)
+        self.scores += 1
         if on and not was:
             expl = self.det.explain(x, top=len(self.paths))
             contrib = {e["signal"]: round(abs(e["z"]), 2) for e in expl if e["share"] > 0.02}
@@ -251,7 +263,8 @@ def add_train_arguments(p) -> None:
     p.add_argument("--from", dest="start", required=True, help="start of normal history, ISO 8601 (UTC if no zone)")
     p.add_argument("--to", dest="end", required=True, help="end of normal history, ISO 8601")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, help=f"detector name (default {DEFAULT_DETECTOR})")
-    p.add_argument("--far", type=float, default=0.001, help="target false-alarm rate per step (default 0.001)")
+    p.add_argument("--far", type=float, default=None,
+                   help=f"target false-alarm rate per step (default {DEFAULT.far})")
     p.add_argument("--step-s", type=float, default=1.0, help="grid step in seconds (default 1)")
 
 

@@ -99,6 +99,8 @@ SENSOR_FAULT_DEFAULTS: dict[str, dict[str, str]] = {
                        "camera1": "power", "packer1": "power", "totals": "power"},
 }
 
+#: how far ahead ``faults="auto"`` schedules faults (simulated seconds)
+AUTO_FAULT_HORIZON_S = 48 * 3600.0
 DIMENSION_NOMINAL_MM = 25.000
 DIMENSION_TOLERANCE_MM = 0.020
 TICK_S = 0.2
@@ -808,8 +810,8 @@ class VirtualLine:
     """A deterministic simulated auto-parts line (see the module docstring).
 
     Parameters: ``seed`` (>= 0) picks every random stream; ``start_ns`` is the simulated start
-    (UTC ns; None: now, rounded down to the second); ``faults`` is ``"auto"`` (every kind once, after
-    ``warmup_s``, separated by quiet gaps), None or a list of ``FaultSpec``; ``prefix`` is
+    (UTC ns; None: now, rounded down to the second); ``faults`` is ``"auto"`` (every kind recurring
+    at random severities after ``warmup_s``, separated by quiet gaps), None or a list of ``FaultSpec``; ``prefix`` is
     ``site/area/line``; ``takt_s`` paces the press and ``cycle_s`` is each station's ideal cycle;
     ``buffer_size`` parts fit between two stations; ``render_images`` renders an ``image_size``
     image per part (``color_images`` for RGB); ``auto_divert`` turns the built-in legacy reject
@@ -999,26 +1001,11 @@ class VirtualLine:
         return _ActiveFault(rec, name, i, math.nan, int(self._period_ticks[i]))
 
     def _auto_faults(self) -> list[FaultSpec]:
-        """Every fault kind once, in an order and with timings drawn from the seed."""
-        s = _Stream(self.seed, _S_FAULTS)
-        order = list(FAULT_KINDS)
-        for i in range(len(order) - 1, 0, -1):  # Fisher-Yates with our stream
-            j = int(s.u() * (i + 1))
-            order[i], order[j] = order[j], order[i]
-        t = self.warmup_s + s.uniform(60.0, 180.0)
-        specs = []
-        for kind in order:
-            sensor = kind in ("stuck_sensor", "sensor_dropout")
-            dur = s.uniform(180.0, 420.0) if sensor else s.uniform(600.0, 1200.0)
-            sev = round(s.uniform(0.8, 1.2), 2)
-            if sensor:
-                options = list(SENSOR_FAULT_DEFAULTS[kind].items())[:3]
-                asset, signal = options[int(s.u() * len(options))]
-                specs.append(FaultSpec(kind, asset, round(t, 1), round(dur, 1), sev, signal))
-            else:
-                specs.append(FaultSpec(kind, FAULT_ASSETS[kind], round(t, 1), round(dur, 1), sev))
-            t += dur + s.uniform(600.0, 900.0)
-        return specs
+        """Faults of every kind recurring at random severities through two simulated days
+        (``axline.sim.faults.recurring_schedule``), drawn from the seed."""
+        from axline.sim.faults import recurring_schedule
+
+        return recurring_schedule(self.seed, AUTO_FAULT_HORIZON_S, self.warmup_s)
 
     # -- called by the stations ---------------------------------------------------------------------
     def _time_ns(self, t: float) -> int:
