@@ -386,7 +386,8 @@ class UnitOptimizer:
             if t >= settle_end and p.status == "settling":
                 p.status = "verifying"
             if absolute:
-                recent = await self.window_metrics(t - int(2 * WATCH_S * NS), t)
+                # only readings since this change: what happened before it is not its doing
+                recent = await self.window_metrics(max(p.applied_ns, t - int(2 * WATCH_S * NS)), t)
                 broken = [v for v in constraint_verdicts(spec, recent, base)
                           if v["kind"] in ("max", "min") and not v["ok"] and math.isfinite(v["value"])]
                 if broken:
