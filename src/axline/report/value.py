@@ -402,7 +402,7 @@ def value_to_pdf(rep: dict[str, Any], lang: str = "en") -> bytes:
         pdf.set_font("report", size=12)
         pdf.multi_cell(0, 8, ln["name"].get(lang) or ln["id"], new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("report", size=8)
-        with pdf.table(col_widths=(50, 30, 30, 60)) as table:
+        with pdf.table(col_widths=(50, 30, 30, 60), first_row_as_headings=False) as table:
             table.row([tx["figure"], tx["before"], tx["after"], tx["change"]])
             for f in ln["figures"]:
                 c = f["change"]
