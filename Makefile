@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
-BENCHES ?= cwru cmapss skab alarms vfactory inspect ingest ui knowhow faults
+BENCHES ?= cwru cmapss skab alarms vfactory inspect ingest ui knowhow faults tep furnace
 
 .PHONY: demo test lint services bench clean
 
@@ -36,7 +36,11 @@ lint: $(VENV)/.installed-dev
 test: $(VENV)/.installed-dev services lint
 	$(BIN)/pytest -q -ra $(ARGS)
 
-bench: $(VENV)/.installed-dev services
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
+	$(BIN)/pip install -q -e '.[dev,train,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench services
 	for b in $(BENCHES); do \
 	  $(BIN)/axline bench $$b --json benchmarks/$$b.json --table benchmarks/$$b.md || exit 1; \
 	done

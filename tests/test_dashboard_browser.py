@@ -98,6 +98,8 @@ class AppThread:
 def browser():
     exe = chromium_path()
     if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no Chromium installed: scripts/ensure-services.sh installs it (or set AXLINE_CHROMIUM)")
         pytest.skip("no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)")
     from playwright.sync_api import sync_playwright
 

@@ -328,3 +328,34 @@ async def test_a_failure_in_a_worker_thread_is_reported_on_the_loop(tmp_path):
     await asyncio.wait_for(done.wait(), 30)
     assert emitted[0][0] == threading.get_ident() and emitted[0][1].code == "knowhow.error"
     assert live.errors == 1
+
+
+async def test_the_live_stream_sends_audit_events_to_admins_only(env):
+    import json
+
+    svc, client = env
+
+    async def first_event(resp) -> dict:
+        name = None
+        while True:
+            line = (await resp.content.readline()).decode()
+            if line.startswith("event: "):
+                name = line[7:].strip()
+            elif line.startswith("data: ") and name == "event":
+                return json.loads(line[6:])["event"]
+
+    viewer = await client.get("/api/stream", headers=U("v", "viewer"))
+    admin = await client.get("/api/stream", headers=U("a", "admin"))
+    for _ in range(200):
+        if svc.subscriber_count == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert svc.subscriber_count == 2
+    for kind, code in (("audit", "alarm.ack"), ("alarm", "anomaly.sensor")):
+        ev = Event(ts=svc.now_ns(), kind=kind, source=LINE, code=code, severity="info", data={"user": "kim"})
+        for q in list(svc._queues):
+            q.put_nowait({"type": "event", "event": ev.to_json()})
+    assert (await asyncio.wait_for(first_event(viewer), 10))["kind"] == "alarm"
+    assert (await asyncio.wait_for(first_event(admin), 10))["kind"] == "audit"
+    viewer.close()
+    admin.close()

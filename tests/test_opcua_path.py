@@ -161,8 +161,11 @@ async def test_writes_reach_the_plc_and_are_audited(tmp_path, port):
         # and in the hash-chained audit trail, with where each request came from
         trail = [(e["who"], e["new"], e["result"].split(":")[0], e["from"])
                  for e in reversed(svc.security.audit.tail(100, action="tag.write"))]
-        assert trail == [("kim", 1.0, "ok", "service"), ("kim", 1.0, "PermissionError", "service"),
-                         ("kim", 2000.0, "ValueError", "service"), ("lee", 840.0, "ok", "127.0.0.1"),
+        # a write that reaches the machine is in the trail before it goes out ("attempt"), then its result
+        assert trail == [("kim", 1.0, "attempt", "service"), ("kim", 1.0, "ok", "service"),
+                         ("kim", 1.0, "PermissionError", "service"),
+                         ("kim", 2000.0, "ValueError", "service"), ("lee", 840.0, "attempt", "127.0.0.1"),
+                         ("lee", 840.0, "ok", "127.0.0.1"),
                          ("lee", "hot", "refused", "127.0.0.1"), ("lee", 1.0, "PermissionError", "127.0.0.1")]
         assert svc.security.audit.verify().ok
     finally:

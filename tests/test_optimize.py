@@ -61,7 +61,7 @@ def test_candidates_and_proposals_never_leave_bounds_or_trust_region():
     rng = np.random.default_rng(0)
     lo = np.array([d.lo for d in spec.decisions])
     hi = np.array([d.hi for d in spec.decisions])
-    for _ in range(40):
+    for _ in range(8):
         x0 = lo + (hi - lo) * rng.random(3)
         blo, bhi = trust_box(spec, x0)
         xs = candidates(spec, x0, rng, n=200)
@@ -117,8 +117,7 @@ async def test_a_constraint_broken_on_the_plant_rolls_back_automatically_with_th
     assert p.status == "rolled_back"
     assert "hardness" in p.reason
     # written under the approver's name, then written back
-    assert [(t, v, u) for _, t, v, u in io.writes] == [(TEMP, 830.0, "lee"), (O2, 4.5, "lee"), (BELT, 100.0, "lee"),
-                                                      (TEMP, 850.0, "lee"), (O2, 4.5, "lee"), (BELT, 100.0, "lee")]
+    assert [(t, v, u) for _, t, v, u in io.writes] == [(TEMP, 830.0, "lee"), (TEMP, 850.0, "lee")]
     assert io.line._furnace.setpoint == 850.0
     steps = [s["step"] for s in p.steps]
     assert steps == ["proposed", "approved", "applied", "rolled_back"]
@@ -126,7 +125,7 @@ async def test_a_constraint_broken_on_the_plant_rolls_back_automatically_with_th
         assert len(_events(io, code)) == 1
     assert _events(io, "optimize.rolled_back")[0].severity == "warning"
     writes = [e for e in io.events if e.kind == "write"]
-    assert len(writes) == 6 and all(e.data["user"] == "lee" for e in writes)
+    assert len(writes) == 2 and all(e.data["user"] == "lee" for e in writes)
 
 
 async def test_a_good_change_is_kept():

@@ -212,3 +212,34 @@ async def test_a_failing_trail_stops_writes_and_is_raised_as_a_system_event(tmp_
         assert [e.severity for e in events if e.code == "audit.failing"] == ["alarm"]
     finally:
         await svc.stop()
+
+
+async def test_the_attempt_is_in_the_trail_before_the_value_reaches_the_machine(tmp_path):
+    import pytest
+
+    from axline.app.audit import AuditError
+    from axline.demo import demo_plant
+    from axline.service import Service
+
+    plant = demo_plant(tmp_path, "opc.tcp://127.0.0.1:9/nothing-listens-here")
+    svc = Service(plant, port=0)
+    await svc.start(web=False)
+    setpoint = "changwon/plant1/line1/furnace/furnace1/temp_setpoint"
+    conn = svc.connectors[plant.tag(setpoint).source.connector]
+    seen: list[list[str]] = []
+
+    async def write(tag, value):  # what the trail held when the value went out
+        seen.append([e["result"] for e in svc.security.audit.tail(5, action="tag.write")])
+
+    conn.write = write
+    try:
+        await svc.write_tag(setpoint, 800, "kim", source="10.0.0.7")
+        assert seen == [["attempt"]]
+        assert [e["result"] for e in svc.security.audit.tail(5, action="tag.write")] == ["ok", "attempt"]
+        with svc.security.audit.path.open("a") as f:
+            f.write("{broken\n")  # the first failure: found by the attempt, not after the write
+        with pytest.raises(AuditError, match="nothing was written"):
+            await svc.write_tag(setpoint, 810, "kim", source="10.0.0.7")
+        assert len(seen) == 1  # the machine never saw 810
+    finally:
+        await svc.stop()

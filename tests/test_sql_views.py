@@ -150,3 +150,31 @@ def test_bad_names_are_refused():
         view_statements('axline"; drop table x; --')
     with pytest.raises(ValueError, match="role"):
         grant_statements("axline", "Bad Role")
+
+
+@pytest.mark.parametrize("dsn", [
+    "postgresql://axline:secret@central/axline",
+    "postgresql://axline:@central/axline",
+    "postgresql://axline@central/axline?password=secret",
+    "postgresql://axline@central/axline?sslmode=require&password=secret",
+    "host=central dbname=axline user=axline password=secret",
+    "host=central password = 'two words' dbname=axline",
+    "password=secret host=central",
+])
+def test_a_password_in_the_dsn_is_refused_in_every_form(dsn):
+    import argparse
+
+    from axline.history.sql_views import dsn_has_password, run
+
+    assert dsn_has_password(dsn)
+    args = argparse.Namespace(grafana=None, print=False, dsn=dsn, schema="axline", grant=None)
+    with pytest.raises(SystemExit, match="PGPASSFILE"):
+        run(args)
+
+
+@pytest.mark.parametrize("dsn", ["postgresql://axline@central/axline?sslmode=verify-full",
+                                 "host=central dbname=axline user=axline passfile=/etc/axline/pgpass"])
+def test_a_dsn_without_a_password_is_accepted(dsn):
+    from axline.history.sql_views import dsn_has_password
+
+    assert not dsn_has_password(dsn)

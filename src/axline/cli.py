@@ -23,6 +23,8 @@ BENCHES = {
     "faults": ("axline.bench.faults", "the data path under faults: disk full, poison, hung peers, kill -9, bit rot"),
     "ui": ("axline.bench.ui", "history explorer draw time on a year of data, shift report render time"),
     "knowhow": ("axline.bench.knowhow", "case search in Korean and English, recurrence on the virtual factory, masking"),
+    "tep": ("axline.bench.tep", "setpoint optimisation on the Tennessee Eastman process, against Optuna TPE"),
+    "furnace": ("axline.bench.furnace", "the approval loop on the virtual furnace: gas per good part, held-out seeds"),
 }
 
 
@@ -117,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sql_views.add_arguments(s)
     s.set_defaults(func_run=sql_views.run)
+
+    s = sub.add_parser("report", help="reports from the historian and the event log")
+    rsub = s.add_subparsers(dest="report_kind", metavar="KIND")
+    from axline.report import value as value_report
+
+    r = rsub.add_parser("value", help="proof of value: PQCD before vs after, money and payback (.html or .pdf)")
+    value_report.add_arguments(r)
+    r.set_defaults(func_run=value_report.run_cli)
 
     s = sub.add_parser("bench", help="run a benchmark and write its table to benchmarks/")
     bsub = s.add_subparsers(dest="bench", metavar="NAME")

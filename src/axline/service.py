@@ -379,10 +379,10 @@ class Service:
         log (kind "write"). When the audit trail cannot be written, nothing is written to the machine."""
         if not hasattr(self.security, "audit"):
             self._open_security()
+        from axline.app.audit import AuditError
+
         audit_log = self.security.audit
         if audit_log.last_error is not None:
-            from axline.app.audit import AuditError
-
             raise AuditError(f"refused: the audit trail is failing ({audit_log.last_error})")
         tag = self.plant.tag(path)
         old = self.latest.get(path)
@@ -400,13 +400,20 @@ class Service:
             if not math.isfinite(value) or not (tag.lo <= value <= tag.hi):
                 raise ValueError(f"{value!r} is outside the range of {path} [{tag.lo:g}, {tag.hi:g}]; "
                                  f"nothing was written")
+            # the trail must take the attempt before the value goes to the machine (AuditError: 503)
+            await audit_log.arecord(user, "tag.write", path, old=old[1] if old else None, new=value,
+                                    result="attempt", source=source)
             await self.connectors[tag.source.connector].write(tag, value)
         except Exception as e:
             result = f"{type(e).__name__}: {e}"
+            if isinstance(e, AuditError):  # the attempt could not be recorded: nothing was written
+                raise AuditError(f"refused: the audit trail cannot be written, nothing was written to the "
+                                 f"machine ({audit_log.last_error})") from e
             raise
         finally:
-            await audit_log.arecord(user, "tag.write", path, old=old[1] if old else None, new=value, result=result,
-                                    source=source)
+            if audit_log.last_error is None:
+                await audit_log.arecord(user, "tag.write", path, old=old[1] if old else None, new=value,
+                                        result=result, source=source)
             self.emit_event(Event(ts=time.time_ns(), kind="write", source=path, code="write.setpoint",
                                   severity="info" if result == "ok" else "warning",
                                   message=f"{user} wrote {value!r} to {path}: {result}",

@@ -17,12 +17,14 @@ the shipped list of 20,000 common passwords, not the user name; no composition r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import gzip
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -37,6 +39,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from axline.app.roles import RANK, ROLES, User
+
+log = logging.getLogger(__name__)
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 128
@@ -149,10 +153,21 @@ def check_role(role: Any) -> str:
 
 
 class AccountStore:
-    """Accounts and tokens in one JSON file (``path``), or in memory only when ``path`` is None."""
+    """Accounts and tokens in one JSON file (``path``), or in memory only when ``path`` is None.
 
-    def __init__(self, path: str | os.PathLike | None, policy: LockPolicy | None = None) -> None:
+    Changes another process makes (``axline users ...``) are picked up by :meth:`refresh`. On the
+    asyncio loop it looks at the file at most once per ``refresh_s`` seconds and, when it changed,
+    reads it in a worker thread (requests meanwhile see the previous accounts); elsewhere it checks
+    on every call."""
+
+    def __init__(self, path: str | os.PathLike | None, policy: LockPolicy | None = None,
+                 refresh_s: float = 1.0) -> None:
         self.path = Path(path) if path is not None else None
+        self.refresh_s = refresh_s
+        self._checked = float("-inf")
+        self._reloading = False
+        self.reload_errors = 0
+        self.last_reload_error: str | None = None
         self.policy = policy or LockPolicy()
         self.policy.check()
         self._lock = threading.RLock()
@@ -190,8 +205,32 @@ class AccountStore:
             self._stamp = stamp
 
     def refresh(self) -> None:
-        """Pick up changes another process made (a stat per call; the file is read only when changed)."""
-        self._reload()
+        """Pick up changes another process made (the file is read only when it changed)."""
+        if self.path is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread or the command line: blocking is fine here
+            self._reload()
+            return
+        now = time.monotonic()
+        if self._reloading or now - self._checked < self.refresh_s:
+            return
+        self._checked = now
+        if self._file_stamp() == self._stamp:  # one stat, at most once per refresh_s
+            return
+        self._reloading = True
+        threading.Thread(target=self._reload_in_worker, name="accounts-reload", daemon=True).start()
+
+    def _reload_in_worker(self) -> None:
+        try:
+            self._reload()
+        except Exception as e:  # keep the accounts we have; count and show it
+            self.reload_errors += 1
+            self.last_reload_error = f"{type(e).__name__}: {e}"[:300]
+            log.exception("could not read the accounts file %s", self.path)
+        finally:
+            self._reloading = False
 
     @contextlib.contextmanager
     def _change(self):

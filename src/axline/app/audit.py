@@ -340,16 +340,18 @@ class AuditLog:
     # -- export ------------------------------------------------------------------------------------
     def export(self, out: TextIO, fmt: str = "jsonl", hostname: str = "-") -> int:
         """Write every entry to ``out`` as JSON lines or RFC 5424 syslog lines; returns the count."""
-        if fmt not in ("jsonl", "syslog"):
-            raise ValueError("format must be jsonl or syslog")
         n = 0
-        for e in self.iter_entries():
-            if fmt == "jsonl":
-                out.write(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n")
-            else:
-                out.write(syslog_line(e, hostname) + "\n")
+        for line in self.export_lines(fmt, hostname):
+            out.write(line)
             n += 1
         return n
+
+    def export_lines(self, fmt: str = "jsonl", hostname: str = "-") -> Iterator[str]:
+        """Every entry, oldest first, as one JSON or RFC 5424 syslog line each (read as it goes)."""
+        if fmt not in ("jsonl", "syslog"):
+            raise ValueError("format must be jsonl or syslog")
+        for e in self.iter_entries():
+            yield (json.dumps(e, ensure_ascii=False, sort_keys=True) if fmt == "jsonl" else syslog_line(e, hostname)) + "\n"
 
 
 def syslog_line(e: dict, hostname: str = "-") -> str:

@@ -29,3 +29,11 @@ def visible_events(historian: Any, *, admin: bool, start: int | None, end: int |
             break
         end = int(page[-1].ts)  # the next page: older than this one (timestamps are in nanoseconds)
     return out[:limit]
+
+
+def visible_message(msg: dict, *, admin: bool) -> bool:
+    """Whether a live-stream message may go to this caller: a new admin-only event only to admins."""
+    if admin or msg.get("type") != "event":
+        return True
+    ev = msg.get("event")
+    return not (isinstance(ev, dict) and ev.get("kind") in ADMIN_ONLY_KINDS)

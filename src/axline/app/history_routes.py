@@ -8,8 +8,9 @@ any zoom). History requests are sized by the readings they would read (from the 
 periods, at most ``MAX_READINGS``), read one tag at a time in a worker thread, and one at a time
 per app, so a 30-day view neither blocks the event loop nor lets parallel requests exhaust memory.
 
-For Excel or Power BI: *Data > From Web* with the export URL; on a password-protected server, send
-HTTP Basic credentials.
+For Excel or Power BI: *Data > From Web* with the export URL; on a server with accounts, add the
+request header ``Authorization: Bearer axl_...`` with an API token of a service account that has the
+viewer role (HTTP Basic is refused).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ the OpenAPI document and Prometheus metrics. ``install(app)`` adds and documents
 from __future__ import annotations
 
 import asyncio
-import io
+import functools
+import itertools
 import json
 import time
 from pathlib import Path
@@ -62,8 +63,17 @@ def _bad(error: str, hint: str = "", status: int = 400) -> web.Response:
 
 
 # -- login ----------------------------------------------------------------------------------------
+EXPORT_CHUNK_LINES = 500
+
+
+@functools.lru_cache(maxsize=1)
+def _login_template() -> str:
+    """The login page, read once (the first time at install, off any request)."""
+    return (STATIC_DIR / "login.html").read_text(encoding="utf-8")
+
+
 def _login_html(error: str | None = None) -> str:
-    html = (STATIC_DIR / "login.html").read_text(encoding="utf-8")
+    html = _login_template()
     if error == "locked":
         html = html.replace('id="login-locked" hidden', 'id="login-locked"')
     elif error:
@@ -308,15 +318,24 @@ async def audit_export(request: web.Request) -> web.StreamResponse:
     sec = _sec(request)
     await audit(request, user, "audit.export", fmt)
 
-    def run() -> str:
-        buf = io.StringIO()
-        sec.audit.export(buf, fmt)
-        return buf.getvalue()
+    # streamed in chunks read in a worker: memory stays bounded however long the trail is
+    lines = sec.audit.export_lines(fmt)
 
-    text = await asyncio.get_running_loop().run_in_executor(None, run)
-    return web.Response(text=text, content_type="application/x-ndjson" if fmt == "jsonl" else "text/plain",
-                        charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="axline-audit.{fmt}"'})
+    def chunk() -> bytes:
+        return "".join(itertools.islice(lines, EXPORT_CHUNK_LINES)).encode("utf-8")
+
+    resp = web.StreamResponse(headers={
+        "Content-Type": ("application/x-ndjson" if fmt == "jsonl" else "text/plain") + "; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="axline-audit.{fmt}"'})
+    await resp.prepare(request)
+    loop = asyncio.get_running_loop()
+    try:
+        while data := await loop.run_in_executor(None, chunk):
+            await resp.write(data)
+    finally:
+        lines.close()
+    await resp.write_eof()
+    return resp
 
 
 async def audit_page(request: web.Request) -> web.StreamResponse:
@@ -343,6 +362,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 
 def install(app: web.Application) -> None:
+    _login_template()  # read the login page now, not on the loop during a request
     r = app.router
     r.add_get("/login", login_page)
     r.add_post("/login", login)

@@ -35,7 +35,7 @@ from aiohttp import web
 
 from axline.app import security_routes
 from axline.app.audit import AUDIT_KEY, AuditError, audit
-from axline.app.event_access import visible_events
+from axline.app.event_access import visible_events, visible_message
 from axline.app.http import (  # shared with the route modules
     NS_MAX,
     SERVICE_KEY,
@@ -92,7 +92,7 @@ STOPPING_KEY: web.AppKey[Any] = web.AppKey("stopping", object)
 
 @runtime_checkable
 class ServiceView(Protocol):
-    """What the app needs from the running service (the lead's ``axline serve`` provides it)."""
+    """What the app needs from the running service (``axline serve`` provides it)."""
 
     historian: Historian
 
@@ -204,6 +204,9 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     from axline.app import knowhow_routes  # record, review and find know-how cases
 
     knowhow_routes.register(app)
+    from axline.app import optimize_routes  # setpoint advisor, approvals, what-if on the twin
+
+    optimize_routes.register(app)
     return app
 
 
@@ -536,10 +539,11 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     app = request.app
     user = require_role(request, "viewer")
     with app[SECURITY_KEY].stream_slot(user, request.remote or ""):
-        return await _stream_for(request, svc, app)
+        return await _stream_for(request, svc, app, admin=user.has("admin"))
 
 
-async def _stream_for(request: web.Request, svc: ServiceView, app: web.Application) -> web.StreamResponse:
+async def _stream_for(request: web.Request, svc: ServiceView, app: web.Application,
+                      admin: bool = False) -> web.StreamResponse:
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -565,9 +569,12 @@ async def _stream_for(request: web.Request, svc: ServiceView, app: web.Applicati
                     await resp.write(b": keep-alive\n\n")
                     last_write = time.monotonic()
                 continue
-            chunks = [sse_message(msg)]
-            while not queue.empty() and len(chunks) < 500:
-                chunks.append(sse_message(queue.get_nowait()))
+            msgs = [msg]
+            while not queue.empty() and len(msgs) < 500:
+                msgs.append(queue.get_nowait())
+            chunks = [sse_message(m) for m in msgs if visible_message(m, admin=admin)]  # audit events: admins
+            if not chunks:
+                continue
             await resp.write(b"".join(chunks))
             last_write = time.monotonic()
     except ConnectionError:

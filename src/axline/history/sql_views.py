@@ -140,6 +140,28 @@ def add_arguments(parser: Any) -> None:
                         help="also write the Grafana dashboard for this schema to FILE (JSON)")
 
 
+_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#@]*:[^/?#@]*@", re.I)  # user:password@ (even empty)
+_QUERY_PASSWORD = re.compile(r"[?&]password=", re.I)  # postgresql://host/db?password=...
+_KEYWORD_PASSWORD = re.compile(r"(?:^|\s)password\s*=", re.I)  # host=... password=...
+
+
+def dsn_has_password(dsn: str) -> bool:
+    """Whether a PostgreSQL connection string carries a password, in any of its forms: in the URL's
+    user part, as a ``password`` query parameter, or as a ``password=`` keyword."""
+    if "://" in dsn and (_URL_PASSWORD.search(dsn) or _QUERY_PASSWORD.search(dsn)):
+        return True
+    if "://" not in dsn and _KEYWORD_PASSWORD.search(dsn):
+        return True
+    try:  # what libpq itself makes of it, where psycopg is installed
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return False
+    try:
+        return "password" in conninfo_to_dict(dsn)
+    except Exception:  # noqa: BLE001 - a DSN libpq cannot parse fails later with libpq's own message
+        return False
+
+
 def run(args: Any) -> int:
     if args.grafana:
         import json
@@ -156,8 +178,10 @@ def run(args: Any) -> int:
         return 0
     if not args.dsn:
         raise SystemExit("error: --dsn is required (or use --print to see the SQL)")
-    if re.search(r"://[^/@:]+:[^/@]+@", args.dsn):
-        raise SystemExit("error: do not put the password in --dsn; set PGPASSWORD or use ~/.pgpass")
+    if dsn_has_password(args.dsn):
+        raise SystemExit("error: do not put the password in --dsn (`ps` and the shell history show it): put it in "
+                         "~/.pgpass or a file named by PGPASSFILE, or set PGPASSWORD in the environment / "
+                         "--dsn에 비밀번호를 넣지 마세요: ~/.pgpass, PGPASSFILE 또는 PGPASSWORD를 쓰세요")
     import psycopg
 
     with psycopg.connect(args.dsn) as conn:

@@ -1,6 +1,6 @@
 """Command-line front ends: ``axline train inspector`` and ``axline inspect``.
 
-The lead's ``axline.cli`` wires the sub-commands to these functions; each ``run_*`` returns an exit
+``axline.cli`` wires the sub-commands to these functions; each ``run_*`` returns an exit
 code (0 success, 1 bad arguments or model, 2 some images could not be read).
 """
 

@@ -19,11 +19,14 @@ A :class:`UnitOptimizer` runs one unit's loop against a :class:`PlantIO`: the ru
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
+import multiprocessing
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,6 +76,7 @@ class Proposal:
     small_step: bool = False
     status: str = "proposed"
     approver: str | None = None
+    requested_by: str | None = None  # who asked the advisor for this proposal
     applied_ns: int | None = None
     verdict: dict[str, Any] | None = None
     reason: str = ""
@@ -80,8 +84,21 @@ class Proposal:
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("id", "unit", "proposer", "created_ns", "x0", "x", "advice", "twin",
-                                              "small_step", "status", "approver", "applied_ns", "verdict",
+                                              "small_step", "status", "approver", "requested_by", "applied_ns", "verdict",
                                               "reason", "steps")}
+
+
+def jsonable(obj: Any) -> Any:
+    """JSON-safe copy: NaN and infinities become None, NumPy scalars plain numbers."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    return obj
 
 
 def _finite(d: Mapping[str, float]) -> dict[str, float | None]:
@@ -92,15 +109,17 @@ class UnitOptimizer:
     """The loop of one unit."""
 
     def __init__(self, spec: UnitSpec, io: PlantIO, twin_factory: Callable[[], Any] | None = None,
-                 seed: int = 0, explore_on_twin: bool = True) -> None:
+                 seed: int = 0, explore_on_twin: bool = True, ids: Iterator[int] | None = None,
+                 executor: Executor | None = None) -> None:
         self.spec = spec
+        self.executor = executor  # twin runs: a process pool keeps a serving loop responsive (None: threads)
+        self.ids = ids if ids is not None else itertools.count(1)
         self.explore_on_twin = explore_on_twin
         self.io = io
         self.twin_factory = twin_factory  # async () -> FurnaceTwin, or None
         self.surrogate = Surrogate(spec)
         self.rng = np.random.default_rng(seed)
         self.proposals: OrderedDict[int, Proposal] = OrderedDict()
-        self._next_id = 1
         self.tasks: set[asyncio.Task] = set()
         self.errors = 0
         self.log: deque[dict] = deque(maxlen=500)
@@ -120,14 +139,13 @@ class UnitOptimizer:
         self.log.append({"proposal": p.id, **entry})
         self.io.record(Event(ts=now, kind="optimize", source=self.spec.unit, code=f"optimize.{step}",
                              severity=severity, message=f"proposal {p.id}: {message}",
-                             data={"proposal": p.id, "user": user, "x0": p.x0, "x": p.x, "status": p.status,
-                                   **{k: v for k, v in data.items() if k != "user"}}))
+                             data=jsonable({"proposal": p.id, "user": user, "x0": p.x0, "x": p.x,
+                                            "status": p.status, **{k: v for k, v in data.items() if k != "user"}})))
 
     def _new(self, proposer: str, x0: np.ndarray, x: Mapping[str, float], advice: dict) -> Proposal:
-        p = Proposal(id=self._next_id, unit=self.spec.unit, proposer=proposer, created_ns=self.io.now_ns(),
+        p = Proposal(id=next(self.ids), unit=self.spec.unit, proposer=proposer, created_ns=self.io.now_ns(),
                      x0={d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)}, x=dict(x),
                      advice=advice)
-        self._next_id += 1
         self.proposals[p.id] = p
         while len(self.proposals) > MAX_PROPOSALS:
             old = next(iter(self.proposals))
@@ -160,7 +178,8 @@ class UnitOptimizer:
         return await self.twin_factory()
 
     async def _twin_eval(self, twin, x: Mapping[str, float]) -> dict[str, float]:
-        return await asyncio.get_running_loop().run_in_executor(None, twin.evaluate, self.spec, dict(x))
+        return await asyncio.get_running_loop().run_in_executor(self.executor, _twin_evaluate, twin, self.spec,
+                                                                dict(x))
 
     def _twin_verdict(self, x0m: dict, xm: dict, base: dict) -> list[dict]:
         """The twin's effect (x vs today, both on the twin) added to the plant's measured baseline."""
@@ -171,9 +190,16 @@ class UnitOptimizer:
         return constraint_verdicts(self.spec, pred, base), pred
 
     # -- propose --------------------------------------------------------------------------------
-    async def propose(self, proposer: str) -> Proposal | dict:
+    async def propose(self, proposer: str = "advisor", requested_by: str | None = None) -> Proposal | dict:
         """Ask the advisor for the next setpoints. Returns the proposal, or a dict with the reason
-        when none is worth offering."""
+        when none is worth offering. The advisor is the proposer (it chose the setpoints);
+        ``requested_by`` records who asked."""
+        p = await self._propose(proposer)
+        if isinstance(p, Proposal):
+            p.requested_by = requested_by
+        return p
+
+    async def _propose(self, proposer: str) -> Proposal | dict:
         x0 = self.x_now()
         if not np.isfinite(x0).all():
             raise OptimizeError("today's setpoints are not known yet (no readings of the decision tags)", 409)
@@ -306,8 +332,10 @@ class UnitOptimizer:
 
     # -- apply, verify, keep or roll back -------------------------------------------------------
     async def _write_all(self, p: Proposal, x: Mapping[str, float], user: str) -> None:
+        """Write the setpoints the proposal changes (the others are left alone)."""
         for tag, v in x.items():
-            await self.io.write(tag, float(v), user)
+            if abs(p.x[tag] - p.x0[tag]) > 1e-12:
+                await self.io.write(tag, float(v), user)
 
     async def _roll_back(self, p: Proposal, reason: str) -> None:
         user = p.approver or "advisor"
@@ -358,7 +386,8 @@ class UnitOptimizer:
             if t >= settle_end and p.status == "settling":
                 p.status = "verifying"
             if absolute:
-                recent = await self.window_metrics(t - int(2 * WATCH_S * NS), t)
+                # only readings since this change: what happened before it is not its doing
+                recent = await self.window_metrics(max(p.applied_ns, t - int(2 * WATCH_S * NS)), t)
                 broken = [v for v in constraint_verdicts(spec, recent, base)
                           if v["kind"] in ("max", "min") and not v["ok"] and math.isfinite(v["value"])]
                 if broken:
@@ -405,13 +434,13 @@ class UnitOptimizer:
         twin = await self._twin()
         if twin is None:
             raise OptimizeError(f"{self.spec.unit} has no twin", 501)
-        show = self.spec.tags()
+        show = self.spec.tags() + [t for t in self.spec.plot if t not in self.spec.tags()]
         loop = asyncio.get_running_loop()
         t = time.perf_counter()
         now_x = {d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)}
         (s0, tr0), (s1, tr1) = await asyncio.gather(
-            loop.run_in_executor(None, twin.run, now_x, hours, show, 300.0),
-            loop.run_in_executor(None, twin.run, full, hours, show, 300.0))
+            loop.run_in_executor(self.executor, _twin_run, twin, now_x, hours, show, 300.0),
+            loop.run_in_executor(self.executor, _twin_run, twin, full, hours, show, 300.0))
         start = twin.line.now_ns
         end = start + int(hours * 3600 * NS)
         tail = start + int(hours * 3600 * NS / 2)  # judge the second half, after settling
@@ -421,17 +450,40 @@ class UnitOptimizer:
                 "what_if": {"trajectory": tr1, "metrics": _finite(unit_metrics(self.spec, s1, tail, end))}}
 
 
+def _twin_evaluate(twin: Any, spec: UnitSpec, x: dict[str, float]) -> dict[str, float]:
+    return twin.evaluate(spec, x)
+
+
+def _twin_run(twin: Any, x: dict[str, float], hours: float, tags: list[str], sample_s: float):
+    return twin.run(x, hours, tags, sample_s)
+
+
+_POOL: ProcessPoolExecutor | None = None
+
+
+def twin_pool() -> ProcessPoolExecutor:
+    """One worker process for twin runs of a serving process (pure-Python simulation would hold the
+    GIL and starve the service's event loop, its connectors included)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _POOL
+
+
 # ================================================================================================
 # plant I/O
 # ================================================================================================
 class ServiceIO:
     """The running service: latest values, the historian, the audited write path, the event log."""
 
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: Any, tags: list[str] | None = None) -> None:
         self.service = service
+        self.tags = list(tags or [])
 
     def now_ns(self) -> int:
-        return int(self.service.now_ns())
+        """The plant time of the unit's own readings (a simulator or a gateway may run its own clock)."""
+        stamps = [v[0] for v in (self.service.latest.get(t) for t in self.tags) if v is not None]
+        return int(max(stamps)) if stamps else int(self.service.now_ns())
 
     def latest(self, tags: list[str]) -> dict[str, float]:
         out = {}

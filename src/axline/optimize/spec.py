@@ -81,6 +81,7 @@ class UnitSpec:
     small_step: float = 0.5  # an unsure proposal is applied as this fraction of its move
     twin: str | None = None  # "virtual_furnace": the unit has a twin (the virtual factory run ahead)
     state_tag: str | None = None  # judge only while this line-state tag says the line produces
+    plot: tuple[str, ...] = ()  # tags a what-if on the twin plots
     name: dict[str, str] = field(default_factory=dict)
 
     def metric(self, name: str) -> Metric:
@@ -126,6 +127,8 @@ def check_spec(spec: UnitSpec, plant: Plant | None = None) -> UnitSpec:
             if d.lo < tag.lo or d.hi > tag.hi:
                 raise SpecError(f"{key}: bounds [{d.lo:g}, {d.hi:g}] leave the tag's range "
                                 f"[{tag.lo:g}, {tag.hi:g}]")
+    if spec.twin not in (None, "virtual_furnace"):
+        raise SpecError(f"unit {spec.unit}: twin must be 'virtual_furnace' or left out, got {spec.twin!r}")
     if plant is not None and spec.state_tag and plant.tag(spec.state_tag) is None:
         raise SpecError(f"unit {spec.unit}: state_tag {spec.state_tag} is not in the plant file")
     names = [m.name for m in spec.metrics]
@@ -187,6 +190,7 @@ def furnace_spec(asset_path: str, totals_path: str, *, settle_s: float = 1800.0,
         verify_s=verify_s,
         twin="virtual_furnace",
         state_tag=f"{t}/state",
+        plot=(f"{a}/fuel_flow", f"{a}/zone1_temp", f"{a}/hardness", f"{a}/co", f"{a}/o2"),
         name={"en": "Heat-treatment furnace", "ko": "열처리로"},
     )
 
@@ -239,7 +243,8 @@ def load_specs(path: str | Path, plant: Plant) -> list[UnitSpec]:
                      if k in u}
             spec = UnitSpec(unit=str(u["unit"]), decisions=decisions, metrics=metrics,
                             objective=str(u["objective"]), constraints=constraints,
-                            state_tag=u.get("state_tag"), **extra)
+                            state_tag=u.get("state_tag"), twin=u.get("twin"),
+                            plot=tuple(str(x) for x in u.get("plot", ())), name=dict(u.get("name", {})), **extra)
         except KeyError as e:
             raise SpecError(f"{key}: missing key {e.args[0]!r}") from None
         except TypeError as e:

@@ -16,6 +16,7 @@
     'event.system.disk_relief_failed': 'Freeing space on the disk of {folder} failed: see the server log.',
     'event.system.disk_ok': 'Disk of {folder} is back to {used_percent}% full.',
     'event.system.disk_unreadable': 'Cannot measure the free space of {folder}.',
+    'event.system.disk_relief_failed': 'Freeing space on the disk of {folder} failed.',
     'event.system.retention_freed': 'Disk nearly full: retention removed {readings} old readings.',
     'event.system.historian_damage': 'Historian file {file} is damaged at offset {offset} ({reason}); kept out of queries.',
   };
@@ -33,6 +34,7 @@
     'event.system.disk_relief_failed': '{folder} 디스크 공간 확보에 실패했습니다: 서버 로그를 확인하세요.',
     'event.system.disk_ok': '{folder} 디스크 사용률이 {used_percent}%로 내려갔습니다.',
     'event.system.disk_unreadable': '{folder}의 남은 공간을 확인할 수 없습니다.',
+    'event.system.disk_relief_failed': '{folder} 디스크의 공간 확보에 실패했습니다.',
     'event.system.retention_freed': '디스크 부족: 보존 기간이 지난 데이터 {readings}건을 삭제했습니다.',
     'event.system.historian_damage': '히스토리안 파일 {file}의 오프셋 {offset}이 손상되었습니다({reason}). 조회에서 제외합니다.',
   };
