@@ -188,9 +188,9 @@ def test_history_explorer_zoom_compare_and_export(browser, tmp_path):
         assert 60 * NS < span < 180 * NS, span
         assert start < int(q["from"]) < int(q["to"]) < now
         # compare with the period before: a second (grey, dashed) series is fetched and drawn
+        drawn = page.evaluate("() => document.body.dataset.drawn")  # read before the change: it may redraw at once
         page.select_option("#h-compare", "prev")
-        page.wait_for_function("(d) => document.body.dataset.drawn !== d", arg=page.evaluate(
-            "() => document.body.dataset.drawn"))
+        page.wait_for_function("(d) => document.body.dataset.drawn !== d", arg=drawn)
         page.wait_for_function("() => /^\\d+$/.test(document.body.dataset.drawn)")
         # zoom out returns to the period before the zoom
         page.click("#h-zoomout")
