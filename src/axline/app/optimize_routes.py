@@ -24,10 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
+from axline.app.http import SERVICE_KEY, BadRequest, json_response
 from axline.app.ops_common import int_id, json_body, page
 from axline.app.roles import require_role
 from axline.app.routes import OBJ, STR, document
-from axline.app.server import BadRequest, json_response
 from axline.optimize.loop import OptimizeError, ServiceIO, UnitOptimizer, twin_pool
 from axline.optimize.loop import jsonable as _clean
 from axline.optimize.spec import SpecError, default_specs, load_specs
@@ -93,8 +93,6 @@ def build_optimizers(service: Any) -> dict[str, UnitOptimizer]:
 
 
 async def _start(app: web.Application) -> None:
-    from axline.app.server import SERVICE_KEY
-
     try:
         app[OPT_KEY].update(build_optimizers(app[SERVICE_KEY]))
     except SpecError as e:  # a bad optimize.yaml must not stop the dashboard; it is shown on the page
