@@ -580,7 +580,7 @@ def run(args) -> int:
             [[s["cases"], s["import_s"], s["import_cases_per_s"], s["reopen_s"], s["p50_ms"], s["p95_ms"],
               s["max_ms"], s["index_import_rss_growth_mb"]]]) +
             f"\n\nLoad average at the start and end of the run: {out.get('load_avg_start')} / "
-            f"{os.getloadavg() if hasattr(os, 'getloadavg') else '?'} (2 cores shared with other work)."))
+            f"{os.getloadavg() if hasattr(os, 'getloadavg') else '?'}."))
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     try:
