@@ -6,13 +6,12 @@ Skipped only when no Chromium is installed (set AXLINE_CHROMIUM to its path if i
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
+from _app_thread import AppInThread
 from _auth import make_security, token_headers
 from _fake_service import LINE, FakeService, open_test_historian
 from axline.app.server import create_app, start_site
@@ -28,37 +27,14 @@ CNC = f"{LINE}/cnc/cnc1"
 SEC = make_security()
 
 
-class KnowHowApp:
+class KnowHowApp(AppInThread):
     def __init__(self, tmp: Path) -> None:
+        super().__init__()
         self.tmp = tmp
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> KnowHowApp:
-        self.thread.start()
-        if not self.ready.wait(60) or self.error:
-            raise RuntimeError(f"app did not start: {self.error!r}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(15)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(15)
+    def _close(self) -> None:
         self.service.knowhow.close()
         self.historian.close()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._start())
-        except BaseException as e:  # reported to the test thread
-            self.error = e
-            self.ready.set()
-            return
-        self.ready.set()
-        self.loop.run_forever()
 
     async def _start(self) -> None:
         self.historian = open_test_historian(self.tmp / "h")

@@ -6,14 +6,13 @@ schemas), and no route answering a role below its least role with anything but 4
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 from pathlib import Path
 
 import pytest
 import requests
 
+from _app_thread import AppInThread
 from _auth import make_security, token_headers
 from _fake_service import FakeService, open_test_historian
 from axline.app.roles import RANK, ROLES
@@ -23,39 +22,18 @@ from axline.app.server import create_app, start_site
 EXAMPLES = int(os.environ.get("AXLINE_FUZZ_EXAMPLES", "4"))
 
 
-class Server:
+class Server(AppInThread):
     """The app with every feature's routes on a FakeService, served on 127.0.0.1 from a thread."""
 
+    cleanup_timeout_s = 30.0
+
     def __init__(self, tmp: Path) -> None:
+        super().__init__()
         self.tmp = tmp
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Server:
-        self.thread.start()
-        if not self.ready.wait(60) or self.error:
-            raise RuntimeError(f"app did not start: {self.error!r}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(15)
+    def _close(self) -> None:
         self.service.knowhow.close()
         self.historian.close()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._start())
-        except BaseException as e:  # reported to the test thread
-            self.error = e
-            self.ready.set()
-            return
-        self.ready.set()
-        self.loop.run_forever()
 
     async def _start(self) -> None:
         from axline.knowhow.base import KnowHow
