@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -104,3 +105,18 @@ class Connector(abc.ABC):
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+def check_write(tag: Tag, value: float) -> float:
+    """The value to write, after the checks every connector makes: writable, a finite number, in range."""
+    if not tag.writable:
+        raise PermissionError(f"tag {tag.path} is not writable; mark it 'writable: true' in the plant file")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"write to {tag.path}: {value!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ValueError(f"write to {tag.path}: {value!r} is not a finite number")
+    if not tag.lo <= v <= tag.hi:
+        raise ValueError(f"write to {tag.path}: {v:g} is outside the tag's range [{tag.lo:g}, {tag.hi:g}]")
+    return v
