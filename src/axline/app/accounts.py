@@ -38,6 +38,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from axline import i18n
 from axline.app.roles import RANK, ROLES, User
 
 log = logging.getLogger(__name__)
@@ -127,28 +128,24 @@ def common_passwords() -> frozenset[str]:
 def check_password(password: Any, name: str = "") -> None:
     """Raise :class:`AccountError` when ``password`` breaks the rules; say which one, in both languages."""
     if not isinstance(password, str):
-        raise AccountError("password must be text / 비밀번호는 문자열이어야 합니다")
+        raise AccountError(i18n.pair("account.password_not_text"))
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"password too short: at least {MIN_PASSWORD} characters, got {len(password)} / "
-                           f"비밀번호가 너무 짧습니다: {MIN_PASSWORD}자 이상이어야 합니다")
+        raise AccountError(i18n.pair("account.password_short", min=MIN_PASSWORD, got=len(password)))
     if len(password) > MAX_PASSWORD:
-        raise AccountError(f"password too long: at most {MAX_PASSWORD} characters / "
-                           f"비밀번호는 {MAX_PASSWORD}자 이하여야 합니다")
+        raise AccountError(i18n.pair("account.password_long", max=MAX_PASSWORD))
     if password.lower() in common_passwords() or (name and password.lower() == name.lower()):
-        raise AccountError("this password is on the list of common passwords (or is the user name); choose "
-                           "a longer phrase / 흔히 쓰이는 비밀번호입니다: 더 긴 문구를 고르세요")
+        raise AccountError(i18n.pair("account.password_common"))
 
 
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise AccountError(f"user name {str(name)[:70]!r} is not valid: 1-64 letters, digits, '.', '_', '-' "
-                           "or '@' / 사용자 이름은 1-64자의 문자, 숫자, '.', '_', '-', '@'만 쓸 수 있습니다")
+        raise AccountError(i18n.pair("account.bad_name", name=repr(str(name)[:70])))
     return name
 
 
 def check_role(role: Any) -> str:
     if role not in RANK:
-        raise AccountError(f"unknown role {role!r}; one of {', '.join(ROLES)} / 역할은 {', '.join(ROLES)} 중 하나")
+        raise AccountError(i18n.pair("account.bad_role", role=repr(role), roles=", ".join(ROLES)))
     return role
 
 
@@ -278,8 +275,7 @@ class AccountStore:
     def _must(self, name: str) -> Account:
         acc = self._accounts.get(name)
         if acc is None:
-            raise AccountError(f"no user {name!r}; list them with `axline users list` / 사용자 {name!r}이(가) "
-                               "없습니다")
+            raise AccountError(i18n.pair("account.no_user", name=repr(name)))
         return acc
 
     # -- changes -----------------------------------------------------------------------------------
@@ -287,7 +283,7 @@ class AccountStore:
         check_name(name)
         check_role(role)
         if kind not in ("person", "service"):
-            raise AccountError("kind must be person or service")
+            raise AccountError(i18n.pair("account.bad_kind"))
         if kind == "person":
             check_password(password, name)
             hashed = HASHER.hash(password)  # type: ignore[arg-type]
@@ -295,8 +291,7 @@ class AccountStore:
             hashed = None
         with self._change():
             if name in self._accounts:
-                raise AccountError(f"user {name!r} exists; change it with `axline users role|reset` / "
-                                   f"사용자 {name!r}이(가) 이미 있습니다")
+                raise AccountError(i18n.pair("account.exists", name=repr(name)))
             acc = Account(name=name, role=role, kind=kind, hash=hashed)
             self._accounts[name] = acc
         return acc
@@ -327,7 +322,7 @@ class AccountStore:
         with self._change():
             acc = self._must(name)
             if acc.kind != "person":
-                raise AccountError(f"{name} is a service account: it uses API tokens, not a password")
+                raise AccountError(i18n.pair("account.service_password", name=name))
             acc.hash, acc.generation, acc.changed = hashed, acc.generation + 1, time.time()
             acc.failures, acc.locked_until = [], 0.0
 
@@ -351,8 +346,7 @@ class AccountStore:
         others = [a for a in self._accounts.values()
                   if a.name != name and a.role == "admin" and not a.disabled and a.kind == "person"]
         if not others:
-            raise AccountError("this is the last enabled admin; make another admin first / 마지막 관리자입니다: "
-                               "먼저 다른 관리자를 만드세요")
+            raise AccountError(i18n.pair("account.last_admin"))
 
     # -- login -------------------------------------------------------------------------------------
     def authenticate(self, name: str, password: str, now: float | None = None) -> AuthResult:
@@ -396,22 +390,20 @@ class AccountStore:
         ``creator``. Returns the token text, shown once, and its record (which keeps only a hash).
         Person accounts never get tokens: a token for one would let its maker act under that person's name."""
         if not 0 < days <= 3660:
-            raise AccountError("days must be between 1 and 3660 / 유효 기간은 1-3660일")
+            raise AccountError(i18n.pair("account.token_days"))
         check_name(account)
         with self._change():
             acc = self._accounts.get(account)
             if acc is None:
                 if role is None:
-                    raise AccountError(f"no account {account!r}: give --role to create a service account")
+                    raise AccountError(i18n.pair("account.no_account", name=repr(account)))
                 acc = Account(name=account, role=check_role(role), kind="service")
                 self._accounts[account] = acc
             elif acc.kind != "service":
-                raise AccountError(f"{account!r} is a person's account; API tokens are only for service accounts: "
-                                   f"create one with `axline tokens add --account NAME --role ROLE` / "
-                                   f"API 토큰은 서비스 계정에만 발급됩니다")
+                raise AccountError(i18n.pair("account.token_person", name=repr(account)))
             role = check_role(role or acc.role)
             if RANK[role] > RANK[acc.role]:
-                raise AccountError(f"a token cannot outrank its account ({account} is {acc.role})")
+                raise AccountError(i18n.pair("account.token_outranks", name=account, role=acc.role))
             tid = secrets.token_hex(6)
             secret = secrets.token_urlsafe(32)
             now = time.time()
@@ -424,7 +416,7 @@ class AccountStore:
         with self._change():
             tok = self._tokens.get(tid)
             if tok is None:
-                raise AccountError(f"no token {tid!r}; list them with `axline tokens list`")
+                raise AccountError(i18n.pair("account.no_token", id=repr(tid)))
             tok.revoked = True
         return tok
 
