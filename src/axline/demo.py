@@ -21,6 +21,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from axline import i18n
 from axline.historian import Event
 from axline.plant import Plant, parse_plant
 from axline.service import Service
@@ -216,12 +217,10 @@ async def run_demo(args) -> int:
     t0 = time.monotonic()
     try:
         await svc.start()
-        print(f"axline demo: the virtual factory is running at {args.speed:g}x; dashboard at {svc.url}", flush=True)
-        print(f"axline demo: log in as {demo_user!r} with the one-time password {demo_password} to review "
-              f"inspections or write setpoints (it changes every run) / 로그인: {demo_user} / {demo_password}",
-              flush=True)
+        print(i18n.pair("demo.running", speed=f"{args.speed:g}", url=svc.url), flush=True)
+        print(i18n.pair("demo.login", user=repr(demo_user), password=demo_password), flush=True)
         if not args.headless:
-            print("open the address above in a browser; Ctrl-C stops the demo", flush=True)
+            print(i18n.pair("demo.open"), flush=True)
         from axline.shutdown import wait_for_stop
 
         waiter = asyncio.create_task(wait_for_stop(args.duration))

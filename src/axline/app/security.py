@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from axline import i18n
 from axline.app.accounts import AccountError, AccountStore, LockPolicy
 from axline.app.audit import AuditLog
 from axline.app.roles import ANONYMOUS, RANK, USER_REQUEST_KEY, User
@@ -233,22 +234,13 @@ class Security:
         s = self.settings
         host = s.bind_host
         if not isinstance(host, str) or not host.strip():
-            raise ValueError("host must be a non-empty address such as 127.0.0.1 / host는 127.0.0.1 같은 주소여야 "
-                             "합니다")
+            raise ValueError(i18n.pair("serve.bad_host"))
         if is_loopback(host):
             return
         if not s.tls and not s.insecure_http:
-            raise ValueError(
-                f"refusing plain HTTP on {host}: passwords and sessions would cross the network in clear. Use "
-                "--tls (with --cert/--key, or a certificate from `axline certs web`), bind 127.0.0.1, or force "
-                f"it with --insecure-http / {host}에서 암호화되지 않은 HTTP는 거부합니다: --tls를 쓰거나 127.0.0.1에 "
-                "바인딩하거나 --insecure-http로 강제하세요")
+            raise ValueError(i18n.pair("serve.plain_http", host=host))
         if not self.accounts.has_admin():
-            raise ValueError(
-                f"refusing to serve on {host} without an admin account: create one with "
-                "`axline users add NAME --role admin` (password from AXLINE_PASSWORD or a prompt) / "
-                f"관리자 계정 없이 {host}에서 대시보드를 열 수 없습니다: `axline users add NAME --role admin`으로 "
-                "만드세요")
+            raise ValueError(i18n.pair("serve.no_admin", host=host))
 
     def report(self) -> dict:
         """The current security settings, machine readable (IEC 62443-3-3 / 4-2 CR 7.6)."""
