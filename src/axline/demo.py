@@ -28,6 +28,7 @@ from axline.service import Service
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -45,6 +46,7 @@ def demo_plant(data_dir: Path, endpoint: str) -> Plant:
 
 def start_simulator(endpoint: str, speed: float, seed: int, data_dir: Path, warmup_s: float,
                     log_file: Path, vision: bool = False) -> subprocess.Popen:
+    """Start the virtual factory as a child process serving OPC UA at ``endpoint``."""
     cmd = [sys.executable, "-m", "axline.cli", "sim", "--endpoint", endpoint, "--speed", str(speed),
            "--seed", str(seed), "--warmup-s", str(warmup_s), "--camera-dir", str(data_dir / "data" / "camera"),
            "--truth", str(data_dir / "truth.jsonl")]
@@ -111,6 +113,7 @@ def prepare_inspector(seed: int, images: int = 200, defects: int = 20) -> Path |
 
 
 def read_truth(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The simulator's record of faults, parts and start, by record type."""
     out: dict[str, list[dict[str, Any]]] = {"fault": [], "part": [], "start": []}
     if not path.exists():
         return out
@@ -191,6 +194,7 @@ def _rss_mb(pid: int) -> float | None:
 
 
 async def run_demo(args) -> int:
+    """``axline demo``: run the virtual factory and the service, then report what was found."""
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="axline-demo-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "data" / "camera").mkdir(parents=True, exist_ok=True)
@@ -259,6 +263,7 @@ async def run_demo(args) -> int:
 
 
 def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: float, wall_s: float, args) -> dict:
+    """What the demo found: faults detected, OEE, inspection results, memory and time."""
     h = svc.historian
     truth = read_truth(data_dir / "truth.jsonl")
     sim_end = svc.now_ns()
@@ -326,6 +331,7 @@ def inspection_report(svc: Service, parts: list[dict]) -> dict | None:
 
 
 def summary_text(r: dict) -> str:
+    """The demo report in a few lines of text."""
     oee = ", ".join(f"{k} {v:.1%}" if v is not None else f"{k} -" for k, v in r["oee"].items())
     vision = ""
     if r.get("inspection"):

@@ -132,14 +132,17 @@ class UnsPublisher:
                     log.exception("could not raise the broker-refused event")
 
     def status(self) -> dict:
+        """Broker address, TLS, connection state and failures for health."""
         return {"host": self.host, "port": self.port, "tls": self.tls, "connected": self.connected.is_set(),
                 "connect_failures": self.connect_failures, "last_connect_error": self.last_connect_error}
 
     def start(self) -> None:
+        """Connect to the broker in the background."""
         self.client.connect_async(self.host, self.port, keepalive=15)
         self.client.loop_start()
 
     def stop(self) -> None:
+        """Disconnect from the broker."""
         self.client.disconnect()
         self.client.loop_stop()
 

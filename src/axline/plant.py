@@ -117,12 +117,14 @@ class PlantConfigError(ValueError):
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Source:
+    """Where a tag's value comes from: the connector's name and the address in that connector."""
     connector: str
     address: str
 
 
 @dataclass
 class Tag:
+    """One signal of an asset: path, unit, range, sampling period, kind, display name, limits and source."""
     path: str
     signal: str
     unit: str
@@ -137,6 +139,7 @@ class Tag:
     spec: dict[str, float] | None = None  # quality specification: lsl / usl / target (any subset)
 
     def to_json(self) -> dict[str, Any]:
+        """The tag as the dashboard reads it (``/api/plant``)."""
         out = {
             "path": self.path, "signal": self.signal, "unit": self.unit, "range": [self.lo, self.hi],
             "period_s": self.period_s, "writable": self.writable, "kind": self.kind,
@@ -149,6 +152,7 @@ class Tag:
 
 @dataclass
 class Asset:
+    """A machine or station of a line with its tags."""
     id: str
     cell: str
     kind: str
@@ -157,11 +161,13 @@ class Asset:
     tags: list[Tag]
 
     def tag(self, signal: str) -> Tag | None:
+        """The tag of this asset called ``signal``, or ``None``."""
         return next((t for t in self.tags if t.signal == signal), None)
 
 
 @dataclass
 class Shift:
+    """A shift of a line: name, start ("HH:MM", plant time) and length in hours."""
     name: str
     start: str  # "HH:MM", plant local time
     hours: float
@@ -169,6 +175,7 @@ class Shift:
 
 @dataclass
 class Line:
+    """A production line: its assets, takt and ideal cycle time, shifts and KPI tags."""
     id: str
     path: str
     name: dict[str, str]
@@ -182,6 +189,7 @@ class Line:
 
 @dataclass
 class Camera:
+    """A camera that inspects the parts of one asset: its source, trigger and reject tags."""
     id: str
     asset: str  # asset path
     source: str  # folder | opencv | sim
@@ -197,6 +205,7 @@ class Camera:
 
 @dataclass
 class ConnectorConfig:
+    """A connector of the plant file: name, type and its validated options."""
     name: str
     type: str
     options: dict[str, Any]
@@ -204,6 +213,7 @@ class ConnectorConfig:
 
 @dataclass
 class MonitorConfig:
+    """An anomaly monitor: the asset, the detector and its tags and parameters."""
     asset: str  # asset path
     detector: str
     tags: list[str]
@@ -212,6 +222,7 @@ class MonitorConfig:
 
 @dataclass
 class Plant:
+    """A validated plant file: the ISA-95 hierarchy, connectors, cameras, monitors and settings."""
     site: str
     area: str
     name: dict[str, str]
@@ -229,9 +240,11 @@ class Plant:
 
     # -- look-ups -------------------------------------------------------------------------------
     def all_tags(self) -> list[Tag]:
+        """Every tag of every asset of every line."""
         return [t for ln in self.lines for a in ln.assets for t in a.tags]
 
     def tag(self, path: str) -> Tag | None:
+        """The tag with path ``path``, or ``None``."""
         return self._tag_index().get(path)
 
     def _tag_index(self) -> dict[str, Tag]:
@@ -242,19 +255,24 @@ class Plant:
         return idx
 
     def assets(self) -> list[Asset]:
+        """Every asset of every line."""
         return [a for ln in self.lines for a in ln.assets]
 
     def asset_of(self, tag_path: str) -> Asset | None:
+        """The asset that holds the tag ``tag_path``, or ``None``."""
         prefix = tag_path.rsplit("/", 1)[0]
         return next((a for a in self.assets() if a.path == prefix), None)
 
     def line_of(self, path: str) -> Line | None:
+        """The line that ``path`` (a line, asset or tag path) belongs to, or ``None``."""
         return next((ln for ln in self.lines if path == ln.path or path.startswith(ln.path + "/")), None)
 
     def connector_tags(self, connector: str) -> list[Tag]:
+        """The tags read through the connector named ``connector``."""
         return [t for t in self.all_tags() if t.source and t.source.connector == connector]
 
     def to_json(self) -> dict[str, Any]:
+        """The plant as the dashboard reads it (``/api/plant``)."""
         return {
             "site": self.site,
             "area": self.area,
@@ -385,6 +403,7 @@ def load_plant(path: str | os.PathLike) -> Plant:
 
 
 def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Plant:
+    """Validate plant-file text; ``file`` names it in errors, ``base_dir`` anchors relative paths."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -22,6 +22,7 @@ def emit(svc: Any, event: Event) -> int:
 
 
 def update(svc: Any, event_id: int, **fields: Any) -> None:
+    """Change stored fields of event ``event_id`` through the service (or straight in the historian)."""
     if hasattr(svc, "update_event"):
         svc.update_event(event_id, **fields)
     else:

@@ -67,6 +67,7 @@ class LockPolicy:
     address_max_failures: int = 20
 
     def check(self) -> None:
+        """Raise ``ValueError`` when a limit is not a positive number."""
         if self.max_failures < 1 or self.address_max_failures < 1:
             raise ValueError("lockout: max_failures must be at least 1")
         if self.window_s <= 0 or self.lockout_s <= 0:
@@ -75,6 +76,7 @@ class LockPolicy:
 
 @dataclass
 class Account:
+    """One user account: name, role, kind (person or service), password hash, lock state."""
     name: str
     role: str
     kind: str = "person"  # "person" (logs in with a password) or "service" (API tokens only)
@@ -87,6 +89,7 @@ class Account:
     locked_until: float = 0.0
 
     def public(self, now: float | None = None) -> dict[str, Any]:
+        """The account as shown to admins: no hash, lock state as of ``now``."""
         now = time.time() if now is None else now
         return {"name": self.name, "role": self.role, "kind": self.kind, "disabled": self.disabled,
                 "locked": self.locked_until > now, "locked_until": self.locked_until if self.locked_until > now
@@ -95,6 +98,7 @@ class Account:
 
 @dataclass
 class ApiToken:
+    """An API token of a service account; only a hash of its secret is kept."""
     id: str
     account: str
     role: str
@@ -105,6 +109,7 @@ class ApiToken:
     creator: str = ""
 
     def public(self, now: float | None = None) -> dict[str, Any]:
+        """The token as listed to admins (never its secret), expiry as of ``now``."""
         now = time.time() if now is None else now
         return {"id": self.id, "account": self.account, "role": self.role, "created": self.created,
                 "creator": self.creator, "expires": self.expires, "revoked": self.revoked, "expired": self.expires <= now}
@@ -112,6 +117,7 @@ class ApiToken:
 
 @dataclass
 class AuthResult:
+    """The answer to a login attempt: ``ok``, the ``reason`` and the user when it succeeded."""
     ok: bool
     reason: str  # ok | bad | locked | disabled | service
     user: User | None = None
@@ -121,6 +127,7 @@ class AuthResult:
 
 @lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
+    """The list of common passwords refused as account passwords, lower case (read once)."""
     with gzip.open(COMMON_PASSWORDS, "rt", encoding="utf-8") as f:
         return frozenset(line.strip().lower() for line in f if line.strip())
 
@@ -138,12 +145,14 @@ def check_password(password: Any, name: str = "") -> None:
 
 
 def check_name(name: Any) -> str:
+    """``name`` if it is a valid user name, else raise :class:`AccountError`."""
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise AccountError(i18n.pair("account.bad_name", name=repr(str(name)[:70])))
     return name
 
 
 def check_role(role: Any) -> str:
+    """``role`` if it is one of the roles, else raise :class:`AccountError`."""
     if role not in RANK:
         raise AccountError(i18n.pair("account.bad_role", role=repr(role), roles=", ".join(ROLES)))
     return role
@@ -257,18 +266,22 @@ class AccountStore:
 
     # -- reading -----------------------------------------------------------------------------------
     def get(self, name: str) -> Account | None:
+        """The account called ``name``, or ``None``."""
         self.refresh()
         return self._accounts.get(name)
 
     def accounts(self) -> list[Account]:
+        """Every account, sorted by name."""
         self.refresh()
         return sorted(self._accounts.values(), key=lambda a: a.name)
 
     def has_people(self) -> bool:
+        """Whether any person account exists (service accounts do not count)."""
         self.refresh()
         return any(a.kind == "person" for a in self._accounts.values())
 
     def has_admin(self) -> bool:
+        """Whether an enabled person account has the admin role."""
         self.refresh()
         return any(a.role == "admin" and not a.disabled and a.kind == "person" for a in self._accounts.values())
 
@@ -280,6 +293,7 @@ class AccountStore:
 
     # -- changes -----------------------------------------------------------------------------------
     def add(self, name: str, role: str, password: str | None = None, kind: str = "person") -> Account:
+        """Create an account; a person's ``password`` must pass :func:`check_password`."""
         check_name(name)
         check_role(role)
         if kind not in ("person", "service"):
@@ -297,6 +311,7 @@ class AccountStore:
         return acc
 
     def set_role(self, name: str, role: str) -> tuple[str, str]:
+        """Give ``name`` a new role (never removing the last admin); returns (old, new)."""
         check_role(role)
         with self._change():
             acc = self._must(name)
@@ -310,6 +325,7 @@ class AccountStore:
         return old, role
 
     def set_disabled(self, name: str, disabled: bool) -> None:
+        """Disable or enable ``name``; their sessions end (never disables the last admin)."""
         with self._change():
             acc = self._must(name)
             if disabled and acc.role == "admin":
@@ -317,6 +333,7 @@ class AccountStore:
             acc.disabled, acc.generation, acc.changed = disabled, acc.generation + 1, time.time()
 
     def reset_password(self, name: str, password: str) -> None:
+        """Set a new password for the person ``name``; their sessions end."""
         check_password(password, name)
         hashed = HASHER.hash(password)
         with self._change():
@@ -327,6 +344,7 @@ class AccountStore:
             acc.failures, acc.locked_until = [], 0.0
 
     def unlock(self, name: str) -> bool:
+        """Clear the failed logins of ``name``; whether it was locked or had failures."""
         with self._change():
             acc = self._must(name)
             was = acc.locked_until > time.time() or bool(acc.failures)
@@ -334,6 +352,7 @@ class AccountStore:
         return was
 
     def remove(self, name: str) -> None:
+        """Delete the account ``name`` and its API tokens (never the last admin)."""
         with self._change():
             acc = self._must(name)
             if acc.role == "admin":
@@ -413,6 +432,7 @@ class AccountStore:
         return f"{TOKEN_PREFIX}{tid}.{secret}", tok
 
     def token_revoke(self, tid: str) -> ApiToken:
+        """Revoke the API token ``tid``; returns its record."""
         with self._change():
             tok = self._tokens.get(tid)
             if tok is None:
@@ -421,6 +441,7 @@ class AccountStore:
         return tok
 
     def tokens(self) -> list[ApiToken]:
+        """Every API token, oldest first."""
         self.refresh()
         return sorted(self._tokens.values(), key=lambda t: t.created)
 

@@ -31,10 +31,12 @@ def _base_dir(args) -> Path:
 
 
 def account_store(base: Path) -> AccountStore:
+    """The account store of the plant in ``base`` (``data/security/accounts.json``)."""
     return AccountStore(base / "data" / "security" / "accounts.json", LockPolicy())
 
 
 def audit_log(base: Path) -> AuditLog:
+    """The audit trail of the plant in ``base`` (``data/audit/audit.jsonl``)."""
     return AuditLog(base / "data" / "audit" / "audit.jsonl")
 
 
@@ -72,6 +74,7 @@ def _common(s: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
+    """Add the ``users``, ``tokens``, ``audit``, ``certs`` and ``security`` commands to ``sub``."""
     s = sub.add_parser("users", help="people's accounts: add, list, role, disable, enable, reset, remove, unlock")
     _common(s)
     us = s.add_subparsers(dest="users_cmd", metavar="ACTION")
@@ -144,6 +147,7 @@ def web_args(s: argparse.ArgumentParser, serve: bool = True) -> None:
 
 
 def settings_from_args(args, demo: bool = False):
+    """Security settings from the ``serve`` / ``demo`` options."""
     from axline.app.security import SecuritySettings
 
     return SecuritySettings(bind_host=getattr(args, "host", "127.0.0.1"), hosts=list(args.allow_host or []),
@@ -187,6 +191,7 @@ def ensure_first_admin(args, base: Path, host: str) -> None:
 
 
 def run_users(args) -> int:
+    """``axline users ACTION``: add, list, change and remove accounts (audited)."""
     base = _base_dir(args)
     store = account_store(base)
     log = audit_log(base)
@@ -234,6 +239,7 @@ def run_users(args) -> int:
 
 
 def run_tokens(args) -> int:
+    """``axline tokens ACTION``: make, list and revoke API tokens (audited)."""
     base = _base_dir(args)
     store = account_store(base)
     log = audit_log(base)
@@ -263,6 +269,7 @@ def run_tokens(args) -> int:
 
 
 def run_audit(args) -> int:
+    """``axline audit ACTION``: show, export or verify the audit trail."""
     base = _base_dir(args)
     log = audit_log(base)
     if args.audit_cmd == "export":
@@ -289,6 +296,7 @@ def run_audit(args) -> int:
 
 
 def run_report(args) -> int:
+    """``axline security report``: the security settings and checks as JSON."""
     from axline.app.security import Security
 
     base = _base_dir(args)

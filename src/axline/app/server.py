@@ -97,21 +97,29 @@ class ServiceView(Protocol):
 
     historian: Historian
 
-    def plant_json(self) -> dict: ...
+    def plant_json(self) -> dict:
+        """The plant model (``/api/plant``)."""
 
-    def status_json(self) -> dict: ...
+    def status_json(self) -> dict:
+        """Station states, connectors and store (``/api/status``)."""
 
-    def kpi_json(self) -> dict: ...
+    def kpi_json(self) -> dict:
+        """OEE and counts per line (``/api/kpi``)."""
 
-    def now_ns(self) -> int: ...
+    def now_ns(self) -> int:
+        """Plant time in ns since the epoch."""
 
-    def health_json(self) -> dict: ...
+    def health_json(self) -> dict:
+        """Health of the service (``/api/health``)."""
 
-    def subscribe(self) -> asyncio.Queue: ...
+    def subscribe(self) -> asyncio.Queue:
+        """A bounded queue of live updates."""
 
-    def unsubscribe(self, q: asyncio.Queue) -> None: ...
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        """Stop the live updates into ``q``."""
 
-    async def feedback(self, event_id: int, verdict: str, user: str) -> dict: ...
+    async def feedback(self, event_id: int, verdict: str, user: str) -> dict:
+        """Record a review of an inspection."""
 
 
 def _floats(a: np.ndarray) -> list:

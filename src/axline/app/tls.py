@@ -25,6 +25,7 @@ from axline import i18n
 
 
 def server_context(cert: str, key: str) -> ssl.SSLContext:
+    """A TLS 1.2+ server context with the certificate ``cert`` and its key ``key``."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
@@ -117,6 +118,7 @@ def make_server_cert(folder: Path, hosts: list[str], ips: list[str], days: int =
 
 
 def main(argv: list[str]) -> int:
+    """``axline certs web FOLDER``: make (or renew) the local CA and the dashboard's certificate."""
     ap = argparse.ArgumentParser(prog="axline certs web",
                                  description="a local CA and a dashboard certificate signed by it")
     ap.add_argument("folder", help="where to write ca.pem/ca.key and server.pem/server.key (e.g. data/tls)")

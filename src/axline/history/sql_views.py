@@ -133,6 +133,7 @@ def grafana_dashboard(schema: str = "axline") -> dict[str, Any]:
 
 
 def add_arguments(parser: Any) -> None:
+    """Add the options of ``axline history sql-views`` to ``parser``."""
     parser.add_argument("--dsn", help="the PostgreSQL historian, e.g. postgresql://axline@central/axline "
                                       "(the password from PGPASSWORD or ~/.pgpass, never on the command line)")
     parser.add_argument("--schema", default="axline", help="the historian's schema (default axline)")
@@ -165,6 +166,7 @@ def dsn_has_password(dsn: str) -> bool:
 
 
 def run(args: Any) -> int:
+    """``axline history sql-views``: create the reporting views (or print their SQL, or a Grafana dashboard)."""
     if args.grafana:
         import json
         from pathlib import Path
