@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -116,10 +117,11 @@ class Service:
         """Open the historian, start connectors, monitors, inspectors, keepers and (when ``web``) the web
         server."""
         self._open_security()
-        self.historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
-        self.latest.update({p: v for p, v in self.historian.latest().items() if v[2] != BAD_TIMESTAMP})
+        # opening replays the newest segment (a torn tail after a crash), reads the tag directory and
+        # scans the spool: file work, done in a worker so the loop stays free for whoever else runs on it
+        self.historian, latest, spool = await asyncio.get_running_loop().run_in_executor(None, self._open_store)
+        self.latest.update({p: v for p, v in latest.items() if v[2] != BAD_TIMESTAMP})
         self._last_good = {p: v[0] for p, v in self.latest.items() if v[2] == 0}
-        spool = DiskSpool(os.path.join(self.plant.base_dir, "data", "spool", "historian"))
         self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors(),
                                        on_event=self.safety.system_event, name="historian")
         self._tasks.extend(self.safety.start())
@@ -164,6 +166,17 @@ class Service:
         self._tasks.append(asyncio.create_task(self.knowhow.start(), name="knowhow"))
         if web:
             await self._start_web()
+
+    def _open_store(self) -> tuple[Historian, dict, DiskSpool]:
+        """Blocking: the historian, its newest reading per tag and the store-and-forward spool."""
+        historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
+        try:
+            latest = historian.latest()
+            spool = DiskSpool(os.path.join(self.plant.base_dir, "data", "spool", "historian"))
+        except BaseException:
+            historian.close()
+            raise
+        return historian, latest, spool
 
     async def _start_web(self) -> None:
         from aiohttp import web
@@ -334,17 +347,35 @@ class Service:
     def emit_event(self, event: Event) -> int:
         """Store ``event``, tell the live pages and the know-how watcher; returns its id."""
         eid = self.safety.add_event(event)
+        self._emitted(eid, event)
+        return eid
+
+    async def aemit_event(self, event: Event) -> int:
+        """``emit_event`` with the event log's write in a worker: the loop never waits on the log."""
+        eid = await asyncio.get_running_loop().run_in_executor(None, self.safety.add_event, event)
+        self._emitted(eid, event)
+        return eid
+
+    def _emitted(self, eid: int, event: Event) -> None:
         if event.kind == "alarm" and event.end_ts is None:
             self._open_alarms.setdefault(event.source, set()).add(eid)
             self._event_source[eid] = event.source
         self._push({"type": "event", "event": event.to_json()})
         if self.knowhow is not None and event.kind == "alarm" and event.end_ts is None:
             self.knowhow.on_alarm(eid, event)
-        return eid
 
     def update_event(self, event_id: int, **fields: Any) -> None:
         """Change stored fields of event ``event_id`` and tell the live pages."""
         self.safety.update_event(event_id, **fields)
+        self._updated(event_id, fields)
+
+    async def aupdate_event(self, event_id: int, **fields: Any) -> None:
+        """``update_event`` with the event log's write in a worker."""
+        await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.safety.update_event, event_id, **fields))
+        self._updated(event_id, fields)
+
+    def _updated(self, event_id: int, fields: dict[str, Any]) -> None:
         if fields.get("end_ts") is not None and event_id in self._event_source:
             self._open_alarms.get(self._event_source.pop(event_id), set()).discard(event_id)
         self._push({"type": "event_update", "id": event_id, **{k: v for k, v in fields.items() if k != "data"}})
