@@ -64,6 +64,7 @@ class Event:
     ack: str | None = None  # operator feedback: None | confirmed | overruled | acknowledged
 
     def to_json(self) -> dict[str, Any]:
+        """The event as the dashboard and the API read it."""
         return {
             "id": self.id,
             "ts": self.ts,
@@ -220,7 +221,8 @@ class Historian(abc.ABC):
         """Make everything appended so far durable against power loss (fsync)."""
 
     @abc.abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Write what is buffered and release the store."""
 
     def __enter__(self) -> Historian:
         return self
