@@ -19,6 +19,7 @@ import threading
 import time
 from urllib.parse import urlparse
 
+from axline import i18n
 from axline.batch import Batch
 from axline.connect.mqtt import encode_uns_batch
 from axline.spool import DiskSpool, StoreAndForward
@@ -81,9 +82,7 @@ class UnsPublisher:
         self.tls = u.scheme in ("mqtts", "ssl")
         self.host, self.port = u.hostname, u.port or (8883 if self.tls else 1883)
         if credentials is not None and not self.tls and not is_loopback(self.host) and not allow_plain_credentials:
-            raise ValueError(f"--broker: the broker password would cross the network in clear text to {self.host}; "
-                             "use mqtts://host:8883 with --broker-ca, or --broker-plain-credentials to force it / "
-                             "브로커 비밀번호가 암호화 없이 전송됩니다: mqtts://를 쓰세요")
+            raise ValueError(i18n.pair("edge.plain_credentials", host=self.host))
         self.on_event = on_event
         self.connect_failures = 0
         self.last_connect_error: str | None = None
@@ -127,21 +126,23 @@ class UnsPublisher:
             if self.on_event is not None:
                 try:
                     self.on_event("uplink.broker_refused", "error",
-                                  f"the broker {self.host}:{self.port} refused the connection ({reason}); check "
-                                  "the edge's broker credentials / 브로커가 연결을 거부했습니다: 자격 증명을 확인하세요",
+                                  i18n.text("event.uplink.broker_refused", host=self.host, port=self.port, reason=reason),
                                   {"reason": reason, "host": self.host, "port": self.port})
                 except Exception:  # the event sink must not break paho's network thread
                     log.exception("could not raise the broker-refused event")
 
     def status(self) -> dict:
+        """Broker address, TLS, connection state and failures for health."""
         return {"host": self.host, "port": self.port, "tls": self.tls, "connected": self.connected.is_set(),
                 "connect_failures": self.connect_failures, "last_connect_error": self.last_connect_error}
 
     def start(self) -> None:
+        """Connect to the broker in the background."""
         self.client.connect_async(self.host, self.port, keepalive=15)
         self.client.loop_start()
 
     def stop(self) -> None:
+        """Disconnect from the broker."""
         self.client.disconnect()
         self.client.loop_stop()
 

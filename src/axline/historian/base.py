@@ -63,7 +63,7 @@ class Event:
     ack: str | None = None  # operator feedback: None | confirmed | overruled | acknowledged
 
     def to_json(self) -> dict[str, Any]:
-        """The event as a JSON-ready dict (the API's shape)."""
+        """The event as the dashboard and the API read it."""
         return {
             "id": self.id,
             "ts": self.ts,
@@ -142,7 +142,7 @@ class Historian(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release files and connections; closing twice is harmless."""
+        """Write what is buffered and release the store."""
 
     def __enter__(self) -> Historian:
         return self

@@ -101,11 +101,13 @@ def verify_dir(path: str) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``axline historian verify`` to ``p``."""
     p.add_argument("dir", help="the embedded historian directory (e.g. data/historian)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    """``axline historian verify DIR``: check every segment and index file; exit 1 on damage."""
     try:
         rep = verify_dir(args.dir)
     except (FileNotFoundError, NotADirectoryError) as e:
