@@ -486,7 +486,8 @@ async def kill9_loop(work: Path, args) -> dict:
 
 async def corrupted_byte(work: Path, args) -> dict:
     """One byte flipped at a random place of a closed segment; the service runs on, the scrub finds it."""
-    from axline.historian.embedded import HEADER_SIZE, EmbeddedHistorian, _pad8
+    from axline.historian.embedded import EmbeddedHistorian
+    from axline.historian.record import record_length
     from axline.service import Service
 
     hdir = work / "data" / "historian"
@@ -513,7 +514,7 @@ async def corrupted_byte(work: Path, args) -> dict:
     while off < len(original):
         count, ntags = int.from_bytes(original[off + 8:off + 12], "little"), int.from_bytes(original[off + 12:off + 16],
                                                                                              "little")
-        end = off + HEADER_SIZE + _pad8(8 * ntags + 17 * count)
+        end = off + record_length(ntags, count)
         if off <= pos < end:
             hit = count
             break
