@@ -1,18 +1,7 @@
 """MQTT connector for JSON payloads.
 
-Address grammar (a tag's ``source.address``)::
-
-    address  := topic [ "#" selector ] { ";" option }
-    topic    := an MQTT topic filter: "+" matches one level, a final "#" all remaining levels
-    selector := "$" { "." key | "[" index "]" | "['" key "']" }      dotted path from the payload root
-              | "/" JSON pointer (RFC 6901), e.g. "/sensors/0/temp"
-    option   := "ts=" selector [ ":" unit ]     where the reading's time is; unit auto|s|ms|us|ns|iso
-              | "q=" selector                   where a quality code (0..255, axline.batch codes) is
-              | "write=" topic                  the topic a write to this tag publishes to
-
-The selector starts at the first ``#`` that is followed by ``$`` or ``/`` and does not begin a topic
-level; a ``#`` that begins a level is the wildcard, so a wildcard with a selector is written ``a/##$.x``.
-Examples::
+A tag's ``source.address`` names a topic, where in the payload its value is, and options (its
+timestamp, quality and write topic); the grammar is in ``json_mapping.py``. Examples::
 
     plant/line1/press/temp                       payload 21.5, or {"value": 21.5, "ts": 1767225600000}
     sensors/+/data#$.temperature                 {"temperature": 21.5, ...} from any sensor
