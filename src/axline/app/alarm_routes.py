@@ -43,6 +43,7 @@ MAX_WRITTEN = 1000
 
 
 def register(app: web.Application) -> None:
+    """Add the alarm pages (``/alarms``, ``/wall``) and the alarm API routes to ``app``."""
     app[ACTION_LOCK_KEY] = asyncio.Lock()
     app[WRITTEN_KEY] = OrderedDict()
     r = app.router

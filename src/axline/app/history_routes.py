@@ -44,6 +44,7 @@ HEAVY_KEY: web.AppKey[asyncio.Semaphore] = web.AppKey("history_reads", asyncio.S
 
 
 def register(app: web.Application) -> None:
+    """Add the history page and its tag, series and export routes to ``app``."""
     r = app.router
     r.add_get("/history", page("history.html"))
     r.add_get("/api/history/tags", _tags)

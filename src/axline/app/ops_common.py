@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 
 def svc_of(request: web.Request) -> Any:
+    """The running service of ``request``'s app."""
     return request.app[SERVICE_KEY]
 
 
@@ -54,6 +55,7 @@ async def json_body(request: web.Request, example: str) -> dict:
 
 
 def int_id(request: web.Request, name: str = "id") -> int:
+    """The integer path parameter ``name``; a 400 answer when it is not one."""
     raw = request.match_info[name]
     try:
         return int(raw)

@@ -27,6 +27,7 @@ KEEPER_TASK_KEY: web.AppKey[asyncio.Task] = web.AppKey("shift_report_task", asyn
 
 
 def register(app: web.Application) -> None:
+    """Add the shift-report page and its routes to ``app`` and start the report keeper."""
     r = app.router
     r.add_get("/reports", page("reports.html"))
     r.add_get("/api/reports", _list)

@@ -98,7 +98,8 @@ async def kill9_loop(work: Path, args) -> dict:
 
 async def corrupted_byte(work: Path, args) -> dict:
     """One byte flipped at a random place of a closed segment; the service runs on, the scrub finds it."""
-    from axline.historian.embedded import HEADER_SIZE, EmbeddedHistorian, _pad8
+    from axline.historian.embedded import EmbeddedHistorian
+    from axline.historian.record import record_length
     from axline.service import Service
 
     hdir = work / "data" / "historian"
@@ -125,7 +126,7 @@ async def corrupted_byte(work: Path, args) -> dict:
     while off < len(original):
         count, ntags = int.from_bytes(original[off + 8:off + 12], "little"), int.from_bytes(original[off + 12:off + 16],
                                                                                              "little")
-        end = off + HEADER_SIZE + _pad8(8 * ntags + 17 * count)
+        end = off + record_length(ntags, count)
         if off <= pos < end:
             hit = count
             break
@@ -202,16 +203,17 @@ async def power_cut_replay(work: Path, args) -> dict:
     """Every prefix of a recorded write sequence (and a half-done write at each point) must open, hold
     every batch whose write completed, and nothing partial."""
     import axline.historian.embedded as emb
+    import axline.historian.files as hfiles
     from axline.batch import Batch
 
     writes: list[tuple[str, bytes]] = []
-    real = emb._write_all
+    real = hfiles.write_all
 
     def spy(fd: int, buf) -> None:
         writes.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), bytes(buf)))
         real(fd, buf)
 
-    emb._write_all = spy
+    hfiles.write_all = spy  # every record and tag-directory write goes through it
     ends, per = [], []
     try:
         with emb.EmbeddedHistorian(str(work / "src"), fsync="interval", segment_bytes=8192, scrub_mb_s=None) as h:
@@ -223,7 +225,7 @@ async def power_cut_replay(work: Path, args) -> dict:
                 ends.append(len(writes))
                 per.append(n)
     finally:
-        emb._write_all = real
+        hfiles.write_all = real
     all_paths = [f"bench/faults/l1/c1/m1/p{j}" for j in range(args.power_cut_batches // 4 + 1)]
     cuts = [(k, f) for k in range(len(writes) + 1) for f in ((0.0, 0.5) if k < len(writes) else (0.0,))]
     failed_open = lost = acked_total = partial = 0
