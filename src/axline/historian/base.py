@@ -78,6 +78,14 @@ class Event:
         }
 
 
+def check_retention_days(retention_days: Any) -> None:
+    """Refuse a ``retention_days`` that is not None or a number > 0 (every backend the same way)."""
+    if retention_days is not None and not (
+        isinstance(retention_days, int | float) and not isinstance(retention_days, bool) and retention_days > 0
+    ):
+        raise ValueError(f"historian retention_days must be a number > 0 or None, got {retention_days!r}")
+
+
 class Historian(abc.ABC):
     """Time-series store of readings plus an event log."""
 

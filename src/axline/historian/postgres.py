@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from axline.batch import Batch
-from axline.historian.base import Buckets, Historian, Series
+from axline.historian.base import Buckets, Historian, Series, check_retention_days
 from axline.historian.events import as_int
 
 try:
@@ -117,12 +117,7 @@ class PostgresHistorian(PgConnections, PgSchema, PgEvents, Historian):
             raise ValueError(
                 f"historian partition {partition!r} is not known (allowed: {', '.join(PARTITION_WIDTHS)})"
             )
-        if retention_days is not None and not (
-            isinstance(retention_days, int | float)
-            and not isinstance(retention_days, bool)
-            and retention_days > 0
-        ):
-            raise ValueError(f"historian retention_days must be a number > 0 or None, got {retention_days!r}")
+        check_retention_days(retention_days)
         if not isinstance(connect_timeout_s, int | float) or not 0 < connect_timeout_s <= 600:
             raise ValueError(
                 f"historian connect_timeout_s must be in (0, 600] seconds, got {connect_timeout_s!r}"
