@@ -194,3 +194,70 @@ def newest_per_group(key: np.ndarray, ts: np.ndarray, nkeys: int) -> tuple[np.nd
     last = np.maximum.reduceat(cand, starts)
     return k[starts], order[last]
 
+
+# -- NumPy arrays as binary array parameters (no Python object per element) ------------------------
+class ArrayParam:
+    """A NumPy array sent as a PostgreSQL array parameter in binary form (see ``register_array_dumpers``)."""
+
+    __slots__ = ("values",)
+    #: (array type oid, element type oid, element wire dtype)
+    TYPE: tuple[int, int, str] = (0, 0, "")
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def to_binary(self) -> bytes:
+        """The array in PostgreSQL's binary array format.
+
+        >>> Int4Array(np.array([1, 2])).to_binary().hex()
+        '000000010000000000000017000000020000000100000004000000010000000400000002'
+        """
+        _, elem_oid, wire = self.TYPE
+        n = len(self.values)
+        if n == 0:
+            return np.array([0, 0, elem_oid], ">i4").tobytes()
+        el = np.empty(n, [("l", ">i4"), ("v", wire)])
+        el["l"] = np.dtype(wire).itemsize
+        el["v"] = self.values
+        return np.array([1, 0, elem_oid, n, 1], ">i4").tobytes() + el.tobytes()
+
+
+class Int4Array(ArrayParam):
+    """int4[] parameter."""
+
+    TYPE = (1007, 23, ">i4")
+
+
+class Int8Array(ArrayParam):
+    """int8[] parameter."""
+
+    TYPE = (1016, INT8_OID, ">i8")
+
+
+class Float8Array(ArrayParam):
+    """float8[] parameter."""
+
+    TYPE = (1022, FLOAT8_OID, ">f8")
+
+
+class Int2Array(ArrayParam):
+    """int2[] parameter."""
+
+    TYPE = (1005, INT2_OID, ">i2")
+
+
+def register_array_dumpers(conn: Any) -> None:
+    """Teach a psycopg connection to send ``ArrayParam`` values in binary form (use ``%b``)."""
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    for klass in (Int4Array, Int8Array, Float8Array, Int2Array):
+
+        class _Dumper(Dumper):
+            format = Format.BINARY
+            oid = klass.TYPE[0]
+
+            def dump(self, obj: ArrayParam) -> bytes:
+                return obj.to_binary()
+
+        conn.adapters.register_dumper(klass, _Dumper)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from axline.batch import Batch
-from axline.historian.base import Buckets, Historian, Series, check_retention_days
+from axline.historian.base import Buckets, Historian, Series, check_retention_days, distinct_paths
 from axline.historian.events import as_int
 
 try:
@@ -56,6 +56,10 @@ from axline.historian.pg_conn import PgConnections
 from axline.historian.pg_copy import (
     BUCKET_ROW,
     ROW,
+    Float8Array,
+    Int2Array,
+    Int4Array,
+    Int8Array,
     block_payload,
     copy_payload,
     newest_per_group,
@@ -190,31 +194,33 @@ class PostgresHistorian(PgConnections, PgSchema, PgEvents, Historian):
         n = len(batch)
         if n == 0:
             return 0
+        batch = distinct_paths(batch)
         with self._wlock:
             self._check_open()
             ids = self._ids_for(batch.paths)
             tag_id = ids[batch.idx]
+            key = batch.idx  # groups the readings as the tag id does: the paths are distinct
             ts = batch.ts
             starts = self._partition_starts(ts)
             lo0 = int(starts[0])
             if bool((starts == lo0).all()):
                 los = [lo0]
-                pieces = [(lo0, block_payload(tag_id, ts, batch.value, batch.quality)[0], n)]
+                pieces = [(lo0, block_payload(tag_id, ts, batch.value, batch.quality, key=key)[0], n)]
             else:
                 los = np.unique(starts).tolist()
                 pieces = []
                 for lo in los:  # a block never spans two partitions
                     m = starts == lo
-                    payload = block_payload(tag_id[m], ts[m], batch.value[m], batch.quality[m])[0]
+                    payload = block_payload(tag_id[m], ts[m], batch.value[m], batch.quality[m], key=key[m])[0]
                     pieces.append((lo, payload, int(m.sum())))
             local, pos = newest_per_group(batch.idx, ts, len(batch.paths))
             lt = ids[local]
             order = np.argsort(lt)  # one lock order for concurrent writers
             latest = (
-                lt[order].tolist(),
-                ts[pos[order]].tolist(),
-                batch.value[pos[order]].tolist(),
-                batch.quality[pos[order]].astype(np.int16).tolist(),
+                Int4Array(lt[order]),
+                Int8Array(ts[pos[order]]),
+                Float8Array(batch.value[pos[order]]),
+                Int2Array(batch.quality[pos[order]]),
             )
 
             def store(conn: psycopg.Connection) -> dict[int, tuple[int, str]]:
@@ -239,7 +245,7 @@ class PostgresHistorian(PgConnections, PgSchema, PgEvents, Historian):
                     cur.execute(
                         self._q(
                             "INSERT INTO {s}.latest (tag_id, ts, value, quality) "
-                            "SELECT * FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::smallint[]) "
+                            "SELECT * FROM unnest(%b::int[], %b::bigint[], %b::float8[], %b::smallint[]) "
                             "ON CONFLICT (tag_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value, "
                             "quality = EXCLUDED.quality WHERE {s}.latest.ts <= EXCLUDED.ts"
                         ),
