@@ -176,11 +176,15 @@ class OnlineMonitor:
 def with_overrides(config: MonitorConfig = DEFAULT, detector: str | None = None, far: float | None = None,
                    smooth: int | None = None) -> MonitorConfig:
     """``config`` with the options a user gave on the command line; a different detector kind keeps
-    only the shared ``smooth`` parameter."""
+    only the shared ``smooth`` parameter, and the threshold margin and release level, which were
+    tuned on the scale of ``config``'s own scores, go back to plain (margin 1, release at 0.8)."""
     params = dict(config.params)
+    margin, ratio = config.margin, config.latch_ratio
     if detector is not None and detector != config.detector:
         params = {k: v for k, v in params.items() if k == "smooth"}
+        plain = MonitorConfig()
+        margin, ratio = plain.margin, plain.latch_ratio
     if smooth is not None:
         params["smooth"] = smooth
-    return replace(config, detector=detector or config.detector, params=params,
-                   far=config.far if far is None else far)
+    return replace(config, detector=detector or config.detector, params=params, margin=margin,
+                   latch_ratio=ratio, far=config.far if far is None else far)
