@@ -43,6 +43,7 @@ class RobustDetector(Detector):
             self._arrays = {"profile": np.zeros((1, Z.shape[1]))}
 
     def reset(self) -> None:
+        """Forget the streaming state."""
         super().reset()
         self._ew: np.ndarray | None = None
         self._t = 0
