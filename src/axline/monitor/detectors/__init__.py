@@ -26,7 +26,7 @@ module with a :class:`Detector` subclass that defines ``name``, imported and lis
 >>> import numpy as np
 >>> det = make_detector("pca").fit(np.random.default_rng(0).normal(0.0, 1.0, (300, 3)))
 >>> sorted(DETECTORS)[:3], det.score([[0.0, 0.0, 0.0]]).shape
-(['autoencoder', 'changepoint', 'iforest'], (1,))
+(['autoencoder', 'changepoint', 'ewma'], (1,))
 """
 
 from __future__ import annotations
