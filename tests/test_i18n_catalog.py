@@ -124,3 +124,19 @@ def test_the_browser_is_served_both_tables():
         html = page.read_text(encoding="utf-8")
         if "/static/i18n.js" in html:
             assert html.index("/i18n/catalog.js") < html.index("/static/i18n.js"), page.name
+
+
+def test_the_web_server_writes_no_error_text_inline():
+    """Errors of the web app come from the catalog (bad_request, keyed_error, _json_error with a key), so the
+    dashboard shows them in Korean or English."""
+    inline = []
+    for path in sorted((SRC / "app").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name in ("BadRequest", "error_response") and isinstance(node.args[0], ast.Constant | ast.JoinedStr):
+                inline.append(f"{path.name}:{node.lineno}")
+    assert inline == [], f"error texts written inline (use bad_request with a catalog key): {inline}"
