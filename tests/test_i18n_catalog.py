@@ -16,7 +16,7 @@ from axline import i18n
 SRC = Path(__file__).resolve().parents[1] / "src" / "axline"
 STATIC = SRC / "app" / "static"
 # calls that take a catalog key: name -> position of the key argument
-KEYED_CALLS = {"text": 0, "both": 0, "pair": 0, "Message": 0, "Phrase": 0, "has": 0, "fail": 1,
+KEYED_CALLS = {"text": 0, "both": 0, "pair": 0, "say": 0, "Message": 0, "Phrase": 0, "has": 0, "fail": 1,
                "PlantConfigError": 2, "choice": 3, "bad_request": 0}
 
 
@@ -140,3 +140,13 @@ def test_the_web_server_writes_no_error_text_inline():
             if name in ("BadRequest", "error_response") and isinstance(node.args[0], ast.Constant | ast.JoinedStr):
                 inline.append(f"{path.name}:{node.lineno}")
     assert inline == [], f"error texts written inline (use bad_request with a catalog key): {inline}"
+
+
+def test_the_command_line_speaks_the_terminal_language(monkeypatch):
+    for name in ("AXLINE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    assert i18n.say("cli.user_removed", name="kim") == "removed kim"
+    monkeypatch.setenv("LANG", "ko_KR.UTF-8")
+    assert i18n.say("cli.user_removed", name="kim") == i18n.text("cli.user_removed", "ko", name="kim")
+    monkeypatch.setenv("AXLINE_LANG", "en")
+    assert i18n.say("cli.user_removed", name="kim") == "removed kim"
