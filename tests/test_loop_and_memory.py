@@ -141,7 +141,7 @@ def test_mqtt_pending_readings_are_bounded_by_backpressure(tmp_path, monkeypatch
     waits (the broker keeps QoS 1 messages) instead of growing the list for ever."""
     from types import SimpleNamespace
 
-    import axline.connect.mqtt as mq
+    import axline.connect.broker as mq
     from axline.connect import registry
 
     plant = parse_plant(f"""

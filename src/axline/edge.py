@@ -21,7 +21,8 @@ from urllib.parse import urlparse
 
 from axline import i18n
 from axline.batch import Batch
-from axline.connect.mqtt import encode_uns_batch
+from axline.connect.broker import new_client
+from axline.connect.uns import encode_uns_batch
 from axline.spool import DiskSpool, StoreAndForward
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,6 @@ class UnsPublisher:
     def __init__(self, url: str, client_id: str | None = None, timeout_s: float = 5.0, prefix: str = "",
                  credentials: tuple[str, str] | None = None, ca_file: str | None = None,
                  allow_plain_credentials: bool = False, on_event=None) -> None:
-        import paho.mqtt.client as mqtt
-
         u = urlparse(url)
         if u.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not u.hostname:
             raise ValueError(f"--broker: {url!r} is not an MQTT URL; use mqtts://host:8883 (or mqtt://host:1883)")
@@ -92,23 +91,17 @@ class UnsPublisher:
         self.connected = threading.Event()
         self.messages = 0
         cid = client_id or f"axline-edge-{secrets.token_hex(4)}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311,
-                                  clean_session=True)
+        if credentials is None and u.username:
+            raise ValueError("--broker: a user name without a password; use --broker-credentials FILE")
+        if ca_file and not self.tls:
+            raise ValueError("--broker-ca needs an mqtts:// broker URL")
+        user, password = credentials if credentials is not None else (None, None)
+        self.client = new_client(cid, username=user, password=password, tls=self.tls, ca_file=ca_file)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(0.5, 10)
         self.client.on_connect = lambda c, u_, f, rc, p: self._on_connect(rc)
         self.client.on_disconnect = lambda c, u_, f, rc, p: self.connected.clear()
-        if credentials is not None:
-            self.client.username_pw_set(*credentials)
-        elif u.username:
-            raise ValueError("--broker: a user name without a password; use --broker-credentials FILE")
-        if self.tls:
-            import ssl
-
-            self.client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        elif ca_file:
-            raise ValueError("--broker-ca needs an mqtts:// broker URL")
 
     def _on_connect(self, rc) -> None:
         if not getattr(rc, "is_failure", bool(rc)):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from axline.connect.broker import new_client
 from axline.discover.payload import classify_payload
 from axline.discover.signal import Signal
 
@@ -130,7 +131,7 @@ class MqttListener:
         self, window: float, host: str, port: int, username: str | None = None, tls: bool = False
     ) -> tuple[list[Signal], dict]:
         """Signals per numeric field or metric and the per-topic rows of the inventory."""
-        from axline.connect.mqtt import parse_address
+        from axline.connect.json_mapping import parse_address
         from axline.connect.sparkplug import parse_topic
         from axline.connect.sparkplug_pb import BOOLEAN, DATATYPE_NAMES, NUMERIC_TYPES
 
@@ -263,8 +264,6 @@ def discover_mqtt(
     ``stop`` (optional) ends the window early (half a second after it is set, for messages in flight).
     Rates are per second of the window actually listened.
     """
-    import paho.mqtt.client as mqtt
-
     if not 1 <= port <= 65535:
         raise ValueError(f"port must be within 1..65535, got {port}")
     if listen_s <= 0:
@@ -289,13 +288,9 @@ def discover_mqtt(
     listener = MqttListener(max_topics)
     subscribed = threading.Event()
     refused: list[str] = []
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"axline-discover-{secrets.token_hex(4)}"
+    client = new_client(
+        f"axline-discover-{secrets.token_hex(4)}", username=username or None, password=password, tls=tls
     )
-    if username:
-        client.username_pw_set(username, password)
-    if tls:
-        client.tls_set()
 
     def on_connect(c, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

@@ -43,7 +43,7 @@ class ChangepointDetector(Detector):
         return np.clip((Z - a["mu"]) @ a["A"].T, -c, c)  # one wild spike is not a sustained shift
 
     def reset(self) -> None:
-        """Forget what was learned, also the running sums."""
+        """Forget the streaming state."""
         super().reset()
         self._pos: np.ndarray | None = None
         self._neg: np.ndarray | None = None

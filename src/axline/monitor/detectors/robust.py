@@ -43,7 +43,7 @@ class RobustDetector(Detector):
             self._arrays = {"profile": np.zeros((1, Z.shape[1]))}
 
     def reset(self) -> None:
-        """Forget what was learned, also the smoothed score."""
+        """Forget the streaming state."""
         super().reset()
         self._ew: np.ndarray | None = None
         self._t = 0
