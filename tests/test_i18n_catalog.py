@@ -150,3 +150,11 @@ def test_the_command_line_speaks_the_terminal_language(monkeypatch):
     assert i18n.say("cli.user_removed", name="kim") == i18n.text("cli.user_removed", "ko", name="kim")
     monkeypatch.setenv("AXLINE_LANG", "en")
     assert i18n.say("cli.user_removed", name="kim") == "removed kim"
+
+
+def test_the_pages_have_one_catalog():
+    """Page texts live in axline/i18n/en.json and ko.json only; a page script adds no tables of its own."""
+    extra = sorted(p.name for p in STATIC.glob("i18n*.js") if p.name != "i18n.js")
+    assert extra == [], f"move the keys of {extra} into src/axline/i18n/en.json and ko.json, then delete them"
+    for page in STATIC.glob("*.html"):
+        assert "/static/i18n-" not in page.read_text(encoding="utf-8"), page.name
