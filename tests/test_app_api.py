@@ -396,10 +396,10 @@ def test_fake_values_stay_in_range(service):
 
 
 async def test_stream_sends_keepalive(client, monkeypatch):
-    from axline.app import server
+    from axline.app import stream
 
-    monkeypatch.setattr(server, "KEEPALIVE_S", 0.05)
-    monkeypatch.setattr(server, "STREAM_POLL_S", 0.05)
+    monkeypatch.setattr(stream, "KEEPALIVE_S", 0.05)
+    monkeypatch.setattr(stream, "STREAM_POLL_S", 0.05)
     resp = await client.get("/api/stream")
     lines = []
     while ": keep-alive\n" not in lines:

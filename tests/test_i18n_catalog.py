@@ -15,6 +15,7 @@ from axline import i18n
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "axline"
 STATIC = SRC / "app" / "static"
+PAGES = SRC / "app" / "pages"  # the operations pages' skeleton and parts, put together by the server
 # calls that take a catalog key: name -> position of the key argument
 KEYED_CALLS = {"text": 0, "both": 0, "pair": 0, "say": 0, "Message": 0, "Phrase": 0, "has": 0, "fail": 1,
                "PlantConfigError": 2, "choice": 3, "bad_request": 0}
@@ -104,9 +105,10 @@ def test_every_key_the_python_code_names_is_in_the_catalog():
 
 def test_every_key_the_pages_name_is_in_the_catalog():
     keys: dict[str, str] = {}
-    for path in sorted(STATIC.glob("*.html")):
+    for path in sorted([*STATIC.glob("*.html"), *PAGES.glob("*.html")]):
         for k in re.findall(r'data-i18n(?:-title|-aria-label)?="([^"]+)"', path.read_text(encoding="utf-8")):
-            keys[k] = path.name
+            if not k.startswith("$"):  # the skeleton's placeholder for each page's title
+                keys[k] = path.name
     for path in sorted(STATIC.glob("*.js")):
         for k in re.findall(r"""\bt\(\s*'([a-z][\w]*(?:\.[\w]+)+)'""", path.read_text(encoding="utf-8")):
             keys[k] = path.name
@@ -120,7 +122,7 @@ def test_the_browser_is_served_both_tables():
     assert body.startswith("/*") and "window.AxCatalog = " in body and etag.startswith('"')
     tables = json.loads(body.split("window.AxCatalog = ", 1)[1].rstrip().rstrip(";"))
     assert tables == {lang: i18n.catalog(lang) for lang in i18n.LANGS}
-    for page in STATIC.glob("*.html"):
+    for page in [*STATIC.glob("*.html"), *PAGES.glob("*.html")]:
         html = page.read_text(encoding="utf-8")
         if "/static/i18n.js" in html:
             assert html.index("/i18n/catalog.js") < html.index("/static/i18n.js"), page.name

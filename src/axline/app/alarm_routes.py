@@ -30,6 +30,7 @@ from axline.app.ops_common import (
     positions,
     svc_of,
 )
+from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 
 MAX_ALARMS = 5000
@@ -47,7 +48,7 @@ def register(app: web.Application) -> None:
     app[ACTION_LOCK_KEY] = asyncio.Lock()
     app[WRITTEN_KEY] = OrderedDict()
     r = app.router
-    r.add_get("/alarms", page("alarms.html"))
+    r.add_get("/alarms", ops_page("alarms"))
     r.add_get("/wall", page("wall.html"))  # the wall screen (kiosk): KPIs, stations and open alarms
     r.add_get("/api/alarms", _list)
     r.add_get("/api/alarms/performance", _performance)

@@ -21,7 +21,8 @@ import time
 from aiohttp import web
 
 from axline.app.http import NS_MAX, bad_request, json_response, parse_int_param, parse_tags
-from axline.app.ops_common import aemit, off_loop, page, svc_of
+from axline.app.ops_common import aemit, off_loop, svc_of
+from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 from axline.historian.base import Event
 from axline.history.export import (
@@ -46,7 +47,7 @@ HEAVY_KEY: web.AppKey[asyncio.Semaphore] = web.AppKey("history_reads", asyncio.S
 def register(app: web.Application) -> None:
     """Add the history page and its tag, series and export routes to ``app``."""
     r = app.router
-    r.add_get("/history", page("history.html"))
+    r.add_get("/history", ops_page("history"))
     r.add_get("/api/history/tags", _tags)
     r.add_get("/api/history/series", _series)
     r.add_get("/api/history/export", _export)

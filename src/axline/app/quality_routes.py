@@ -16,7 +16,8 @@ import time
 from aiohttp import web
 
 from axline.app.http import NS_MAX, bad_request, json_response, parse_int_param
-from axline.app.ops_common import off_loop, page, svc_of
+from axline.app.ops_common import off_loop, svc_of
+from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 from axline.quality import QualityError, SpcWatcher, chart_report, quality_tags
 
@@ -28,7 +29,7 @@ DEFAULT_WINDOW_NS = 8 * 3600 * 1_000_000_000
 def register(app: web.Application) -> None:
     """Add the quality page and its tag, control-chart and status routes to ``app``."""
     r = app.router
-    r.add_get("/quality", page("quality.html"))
+    r.add_get("/quality", ops_page("quality"))
     r.add_get("/api/quality/tags", _tags)
     r.add_get("/api/quality/chart", _chart)
     r.add_get("/api/quality/status", _status)

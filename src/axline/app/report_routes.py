@@ -16,7 +16,8 @@ import time
 from aiohttp import web
 
 from axline.app.http import NS_MAX, bad_request, json_response, parse_int_param
-from axline.app.ops_common import aemit, find_event, int_id, json_body, off_loop, page, positions, svc_of
+from axline.app.ops_common import aemit, find_event, int_id, json_body, off_loop, positions, svc_of
+from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 from axline.report.keeper import ShiftReportKeeper
 from axline.report.render import to_html, to_pdf
@@ -29,7 +30,7 @@ KEEPER_TASK_KEY: web.AppKey[asyncio.Task] = web.AppKey("shift_report_task", asyn
 def register(app: web.Application) -> None:
     """Add the shift-report page and its routes to ``app`` and start the report keeper."""
     r = app.router
-    r.add_get("/reports", page("reports.html"))
+    r.add_get("/reports", ops_page("reports"))
     r.add_get("/api/reports", _list)
     r.add_post("/api/reports/shift", _make)
     r.add_get("/reports/{id}.html", _html)

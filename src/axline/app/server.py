@@ -7,6 +7,10 @@ is duck-typed by :class:`ServiceView`. ``create_app(service)`` returns an ``aioh
 Times in the API are integer nanoseconds since the epoch, UTC, except trend time axes (``t``),
 which are milliseconds so that browsers can use them directly.
 
+Around the routes: :mod:`axline.app.middleware` (request id, errors as JSON, security headers) and
+:mod:`axline.app.stream` (the live stream); the operations, know-how and optimisation pages register
+their own routes.
+
 Who may call what is decided in :mod:`axline.app.security` (Host allow-list, sessions, API tokens,
 cross-site check, least role per route from :mod:`axline.app.routes`); handlers call
 :func:`axline.app.roles.require_role` and audit with :func:`axline.app.audit.audit`.
@@ -22,12 +26,9 @@ Routes: ``GET /`` (dashboard), ``/static/...``, ``GET|POST /login``, ``POST /log
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import math
-import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -36,27 +37,23 @@ from aiohttp import web
 from axline import i18n
 from axline.app import security_routes
 from axline.app.audit import AUDIT_KEY, AuditError, audit
-from axline.app.event_access import visible_events, visible_message
+from axline.app.event_access import visible_events
 from axline.app.http import (  # shared with the route modules
     NS_MAX,
     SERVICE_KEY,
     STATIC_DIR,
-    BadRequest,
     bad_request,
-    dumps_json,
-    error_response,
     json_response,
-    keyed_error,
     parse_int_param,
     parse_tags,
     to_jsonable,  # noqa: F401 - re-exported for callers of server.to_jsonable
 )
+from axline.app.http import dumps_json as dumps_json  # re-exported: callers encode JSON as the API does
 from axline.app.metrics import LOOP_KEY, LoopMonitor, start_loop_monitor, stop_loop_monitor
+from axline.app.middleware import error_middleware, security_headers
 from axline.app.roles import require_role
 from axline.app.routes import INT, NS, PUBLIC, STR, document, document_static
 from axline.app.security import (
-    AUTH_KIND_KEY,
-    REQUEST_ID_KEY,
     SECURITY_KEY,
     Security,
     SecuritySettings,
@@ -65,12 +62,10 @@ from axline.app.security import (
 from axline.app.security import (
     is_loopback as is_loopback,  # re-exported: callers check a bind address here
 )
+from axline.app.stream import STOPPING_KEY, STREAMS_KEY, close_streams, live_stream
+from axline.app.stream import sse_message as sse_message  # re-exported: callers format events here
 from axline.historian.base import Historian
 
-log = logging.getLogger(__name__)
-
-KEEPALIVE_S = 15.0
-STREAM_POLL_S = 1.0  # how often a stream checks whether its client went away
 DEFAULT_WINDOW_NS = 10 * 60 * 1_000_000_000
 DEFAULT_BUCKETS = 300
 MAX_BUCKETS = 20_000
@@ -80,17 +75,6 @@ MAX_RAW_POINTS = 200_000
 MAX_RAW_TAG_SECONDS = 6 * 3600  # raw readings: e.g. 6 tags for an hour, or 1 tag for 6 hours
 MAX_BUCKET_TAG_SECONDS = 20 * 86400  # buckets: e.g. 20 tags for a day
 VERDICTS = ("confirmed", "overruled")
-
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-
-
-STREAMS_KEY: web.AppKey[Any] = web.AppKey("streams", object)
-STOPPING_KEY: web.AppKey[Any] = web.AppKey("stopping", object)
 
 
 @runtime_checkable
@@ -180,7 +164,7 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     if not isinstance(security, Security):
         raise TypeError("security must be an axline.app.security.Security")
 
-    app = web.Application(middlewares=[_error_middleware, guard_middleware],
+    app = web.Application(middlewares=[error_middleware, guard_middleware],
                           client_max_size=security.settings.max_body)
     app[SERVICE_KEY] = service
     app[SECURITY_KEY] = security
@@ -188,9 +172,9 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     app[STREAMS_KEY] = set()
     app[STOPPING_KEY] = asyncio.Event()  # binds to the serving loop lazily (Python >= 3.10)
     app[LOOP_KEY] = LoopMonitor()
-    app.on_response_prepare.append(_security_headers)
+    app.on_response_prepare.append(security_headers)
     app.on_startup.append(start_loop_monitor)
-    app.on_shutdown.append(_on_shutdown)
+    app.on_shutdown.append(close_streams)
     app.on_cleanup.append(stop_loop_monitor)
 
     r = app.router
@@ -207,7 +191,7 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     r.add_get("/api/events", _events)
     r.add_post("/api/events/{id}/feedback", _feedback)
     r.add_post("/api/write", _write_tag)
-    r.add_get("/api/stream", _stream)
+    r.add_get("/api/stream", live_stream)
     security_routes.install(app)
     r.add_static("/static/", STATIC_DIR, show_index=False, append_version=False)
     from axline.app import operations  # alarms, history, quality, reports (imports this module)
@@ -251,66 +235,6 @@ document("GET", "/api/stream", role="viewer", summary="live updates (Server-Sent
 document_static("/static", "viewer")
 for _asset in ("style.css", "i18n.js", "login.js", "favicon.svg"):
     document_static(f"/static/{_asset}", PUBLIC)
-
-
-async def _on_shutdown(app: web.Application) -> None:
-    # End live streams so that the server can stop without waiting for clients.
-    app[STOPPING_KEY].set()
-    for resp in list(app[STREAMS_KEY]):
-        with contextlib.suppress(Exception):
-            await resp.write_eof()
-
-
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    h = response.headers
-    h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("Content-Security-Policy", CSP)
-    h.setdefault("X-Frame-Options", "DENY")
-    h.setdefault("Referrer-Policy", "same-origin")  # "no-referrer" makes form posts send Origin: null
-    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    rid = request.get(REQUEST_ID_KEY)
-    if rid:
-        h.setdefault("X-Request-Id", rid)
-    sec = request.app.get(SECURITY_KEY)
-    if sec is not None and sec.settings.tls:
-        h.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if request.get(AUTH_KIND_KEY) == "session":
-        h.setdefault("X-Axline-Auth", "password")  # the page shows a log-out button
-    if request.path.startswith(("/api/", "/login", "/audit", "/metrics")) or request.path in ("/", "/inspection"):
-        h.setdefault("Cache-Control", "no-store")
-    elif request.path.startswith("/static/"):
-        h.setdefault("Cache-Control", "no-cache")
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = secrets.token_hex(8)
-    request[REQUEST_ID_KEY] = rid
-    try:
-        return await handler(request)
-    except BadRequest as e:
-        return error_response(e.error, e.hint, status=e.status, key=e.key, params=e.params)
-    except web.HTTPException as e:
-        if request.path.startswith("/api/") and e.status >= 400 and e.content_type != "application/json":
-            key = "err.route_missing" if e.status == 404 else "err.route_refused"
-            return keyed_error(key, e.status, method=request.method, path=request.path, reason=e.reason)
-        raise
-    except (asyncio.CancelledError, ConnectionError):
-        raise
-    except Exception:
-        # details stay in the server log, under the request id the caller sees
-        log.exception("request %s: %s %s failed", rid, request.method, request.path)
-        if not request.path.startswith("/api/"):
-            return web.Response(text=f"internal error (request id {rid}); the server log has the details",
-                                status=500, content_type="text/plain")
-        return json_response(
-            {"error": "internal error", "hint": f"the server log has the details under request id {rid}",
-             "request_id": rid}, status=500)
 
 
 # -- pages --------------------------------------------------------------------------------------
@@ -528,64 +452,6 @@ async def _write_tag(request: web.Request) -> web.StreamResponse:
     except (ConnectionError, OSError, TimeoutError) as e:
         raise bad_request("err.write.machine_refused", 502, error=e) from None
     return json_response(result)
-
-
-# -- live stream --------------------------------------------------------------------------------
-def sse_message(msg: dict) -> bytes:
-    """One Server-Sent Event: the message type as event name, the message as JSON data."""
-    kind = str(msg.get("type", "message")).replace("\n", " ")
-    return f"event: {kind}\ndata: {dumps_json(msg)}\n\n".encode()
-
-
-async def _stream(request: web.Request) -> web.StreamResponse:
-    svc = _svc(request)
-    app = request.app
-    user = require_role(request, "viewer")
-    with app[SECURITY_KEY].stream_slot(user, request.remote or ""):
-        return await _stream_for(request, svc, app, admin=user.has("admin"))
-
-
-async def _stream_for(request: web.Request, svc: ServiceView, app: web.Application,
-                      admin: bool = False) -> web.StreamResponse:
-    resp = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache, no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    queue = svc.subscribe()
-    app[STREAMS_KEY].add(resp)
-    stopping: asyncio.Event = app[STOPPING_KEY]
-    try:
-        await resp.prepare(request)
-        await resp.write(b"retry: 3000\n\n")
-        last_write = time.monotonic()
-        while not stopping.is_set():
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                break
-            try:
-                msg = await asyncio.wait_for(queue.get(), timeout=STREAM_POLL_S)
-            except TimeoutError:
-                if time.monotonic() - last_write >= KEEPALIVE_S:
-                    await resp.write(b": keep-alive\n\n")
-                    last_write = time.monotonic()
-                continue
-            msgs = [msg]
-            while not queue.empty() and len(msgs) < 500:
-                msgs.append(queue.get_nowait())
-            chunks = [sse_message(m) for m in msgs if visible_message(m, admin=admin)]  # audit events: admins
-            if not chunks:
-                continue
-            await resp.write(b"".join(chunks))
-            last_write = time.monotonic()
-    except ConnectionError:
-        pass  # the client went away
-    finally:
-        app[STREAMS_KEY].discard(resp)
-        svc.unsubscribe(queue)
-    return resp
 
 
 async def start_site(app: web.Application, host: str, port: int, ssl_context: Any = None) -> tuple[web.AppRunner, int]:
