@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from axline.app.http import BadRequest, error_response, json_response
+from axline import i18n
+from axline.app.http import BadRequest, error_body, error_response, json_response, keyed_error
 from axline.app.security import AUTH_KIND_KEY, REQUEST_ID_KEY, SECURITY_KEY
 
 log = logging.getLogger(__name__)
@@ -51,17 +52,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bad requests as JSON ``{error, hint}``; anything else as a 500 naming the request id in the log."""
+    """Bad requests as JSON ``{error, hint, code, params}`` (texts from the catalog); anything else as a 500
+    naming the request id in the log."""
     rid = secrets.token_hex(8)
     request[REQUEST_ID_KEY] = rid
     try:
         return await handler(request)
     except BadRequest as e:
-        return error_response(e.error, e.hint, status=e.status)
+        return error_response(e.error, e.hint, status=e.status, key=e.key, params=e.params)
     except web.HTTPException as e:
         if request.path.startswith("/api/") and e.status >= 400 and e.content_type != "application/json":
-            hint = "see the list of /api/ routes in docs" if e.status == 404 else "check the request"
-            return error_response(f"{request.method} {request.path}: {e.reason}", hint, status=e.status)
+            key = "err.route_missing" if e.status == 404 else "err.route_refused"
+            return keyed_error(key, e.status, method=request.method, path=request.path, reason=e.reason)
         raise
     except (asyncio.CancelledError, ConnectionError):
         raise
@@ -69,8 +71,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # details stay in the server log, under the request id the caller sees
         log.exception("request %s: %s %s failed", rid, request.method, request.path)
         if not request.path.startswith("/api/"):
-            return web.Response(text=f"internal error (request id {rid}); the server log has the details",
-                                status=500, content_type="text/plain")
-        return json_response(
-            {"error": "internal error", "hint": f"the server log has the details under request id {rid}",
-             "request_id": rid}, status=500)
+            return web.Response(text=i18n.pair("err.internal_page", request_id=rid), status=500,
+                                content_type="text/plain")
+        return json_response({**error_body("err.internal", request_id=rid), "request_id": rid}, status=500)

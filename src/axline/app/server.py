@@ -42,7 +42,7 @@ from axline.app.http import (  # shared with the route modules
     NS_MAX,
     SERVICE_KEY,
     STATIC_DIR,
-    BadRequest,
+    bad_request,
     json_response,
     parse_int_param,
     parse_tags,
@@ -301,7 +301,7 @@ async def _series(request: web.Request) -> web.StreamResponse:
     tags = parse_tags(q)
     raw_flag = q.get("raw", "0").strip().lower()
     if raw_flag not in ("0", "1", "true", "false", ""):
-        raise BadRequest(f"raw must be 0 or 1, got {raw_flag[:20]!r}", "raw=1 returns raw readings")
+        raise bad_request("err.raw_flag", raw_flag=repr(raw_flag[:20]))
     raw = raw_flag in ("1", "true")
     end = parse_int_param(q, "to", None, 1, NS_MAX, "ns since epoch", example=time.time_ns())
     start = parse_int_param(q, "from", None, 0, NS_MAX, "ns since epoch", example=time.time_ns())
@@ -310,36 +310,27 @@ async def _series(request: web.Request) -> web.StreamResponse:
     if start is None:
         start = max(0, end - DEFAULT_WINDOW_NS)
     if start >= end:
-        raise BadRequest(f"from must be before to (from={start}, to={end})", "swap them or widen the window")
+        raise bad_request("err.from_after_to", start=start, end=end)
     span = end - start
     step = parse_int_param(q, "step", None, 1, NS_MAX, "bucket width in ns", example=2_000_000_000)
     if step is None:
         step = max(1, -(-span // DEFAULT_BUCKETS))
     if -(-span // step) > MAX_BUCKETS:
-        raise BadRequest(
-            f"step is too small: (to - from) / step gives {-(-span // step)} buckets, at most {MAX_BUCKETS}",
-            f"use step >= {-(-span // MAX_BUCKETS)} ns for this window",
-        )
+        raise bad_request("err.series.too_many_buckets", buckets=-(-span // step), max=MAX_BUCKETS, min_step=-(-span // MAX_BUCKETS))
     if tags is None:
         tags = trend_tags(svc.plant_json())
     # cap what the historian would read before it reads anything
     tag_s = len(tags) * span / 1e9
     cap = MAX_RAW_TAG_SECONDS if raw else MAX_BUCKET_TAG_SECONDS
     if tag_s > cap:
-        raise BadRequest(
-            f"{len(tags)} tags over {span / 1e9:.0f} s is {tag_s:.0f} tag-seconds, at most {cap} "
-            f"{'for raw=1' if raw else 'per request'}",
-            "ask for fewer tags or a shorter from/to window" + ("" if not raw else ", or drop raw=1"),
-        )
+        raise bad_request("err.series.too_many_tag_seconds_raw" if raw else "err.series.too_many_tag_seconds",
+                          n=len(tags), seconds=f"{span / 1e9:.0f}", tag_s=f"{tag_s:.0f}", cap=cap)
     out: dict[str, dict[str, list]] = {}
     if raw:
         series = await _off_loop(svc.historian.query, tags, start, end)
         total = sum(len(s) for s in series.values())
         if total > MAX_RAW_POINTS:
-            raise BadRequest(
-                f"raw=1 would return {total} readings, at most {MAX_RAW_POINTS}",
-                "narrow from/to or drop raw=1 to get buckets",
-            )
+            raise bad_request("err.series.too_many_raw", total=total, max=MAX_RAW_POINTS)
         for p in tags:
             s = series.get(p)
             if s is None or len(s) == 0:
@@ -381,9 +372,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
     kind_raw = q.get("kind", "").strip()
     kinds = [k.strip() for k in kind_raw.split(",") if k.strip()] or None
     if kinds and any(not k.replace("_", "").isalnum() or len(k) > 32 for k in kinds):
-        raise BadRequest(
-            f"kind: {kind_raw[:60]!r} is not a list of event kinds", "e.g. kind=alarm,inspection"
-        )
+        raise bad_request("err.events.bad_kind", kind_raw=repr(kind_raw[:60]))
     source = q.get("source", "").strip() or None
     # audit events (who did what) are for admins only
     events = await _off_loop(visible_events, svc.historian, admin=user.has("admin"), start=since, end=before,
@@ -397,32 +386,25 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
     try:
         event_id = int(raw_id)
     except ValueError:
-        raise BadRequest(
-            f"event id must be an integer, got {raw_id[:40]!r}", "POST /api/events/<id>/feedback"
-        ) from None
+        raise bad_request("err.feedback.bad_id", raw_id=repr(raw_id[:40])) from None
     user = require_role(request, "operator")
     body = await _json_body(request, '{"verdict": "confirmed"}')
     verdict = body.get("verdict")
     if verdict not in VERDICTS:
-        raise BadRequest(
-            f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}", 'e.g. {"verdict": "confirmed"}'
-        )
+        raise bad_request("err.feedback.bad_verdict", verdicts=', '.join(VERDICTS), verdict=repr(verdict))
     # the reviewer is the logged-in user; a "user" in the body is ignored
     ev = await _off_loop(svc.historian.event, event_id)
     if ev is not None and ev.kind == "alarm":  # alarms are acknowledged through their life cycle (audited)
         await audit(request, user, "event.feedback", str(event_id), new=verdict, result="refused: an alarm")
-        raise BadRequest(f"event {event_id} is an alarm: verdicts are for inspections and defects",
-                         f"acknowledge it with POST /api/alarms/{event_id}/ack", status=409)
+        raise bad_request("err.feedback.alarm", 409, event_id=event_id)
     try:
         result = await svc.feedback(event_id, verdict, user.name)
     except KeyError:
         await audit(request, user, "event.feedback", str(event_id), new=verdict, result="refused: no such event")
-        raise BadRequest(
-            f"event {event_id} does not exist", "list events with GET /api/events", status=404
-        ) from None
+        raise bad_request("err.event_missing", 404, event_id=event_id) from None
     except ValueError as e:
         await audit(request, user, "event.feedback", str(event_id), new=verdict, result=f"refused: {e}")
-        raise BadRequest(f"feedback refused: {e}", "check the event id and verdict") from None
+        raise bad_request("err.feedback.refused", error=e) from None
     await audit(request, user, "event.feedback", str(event_id), new=verdict,
                 detail=(result or {}).get("model") if isinstance(result, dict) else None)
     return json_response(result if result is not None else {"ok": True})
@@ -431,13 +413,13 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
 async def _json_body(request: web.Request, example: str) -> dict:
     """The request's JSON object, or a 400 that shows what to send."""
     if request.content_type != "application/json":
-        raise BadRequest("the body must be sent as JSON", f"Content-Type: application/json, body {example}")
+        raise bad_request("err.body_not_json", example=example)
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON", example) from None
+        raise bad_request("err.body_invalid_json", example=example) from None
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", example)
+        raise bad_request("err.body_not_object", example=example)
     return body
 
 
@@ -446,30 +428,29 @@ async def _write_tag(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     user = require_role(request, "engineer")
     if not hasattr(svc, "write_tag"):
-        raise BadRequest("this server cannot write to machines", "", status=501)
+        raise bad_request("err.write.unsupported", 501)
     example = '{"path": "site/area/line/cell/asset/signal", "value": 1}'
     body = await _json_body(request, example)
     path, value = body.get("path"), body.get("value")
     if not isinstance(path, str) or not path or len(path) > 512:
         await audit(request, user, "tag.write", str(path)[:512], new=value, result="refused: no tag path")
-        raise BadRequest("path must be the tag path to write", example)
+        raise bad_request("err.write.no_path", example=example)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         await audit(request, user, "tag.write", path, new=str(value)[:64], result="refused: not a number")
-        raise BadRequest(f"value must be a number, got {value!r}", example)
+        raise bad_request("err.write.not_number", value=repr(value), example=example)
     # the service audits the attempt and its result, with the logged-in user's name
     try:
         result = await svc.write_tag(path, float(value), user.name, source=request.remote or "")
     except KeyError as e:
-        raise BadRequest(str(e).strip("'\""), "list tags with GET /api/plant", status=404) from None
+        raise bad_request("err.write.unknown_tag", 404, error=str(e).strip("'\"")) from None
     except PermissionError as e:
-        raise BadRequest(str(e), "only tags marked writable in the plant file can be written", status=403) from None
+        raise bad_request("err.write.not_writable", 403, error=str(e)) from None
     except ValueError as e:
-        raise BadRequest(str(e), "send a value inside the tag's range") from None
+        raise bad_request("err.write.out_of_range", error=str(e)) from None
     except AuditError as e:
-        raise BadRequest(str(e), "free disk space for the audit trail, then retry", status=503) from None
+        raise bad_request("err.audit_unavailable", 503, error=str(e)) from None
     except (ConnectionError, OSError, TimeoutError) as e:
-        raise BadRequest(f"the machine did not take the write: {e}", "check the connection and retry",
-                         status=502) from None
+        raise bad_request("err.write.machine_refused", 502, error=e) from None
     return json_response(result)
 
 
