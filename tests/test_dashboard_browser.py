@@ -55,12 +55,12 @@ class AppThread:
 
     def __enter__(self) -> AppThread:
         self.thread.start()
-        if not self.ready.wait(20) or self.error:
+        if not self.ready.wait(60) or self.error:  # generous: a busy machine starts it slowly
             raise RuntimeError(f"app did not start: {self.error!r}")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(15)
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(15)
         self.loop.close()
@@ -113,7 +113,7 @@ def _new_page(browser, errors: list[str], locale: str = "en-US"):
     page = browser.new_page(viewport={"width": 1366, "height": 768}, locale=locale)
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(8000)
+    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
     return page
 
 
