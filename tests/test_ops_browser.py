@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from _fake_service import LINE, NS, open_test_historian
+from _fake_service import LINE, NS
 from _quality_fake import BORE, QualityFakeService
 from test_dashboard_browser import CHROMIUM_ARGS, AppThread, chromium_path, log_in
 
@@ -25,16 +25,9 @@ class QualityAppThread(AppThread):
         super().__init__(tmp_dir, users=users)
         self.drift_after = drift_after
 
-    async def _start(self) -> None:
-        import asyncio
-
-        from axline.app.server import create_app, start_site
-
-        self.historian = open_test_historian(self.tmp_dir)
-        self.service = QualityFakeService(self.historian, tick_s=0.1, history_s=900,
-                                          drift_step=self.drift_after, drift_per_part=0.008)
-        self.runner, self.port = await start_site(create_app(self.service, security=self.security), "127.0.0.1", 0)
-        self.feeder = asyncio.create_task(self.service.run())
+    def _service(self) -> QualityFakeService:
+        return QualityFakeService(self.historian, tick_s=0.1, history_s=900,
+                                  drift_step=self.drift_after, drift_per_part=0.008)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from axline.app.http import SERVICE_KEY, STATIC_DIR, BadRequest
+from axline.app.http import SERVICE_KEY, STATIC_DIR, bad_request
 from axline.historian.base import Event
 from axline.service_events import aemit, aupdate, emit, update  # noqa: F401 - re-exported for the route modules
 
@@ -44,13 +44,13 @@ async def json_body(request: web.Request, example: str) -> dict:
     if not request.can_read_body:
         return {}
     if request.content_type != "application/json":
-        raise BadRequest("the body must be sent as JSON", f"Content-Type: application/json, body {example}")
+        raise bad_request("err.body_not_json", example=example)
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON", example) from None
+        raise bad_request("err.body_invalid_json", example=example) from None
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", example)
+        raise bad_request("err.body_not_object", example=example)
     return body
 
 
@@ -60,7 +60,7 @@ def int_id(request: web.Request, name: str = "id") -> int:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}", "take ids from the list") from None
+        raise bad_request("err.bad_id", name=name, raw=repr(raw[:40])) from None
 
 
 def find_event(historian: Any, event_id: int, kinds: list[str] | None = None) -> Event:

@@ -24,6 +24,7 @@ _REQUIRED = object()
 
 
 class OptionError(ValueError):
+    """A connector option is wrong: ``key`` and what is wrong with it."""
     def __init__(self, key: str, problem: str) -> None:
         self.key, self.problem = key, problem
         super().__init__(f"{key}: {problem}" if key else problem)
@@ -31,6 +32,7 @@ class OptionError(ValueError):
 
 @dataclass(frozen=True)
 class Option:
+    """One connector option: its type, default, help, allowed values and range."""
     type: type | tuple[type, ...]
     default: Any = _REQUIRED
     help: str = ""
@@ -46,6 +48,7 @@ class Schema:
         self.options = options
 
     def validate(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The options ``given`` checked and completed with defaults; ``OptionError`` on the first mistake."""
         out: dict[str, Any] = {}
         for key in given:
             if key not in self.options:
@@ -76,10 +79,12 @@ class Schema:
 
 
 def names() -> list[str]:
+    """The connector type names."""
     return sorted(_CONNECTORS)
 
 
 def connector_class(name: str) -> type:
+    """The class of connector type ``name`` (imported on first use)."""
     try:
         target = _CONNECTORS[name]
     except KeyError:
@@ -89,4 +94,5 @@ def connector_class(name: str) -> type:
 
 
 def schema(name: str) -> Schema:
+    """The option schema of connector type ``name``."""
     return connector_class(name).schema

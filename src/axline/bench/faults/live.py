@@ -258,7 +258,7 @@ async def postgres_hang_and_restart(work: Path, args) -> dict:
 
         def hang() -> None:
             with psycopg.connect(args.dsn) as c:
-                c.execute(f"LOCK TABLE {schema}.readings IN ACCESS EXCLUSIVE MODE")
+                c.execute(f"LOCK TABLE {schema}.blocks IN ACCESS EXCLUSIVE MODE")
                 time.sleep(args.freeze_s)  # the database "hangs" for every writer while this lock is held
                 c.rollback()
 
