@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from axline import i18n
 from axline.historian.base import Event
 
 log = logging.getLogger(__name__)
@@ -231,5 +232,5 @@ async def start_from_args(service: Any, args: Any) -> KpiPublisher | None:
     from axline.service_events import register_worker
 
     register_worker(service, "opcua_publish", pub)
-    print(f"axline publishes KPIs and alarm states on {endpoint}", flush=True)
+    print(i18n.say("cli.opcua_publishing", endpoint=endpoint), flush=True)
     return pub
