@@ -23,13 +23,11 @@ import asyncio
 import ipaddress
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from axline import i18n
-from axline.historian.base import Event
 
 log = logging.getLogger(__name__)
 NAMESPACE = "urn:axline:kpi"
@@ -188,26 +186,17 @@ class KpiPublisher:
         self.updates += 1
 
     async def _loop(self) -> None:
-        from axline.service_events import emit
+        from axline.service_events import FailureReporter
 
-        failed_at = 0.0
+        failures = FailureReporter(self.svc, self, source="axline/opcua-publish", code="publish.error", log=log)
         while True:
             try:
                 await self.update_once()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
-                self.errors += 1
-                self.last_error = f"{type(e).__name__}: {e}"[:300]
-                log.exception("OPC UA publishing failed")
-                if time.monotonic() - failed_at > 60:
-                    failed_at = time.monotonic()
-                    try:
-                        emit(self.svc, Event(ts=int(self.svc.now_ns()), kind="info", source="axline/opcua-publish",
-                                                  code="publish.error", severity="warning", message=self.last_error,
-                                                  data={"errors": self.errors}))
-                    except Exception:  # noqa: BLE001 - counted above
-                        log.exception("could not record the publishing failure as an event")
+                failures.failed(e, "OPC UA publishing failed")
+                failures.raise_event()
             await asyncio.sleep(self.period_s)
 
 
