@@ -65,7 +65,7 @@ def test_training_writes_one_verified_file(trained: tuple[Path, dict, list[Path]
     out, report, paths = trained
     assert out.is_file() and report["model"] == str(out)
     with zipfile.ZipFile(out) as zf:
-        assert set(zf.namelist()) == {"meta.json", "backbone.onnx", "bank.npy"}
+        assert set(zf.namelist()) == {"meta.json", "backbone.onnx", "bank.npy", "health.json"}
         meta = json.loads(zf.read("meta.json"))
     assert meta["format"] == "axline-inspector" and meta["version"] == 2
     assert meta["score"]["scorer"] == "nn"

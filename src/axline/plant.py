@@ -183,6 +183,37 @@ class Camera:
     pass_tag: str | None = None  # writable tag set to 1 to release a good part (vision handshake)
     trigger_tag: str | None = None  # capture when this tag goes from 0 to 1 (part present)
     interval_s: float | None = None  # or capture every so many seconds
+    # inspection settings: roi [x, y, w, h], ignore [[x, y, w, h], ...], smallest_defect_px or
+    # smallest_defect_mm with mm_per_px, expected_interval_s (camera-stopped check)
+    inspection: dict[str, Any] = field(default_factory=dict)
+
+
+def _rect(v: Any, value: Any, path: str) -> list[int]:
+    items = v.seq(value, path)
+    if len(items) != 4:
+        raise v.fail(path, "expected [x, y, width, height] in pixels")
+    rect = [int(v.number(x, f"{path}[{j}]", 0)) for j, x in enumerate(items)]
+    if rect[2] <= 0 or rect[3] <= 0:
+        raise v.fail(path, "width and height must be > 0")
+    return rect
+
+
+def _inspection_config(v: Any, raw: Any, kp: str) -> dict[str, Any]:
+    """A camera's ``inspection`` mapping, checked: region of interest, ignored rectangles, defect scale."""
+    if raw is None:
+        return {}
+    c = v.mapping(raw, kp, ("roi", "ignore", "smallest_defect_px", "smallest_defect_mm", "mm_per_px",
+                            "expected_interval_s"))
+    out: dict[str, Any] = {}
+    if "roi" in c:
+        out["roi"] = _rect(v, c["roi"], f"{kp}.roi")
+    out["ignore"] = [_rect(v, r, f"{kp}.ignore[{j}]") for j, r in enumerate(v.seq(c.get("ignore"), f"{kp}.ignore"))]
+    for key in ("smallest_defect_px", "smallest_defect_mm", "mm_per_px", "expected_interval_s"):
+        if key in c:
+            out[key] = v.number(c[key], f"{kp}.{key}", 0, strict_lo=True)
+    if "smallest_defect_mm" in out and "mm_per_px" not in out:
+        raise v.fail(kp, "smallest_defect_mm needs mm_per_px (the camera calibration, mm per pixel)")
+    return out
 
 
 @dataclass
@@ -430,7 +461,8 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
     for i, raw in enumerate(v.seq(top.get("cameras"), "cameras")):
         kp = f"cameras[{i}]"
         c = v.mapping(raw, kp, ("id", "asset", "source", "path", "device", "pattern", "model", "reject_tag",
-                                "pass_tag", "trigger_tag", "interval_s"), required=("id", "asset", "source"))
+                                "pass_tag", "trigger_tag", "interval_s", "inspection"),
+                      required=("id", "asset", "source"))
         asset = _resolve_asset(v, c["asset"], f"{kp}.asset", asset_paths, f"{site}/{area}")
         src = v.choice(c["source"], f"{kp}.source", CAMERA_SOURCES, "camera source")
         if src == "folder" and "path" not in c:
@@ -457,6 +489,7 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
             model=v.string(c["model"], f"{kp}.model") if "model" in c else None,
             reject_tag=signal_tags.get("reject_tag"), pass_tag=signal_tags.get("pass_tag"), trigger_tag=trigger,
             interval_s=v.number(c["interval_s"], f"{kp}.interval_s", 0, strict_lo=True) if "interval_s" in c else None,
+            inspection=_inspection_config(v, c.get("inspection"), f"{kp}.inspection"),
         ))
 
     monitors = []

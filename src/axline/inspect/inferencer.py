@@ -52,6 +52,8 @@ class Verdict:
     tile_boxes: list[tuple[int, int, int, int]] | None = None  # (x, y, width, height) in image pixels
     features: np.ndarray | None = None  # (T, D, g, g) backbone features, for defect types
     patch_scores: np.ndarray | None = None  # (T, g, g)
+    defect_type: dict[str, Any] | None = None  # type, confidence, label {en, ko}, known (rejects only)
+    health: dict[str, Any] | None = None  # image health: ok, warnings, checks (see axline.inspect.health)
 
     @property
     def rejected(self) -> bool:
@@ -320,6 +322,9 @@ class Inspector:
         self.threads = threads if threads is not None else auto_threads()
         self.backbone = BackboneRunner(model.backbone_onnx, self.threads)
         self.scorer = NearestNeighbourScorer(model.bank) if model.scorer in ("nn", "combined") else None
+        from axline.inspect.types import DefectTypes
+
+        self.types = DefectTypes.from_json(model.types)
         self.offsets = self.prep.tiles()
         self.ignore = list(self.prep.ignore) + [tuple(int(v) for v in r) for r in (ignore or [])]
         self._ignore_cache: dict[tuple[int, ...], np.ndarray | None] = {}
@@ -429,7 +434,12 @@ class Inspector:
         crop = crop_roi(full, self.prep.roi)
         feats, nearest = self._run_tiles(self.tiles(crop), self.batch)
         with one_blas_thread():
-            return self._verdict(full, self.patch_scores(feats, nearest, full.shape), feats)
+            v = self._verdict(full, self.patch_scores(feats, nearest, full.shape), feats)
+            if self.model.health is not None:
+                from axline.inspect.health import check
+
+                v.health = check(crop, self.model.health)
+            return v
 
     def verdict_from_features(self, full: np.ndarray, features: np.ndarray) -> Verdict:
         """Verdict for image ``full`` given its tile features ``(T, D, g, g)`` (ROI already applied)."""
@@ -458,8 +468,14 @@ class Inspector:
         boxes = [(x + round(ox * w / cw), y + round(oy * h / ch), round(self.prep.size * w / cw),
                   round(self.prep.size * h / ch)) for oy, ox in self.offsets]
         verdict = "reject" if score > self.threshold else "pass"
+        dtype = None
+        if verdict == "reject" and feats is not None and self.types.names:
+            from axline.inspect.types import region_feature
+
+            dtype = self.types.predict(region_feature(feats, scores))
         return Verdict(score=score, verdict=verdict, anomaly_map=amap, threshold=self.threshold,
-                       tile_scores=tile_scores, tile_boxes=boxes, features=feats, patch_scores=scores)
+                       tile_scores=tile_scores, tile_boxes=boxes, features=feats, patch_scores=scores,
+                       defect_type=dtype)
 
     def inspect_many(
         self, images: Iterable[str | Path]

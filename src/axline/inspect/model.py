@@ -7,6 +7,7 @@ Layout of the zip:
   when the model scores with the per-position Gaussian only);
 * ``gaussian.npz`` - optional: per-position mean and covariance of good patch features (count,
   mean ``(P, D)``, cov ``(P, D, D)``);
+* ``health.json`` - optional: image-health reference of the good training images;
 * ``types.json`` - optional: defect types taught by operators (names in Korean and English and
   one pooled feature per labelled example);
 * ``meta.json`` - format version, preprocessing, threshold, calibration scores, training summary and
@@ -31,7 +32,7 @@ FORMAT = "axline-inspector"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MEMBERS = ("meta.json", "backbone.onnx", "bank.npy")
-OPTIONAL_MEMBERS = ("gaussian.npz", "types.json")
+OPTIONAL_MEMBERS = ("gaussian.npz", "types.json", "health.json")
 SCORERS = ("gaussian", "nn", "combined")
 RETRAIN_HINT = "retrain with `axline train inspector`"
 
@@ -158,6 +159,7 @@ class InspectorModel:
     gaussian: Any = None  # axline.inspect.scoring.GaussianStats
     gaussian_scale: np.ndarray | None = None
     types: dict[str, Any] | None = None
+    health: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:
@@ -185,7 +187,7 @@ class InspectorModel:
     @property
     def feature_dim(self) -> int:
         """Dimension of one patch feature."""
-        return int(self.bank.shape[1]) if len(self.bank) or self.gaussian is None else self.gaussian.dim
+        return int(self.bank.shape[1]) if len(self.bank) or self.gaussian is None else self.gaussian.input_dim
 
     def meta(self, hashes: dict[str, str]) -> dict[str, Any]:
         """The ``meta.json`` content (``hashes``: sha256 of every other member)."""
@@ -224,8 +226,12 @@ class InspectorModel:
         members = {"backbone.onnx": self.backbone_onnx, "bank.npy": bank_bytes}
         if self.gaussian is not None:
             buf = io.BytesIO()
-            np.savez(buf, count=np.array(self.gaussian.count), mean=self.gaussian.mean, cov=self.gaussian.cov)
+            extra = {} if self.gaussian.projection is None else {"projection": self.gaussian.projection}
+            np.savez(buf, count=np.array(self.gaussian.count), mean=self.gaussian.mean, cov=self.gaussian.cov,
+                     **extra)
             members["gaussian.npz"] = buf.getvalue()
+        if self.health is not None:
+            members["health.json"] = json.dumps(self.health).encode("utf-8")
         if self.types is not None:
             members["types.json"] = json.dumps(self.types, ensure_ascii=False).encode("utf-8")
         meta = self.meta({k: sha256_bytes(v) for k, v in members.items()})
@@ -282,8 +288,10 @@ class InspectorModel:
                 from axline.inspect.scoring import GaussianStats
 
                 with np.load(io.BytesIO(extra["gaussian.npz"]), allow_pickle=False) as z:
-                    gaussian = GaussianStats(float(z["count"]), z["mean"], z["cov"])
+                    gaussian = GaussianStats(float(z["count"]), z["mean"], z["cov"],
+                                             z["projection"] if "projection" in z.files else None)
             types = json.loads(extra["types.json"].decode("utf-8")) if "types.json" in extra else None
+            health = json.loads(extra["health.json"].decode("utf-8")) if "health.json" in extra else None
             calibration = meta.get("calibration", {})
             score = meta.get("score", {}) if isinstance(meta.get("score"), dict) else {}
             return cls(
@@ -301,6 +309,7 @@ class InspectorModel:
                 gaussian=gaussian,
                 gaussian_scale=None if score.get("gaussian_scale") is None else np.asarray(score["gaussian_scale"]),
                 types=types,
+                health=health,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{name}: meta.json or bank.npy is malformed ({exc}) — {RETRAIN_HINT}") from exc

@@ -358,7 +358,7 @@ def train_inspector(
         raw["nn"] = {k: [nn.distances(_flat(f)).reshape(grid_shape) for f in fs]
                      for k, fs in (("hold", hold_feats), ("defect", defect_feats), ("synth", synth_feats))}
     if "gaussian" in kinds:
-        gaussian = GaussianStats.fit_array(np.stack([_flat(f) for f in train_feats]))
+        gaussian = GaussianStats.fit_array(np.stack([_flat(f) for f in train_feats]), seed=seed)
         raw["gaussian"] = {k: [gaussian.distances(_flat(f)).reshape(grid_shape) for f in fs]
                            for k, fs in (("hold", hold_feats), ("defect", defect_feats), ("synth", synth_feats))}
 
@@ -439,6 +439,10 @@ def train_inspector(
         gaussian=gaussian,
         gaussian_scale=scales.get("gaussian") if gaussian is not None else None,
     )
+    from axline.inspect.health import fit_reference
+
+    model.health = fit_reference([crop_roi(arrays[i], prep.roi) for i in
+                                  np.unique(np.linspace(0, len(arrays) - 1, min(len(arrays), 300)).astype(int))])
     path = model.save(out)
     frr = float(np.mean(np.asarray(good_scores) > threshold))
     recall = float(np.mean(np.asarray(defect_scores) > threshold)) if defect_scores else None
@@ -492,7 +496,8 @@ def update_with_feedback(
     if base.gaussian is not None:
         from axline.inspect.scoring import GaussianStats
 
-        gaussian = GaussianStats(base.gaussian.count, base.gaussian.mean.copy(), base.gaussian.cov.copy())
+        gaussian = GaussianStats(base.gaussian.count, base.gaussian.mean.copy(), base.gaussian.cov.copy(),
+                                 base.gaussian.projection)
     for a in goods:
         f = runtime.image_features(a)
         if len(base.bank):
@@ -515,7 +520,7 @@ def update_with_feedback(
         scorer=base.scorer,
         gaussian=gaussian,
         gaussian_scale=base.gaussian_scale,
-        types=base.types,
+        types=base.types, health=base.health,
     )
     new_runtime = Inspector(updated)
     goods_after = [new_runtime.inspect(a).score for a in goods]
@@ -537,3 +542,37 @@ def update_with_feedback(
     if out is not None:
         updated.save(out)
     return updated, stats
+
+
+def teach_defect_type(
+    model: InspectorModel | str | Path,
+    image: ImageInput,
+    type_id: str,
+    names: dict[str, str] | None = None,
+    *,
+    out: str | Path | None = None,
+    source: str | None = None,
+) -> tuple[InspectorModel, dict[str, Any]]:
+    """Keep ``image`` (a confirmed defect) as a labelled example of defect type ``type_id``.
+
+    The pooled features of the image's most anomalous patches join the type's examples; the
+    backbone and the scores are unchanged. ``names``: ``{"en": ..., "ko": ...}`` (needed for a new
+    type). Returns the new model (saved to ``out`` when given) and the examples per type.
+    """
+    from axline.inspect.types import DefectTypes, region_feature
+
+    base = model if isinstance(model, InspectorModel) else InspectorModel.load(model)
+    runtime = Inspector(base, batch=1)
+    arr = load_image(image)
+    v = runtime.inspect(arr)
+    types = DefectTypes.from_json(base.types)
+    types.add(type_id, region_feature(v.features, v.patch_scores), names, source=source)
+    updated = InspectorModel(
+        backbone_onnx=base.backbone_onnx, bank=base.bank, threshold=base.threshold, preprocessing=base.preprocessing,
+        good_scores=list(base.good_scores), defect_scores=list(base.defect_scores), target_frr=base.target_frr,
+        info=dict(base.info), position_scale=base.position_scale, top_k=base.top_k, scorer=base.scorer,
+        gaussian=base.gaussian, gaussian_scale=base.gaussian_scale, types=types.to_json(), health=base.health,
+    )
+    if out is not None:
+        updated.save(out)
+    return updated, {"type": type_id, "names": types.names[type_id], "examples": types.counts()}
