@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from axline.app.http import SERVICE_KEY, STATIC_DIR, bad_request
+from axline.app.http import SERVICE_KEY, STATIC_DIR, bad_request, json_object
 from axline.historian.base import Event
 from axline.service_events import aemit, aupdate, emit, update  # noqa: F401 - re-exported for the route modules
 
@@ -41,17 +41,7 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 async def json_body(request: web.Request, example: str) -> dict:
     """The request's JSON object (an empty body counts as ``{}``), or a 400 that shows what to send."""
-    if not request.can_read_body:
-        return {}
-    if request.content_type != "application/json":
-        raise bad_request("err.body_not_json", example=example)
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("err.body_invalid_json", example=example) from None
-    if not isinstance(body, dict):
-        raise bad_request("err.body_not_object", example=example)
-    return body
+    return await json_object(request, example, empty_ok=True)
 
 
 def int_id(request: web.Request, name: str = "id") -> int:
