@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from axline import i18n
+
 log = logging.getLogger(__name__)
 NAMESPACE = "urn:axline:kpi"
 ALARM_COUNTS = ("Active", "Unacknowledged", "Shelved", "Suppressed", "HighPriority")
@@ -211,5 +213,5 @@ async def start_from_args(service: Any, args: Any) -> KpiPublisher | None:
     from axline.service_events import register_worker
 
     register_worker(service, "opcua_publish", pub)
-    print(f"axline publishes KPIs and alarm states on {endpoint}", flush=True)
+    print(i18n.say("cli.opcua_publishing", endpoint=endpoint), flush=True)
     return pub
