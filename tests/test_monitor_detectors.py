@@ -18,6 +18,7 @@ FAST = {
     "iforest": {"n_trees": 30, "smooth": 10},
     "autoencoder": {"hidden": 8, "epochs": 60},
     "changepoint": {"drift": 0.5},
+    "ewma": {"alpha": 0.2},
 }
 
 
@@ -52,8 +53,8 @@ def fitted(data: tuple[np.ndarray, np.ndarray, slice]) -> dict[str, Detector]:
     return out
 
 
-def test_registry_has_the_six_detectors() -> None:
-    assert set(DETECTORS) == {"robust", "pca", "mset", "iforest", "autoencoder", "changepoint"}
+def test_registry_has_the_seven_detectors() -> None:
+    assert set(DETECTORS) == {"robust", "pca", "mset", "iforest", "autoencoder", "changepoint", "ewma"}
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
@@ -76,7 +77,7 @@ def test_detector_finds_shift_and_names_the_signal(name: str, fitted: dict[str, 
     assert top[0]["z"] > 5  # how far from normal, in robust sigmas
 
 
-@pytest.mark.parametrize("name", ["robust", "pca", "mset", "autoencoder"])
+@pytest.mark.parametrize("name", ["robust", "pca", "mset", "autoencoder", "ewma"])
 def test_calibrated_false_alarm_rate_is_near_target(name: str) -> None:
     train = normal_data(3000, 3)
     det = make_detector(name, **FAST[name]).fit(train[:1500])
@@ -110,6 +111,28 @@ def test_save_load_round_trip(name: str, fitted: dict[str, Detector], data, tmp_
     # the file is plain arrays: loading must not need pickle
     with np.load(path, allow_pickle=False) as f:
         assert "meta" in f.files
+
+
+def test_ewma_charts_are_as_wide_as_each_signal_wandered_while_fitting() -> None:
+    rng = np.random.default_rng(7)
+    n = 600
+    slow = np.cumsum(rng.normal(0.0, 0.05, n))  # a temperature: little noise, slow wander
+    noisy = rng.normal(0.0, 1.0, n)  # a flow meter: noisy but steady
+    X = np.column_stack([slow + 0.01 * rng.normal(size=n), noisy])
+    det = make_detector("ewma", alpha=0.1).fit(X[:400], columns=["temp", "flow"])
+    det.calibrate(X[400:], far=0.01)
+    # in units of each signal's own short-term noise, the wandering signal gets by far the wider chart
+    spread = det._arrays["spread"]
+    assert spread[0] > 3 * spread[1]
+    # a steady drop of 2 noise sigmas on the flow is found within 40 samples and named
+    later = np.column_stack([np.full(120, np.median(X[:400, 0])), rng.normal(0.0, 1.0, 120)])
+    later[40:, 1] -= 2.0
+    s = det.score(later)
+    assert np.mean(s[:40] > det.threshold) < 0.1
+    assert np.mean(s[80:] > det.threshold) > 0.9
+    assert det.explain(later[-1], top=1)[0]["signal"] == "flow"
+    with pytest.raises(ValueError, match="alpha"):
+        make_detector("ewma", alpha=0.0)
 
 
 def test_parameter_validation_names_parameter_and_range() -> None:
@@ -151,3 +174,52 @@ def test_latch_from_detector_releases_relative_to_the_normal_level(fitted: dict[
     assert Detector.load(det.save(tmp_path / "f.npz")).normal_level == det.normal_level
     with pytest.raises(RuntimeError, match="calibrate"):
         make_detector("pca").fit(normal_data(100, 8)).latch()
+
+
+def test_every_detector_is_registered_and_lives_in_its_own_module() -> None:
+    assert set(DETECTORS) == set(Detector.kinds())
+    modules = {cls.__module__ for cls in DETECTORS.values()}
+    assert len(modules) == len(DETECTORS), modules
+    for name, cls in DETECTORS.items():
+        assert cls.name == name
+        assert cls.__module__.startswith("axline.monitor.detectors."), cls.__module__
+
+
+def test_the_base_is_abstract_and_a_new_detector_must_implement_the_hooks() -> None:
+    with pytest.raises(TypeError, match="abstract"):
+        Detector()  # type: ignore[abstract]
+
+    from axline.monitor.detectors.base import StatelessDetector
+
+    class Half(StatelessDetector):  # no name: stays out of the registry
+        def _fit(self, Z: np.ndarray) -> None:
+            self._arrays = {}
+
+        def _contrib(self, Z: np.ndarray) -> np.ndarray:
+            return Z**2
+
+    with pytest.raises(TypeError, match="_raw"):
+        Half()
+    assert "Half" not in {c.__name__ for c in Detector.kinds().values()}
+
+
+def test_a_name_already_taken_is_refused() -> None:
+    from axline.monitor.detectors.pca import PCADetector
+
+    with pytest.raises(ValueError, match="'pca' is taken"):
+        type("OtherPCA", (PCADetector,), {"name": "pca"})
+
+
+def test_every_detector_has_a_doctest_example_collected_by_pytest() -> None:
+    import doctest
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
+    assert "--doctest-modules" in config["addopts"]
+    assert "src/axline/monitor/detectors" in config["testpaths"]
+    finder = doctest.DocTestFinder()
+    for name, cls in DETECTORS.items():
+        own = [t for t in finder.find(cls) if t.name.endswith(cls.__qualname__) and t.examples]
+        assert own, f"detector {name!r} has no example in its class docstring"

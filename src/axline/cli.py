@@ -38,6 +38,7 @@ def _optional(module: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``axline`` argument parser with every command."""
     from axline import __version__
 
     p = argparse.ArgumentParser(prog="axline", description="On-premise AI kit for small and midsize factories.")
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-inspect", action="store_true", help="run the vision station without the inspector")
     s.add_argument("--until-simulated-s", type=float, default=None,
                    help="stop once this many simulated seconds were collected (--duration stays the upper bound)")
+    s.add_argument("--until-inspected", type=int, default=None,
+                   help="and once the vision station judged this many parts (--duration stays the upper bound)")
 
     s = sub.add_parser("sim", help="serve the virtual factory over OPC UA (a stand-in PLC for tests and demos)")
     s.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840/axline/sim")
@@ -191,6 +194,7 @@ def _certs(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``axline`` command line with ``argv``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -21,12 +21,14 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from axline import i18n
 from axline.historian import Event
 from axline.plant import Plant, parse_plant
 from axline.service import Service
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -44,6 +46,7 @@ def demo_plant(data_dir: Path, endpoint: str) -> Plant:
 
 def start_simulator(endpoint: str, speed: float, seed: int, data_dir: Path, warmup_s: float,
                     log_file: Path, vision: bool = False) -> subprocess.Popen:
+    """Start the virtual factory as a child process serving OPC UA at ``endpoint``."""
     cmd = [sys.executable, "-m", "axline.cli", "sim", "--endpoint", endpoint, "--speed", str(speed),
            "--seed", str(seed), "--warmup-s", str(warmup_s), "--camera-dir", str(data_dir / "data" / "camera"),
            "--truth", str(data_dir / "truth.jsonl")]
@@ -110,6 +113,7 @@ def prepare_inspector(seed: int, images: int = 200, defects: int = 20) -> Path |
 
 
 def read_truth(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The simulator's record of faults, parts and start, by record type."""
     out: dict[str, list[dict[str, Any]]] = {"fault": [], "part": [], "start": []}
     if not path.exists():
         return out
@@ -190,6 +194,7 @@ def _rss_mb(pid: int) -> float | None:
 
 
 async def run_demo(args) -> int:
+    """``axline demo``: run the virtual factory and the service, then report what was found."""
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="axline-demo-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "data" / "camera").mkdir(parents=True, exist_ok=True)
@@ -216,12 +221,10 @@ async def run_demo(args) -> int:
     t0 = time.monotonic()
     try:
         await svc.start()
-        print(f"axline demo: the virtual factory is running at {args.speed:g}x; dashboard at {svc.url}", flush=True)
-        print(f"axline demo: log in as {demo_user!r} with the one-time password {demo_password} to review "
-              f"inspections or write setpoints (it changes every run) / 로그인: {demo_user} / {demo_password}",
-              flush=True)
+        print(i18n.pair("demo.running", speed=f"{args.speed:g}", url=svc.url), flush=True)
+        print(i18n.pair("demo.login", user=repr(demo_user), password=demo_password), flush=True)
         if not args.headless:
-            print("open the address above in a browser; Ctrl-C stops the demo", flush=True)
+            print(i18n.pair("demo.open"), flush=True)
         from axline.shutdown import wait_for_stop
 
         waiter = asyncio.create_task(wait_for_stop(args.duration))
@@ -231,8 +234,10 @@ async def run_demo(args) -> int:
             await asyncio.sleep(1.0)
             if svc.latest:
                 first_ns = first_ns or svc.now_ns()
-                if args.until_simulated_s and (svc.now_ns() - first_ns) / 1e9 >= args.until_simulated_s:
-                    break  # enough simulated time, however long the wall clock took (a busy machine)
+                until_s, until_n = args.until_simulated_s, getattr(args, "until_inspected", None)
+                if (until_s or until_n) and (not until_s or (svc.now_ns() - first_ns) / 1e9 >= until_s) \
+                        and (not until_n or _inspected(svc) >= until_n):
+                    break  # enough simulated time and parts, however long the wall clock took (a busy machine)
             peak_sim = max(peak_sim, _rss_mb(sim.pid) or 0.0)
             if sim.poll() is not None:
                 print(f"axline demo: the simulator stopped (exit {sim.returncode}); see {data_dir / 'simulator.log'}",
@@ -244,6 +249,8 @@ async def run_demo(args) -> int:
         if svc.url and not checked:
             dashboard = await check_dashboard(svc.url, demo_user, demo_password)
         waiter.cancel()
+        if svc.safety.events is not None:  # the report counts every event raised so far, written or queued
+            await asyncio.get_running_loop().run_in_executor(None, svc.safety.events.flush, 60.0)
         report = build_report(svc, data_dir, dashboard, peak_sim, time.monotonic() - t0, args)
     finally:
         await svc.stop()  # the client first, so it does not see its server vanish
@@ -260,6 +267,7 @@ async def run_demo(args) -> int:
 
 
 def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: float, wall_s: float, args) -> dict:
+    """What the demo found: faults detected, OEE, inspection results, memory and time."""
     h = svc.historian
     truth = read_truth(data_dir / "truth.jsonl")
     sim_end = svc.now_ns()
@@ -308,6 +316,11 @@ def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: flo
     }
 
 
+def _inspected(svc: Service) -> int:
+    """Parts the vision stations judged so far."""
+    return sum(sum(v.status()["counts"].values()) for v in svc.vision.values())
+
+
 def inspection_report(svc: Service, parts: list[dict]) -> dict | None:
     """The vision station against the simulator's truth: defective parts diverted or escaped, good
     parts falsely rejected, and the latency from image to PLC signal."""
@@ -327,6 +340,7 @@ def inspection_report(svc: Service, parts: list[dict]) -> dict | None:
 
 
 def summary_text(r: dict) -> str:
+    """The demo report in a few lines of text."""
     oee = ", ".join(f"{k} {v:.1%}" if v is not None else f"{k} -" for k, v in r["oee"].items())
     vision = ""
     if r.get("inspection"):

@@ -8,11 +8,14 @@ measures that delay; health reports the largest stall of the last minute and sin
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from collections import deque
 
 
 class LoopStallMonitor:
+    """Measures how late the event loop wakes up: the longest stall of the last minute and since start."""
     def __init__(self, interval_s: float = 0.05, window_s: float = 60.0) -> None:
         self.interval_s = interval_s
         self.window_s = window_s
@@ -23,10 +26,12 @@ class LoopStallMonitor:
         self._task: asyncio.Task | None = None
 
     def start(self) -> asyncio.Task:
+        """Start measuring on the running loop; returns the task."""
         self._task = asyncio.create_task(self.run(), name="loop-stall-monitor")
         return self._task
 
     async def run(self) -> None:
+        """Sleep ``interval_s`` again and again and record how late each wake-up was."""
         loop = asyncio.get_running_loop()
         while True:
             t0 = loop.time()
@@ -44,9 +49,23 @@ class LoopStallMonitor:
         return round(worst * 1000, 1)
 
     def reset(self) -> None:
+        """Forget the stalls measured so far."""
         self._beats.clear()
         self.max_stall_s = 0.0
 
     def status(self) -> dict:
+        """Longest stall of the last minute and since start (ms), and the beats counted."""
         return {"max_stall_ms_last_minute": self.max_stall_ms(), "max_stall_ms_since_start":
                 round(self.max_stall_s * 1000, 1), "beats": self.beats}
+
+
+async def warm_default_executor() -> None:
+    """Start the loop's default executor's worker threads now (at start-up): a worker started later,
+    while the service runs, makes the loop wait in Thread.start() until the OS first runs the new
+    thread, which on a busy machine is a stall of its own."""
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    # as many as ThreadPoolExecutor's default size; each call finds every started worker busy
+    futs = [loop.run_in_executor(None, release.wait, 30.0) for _ in range(min(32, (os.cpu_count() or 1) + 4))]
+    release.set()
+    await asyncio.gather(*futs)

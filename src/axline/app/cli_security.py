@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from axline import i18n
 from axline.app.accounts import AccountError, AccountStore, LockPolicy
 from axline.app.audit import AuditLog
 from axline.app.roles import ROLES
@@ -25,16 +26,23 @@ def _base_dir(args) -> Path:
         return Path(args.data_dir)
     cfg = Path(getattr(args, "config", None) or "plant.yaml")
     if not cfg.exists():
-        raise FileNotFoundError(f"{cfg} not found: give the plant file with -c PLANT.yaml (accounts and the audit "
-                                "trail live beside it, in data/) / 플랜트 파일을 -c로 지정하세요")
+        raise FileNotFoundError(i18n.pair("cli.no_plant_file", file=cfg))
     return cfg.resolve().parent
 
 
+def _account_tools(args) -> tuple[AccountStore, AuditLog, str]:
+    """The account store and the audit trail of the plant ``args`` name, and who is calling."""
+    base = _base_dir(args)
+    return account_store(base), audit_log(base), _who()
+
+
 def account_store(base: Path) -> AccountStore:
+    """The account store of the plant in ``base`` (``data/security/accounts.json``)."""
     return AccountStore(base / "data" / "security" / "accounts.json", LockPolicy())
 
 
 def audit_log(base: Path) -> AuditLog:
+    """The audit trail of the plant in ``base`` (``data/audit/audit.jsonl``)."""
     return AuditLog(base / "data" / "audit" / "audit.jsonl")
 
 
@@ -47,14 +55,13 @@ def read_password(args, prompt: str = "password", confirm: bool = True) -> str:
     if pf:
         text = Path(pf).read_text(encoding="utf-8").rstrip("\r\n")
         if not text:
-            raise ValueError(f"{pf} is empty")
+            raise ValueError(i18n.pair("cli.password_file_empty", file=pf))
         return text
     if not sys.stdin.isatty():
-        raise ValueError("no password: set AXLINE_PASSWORD, give --password-file FILE, or run in a terminal to "
-                         "be asked / 비밀번호가 없습니다: AXLINE_PASSWORD 또는 --password-file을 쓰세요")
+        raise ValueError(i18n.pair("cli.no_password"))
     pw = getpass.getpass(f"{prompt}: ")
     if confirm and getpass.getpass(f"{prompt} (again): ") != pw:
-        raise ValueError("the two passwords differ / 두 비밀번호가 다릅니다")
+        raise ValueError(i18n.pair("cli.passwords_differ"))
     return pw
 
 
@@ -73,6 +80,7 @@ def _common(s: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
+    """Add the ``users``, ``tokens``, ``audit``, ``certs`` and ``security`` commands to ``sub``."""
     s = sub.add_parser("users", help="people's accounts: add, list, role, disable, enable, reset, remove, unlock")
     _common(s)
     us = s.add_subparsers(dest="users_cmd", metavar="ACTION")
@@ -145,6 +153,7 @@ def web_args(s: argparse.ArgumentParser, serve: bool = True) -> None:
 
 
 def settings_from_args(args, demo: bool = False):
+    """Security settings from the ``serve`` / ``demo`` options."""
     from axline.app.security import SecuritySettings
 
     return SecuritySettings(bind_host=getattr(args, "host", "127.0.0.1"), hosts=list(args.allow_host or []),
@@ -176,58 +185,55 @@ def ensure_first_admin(args, base: Path, host: str) -> None:
         return
     name = getattr(args, "first_admin", None)
     if not name and sys.stdin.isatty() and not is_loopback(host):
-        name = input("no accounts yet: name of the first admin / 첫 관리자 이름: ").strip()
+        name = input(i18n.pair("cli.first_admin_prompt") + ": ").strip()
     if not name:
         if is_loopback(host):
-            print("axline: no accounts yet: the dashboard is read-only until you add one with "
-                  "`axline users add NAME --role admin` / 계정이 없어 대시보드는 읽기 전용입니다", file=sys.stderr)
+            print(i18n.pair("cli.read_only"), file=sys.stderr)
         return
     password = read_password(args, f"password for {name}")
     store.add(name, "admin", password)
     audit_log(base).record(_who(), "user.add", name, new="admin", detail="first admin")
-    print(f"axline: created the first admin {name!r}")
+    print(i18n.pair("cli.first_admin_made", name=repr(name)))
 
 
 def run_users(args) -> int:
-    base = _base_dir(args)
-    store = account_store(base)
-    log = audit_log(base)
-    who = _who()
+    """``axline users ACTION``: add, list, change and remove accounts (audited)."""
+    store, log, who = _account_tools(args)
     cmd = args.users_cmd
     try:
         if cmd == "add":
             pw = read_password(args, f"password for {args.name}")
             store.add(args.name, args.role, pw)
             log.record(who, "user.add", args.name, new=args.role)
-            print(f"added {args.name} ({args.role})")
+            print(i18n.say("cli.user_added", name=args.name, role=args.role))
         elif cmd == "list" or cmd is None:
             now = time.time()
             for a in store.accounts():
                 state = "disabled" if a.disabled else ("locked" if a.locked_until > now else "active")
                 print(f"{a.name:24} {a.role:9} {a.kind:8} {state}")
             if not store.accounts():
-                print("no accounts; add one with `axline users add NAME --role admin`")
+                print(i18n.say("cli.no_accounts"))
         elif cmd == "role":
             old, new = store.set_role(args.name, args.role)
             log.record(who, "user.role", args.name, old=old, new=new)
-            print(f"{args.name}: {old} -> {new}; their sessions end now")
+            print(i18n.say("cli.role_changed", name=args.name, old=old, new=new))
         elif cmd in ("disable", "enable"):
             store.set_disabled(args.name, cmd == "disable")
             log.record(who, f"user.{cmd}", args.name)
-            print(f"{args.name}: {cmd}d")
+            print(i18n.say(f"cli.user_{cmd}d", name=args.name))
         elif cmd == "reset":
             store.reset_password(args.name, read_password(args, f"new password for {args.name}"))
             log.record(who, "user.reset", args.name)
-            print(f"{args.name}: password reset; their sessions end now")
+            print(i18n.say("cli.password_reset", name=args.name))
         elif cmd == "remove":
             acc = store.get(args.name)
             store.remove(args.name)
             log.record(who, "user.remove", args.name, old=acc.role if acc else None)
-            print(f"removed {args.name}")
+            print(i18n.say("cli.user_removed", name=args.name))
         elif cmd == "unlock":
             store.unlock(args.name)
             log.record(who, "user.unlock", args.name)
-            print(f"{args.name}: unlocked")
+            print(i18n.say("cli.user_unlocked", name=args.name))
     except AccountError as e:
         log.record(who, f"user.{cmd}", getattr(args, "name", ""), result=f"refused: {e}")
         print(f"axline: {e}", file=sys.stderr)
@@ -236,22 +242,20 @@ def run_users(args) -> int:
 
 
 def run_tokens(args) -> int:
-    base = _base_dir(args)
-    store = account_store(base)
-    log = audit_log(base)
-    who = _who()
+    """``axline tokens ACTION``: make, list and revoke API tokens (audited)."""
+    store, log, who = _account_tools(args)
     try:
         if args.tokens_cmd == "add":
             text, tok = store.token_add(args.account, args.role, args.days, creator=who)
             log.record(who, "token.add", f"{tok.account}/{tok.id}", new=tok.role,
                        detail={"creator": who, "account": tok.account, "expires": tok.expires})
             print(text)
-            print(f"token {tok.id} for {tok.account} ({tok.role}), valid {args.days:g} days: copy it now, it is not "
-                  "shown again", file=sys.stderr)
+            print(i18n.say("cli.token_made", id=tok.id, account=tok.account, role=tok.role, days=f"{args.days:g}"),
+                  file=sys.stderr)
         elif args.tokens_cmd == "revoke":
             tok = store.token_revoke(args.id)
             log.record(who, "token.revoke", f"{tok.account}/{tok.id}")
-            print(f"revoked {tok.id}")
+            print(i18n.say("cli.token_revoked", id=tok.id))
         else:
             now = time.time()
             for t in store.tokens():
@@ -259,12 +263,15 @@ def run_tokens(args) -> int:
                 print(f"{t.id}  {t.account:24} {t.role:9} {state:8} expires "
                       f"{time.strftime('%Y-%m-%d', time.gmtime(t.expires))}")
     except AccountError as e:
+        target = getattr(args, "account", None) or getattr(args, "id", "")
+        log.record(who, f"token.{args.tokens_cmd}", str(target), result=f"refused: {e}")
         print(f"axline: {e}", file=sys.stderr)
         return 2
     return 0
 
 
 def run_audit(args) -> int:
+    """``axline audit ACTION``: show, export or verify the audit trail."""
     base = _base_dir(args)
     log = audit_log(base)
     if args.audit_cmd == "export":
@@ -274,7 +281,7 @@ def run_audit(args) -> int:
             with open(args.out, "w", encoding="utf-8") as f:
                 n = log.export(f, args.format)
         log.record(_who(), "audit.export", args.out, new=args.format, detail={"entries": n})
-        print(f"exported {n} entries", file=sys.stderr)
+        print(i18n.say("cli.audit_exported", n=n), file=sys.stderr)
         return 0
     if args.audit_cmd == "tail":
         for e in reversed(log.tail(args.n)):
@@ -282,16 +289,16 @@ def run_audit(args) -> int:
         return 0
     res = log.verify()
     if res.ok:
-        print(f"audit trail OK: {res.entries} entries, hash chain intact / 감사 기록 정상")
+        print(i18n.pair("cli.audit_ok", entries=res.entries))
         return 0
-    print(f"audit trail BROKEN: {len(res.problems)} problem(s) in {res.entries} entries / 감사 기록 손상",
-          file=sys.stderr)
+    print(i18n.pair("cli.audit_broken", problems=len(res.problems), entries=res.entries), file=sys.stderr)
     for p in res.problems[:50]:
         print(f"  {p}", file=sys.stderr)
     return 1
 
 
 def run_report(args) -> int:
+    """``axline security report``: the security settings and checks as JSON."""
     from axline.app.security import Security
 
     base = _base_dir(args)

@@ -1,5 +1,6 @@
 """What the operations routes (alarms, history, quality, reports) share: the service, JSON bodies,
-events written through the service so that live pages hear of them, work off the event loop."""
+events written through the service so that live pages hear of them (``aemit``/``aupdate``: the write
+itself in a worker thread), work off the event loop."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from axline.app.http import SERVICE_KEY, STATIC_DIR, BadRequest
+from axline.app.http import SERVICE_KEY, STATIC_DIR, bad_request, json_object
 from axline.historian.base import Event
-from axline.service_events import emit, update  # noqa: F401 - re-exported for the route modules
+from axline.service_events import aemit, aupdate, emit, update  # noqa: F401 - re-exported for the route modules
 
 T = TypeVar("T")
 
 
 def svc_of(request: web.Request) -> Any:
+    """The running service of ``request``'s app."""
     return request.app[SERVICE_KEY]
 
 
@@ -39,25 +41,16 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 async def json_body(request: web.Request, example: str) -> dict:
     """The request's JSON object (an empty body counts as ``{}``), or a 400 that shows what to send."""
-    if not request.can_read_body:
-        return {}
-    if request.content_type != "application/json":
-        raise BadRequest("the body must be sent as JSON", f"Content-Type: application/json, body {example}")
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON", example) from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", example)
-    return body
+    return await json_object(request, example, empty_ok=True)
 
 
 def int_id(request: web.Request, name: str = "id") -> int:
+    """The integer path parameter ``name``; a 400 answer when it is not one."""
     raw = request.match_info[name]
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}", "take ids from the list") from None
+        raise bad_request("err.bad_id", name=name, raw=repr(raw[:40])) from None
 
 
 def find_event(historian: Any, event_id: int, kinds: list[str] | None = None) -> Event:

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from axline.app.http import SERVICE_KEY, BadRequest, json_response
+from axline.app.http import SERVICE_KEY, BadRequest, bad_request, json_response
 from axline.app.ops_common import int_id, json_body, page
 from axline.app.roles import require_role
 from axline.app.routes import OBJ, STR, document
@@ -56,6 +56,7 @@ document("POST", "/api/optimize/proposals/{id}/reject", role="approver", summary
 
 
 def register(app: web.Application) -> None:
+    """Add the setpoint page and its proposal, approval and what-if routes to ``app``."""
     r = app.router
     r.add_get("/optimize", page("optimize.html"))
     r.add_get("/api/optimize", _list)
@@ -115,22 +116,22 @@ def _unit(request: web.Request) -> UnitOptimizer:
     name = request.match_info["unit"]
     units = _units(request)
     if name not in units:
-        raise BadRequest(f"no optimiser unit {name!r}", f"units: {sorted(units) or 'none configured'}", status=404)
+        raise bad_request("err.optimize.no_unit", 404, name=repr(name), units=sorted(units) or 'none configured')
     return units[name]
 
 
 def _refused(e: OptimizeError) -> BadRequest:
-    return BadRequest(str(e), "see the proposal's steps on the optimiser page", status=e.status)
+    return bad_request("err.optimize.refused", e.status, error=str(e))
 
 
 def _x(body: dict, example: str) -> dict[str, float]:
     x = body.get("x")
     if not isinstance(x, dict) or not x:
-        raise BadRequest("x must be an object of decision tag -> setpoint", example)
+        raise bad_request("err.optimize.bad_x", example=example)
     out = {}
     for k, v in x.items():
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise BadRequest(f"setpoint for {k} must be a number, got {v!r}", example)
+            raise bad_request("err.optimize.bad_setpoint", tag=k, value=repr(v), example=example)
         out[str(k)] = float(v)
     return out
 
@@ -139,7 +140,7 @@ def _find(request: web.Request, pid: int) -> UnitOptimizer:
     for opt in _units(request).values():
         if pid in opt.proposals:
             return opt
-    raise BadRequest(f"no proposal {pid}", "take ids from GET /api/optimize", status=404)
+    raise bad_request("err.optimize.no_proposal", 404, pid=pid)
 
 
 async def _list(request: web.Request) -> web.StreamResponse:
@@ -174,7 +175,7 @@ async def _submit(request: web.Request) -> web.StreamResponse:
     body = await json_body(request, example)
     note = body.get("note", "")
     if not isinstance(note, str):
-        raise BadRequest("note must be text", example)
+        raise bad_request("err.optimize.bad_note", example=example)
     try:
         p = await opt.submit(_x(body, example), proposer=user.name, note=note)
     except OptimizeError as e:
@@ -200,7 +201,7 @@ async def _reject(request: web.Request) -> web.StreamResponse:
     body = await json_body(request, '{"reason": "why"}')
     reason = body.get("reason", "")
     if not isinstance(reason, str):
-        raise BadRequest("reason must be text", '{"reason": "why"}')
+        raise bad_request("err.optimize.bad_reason")
     try:
         p = opt.reject(pid, user.name, reason)
     except OptimizeError as e:
@@ -215,7 +216,7 @@ async def _whatif(request: web.Request) -> web.StreamResponse:
     body = await json_body(request, example)
     hours = body.get("hours", 4)
     if isinstance(hours, bool) or not isinstance(hours, int | float) or not (0.1 <= hours <= MAX_WHATIF_HOURS):
-        raise BadRequest(f"hours must be a number in 0.1 .. {MAX_WHATIF_HOURS:g}", example)
+        raise bad_request("err.optimize.bad_hours", max=format(MAX_WHATIF_HOURS, "g"), example=example)
     try:
         out = await opt.what_if(_x(body, example) if body.get("x") else {}, float(hours))
     except OptimizeError as e:

@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -30,8 +31,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from axline import i18n
 from axline.app.accounts import AccountError, AccountStore, LockPolicy
 from axline.app.audit import AuditLog
+from axline.app.http import error_body
 from axline.app.roles import ANONYMOUS, RANK, USER_REQUEST_KEY, User
 from axline.app.routes import PUBLIC, spec_for, static_role
 
@@ -83,6 +86,7 @@ class SecuritySettings:
     audit_max_mb: float = 1024.0
 
     def to_json(self) -> dict:
+        """The settings as plain values."""
         from dataclasses import asdict
 
         return asdict(self)
@@ -94,6 +98,7 @@ class Sessions:
 
     @dataclass
     class Session:
+        """One login session: user, account generation, created and last used (monotonic seconds)."""
         name: str
         generation: int
         created: float
@@ -104,6 +109,7 @@ class Sessions:
         self._by_token: collections.OrderedDict[str, Sessions.Session] = collections.OrderedDict()
 
     def new(self, name: str, generation: int) -> str:
+        """Start a session for ``name`` and return its token (the oldest goes when full)."""
         now = time.monotonic()
         token = secrets.token_urlsafe(32)
         self._by_token[token] = Sessions.Session(name, generation, now, now)
@@ -112,6 +118,7 @@ class Sessions:
         return token
 
     def get(self, token: str | None) -> Sessions.Session | None:
+        """The live session of ``token``, or ``None`` when unknown, idle too long or too old."""
         if not token:
             return None
         s = self._by_token.get(token)
@@ -125,10 +132,12 @@ class Sessions:
         return s
 
     def drop(self, token: str | None) -> None:
+        """End the session of ``token``."""
         if token:
             self._by_token.pop(token, None)
 
     def drop_user(self, name: str) -> int:
+        """End every session of ``name``; returns how many ended."""
         gone = [t for t, s in self._by_token.items() if s.name == name]
         for t in gone:
             del self._by_token[t]
@@ -169,9 +178,11 @@ class Failures:
         self._f: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
 
     def recent(self, key: str, now: float) -> list[float]:
+        """The failure times of ``key`` within the window."""
         return [t for t in self._f.get(key, []) if now - t < self.window_s]
 
     def add(self, key: str, now: float) -> None:
+        """Count a failure of ``key`` at ``now`` (bounded per key and in keys)."""
         lst = self.recent(key, now) + [now]
         self._f.pop(key, None)
         self._f[key] = lst[-1000:]
@@ -214,12 +225,14 @@ class Security:
 
     # -- policy ------------------------------------------------------------------------------------
     def anonymous_view(self) -> bool:
+        """Whether people who are not logged in may view the dashboard (loopback only)."""
         s = self.settings
         if s.anonymous_view is not None:
             return s.anonymous_view and is_loopback(s.bind_host)
         return is_loopback(s.bind_host) and (s.demo or not self.accounts.has_people())
 
     def host_allowed(self, host_header: str | None) -> bool:
+        """Whether the ``Host`` header names this server (the Host allow-list)."""
         if not host_header:
             return False
         try:
@@ -233,22 +246,13 @@ class Security:
         s = self.settings
         host = s.bind_host
         if not isinstance(host, str) or not host.strip():
-            raise ValueError("host must be a non-empty address such as 127.0.0.1 / host는 127.0.0.1 같은 주소여야 "
-                             "합니다")
+            raise ValueError(i18n.pair("serve.bad_host"))
         if is_loopback(host):
             return
         if not s.tls and not s.insecure_http:
-            raise ValueError(
-                f"refusing plain HTTP on {host}: passwords and sessions would cross the network in clear. Use "
-                "--tls (with --cert/--key, or a certificate from `axline certs web`), bind 127.0.0.1, or force "
-                f"it with --insecure-http / {host}에서 암호화되지 않은 HTTP는 거부합니다: --tls를 쓰거나 127.0.0.1에 "
-                "바인딩하거나 --insecure-http로 강제하세요")
+            raise ValueError(i18n.pair("serve.plain_http", host=host))
         if not self.accounts.has_admin():
-            raise ValueError(
-                f"refusing to serve on {host} without an admin account: create one with "
-                "`axline users add NAME --role admin` (password from AXLINE_PASSWORD or a prompt) / "
-                f"관리자 계정 없이 {host}에서 대시보드를 열 수 없습니다: `axline users add NAME --role admin`으로 "
-                "만드세요")
+            raise ValueError(i18n.pair("serve.no_admin", host=host))
 
     def report(self) -> dict:
         """The current security settings, machine readable (IEC 62443-3-3 / 4-2 CR 7.6)."""
@@ -294,8 +298,8 @@ class Security:
         if self.streams[key] >= s.streams_per_user or total >= s.streams_total:
             self.counters["streams_refused"] += 1
             raise web.HTTPTooManyRequests(
-                text='{"error": "too many live streams", "hint": "close other dashboard tabs and reload"}',
-                content_type="application/json", headers={"Retry-After": "10"})
+                text=json.dumps(error_body("err.too_many_streams")), content_type="application/json",
+                headers={"Retry-After": "10"})
         self.streams[key] += 1
         try:
             yield
@@ -331,11 +335,9 @@ def allowed_hosts(bind_host: str, extra: list[str] | None = None) -> set[str]:
 
 
 # -- responses ------------------------------------------------------------------------------------
-def _json_error(error: str, hint: str, status: int, headers: dict[str, str] | None = None,
-                request: web.Request | None = None) -> web.Response:
-    import json
-
-    body: dict[str, Any] = {"error": error, "hint": hint}
+def _json_error(key: str, status: int, /, headers: dict[str, str] | None = None, request: web.Request | None = None,
+                **params: Any) -> web.Response:
+    body: dict[str, Any] = error_body(key, **params)
     if request is not None and request.get(REQUEST_ID_KEY):
         body["request_id"] = request[REQUEST_ID_KEY]
     return web.Response(text=json.dumps(body, ensure_ascii=False), status=status, content_type="application/json",
@@ -356,20 +358,18 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
     peer = request.remote or "?"
     if not sec.host_allowed(request.headers.get("Host")):
         sec.counters["host_refused"] += 1
-        return _json_error("unknown Host", "open the dashboard by an address it is configured for (--allow-host)",
-                           421, request=request)
+        return _json_error("err.unknown_host", 421, request=request)
     state_changing = request.method not in SAFE_METHODS
     wait = sec.rate.take(peer)
     if not wait and state_changing:
         wait = sec.write_rate.take(peer)
     if wait:
         sec.counters["rate_limited"] += 1
-        return _json_error("too many requests", f"wait {wait:.1f} s", 429,
-                           headers={"Retry-After": str(int(wait) + 1)}, request=request)
+        return _json_error("err.rate_limited", 429, headers={"Retry-After": str(int(wait) + 1)}, request=request, wait=format(wait, ".1f"))
     spec = spec_for(request)
     max_body = spec.max_body if spec is not None and spec.max_body else sec.settings.max_body
     if request.content_length is not None and request.content_length > max_body:
-        return _json_error("request body too large", f"at most {max_body} bytes", 413, request=request)
+        return _json_error("err.body_too_large", 413, request=request, max_body=max_body)
 
     # -- who is asking
     user: User | None = None
@@ -378,16 +378,12 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
     if authz:
         scheme, _, cred = authz.partition(" ")
         if scheme.lower() != "bearer":
-            return _json_error("only API tokens are accepted in Authorization", "send Authorization: Bearer "
-                               "axl_<id>.<secret> (make one with `axline tokens add`), or log in at /login", 401,
-                               headers={"WWW-Authenticate": 'Bearer realm="axline"'}, request=request)
+            return _json_error("err.token_only", 401, headers={"WWW-Authenticate": 'Bearer realm="axline"'}, request=request)
         user = sec.accounts.token_user(cred.strip())
         if user is None:
             sec.counters["token_refused"] += 1
             sec.address_failures.add(peer, time.time())
-            return _json_error("API token not valid", "the token is unknown, expired or revoked; ask an admin "
-                               "for a new one", 401, headers={"WWW-Authenticate": 'Bearer realm="axline"'},
-                               request=request)
+            return _json_error("err.token_invalid", 401, headers={"WWW-Authenticate": 'Bearer realm="axline"'}, request=request)
         kind = "token"
     else:
         token = request.cookies.get(session_cookie(sec))
@@ -411,7 +407,7 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         if refused:
             sec.counters["cross_site_refused"] += 1
             await _audit_denied(request, sec, user, f"refused: {refused}")
-            return _json_error("cross-site request refused", refused, 403, request=request)
+            return _json_error("err.cross_site", 403, request=request, refused=refused)
 
     # -- the route's least role
     srole = static_role(request)
@@ -422,19 +418,17 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         role = "viewer"
     needs_login = state_changing or (spec is not None and spec.auth in ("login", "token"))
     if spec is not None and spec.auth == "token" and kind != "token":
-        return _json_error("API token required", "send Authorization: Bearer axl_<id>.<secret>", 401,
-                           headers={"WWW-Authenticate": 'Bearer realm="axline"'}, request=request)
+        return _json_error("err.token_required", 401, headers={"WWW-Authenticate": 'Bearer realm="axline"'}, request=request)
     if user is None or (not user.authenticated and (needs_login or role != "viewer")):
         if state_changing:
             await _audit_denied(request, sec, user, "refused: login required")
         if _wants_page(request):
             raise web.HTTPFound("/login")
-        return _json_error("login required", "log in at /login, or send an API token", 401,
-                           headers={"WWW-Authenticate": 'Session realm="axline"'}, request=request)
+        return _json_error("err.login_required", 401, headers={"WWW-Authenticate": 'Session realm="axline"'}, request=request)
     if not user.has(role):
         sec.counters["role_refused"] += 1
         await _audit_denied(request, sec, user, f"refused: role {role} required")  # reads too
-        return _json_error(f"role {role} required", f"ask an admin for the {role} role", 403, request=request)
+        return _json_error("err.role_required", 403, request=request, role=role)
     return await handler(request)
 
 
@@ -479,10 +473,12 @@ async def _audit_denied(request: web.Request, sec: Security, user: User | None, 
 
 
 def session_cookie(sec: Security) -> str:
+    """The session cookie's name (``__Host-`` prefixed over TLS)."""
     return "__Host-axline_session" if sec.settings.tls else "axline_session"
 
 
 def set_session_cookie(resp: web.StreamResponse, sec: Security, token: str) -> None:
+    """Set the session cookie: HttpOnly, SameSite=Strict, Secure over TLS."""
     resp.set_cookie(session_cookie(sec), token, httponly=True, samesite="Strict", secure=sec.settings.tls, path="/",
                     max_age=int(sec.settings.session_max_s))
 
@@ -520,4 +516,5 @@ async def login_user(request: web.Request, name: str, password: str) -> tuple[in
 
 
 def account_error(e: AccountError) -> web.Response:
-    return _json_error(str(e), "see `axline users --help`", 400)
+    """The HTTP 400 answer for an :class:`AccountError`."""
+    return _json_error("err.account", 400, error=str(e))

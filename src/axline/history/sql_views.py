@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from axline import i18n
+
 VIEW_NAMES = ("v_tags", "v_readings", "v_latest", "v_events", "v_alarms", "v_alarm_hourly", "v_shift_kpi")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 
@@ -131,6 +133,7 @@ def grafana_dashboard(schema: str = "axline") -> dict[str, Any]:
 
 
 def add_arguments(parser: Any) -> None:
+    """Add the options of ``axline history sql-views`` to ``parser``."""
     parser.add_argument("--dsn", help="the PostgreSQL historian, e.g. postgresql://axline@central/axline "
                                       "(the password from PGPASSWORD or ~/.pgpass, never on the command line)")
     parser.add_argument("--schema", default="axline", help="the historian's schema (default axline)")
@@ -163,13 +166,14 @@ def dsn_has_password(dsn: str) -> bool:
 
 
 def run(args: Any) -> int:
+    """``axline history sql-views``: create the reporting views (or print their SQL, or a Grafana dashboard)."""
     if args.grafana:
         import json
         from pathlib import Path
 
         Path(args.grafana).write_text(json.dumps(grafana_dashboard(args.schema), indent=2, ensure_ascii=False) + "\n",
                                       encoding="utf-8")
-        print(f"wrote the Grafana dashboard to {args.grafana}")
+        print(i18n.say("cli.grafana_written", file=args.grafana))
         if not args.dsn and not args.print:
             return 0
     if args.print:
@@ -177,14 +181,13 @@ def run(args: Any) -> int:
         print(";\n\n".join(stmts) + ";")
         return 0
     if not args.dsn:
-        raise SystemExit("error: --dsn is required (or use --print to see the SQL)")
+        raise SystemExit(i18n.pair("sqlviews.no_dsn"))
     if dsn_has_password(args.dsn):
-        raise SystemExit("error: do not put the password in --dsn (`ps` and the shell history show it): put it in "
-                         "~/.pgpass or a file named by PGPASSFILE, or set PGPASSWORD in the environment / "
-                         "--dsn에 비밀번호를 넣지 마세요: ~/.pgpass, PGPASSFILE 또는 PGPASSWORD를 쓰세요")
+        raise SystemExit(i18n.pair("sqlviews.dsn_password"))
     import psycopg
 
     with psycopg.connect(args.dsn) as conn:
         install(conn, args.schema, args.grant)
-    print(f"created {len(VIEW_NAMES)} views in schema {args.schema}" + (f", readable by {args.grant}" if args.grant else ""))
+    print(i18n.say("cli.views_created_grant", n=len(VIEW_NAMES), schema=args.schema, role=args.grant) if args.grant
+          else i18n.say("cli.views_created", n=len(VIEW_NAMES), schema=args.schema))
     return 0

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
 from axline.batch import NS_PER_S, Batch
 from axline.historian.base import Event, Historian
 from axline.kpi import STATE_RUNNING
@@ -34,14 +35,17 @@ DEFAULT_DETECTOR = DEFAULT.detector
 
 
 def model_root(plant: Plant) -> Path:
+    """The folder that holds the plant's trained detector models."""
     return Path(plant.base_dir) / MODEL_DIR
 
 
 def asset_dir(root: Path, asset_path: str) -> Path:
+    """The model folder of the asset ``asset_path`` under ``root``."""
     return root / asset_path.replace("/", "__")
 
 
 def analog_tags(asset: Asset) -> list[str]:
+    """The paths of the asset's analog tags (the detector's inputs)."""
     return [t.path for t in asset.tags if t.kind == "analog"]
 
 
@@ -153,6 +157,7 @@ def train_monitor(plant: Plant, historian: Historian, asset_path: str, start: in
 
 
 def load_current(plant: Plant, asset_path: str) -> tuple[Detector, dict[str, Any]] | None:
+    """The current trained detector of ``asset_path`` and its metadata, or ``None``."""
     root = asset_dir(model_root(plant), asset_path)
     try:
         version = (root / "current").read_text(encoding="utf-8").strip()
@@ -193,6 +198,7 @@ class LiveDetectorMonitor:
         self.scores = 0
 
     def update(self, batch: Batch) -> None:
+        """Score the asset's new readings while it runs; open and close anomaly alarms."""
         if not len(batch):
             return
         pos = {p: j for j, p in enumerate(batch.paths)}
@@ -258,6 +264,7 @@ class LiveDetectorMonitor:
 
 
 def add_train_arguments(p) -> None:
+    """Add the options of ``axline monitor train`` to ``p``."""
     p.add_argument("--config", "-c", required=True, help="plant file (YAML)")
     p.add_argument("--asset", required=True, help="asset path, e.g. changwon/plant1/line1/cnc/cnc1 (or cnc/cnc1)")
     p.add_argument("--from", dest="start", required=True, help="start of normal history, ISO 8601 (UTC if no zone)")
@@ -282,6 +289,7 @@ def _parse_time(text: str, what: str) -> int:
 
 
 def run_train(args) -> int:
+    """``axline monitor train``: fit a detector on a stretch of normal history and save it as current."""
     from axline.historian import open_historian
     from axline.plant import load_plant
 
@@ -292,11 +300,11 @@ def run_train(args) -> int:
         asset = matches[0]
     start, end = _parse_time(args.start, "--from"), _parse_time(args.end, "--to")
     if end <= start:
-        raise ValueError("--to must be after --from")
+        raise ValueError(i18n.pair("cli.to_before_from"))
     with open_historian(plant.historian, base_dir=plant.base_dir) as h:
         out = train_monitor(plant, h, asset, start, end, detector=args.detector, far=args.far,
                             step_s=args.step_s, progress=True)
-    print(f"trained {out['detector']} monitor {out['version']} for {asset} on {out['rows']} rows "
-          f"in {out['train_s']} s; threshold {out['threshold']:.3f}; saved in {out['path']}")
-    print("restart `axline serve` to use it")
+    print(i18n.say("cli.monitor_trained", detector=out["detector"], version=out["version"], asset=asset,
+                   rows=out["rows"], seconds=out["train_s"], threshold=f"{out['threshold']:.3f}", path=out["path"]))
+    print(i18n.say("cli.monitor_restart"))
     return 0

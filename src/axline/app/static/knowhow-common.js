@@ -1,5 +1,5 @@
 /* Shared by the know-how page and the dashboard card: a suggested case with why, confidence and
-   "did this help?". Needs i18n.js and i18n-knowhow.js. */
+   "did this help?". Needs i18n.js. */
 (function () {
   'use strict';
   const I = window.AxI18n;
@@ -29,7 +29,7 @@
     if (resp.status === 401) { window.location.assign('/login'); throw new Error('login required'); }
     const type = resp.headers.get('Content-Type') || '';
     const body = type.includes('json') ? await resp.json() : await resp.text();
-    if (!resp.ok) throw new Error((body && body.error) || resp.statusText);
+    if (!resp.ok) throw new Error(window.AxI18n.errorOf(body).error || resp.statusText);
     return body;
   }
 
