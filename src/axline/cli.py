@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-inspect", action="store_true", help="run the vision station without the inspector")
     s.add_argument("--until-simulated-s", type=float, default=None,
                    help="stop once this many simulated seconds were collected (--duration stays the upper bound)")
+    s.add_argument("--until-inspected", type=int, default=None,
+                   help="and once the vision station judged this many parts (--duration stays the upper bound)")
 
     s = sub.add_parser("sim", help="serve the virtual factory over OPC UA (a stand-in PLC for tests and demos)")
     s.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840/axline/sim")
