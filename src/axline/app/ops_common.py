@@ -5,6 +5,7 @@ itself in a worker thread), work off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,30 @@ def page(name: str) -> Callable[[web.Request], Any]:
         return web.FileResponse(path, headers={"Content-Type": "text/html; charset=utf-8"})
 
     return handler
+
+
+def run_with_app(app: web.Application, key: web.AppKey[Any], name: str, make: Callable[[Any], Any]) -> None:
+    """Run the background worker ``make(service)`` while ``app`` runs: it is made and started when the app
+    starts (kept under ``key``, its failures shown in health as ``name``) and cancelled when it stops."""
+    from axline.service_events import register_worker
+
+    task_key: web.AppKey[asyncio.Task] = web.AppKey(f"{name}_task", asyncio.Task)
+
+    async def start(app: web.Application) -> None:
+        worker = make(app[SERVICE_KEY])
+        app[key] = worker
+        register_worker(app[SERVICE_KEY], name, worker)
+        app[task_key] = asyncio.create_task(worker.run(), name=name)
+
+    async def stop(app: web.Application) -> None:
+        task = app.get(task_key)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
 
 
 async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
