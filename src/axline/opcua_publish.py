@@ -189,15 +189,7 @@ class KpiPublisher:
         from axline.service_events import FailureReporter
 
         failures = FailureReporter(self.svc, self, source="axline/opcua-publish", code="publish.error", log=log)
-        while True:
-            try:
-                await self.update_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
-                failures.failed(e, "OPC UA publishing failed")
-                failures.raise_event()
-            await asyncio.sleep(self.period_s)
+        await failures.run_forever(self.update_once, lambda: self.period_s, "OPC UA publishing failed")
 
 
 def add_arguments(parser: Any) -> None:

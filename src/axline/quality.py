@@ -303,17 +303,13 @@ class SpcWatcher:
         from axline.service_events import FailureReporter, emit
 
         loop = asyncio.get_running_loop()
+
+        async def step() -> None:
+            for ev in await loop.run_in_executor(None, self.step):
+                emit(self.svc, ev)
+                self.raised += 1
+            if self.save_failure is not None:
+                raise self.save_failure
+
         failures = FailureReporter(self.svc, self, source="axline/spc", code="spc.error", log=log)
-        while True:
-            try:
-                for ev in await loop.run_in_executor(None, self.step):
-                    emit(self.svc, ev)
-                    self.raised += 1
-                if self.save_failure is not None:
-                    raise self.save_failure
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
-                failures.failed(e, "SPC watcher step failed")
-                failures.raise_event()
-            await asyncio.sleep(self.poll_s)
+        await failures.run_forever(step, lambda: self.poll_s, "SPC watcher step failed")

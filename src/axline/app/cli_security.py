@@ -30,6 +30,12 @@ def _base_dir(args) -> Path:
     return cfg.resolve().parent
 
 
+def _account_tools(args) -> tuple[AccountStore, AuditLog, str]:
+    """The account store and the audit trail of the plant ``args`` name, and who is calling."""
+    base = _base_dir(args)
+    return account_store(base), audit_log(base), _who()
+
+
 def account_store(base: Path) -> AccountStore:
     """The account store of the plant in ``base`` (``data/security/accounts.json``)."""
     return AccountStore(base / "data" / "security" / "accounts.json", LockPolicy())
@@ -192,10 +198,7 @@ def ensure_first_admin(args, base: Path, host: str) -> None:
 
 def run_users(args) -> int:
     """``axline users ACTION``: add, list, change and remove accounts (audited)."""
-    base = _base_dir(args)
-    store = account_store(base)
-    log = audit_log(base)
-    who = _who()
+    store, log, who = _account_tools(args)
     cmd = args.users_cmd
     try:
         if cmd == "add":
@@ -240,10 +243,7 @@ def run_users(args) -> int:
 
 def run_tokens(args) -> int:
     """``axline tokens ACTION``: make, list and revoke API tokens (audited)."""
-    base = _base_dir(args)
-    store = account_store(base)
-    log = audit_log(base)
-    who = _who()
+    store, log, who = _account_tools(args)
     try:
         if args.tokens_cmd == "add":
             text, tok = store.token_add(args.account, args.role, args.days, creator=who)
@@ -263,6 +263,8 @@ def run_tokens(args) -> int:
                 print(f"{t.id}  {t.account:24} {t.role:9} {state:8} expires "
                       f"{time.strftime('%Y-%m-%d', time.gmtime(t.expires))}")
     except AccountError as e:
+        target = getattr(args, "account", None) or getattr(args, "id", "")
+        log.record(who, f"token.{args.tokens_cmd}", str(target), result=f"refused: {e}")
         print(f"axline: {e}", file=sys.stderr)
         return 2
     return 0

@@ -95,6 +95,23 @@ def keyed_error(key: str, status: int = 400, /, headers: dict[str, str] | None =
     return json_response(error_body(key, **params), status=status, headers=headers)
 
 
+async def json_object(request: web.Request, example: str, *, empty_ok: bool = False,
+                      not_json_status: int = 400) -> dict:
+    """The request's JSON object, or a 4xx that shows what to send (``example``); with ``empty_ok`` an
+    empty body counts as ``{}``; a body that is not sent as JSON answers ``not_json_status``."""
+    if empty_ok and not request.can_read_body:
+        return {}
+    if request.content_type != "application/json":
+        raise bad_request("err.body_not_json", not_json_status, example=example)
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("err.body_invalid_json", example=example) from None
+    if not isinstance(body, dict):
+        raise bad_request("err.body_not_object", example=example)
+    return body
+
+
 # -- parameter parsing --------------------------------------------------------------------------
 def parse_int_param(
     query: Any, name: str, default: int | None, lo: int, hi: int, what: str, example: int | None = None
