@@ -40,16 +40,18 @@ def run_with_app(app: web.Application, key: web.AppKey[Any], name: str, make: Ca
     starts (kept under ``key``, its failures shown in health as ``name``) and cancelled when it stops."""
     from axline.service_events import register_worker
 
-    task_key: web.AppKey[asyncio.Task] = web.AppKey(f"{name}_task", asyncio.Task)
+    # the task lives in this closure: an AppKey made here would look for the caller's module in the
+    # stack, and an app built in a thread (tests, tools) has no module frame there
+    running: dict[str, asyncio.Task] = {}
 
     async def start(app: web.Application) -> None:
         worker = make(app[SERVICE_KEY])
         app[key] = worker
         register_worker(app[SERVICE_KEY], name, worker)
-        app[task_key] = asyncio.create_task(worker.run(), name=name)
+        running["task"] = asyncio.create_task(worker.run(), name=name)
 
     async def stop(app: web.Application) -> None:
-        task = app.get(task_key)
+        task = running.pop("task", None)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
