@@ -318,8 +318,18 @@ async def test_locked_app_requires_login(locked):
     assert (await locked.get("/static/app.js")).status == 401
     r = await locked.get("/login")
     assert r.status == 200 and 'name="password"' in await r.text() and 'name="username"' in await r.text()
-    for asset in ("/static/login.js", "/static/i18n.js", "/static/style.css"):
+    for asset in ("/static/login.js", "/static/i18n.js", "/static/style.css", "/i18n/catalog.js"):
         assert (await locked.get(asset)).status == 200, asset
+
+
+async def test_the_catalog_is_served_to_every_page(locked):
+    # the login page needs it before anyone is logged in
+    r = await locked.get("/i18n/catalog.js", headers={"Accept-Encoding": "gzip"})
+    body = await r.text()
+    assert r.status == 200 and r.content_type == "text/javascript" and r.headers.get("Content-Encoding") == "gzip"
+    assert body == i18n.catalog_js()[0] and '"login.title"' in body
+    again = await locked.get("/i18n/catalog.js", headers={"If-None-Match": r.headers["ETag"]})
+    assert again.status == 304
 
 
 async def test_login_json_sets_session_cookie(locked):

@@ -240,8 +240,7 @@ async def run_demo(args) -> int:
                     break  # enough simulated time and parts, however long the wall clock took (a busy machine)
             peak_sim = max(peak_sim, _rss_mb(sim.pid) or 0.0)
             if sim.poll() is not None:
-                print(f"axline demo: the simulator stopped (exit {sim.returncode}); see {data_dir / 'simulator.log'}",
-                      file=sys.stderr)
+                print(i18n.say("demo.sim_stopped", code=sim.returncode, log=data_dir / "simulator.log"), file=sys.stderr)
                 break
             if not checked and time.monotonic() - t0 > 5 and svc.url:
                 dashboard = await check_dashboard(svc.url, demo_user, demo_password)

@@ -248,7 +248,9 @@ async def _catalog(request: web.Request) -> web.StreamResponse:
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers=headers)
-    return web.Response(text=body, content_type="text/javascript", charset="utf-8", headers=headers)
+    resp = web.Response(text=body, content_type="text/javascript", charset="utf-8", headers=headers)
+    resp.enable_compression()  # ~110 kB of text, a third of it gzipped; browsers revalidate with the ETag
+    return resp
 
 
 async def _inspection_page(request: web.Request) -> web.StreamResponse:
