@@ -422,7 +422,7 @@ class Service:
 
         audit_log = self.security.audit
         if audit_log.last_error is not None:
-            raise AuditError(f"refused: the audit trail is failing ({audit_log.last_error})")
+            raise i18n.error(AuditError, "audit.failing", error=audit_log.last_error)
         tag = self.plant.tag(path)
         old = self.latest.get(path)
         if tag is None:
@@ -445,8 +445,7 @@ class Service:
         except Exception as e:
             result = f"{type(e).__name__}: {e}"
             if isinstance(e, AuditError):  # the attempt could not be recorded: nothing was written
-                raise AuditError(f"refused: the audit trail cannot be written, nothing was written to the "
-                                 f"machine ({audit_log.last_error})") from e
+                raise i18n.error(AuditError, "audit.write_refused", error=audit_log.last_error) from e
             raise
         finally:
             if audit_log.last_error is None:

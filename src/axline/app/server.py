@@ -439,7 +439,7 @@ async def _write_tag(request: web.Request) -> web.StreamResponse:
     except ValueError as e:
         raise bad_request_from(e, "err.write.out_of_range") from None
     except AuditError as e:
-        raise bad_request("err.audit_unavailable", 503, error=str(e)) from None
+        raise bad_request_from(e, "err.audit_unavailable", 503) from None
     except (ConnectionError, OSError, TimeoutError) as e:
         raise bad_request("err.write.machine_refused", 502, error=e) from None
     return json_response(result)
