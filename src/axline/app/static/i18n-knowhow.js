@@ -55,6 +55,14 @@
     'kh.card': 'Known fixes for recent alarms',
     'kh.card_none': 'No alarms with known fixes yet',
     'kh.no_suggestion': 'No approved case fits this alarm yet.',
+    'kh.op.title': 'Operating know-how: how experienced people would set it now',
+    'kh.op.raise': 'raise by {change} {unit} to {value}',
+    'kh.op.lower': 'lower by {change} {unit} to {value}',
+    'kh.op.hold': 'keep at {value} {unit}',
+    'kh.op.agree': '{pct} of the {n} most alike past moves went this way; compared on: {list}',
+    'kh.op.evidence': 'Past episodes it comes from ({n})',
+    'kh.op.episode': '{when}: {moves}; afterwards {outcome}',
+    'kh.op.none': 'Not enough audited moves by experienced people yet.',
   };
   const ko = {
     'kh.title': 'axline — 현장 노하우',
@@ -109,6 +117,14 @@
     'kh.card': '최근 알람의 해결 사례',
     'kh.card_none': '해결 사례가 있는 알람이 아직 없습니다',
     'kh.no_suggestion': '이 알람에 맞는 승인된 사례가 아직 없습니다.',
+    'kh.op.title': '운전 노하우: 숙련자라면 지금 이렇게 설정합니다',
+    'kh.op.raise': '{change} {unit} 올려 {value}(으)로',
+    'kh.op.lower': '{change} {unit} 내려 {value}(으)로',
+    'kh.op.hold': '{value} {unit} 유지',
+    'kh.op.agree': '가장 비슷했던 과거 조작 {n}건 중 {pct}가 같은 방향; 비교 기준: {list}',
+    'kh.op.evidence': '근거가 된 과거 사례 ({n}건)',
+    'kh.op.episode': '{when}: {moves}; 이후 {outcome}',
+    'kh.op.none': '숙련자의 기록된 설정 변경이 아직 충분하지 않습니다.',
   };
   Object.assign(window.AxI18n.tables.en, en);
   Object.assign(window.AxI18n.tables.ko, ko);
