@@ -178,3 +178,18 @@ def test_bench_section_on_a_short_run(tmp_path):
                          "load_avg_start": [0, 0, 0], "load_avg_end": [0, 0, 0], "wall_s": 1.0, "peak_rss_mb": 1.0,
                          "protocol": "p", "operating": res})
     assert "(e) Operating know-how" in page and str(res["direction_agreement"]) in page
+
+
+def test_learnt_masker_options():
+    from axline.knowhow.mask import given_names, learn_masker
+
+    texts = [[("PIPECO", True), ("hose", False), ("repair", False)], [("T", True), ("piece", False)],
+             [("T", False), ("junction", False)], [("T", False), ("bar", False)], [("by", False), ("ACME", True)]]
+    m = learn_masker(texts, min_share=0.5, min_len=99, near=False, names=given_names(200), parts=True)
+    assert m.is_sensitive("Pipeco") and not m.is_sensitive("T")  # "T" is mostly not a name in the labels
+    assert m.is_sensitive("Pipec") and m.is_sensitive("Smith&Pipeco")  # the start of, and joined with, a known word
+    assert m.is_sensitive("Michael") and not m.is_sensitive("hose") and not m.is_sensitive("June")
+    loose = learn_masker(texts, min_share=0.0, min_len=99, near=False)
+    assert loose.is_sensitive("T") and not loose.is_sensitive("Michael")
+    ctx = learn_masker(texts * 3, context_min=3, min_len=99, near=False)
+    assert "by" in ctx.left and ctx.is_sensitive("Zorblat", prev="by") and not ctx.is_sensitive("Zorblat")
