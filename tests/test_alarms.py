@@ -3,6 +3,8 @@ alarm performance figures, and the alarm API with its role checks and audit reco
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -270,3 +272,31 @@ async def test_an_action_builds_on_the_last_one_even_before_the_event_log_has_st
     for event_id, fields in deferred:  # the writer catches up
         real(event_id, **fields)
     assert [a["note"] for a in svc.historian.event(aid).data["actions"]] == ["first", "second"]
+
+
+async def test_alarm_actions_write_the_event_log_off_the_loop(api):
+    svc, client = api
+    aid = svc.alarm_id
+    loop_thread = threading.get_ident()
+    writes: list[tuple[str, int]] = []
+    real_update, real_add = svc.historian.update_event, svc.historian.add_event
+
+    def update_event(event_id, **fields):
+        writes.append(("update", threading.get_ident()))
+        return real_update(event_id, **fields)
+
+    def add_event(event):
+        writes.append(("add", threading.get_ident()))
+        return real_add(event)
+
+    svc.historian.update_event, svc.historian.add_event = update_event, add_event
+    try:
+        resp = await client.post(f"/api/alarms/{aid}/ack", json={"note": "checked"}, headers=OP)
+        assert resp.status == 200, await resp.text()
+        resp = await client.post(f"/api/alarms/{aid}/shelve", json={"minutes": 5, "reason": "swap"}, headers=OP)
+        assert resp.status == 200, await resp.text()
+    finally:
+        svc.historian.update_event, svc.historian.add_event = real_update, real_add
+    # each action updates the alarm and stores its audit event, both in a worker thread
+    assert sorted(w for w, _ in writes) == ["add", "add", "update", "update"]
+    assert all(t != loop_thread for _, t in writes), writes

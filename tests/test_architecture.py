@@ -19,7 +19,7 @@ ROOT = "axline"
 
 # layers from the bottom up: (name, units, whether units of this layer may import each other)
 LAYERS: list[tuple[str, set[str], bool]] = [
-    ("core", {"axline", "batch", "shutdown"}, True),
+    ("core", {"axline", "batch", "shutdown", "i18n"}, True),
     ("model", {"plant", "safety"}, True),
     ("io", {"connect", "historian", "bus", "spool", "camera"}, False),
     ("feature", {"inspect", "kpi", "monitor", "vision", "edge", "discover"}, True),

@@ -26,12 +26,11 @@ from axline.connect.mqtt import (
     JsonMapping,
     MqttConnector,
     PayloadError,
-    decode_uns,
-    encode_uns_batch,
     parse_address,
     parse_json_payload,
     timestamp_ns,
 )
+from axline.connect.uns import decode_uns, encode_uns_batch
 from axline.plant import parse_plant
 
 BROKER = ("127.0.0.1", 1883)

@@ -1,4 +1,4 @@
-"""Every event code the server can emit has a Korean and an English text in the browser catalogs,
+"""Every event code the server can emit has a Korean and an English text in the catalog the browser reads,
 so the dashboard's event list never falls back to the English ``message``."""
 
 from __future__ import annotations
@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from axline import spc
+from axline import i18n, spc
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "axline"
-STATIC = SRC / "app" / "static"
 # offline tools that write their own event logs, not the server's
 NOT_SERVER = ("bench", "optimize")
 
@@ -46,19 +45,8 @@ def server_event_codes() -> set[str]:
 
 
 def browser_catalog() -> dict[str, set[str]]:
-    """Keys per language over i18n*.js (each file lists its English keys, then its Korean ones)."""
-    out: dict[str, set[str]] = {"en": set(), "ko": set()}
-    for path in sorted(STATIC.glob("i18n*.js")):
-        lang = None
-        for line in path.read_text(encoding="utf-8").splitlines():
-            m = re.match(r"\s*(?:const (en|ko) = \{|(en|ko): \{)", line)
-            if m:
-                lang = m.group(1) or m.group(2)
-                continue
-            k = re.match(r"\s*'([^']+)':", line)
-            if k and lang:
-                out[lang].add(k.group(1))
-    return out
+    """Keys per language of the catalog the browser is served (axline/i18n/*.json)."""
+    return {lang: set(i18n.catalog(lang)) for lang in i18n.LANGS}
 
 
 def test_the_code_scan_finds_the_known_codes():

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import axline.historian.embedded as emb
+import axline.historian.files as hfiles
 from axline.batch import Batch
 from axline.historian.embedded import EmbeddedHistorian
 from axline.historian.verify import verify_dir
@@ -30,13 +31,13 @@ def _batch(k: int) -> Batch:
 
 def _record_writes(monkeypatch) -> list[tuple[str, bytes]]:
     writes: list[tuple[str, bytes]] = []
-    real = emb._write_all
+    real = hfiles.write_all
 
     def spy(fd: int, buf: memoryview) -> None:
         writes.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), bytes(buf)))
         real(fd, buf)
 
-    monkeypatch.setattr(emb, "_write_all", spy)
+    monkeypatch.setattr(hfiles, "write_all", spy)
     return writes
 
 
@@ -152,7 +153,7 @@ def test_a_power_cut_that_loses_unsynced_tag_lines_but_keeps_records_still_opens
     case keeps every segment write and only the fsync-ed part of tags.txt. A record must never name
     a tag line that could be lost (it used to, in fsync: interval, and the store then refused to open)."""
     ops: list[tuple] = []
-    real_write, real_fsync = emb._write_all, emb._fsync
+    real_write, real_fsync = hfiles.write_all, hfiles.fsync
 
     def spy_write(fd: int, buf: memoryview) -> None:
         ops.append(("write", os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), bytes(buf)))
@@ -162,8 +163,8 @@ def test_a_power_cut_that_loses_unsynced_tag_lines_but_keeps_records_still_opens
         ops.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
         real_fsync(fd)
 
-    monkeypatch.setattr(emb, "_write_all", spy_write)
-    monkeypatch.setattr(emb, "_fsync", spy_fsync)
+    monkeypatch.setattr(hfiles, "write_all", spy_write)
+    monkeypatch.setattr(hfiles, "fsync", spy_fsync)
     with EmbeddedHistorian(str(tmp_path / "src"), fsync="interval", segment_bytes=1 << 20, scrub_mb_s=None) as h:
         for k in range(9):
             h.append(_batch(k))

@@ -141,7 +141,7 @@ def test_mqtt_pending_readings_are_bounded_by_backpressure(tmp_path, monkeypatch
     waits (the broker keeps QoS 1 messages) instead of growing the list for ever."""
     from types import SimpleNamespace
 
-    import axline.connect.mqtt as mq
+    import axline.connect.broker as mq
     from axline.connect import registry
 
     plant = parse_plant(f"""
@@ -177,3 +177,41 @@ lines:
     conn._flush(got.append)
     assert conn.backpressure_waits >= 2
     assert sum(len(b) for b in got) == 30  # nothing dropped
+
+
+async def test_the_service_opens_its_store_and_writes_events_off_the_loop(tmp_path, monkeypatch):
+    import axline.service as service_mod
+    from axline.historian.base import Event
+    from axline.service_events import aemit, aupdate
+
+    loop_thread = threading.get_ident()
+    opened: list[int] = []
+    real_open = service_mod.open_historian
+
+    def open_historian(*a, **kw):  # replays the newest segment after a crash: file work
+        opened.append(threading.get_ident())
+        return real_open(*a, **kw)
+
+    monkeypatch.setattr(service_mod, "open_historian", open_historian)
+    svc = Service(_plant(tmp_path))
+    await svc.start(web=False)
+    try:
+        assert opened and opened[0] != loop_thread
+        writes: list[int] = []
+        real_add, real_update = svc.safety.add_event, svc.safety.update_event
+        svc.safety.add_event = lambda ev: (writes.append(threading.get_ident()), real_add(ev))[1]
+        svc.safety.update_event = lambda i, **f: (writes.append(threading.get_ident()), real_update(i, **f))[1]
+        q = svc.subscribe()
+        eid = await aemit(svc, Event(ts=time.time_ns(), kind="alarm", source="s1/a1/l1/c1/press", code="x",
+                                     severity="alarm", message="m"))
+        await aupdate(svc, eid, end_ts=time.time_ns())
+        assert len(writes) == 2 and loop_thread not in writes
+        # live pages hear of both, and the alarm is no longer open
+        got = [q.get_nowait()["type"] for _ in range(q.qsize())]
+        assert "event" in got and "event_update" in got
+        assert not svc._open_alarms.get("s1/a1/l1/c1/press")
+        # (a slow event log hands out a provisional id first: look the alarm up by its code)
+        await _wait(lambda: any(e.end_ts is not None for e in svc.historian.events(kinds=["alarm"])
+                                if e.code == "x"), what="the event log to store the update")
+    finally:
+        await svc.stop()

@@ -151,3 +151,52 @@ def test_latch_from_detector_releases_relative_to_the_normal_level(fitted: dict[
     assert Detector.load(det.save(tmp_path / "f.npz")).normal_level == det.normal_level
     with pytest.raises(RuntimeError, match="calibrate"):
         make_detector("pca").fit(normal_data(100, 8)).latch()
+
+
+def test_every_detector_is_registered_and_lives_in_its_own_module() -> None:
+    assert set(DETECTORS) == set(Detector.kinds())
+    modules = {cls.__module__ for cls in DETECTORS.values()}
+    assert len(modules) == len(DETECTORS), modules
+    for name, cls in DETECTORS.items():
+        assert cls.name == name
+        assert cls.__module__.startswith("axline.monitor.detectors."), cls.__module__
+
+
+def test_the_base_is_abstract_and_a_new_detector_must_implement_the_hooks() -> None:
+    with pytest.raises(TypeError, match="abstract"):
+        Detector()  # type: ignore[abstract]
+
+    from axline.monitor.detectors.base import StatelessDetector
+
+    class Half(StatelessDetector):  # no name: stays out of the registry
+        def _fit(self, Z: np.ndarray) -> None:
+            self._arrays = {}
+
+        def _contrib(self, Z: np.ndarray) -> np.ndarray:
+            return Z**2
+
+    with pytest.raises(TypeError, match="_raw"):
+        Half()
+    assert "Half" not in {c.__name__ for c in Detector.kinds().values()}
+
+
+def test_a_name_already_taken_is_refused() -> None:
+    from axline.monitor.detectors.pca import PCADetector
+
+    with pytest.raises(ValueError, match="'pca' is taken"):
+        type("OtherPCA", (PCADetector,), {"name": "pca"})
+
+
+def test_every_detector_has_a_doctest_example_collected_by_pytest() -> None:
+    import doctest
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
+    assert "--doctest-modules" in config["addopts"]
+    assert "src/axline/monitor/detectors" in config["testpaths"]
+    finder = doctest.DocTestFinder()
+    for name, cls in DETECTORS.items():
+        own = [t for t in finder.find(cls) if t.name.endswith(cls.__qualname__) and t.examples]
+        assert own, f"detector {name!r} has no example in its class docstring"

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from axline.batch import BAD, BAD_SENSOR, GOOD, UNCERTAIN, Batch
 from axline.connect import sparkplug_pb as pb
-from axline.connect.mqtt import JsonMapping, PayloadError, decode_uns, encode_uns_batch, parse_json_payload
+from axline.connect.mqtt import JsonMapping, PayloadError, parse_json_payload
 from axline.connect.sparkplug import SparkplugDecoder
+from axline.connect.uns import decode_uns, encode_uns_batch
 
 NOW = 1_767_225_600_000_000_000
 N_JSON = 55_000

@@ -49,10 +49,12 @@ def _mutate(fn) -> str:
     return yaml.safe_dump(doc, allow_unicode=True)
 
 
-def _error(text: str) -> str:
+def _error(text: str, lang: str = "en") -> str:
     with pytest.raises(PlantConfigError) as ei:
         parse_plant(text, "plant.yaml")
-    return str(ei.value)
+    # the message holds both languages: "English / 한국어"
+    assert str(ei.value).startswith(ei.value.text("en") + " / ")
+    return ei.value.text(lang)
 
 
 def test_good_file_loads_into_the_model():
@@ -78,6 +80,10 @@ def test_unit_typo_names_key_path_and_suggestion():
         0, {"signal": "spindle_temp", "unit": "degc"})))
     assert msg == ("plant.yaml: lines[0].assets[0].tags[0].unit: 'degc' is not a known unit "
                    "(did you mean 'degC'?); see axline.plant.UNITS for the list")
+    ko = _error(_mutate(lambda d: d["lines"][0]["assets"][0]["tags"].__setitem__(
+        0, {"signal": "spindle_temp", "unit": "degc"})), "ko")
+    assert ko == ("plant.yaml: lines[0].assets[0].tags[0].unit: 'degc'은(는) 알 수 없는 단위입니다 "
+                  "('degC'을(를) 뜻했나요?). 목록은 axline.plant.UNITS에 있습니다")
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ NS_PER_S = 1_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class Reading:
+    """One reading: tag path, timestamp (ns since the epoch, UTC), value and quality."""
     path: str
     ts: int  # ns since epoch, UTC
     value: float
@@ -77,11 +78,13 @@ class Batch:
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def empty(cls) -> Batch:
+        """A batch with no readings."""
         z = np.zeros(0)
         return cls((), z.astype(np.int32), z.astype(np.int64), z, z.astype(np.uint8))
 
     @classmethod
     def from_readings(cls, readings: Iterable[Reading | tuple]) -> Batch:
+        """A batch from ``Reading`` objects or ``(path, ts, value[, quality])`` tuples."""
         lookup: dict[str, int] = {}
         idx, ts, val, q = [], [], [], []
         for r in readings:
@@ -101,6 +104,7 @@ class Batch:
 
     @classmethod
     def concat(cls, batches: Sequence[Batch]) -> Batch:
+        """One batch holding the readings of ``batches`` in order."""
         batches = [b for b in batches if len(b)]
         if not batches:
             return cls.empty()
@@ -136,9 +140,11 @@ class Batch:
         return np.asarray(self.paths, dtype=object)[self.idx] if len(self) else np.zeros(0, dtype=object)
 
     def select(self, mask: np.ndarray) -> Batch:
+        """The readings where ``mask`` is true."""
         return Batch(self.paths, self.idx[mask], self.ts[mask], self.value[mask], self.quality[mask])
 
     def for_paths(self, wanted: Iterable[str]) -> Batch:
+        """The readings of the tags in ``wanted``."""
         wanted = set(wanted)
         keep = np.array([p in wanted for p in self.paths], dtype=bool)
         if keep.all():

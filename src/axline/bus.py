@@ -18,15 +18,19 @@ Subscriber = Callable[[Batch], None]
 
 
 class Bus:
+    """In-process publish/subscribe of reading batches; a failing subscriber is counted, never stops the
+    others."""
     def __init__(self) -> None:
         self._subs: list[tuple[str, Subscriber]] = []
         self.published = 0
         self.errors: dict[str, int] = {}
 
     def subscribe(self, name: str, fn: Subscriber) -> None:
+        """Call ``fn`` with every published batch; ``name`` labels its errors."""
         self._subs.append((name, fn))
 
     def publish(self, batch: Batch) -> None:
+        """Hand ``batch`` to every subscriber."""
         if not len(batch):
             return
         self.published += len(batch)

@@ -82,6 +82,7 @@ class FolderSource:
         return [self.folder / n for n in new]
 
     async def run(self, handler: ImageHandler) -> None:
+        """Hand each new image file in the folder to ``handler`` until stopped."""
         loop = asyncio.get_running_loop()
         while not self._stop.is_set():
             paths = await loop.run_in_executor(None, self.scan) if self.changed() else []
@@ -103,6 +104,7 @@ class FolderSource:
                 pass
 
     def stop(self) -> None:
+        """Stop watching the folder."""
         self._stop.set()
 
 
@@ -164,6 +166,7 @@ class OpenCVSource:
         return path, rgb
 
     async def run(self, handler: ImageHandler) -> None:
+        """Grab a frame on each trigger (or every ``interval_s``) and hand it to ``handler`` until stopped."""
         loop = asyncio.get_running_loop()
         try:
             while not self._stop.is_set():
@@ -192,4 +195,5 @@ class OpenCVSource:
                 self._cap.release()
 
     def stop(self) -> None:
+        """Stop grabbing frames."""
         self._stop.set()

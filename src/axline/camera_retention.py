@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class CameraRetention:
+    """Deletes old camera images: passed parts after ``keep_pass_h``, rejected ones after ``keep_reject_h``."""
     def __init__(self, folders: list[tuple[str, str]], keep_pass_h: float, keep_reject_h: float,
                  rejected: Callable[[int], set[str]], every_s: float = 600.0) -> None:
         """``folders``: (folder, file pattern); ``rejected(since_ns)``: image paths rejected since then."""
@@ -71,6 +72,7 @@ class CameraRetention:
         return n
 
     async def run(self) -> None:
+        """Sweep the folders every ``every_s`` seconds off the loop; failures are counted."""
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -84,6 +86,7 @@ class CameraRetention:
             await asyncio.sleep(self.every_s)
 
     def status(self) -> dict:
+        """Deleted and kept images, errors and the keep times for health."""
         return {"deleted": self.deleted, "rejects_kept": self.kept_rejects, "errors": self.errors,
                 "last_error": self.last_error, "keep_pass_h": self.keep_pass_s / 3600,
                 "keep_reject_h": self.keep_reject_s / 3600}

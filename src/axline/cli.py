@@ -38,6 +38,7 @@ def _optional(module: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``axline`` argument parser with every command."""
     from axline import __version__
 
     p = argparse.ArgumentParser(prog="axline", description="On-premise AI kit for small and midsize factories.")
@@ -191,6 +192,7 @@ def _certs(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``axline`` command line with ``argv``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

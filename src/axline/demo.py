@@ -21,12 +21,14 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from axline import i18n
 from axline.historian import Event
 from axline.plant import Plant, parse_plant
 from axline.service import Service
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -44,6 +46,7 @@ def demo_plant(data_dir: Path, endpoint: str) -> Plant:
 
 def start_simulator(endpoint: str, speed: float, seed: int, data_dir: Path, warmup_s: float,
                     log_file: Path, vision: bool = False) -> subprocess.Popen:
+    """Start the virtual factory as a child process serving OPC UA at ``endpoint``."""
     cmd = [sys.executable, "-m", "axline.cli", "sim", "--endpoint", endpoint, "--speed", str(speed),
            "--seed", str(seed), "--warmup-s", str(warmup_s), "--camera-dir", str(data_dir / "data" / "camera"),
            "--truth", str(data_dir / "truth.jsonl")]
@@ -110,6 +113,7 @@ def prepare_inspector(seed: int, images: int = 200, defects: int = 20) -> Path |
 
 
 def read_truth(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The simulator's record of faults, parts and start, by record type."""
     out: dict[str, list[dict[str, Any]]] = {"fault": [], "part": [], "start": []}
     if not path.exists():
         return out
@@ -190,6 +194,7 @@ def _rss_mb(pid: int) -> float | None:
 
 
 async def run_demo(args) -> int:
+    """``axline demo``: run the virtual factory and the service, then report what was found."""
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="axline-demo-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "data" / "camera").mkdir(parents=True, exist_ok=True)
@@ -216,12 +221,10 @@ async def run_demo(args) -> int:
     t0 = time.monotonic()
     try:
         await svc.start()
-        print(f"axline demo: the virtual factory is running at {args.speed:g}x; dashboard at {svc.url}", flush=True)
-        print(f"axline demo: log in as {demo_user!r} with the one-time password {demo_password} to review "
-              f"inspections or write setpoints (it changes every run) / 로그인: {demo_user} / {demo_password}",
-              flush=True)
+        print(i18n.pair("demo.running", speed=f"{args.speed:g}", url=svc.url), flush=True)
+        print(i18n.pair("demo.login", user=repr(demo_user), password=demo_password), flush=True)
         if not args.headless:
-            print("open the address above in a browser; Ctrl-C stops the demo", flush=True)
+            print(i18n.pair("demo.open"), flush=True)
         from axline.shutdown import wait_for_stop
 
         waiter = asyncio.create_task(wait_for_stop(args.duration))
@@ -260,6 +263,7 @@ async def run_demo(args) -> int:
 
 
 def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: float, wall_s: float, args) -> dict:
+    """What the demo found: faults detected, OEE, inspection results, memory and time."""
     h = svc.historian
     truth = read_truth(data_dir / "truth.jsonl")
     sim_end = svc.now_ns()
@@ -327,6 +331,7 @@ def inspection_report(svc: Service, parts: list[dict]) -> dict | None:
 
 
 def summary_text(r: dict) -> str:
+    """The demo report in a few lines of text."""
     oee = ", ".join(f"{k} {v:.1%}" if v is not None else f"{k} -" for k, v in r["oee"].items())
     vision = ""
     if r.get("inspection"):

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class DiskWatch:
+    """Watches the free space of the data folders: events at the warning levels, a callback when full."""
     def __init__(self, folders: dict[str, str], warn_percent: list[float] | None = None,
                  on_event: Callable[[str, str, str, dict], None] | None = None,
                  on_critical: Callable[[str, dict], None] | None = None,
@@ -34,6 +35,7 @@ class DiskWatch:
 
     @staticmethod
     def measure(path: str) -> dict:
+        """Total, free and used percent of the disk that holds ``path``."""
         p = path
         while not os.path.exists(p) and os.path.dirname(p) != p:
             p = os.path.dirname(p)  # a folder not created yet: measure the disk it will land on
@@ -91,6 +93,7 @@ class DiskWatch:
             self.on_event(code, severity, message, data)
 
     async def run(self, interval_s: float = 5.0) -> None:
+        """Check the disks every ``interval_s`` seconds off the loop; failures are counted."""
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -101,5 +104,6 @@ class DiskWatch:
             await asyncio.sleep(interval_s)
 
     def status(self) -> dict:
+        """The worst level, the warning levels, each folder's use and the error count."""
         worst = max(self.levels.values(), default=0)
         return {"level": worst, "warn_percent": self.warn_percent, "folders": self.usage, "errors": self.errors}

@@ -19,8 +19,10 @@ import threading
 import time
 from urllib.parse import urlparse
 
+from axline import i18n
 from axline.batch import Batch
-from axline.connect.mqtt import encode_uns_batch
+from axline.connect.broker import new_client
+from axline.connect.uns import encode_uns_batch
 from axline.spool import DiskSpool, StoreAndForward
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,6 @@ class UnsPublisher:
     def __init__(self, url: str, client_id: str | None = None, timeout_s: float = 5.0, prefix: str = "",
                  credentials: tuple[str, str] | None = None, ca_file: str | None = None,
                  allow_plain_credentials: bool = False, on_event=None) -> None:
-        import paho.mqtt.client as mqtt
-
         u = urlparse(url)
         if u.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not u.hostname:
             raise ValueError(f"--broker: {url!r} is not an MQTT URL; use mqtts://host:8883 (or mqtt://host:1883)")
@@ -81,9 +81,7 @@ class UnsPublisher:
         self.tls = u.scheme in ("mqtts", "ssl")
         self.host, self.port = u.hostname, u.port or (8883 if self.tls else 1883)
         if credentials is not None and not self.tls and not is_loopback(self.host) and not allow_plain_credentials:
-            raise ValueError(f"--broker: the broker password would cross the network in clear text to {self.host}; "
-                             "use mqtts://host:8883 with --broker-ca, or --broker-plain-credentials to force it / "
-                             "브로커 비밀번호가 암호화 없이 전송됩니다: mqtts://를 쓰세요")
+            raise ValueError(i18n.pair("edge.plain_credentials", host=self.host))
         self.on_event = on_event
         self.connect_failures = 0
         self.last_connect_error: str | None = None
@@ -93,23 +91,17 @@ class UnsPublisher:
         self.connected = threading.Event()
         self.messages = 0
         cid = client_id or f"axline-edge-{secrets.token_hex(4)}"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311,
-                                  clean_session=True)
+        if credentials is None and u.username:
+            raise ValueError("--broker: a user name without a password; use --broker-credentials FILE")
+        if ca_file and not self.tls:
+            raise ValueError("--broker-ca needs an mqtts:// broker URL")
+        user, password = credentials if credentials is not None else (None, None)
+        self.client = new_client(cid, username=user, password=password, tls=self.tls, ca_file=ca_file)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(0.5, 10)
         self.client.on_connect = lambda c, u_, f, rc, p: self._on_connect(rc)
         self.client.on_disconnect = lambda c, u_, f, rc, p: self.connected.clear()
-        if credentials is not None:
-            self.client.username_pw_set(*credentials)
-        elif u.username:
-            raise ValueError("--broker: a user name without a password; use --broker-credentials FILE")
-        if self.tls:
-            import ssl
-
-            self.client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        elif ca_file:
-            raise ValueError("--broker-ca needs an mqtts:// broker URL")
 
     def _on_connect(self, rc) -> None:
         if not getattr(rc, "is_failure", bool(rc)):
@@ -127,21 +119,23 @@ class UnsPublisher:
             if self.on_event is not None:
                 try:
                     self.on_event("uplink.broker_refused", "error",
-                                  f"the broker {self.host}:{self.port} refused the connection ({reason}); check "
-                                  "the edge's broker credentials / 브로커가 연결을 거부했습니다: 자격 증명을 확인하세요",
+                                  i18n.text("event.uplink.broker_refused", host=self.host, port=self.port, reason=reason),
                                   {"reason": reason, "host": self.host, "port": self.port})
                 except Exception:  # the event sink must not break paho's network thread
                     log.exception("could not raise the broker-refused event")
 
     def status(self) -> dict:
+        """Broker address, TLS, connection state and failures for health."""
         return {"host": self.host, "port": self.port, "tls": self.tls, "connected": self.connected.is_set(),
                 "connect_failures": self.connect_failures, "last_connect_error": self.last_connect_error}
 
     def start(self) -> None:
+        """Connect to the broker in the background."""
         self.client.connect_async(self.host, self.port, keepalive=15)
         self.client.loop_start()
 
     def stop(self) -> None:
+        """Disconnect from the broker."""
         self.client.disconnect()
         self.client.loop_stop()
 

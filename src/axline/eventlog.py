@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class EventWriter:
+    """Writes events to the historian from one thread, so a slow disk never blocks the caller for long."""
     def __init__(self, historian_fn: Callable[[], Any], on_written: Callable[[Any], None] | None = None,
                  wait_s: float = 0.05, max_queue: int = 10_000) -> None:
         self._historian = historian_fn
@@ -53,6 +54,7 @@ class EventWriter:
             self._q.put_nowait(item)
 
     def add(self, event: Any) -> int:
+        """Store ``event``; its id, or a provisional id when the write takes longer than ``wait_s``."""
         done = threading.Event()
         box: dict[str, Any] = {}
         self._put(("add", event, done, box))
@@ -138,15 +140,18 @@ class EventWriter:
                 done.set()
 
     def flush(self, timeout_s: float = 10.0) -> None:
+        """Wait until every queued event is written (at most ``timeout_s``)."""
         done = threading.Event()
         self._put(("flush", done))
         done.wait(timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued and stop the writer thread."""
         self.flush(timeout_s)
         self._q.put(None)
         self._thread.join(timeout_s)
 
     def status(self) -> dict:
+        """Written, queued, failed and dropped events for health."""
         return {"written": self.written, "queued": self._q.qsize(), "errors": self.errors, "dropped": self.dropped,
                 "provisional_ids": self.provisional, "last_error": self.last_error}

@@ -61,6 +61,7 @@ def state_durations(ts: np.ndarray, states: np.ndarray, t_end: int) -> dict[int,
 
 @dataclass
 class KpiValues:
+    """OEE and its factors, cycle time, first-pass yield, energy per good part and part counts of a line."""
     availability: float | None
     performance: float | None
     quality: float | None
@@ -147,6 +148,7 @@ class LineKpiTracker:
         self.t_first = None
 
     def update(self, batch: Batch) -> None:
+        """Take in the line's KPI tags (state, counters, energy) from ``batch``."""
         kpi = self.line.kpi
         if not kpi or not len(batch):
             return
@@ -192,6 +194,7 @@ class LineKpiTracker:
                 self.state, self.state_since = s, t
 
     def values(self) -> KpiValues:
+        """The KPIs from the readings seen so far."""
         durations = dict(self.durations)
         if self.state is not None and self.state_since is not None and self.t_last is not None:
             durations[self.state] = durations.get(self.state, 0) + max(0, self.t_last - self.state_since)
@@ -204,6 +207,7 @@ class LineKpiTracker:
                             self.line.ideal_cycle_s)
 
     def to_json(self) -> dict:
+        """The KPIs as the dashboard reads them (``/api/kpi``)."""
         v = self.values()
         return {
             "oee": v.oee, "availability": v.availability, "performance": v.performance, "quality": v.quality,

@@ -13,6 +13,7 @@ from collections import deque
 
 
 class LoopStallMonitor:
+    """Measures how late the event loop wakes up: the longest stall of the last minute and since start."""
     def __init__(self, interval_s: float = 0.05, window_s: float = 60.0) -> None:
         self.interval_s = interval_s
         self.window_s = window_s
@@ -23,10 +24,12 @@ class LoopStallMonitor:
         self._task: asyncio.Task | None = None
 
     def start(self) -> asyncio.Task:
+        """Start measuring on the running loop; returns the task."""
         self._task = asyncio.create_task(self.run(), name="loop-stall-monitor")
         return self._task
 
     async def run(self) -> None:
+        """Sleep ``interval_s`` again and again and record how late each wake-up was."""
         loop = asyncio.get_running_loop()
         while True:
             t0 = loop.time()
@@ -44,9 +47,11 @@ class LoopStallMonitor:
         return round(worst * 1000, 1)
 
     def reset(self) -> None:
+        """Forget the stalls measured so far."""
         self._beats.clear()
         self.max_stall_s = 0.0
 
     def status(self) -> dict:
+        """Longest stall of the last minute and since start (ms), and the beats counted."""
         return {"max_stall_ms_last_minute": self.max_stall_ms(), "max_stall_ms_since_start":
                 round(self.max_stall_s * 1000, 1), "beats": self.beats}

@@ -77,6 +77,7 @@ class KpiPublisher:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
+        """Start the OPC UA server with a node per line KPI and keep the values fresh."""
         from asyncua import Server, ua
 
         server = Server()
@@ -127,6 +128,7 @@ class KpiPublisher:
         log.info("publishing KPIs and alarm states on %s", self.endpoint)
 
     async def stop(self) -> None:
+        """Stop updating and stop the OPC UA server."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -171,6 +173,7 @@ class KpiPublisher:
         return out
 
     async def update_once(self) -> None:
+        """Write the current KPIs into their OPC UA nodes."""
         from asyncua import ua
 
         values = await asyncio.get_running_loop().run_in_executor(None, self.values)

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from axline import i18n
+
 # Units a tag may carry. Kept explicit so that a typo ('degc', 'Bar') is caught at load time.
 UNITS: dict[str, str] = {
     "": "dimensionless",
@@ -94,12 +96,20 @@ _TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
 class PlantConfigError(ValueError):
-    """A plant file is wrong. The message names the file, the key path and what is allowed."""
+    """A plant file is wrong. The message names the file, the key path and what is allowed, in English and
+    Korean (catalog ``key`` with ``params``); ``problem`` is the English text, ``text(lang)`` either one."""
 
-    def __init__(self, file: str, keypath: str, problem: str) -> None:
-        self.file, self.keypath, self.problem = file, keypath, problem
-        where = f"{file}: {keypath}: " if keypath else f"{file}: "
-        super().__init__(where + problem)
+    def __init__(self, file: str, keypath: str, key: str, /, **params: Any) -> None:
+        self.file, self.keypath, self.key, self.params = file, keypath, key, params
+        self.problem = i18n.text(key, "en", **params)
+        super().__init__(self._where() + i18n.pair(key, **params))
+
+    def _where(self) -> str:
+        return f"{self.file}: {self.keypath}: " if self.keypath else f"{self.file}: "
+
+    def text(self, lang: str = "en") -> str:
+        """The message in ``lang`` ("en" or "ko")."""
+        return self._where() + i18n.text(self.key, lang, **self.params)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,12 +117,14 @@ class PlantConfigError(ValueError):
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Source:
+    """Where a tag's value comes from: the connector's name and the address in that connector."""
     connector: str
     address: str
 
 
 @dataclass
 class Tag:
+    """One signal of an asset: path, unit, range, sampling period, kind, display name, limits and source."""
     path: str
     signal: str
     unit: str
@@ -127,6 +139,7 @@ class Tag:
     spec: dict[str, float] | None = None  # quality specification: lsl / usl / target (any subset)
 
     def to_json(self) -> dict[str, Any]:
+        """The tag as the dashboard reads it (``/api/plant``)."""
         out = {
             "path": self.path, "signal": self.signal, "unit": self.unit, "range": [self.lo, self.hi],
             "period_s": self.period_s, "writable": self.writable, "kind": self.kind,
@@ -139,6 +152,7 @@ class Tag:
 
 @dataclass
 class Asset:
+    """A machine or station of a line with its tags."""
     id: str
     cell: str
     kind: str
@@ -147,11 +161,13 @@ class Asset:
     tags: list[Tag]
 
     def tag(self, signal: str) -> Tag | None:
+        """The tag of this asset called ``signal``, or ``None``."""
         return next((t for t in self.tags if t.signal == signal), None)
 
 
 @dataclass
 class Shift:
+    """A shift of a line: name, start ("HH:MM", plant time) and length in hours."""
     name: str
     start: str  # "HH:MM", plant local time
     hours: float
@@ -159,6 +175,7 @@ class Shift:
 
 @dataclass
 class Line:
+    """A production line: its assets, takt and ideal cycle time, shifts and KPI tags."""
     id: str
     path: str
     name: dict[str, str]
@@ -172,6 +189,7 @@ class Line:
 
 @dataclass
 class Camera:
+    """A camera that inspects the parts of one asset: its source, trigger and reject tags."""
     id: str
     asset: str  # asset path
     source: str  # folder | opencv | sim
@@ -187,6 +205,7 @@ class Camera:
 
 @dataclass
 class ConnectorConfig:
+    """A connector of the plant file: name, type and its validated options."""
     name: str
     type: str
     options: dict[str, Any]
@@ -194,6 +213,7 @@ class ConnectorConfig:
 
 @dataclass
 class MonitorConfig:
+    """An anomaly monitor: the asset, the detector and its tags and parameters."""
     asset: str  # asset path
     detector: str
     tags: list[str]
@@ -202,6 +222,7 @@ class MonitorConfig:
 
 @dataclass
 class Plant:
+    """A validated plant file: the ISA-95 hierarchy, connectors, cameras, monitors and settings."""
     site: str
     area: str
     name: dict[str, str]
@@ -219,9 +240,11 @@ class Plant:
 
     # -- look-ups -------------------------------------------------------------------------------
     def all_tags(self) -> list[Tag]:
+        """Every tag of every asset of every line."""
         return [t for ln in self.lines for a in ln.assets for t in a.tags]
 
     def tag(self, path: str) -> Tag | None:
+        """The tag with path ``path``, or ``None``."""
         return self._tag_index().get(path)
 
     def _tag_index(self) -> dict[str, Tag]:
@@ -232,19 +255,24 @@ class Plant:
         return idx
 
     def assets(self) -> list[Asset]:
+        """Every asset of every line."""
         return [a for ln in self.lines for a in ln.assets]
 
     def asset_of(self, tag_path: str) -> Asset | None:
+        """The asset that holds the tag ``tag_path``, or ``None``."""
         prefix = tag_path.rsplit("/", 1)[0]
         return next((a for a in self.assets() if a.path == prefix), None)
 
     def line_of(self, path: str) -> Line | None:
+        """The line that ``path`` (a line, asset or tag path) belongs to, or ``None``."""
         return next((ln for ln in self.lines if path == ln.path or path.startswith(ln.path + "/")), None)
 
     def connector_tags(self, connector: str) -> list[Tag]:
+        """The tags read through the connector named ``connector``."""
         return [t for t in self.all_tags() if t.source and t.source.connector == connector]
 
     def to_json(self) -> dict[str, Any]:
+        """The plant as the dashboard reads it (``/api/plant``)."""
         return {
             "site": self.site,
             "area": self.area,
@@ -271,12 +299,13 @@ class Plant:
 # ---------------------------------------------------------------------------------------------
 # Validation helpers
 # ---------------------------------------------------------------------------------------------
-def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> i18n.Phrase:
+    """" (did you mean 'x'?)" for the closest of ``choices``, or an empty phrase."""
     lower = {c.lower(): c for c in choices}
     if word.lower() in lower:
-        return f" (did you mean {lower[word.lower()]!r}?)"
+        return i18n.Phrase("plant.did_you_mean", name=repr(lower[word.lower()]))
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return i18n.Phrase("plant.did_you_mean", name=repr(close[0])) if close else i18n.Phrase(None)
 
 
 class _V:
@@ -285,40 +314,40 @@ class _V:
     def __init__(self, file: str) -> None:
         self.file = file
 
-    def fail(self, path: str, problem: str) -> PlantConfigError:
-        return PlantConfigError(self.file, path, problem)
+    def fail(self, path: str, key: str, /, **params: Any) -> PlantConfigError:
+        """The error at key path ``path``: catalog text ``key`` with ``params``."""
+        return PlantConfigError(self.file, path, key, **params)
 
     def mapping(self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
         if not isinstance(value, dict):
-            raise self.fail(path, f"expected a mapping (key: value), got {type(value).__name__}")
+            raise self.fail(path, "plant.not_mapping", type=type(value).__name__)
         for k in value:
             if not isinstance(k, str) or k not in allowed:
-                raise self.fail(f"{path}.{k}" if path else str(k),
-                                f"unknown key{_suggest(str(k), allowed)}; allowed keys: {', '.join(allowed)}")
+                raise self.fail(f"{path}.{k}" if path else str(k), "plant.unknown_key",
+                                suggest=_suggest(str(k), allowed), allowed=", ".join(allowed))
         for k in required:
             if k not in value:
-                raise self.fail(path or "(top level)", f"missing required key '{k}'")
+                raise self.fail(path or "(top level)", "plant.missing_key", key=k)
         return value
 
     def seq(self, value: Any, path: str, min_len: int = 0) -> list:
         if value is None:
             value = []
         if not isinstance(value, list):
-            raise self.fail(path, f"expected a list, got {type(value).__name__}")
+            raise self.fail(path, "plant.not_list", type=type(value).__name__)
         if len(value) < min_len:
-            raise self.fail(path, f"needs at least {min_len} entr{'y' if min_len == 1 else 'ies'}")
+            raise self.fail(path, "plant.too_few", n=min_len)
         return value
 
     def string(self, value: Any, path: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(path, f"expected a non-empty text, got {value!r}")
+            raise self.fail(path, "plant.not_text", value=repr(value))
         return value
 
     def ident(self, value: Any, path: str) -> str:
         s = self.string(value, path)
         if not _ID_RE.match(s):
-            raise self.fail(path, f"{s!r} is not a valid id: use lower-case letters, digits, '_' or '-' "
-                                  f"(it becomes part of tag paths and MQTT topics)")
+            raise self.fail(path, "plant.bad_id", value=repr(s))
         return s
 
     def number(self, value: Any, path: str, lo: float | None = None, hi: float | None = None,
@@ -326,23 +355,24 @@ class _V:
         if isinstance(value, str) and _EXP_RE.match(value.strip()):
             value = float(value)  # PyYAML reads 1e6 (no dot) as text; people write it as a number
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(path, f"expected a number, got {value!r}")
+            raise self.fail(path, "plant.not_number", value=repr(value))
         v = float(value)
         if lo is not None and (v < lo or (strict_lo and v <= lo)):
-            raise self.fail(path, f"{value!r} is out of range: must be {'>' if strict_lo else '>='} {lo:g}")
+            raise self.fail(path, "plant.out_of_range", value=repr(value), op=">" if strict_lo else ">=", bound=f"{lo:g}")
         if hi is not None and v > hi:
-            raise self.fail(path, f"{value!r} is out of range: must be <= {hi:g}")
+            raise self.fail(path, "plant.out_of_range", value=repr(value), op="<=", bound=f"{hi:g}")
         return v
 
     def boolean(self, value: Any, path: str) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(path, f"expected true or false, got {value!r}")
+            raise self.fail(path, "plant.not_bool", value=repr(value))
         return value
 
     def choice(self, value: Any, path: str, choices: tuple[str, ...] | list[str], what: str) -> str:
+        """``value`` if it is one of ``choices``; ``what`` is the catalog key naming the kind of value."""
         if not isinstance(value, str) or value not in choices:
-            raise self.fail(path, f"{value!r} is not a known {what}{_suggest(str(value), choices)}; "
-                                  f"allowed: {', '.join(choices)}")
+            raise self.fail(path, "plant.unknown_choice", value=repr(value), what=i18n.Phrase(what),
+                            suggest=_suggest(str(value), choices), allowed=", ".join(choices))
         return value
 
     def names(self, value: Any, path: str, default: str) -> dict[str, str]:
@@ -366,19 +396,20 @@ def load_plant(path: str | os.PathLike) -> Plant:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PlantConfigError(str(p), "", "file not found; create one with `axline init plant.yaml`") from None
+        raise PlantConfigError(str(p), "", "plant.no_file") from None
     except UnicodeDecodeError as e:
-        raise PlantConfigError(str(p), "", f"not UTF-8 text ({e}); save the file as UTF-8") from None
+        raise PlantConfigError(str(p), "", "plant.not_utf8", error=e) from None
     return parse_plant(text, fname, base_dir=str(p.resolve().parent))
 
 
 def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Plant:
+    """Validate plant-file text; ``file`` names it in errors, ``base_dir`` anchors relative paths."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise PlantConfigError(file, "", f"{where}not valid YAML ({getattr(e, 'problem', e)})") from None
+        where = i18n.Phrase("plant.yaml_where", line=mark.line + 1, column=mark.column + 1) if mark else i18n.Phrase(None)
+        raise PlantConfigError(file, "", "plant.bad_yaml", where=where, problem=getattr(e, "problem", e)) from None
     v = _V(file)
     top = v.mapping(doc, "", ("plant", "historian", "connectors", "lines", "cameras", "monitors", "sim", "safety"),
                     required=("plant", "lines"))
@@ -392,26 +423,26 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
 
         ZoneInfo(tz)
     except Exception:
-        raise v.fail("plant.timezone", f"{tz!r} is not a known IANA time zone (e.g. 'Asia/Seoul', 'UTC')") from None
+        raise v.fail("plant.timezone", "plant.bad_timezone", value=repr(tz)) from None
     historian = top.get("historian", {"backend": "embedded", "path": "data/historian"})
     if isinstance(historian, str):
         if not historian.strip():
-            raise v.fail("historian", "empty; use 'embedded' or 'postgresql://user@host/db'")
+            raise v.fail("historian", "plant.historian_empty")
         if historian == "embedded":
             historian = {"backend": "embedded", "path": "data/historian"}
     else:
         h = v.mapping(historian, "historian", ("backend", "path", "dsn", "fsync", "retention_days", "schema",
                                                "partition"))
         if h.get("backend") == "postgresql" and "dsn" not in h:
-            raise v.fail("historian", "the postgresql backend needs 'dsn', e.g. postgresql://axline@central/axline")
+            raise v.fail("historian", "plant.historian_dsn")
         if "partition" in h:
-            v.choice(h["partition"], "historian.partition", ("hour", "day", "week", "month"), "partition width")
+            v.choice(h["partition"], "historian.partition", ("hour", "day", "week", "month"), "plant.what.partition")
         if "retention_days" in h:
             v.number(h["retention_days"], "historian.retention_days", 0, strict_lo=True)
         if "backend" in h:
-            v.choice(h["backend"], "historian.backend", ("embedded", "postgresql"), "historian backend")
+            v.choice(h["backend"], "historian.backend", ("embedded", "postgresql"), "plant.what.backend")
         if "fsync" in h:
-            v.choice(h["fsync"], "historian.fsync", ("batch", "interval", "none"), "fsync mode")
+            v.choice(h["fsync"], "historian.fsync", ("batch", "interval", "none"), "plant.what.fsync")
 
     connectors = _parse_connectors(v, top.get("connectors"))
     cnames = [c.name for c in connectors]
@@ -420,7 +451,7 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
     for i, raw in enumerate(v.seq(top["lines"], "lines", 1)):
         ln = _parse_line(v, raw, f"lines[{i}]", f"{site}/{area}", cnames)
         if ln.id in seen_lines:
-            raise v.fail(f"lines[{i}].id", f"duplicate line id {ln.id!r}")
+            raise v.fail(f"lines[{i}].id", "plant.duplicate_line", id=repr(ln.id))
         seen_lines.add(ln.id)
         lines.append(ln)
     asset_paths = [a.path for ln in lines for a in ln.assets]
@@ -432,21 +463,20 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
         c = v.mapping(raw, kp, ("id", "asset", "source", "path", "device", "pattern", "model", "reject_tag",
                                 "pass_tag", "trigger_tag", "interval_s"), required=("id", "asset", "source"))
         asset = _resolve_asset(v, c["asset"], f"{kp}.asset", asset_paths, f"{site}/{area}")
-        src = v.choice(c["source"], f"{kp}.source", CAMERA_SOURCES, "camera source")
+        src = v.choice(c["source"], f"{kp}.source", CAMERA_SOURCES, "plant.what.camera_source")
         if src == "folder" and "path" not in c:
-            raise v.fail(kp, "a camera with source 'folder' needs 'path', the folder the camera writes images into")
+            raise v.fail(kp, "plant.camera_folder")
         if src == "opencv" and "device" not in c:
-            raise v.fail(kp, "a camera with source 'opencv' needs 'device': a camera index (0, 1, ...) or a stream URL")
+            raise v.fail(kp, "plant.camera_device")
         if src == "opencv" and "trigger_tag" not in c and "interval_s" not in c:
-            raise v.fail(kp, "an 'opencv' camera needs 'trigger_tag' (a PLC tag that goes to 1 when a part is "
-                             "in place) or 'interval_s'")
+            raise v.fail(kp, "plant.camera_trigger")
         trigger = _resolve_tag(v, c["trigger_tag"], f"{kp}.trigger_tag", all_tags, asset) if "trigger_tag" in c else None
         signal_tags = {}
         for key in ("reject_tag", "pass_tag"):
             if key in c:
                 path = _resolve_tag(v, c[key], f"{kp}.{key}", all_tags, asset)
                 if not all_tags[path].writable:
-                    raise v.fail(f"{kp}.{key}", f"tag {path!r} is not writable; mark it 'writable: true'")
+                    raise v.fail(f"{kp}.{key}", "plant.not_writable", tag=repr(path))
                 signal_tags[key] = path
         cameras.append(Camera(
             id=v.ident(c["id"], f"{kp}.id"), asset=asset, source=src,
@@ -467,7 +497,7 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
         tags = [_resolve_tag(v, t, f"{kp}.tags[{j}]", all_tags, asset) for j, t in enumerate(v.seq(m.get("tags"), f"{kp}.tags"))]
         params = m.get("params") or {}
         if not isinstance(params, dict):
-            raise v.fail(f"{kp}.params", "expected a mapping of detector parameters")
+            raise v.fail(f"{kp}.params", "plant.detector_params")
         monitors.append(MonitorConfig(asset=asset, detector=v.string(m.get("detector", "robust"), f"{kp}.detector"),
                                       tags=tags, params=params))
 
@@ -479,7 +509,7 @@ def parse_plant(text: str, file: str = "plant.yaml", base_dir: str = ".") -> Pla
                   timezone=tz, historian=historian, connectors=connectors, lines=lines, cameras=cameras,
                   monitors=monitors, base_dir=base_dir, file=file, sim=sim,
                   safety=parse_safety(v, top.get("safety")),
-                  language=v.choice(pl.get("language", "en"), "plant.language", LANGUAGES, "report language"))
+                  language=v.choice(pl.get("language", "en"), "plant.language", LANGUAGES, "plant.what.language"))
     return plant
 
 
@@ -491,18 +521,18 @@ def _parse_connectors(v: _V, raw: Any) -> list[ConnectorConfig]:
     for i, c in enumerate(v.seq(raw, "connectors")):
         kp = f"connectors[{i}]"
         if not isinstance(c, dict):
-            raise v.fail(kp, "expected a mapping with 'name', 'type' and the connector's options")
+            raise v.fail(kp, "plant.connector_mapping")
         name = v.ident(c.get("name", ""), f"{kp}.name")
         if name in names:
-            raise v.fail(f"{kp}.name", f"duplicate connector name {name!r}")
+            raise v.fail(f"{kp}.name", "plant.duplicate_connector", name=repr(name))
         names.add(name)
-        ctype = v.choice(c.get("type"), f"{kp}.type", registry.names(), "connector type")
+        ctype = v.choice(c.get("type"), f"{kp}.type", registry.names(), "plant.what.connector_type")
         schema = registry.schema(ctype)
         opts = {k: val for k, val in c.items() if k not in ("name", "type")}
         try:
             opts = schema.validate(opts)
         except registry.OptionError as e:
-            raise v.fail(f"{kp}.{e.key}" if e.key else kp, e.problem) from None
+            raise v.fail(f"{kp}.{e.key}" if e.key else kp, "plant.connector_option", problem=e.problem) from None
         out.append(ConnectorConfig(name=name, type=ctype, options=opts))
     return out
 
@@ -520,7 +550,7 @@ def _parse_line(v: _V, raw: Any, kp: str, prefix: str, connectors: list[str]) ->
         sm = v.mapping(s, sp, ("name", "start", "hours"), required=("name", "start", "hours"))
         start = str(sm["start"])
         if not _TIME_RE.match(start):
-            raise v.fail(f"{sp}.start", f"{sm['start']!r} is not a time of day; write it as \"HH:MM\" in quotes, e.g. \"06:00\"")
+            raise v.fail(f"{sp}.start", "plant.bad_time", value=repr(sm["start"]))
         shifts.append(Shift(name=v.string(str(sm["name"]), f"{sp}.name"), start=start,
                             hours=v.number(sm["hours"], f"{sp}.hours", 0, 24, strict_lo=True)))
     assets = []
@@ -528,7 +558,7 @@ def _parse_line(v: _V, raw: Any, kp: str, prefix: str, connectors: list[str]) ->
     for j, a in enumerate(v.seq(m["assets"], f"{kp}.assets", 1)):
         asset = _parse_asset(v, a, f"{kp}.assets[{j}]", lpath, connectors)
         if asset.path in seen:
-            raise v.fail(f"{kp}.assets[{j}].id", f"duplicate asset {asset.cell}/{asset.id} in line {lid!r}")
+            raise v.fail(f"{kp}.assets[{j}].id", "plant.duplicate_asset", asset=f"{asset.cell}/{asset.id}", line=repr(lid))
         seen.add(asset.path)
         assets.append(asset)
     tags = {t.path: t for a in assets for t in a.tags}
@@ -545,17 +575,17 @@ def _parse_asset(v: _V, raw: Any, kp: str, lpath: str, connectors: list[str]) ->
     m = v.mapping(raw, kp, ("id", "cell", "kind", "name", "tags", "connector"), required=("id", "tags"))
     aid = v.ident(m["id"], f"{kp}.id")
     cell = v.ident(m.get("cell", aid), f"{kp}.cell")
-    kind = v.choice(m.get("kind", "other"), f"{kp}.kind", ASSET_KINDS, "asset kind")
+    kind = v.choice(m.get("kind", "other"), f"{kp}.kind", ASSET_KINDS, "plant.what.asset_kind")
     apath = f"{lpath}/{cell}/{aid}"
     default_conn = m.get("connector")
     if default_conn is not None:
-        v.choice(default_conn, f"{kp}.connector", connectors or ["(none declared)"], "connector name")
+        v.choice(default_conn, f"{kp}.connector", connectors or ["(none declared)"], "plant.what.connector_name")
     tags = []
     seen: set[str] = set()
     for k, t in enumerate(v.seq(m["tags"], f"{kp}.tags", 1)):
         tag = _parse_tag(v, t, f"{kp}.tags[{k}]", apath, connectors, default_conn)
         if tag.signal in seen:
-            raise v.fail(f"{kp}.tags[{k}].signal", f"duplicate signal {tag.signal!r} in asset {aid!r}")
+            raise v.fail(f"{kp}.tags[{k}].signal", "plant.duplicate_signal", signal=repr(tag.signal), asset=repr(aid))
         seen.add(tag.signal)
         tags.append(tag)
     return Asset(id=aid, cell=cell, kind=kind, path=apath, name=v.names(m.get("name"), f"{kp}.name", aid), tags=tags)
@@ -567,16 +597,15 @@ def _parse_tag(v: _V, raw: Any, kp: str, apath: str, connectors: list[str], defa
     sig = v.ident(m["signal"], f"{kp}.signal")
     unit = m.get("unit", "")
     if not isinstance(unit, str) or unit not in UNITS:
-        raise v.fail(f"{kp}.unit", f"{unit!r} is not a known unit{_suggest(str(unit), list(UNITS))}; "
-                                   f"see axline.plant.UNITS for the list")
+        raise v.fail(f"{kp}.unit", "plant.unknown_unit", value=repr(unit), suggest=_suggest(str(unit), list(UNITS)))
     lo, hi = float("-inf"), float("inf")
     if "range" in m:
         r = v.seq(m["range"], f"{kp}.range")
         if len(r) != 2:
-            raise v.fail(f"{kp}.range", "expected [low, high], two numbers")
+            raise v.fail(f"{kp}.range", "plant.range_pair")
         lo, hi = v.number(r[0], f"{kp}.range[0]"), v.number(r[1], f"{kp}.range[1]")
         if not lo < hi:
-            raise v.fail(f"{kp}.range", f"low ({lo:g}) must be below high ({hi:g})")
+            raise v.fail(f"{kp}.range", "plant.range_order", low=f"{lo:g}", high=f"{hi:g}")
     period = v.number(m.get("period_s", 1.0), f"{kp}.period_s", 0.001, 86400)
     source = None
     src = m.get("source")
@@ -586,13 +615,13 @@ def _parse_tag(v: _V, raw: Any, kp: str, apath: str, connectors: list[str], defa
         sm = v.mapping(src or {}, f"{kp}.source", ("connector", "address"))
         conn = sm.get("connector", default_conn)
         if conn is None:
-            raise v.fail(f"{kp}.source.connector", "missing; name one of the connectors declared under 'connectors'")
-        v.choice(conn, f"{kp}.source.connector", connectors or ["(none declared)"], "connector name")
+            raise v.fail(f"{kp}.source.connector", "plant.source_connector")
+        v.choice(conn, f"{kp}.source.connector", connectors or ["(none declared)"], "plant.what.connector_name")
         address = v.string(sm.get("address", f"{apath}/{sig}"), f"{kp}.source.address")
         source = Source(connector=conn, address=address)
     return Tag(path=f"{apath}/{sig}", signal=sig, unit=unit, lo=lo, hi=hi, period_s=period,
                writable=v.boolean(m.get("writable", False), f"{kp}.writable"),
-               kind=v.choice(m.get("kind", "analog"), f"{kp}.kind", TAG_KINDS, "tag kind"),
+               kind=v.choice(m.get("kind", "analog"), f"{kp}.kind", TAG_KINDS, "plant.what.tag_kind"),
                name=v.names(m.get("name"), f"{kp}.name", sig), trend=v.boolean(m.get("trend", False), f"{kp}.trend"),
                source=source, spec=_parse_spec(v, m["spec"], f"{kp}.spec") if "spec" in m else None)
 
@@ -602,10 +631,9 @@ def _parse_spec(v: _V, raw: Any, kp: str) -> dict[str, float]:
     m = v.mapping(raw, kp, ("lsl", "usl", "target"))
     spec = {k: v.number(m[k], f"{kp}.{k}") for k in ("lsl", "usl", "target") if k in m}
     if "lsl" not in spec and "usl" not in spec:
-        raise v.fail(kp, "give at least one specification limit: lsl (lower) and/or usl (upper), "
-                         "e.g. {lsl: 24.98, usl: 25.02, target: 25.0}")
+        raise v.fail(kp, "plant.spec_missing")
     if "lsl" in spec and "usl" in spec and not spec["lsl"] < spec["usl"]:
-        raise v.fail(kp, f"lsl ({spec['lsl']:g}) must be below usl ({spec['usl']:g})")
+        raise v.fail(kp, "plant.spec_order", lsl=f"{spec['lsl']:g}", usl=f"{spec['usl']:g}")
     return spec
 
 
@@ -617,7 +645,7 @@ def _resolve_asset(v: _V, value: Any, kp: str, asset_paths: list[str], prefix: s
     matches = [a for a in asset_paths if a.endswith("/" + s)]
     if len(matches) == 1:
         return matches[0]
-    raise v.fail(kp, f"{s!r} is not an asset of this plant{_suggest(s, asset_paths)}")
+    raise v.fail(kp, "plant.unknown_asset", value=repr(s), suggest=_suggest(s, asset_paths))
 
 
 def _resolve_tag(v: _V, value: Any, kp: str, tags: dict[str, Tag], scope: str) -> str:
@@ -628,7 +656,7 @@ def _resolve_tag(v: _V, value: Any, kp: str, tags: dict[str, Tag], scope: str) -
     matches = [t for t in tags if t.endswith("/" + s)]
     if len(matches) == 1:
         return matches[0]
-    raise v.fail(kp, f"{s!r} is not a tag of this plant{_suggest(s, list(tags))}")
+    raise v.fail(kp, "plant.unknown_tag", value=repr(s), suggest=_suggest(s, list(tags)))
 
 
 def example_plant_text() -> str:
@@ -678,13 +706,12 @@ def parse_safety(v: _V, raw: Any) -> dict[str, Any]:
         out["disk_check_s"] = float(v.number(m["disk_check_s"], "safety.disk_check_s", 0.1))
     if "retention_on_disk_full" in m:
         if not isinstance(m["retention_on_disk_full"], bool):
-            raise v.fail("safety.retention_on_disk_full", "expected true or false")
+            raise v.fail("safety.retention_on_disk_full", "plant.bool")
         out["retention_on_disk_full"] = m["retention_on_disk_full"]
     if "disk_warn_percent" in m:
         w = m["disk_warn_percent"]
         if not isinstance(w, list) or not w or not all(isinstance(x, int | float) and not isinstance(x, bool)
                                                        and 0 < x < 100 for x in w) or sorted(w) != w:
-            raise v.fail("safety.disk_warn_percent", "expected a rising list of percentages within (0, 100), "
-                         "e.g. [80, 90]")
+            raise v.fail("safety.disk_warn_percent", "plant.disk_warn")
         out["disk_warn_percent"] = [float(x) for x in w]
     return out

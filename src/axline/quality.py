@@ -200,6 +200,7 @@ class SpcWatcher:
         self._unsaved = False
 
     def status(self) -> dict[str, Any]:
+        """Errors, violations raised and each tag's limits and points for health."""
         return {"errors": self.errors, "last_error": self.last_error, "raised": self.raised,
                 "tags": {p: {"limits": s["limits"].to_json() if s["limits"] else None,
                              "points": s["count"], "baseline_needed": self.baseline_points}
@@ -299,6 +300,7 @@ class SpcWatcher:
         return events
 
     async def run(self) -> None:
+        """Check new readings of the quality tags against the SPC rules every few seconds."""
         from axline.service_events import emit
 
         loop = asyncio.get_running_loop()

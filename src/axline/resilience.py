@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class Safety:
+    """The service's safety net: event writer, clock, disk, camera-retention and loop watches."""
     def __init__(self, service: Any) -> None:
         self.service = service
         self.config = dict(DEFAULTS)
@@ -48,6 +49,7 @@ class Safety:
         self._unwritten: deque[Event] = deque(maxlen=1000)  # events the log could not take (full disk)
 
     def start(self) -> list[asyncio.Task]:
+        """Start the watches on the running loop; returns their tasks."""
         self.loop = asyncio.get_running_loop()
         svc = self.service
         self.events = EventWriter(lambda: self.service.historian)
@@ -81,11 +83,13 @@ class Safety:
 
     # -- events and counts without blocking the loop -----------------------------------------------
     def add_event(self, event: Event) -> int:
+        """Store ``event`` through the event writer (or the historian before start); returns its id."""
         if self.events is None:
             return self.service.historian.add_event(event)
         return self.events.add(event)
 
     def update_event(self, event_id: int, **fields: Any) -> None:
+        """Change stored fields of event ``event_id``."""
         if self.events is None:
             self.service.historian.update_event(event_id, **fields)
         else:
@@ -191,6 +195,7 @@ class Safety:
             log.error("cannot record system event %s (%s): %s; kept to retry", ev.code, e, ev.message)
 
     def retry_unwritten(self) -> None:
+        """Write one system event that could not be written before."""
         if self._unwritten and self.service.historian is not None:
             ev = self._unwritten.pop()
             self._write(ev)
@@ -239,6 +244,7 @@ class Safety:
         return out
 
     def status(self) -> dict:
+        """Warnings, loop, timestamps, disk, retention and event-log state for health."""
         return {"warnings": self.warnings(), "loop": self.loopwatch.status(),
                 "timestamps": self.timeguard.status() if self.timeguard else None,
                 "disk": self.diskwatch.status() if self.diskwatch else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -114,11 +115,14 @@ class Service:
         return await self.security.audit.arecord(who, action, target, **kw)
 
     async def start(self, web: bool = True) -> None:
+        """Open the historian, start connectors, monitors, inspectors, keepers and (when ``web``) the web
+        server."""
         self._open_security()
-        self.historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
-        self.latest.update({p: v for p, v in self.historian.latest().items() if v[2] != BAD_TIMESTAMP})
+        # opening replays the newest segment (a torn tail after a crash), reads the tag directory and
+        # scans the spool: file work, done in a worker so the loop stays free for whoever else runs on it
+        self.historian, latest, spool = await asyncio.get_running_loop().run_in_executor(None, self._open_store)
+        self.latest.update({p: v for p, v in latest.items() if v[2] != BAD_TIMESTAMP})
         self._last_good = {p: v[0] for p, v in self.latest.items() if v[2] == 0}
-        spool = DiskSpool(os.path.join(self.plant.base_dir, "data", "spool", "historian"))
         self.forward = StoreAndForward(self.historian.append, spool, retry_on=_retryable_errors(),
                                        on_event=self.safety.system_event, name="historian")
         self._tasks.extend(self.safety.start())
@@ -167,6 +171,17 @@ class Service:
         if web:
             await self._start_web()
 
+    def _open_store(self) -> tuple[Historian, dict, DiskSpool]:
+        """Blocking: the historian, its newest reading per tag and the store-and-forward spool."""
+        historian = open_historian(self.plant.historian, base_dir=self.plant.base_dir)
+        try:
+            latest = historian.latest()
+            spool = DiskSpool(os.path.join(self.plant.base_dir, "data", "spool", "historian"))
+        except BaseException:
+            historian.close()
+            raise
+        return historian, latest, spool
+
     async def _start_web(self) -> None:
         from aiohttp import web
 
@@ -195,6 +210,7 @@ class Service:
         self.url = f"{'https' if self.ssl_context is not None else 'http'}://{host}:{port}/"
 
     async def stop(self) -> None:
+        """Stop connectors and workers, flush the store-and-forward queues and close the historian."""
         for conn in self.connectors.values():
             conn.stop()
         loop = asyncio.get_running_loop()
@@ -333,17 +349,37 @@ class Service:
 
     # -- events ---------------------------------------------------------------------------------
     def emit_event(self, event: Event) -> int:
+        """Store ``event``, tell the live pages and the know-how watcher; returns its id."""
         eid = self.safety.add_event(event)
+        self._emitted(eid, event)
+        return eid
+
+    async def aemit_event(self, event: Event) -> int:
+        """``emit_event`` with the event log's write in a worker: the loop never waits on the log."""
+        eid = await asyncio.get_running_loop().run_in_executor(None, self.safety.add_event, event)
+        self._emitted(eid, event)
+        return eid
+
+    def _emitted(self, eid: int, event: Event) -> None:
         if event.kind == "alarm" and event.end_ts is None:
             self._open_alarms.setdefault(event.source, set()).add(eid)
             self._event_source[eid] = event.source
         self._push({"type": "event", "event": event.to_json()})
         if self.knowhow is not None and event.kind == "alarm" and event.end_ts is None:
             self.knowhow.on_alarm(eid, event)
-        return eid
 
     def update_event(self, event_id: int, **fields: Any) -> None:
+        """Change stored fields of event ``event_id`` and tell the live pages."""
         self.safety.update_event(event_id, **fields)
+        self._updated(event_id, fields)
+
+    async def aupdate_event(self, event_id: int, **fields: Any) -> None:
+        """``update_event`` with the event log's write in a worker."""
+        await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.safety.update_event, event_id, **fields))
+        self._updated(event_id, fields)
+
+    def _updated(self, event_id: int, fields: dict[str, Any]) -> None:
         if fields.get("end_ts") is not None and event_id in self._event_source:
             self._open_alarms.get(self._event_source.pop(event_id), set()).discard(event_id)
         self._push({"type": "event_update", "id": event_id, **{k: v for k, v in fields.items() if k != "data"}})
@@ -427,6 +463,7 @@ class Service:
 
     # -- the view the web app reads -------------------------------------------------------------
     def now_ns(self) -> int:
+        """Plant time: the newest reading's timestamp (never far ahead of the wall clock)."""
         if self.latest:
             newest = max(v[0] for v in self.latest.values())
             guard = self.safety.timeguard
@@ -435,9 +472,11 @@ class Service:
         return time.time_ns()
 
     def plant_json(self) -> dict:
+        """The plant model for ``/api/plant``."""
         return self.plant.to_json()
 
     def status_json(self) -> dict:
+        """Station states, connectors and store for ``/api/status``."""
         lines = {}
         for ln in self.plant.lines:
             stations = {}
@@ -461,9 +500,11 @@ class Service:
                 "store": self.forward.status() if self.forward else None}
 
     def kpi_json(self) -> dict:
+        """OEE and counts per line for ``/api/kpi``."""
         return {"lines": {lid: t.to_json() for lid, t in self.kpi.items()}}
 
     def health_json(self) -> dict:
+        """Health of the service for ``/api/health``: connectors, store, workers, disk, clock."""
         return {"ok": self.historian is not None and all(c.state == CONNECTED for c in self.connectors.values()),
                 "readings_stored": self.safety.readings_stored(),
                 "uptime_s": round(time.time() - self.started_wall, 1),
@@ -483,14 +524,18 @@ class Service:
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
 
     def subscribe(self) -> asyncio.Queue:
+        """A bounded queue of live updates for one stream client."""
         q: asyncio.Queue = asyncio.Queue(maxsize=200)
         self._subscribers.add(q)
         return q
 
     def unsubscribe(self, q: asyncio.Queue) -> None:
+        """Stop sending live updates to ``q``."""
         self._subscribers.discard(q)
 
     async def feedback(self, event_id: int, verdict: str, user: str) -> dict:
+        """Record ``user``'s review (confirmed or overruled) of inspection ``event_id`` and teach the
+        inspector."""
         if verdict not in ("confirmed", "overruled"):
             raise ValueError(f"verdict must be 'confirmed' or 'overruled', got {verdict!r}")
         ev = await asyncio.get_running_loop().run_in_executor(None, self.historian.event, event_id)
@@ -508,6 +553,7 @@ class Service:
         return {"id": event_id, "ack": verdict, **({"model": learned} if learned else {})}
 
     def vision_json(self) -> dict:
+        """Counts, latency and reviews of each camera for ``/api/vision``."""
         return {"cameras": {cid: st.status() for cid, st in self.vision.items()}}
 
     def _push(self, msg: dict) -> None:

@@ -22,10 +22,32 @@ def emit(svc: Any, event: Event) -> int:
 
 
 def update(svc: Any, event_id: int, **fields: Any) -> None:
+    """Update a stored event through the service (live pages hear of it) or straight in the historian."""
     if hasattr(svc, "update_event"):
         svc.update_event(event_id, **fields)
     else:
         svc.historian.update_event(event_id, **fields)
+
+
+async def aemit(svc: Any, event: Event) -> int:
+    """``emit`` from a coroutine: the store's write runs in a worker thread, never on the loop."""
+    if event.kind == "audit":
+        to_audit_trail(svc, event)
+    if hasattr(svc, "aemit_event"):
+        return int(await svc.aemit_event(event))
+    loop = asyncio.get_running_loop()
+    if hasattr(svc, "emit_event"):
+        return int(await loop.run_in_executor(None, svc.emit_event, event))
+    return int(await loop.run_in_executor(None, svc.historian.add_event, event))
+
+
+async def aupdate(svc: Any, event_id: int, **fields: Any) -> None:
+    """``update`` from a coroutine: the store's write runs in a worker thread, never on the loop."""
+    if hasattr(svc, "aupdate_event"):
+        await svc.aupdate_event(event_id, **fields)
+        return
+    fn = svc.update_event if hasattr(svc, "update_event") else svc.historian.update_event
+    await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, event_id, **fields))
 
 
 def register_worker(svc: Any, name: str, worker: Any) -> None:

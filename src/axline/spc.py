@@ -61,16 +61,19 @@ class Limits:
     points: int
 
     def to_json(self) -> dict[str, Any]:
+        """The limits as plain values."""
         return asdict(self)
 
 
 @dataclass(frozen=True)
 class Violation:
+    """A Western Electric / Nelson rule broken: the rule, the point that completed it and the first one."""
     rule: int
     index: int  # the point that completed the pattern
     first: int  # the first point of the pattern
 
     def to_json(self) -> dict[str, Any]:
+        """The violation with the rule's text."""
         return {"rule": self.rule, "index": self.index, "first": self.first, "text": RULE_TEXT[self.rule]}
 
 

@@ -30,10 +30,12 @@ _MAGIC = b"AXSP1\n"
 
 
 class SpoolFullError(RuntimeError):
+    """The disk spool reached its size limit; the batch was not stored."""
     pass
 
 
 def encode_batch(batch: Batch) -> bytes:
+    """A batch as bytes for the spool: magic, CRC-32, paths and the four arrays."""
     head = json.dumps(list(batch.paths)).encode()
     body = b"".join((batch.idx.tobytes(), batch.ts.tobytes(), batch.value.tobytes(), batch.quality.tobytes()))
     payload = struct.pack("<II", len(head), len(batch)) + head + body
@@ -41,6 +43,7 @@ def encode_batch(batch: Batch) -> bytes:
 
 
 def decode_batch(data: bytes) -> Batch:
+    """The batch in spooled ``data``; ``ValueError`` when damaged."""
     if not data.startswith(_MAGIC):
         raise ValueError("not a spooled batch (bad magic)")
     (crc,) = struct.unpack_from("<I", data, len(_MAGIC))
@@ -83,13 +86,16 @@ class DiskSpool:
 
     @property
     def bytes(self) -> int:
+        """Bytes the spooled batches take on disk."""
         return self._bytes
 
     @property
     def fill(self) -> float:
+        """How full the spool is, 0 to 1."""
         return self._bytes / self.max_bytes
 
     def put(self, batch: Batch) -> None:
+        """Append ``batch``; ``SpoolFullError`` when it would pass the size limit."""
         data = encode_batch(batch)
         with self._lock:
             if self._bytes + len(data) > self.max_bytes:
@@ -121,10 +127,12 @@ class DiskSpool:
                             "unreachable", self.folder, 100 * self.fill, len(self._files))
 
     def head_name(self) -> str:
+        """The file name of the oldest spooled batch ("" when empty)."""
         with self._lock:
             return self._files[0].name if self._files else ""
 
     def peek(self) -> Batch | None:
+        """The oldest spooled batch, or ``None``; a damaged file is moved aside and counted."""
         with self._lock:
             if not self._files:
                 return None
@@ -142,6 +150,7 @@ class DiskSpool:
             return self.peek()
 
     def pop(self) -> None:
+        """Remove the oldest spooled batch (after it was delivered)."""
         with self._lock:
             path = self._files.pop(0)
             self._bytes -= path.stat().st_size
@@ -473,6 +482,7 @@ class StoreAndForward:
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the delivery and spill threads."""
         if self._threads:
             return
         self._stop.clear()
@@ -508,6 +518,7 @@ class StoreAndForward:
             self._spill_wake.set()
 
     def status(self) -> dict:
+        """Online state, queue and spool sizes, deliveries, quarantined and refused readings."""
         return {"online": self.online, "spooled_batches": len(self.spool), "spool_bytes": self.spool.bytes,
                 "spool_fill": round(self.spool.fill, 4), "memory_batches": len(self._inbox),
                 "memory_readings": self._inbox_readings, "delivered": self.delivered,

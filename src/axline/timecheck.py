@@ -21,6 +21,7 @@ DEFAULT_FUTURE_S = 600.0
 
 
 class TimestampGuard:
+    """Flags readings whose timestamp is too far from their arrival (a wrong machine clock)."""
     def __init__(self, future_s: float = DEFAULT_FUTURE_S, past_s: float | None = None,
                  on_event: Callable[[str, str, str, dict], None] | None = None, max_tags: int = 100_000) -> None:
         if not future_s > 0:
@@ -72,6 +73,7 @@ class TimestampGuard:
         return Batch(batch.paths, batch.idx, batch.ts, batch.value, q)
 
     def status(self) -> dict:
+        """Flagged readings, tags now implausible and the limits for health."""
         return {"flagged_readings": self.flagged, "tags_now_implausible": sorted(self._bad_tags)[:50],
                 "future_s": self.future_ns / NS_PER_S,
                 "past_s": None if self.past_ns is None else self.past_ns / NS_PER_S}

@@ -214,4 +214,5 @@ def audit_event(event: Event, action: str, user: str, now_ns: int, detail: dict[
 
 
 def filter_states(items: Iterable[dict[str, Any]], states: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The alarms of ``items`` in one of ``states`` (all when ``states`` is empty)."""
     return [a for a in items if not states or a["state"] in states]

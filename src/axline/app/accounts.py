@@ -38,6 +38,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from axline import i18n
 from axline.app.roles import RANK, ROLES, User
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class LockPolicy:
     address_max_failures: int = 20
 
     def check(self) -> None:
+        """Raise ``ValueError`` when a limit is not a positive number."""
         if self.max_failures < 1 or self.address_max_failures < 1:
             raise ValueError("lockout: max_failures must be at least 1")
         if self.window_s <= 0 or self.lockout_s <= 0:
@@ -74,6 +76,7 @@ class LockPolicy:
 
 @dataclass
 class Account:
+    """One user account: name, role, kind (person or service), password hash, lock state."""
     name: str
     role: str
     kind: str = "person"  # "person" (logs in with a password) or "service" (API tokens only)
@@ -86,6 +89,7 @@ class Account:
     locked_until: float = 0.0
 
     def public(self, now: float | None = None) -> dict[str, Any]:
+        """The account as shown to admins: no hash, lock state as of ``now``."""
         now = time.time() if now is None else now
         return {"name": self.name, "role": self.role, "kind": self.kind, "disabled": self.disabled,
                 "locked": self.locked_until > now, "locked_until": self.locked_until if self.locked_until > now
@@ -94,6 +98,7 @@ class Account:
 
 @dataclass
 class ApiToken:
+    """An API token of a service account; only a hash of its secret is kept."""
     id: str
     account: str
     role: str
@@ -104,6 +109,7 @@ class ApiToken:
     creator: str = ""
 
     def public(self, now: float | None = None) -> dict[str, Any]:
+        """The token as listed to admins (never its secret), expiry as of ``now``."""
         now = time.time() if now is None else now
         return {"id": self.id, "account": self.account, "role": self.role, "created": self.created,
                 "creator": self.creator, "expires": self.expires, "revoked": self.revoked, "expired": self.expires <= now}
@@ -111,6 +117,7 @@ class ApiToken:
 
 @dataclass
 class AuthResult:
+    """The answer to a login attempt: ``ok``, the ``reason`` and the user when it succeeded."""
     ok: bool
     reason: str  # ok | bad | locked | disabled | service
     user: User | None = None
@@ -120,6 +127,7 @@ class AuthResult:
 
 @lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
+    """The list of common passwords refused as account passwords, lower case (read once)."""
     with gzip.open(COMMON_PASSWORDS, "rt", encoding="utf-8") as f:
         return frozenset(line.strip().lower() for line in f if line.strip())
 
@@ -127,28 +135,26 @@ def common_passwords() -> frozenset[str]:
 def check_password(password: Any, name: str = "") -> None:
     """Raise :class:`AccountError` when ``password`` breaks the rules; say which one, in both languages."""
     if not isinstance(password, str):
-        raise AccountError("password must be text / 비밀번호는 문자열이어야 합니다")
+        raise AccountError(i18n.pair("account.password_not_text"))
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"password too short: at least {MIN_PASSWORD} characters, got {len(password)} / "
-                           f"비밀번호가 너무 짧습니다: {MIN_PASSWORD}자 이상이어야 합니다")
+        raise AccountError(i18n.pair("account.password_short", min=MIN_PASSWORD, got=len(password)))
     if len(password) > MAX_PASSWORD:
-        raise AccountError(f"password too long: at most {MAX_PASSWORD} characters / "
-                           f"비밀번호는 {MAX_PASSWORD}자 이하여야 합니다")
+        raise AccountError(i18n.pair("account.password_long", max=MAX_PASSWORD))
     if password.lower() in common_passwords() or (name and password.lower() == name.lower()):
-        raise AccountError("this password is on the list of common passwords (or is the user name); choose "
-                           "a longer phrase / 흔히 쓰이는 비밀번호입니다: 더 긴 문구를 고르세요")
+        raise AccountError(i18n.pair("account.password_common"))
 
 
 def check_name(name: Any) -> str:
+    """``name`` if it is a valid user name, else raise :class:`AccountError`."""
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise AccountError(f"user name {str(name)[:70]!r} is not valid: 1-64 letters, digits, '.', '_', '-' "
-                           "or '@' / 사용자 이름은 1-64자의 문자, 숫자, '.', '_', '-', '@'만 쓸 수 있습니다")
+        raise AccountError(i18n.pair("account.bad_name", name=repr(str(name)[:70])))
     return name
 
 
 def check_role(role: Any) -> str:
+    """``role`` if it is one of the roles, else raise :class:`AccountError`."""
     if role not in RANK:
-        raise AccountError(f"unknown role {role!r}; one of {', '.join(ROLES)} / 역할은 {', '.join(ROLES)} 중 하나")
+        raise AccountError(i18n.pair("account.bad_role", role=repr(role), roles=", ".join(ROLES)))
     return role
 
 
@@ -260,34 +266,38 @@ class AccountStore:
 
     # -- reading -----------------------------------------------------------------------------------
     def get(self, name: str) -> Account | None:
+        """The account called ``name``, or ``None``."""
         self.refresh()
         return self._accounts.get(name)
 
     def accounts(self) -> list[Account]:
+        """Every account, sorted by name."""
         self.refresh()
         return sorted(self._accounts.values(), key=lambda a: a.name)
 
     def has_people(self) -> bool:
+        """Whether any person account exists (service accounts do not count)."""
         self.refresh()
         return any(a.kind == "person" for a in self._accounts.values())
 
     def has_admin(self) -> bool:
+        """Whether an enabled person account has the admin role."""
         self.refresh()
         return any(a.role == "admin" and not a.disabled and a.kind == "person" for a in self._accounts.values())
 
     def _must(self, name: str) -> Account:
         acc = self._accounts.get(name)
         if acc is None:
-            raise AccountError(f"no user {name!r}; list them with `axline users list` / 사용자 {name!r}이(가) "
-                               "없습니다")
+            raise AccountError(i18n.pair("account.no_user", name=repr(name)))
         return acc
 
     # -- changes -----------------------------------------------------------------------------------
     def add(self, name: str, role: str, password: str | None = None, kind: str = "person") -> Account:
+        """Create an account; a person's ``password`` must pass :func:`check_password`."""
         check_name(name)
         check_role(role)
         if kind not in ("person", "service"):
-            raise AccountError("kind must be person or service")
+            raise AccountError(i18n.pair("account.bad_kind"))
         if kind == "person":
             check_password(password, name)
             hashed = HASHER.hash(password)  # type: ignore[arg-type]
@@ -295,13 +305,13 @@ class AccountStore:
             hashed = None
         with self._change():
             if name in self._accounts:
-                raise AccountError(f"user {name!r} exists; change it with `axline users role|reset` / "
-                                   f"사용자 {name!r}이(가) 이미 있습니다")
+                raise AccountError(i18n.pair("account.exists", name=repr(name)))
             acc = Account(name=name, role=role, kind=kind, hash=hashed)
             self._accounts[name] = acc
         return acc
 
     def set_role(self, name: str, role: str) -> tuple[str, str]:
+        """Give ``name`` a new role (never removing the last admin); returns (old, new)."""
         check_role(role)
         with self._change():
             acc = self._must(name)
@@ -315,6 +325,7 @@ class AccountStore:
         return old, role
 
     def set_disabled(self, name: str, disabled: bool) -> None:
+        """Disable or enable ``name``; their sessions end (never disables the last admin)."""
         with self._change():
             acc = self._must(name)
             if disabled and acc.role == "admin":
@@ -322,16 +333,18 @@ class AccountStore:
             acc.disabled, acc.generation, acc.changed = disabled, acc.generation + 1, time.time()
 
     def reset_password(self, name: str, password: str) -> None:
+        """Set a new password for the person ``name``; their sessions end."""
         check_password(password, name)
         hashed = HASHER.hash(password)
         with self._change():
             acc = self._must(name)
             if acc.kind != "person":
-                raise AccountError(f"{name} is a service account: it uses API tokens, not a password")
+                raise AccountError(i18n.pair("account.service_password", name=name))
             acc.hash, acc.generation, acc.changed = hashed, acc.generation + 1, time.time()
             acc.failures, acc.locked_until = [], 0.0
 
     def unlock(self, name: str) -> bool:
+        """Clear the failed logins of ``name``; whether it was locked or had failures."""
         with self._change():
             acc = self._must(name)
             was = acc.locked_until > time.time() or bool(acc.failures)
@@ -339,6 +352,7 @@ class AccountStore:
         return was
 
     def remove(self, name: str) -> None:
+        """Delete the account ``name`` and its API tokens (never the last admin)."""
         with self._change():
             acc = self._must(name)
             if acc.role == "admin":
@@ -351,8 +365,7 @@ class AccountStore:
         others = [a for a in self._accounts.values()
                   if a.name != name and a.role == "admin" and not a.disabled and a.kind == "person"]
         if not others:
-            raise AccountError("this is the last enabled admin; make another admin first / 마지막 관리자입니다: "
-                               "먼저 다른 관리자를 만드세요")
+            raise AccountError(i18n.pair("account.last_admin"))
 
     # -- login -------------------------------------------------------------------------------------
     def authenticate(self, name: str, password: str, now: float | None = None) -> AuthResult:
@@ -396,22 +409,20 @@ class AccountStore:
         ``creator``. Returns the token text, shown once, and its record (which keeps only a hash).
         Person accounts never get tokens: a token for one would let its maker act under that person's name."""
         if not 0 < days <= 3660:
-            raise AccountError("days must be between 1 and 3660 / 유효 기간은 1-3660일")
+            raise AccountError(i18n.pair("account.token_days"))
         check_name(account)
         with self._change():
             acc = self._accounts.get(account)
             if acc is None:
                 if role is None:
-                    raise AccountError(f"no account {account!r}: give --role to create a service account")
+                    raise AccountError(i18n.pair("account.no_account", name=repr(account)))
                 acc = Account(name=account, role=check_role(role), kind="service")
                 self._accounts[account] = acc
             elif acc.kind != "service":
-                raise AccountError(f"{account!r} is a person's account; API tokens are only for service accounts: "
-                                   f"create one with `axline tokens add --account NAME --role ROLE` / "
-                                   f"API 토큰은 서비스 계정에만 발급됩니다")
+                raise AccountError(i18n.pair("account.token_person", name=repr(account)))
             role = check_role(role or acc.role)
             if RANK[role] > RANK[acc.role]:
-                raise AccountError(f"a token cannot outrank its account ({account} is {acc.role})")
+                raise AccountError(i18n.pair("account.token_outranks", name=account, role=acc.role))
             tid = secrets.token_hex(6)
             secret = secrets.token_urlsafe(32)
             now = time.time()
@@ -421,14 +432,16 @@ class AccountStore:
         return f"{TOKEN_PREFIX}{tid}.{secret}", tok
 
     def token_revoke(self, tid: str) -> ApiToken:
+        """Revoke the API token ``tid``; returns its record."""
         with self._change():
             tok = self._tokens.get(tid)
             if tok is None:
-                raise AccountError(f"no token {tid!r}; list them with `axline tokens list`")
+                raise AccountError(i18n.pair("account.no_token", id=repr(tid)))
             tok.revoked = True
         return tok
 
     def tokens(self) -> list[ApiToken]:
+        """Every API token, oldest first."""
         self.refresh()
         return sorted(self._tokens.values(), key=lambda t: t.created)
 

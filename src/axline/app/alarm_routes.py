@@ -20,7 +20,8 @@ from axline.alarms import lifecycle as lc
 from axline.alarms.performance import performance
 from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param
 from axline.app.ops_common import (
-    emit,
+    aemit,
+    aupdate,
     find_event,
     int_id,
     json_body,
@@ -28,7 +29,6 @@ from axline.app.ops_common import (
     page,
     positions,
     svc_of,
-    update,
 )
 from axline.app.roles import require_role
 
@@ -43,6 +43,7 @@ MAX_WRITTEN = 1000
 
 
 def register(app: web.Application) -> None:
+    """Add the alarm pages (``/alarms``, ``/wall``) and the alarm API routes to ``app``."""
     app[ACTION_LOCK_KEY] = asyncio.Lock()
     app[WRITTEN_KEY] = OrderedDict()
     r = app.router
@@ -127,13 +128,13 @@ async def _act(request: web.Request, action: str, example: str) -> web.StreamRes
         except lc.AlarmActionError as e:
             raise BadRequest(str(e), "reload the alarm list and try again", status=409 if "already" in str(e)
                              or "not shelved" in str(e) else 400) from None
-        update(svc, event_id, **fields)
+        await aupdate(svc, event_id, **fields)
         written[event_id] = fields
         written.move_to_end(event_id)
         while len(written) > MAX_WRITTEN:
             written.popitem(last=False)
     detail = {k: v for k, v in fields["data"].items() if k != "actions"}
-    emit(svc, lc.audit_event(ev, action, user.name, now, detail))
+    await aemit(svc, lc.audit_event(ev, action, user.name, now, detail))
     ev = _overlay(await off_loop(find_event, svc.historian, event_id, ["alarm"]), written)
     return json_response(lc.alarm_json(ev, now))
 

@@ -51,6 +51,7 @@ def _canonical(entry: dict) -> bytes:
 
 
 def entry_hash(entry: dict) -> str:
+    """The SHA-256 of an audit entry without its own ``hash`` field."""
     return hashlib.sha256(_canonical({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
 
 
@@ -79,16 +80,19 @@ def _parse(line: bytes) -> dict | None:
 
 
 def utc_now() -> str:
+    """Now as an ISO 8601 UTC timestamp with microseconds."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
 class VerifyResult:
+    """The result of checking the audit trail: ``ok``, how many entries and what is wrong."""
     ok: bool
     entries: int
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
+        """The result as JSON (at most 100 problems)."""
         return {"ok": self.ok, "entries": self.entries, "problems": self.problems[:100]}
 
 
@@ -126,6 +130,7 @@ class AuditLog:
 
     @property
     def head_path(self) -> Path | None:
+        """The file that records the chain's last hash, or ``None`` in memory."""
         return self.path.with_suffix(".head") if self.path is not None else None
 
     # -- writing -----------------------------------------------------------------------------------
@@ -208,6 +213,7 @@ class AuditLog:
 
     # -- capacity ----------------------------------------------------------------------------------
     def size(self) -> int:
+        """The size of the trail in bytes."""
         if self.path is None:
             return sum(len(_canonical(e)) + 1 for e in self._memory)
         try:
@@ -216,6 +222,7 @@ class AuditLog:
             return 0
 
     def status(self) -> dict:
+        """Path, size, limit and state (ok, warning, full, failing) for health."""
         size = self.size()
         frac = size / self.max_bytes
         state = "ok" if frac < self.warn_fraction else ("full" if frac >= 1 else "warning")
@@ -242,6 +249,7 @@ class AuditLog:
 
     # -- reading -----------------------------------------------------------------------------------
     def iter_entries(self) -> Iterator[dict]:
+        """Every entry, oldest first."""
         if self.path is None:
             yield from list(self._memory)
             return
@@ -295,6 +303,7 @@ class AuditLog:
                 yield e
 
     def verify(self) -> VerifyResult:
+        """Check every entry's hash and the chain between them."""
         problems: list[str] = []
         n = 0
         prev, seq = GENESIS, 0

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from axline import i18n
 from axline.app.accounts import AccountError, AccountStore, LockPolicy
 from axline.app.audit import AuditLog
 from axline.app.roles import ROLES
@@ -25,16 +26,17 @@ def _base_dir(args) -> Path:
         return Path(args.data_dir)
     cfg = Path(getattr(args, "config", None) or "plant.yaml")
     if not cfg.exists():
-        raise FileNotFoundError(f"{cfg} not found: give the plant file with -c PLANT.yaml (accounts and the audit "
-                                "trail live beside it, in data/) / 플랜트 파일을 -c로 지정하세요")
+        raise FileNotFoundError(i18n.pair("cli.no_plant_file", file=cfg))
     return cfg.resolve().parent
 
 
 def account_store(base: Path) -> AccountStore:
+    """The account store of the plant in ``base`` (``data/security/accounts.json``)."""
     return AccountStore(base / "data" / "security" / "accounts.json", LockPolicy())
 
 
 def audit_log(base: Path) -> AuditLog:
+    """The audit trail of the plant in ``base`` (``data/audit/audit.jsonl``)."""
     return AuditLog(base / "data" / "audit" / "audit.jsonl")
 
 
@@ -47,14 +49,13 @@ def read_password(args, prompt: str = "password", confirm: bool = True) -> str:
     if pf:
         text = Path(pf).read_text(encoding="utf-8").rstrip("\r\n")
         if not text:
-            raise ValueError(f"{pf} is empty")
+            raise ValueError(i18n.pair("cli.password_file_empty", file=pf))
         return text
     if not sys.stdin.isatty():
-        raise ValueError("no password: set AXLINE_PASSWORD, give --password-file FILE, or run in a terminal to "
-                         "be asked / 비밀번호가 없습니다: AXLINE_PASSWORD 또는 --password-file을 쓰세요")
+        raise ValueError(i18n.pair("cli.no_password"))
     pw = getpass.getpass(f"{prompt}: ")
     if confirm and getpass.getpass(f"{prompt} (again): ") != pw:
-        raise ValueError("the two passwords differ / 두 비밀번호가 다릅니다")
+        raise ValueError(i18n.pair("cli.passwords_differ"))
     return pw
 
 
@@ -73,6 +74,7 @@ def _common(s: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
+    """Add the ``users``, ``tokens``, ``audit``, ``certs`` and ``security`` commands to ``sub``."""
     s = sub.add_parser("users", help="people's accounts: add, list, role, disable, enable, reset, remove, unlock")
     _common(s)
     us = s.add_subparsers(dest="users_cmd", metavar="ACTION")
@@ -145,6 +147,7 @@ def web_args(s: argparse.ArgumentParser, serve: bool = True) -> None:
 
 
 def settings_from_args(args, demo: bool = False):
+    """Security settings from the ``serve`` / ``demo`` options."""
     from axline.app.security import SecuritySettings
 
     return SecuritySettings(bind_host=getattr(args, "host", "127.0.0.1"), hosts=list(args.allow_host or []),
@@ -176,19 +179,19 @@ def ensure_first_admin(args, base: Path, host: str) -> None:
         return
     name = getattr(args, "first_admin", None)
     if not name and sys.stdin.isatty() and not is_loopback(host):
-        name = input("no accounts yet: name of the first admin / 첫 관리자 이름: ").strip()
+        name = input(i18n.pair("cli.first_admin_prompt") + ": ").strip()
     if not name:
         if is_loopback(host):
-            print("axline: no accounts yet: the dashboard is read-only until you add one with "
-                  "`axline users add NAME --role admin` / 계정이 없어 대시보드는 읽기 전용입니다", file=sys.stderr)
+            print(i18n.pair("cli.read_only"), file=sys.stderr)
         return
     password = read_password(args, f"password for {name}")
     store.add(name, "admin", password)
     audit_log(base).record(_who(), "user.add", name, new="admin", detail="first admin")
-    print(f"axline: created the first admin {name!r}")
+    print(i18n.pair("cli.first_admin_made", name=repr(name)))
 
 
 def run_users(args) -> int:
+    """``axline users ACTION``: add, list, change and remove accounts (audited)."""
     base = _base_dir(args)
     store = account_store(base)
     log = audit_log(base)
@@ -236,6 +239,7 @@ def run_users(args) -> int:
 
 
 def run_tokens(args) -> int:
+    """``axline tokens ACTION``: make, list and revoke API tokens (audited)."""
     base = _base_dir(args)
     store = account_store(base)
     log = audit_log(base)
@@ -265,6 +269,7 @@ def run_tokens(args) -> int:
 
 
 def run_audit(args) -> int:
+    """``axline audit ACTION``: show, export or verify the audit trail."""
     base = _base_dir(args)
     log = audit_log(base)
     if args.audit_cmd == "export":
@@ -282,16 +287,16 @@ def run_audit(args) -> int:
         return 0
     res = log.verify()
     if res.ok:
-        print(f"audit trail OK: {res.entries} entries, hash chain intact / 감사 기록 정상")
+        print(i18n.pair("cli.audit_ok", entries=res.entries))
         return 0
-    print(f"audit trail BROKEN: {len(res.problems)} problem(s) in {res.entries} entries / 감사 기록 손상",
-          file=sys.stderr)
+    print(i18n.pair("cli.audit_broken", problems=len(res.problems), entries=res.entries), file=sys.stderr)
     for p in res.problems[:50]:
         print(f"  {p}", file=sys.stderr)
     return 1
 
 
 def run_report(args) -> int:
+    """``axline security report``: the security settings and checks as JSON."""
     from axline.app.security import Security
 
     base = _base_dir(args)

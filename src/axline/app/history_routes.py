@@ -21,7 +21,7 @@ import time
 from aiohttp import web
 
 from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param, parse_tags
-from axline.app.ops_common import emit, off_loop, page, svc_of
+from axline.app.ops_common import aemit, off_loop, page, svc_of
 from axline.app.roles import require_role
 from axline.historian.base import Event
 from axline.history.export import (
@@ -44,6 +44,7 @@ HEAVY_KEY: web.AppKey[asyncio.Semaphore] = web.AppKey("history_reads", asyncio.S
 
 
 def register(app: web.Application) -> None:
+    """Add the history page and its tag, series and export routes to ``app``."""
     r = app.router
     r.add_get("/history", page("history.html"))
     r.add_get("/api/history/tags", _tags)
@@ -151,7 +152,7 @@ async def _export(request: web.Request) -> web.StreamResponse:
         body = await off_loop(to_csv if fmt == "csv" else to_xlsx, table)
     except ExportError as e:
         raise BadRequest(str(e), "narrow the request") from None
-    emit(svc, Event(ts=int(svc.now_ns()), kind="audit", source=plant.get("site", "axline"), code="history.export",
+    await aemit(svc, Event(ts=int(svc.now_ns()), kind="audit", source=plant.get("site", "axline"), code="history.export",
                     severity="info", message=f"{user.name} exported {len(tags)} tag(s), {len(table)} rows as {fmt}",
                     data={"user": user.name, "tags": tags[:50], "from": start, "to": end, "step": step,
                           "agg": agg, "format": fmt, "rows": len(table)}))

@@ -44,6 +44,7 @@ def dumps_json(obj: Any) -> str:
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer (UTF-8, never ``NaN``)."""
     return web.Response(
         text=dumps_json(obj), status=status, content_type="application/json", charset="utf-8", headers=headers
     )
@@ -60,6 +61,7 @@ class BadRequest(Exception):
 
 
 def error_response(error: str, hint: str = "", status: int = 400, headers: dict[str, str] | None = None):
+    """A JSON error answer ``{"error", "hint"}`` with ``status``."""
     return json_response({"error": error, "hint": hint}, status=status, headers=headers)
 
 

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 
 def register(app: web.Application) -> None:
+    """Add the know-how page and its case, review, search and suggestion routes to ``app``."""
     r = app.router
     r.add_get("/knowhow", page("knowhow.html"))
     r.add_get("/api/knowhow/status", _status)

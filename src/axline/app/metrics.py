@@ -28,6 +28,7 @@ class LoopMonitor:
         self.task: asyncio.Task | None = None
 
     async def run(self) -> None:
+        """Measure how late the event loop wakes up, forever (the stall is kept for metrics)."""
         while True:
             t0 = time.monotonic()
             await asyncio.sleep(self.interval_s)
@@ -39,11 +40,13 @@ class LoopMonitor:
 
 
 async def start_loop_monitor(app: web.Application) -> None:
+    """Start the loop monitor of ``app`` (an ``on_startup`` hook)."""
     mon = app[LOOP_KEY]
     mon.task = asyncio.get_running_loop().create_task(mon.run(), name="loop-monitor")
 
 
 async def stop_loop_monitor(app: web.Application) -> None:
+    """Stop the loop monitor of ``app`` (an ``on_cleanup`` hook)."""
     mon = app[LOOP_KEY]
     if mon.task is not None:
         mon.task.cancel()
@@ -76,6 +79,7 @@ class _Out:
 
 
 def prometheus_text(app: web.Application) -> str:
+    """The service's metrics in the Prometheus text format."""
     from axline.app.security import SECURITY_KEY
 
     out = _Out()

@@ -9,6 +9,7 @@ from aiohttp import web
 
 
 def register(app: web.Application) -> None:
+    """Add the operations pages and routes (alarms, history, quality, reports) to ``app``."""
     from axline.app import alarm_routes, history_routes, quality_routes, report_routes
 
     alarm_routes.register(app)

@@ -1,5 +1,6 @@
 """What the operations routes (alarms, history, quality, reports) share: the service, JSON bodies,
-events written through the service so that live pages hear of them, work off the event loop."""
+events written through the service so that live pages hear of them (``aemit``/``aupdate``: the write
+itself in a worker thread), work off the event loop."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from aiohttp import web
 
 from axline.app.http import SERVICE_KEY, STATIC_DIR, BadRequest
 from axline.historian.base import Event
-from axline.service_events import emit, update  # noqa: F401 - re-exported for the route modules
+from axline.service_events import aemit, aupdate, emit, update  # noqa: F401 - re-exported for the route modules
 
 T = TypeVar("T")
 
 
 def svc_of(request: web.Request) -> Any:
+    """The running service of ``request``'s app."""
     return request.app[SERVICE_KEY]
 
 
@@ -53,6 +55,7 @@ async def json_body(request: web.Request, example: str) -> dict:
 
 
 def int_id(request: web.Request, name: str = "id") -> int:
+    """The integer path parameter ``name``; a 400 answer when it is not one."""
     raw = request.match_info[name]
     try:
         return int(raw)

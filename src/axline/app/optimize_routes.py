@@ -56,6 +56,7 @@ document("POST", "/api/optimize/proposals/{id}/reject", role="approver", summary
 
 
 def register(app: web.Application) -> None:
+    """Add the setpoint page and its proposal, approval and what-if routes to ``app``."""
     r = app.router
     r.add_get("/optimize", page("optimize.html"))
     r.add_get("/api/optimize", _list)

@@ -26,6 +26,7 @@ DEFAULT_WINDOW_NS = 8 * 3600 * 1_000_000_000
 
 
 def register(app: web.Application) -> None:
+    """Add the quality page and its tag, control-chart and status routes to ``app``."""
     r = app.router
     r.add_get("/quality", page("quality.html"))
     r.add_get("/api/quality/tags", _tags)

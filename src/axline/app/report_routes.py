@@ -16,7 +16,7 @@ import time
 from aiohttp import web
 
 from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param
-from axline.app.ops_common import emit, find_event, int_id, json_body, off_loop, page, positions, svc_of
+from axline.app.ops_common import aemit, find_event, int_id, json_body, off_loop, page, positions, svc_of
 from axline.app.roles import require_role
 from axline.report.keeper import ShiftReportKeeper
 from axline.report.render import to_html, to_pdf
@@ -27,6 +27,7 @@ KEEPER_TASK_KEY: web.AppKey[asyncio.Task] = web.AppKey("shift_report_task", asyn
 
 
 def register(app: web.Application) -> None:
+    """Add the shift-report page and its routes to ``app`` and start the report keeper."""
     r = app.router
     r.add_get("/reports", page("reports.html"))
     r.add_get("/api/reports", _list)
@@ -91,7 +92,7 @@ async def _make(request: web.Request) -> web.StreamResponse:
     except ReportError as e:
         raise BadRequest(str(e), "pick a line from GET /api/plant") from None
     path = dict(positions(plant)).get(line, line)
-    eid = emit(svc, report_event(rep, path))
+    eid = await aemit(svc, report_event(rep, path))
     return json_response({"id": eid, "line": line, "shift": name, "from": start, "to": end,
                           "html": f"/reports/{eid}.html", "pdf": f"/reports/{eid}.pdf"})
 

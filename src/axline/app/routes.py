@@ -34,6 +34,7 @@ ERROR = {"type": "object", "required": ["error"],
 
 @dataclass
 class RouteSpec:
+    """A route's contract: method, path, least role, summary, parameters, body and answer."""
     method: str
     path: str
     role: str
@@ -63,12 +64,14 @@ def document(method: str, path: str, *, role: str, summary: str, **kw: Any) -> R
 
 
 def document_static(prefix: str, role: str) -> None:
+    """Set the least role that may read static files under ``prefix``."""
     if role != PUBLIC and role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     STATIC[prefix.rstrip("/")] = role
 
 
 def spec_for(request: web.Request) -> RouteSpec | None:
+    """The contract of the route ``request`` matched, or ``None``."""
     route = request.match_info.route
     resource = route.resource
     if resource is None:
@@ -78,6 +81,7 @@ def spec_for(request: web.Request) -> RouteSpec | None:
 
 
 def static_role(request: web.Request) -> str | None:
+    """The least role for a static file request, or ``None`` when it is not one."""
     resource = request.match_info.route.resource
     if isinstance(resource, web.StaticResource):
         return STATIC.get(request.path) or STATIC.get(resource.canonical.rstrip("/"), "viewer")

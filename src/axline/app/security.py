@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from axline import i18n
 from axline.app.accounts import AccountError, AccountStore, LockPolicy
 from axline.app.audit import AuditLog
 from axline.app.roles import ANONYMOUS, RANK, USER_REQUEST_KEY, User
@@ -83,6 +84,7 @@ class SecuritySettings:
     audit_max_mb: float = 1024.0
 
     def to_json(self) -> dict:
+        """The settings as plain values."""
         from dataclasses import asdict
 
         return asdict(self)
@@ -94,6 +96,7 @@ class Sessions:
 
     @dataclass
     class Session:
+        """One login session: user, account generation, created and last used (monotonic seconds)."""
         name: str
         generation: int
         created: float
@@ -104,6 +107,7 @@ class Sessions:
         self._by_token: collections.OrderedDict[str, Sessions.Session] = collections.OrderedDict()
 
     def new(self, name: str, generation: int) -> str:
+        """Start a session for ``name`` and return its token (the oldest goes when full)."""
         now = time.monotonic()
         token = secrets.token_urlsafe(32)
         self._by_token[token] = Sessions.Session(name, generation, now, now)
@@ -112,6 +116,7 @@ class Sessions:
         return token
 
     def get(self, token: str | None) -> Sessions.Session | None:
+        """The live session of ``token``, or ``None`` when unknown, idle too long or too old."""
         if not token:
             return None
         s = self._by_token.get(token)
@@ -125,10 +130,12 @@ class Sessions:
         return s
 
     def drop(self, token: str | None) -> None:
+        """End the session of ``token``."""
         if token:
             self._by_token.pop(token, None)
 
     def drop_user(self, name: str) -> int:
+        """End every session of ``name``; returns how many ended."""
         gone = [t for t, s in self._by_token.items() if s.name == name]
         for t in gone:
             del self._by_token[t]
@@ -169,9 +176,11 @@ class Failures:
         self._f: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
 
     def recent(self, key: str, now: float) -> list[float]:
+        """The failure times of ``key`` within the window."""
         return [t for t in self._f.get(key, []) if now - t < self.window_s]
 
     def add(self, key: str, now: float) -> None:
+        """Count a failure of ``key`` at ``now`` (bounded per key and in keys)."""
         lst = self.recent(key, now) + [now]
         self._f.pop(key, None)
         self._f[key] = lst[-1000:]
@@ -214,12 +223,14 @@ class Security:
 
     # -- policy ------------------------------------------------------------------------------------
     def anonymous_view(self) -> bool:
+        """Whether people who are not logged in may view the dashboard (loopback only)."""
         s = self.settings
         if s.anonymous_view is not None:
             return s.anonymous_view and is_loopback(s.bind_host)
         return is_loopback(s.bind_host) and (s.demo or not self.accounts.has_people())
 
     def host_allowed(self, host_header: str | None) -> bool:
+        """Whether the ``Host`` header names this server (the Host allow-list)."""
         if not host_header:
             return False
         try:
@@ -233,22 +244,13 @@ class Security:
         s = self.settings
         host = s.bind_host
         if not isinstance(host, str) or not host.strip():
-            raise ValueError("host must be a non-empty address such as 127.0.0.1 / host는 127.0.0.1 같은 주소여야 "
-                             "합니다")
+            raise ValueError(i18n.pair("serve.bad_host"))
         if is_loopback(host):
             return
         if not s.tls and not s.insecure_http:
-            raise ValueError(
-                f"refusing plain HTTP on {host}: passwords and sessions would cross the network in clear. Use "
-                "--tls (with --cert/--key, or a certificate from `axline certs web`), bind 127.0.0.1, or force "
-                f"it with --insecure-http / {host}에서 암호화되지 않은 HTTP는 거부합니다: --tls를 쓰거나 127.0.0.1에 "
-                "바인딩하거나 --insecure-http로 강제하세요")
+            raise ValueError(i18n.pair("serve.plain_http", host=host))
         if not self.accounts.has_admin():
-            raise ValueError(
-                f"refusing to serve on {host} without an admin account: create one with "
-                "`axline users add NAME --role admin` (password from AXLINE_PASSWORD or a prompt) / "
-                f"관리자 계정 없이 {host}에서 대시보드를 열 수 없습니다: `axline users add NAME --role admin`으로 "
-                "만드세요")
+            raise ValueError(i18n.pair("serve.no_admin", host=host))
 
     def report(self) -> dict:
         """The current security settings, machine readable (IEC 62443-3-3 / 4-2 CR 7.6)."""
@@ -479,10 +481,12 @@ async def _audit_denied(request: web.Request, sec: Security, user: User | None, 
 
 
 def session_cookie(sec: Security) -> str:
+    """The session cookie's name (``__Host-`` prefixed over TLS)."""
     return "__Host-axline_session" if sec.settings.tls else "axline_session"
 
 
 def set_session_cookie(resp: web.StreamResponse, sec: Security, token: str) -> None:
+    """Set the session cookie: HttpOnly, SameSite=Strict, Secure over TLS."""
     resp.set_cookie(session_cookie(sec), token, httponly=True, samesite="Strict", secure=sec.settings.tls, path="/",
                     max_age=int(sec.settings.session_max_s))
 
@@ -520,4 +524,5 @@ async def login_user(request: web.Request, name: str, password: str) -> tuple[in
 
 
 def account_error(e: AccountError) -> web.Response:
+    """The HTTP 400 answer for an :class:`AccountError`."""
     return _json_error(str(e), "see `axline users --help`", 400)

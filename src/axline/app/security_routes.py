@@ -82,10 +82,12 @@ def _login_html(error: str | None = None) -> str:
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:
+    """``GET /login``: the login page."""
     return web.Response(text=_login_html(), content_type="text/html", charset="utf-8")
 
 
 async def login(request: web.Request) -> web.StreamResponse:
+    """``POST /login``: check the password (form or JSON), start a session, audit the attempt."""
     wants_json = request.content_type == "application/json"
     try:
         if wants_json:
@@ -116,6 +118,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
+    """``POST /logout``: end the session and audit it."""
     sec = _sec(request)
     token = request.get(SESSION_KEY)
     user = current_user(request)
@@ -131,6 +134,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 async def me(request: web.Request) -> web.StreamResponse:
+    """``GET /api/me``: who is logged in, their role and whether anonymous viewing is on."""
     user = require_role(request, "viewer")
     sec = _sec(request)
     return _json({"name": user.name, "role": user.role, "authenticated": user.authenticated,
@@ -138,6 +142,7 @@ async def me(request: web.Request) -> web.StreamResponse:
 
 
 async def change_password(request: web.Request) -> web.StreamResponse:
+    """``POST /api/me/password``: change one's own password (the old one is checked)."""
     user = require_role(request, "viewer")
     body = await _body(request, '{"old": "...", "new": "..."}')
     old, new = body.get("old"), body.get("new")
@@ -165,12 +170,14 @@ async def change_password(request: web.Request) -> web.StreamResponse:
 
 # -- users ----------------------------------------------------------------------------------------
 async def users_list(request: web.Request) -> web.StreamResponse:
+    """``GET /api/users``: every account (admins only)."""
     require_role(request, "admin")
     now = time.time()
     return _json({"users": [a.public(now) for a in _sec(request).accounts.accounts()]})
 
 
 async def users_add(request: web.Request) -> web.StreamResponse:
+    """``POST /api/users``: add an account (admins only, audited)."""
     user = require_role(request, "admin")
     body = await _body(request, '{"name": "kim", "role": "operator", "password": "..."}')
     name, role, password = body.get("name"), body.get("role"), body.get("password")
@@ -185,6 +192,7 @@ async def users_add(request: web.Request) -> web.StreamResponse:
 
 
 async def users_change(request: web.Request) -> web.StreamResponse:
+    """``POST /api/users/{name}``: change role, disable, reset the password or unlock (audited)."""
     user = require_role(request, "admin")
     name = request.match_info["name"]
     body = await _body(request, '{"role": "engineer"} or {"disabled": true} or {"password": "..."} or '
@@ -222,6 +230,7 @@ async def users_change(request: web.Request) -> web.StreamResponse:
 
 
 async def users_remove(request: web.Request) -> web.StreamResponse:
+    """``DELETE /api/users/{name}``: remove an account (audited)."""
     user = require_role(request, "admin")
     name = request.match_info["name"]
     sec = _sec(request)
@@ -240,12 +249,14 @@ async def users_remove(request: web.Request) -> web.StreamResponse:
 
 # -- tokens ---------------------------------------------------------------------------------------
 async def tokens_list(request: web.Request) -> web.StreamResponse:
+    """``GET /api/tokens``: every API token, without secrets (admins only)."""
     require_role(request, "admin")
     now = time.time()
     return _json({"tokens": [t.public(now) for t in _sec(request).accounts.tokens()]})
 
 
 async def tokens_add(request: web.Request) -> web.StreamResponse:
+    """``POST /api/tokens``: make an API token for a service account; the secret is shown once."""
     user = require_role(request, "admin")
     body = await _body(request, '{"account": "line1-scripts", "role": "viewer", "days": 90}')
     account, role, days = body.get("account"), body.get("role"), body.get("days", 90)
@@ -264,6 +275,7 @@ async def tokens_add(request: web.Request) -> web.StreamResponse:
 
 
 async def tokens_revoke(request: web.Request) -> web.StreamResponse:
+    """``DELETE /api/tokens/{id}``: revoke an API token (audited)."""
     user = require_role(request, "admin")
     tid = request.match_info["id"]
     sec = _sec(request)
@@ -292,6 +304,7 @@ def _int(q: Any, name: str, default: int | None, lo: int, hi: int) -> int | None
 
 
 async def audit_list(request: web.Request) -> web.StreamResponse:
+    """``GET /api/audit``: audit entries, newest first, filtered by action and user."""
     require_role(request, "admin")
     q = request.query
     limit = _int(q, "limit", 100, 1, 1000)
@@ -305,12 +318,14 @@ async def audit_list(request: web.Request) -> web.StreamResponse:
 
 
 async def audit_verify(request: web.Request) -> web.StreamResponse:
+    """``GET /api/audit/verify``: check the hash chain of the audit trail."""
     require_role(request, "admin")
     res = await asyncio.get_running_loop().run_in_executor(None, _sec(request).audit.verify)
     return _json(res.to_json())
 
 
 async def audit_export(request: web.Request) -> web.StreamResponse:
+    """``GET /api/audit/export``: the audit trail as JSON lines or syslog (audited)."""
     user = require_role(request, "admin")
     fmt = request.query.get("format", "jsonl")
     if fmt not in ("jsonl", "syslog"):
@@ -339,21 +354,25 @@ async def audit_export(request: web.Request) -> web.StreamResponse:
 
 
 async def audit_page(request: web.Request) -> web.StreamResponse:
+    """``GET /audit``: the audit trail page (admins only)."""
     require_role(request, "admin")
     return web.FileResponse(STATIC_DIR / "audit.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 async def account_page(request: web.Request) -> web.StreamResponse:
+    """``GET /account``: the account page."""
     require_role(request, "viewer")
     return web.FileResponse(STATIC_DIR / "account.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
+    """``GET /api/openapi.json``: the OpenAPI document of every route."""
     require_role(request, "viewer")
     return _json(openapi_document(request.app))
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
+    """``GET /metrics``: Prometheus metrics of the service."""
     require_role(request, "viewer")
     from axline.app.metrics import prometheus_text
 
@@ -362,6 +381,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 
 def install(app: web.Application) -> None:
+    """Add the login, account, user, token, audit, OpenAPI and metrics routes to ``app``."""
     _login_template()  # read the login page now, not on the loop during a request
     r = app.router
     r.add_get("/login", login_page)

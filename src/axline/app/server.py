@@ -33,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from aiohttp import web
 
+from axline import i18n
 from axline.app import security_routes
 from axline.app.audit import AUDIT_KEY, AuditError, audit
 from axline.app.event_access import visible_events, visible_message
@@ -96,21 +97,29 @@ class ServiceView(Protocol):
 
     historian: Historian
 
-    def plant_json(self) -> dict: ...
+    def plant_json(self) -> dict:
+        """The plant model (``/api/plant``)."""
 
-    def status_json(self) -> dict: ...
+    def status_json(self) -> dict:
+        """Station states, connectors and store (``/api/status``)."""
 
-    def kpi_json(self) -> dict: ...
+    def kpi_json(self) -> dict:
+        """OEE and counts per line (``/api/kpi``)."""
 
-    def now_ns(self) -> int: ...
+    def now_ns(self) -> int:
+        """Plant time in ns since the epoch."""
 
-    def health_json(self) -> dict: ...
+    def health_json(self) -> dict:
+        """Health of the service (``/api/health``)."""
 
-    def subscribe(self) -> asyncio.Queue: ...
+    def subscribe(self) -> asyncio.Queue:
+        """A bounded queue of live updates."""
 
-    def unsubscribe(self, q: asyncio.Queue) -> None: ...
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        """Stop the live updates into ``q``."""
 
-    async def feedback(self, event_id: int, verdict: str, user: str) -> dict: ...
+    async def feedback(self, event_id: int, verdict: str, user: str) -> dict:
+        """Record a review of an inspection."""
 
 
 def _floats(a: np.ndarray) -> list:
@@ -185,6 +194,7 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     r = app.router
     r.add_get("/", _index)
     r.add_get("/inspection", _inspection_page)
+    r.add_get("/i18n/catalog.js", _catalog)
     r.add_get("/api/vision", _vision)
     r.add_get("/api/plant", _plant)
     r.add_get("/api/status", _status)
@@ -213,6 +223,8 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
 _TAGS_Q = {"type": "string", "maxLength": 100_000, "description": "comma-separated tag paths"}
 document("GET", "/", role="viewer", summary="the dashboard page", produces="text/html")
 document("GET", "/inspection", role="viewer", summary="the inspection review page", produces="text/html")
+document("GET", "/i18n/catalog.js", role=PUBLIC, summary="the Korean and English text of every page",
+         produces="text/javascript")
 document("GET", "/api/vision", role="viewer", summary="vision stations: counts, latency, reviews")
 document("GET", "/api/plant", role="viewer", summary="the plant: lines, assets, tags")
 document("GET", "/api/status", role="viewer", summary="station states, connectors, store")
@@ -235,7 +247,7 @@ document("POST", "/api/write", role="engineer", summary="write a value to a writ
 document("GET", "/api/stream", role="viewer", summary="live updates (Server-Sent Events)",
          produces="text/event-stream", stream=True)
 document_static("/static", "viewer")
-for _asset in ("style.css", "i18n.js", "login.js", "favicon.svg", "i18n-security.js"):
+for _asset in ("style.css", "i18n.js", "login.js", "favicon.svg"):
     document_static(f"/static/{_asset}", PUBLIC)
 
 
@@ -302,6 +314,14 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
 # -- pages --------------------------------------------------------------------------------------
 async def _index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+async def _catalog(request: web.Request) -> web.StreamResponse:
+    body, etag = i18n.catalog_js()
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(text=body, content_type="text/javascript", charset="utf-8", headers=headers)
 
 
 async def _inspection_page(request: web.Request) -> web.StreamResponse:

@@ -21,8 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from axline import i18n
+
 
 def server_context(cert: str, key: str) -> ssl.SSLContext:
+    """A TLS 1.2+ server context with the certificate ``cert`` and its key ``key``."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
@@ -64,16 +67,12 @@ def make_ca(folder: Path, name: str = "axline local CA", days: int = 3650, hosts
     hosts, ips = list(hosts or []), list(ips or [])
     if cert_p.exists() and key_p.exists():
         if not _covers(x509.load_pem_x509_certificate(cert_p.read_bytes()), hosts, ips):
-            raise ValueError(f"{cert_p} may not sign for {', '.join(hosts + ips)} (it is limited to other names, "
-                             "or made without limits): move ca.pem and ca.key away and run `axline certs web` with "
-                             "every --host and --ip the dashboard is reached by, then import the new ca.pem / "
-                             "기존 CA가 이 이름을 허용하지 않습니다: ca.pem/ca.key를 옮기고 다시 만드세요")
+            raise ValueError(i18n.pair("certs.ca_limited", ca=cert_p, names=", ".join(hosts + ips)))
         return cert_p, key_p
     if cert_p.exists():
-        raise ValueError(f"{key_p} is missing: put the CA key back (browsers trust {cert_p}) for this renewal, or "
-                         f"move {cert_p} away to make a new CA / CA 키(ca.key)를 되돌려 놓으세요")
+        raise ValueError(i18n.pair("certs.ca_key_missing", key=key_p, ca=cert_p))
     if not hosts and not ips:
-        raise ValueError("a local CA needs the host names or addresses it may sign for")
+        raise ValueError(i18n.pair("certs.ca_names"))
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
@@ -119,6 +118,7 @@ def make_server_cert(folder: Path, hosts: list[str], ips: list[str], days: int =
 
 
 def main(argv: list[str]) -> int:
+    """``axline certs web FOLDER``: make (or renew) the local CA and the dashboard's certificate."""
     ap = argparse.ArgumentParser(prog="axline certs web",
                                  description="a local CA and a dashboard certificate signed by it")
     ap.add_argument("folder", help="where to write ca.pem/ca.key and server.pem/server.key (e.g. data/tls)")
@@ -134,9 +134,6 @@ def main(argv: list[str]) -> int:
     except ValueError as e:
         print(f"axline certs web: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {cert} and {key}, signed by {folder / 'ca.pem'}: import ca.pem into the browsers as a trusted "
-          f"authority, then run `axline serve --tls --cert {cert} --key {key}`. The CA may sign only for "
-          f"{', '.join(hosts + ips)}; keep {folder / 'ca.key'} off this computer (e.g. on a USB key) until the "
-          "next renewal / 브라우저에 ca.pem을 신뢰하는 인증 기관으로 등록하세요. 이 CA는 위 이름에만 서명할 수 있습니다. "
-          "ca.key는 다음 갱신까지 이 컴퓨터 밖(예: USB)에 보관하세요")
+    print(i18n.pair("certs.wrote", cert=cert, key=key, ca=folder / "ca.pem", names=", ".join(hosts + ips),
+                    ca_key=folder / "ca.key"))
     return 0

@@ -100,6 +100,7 @@ def make_batches(n_points: int, batch: int, tags: int, seed: int = 0) -> list[Ba
 
 # -- parts (each runs in a child process) ---------------------------------------------------------
 def part_embedded(args: argparse.Namespace) -> dict[str, Any]:
+    """Ingest rate and query times of the embedded historian."""
     from axline.historian.embedded import EmbeddedHistorian
 
     batches = make_batches(args.points, args.batch, args.tags)
@@ -134,6 +135,7 @@ def _raw_copy(conn: Any, table: str, batches: list[Batch], ids: np.ndarray) -> f
 
 
 def part_postgres(args: argparse.Namespace) -> dict[str, Any]:
+    """Ingest rate and query times of the PostgreSQL historian."""
     import psycopg
 
     from axline.historian.postgres import PostgresHistorian
@@ -344,6 +346,7 @@ def _opcua_server(n_tags: int, port: int, ready: Any, stop: Any, written: Any, s
 
 
 def part_opcua_one(args: argparse.Namespace, n_tags: int) -> dict[str, Any]:
+    """Readings per second through the OPC UA connector with ``n_tags`` tags on a local server."""
     from socket import socket
 
     from axline.connect.opcua import OpcUaConnector
@@ -464,6 +467,7 @@ def part_opcua_one(args: argparse.Namespace, n_tags: int) -> dict[str, Any]:
 
 
 def part_opcua(args: argparse.Namespace) -> dict[str, Any]:
+    """The OPC UA figures for each tag count of ``--opcua-tags``."""
     out = {}
     for n in args.opcua_tags:
         try:
@@ -630,6 +634,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``axline bench ingest``: run the selected parts and write the JSON and Markdown pages."""
     _check(args)
     t = time.perf_counter()
     parts = [p for p in PARTS if p not in (args.skip or [])]

@@ -34,15 +34,7 @@ from typing import Any
 import numpy as np
 
 from axline.batch import Batch
-from axline.bench.common import (
-    command_line,
-    machine_info,
-    markdown_table,
-    peak_rss_mb,
-    utc_now,
-    write_json,
-    write_markdown,
-)
+from axline.bench.common import bench_header, markdown_table, page, peak_rss_mb, publish
 
 NS = 1_000_000_000
 DAY = 86_400 * NS
@@ -272,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: --dense-repeats must be between 1 and 50, got {args.dense_repeats}")
     if not 1 <= args.repeats <= 50:
         raise SystemExit(f"error: --repeats must be between 1 and 50, got {args.repeats}")
+    result: dict[str, Any] = bench_header("ui")
     t_start = time.perf_counter()
     # end at a shift boundary (14:00 in Seoul = 05:00 UTC) so the last shift (A) is whole
     end = (time.time_ns() // DAY - 1) * DAY + 5 * 3600 * NS
@@ -307,11 +300,9 @@ def run(args: argparse.Namespace) -> int:
                  "draw_s": dex["draw_s"], "api_s": dex["api_s"], "buckets": dex["buckets"]}
     med = statistics.median
     window_readings = int(30 * DAY // int(args.period_s * NS)) * args.tags
-    result: dict[str, Any] = {
-        "benchmark": "ui", "date": utc_now(), "machine": machine_info(), "command": command_line(),
-        "load_avg_1min_at_end": os.getloadavg()[0],
+    result.update({
         "config": {"days": args.days, "tags": args.tags, "period_s": args.period_s, "repeats": args.repeats,
-                   "viewport_width": args.width},
+                   "dense_repeats": args.dense_repeats, "viewport_width": args.width},
         "store": {"readings": filled["readings"], "fill_s": filled["fill_s"], "size_mib": size_mb,
                   "readings_in_30d_view": window_readings},
         "explorer_30d_10tags_s": med(ex["draw_s"]), "explorer_30d_10tags_max_s": max(ex["draw_s"]),
@@ -323,31 +314,37 @@ def run(args: argparse.Namespace) -> int:
         "dense": dense,
         "explorer_30d_10tags_dense_s": statistics.median(dense["draw_s"]) if dense else None,
         "wall_s": time.perf_counter() - t_start, "peak_rss_mb": peak_rss_mb(),
-    }
+    })
     if args.tags != 10:
         result["note"] = f"the view has {args.tags} tags, not 10"
-    write_json(args.json, result)
-    s = result["store"]
+    page_text = publish(result, args.json, args.table, render)
+    print(page_text)
+    return 0
+
+
+def render(r: dict[str, Any]) -> str:
+    """The page of a run, from its JSON alone."""
+    med = statistics.median
+    cfg, s, rep, dense = r["config"], r["store"], r["shift_report"], r.get("dense")
     rows = [
-        ["history explorer: 30-day view of all tags, drawn in the browser (median)", f"{result['explorer_30d_10tags_s']:.3f} s",
-         f"max {result['explorer_30d_10tags_max_s']:.3f} s of {args.repeats}"],
-        ["the same view's /api/history/series request alone (median)", f"{result['series_api_30d_10tags_s']:.3f} s",
-         f"{ex['buckets'][0]} min/max buckets"],
-        ["shift report: build + HTML + PDF (median)", f"{result['shift_report_s']:.3f} s",
-         f"build {result['shift_report']['build_s']:.3f} s, HTML {result['shift_report']['html_s']:.3f} s, "
-         f"PDF {result['shift_report']['pdf_s']:.3f} s"],
+        ["history explorer: 30-day view of all tags, drawn in the browser (median)",
+         f"{r['explorer_30d_10tags_s']:.3f} s", f"max {r['explorer_30d_10tags_max_s']:.3f} s of {cfg['repeats']}"],
+        ["the same view's /api/history/series request alone (median)", f"{r['series_api_30d_10tags_s']:.3f} s",
+         f"{r['buckets_drawn'][0]} min/max buckets"],
+        ["shift report: build + HTML + PDF (median)", f"{r['shift_report_s']:.3f} s",
+         f"build {rep['build_s']:.3f} s, HTML {rep['html_s']:.3f} s, PDF {rep['pdf_s']:.3f} s"],
     ]
     if dense:
-        rows.insert(2, [f"the same 30-day view on a store at one reading per {args.dense_period_s:g} s (median)",
+        rows.insert(2, [f"the same 30-day view on a store at one reading per {dense['period_s']:g} s (median)",
                         f"{med(dense['draw_s']):.3f} s",
-                        f"max {max(dense['draw_s']):.3f} s of {args.dense_repeats}; the API request alone "
+                        f"max {max(dense['draw_s']):.3f} s of {len(dense['draw_s'])}; the API request alone "
                         f"{med(dense['api_s']):.3f} s; {dense['readings_in_30d_view']:,} readings read"])
     body = markdown_table(["what", "time", "detail"], rows)
     store = markdown_table(["days", "tags", "period", "readings stored", "readings in the 30-day view", "store size",
                             "fill time"],
-                           [[args.days, args.tags, f"{args.period_s:g} s", s["readings"], window_readings,
-                             f"{s['size_mib']:.0f} MiB", f"{s['fill_s']:.1f} s"]]
-                           + ([[31, args.tags, f"{args.dense_period_s:g} s", dense["readings"],
+                           [[cfg["days"], cfg["tags"], f"{cfg['period_s']:g} s", s["readings"],
+                             s["readings_in_30d_view"], f"{s['size_mib']:.0f} MiB", f"{s['fill_s']:.1f} s"]]
+                           + ([[dense["days"], cfg["tags"], f"{dense['period_s']:g} s", dense["readings"],
                                 dense["readings_in_30d_view"], f"{dense['size_mib']:.0f} MiB",
                                 f"{dense['fill_s']:.1f} s"]] if dense else []))
     how = ("The embedded historian is filled with synthetic readings (a daily cycle, noise and rare spikes) and, "
@@ -356,13 +353,11 @@ def run(args: argparse.Namespace) -> int:
            "drawing of every chart. The embedded store keeps raw readings only (no precomputed roll-ups), so the "
            "view's time grows with the readings in the window: the denser store shows how. The API time is the "
            "same /api/history/series request made alone. The shift report is "
-           "built from the historian and rendered to HTML and PDF (Korean, NanumGothic). Load average (1 min) at "
-           f"the end of the run: {result['load_avg_1min_at_end']:.2f}; wall time {result['wall_s']:.0f} s; peak RSS "
-           f"{result['peak_rss_mb']:.0f} MiB.")
-    write_markdown(args.table, "UI benchmark: history explorer and shift report",
-                   [("Results", body), ("Store", store), ("How it is measured", how)], result)
-    print(body)
-    return 0
+           "built from the historian and rendered to HTML and PDF (Korean, NanumGothic).")
+    sections = [("Results", body), ("Store", store), ("How it is measured", how)]
+    if r.get("note"):
+        sections.insert(1, ("Note", r["note"]))
+    return page("UI benchmark: history explorer and shift report", sections, r)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -36,6 +36,7 @@ TUNING_SEEDS = [101, 102, 103, 201, 202, 203]
 
 def run_seed(seed: int, hours: float, warmup_s: float, step_s: float, grace_s: float,
              params: dict[str, Any]) -> dict[str, Any]:
+    """One simulated run of the demo plant with ``seed``: faults injected, alarms raised, detection scored."""
     text = files("axline.data").joinpath("demo_plant.yaml").read_text(encoding="utf-8")
     plant = parse_plant(text, "demo_plant.yaml")
     events: list[Event] = []
@@ -67,6 +68,7 @@ def run_seed(seed: int, hours: float, warmup_s: float, step_s: float, grace_s: f
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``axline bench vfactory`` to ``p``."""
     p.add_argument("--seeds", default="1,2,3", help="comma-separated simulator seeds (default 1,2,3)")
     p.add_argument("--hours", type=float, default=24.0, help="simulated hours per seed (default 24)")
     p.add_argument("--warmup-s", type=float, default=600.0, help="fault-free simulated seconds to learn from")
@@ -77,6 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    """``axline bench vfactory``: run every seed and write the JSON and Markdown pages."""
     seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
     t0 = time.perf_counter()
     out = bench_header("vfactory")

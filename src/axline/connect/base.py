@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -78,29 +79,26 @@ class Connector(abc.ABC):
     async def session(self, sink: Sink) -> None:
         """One connection's life: connect, set state CONNECTED, deliver batches until stopped or failed."""
 
-    async def poll_once(self) -> Batch:
-        """One read of every tag (polling connectors)."""
-        raise NotImplementedError(f"connector {self.name!r} ({type(self).__name__}) does not poll")
-
-    async def poll_loop(self, sink: Sink, interval_s: float) -> None:
-        """For polling connectors, once connected: mark the connection up, then hand ``poll_once``'s
-        batch to ``sink`` every ``interval_s`` (from the start of one poll to the next) until stopped.
-        A failing poll raises out of here, and ``run`` reconnects."""
-        self.connects += 1
-        self._set_state(CONNECTED)
-        while not self._stopping.is_set():
-            t0 = time.monotonic()
-            batch = await self.poll_once()
-            if len(batch):
-                self.readings += len(batch)
-                sink(batch)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), max(0.0, interval_s - (time.monotonic() - t0)))
-            except TimeoutError:
-                pass
-
     async def write(self, tag: Tag, value: float) -> None:
+        """Write ``value`` to a writable tag of this connector (audited by the caller)."""
         raise NotImplementedError(f"connector {self.name!r} ({type(self).__name__}) cannot write")
 
     def stop(self) -> None:
+        """End ``run`` (and the session in progress) as soon as it can."""
         self._stopping.set()
+
+
+def check_write(tag: Tag, value: float) -> float:
+    """The value to write after the checks a broker connector makes: writable, a finite number, in
+    range (the PLC connectors check with ``codec.check_write_target``)."""
+    if not tag.writable:
+        raise PermissionError(f"tag {tag.path} is not writable; mark it 'writable: true' in the plant file")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"write to {tag.path}: {value!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ValueError(f"write to {tag.path}: {value!r} is not a finite number")
+    if not tag.lo <= v <= tag.hi:
+        raise ValueError(f"write to {tag.path}: {v:g} is outside the tag's range [{tag.lo:g}, {tag.hi:g}]")
+    return v

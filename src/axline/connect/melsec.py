@@ -28,15 +28,15 @@ import asyncio
 import logging
 import re
 import struct
-import time
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 
-from axline.batch import BAD_CONFIG, Batch
+from axline.batch import BAD_CONFIG
 from axline.connect import codec
-from axline.connect.base import Connector, Sink
-from axline.connect.registry import Option, Schema
+from axline.connect.polled import PolledConnector, ReadRefused, polled_schema
+from axline.connect.registry import Option
 from axline.plant import Tag
 
 log = logging.getLogger(__name__)
@@ -363,23 +363,20 @@ def plan_reads(
     return reads
 
 
-class MelsecConnector(Connector):
+class MelsecConnector(PolledConnector):
     """Polls a Mitsubishi MELSEC PLC over MC protocol 3E binary; writes D/R/W words and M/B bits."""
 
-    schema = Schema(
+    schema = polled_schema(
+        "PLC or Ethernet module IP address", 5007, "TCP port set for MC protocol (binary) in the PLC",
         {
-            "host": Option(str, help="PLC or Ethernet module IP address"),
-            "port": Option(
-                int, 5007, min=1, max=65535, help="TCP port set for MC protocol (binary) in the PLC"
-            ),
             "network": Option(int, 0, min=0, max=255, help="network number (0: the connected station)"),
             "pc": Option(int, 0xFF, min=0, max=255, help="PC number (255: the connected station)"),
             "io": Option(
                 int, 0x03FF, min=0, max=0xFFFF, help="request destination module I/O number (0x3FF: own CPU)"
             ),
             "station": Option(int, 0, min=0, max=255, help="request destination module station number"),
-            "poll_interval_ms": Option(float, 1000.0, min=10, max=600000, help="time between poll cycles"),
-            "timeout_s": Option(float, 2.0, min=0.1, max=60, help="connect and response timeout"),
+        },
+        {
             "monitoring_timer_s": Option(
                 float, 1.0, min=0.25, max=60, help="how long the PLC may take to answer"
             ),
@@ -395,113 +392,80 @@ class MelsecConnector(Connector):
             "max_bits_per_request": Option(
                 int, MAX_BIT_POINTS, min=1, max=MAX_BIT_POINTS, help="bits per read"
             ),
-        }
+        },
     )
+    plan_reads = staticmethod(plan_reads)
+    PLAN_OPTIONS = ("max_word_gap", "max_words_per_request", "max_bit_gap", "max_bits_per_request")
+    PLAN_HINT = "raise max_words_per_request or max_bits_per_request"
+    WRITABLE = WRITABLE_DEVICES
+    write_target = staticmethod(attrgetter("device.name"))
+    RAW_DTYPES = {t: codec.WORD_TYPES[t][1] for t in MC_WORD_TYPES}
 
-    def __init__(self, name, options, tags) -> None:
-        options = self.schema.validate(options)
-        super().__init__(name, options, tags)
-        self._tags = [t for t in tags if t.source]
-        self.addresses = {t.path: parse_address(t.source.address, t.path) for t in self._tags}
-        for t in self._tags:
-            dev = self.addresses[t.path].device.name
-            if t.writable and dev not in WRITABLE_DEVICES:
-                raise ValueError(
-                    f"tag {t.path} is marked writable but {dev} is the PLC's "
-                    f"{'input' if dev == 'X' else 'output'} image; only "
-                    f"{', '.join(WRITABLE_DEVICES)} devices can be written"
-                )
-        self.paths = tuple(t.path for t in self._tags)
-        addrs = [self.addresses[p] for p in self.paths]
-        try:
-            self.requests = plan_reads(
-                addrs,
-                options["max_word_gap"],
-                options["max_words_per_request"],
-                options["max_bit_gap"],
-                options["max_bits_per_request"],
-            )
-        except ValueError as e:
-            raise ValueError(
-                f"connector {name!r}: {e}; raise max_words_per_request or max_bits_per_request"
-            ) from None
-        self._scale = np.array([a.scaling.scale for a in addrs], dtype=np.float64)
-        self._offset = np.array([a.scaling.offset for a in addrs], dtype=np.float64)
-        self._lo = np.array([t.lo for t in self._tags], dtype=np.float64)
-        self._hi = np.array([t.hi for t in self._tags], dtype=np.float64)
-        self._client: McClient | None = None
-        self._warned: set[tuple[str, int]] = set()
+    # -- grammar ----------------------------------------------------------------------------------
+    def parse(self, address: str, tag_path: str) -> McAddress:
+        """``D200:float32`` and the like."""
+        return parse_address(address, tag_path)
 
-    async def session(self, sink: Sink) -> None:
+    def read_only_text(self, tag: Tag, address: McAddress) -> str:
+        """X and Y are the PLC's I/O images; only the devices in ``WRITABLE_DEVICES`` are written."""
+        dev = address.device.name
+        return (
+            f"tag {tag.path} is marked writable but {dev} is the PLC's "
+            f"{'input' if dev == 'X' else 'output'} image; only "
+            f"{', '.join(WRITABLE_DEVICES)} devices can be written"
+        )
+
+    def decode(self, req: McRead, data: np.ndarray, raw: np.ndarray) -> None:
+        """Bits as they are, words decoded per type, low word first."""
+        if req.device.is_bit:
+            raw[req.positions] = data[req.offsets]
+            return
+        for type_name, members in req.groups:
+            raw[req.positions[members]] = codec.decode_words(data, req.offsets[members], type_name, "cdab")
+
+    def is_bit(self, address: McAddress) -> bool:
+        """Bit devices (M, B) are bits."""
+        return address.device.is_bit
+
+    # -- wire calls -------------------------------------------------------------------------------
+    def new_client(self) -> McClient:
+        """An MC protocol client on the connector's route."""
         o = self.options
-        client = McClient(
+        return McClient(
             o["host"],
             o["port"],
             Route(o["network"], o["pc"], o["io"], o["station"]),
             o["timeout_s"],
             o["monitoring_timer_s"],
         )
+
+    async def connect_client(self, client: McClient) -> None:
+        """Open the TCP connection."""
+        await client.connect()
+
+    async def close_client(self, client: McClient) -> None:
+        """Close the TCP connection."""
+        await client.close()
+
+    def request_key(self, req: McRead) -> tuple[str, int]:
+        """Device and head number."""
+        return (req.device.name, req.head)
+
+    async def read_request(self, client: McClient, req: McRead) -> np.ndarray:
+        """One batch read in bit or word units; an error end code is a refusal (BAD_CONFIG)."""
         try:
-            await client.connect()
-            self._client = client
-            await self.poll_loop(sink, o["poll_interval_ms"] / 1000)
-        finally:
-            self._client = None
-            await client.close()
-
-    async def poll_once(self) -> Batch:
-        """Read every tag once (one batch read per planned span); one batch of all tags."""
-        client = self._client
-        if client is None:
-            raise ConnectionError("not connected")
-        n = len(self.paths)
-        raw = np.full(n, np.nan)
-        ts = np.zeros(n, dtype=np.int64)
-        forced = np.zeros(n, dtype=bool)
-        for req in self.requests:
-            try:
-                if req.device.is_bit:
-                    data = await client.read_bits(req.device, req.head, req.points)
-                else:
-                    data = await client.read_words(req.device, req.head, req.points)
-            except McError as e:
-                ts[req.positions] = time.time_ns()
-                forced[req.positions] = True
-                key = (req.device.name, req.head)
-                if key not in self._warned:
-                    self._warned.add(key)
-                    log.warning(
-                        "connector %s: %s; its %d tags get quality bad_config (check the addresses)",
-                        self.name,
-                        e,
-                        len(req.positions),
-                    )
-                continue
-            ts[req.positions] = time.time_ns()
-            self._warned.discard((req.device.name, req.head))
             if req.device.is_bit:
-                raw[req.positions] = data[req.offsets]
-            else:
-                for type_name, members in req.groups:
-                    raw[req.positions[members]] = codec.decode_words(
-                        data, req.offsets[members], type_name, "cdab"
-                    )
-        values = raw * self._scale + self._offset
-        q = codec.quality_of(values, self._lo, self._hi)
-        q[forced] = BAD_CONFIG
-        return Batch(self.paths, np.arange(n), ts, values, q)
+                return await client.read_bits(req.device, req.head, req.points)
+            return await client.read_words(req.device, req.head, req.points)
+        except McError as e:
+            raise ReadRefused(
+                BAD_CONFIG, f"{e}; its {len(req.positions)} tags get quality bad_config (check the addresses)"
+            ) from None
 
-    async def write(self, tag: Tag, value: float) -> None:
-        """Write a D/R/W word tag or an M/B bit tag (scale/offset inverted, range and type checked)."""
-        addr = codec.check_write_target(self, tag, value, self.addresses)
-        client = self._client
-        if addr.device.is_bit:
-            v = float(value)
-            if v not in (0.0, 1.0):
-                raise ValueError(f"tag {tag.path}: a bit takes 0 or 1, got {value!r}")
-            await client.write_bits(addr.device, addr.number, [int(v)])
-            return
-        raw = codec.to_raw(
-            value, addr.scaling.scale, addr.scaling.offset, codec.WORD_TYPES[addr.type][1], f"tag {tag.path}"
-        )
-        await client.write_words(addr.device, addr.number, codec.encode_words(raw, addr.type, "cdab"))
+    async def write_bit(self, client: McClient, tag: Tag, address: McAddress, value: bool) -> None:
+        """Batch write of one bit."""
+        await client.write_bits(address.device, address.number, [int(value)])
+
+    async def write_raw(self, client: McClient, tag: Tag, address: McAddress, raw: int | float) -> None:
+        """Batch write of the value's words, low word first."""
+        await client.write_words(address.device, address.number, codec.encode_words(raw, address.type, "cdab"))

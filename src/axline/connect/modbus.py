@@ -28,17 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from axline.batch import BAD, BAD_CONFIG, BAD_SENSOR, Batch
+from axline.batch import BAD, BAD_CONFIG, BAD_SENSOR
 from axline.connect import codec
-from axline.connect.base import Connector, Sink
-from axline.connect.registry import Option, Schema
+from axline.connect.polled import PolledConnector, ReadRefused, polled_schema
+from axline.connect.registry import Option
 from axline.plant import Tag
 
 log = logging.getLogger(__name__)
@@ -165,16 +165,13 @@ def plan_reads(
     return requests
 
 
-class ModbusConnector(Connector):
+class ModbusConnector(PolledConnector):
     """Polls a Modbus TCP device; writes coils and holding registers of writable tags."""
 
-    schema = Schema(
+    schema = polled_schema(
+        "device IP address or host name", 502, "TCP port",
+        {"unit_id": Option(int, 1, min=0, max=255, help="Modbus unit (slave) id")},
         {
-            "host": Option(str, help="device IP address or host name"),
-            "port": Option(int, 502, min=1, max=65535, help="TCP port"),
-            "unit_id": Option(int, 1, min=0, max=255, help="Modbus unit (slave) id"),
-            "poll_interval_ms": Option(float, 1000.0, min=10, max=600000, help="time between poll cycles"),
-            "timeout_s": Option(float, 2.0, min=0.1, max=60, help="connect and response timeout"),
             "order": Option(
                 str,
                 "abcd",
@@ -191,47 +188,42 @@ class ModbusConnector(Connector):
                 int, 64, min=0, max=1999, help="unused bits read to join two tags into one request"
             ),
             "max_bits_per_request": Option(int, MAX_BITS, min=1, max=MAX_BITS, help="bits per read request"),
-        }
+        },
     )
+    plan_reads = staticmethod(plan_reads)
+    PLAN_OPTIONS = ("max_register_gap", "max_registers_per_request", "max_bit_gap", "max_bits_per_request")
+    PLAN_HINT = "raise max_registers_per_request or max_bits_per_request"
+    WRITABLE = WRITABLE_TABLES
+    write_target = staticmethod(attrgetter("table"))
+    READ_ONLY = (
+        "tag {tag.path} is marked writable but its address {tag.source.address!r} is in a read-only table; "
+        "only hr (holding registers) and co (coils) can be written"
+    )
+    RAW_DTYPES = {t: dtype for t, (_, dtype) in codec.WORD_TYPES.items()}
+    BIT_NAME = "coil"
 
-    def __init__(self, name, options, tags) -> None:
-        options = self.schema.validate(options)
-        super().__init__(name, options, tags)
-        self._tags = [t for t in tags if t.source]
-        self.addresses = {
-            t.path: parse_address(t.source.address, t.path, options["order"]) for t in self._tags
-        }
-        for t in self._tags:
-            if t.writable and self.addresses[t.path].table not in WRITABLE_TABLES:
-                raise ValueError(
-                    f"tag {t.path} is marked writable but its address {t.source.address!r} is in a "
-                    f"read-only table; only hr (holding registers) and co (coils) can be written"
-                )
-        self.paths = tuple(t.path for t in self._tags)
-        addrs = [self.addresses[p] for p in self.paths]
-        try:
-            self.requests = plan_reads(
-                addrs,
-                options["max_register_gap"],
-                options["max_registers_per_request"],
-                options["max_bit_gap"],
-                options["max_bits_per_request"],
-            )
-        except ValueError as e:
-            raise ValueError(
-                f"connector {name!r}: {e}; raise max_registers_per_request or max_bits_per_request"
-            ) from None
-        self._scale = np.array([a.scaling.scale for a in addrs], dtype=np.float64)
-        self._offset = np.array([a.scaling.offset for a in addrs], dtype=np.float64)
-        self._lo = np.array([t.lo for t in self._tags], dtype=np.float64)
-        self._hi = np.array([t.hi for t in self._tags], dtype=np.float64)
-        self._client: AsyncModbusTcpClient | None = None
-        self._lock = asyncio.Lock()
-        self._warned: set[tuple[str, int]] = set()
+    # -- grammar ----------------------------------------------------------------------------------
+    def parse(self, address: str, tag_path: str) -> ModbusAddress:
+        """``hr:100:float32`` and the like; the connector's ``order`` where the address names none."""
+        return parse_address(address, tag_path, self.options["order"])
 
-    async def session(self, sink: Sink) -> None:
+    def decode(self, req: ReadRequest, data: np.ndarray, raw: np.ndarray) -> None:
+        """Bits as they are, registers decoded per type and word order."""
+        if req.table in BIT_TABLES:
+            raw[req.positions] = data[req.offsets]
+            return
+        for type_name, order, members in req.groups:
+            raw[req.positions[members]] = codec.decode_words(data, req.offsets[members], type_name, order)
+
+    def is_bit(self, address: ModbusAddress) -> bool:
+        """Coils are bits (the only writable bit table)."""
+        return address.table == "co"
+
+    # -- wire calls -------------------------------------------------------------------------------
+    def new_client(self) -> AsyncModbusTcpClient:
+        """A pymodbus client without its own retries (``run`` reconnects)."""
         o = self.options
-        client = AsyncModbusTcpClient(
+        return AsyncModbusTcpClient(
             o["host"],
             port=o["port"],
             timeout=o["timeout_s"],
@@ -239,45 +231,23 @@ class ModbusConnector(Connector):
             reconnect_delay=0,
             name=f"axline-{self.name}",
         )
-        try:
-            if not await asyncio.wait_for(client.connect(), o["timeout_s"] + 1):
-                raise ConnectionError(f"cannot connect to Modbus device {o['host']}:{o['port']}")
-            self._client = client
-            await self.poll_loop(sink, o["poll_interval_ms"] / 1000)
-        finally:
-            self._client = None
-            client.close()
 
-    async def poll_once(self) -> Batch:
-        """Read every tag once (one request per planned span); one batch of all tags."""
-        n = len(self.paths)
-        raw = np.full(n, np.nan)
-        ts = np.zeros(n, dtype=np.int64)
-        forced_q = np.zeros(n, dtype=np.uint8)
-        for req in self.requests:
-            data, code = await self._read(req)
-            now = time.time_ns()
-            ts[req.positions] = now
-            if data is None:
-                forced_q[req.positions] = _EXCEPTION_QUALITY.get(code, BAD)
-                continue
-            if req.table in BIT_TABLES:
-                raw[req.positions] = data[req.offsets]
-            else:
-                for type_name, order, members in req.groups:
-                    raw[req.positions[members]] = codec.decode_words(
-                        data, req.offsets[members], type_name, order
-                    )
-        values = raw * self._scale + self._offset
-        q = codec.quality_of(values, self._lo, self._hi)
-        bad = forced_q > 0
-        q[bad] = forced_q[bad]
-        return Batch(self.paths, np.arange(n), ts, values, q)
+    async def connect_client(self, client: AsyncModbusTcpClient) -> None:
+        """Connect within the timeout."""
+        o = self.options
+        if not await asyncio.wait_for(client.connect(), o["timeout_s"] + 1):
+            raise ConnectionError(f"cannot connect to Modbus device {o['host']}:{o['port']}")
 
-    async def _read(self, req: ReadRequest) -> tuple[np.ndarray | None, int]:
-        client = self._client
-        if client is None:
-            raise ConnectionError("not connected")
+    async def close_client(self, client: AsyncModbusTcpClient) -> None:
+        """Close the TCP connection."""
+        client.close()
+
+    def request_key(self, req: ReadRequest) -> tuple[str, int]:
+        """Table and start address."""
+        return (req.table, req.start)
+
+    async def read_request(self, client: AsyncModbusTcpClient, req: ReadRequest) -> np.ndarray:
+        """One read function call; a Modbus exception answer is a refusal with its quality."""
         unit = self.options["unit_id"]
         fn = {
             "hr": client.read_holding_registers,
@@ -291,51 +261,35 @@ class ModbusConnector(Connector):
             )
         if rr.isError():
             code = int(getattr(rr, "exception_code", 0) or 0)
-            key = (req.table, req.start)
-            if key not in self._warned:
-                self._warned.add(key)
-                log.warning(
-                    "connector %s: device answered exception %d to reading %s %d..%d; its %d tags get a "
-                    "bad quality (check the addresses)",
-                    self.name,
-                    code,
-                    req.table,
-                    req.start,
-                    req.start + req.count - 1,
-                    len(req.positions),
-                )
-            return None, code
-        self._warned.discard((req.table, req.start))
+            raise ReadRefused(
+                _EXCEPTION_QUALITY.get(code, BAD),
+                f"device answered exception {code} to reading {req.table} {req.start}.."
+                f"{req.start + req.count - 1}; its {len(req.positions)} tags get a bad quality "
+                f"(check the addresses)",
+            )
         if req.table in BIT_TABLES:
-            return np.array(rr.bits[: req.count], dtype=np.float64), 0
+            return np.array(rr.bits[: req.count], dtype=np.float64)
         regs = np.array(rr.registers, dtype=np.uint16)
         if len(regs) < req.count:
             raise ModbusException(f"device returned {len(regs)} registers, {req.count} were asked")
-        return regs, 0
+        return regs
 
-    async def write(self, tag: Tag, value: float) -> None:
-        """Write a coil or holding register of a writable tag (scale/offset inverted, range checked)."""
-        addr = codec.check_write_target(self, tag, value, self.addresses)
-        client = self._client
+    async def write_bit(self, client: AsyncModbusTcpClient, tag: Tag, address: ModbusAddress, value: bool) -> None:
+        """Write one coil."""
+        await self._send(client.write_coil(address.address, value, device_id=self.options["unit_id"]), tag)
+
+    async def write_raw(self, client: AsyncModbusTcpClient, tag: Tag, address: ModbusAddress, raw: int | float) -> None:
+        """Write the register(s) of a value in the address's word order."""
         unit = self.options["unit_id"]
-        if addr.table == "co":
-            v = float(value)
-            if v not in (0.0, 1.0):
-                raise ValueError(f"tag {tag.path}: a coil takes 0 or 1, got {value!r}")
-            call = client.write_coil(addr.address, bool(v), device_id=unit)
+        words = codec.encode_words(raw, address.type, address.order)
+        if len(words) == 1:
+            call = client.write_register(address.address, words[0], device_id=unit)
         else:
-            raw = codec.to_raw(
-                value,
-                addr.scaling.scale,
-                addr.scaling.offset,
-                codec.WORD_TYPES[addr.type][1],
-                f"tag {tag.path}",
-            )
-            words = codec.encode_words(raw, addr.type, addr.order)
-            if len(words) == 1:
-                call = client.write_register(addr.address, words[0], device_id=unit)
-            else:
-                call = client.write_registers(addr.address, words, device_id=unit)
+            call = client.write_registers(address.address, words, device_id=unit)
+        await self._send(call, tag)
+
+    async def _send(self, call, tag: Tag) -> None:
+        """Await a write call under the lock; a Modbus exception answer is a refused write."""
         async with self._lock:
             rr = await asyncio.wait_for(call, self.options["timeout_s"] + 1)
         if rr.isError():

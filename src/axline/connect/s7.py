@@ -30,18 +30,18 @@ import asyncio
 import logging
 import re
 import struct
-import time
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 from snap7.async_client import AsyncClient
 from snap7.error import S7ProtocolError
 from snap7.type import Area
 
-from axline.batch import BAD_CONFIG, Batch
+from axline.batch import BAD_CONFIG
 from axline.connect import codec
-from axline.connect.base import Connector, Sink
-from axline.connect.registry import Option, Schema
+from axline.connect.polled import PolledConnector, ReadRefused, polled_schema
+from axline.connect.registry import Option
 from axline.plant import Tag
 
 log = logging.getLogger(__name__)
@@ -172,17 +172,16 @@ def _label(area: Area, db: int) -> str:
     return f"DB{db}" if area == Area.DB else _AREA_NAMES[area]
 
 
-class S7Connector(Connector):
+class S7Connector(PolledConnector):
     """Polls a Siemens S7 PLC (S7-300/400/1200/1500 with PUT/GET); writes DB and M tags."""
 
-    schema = Schema(
+    schema = polled_schema(
+        "PLC IP address or host name", 102, "ISO-on-TCP port",
         {
-            "host": Option(str, help="PLC IP address or host name"),
-            "port": Option(int, 102, min=1, max=65535, help="ISO-on-TCP port"),
             "rack": Option(int, 0, min=0, max=7, help="rack of the CPU"),
             "slot": Option(int, 1, min=0, max=31, help="slot of the CPU (S7-1200/1500: 1, S7-300: 2)"),
-            "poll_interval_ms": Option(float, 1000.0, min=10, max=600000, help="time between poll cycles"),
-            "timeout_s": Option(float, 2.0, min=0.1, max=60, help="connect and response timeout"),
+        },
+        {
             "max_gap_bytes": Option(
                 int, 16, min=0, max=4096, help="unused bytes read to join two tags into one read"
             ),
@@ -193,79 +192,62 @@ class S7Connector(Connector):
                 max=65535,
                 help="largest span read at once (larger spans than one PDU are split)",
             ),
-        }
+        },
     )
+    plan_reads = staticmethod(plan_reads)
+    PLAN_OPTIONS = ("max_gap_bytes", "max_block_bytes")
+    PLAN_HINT = "raise max_block_bytes"
+    WRITABLE = WRITABLE_AREAS
+    write_target = staticmethod(attrgetter("area"))
+    READ_ONLY = (
+        "tag {tag.path} is marked writable but its address {tag.source.address!r} is a process input or "
+        "output; only DB and M addresses can be written"
+    )
+    RAW_DTYPES = S7_TYPES
 
-    def __init__(self, name, options, tags) -> None:
-        options = self.schema.validate(options)
-        super().__init__(name, options, tags)
-        self._tags = [t for t in tags if t.source]
-        self.addresses = {t.path: parse_address(t.source.address, t.path) for t in self._tags}
-        for t in self._tags:
-            if t.writable and self.addresses[t.path].area not in WRITABLE_AREAS:
-                raise ValueError(
-                    f"tag {t.path} is marked writable but its address {t.source.address!r} is a process "
-                    f"input or output; only DB and M addresses can be written"
-                )
-        self.paths = tuple(t.path for t in self._tags)
-        addrs = [self.addresses[p] for p in self.paths]
-        try:
-            self.requests = plan_reads(addrs, options["max_gap_bytes"], options["max_block_bytes"])
-        except ValueError as e:
-            raise ValueError(f"connector {name!r}: {e}; raise max_block_bytes") from None
-        self._scale = np.array([a.scaling.scale for a in addrs], dtype=np.float64)
-        self._offset = np.array([a.scaling.offset for a in addrs], dtype=np.float64)
-        self._lo = np.array([t.lo for t in self._tags], dtype=np.float64)
-        self._hi = np.array([t.hi for t in self._tags], dtype=np.float64)
-        self._client: AsyncClient | None = None
-        self._lock = asyncio.Lock()
-        self._warned: set[tuple[int, int, int]] = set()
+    # -- grammar ----------------------------------------------------------------------------------
+    def parse(self, address: str, tag_path: str) -> S7Address:
+        """``DB1.DBD0:real`` and the like."""
+        return parse_address(address, tag_path)
 
-    async def session(self, sink: Sink) -> None:
+    def decode(self, req: S7Read, data: np.ndarray, raw: np.ndarray) -> None:
+        """Bits from their byte, the other types big-endian at their byte offset."""
+        for type_name, members, offs, bits in req.groups:
+            if type_name == "bool":
+                vals = ((data[offs] >> bits) & 1).astype(np.float64)
+            else:
+                vals = codec.decode_bytes(data, offs, S7_TYPES[type_name])
+            raw[req.positions[members]] = vals
+
+    def is_bit(self, address: S7Address) -> bool:
+        """``bool`` addresses are bits."""
+        return address.type == "bool"
+
+    # -- wire calls -------------------------------------------------------------------------------
+    def new_client(self) -> AsyncClient:
+        """A snap7 asyncio client."""
+        return AsyncClient()
+
+    async def connect_client(self, client: AsyncClient) -> None:
+        """Connect to rack and slot within the timeout; the same timeout for every answer."""
         o = self.options
-        client = AsyncClient()
+        await asyncio.wait_for(client.connect(o["host"], o["rack"], o["slot"], o["port"]), o["timeout_s"] + 1)
+        if client.connection is not None:
+            client.connection.timeout = o["timeout_s"]
+
+    async def close_client(self, client: AsyncClient) -> None:
+        """Disconnect, giving up after a second."""
         try:
-            await asyncio.wait_for(
-                client.connect(o["host"], o["rack"], o["slot"], o["port"]), o["timeout_s"] + 1
-            )
-            if client.connection is not None:
-                client.connection.timeout = o["timeout_s"]
-            self._client = client
-            await self.poll_loop(sink, o["poll_interval_ms"] / 1000)
-        finally:
-            self._client = None
-            try:
-                await asyncio.wait_for(client.disconnect(), 1.0)
-            except Exception:  # noqa: BLE001 - the PLC may be gone already
-                pass
+            await asyncio.wait_for(client.disconnect(), 1.0)
+        except Exception:  # noqa: BLE001 - the PLC may be gone already
+            pass
 
-    async def poll_once(self) -> Batch:
-        """Read every tag once (one read per planned span); one batch of all tags."""
-        n = len(self.paths)
-        raw = np.full(n, np.nan)
-        ts = np.zeros(n, dtype=np.int64)
-        forced = np.zeros(n, dtype=bool)
-        for req in self.requests:
-            buf = await self._read(req)
-            ts[req.positions] = time.time_ns()
-            if buf is None:
-                forced[req.positions] = True
-                continue
-            for type_name, members, offs, bits in req.groups:
-                if type_name == "bool":
-                    vals = ((buf[offs] >> bits) & 1).astype(np.float64)
-                else:
-                    vals = codec.decode_bytes(buf, offs, S7_TYPES[type_name])
-                raw[req.positions[members]] = vals
-        values = raw * self._scale + self._offset
-        q = codec.quality_of(values, self._lo, self._hi)
-        q[forced] = BAD_CONFIG
-        return Batch(self.paths, np.arange(n), ts, values, q)
+    def request_key(self, req: S7Read) -> tuple[int, int, int]:
+        """Area, data block and start byte."""
+        return (int(req.area), req.db, req.start)
 
-    async def _read(self, req: S7Read) -> np.ndarray | None:
-        client = self._client
-        if client is None:
-            raise ConnectionError("not connected")
+    async def read_request(self, client: AsyncClient, req: S7Read) -> np.ndarray:
+        """One ``read_area``; a failed read operation (missing DB, past its end) is a refusal."""
         try:
             async with self._lock:
                 data = await asyncio.wait_for(
@@ -274,43 +256,29 @@ class S7Connector(Connector):
         except S7ProtocolError as e:
             if not str(e).startswith("Read operation failed"):
                 raise
-            key = (int(req.area), req.db, req.start)
-            if key not in self._warned:
-                self._warned.add(key)
-                log.warning(
-                    "connector %s: PLC refused reading %s bytes %d..%d (%s); its %d tags get quality "
-                    "bad_config (check the addresses and that the DB exists with PUT/GET access)",
-                    self.name,
-                    _label(req.area, req.db),
-                    req.start,
-                    req.start + req.size - 1,
-                    e,
-                    len(req.positions),
-                )
-            return None
-        self._warned.discard((int(req.area), req.db, req.start))
+            raise ReadRefused(
+                BAD_CONFIG,
+                f"PLC refused reading {_label(req.area, req.db)} bytes {req.start}..{req.start + req.size - 1} "
+                f"({e}); its {len(req.positions)} tags get quality bad_config (check the addresses and that "
+                f"the DB exists with PUT/GET access)",
+            ) from None
         if len(data) < req.size:
             raise S7ProtocolError(f"PLC returned {len(data)} bytes, {req.size} were asked")
         return np.frombuffer(bytes(data), dtype=np.uint8)
 
-    async def write(self, tag: Tag, value: float) -> None:
-        """Write a DB or M tag (scale/offset inverted, range and type checked)."""
-        addr = codec.check_write_target(self, tag, value, self.addresses)
-        client = self._client
+    async def write_bit(self, client: AsyncClient, tag: Tag, address: S7Address, value: bool) -> None:
+        """Read the bit's byte, change the bit, write the byte back."""
         timeout = self.options["timeout_s"] + 1
-        if addr.type == "bool":
-            v = float(value)
-            if v not in (0.0, 1.0):
-                raise ValueError(f"tag {tag.path}: a bit takes 0 or 1, got {value!r}")
-            async with self._lock:
-                cur = await asyncio.wait_for(client.read_area(addr.area, addr.db, addr.byte, 1), timeout)
-                b = cur[0] | (1 << addr.bit) if v else cur[0] & ~(1 << addr.bit) & 0xFF
-                await asyncio.wait_for(
-                    client.write_area(addr.area, addr.db, addr.byte, bytearray([b])), timeout
-                )
-            return
-        dtype = S7_TYPES[addr.type]
-        raw = codec.to_raw(value, addr.scaling.scale, addr.scaling.offset, dtype, f"tag {tag.path}")
-        data = bytearray(struct.pack(">" + np.dtype(dtype).char, raw))
+        a = address
         async with self._lock:
-            await asyncio.wait_for(client.write_area(addr.area, addr.db, addr.byte, data), timeout)
+            cur = await asyncio.wait_for(client.read_area(a.area, a.db, a.byte, 1), timeout)
+            b = cur[0] | (1 << a.bit) if value else cur[0] & ~(1 << a.bit) & 0xFF
+            await asyncio.wait_for(client.write_area(a.area, a.db, a.byte, bytearray([b])), timeout)
+
+    async def write_raw(self, client: AsyncClient, tag: Tag, address: S7Address, raw: int | float) -> None:
+        """Write the value's bytes, big-endian."""
+        data = bytearray(struct.pack(">" + np.dtype(self.RAW_DTYPES[address.type]).char, raw))
+        async with self._lock:
+            await asyncio.wait_for(
+                client.write_area(address.area, address.db, address.byte, data), self.options["timeout_s"] + 1
+            )

@@ -7,7 +7,6 @@ acknowledged: from then on it survives a crash of the process (``kill -9``).
 from __future__ import annotations
 
 import abc
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +63,7 @@ class Event:
     ack: str | None = None  # operator feedback: None | confirmed | overruled | acknowledged
 
     def to_json(self) -> dict[str, Any]:
+        """The event as the dashboard and the API read it."""
         return {
             "id": self.id,
             "ts": self.ts,
@@ -76,85 +76,6 @@ class Event:
             "data": self.data,
             "ack": self.ack,
         }
-
-
-# What an event may hold and which of its fields may change; shared by every backend.
-EVENT_SEVERITIES = ("info", "warning", "alarm")
-EVENT_ACKS = (None, "confirmed", "overruled", "acknowledged")
-EVENT_UPDATABLE = ("end_ts", "ack", "severity", "data", "message")
-
-
-def _check_severity(severity: Any) -> None:
-    if severity not in EVENT_SEVERITIES:
-        raise ValueError(f"event severity {severity!r} is not known (allowed: {', '.join(EVENT_SEVERITIES)})")
-
-
-def _check_ack(ack: Any) -> None:
-    if ack not in EVENT_ACKS:
-        raise ValueError(
-            f"event ack {ack!r} is not known (allowed: None, {', '.join(a for a in EVENT_ACKS if a)})"
-        )
-
-
-def _dump_data(data: Any) -> str:
-    if not isinstance(data, dict):
-        raise ValueError(f"event data must be a dict, got {type(data).__name__}")
-    try:
-        return json.dumps(data, ensure_ascii=False, allow_nan=False, default=_json_default)
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"event data cannot be stored as JSON ({e}); use str, numbers, lists and dicts"
-        ) from e
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")
-
-
-def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer (ns since the epoch, UTC), got {value!r}")
-    return int(value)
-
-
-def _checked_event(event: Event) -> tuple[int, int | None, str]:
-    """Validate an event for storage (every backend the same way); returns (ts, end_ts, data as JSON)."""
-    if not isinstance(event, Event):
-        raise TypeError(f"add_event expects an axline.historian.Event, got {type(event).__name__}")
-    ts = _as_int("event.ts", event.ts)
-    end_ts = None if event.end_ts is None else _as_int("event.end_ts", event.end_ts)
-    _check_severity(event.severity)
-    _check_ack(event.ack)
-    for name in ("kind", "source", "code"):
-        v = getattr(event, name)
-        if not isinstance(v, str) or not v:
-            raise ValueError(f"event.{name} must be a non-empty string, got {v!r}")
-    return ts, end_ts, _dump_data(event.data)
-
-
-EVENT_COLUMNS = "id, ts, end_ts, kind, source, code, message, severity, data, ack"
-
-
-def _check_events_query(limit: Any, kinds: Any) -> list[str] | None:
-    """Validate ``events()`` arguments (every backend the same way); returns ``kinds`` as a list."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"events limit must be an integer >= 1, got {limit!r}")
-    if isinstance(kinds, str):
-        raise TypeError("events(kinds=...): pass a list of kinds, e.g. ['alarm'], not a single string")
-    return None if kinds is None else list(kinds)
-
-
-def _event_from_row(row: Sequence[Any]) -> Event:
-    """An Event from a row of ``EVENT_COLUMNS`` (data as JSON text)."""
-    i, ts, end_ts, kind, source, code, message, severity, data, ack = row
-    return Event(ts=int(ts), kind=kind, source=source, code=code, message=message, severity=severity,
-                 data=json.loads(data), id=int(i), end_ts=None if end_ts is None else int(end_ts), ack=ack)
 
 
 class Historian(abc.ABC):
@@ -220,7 +141,8 @@ class Historian(abc.ABC):
         """Make everything appended so far durable against power loss (fsync)."""
 
     @abc.abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Write what is buffered and release the store."""
 
     def __enter__(self) -> Historian:
         return self

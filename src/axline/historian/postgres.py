@@ -21,35 +21,24 @@ the next call reconnects.
 When the TimescaleDB extension is available, a new schema stores readings in a hypertable instead
 (integer ns time, chunks of an hour or a day); otherwise native partitions are used and a log
 line says so. Retention (``retention_days``) drops whole partitions (chunks) older than that.
+
+The parts live in their own modules: the COPY streams (``pg_copy.py``), connections
+(``pg_conn.py``), schema, partitions and retention (``pg_schema.py``) and the event log
+(``pg_events.py``).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import re
 import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from axline.batch import Batch
-from axline.historian.base import (
-    EVENT_UPDATABLE,
-    Buckets,
-    Event,
-    Historian,
-    Series,
-    _as_int,
-    _check_ack,
-    _check_events_query,
-    _check_severity,
-    _checked_event,
-    _dump_data,
-    _event_from_row,
-)
+from axline.historian.base import Buckets, Historian, Series
+from axline.historian.events import as_int
 
 try:
     import psycopg
@@ -60,103 +49,19 @@ except ImportError as _e:  # pragma: no cover - depends on the installation
         "(or install axline with the 'postgres' extra)"
     ) from _e
 
+from axline.historian.pg_conn import PgConnections
+from axline.historian.pg_copy import BUCKET_ROW, ROW, copy_payload, newest_per_group, parse_copy
+from axline.historian.pg_events import PgEvents
+from axline.historian.pg_schema import PARTITION_WIDTHS, PgSchema
+
 log = logging.getLogger(__name__)
 
-__all__ = ["PARTITION_WIDTHS", "PostgresHistorian"]
+__all__ = ["PARTITION_WIDTHS", "PostgresHistorian", "copy_payload"]
 
-LAYOUT_VERSION = "1"
-NS_PER_S = 1_000_000_000
-_HOUR = 3600 * NS_PER_S
-_DAY = 24 * _HOUR
-_WEEK = 7 * _DAY
-PARTITION_WIDTHS = ("hour", "day", "week", "month")
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
-_T = TypeVar("_T")
-
-# One reading as a row of a binary COPY: field count, then (length, value) per column, big-endian.
-_ROW = np.dtype(
-    [
-        ("nf", ">i2"),
-        ("l_tag", ">i4"),
-        ("tag", ">i4"),
-        ("l_ts", ">i4"),
-        ("ts", ">i8"),
-        ("l_val", ">i4"),
-        ("val", ">f8"),
-        ("l_q", ">i4"),
-        ("q", ">i2"),
-    ]
-)
-# One bucket as a row of a binary COPY out of query_buckets.
-_BUCKET_ROW = np.dtype(
-    [
-        ("nf", ">i2"),
-        ("l_tag", ">i4"),
-        ("tag", ">i4"),
-        ("l_b", ">i4"),
-        ("b", ">i8"),
-        ("l_min", ">i4"),
-        ("min", ">f8"),
-        ("l_max", ">i4"),
-        ("max", ">f8"),
-        ("l_mean", ">i4"),
-        ("mean", ">f8"),
-        ("l_last", ">i4"),
-        ("last", ">f8"),
-        ("l_n", ">i4"),
-        ("n", ">i8"),
-    ]
-)
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
-_COPY_TRAILER = b"\xff\xff"
 
 
-def copy_payload(tag_id: np.ndarray, ts: np.ndarray, value: np.ndarray, quality: np.ndarray) -> bytes:
-    """The binary COPY stream of rows (tag_id int4, ts int8, value float8, quality int2), built with NumPy."""
-    rows = np.empty(len(ts), _ROW)
-    rows["nf"] = 4
-    rows["l_tag"] = 4
-    rows["l_ts"] = 8
-    rows["l_val"] = 8
-    rows["l_q"] = 2
-    rows["tag"] = tag_id
-    rows["ts"] = ts
-    rows["val"] = value
-    rows["q"] = quality
-    return b"".join((_COPY_HEADER, rows.tobytes(), _COPY_TRAILER))
-
-
-def _parse_copy(data: bytes, dtype: np.dtype) -> np.ndarray:
-    """Rows of a binary COPY TO stream whose rows all have the fixed layout ``dtype`` (no NULLs)."""
-    if not data:
-        return np.zeros(0, dtype)
-    if data[:11] != _COPY_HEADER[:11]:
-        raise RuntimeError("historian PostgreSQL: unexpected COPY stream (bad signature)")
-    ext = int.from_bytes(data[15:19], "big")
-    body = len(data) - 19 - ext - 2
-    if body < 0 or body % dtype.itemsize:
-        raise RuntimeError("historian PostgreSQL: unexpected COPY stream length")
-    return np.frombuffer(data, dtype, body // dtype.itemsize, 19 + ext)
-
-
-def _newest_per_group(key: np.ndarray, ts: np.ndarray, nkeys: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each key present: (key, position of its newest reading; the last arrival among equal ts)."""
-    skey = key.astype(np.uint16) if nkeys <= 65536 else key
-    order = np.argsort(skey, kind="stable")
-    k, t = key[order], ts[order]
-    starts = np.r_[0, np.flatnonzero(k[1:] != k[:-1]) + 1]
-    bounds = np.r_[starts, len(k)]
-    gmax = np.maximum.reduceat(t, starts)
-    cand = np.where(t == np.repeat(gmax, np.diff(bounds)), np.arange(len(t)), -1)
-    last = np.maximum.reduceat(cand, starts)
-    return k[starts], order[last]
-
-
-class _Lost(Exception):
-    """The connection broke (internal; turned into ConnectionError)."""
-
-
-class PostgresHistorian(Historian):
+class PostgresHistorian(PgConnections, PgSchema, PgEvents, Historian):
     """Historian in a PostgreSQL database (psycopg 3, binary COPY, time-partitioned tables).
 
     ``dsn`` is a libpq connection string or URL (``postgresql://user@host:5432/db``). ``schema``
@@ -233,277 +138,6 @@ class PostgresHistorian(Historian):
         if self.retention_days is not None:
             self._apply_retention()
 
-    # -- connections ----------------------------------------------------------------------------
-    def _connect(self, autocommit: bool) -> psycopg.Connection:
-        try:
-            return psycopg.connect(
-                self.dsn,
-                autocommit=autocommit,
-                connect_timeout=max(1, round(self.connect_timeout_s)),
-                application_name="axline-historian",
-            )
-        except psycopg.OperationalError as e:
-            raise ConnectionError(
-                f"historian PostgreSQL {self._where}: cannot connect ({str(e).strip()}); check that the server "
-                "runs and that the 'historian' DSN in the plant file is right"
-            ) from e
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"historian PostgreSQL {self._where} is closed; open it again to use it")
-
-    def _writer(self) -> psycopg.Connection:
-        self._check_open()
-        if self._wconn is None or self._wconn.closed:
-            self._wconn = self._connect(autocommit=False)
-        return self._wconn
-
-    def _reader(self) -> psycopg.Connection:
-        self._check_open()
-        if self._rconn is None or self._rconn.closed:
-            self._rconn = self._connect(autocommit=True)
-        return self._rconn
-
-    def _drop_writer(self) -> None:
-        if self._wconn is not None:
-            try:
-                self._wconn.close()
-            except Exception:  # pragma: no cover - closing a broken connection
-                pass
-        self._wconn = None
-
-    def _drop_reader(self) -> None:
-        if self._rconn is not None:
-            try:
-                self._rconn.close()
-            except Exception:  # pragma: no cover
-                pass
-        self._rconn = None
-
-    def _write(self, what: str, fn: Callable[[psycopg.Connection], _T]) -> _T:
-        """Run ``fn`` in one transaction of the writer connection and commit; a lost connection
-        raises ConnectionError (nothing acknowledged) and the next call reconnects."""
-        with self._wlock:
-            conn = self._writer()
-            try:
-                out = fn(conn)
-                conn.commit()
-                return out
-            except (psycopg.OperationalError, psycopg.InterfaceError) as e:
-                if conn.broken or conn.closed:
-                    self._drop_writer()
-                    raise ConnectionError(
-                        f"historian PostgreSQL {self._where}: connection lost during {what} ({str(e).strip()}); "
-                        "it was not acknowledged - keep it and retry (the next call reconnects)"
-                    ) from e
-                self._rollback(conn)
-                raise
-            except BaseException:
-                self._rollback(conn)
-                raise
-
-    def _rollback(self, conn: psycopg.Connection) -> None:
-        try:
-            conn.rollback()
-        except psycopg.Error:  # pragma: no cover - the connection broke meanwhile
-            self._drop_writer()
-
-    def _read(self, fn: Callable[[psycopg.Cursor], _T]) -> _T:
-        """Run a read on the reader connection; a lost connection is retried once on a new one."""
-        with self._rlock:
-            for attempt in (0, 1):
-                conn = self._reader()
-                try:
-                    with conn.cursor() as cur:
-                        return fn(cur)
-                except (psycopg.OperationalError, psycopg.InterfaceError) as e:
-                    if not (conn.broken or conn.closed):
-                        raise
-                    self._drop_reader()
-                    if attempt:
-                        raise ConnectionError(
-                            f"historian PostgreSQL {self._where}: connection lost during a query "
-                            f"({str(e).strip()}); check that the server runs"
-                        ) from e
-            raise AssertionError("unreachable")  # pragma: no cover
-
-    # -- schema ---------------------------------------------------------------------------------
-    def _q(self, text: str, **parts: sql.Composable) -> sql.Composed:
-        """SQL text with ``{s}`` standing for the quoted schema name and ``{name}`` for ``parts``."""
-        return sql.SQL(text).format(s=sql.Identifier(self.schema), **parts)
-
-    def _setup(self) -> None:
-        conn = self._wconn
-        assert conn is not None
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"axline-historian:{self.schema}",))
-            cur.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
-            cur.execute(
-                self._q("CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value text NOT NULL)")
-            )
-            cur.execute(self._q("SELECT key, value FROM {s}.meta"))
-            meta = dict(cur.fetchall())
-            if meta:
-                if meta.get("layout") != LAYOUT_VERSION:
-                    raise RuntimeError(
-                        f"historian PostgreSQL {self._where}: schema {self.schema!r} has layout "
-                        f"{meta.get('layout')!r}, this axline reads layout {LAYOUT_VERSION!r}; use another schema"
-                    )
-                if meta["partition"] != self.partition:
-                    log.warning(
-                        "historian PostgreSQL %s: schema %s was created with partition=%s; keeping that "
-                        "(asked for %s)",
-                        self._where,
-                        self.schema,
-                        meta["partition"],
-                        self.partition,
-                    )
-                    self.partition = meta["partition"]
-                self.mode = meta["mode"]
-            else:
-                self.mode = self._create_tables(cur)
-            cur.execute(self._q("SELECT id, path FROM {s}.tags"))
-            self._tag_ids = {p: int(i) for i, p in cur.fetchall()}
-            self._partitions = self._read_partitions(cur)
-        conn.commit()
-        log.info(
-            "historian PostgreSQL %s: schema %s, %s storage, partition=%s",
-            self._where,
-            self.schema,
-            self.mode,
-            self.partition,
-        )
-
-    def _create_tables(self, cur: psycopg.Cursor) -> str:
-        q = self._q
-        cur.execute(
-            q("CREATE TABLE IF NOT EXISTS {s}.tags (id serial PRIMARY KEY, path text NOT NULL UNIQUE)")
-        )
-        cur.execute(
-            q(
-                "CREATE TABLE IF NOT EXISTS {s}.partitions (name text PRIMARY KEY, lo bigint NOT NULL, "
-                "hi bigint NOT NULL, rows bigint NOT NULL DEFAULT 0)"
-            )
-        )
-        cur.execute(
-            q(
-                "CREATE TABLE IF NOT EXISTS {s}.latest (tag_id int PRIMARY KEY, ts bigint NOT NULL, "
-                "value float8 NOT NULL, quality smallint NOT NULL)"
-            )
-        )
-        cur.execute(
-            q(
-                "CREATE TABLE IF NOT EXISTS {s}.events (id bigserial PRIMARY KEY, ts bigint NOT NULL, "
-                "end_ts bigint, kind text NOT NULL, source text NOT NULL, code text NOT NULL, "
-                "message text NOT NULL DEFAULT '', severity text NOT NULL DEFAULT 'info', "
-                "data jsonb NOT NULL DEFAULT '{{}}', ack text)"
-            )
-        )
-        cur.execute(q("CREATE INDEX IF NOT EXISTS events_ts ON {s}.events (ts)"))
-        cur.execute(q("CREATE INDEX IF NOT EXISTS events_kind_ts ON {s}.events (kind, ts)"))
-        columns = (
-            "(tag_id int NOT NULL, ts bigint NOT NULL, value float8 NOT NULL, quality smallint NOT NULL)"
-        )
-        mode = "native"
-        if self._use_timescaledb and self._timescaledb_available(cur):
-            cur.execute(q("CREATE TABLE {s}.readings " + columns))
-            cur.execute(
-                "SELECT create_hypertable(%s, 'ts', chunk_time_interval => %s::bigint)",
-                (f"{self.schema}.readings", _HOUR if self.partition == "hour" else _DAY),
-            )
-            cur.execute(
-                q(
-                    "CREATE OR REPLACE FUNCTION {s}.now_ns() RETURNS bigint LANGUAGE sql STABLE AS "
-                    "$$ SELECT (extract(epoch FROM now()) * 1e9)::bigint $$"
-                )
-            )
-            cur.execute(
-                "SELECT set_integer_now_func(%s, %s)", (f"{self.schema}.readings", f"{self.schema}.now_ns")
-            )
-            mode = "timescaledb"
-            log.info("historian PostgreSQL %s: TimescaleDB found, readings are a hypertable", self._where)
-        else:
-            cur.execute(q("CREATE TABLE {s}.readings " + columns + " PARTITION BY RANGE (ts)"))
-            log.info(
-                "historian PostgreSQL %s: TimescaleDB not available, using native partitions per %s",
-                self._where,
-                self.partition,
-            )
-        cur.execute(q("CREATE INDEX IF NOT EXISTS readings_tag_ts ON {s}.readings (tag_id, ts)"))
-        cur.executemany(
-            q("INSERT INTO {s}.meta (key, value) VALUES (%s, %s)"),
-            [("layout", LAYOUT_VERSION), ("partition", self.partition), ("mode", mode)],
-        )
-        return mode
-
-    def _timescaledb_available(self, cur: psycopg.Cursor) -> bool:
-        cur.execute("SELECT installed_version FROM pg_available_extensions WHERE name = 'timescaledb'")
-        row = cur.fetchone()
-        if row is None:
-            return False
-        if row[0] is not None:
-            return True
-        cur.execute("SAVEPOINT axline_tsdb")
-        try:
-            cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        except psycopg.Error as e:
-            cur.execute("ROLLBACK TO SAVEPOINT axline_tsdb")
-            log.info("historian PostgreSQL %s: cannot enable TimescaleDB (%s)", self._where, str(e).strip())
-            return False
-        cur.execute("RELEASE SAVEPOINT axline_tsdb")
-        return True
-
-    # -- partitions -----------------------------------------------------------------------------
-    def _partition_starts(self, ts: np.ndarray) -> np.ndarray:
-        """Start (ns) of the partition of each reading."""
-        if self.partition == "month":
-            return (
-                ts.astype("datetime64[ns]").astype("datetime64[M]").astype("datetime64[ns]").astype(np.int64)
-            )
-        if self.partition == "week":  # Monday 00:00 UTC; 1970-01-01 was a Thursday
-            return (ts + 3 * _DAY) // _WEEK * _WEEK - 3 * _DAY
-        width = _HOUR if self.partition == "hour" else _DAY
-        return ts // width * width
-
-    def _partition_range(self, lo: int) -> tuple[int, str]:
-        """(end ns, table name) of the partition starting at ``lo``."""
-        start = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(microseconds=lo // 1000)
-        if self.partition == "month":
-            nxt = np.datetime64(lo, "ns").astype("datetime64[M]") + 1
-            return int(nxt.astype("datetime64[ns]").astype(np.int64)), f"readings_m{start:%Y%m}"
-        if self.partition == "week":
-            return lo + _WEEK, f"readings_w{start:%Y%m%d}"
-        if self.partition == "hour":
-            return lo + _HOUR, f"readings_h{start:%Y%m%d%H}"
-        return lo + _DAY, f"readings_d{start:%Y%m%d}"
-
-    def _ensure_partitions(self, cur: psycopg.Cursor, los: Iterable[int]) -> dict[int, tuple[int, str]]:
-        """Create the missing partitions (and their bookkeeping rows); return the ones made.
-
-        The cache is updated by the caller only after the transaction commits."""
-        made = {}
-        for lo in los:
-            if lo in self._partitions:
-                continue
-            hi, name = self._partition_range(lo)
-            if self.mode == "native":
-                cur.execute(
-                    self._q(
-                        "CREATE TABLE IF NOT EXISTS {s}.{t} PARTITION OF {s}.readings FOR VALUES FROM ({lo}) TO ({hi})",
-                        t=sql.Identifier(name),
-                        lo=sql.Literal(lo),
-                        hi=sql.Literal(hi),
-                    )
-                )
-            cur.execute(
-                self._q(
-                    "INSERT INTO {s}.partitions (name, lo, hi) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING"
-                ),
-                (name, lo, hi),
-            )
-            made[lo] = (hi, name)
-        return made
-
     # -- readings -------------------------------------------------------------------------------
     def _ids_for(self, paths: tuple[str, ...]) -> np.ndarray:
         """Tag id per batch path; new paths are inserted (committed on their own) first."""
@@ -555,7 +189,7 @@ class PostgresHistorian(Historian):
                 for lo in los:
                     m = starts == lo
                     pieces.append((lo, tag_id[m], ts[m], batch.value[m], batch.quality[m]))
-            local, pos = _newest_per_group(batch.idx, ts, len(batch.paths))
+            local, pos = newest_per_group(batch.idx, ts, len(batch.paths))
             lt = ids[local]
             order = np.argsort(lt)  # one lock order for concurrent writers
             latest = (
@@ -612,10 +246,6 @@ class PostgresHistorian(Historian):
             self._apply_retention()
         return n
 
-    def _read_partitions(self, cur: psycopg.Cursor) -> dict[int, tuple[int, str]]:
-        cur.execute(self._q("SELECT lo, hi, name FROM {s}.partitions"))
-        return {int(lo): (int(hi), name) for lo, hi, name in cur.fetchall()}
-
     def _known_ids(self, cur: psycopg.Cursor, paths: list[str]) -> dict[str, int]:
         """Ids of those ``paths`` that exist (asks the database about paths not in the cache)."""
         found = {p: self._tag_ids[p] for p in paths if p in self._tag_ids}
@@ -667,7 +297,7 @@ class PostgresHistorian(Historian):
         """Raw readings with start <= ts < end per path, sorted by ts."""
         if isinstance(paths, str):
             raise TypeError("query(paths, ...): pass a list of tag paths, not a single string")
-        start, end = _as_int("start", start), _as_int("end", end)
+        start, end = as_int("start", start), as_int("end", end)
         paths = list(paths)
 
         def run(cur: psycopg.Cursor) -> dict[int, Series]:
@@ -679,7 +309,7 @@ class PostgresHistorian(Historian):
                 "AND ts >= %s AND ts < %s ORDER BY tag_id, ts, ctid) TO STDOUT (FORMAT BINARY)"
             )
             with cur.copy(stmt, (sorted(set(ids.values())), start, end)) as cp:
-                rows = _parse_copy(b"".join(bytes(b) for b in cp), _ROW)
+                rows = parse_copy(b"".join(bytes(b) for b in cp), ROW)
             return self._split(rows)
 
         by_id = self._read(run)
@@ -707,7 +337,7 @@ class PostgresHistorian(Historian):
         """min / max / mean / last / count of good readings per ``step`` ns bucket aligned to ``start`` (in SQL)."""
         if isinstance(paths, str):
             raise TypeError("query_buckets(paths, ...): pass a list of tag paths, not a single string")
-        start, end, step = _as_int("start", start), _as_int("end", end), _as_int("step", step)
+        start, end, step = as_int("start", start), as_int("end", end), as_int("step", step)
         if step <= 0:
             raise ValueError(f"query_buckets step must be > 0 ns, got {step}")
         paths = list(paths)
@@ -724,7 +354,7 @@ class PostgresHistorian(Historian):
             )
             args = {"a": start, "e": end, "w": step, "ids": sorted(set(ids.values()))}
             with cur.copy(stmt, args) as cp:
-                rows = _parse_copy(b"".join(bytes(b) for b in cp), _BUCKET_ROW)
+                rows = parse_copy(b"".join(bytes(b) for b in cp), BUCKET_ROW)
             tag = rows["tag"]
             cuts = np.r_[0, np.flatnonzero(tag[1:] != tag[:-1]) + 1, len(tag)] if len(rows) else [0]
             return {int(tag[a]): rows[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)}
@@ -746,208 +376,6 @@ class PostgresHistorian(Historian):
                     count=r["n"].astype(np.int64),
                 )
         return out
-
-    # -- retention ------------------------------------------------------------------------------
-    def _apply_retention(self) -> None:
-        assert self.retention_days is not None
-        self.drop_before(time.time_ns() - int(self.retention_days * 86400 * NS_PER_S))
-
-    def partitions(self) -> list[tuple[str, int, int, int]]:
-        """(table name, start ns, end ns, readings) of every readings partition, oldest first."""
-
-        def run(cur: psycopg.Cursor) -> list[tuple[str, int, int, int]]:
-            cur.execute(self._q("SELECT name, lo, hi, rows FROM {s}.partitions ORDER BY lo"))
-            return [(n, int(a), int(b), int(r)) for n, a, b, r in cur.fetchall()]
-
-        return self._read(run)
-
-    def drop_before(self, ts: int) -> int:
-        """Drop whole partitions whose end is at or before ``ts``; return the readings dropped."""
-        ts = _as_int("ts", ts)
-
-        def run(conn: psycopg.Connection) -> tuple[int, list[str]]:
-            with conn.cursor() as cur:
-                cur.execute(
-                    self._q(
-                        "SELECT name, lo, rows FROM {s}.partitions WHERE hi <= %s ORDER BY lo FOR UPDATE"
-                    ),
-                    (ts,),
-                )
-                doomed = cur.fetchall()
-                if not doomed:
-                    return 0, []
-                names = [d[0] for d in doomed]
-                if self.mode == "native":
-                    for name in names:
-                        cur.execute(self._q("DROP TABLE IF EXISTS {s}.{t}", t=sql.Identifier(name)))
-                else:
-                    hi = max(self._partition_range(int(d[1]))[0] for d in doomed)
-                    cur.execute(
-                        "SELECT drop_chunks(%s, older_than => %s::bigint)", (f"{self.schema}.readings", hi)
-                    )
-                cur.execute(self._q("DELETE FROM {s}.partitions WHERE name = ANY(%s)"), (names,))
-                # tags whose newest reading went with the dropped partitions: newest remaining one, or none
-                cur.execute(
-                    self._q(
-                        "DELETE FROM {s}.latest l WHERE NOT EXISTS (SELECT 1 FROM {s}.readings r "
-                        "WHERE r.tag_id = l.tag_id AND r.ts = l.ts) RETURNING tag_id"
-                    )
-                )
-                gone = [r[0] for r in cur.fetchall()]
-                if gone:
-                    cur.execute(
-                        self._q(
-                            "INSERT INTO {s}.latest (tag_id, ts, value, quality) "
-                            "SELECT DISTINCT ON (tag_id) tag_id, ts, value, quality FROM {s}.readings "
-                            "WHERE tag_id = ANY(%s) ORDER BY tag_id, ts DESC, ctid DESC"
-                        ),
-                        (gone,),
-                    )
-                return int(sum(d[2] for d in doomed)), names
-
-        with self._wlock:
-            dropped, names = self._write("retention", run)
-            self._partitions = {lo: v for lo, v in self._partitions.items() if v[1] not in names}
-        if names:
-            log.info(
-                "historian PostgreSQL %s: retention dropped %d partition(s), %d readings",
-                self._where,
-                len(names),
-                dropped,
-            )
-        return dropped
-
-    # -- events ---------------------------------------------------------------------------------
-    def add_event(self, event: Event) -> int:
-        ts, end_ts, data = _checked_event(event)
-
-        def run(conn: psycopg.Connection) -> int:
-            with conn.cursor() as cur:
-                cur.execute(
-                    self._q(
-                        "INSERT INTO {s}.events (ts, end_ts, kind, source, code, message, severity, data, ack) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s) RETURNING id"
-                    ),
-                    (
-                        ts,
-                        end_ts,
-                        event.kind,
-                        event.source,
-                        event.code,
-                        event.message or "",
-                        event.severity,
-                        data,
-                        event.ack,
-                    ),
-                )
-                return int(cur.fetchone()[0])
-
-        event.id = self._write("storing an event", run)
-        return event.id
-
-    def update_event(self, event_id: int, **fields: Any) -> None:
-        """Set ``end_ts``, ``ack``, ``severity``, ``message``; ``data`` keys are merged into the stored data."""
-        event_id = _as_int("event_id", event_id)
-        unknown = sorted(set(fields) - set(EVENT_UPDATABLE))
-        if unknown:
-            raise ValueError(
-                f"update_event: cannot change {', '.join(unknown)} (allowed: {', '.join(EVENT_UPDATABLE)})"
-            )
-        sets: list[sql.Composable] = []
-        args: list[Any] = []
-        if "end_ts" in fields:
-            sets.append(sql.SQL("end_ts = %s"))
-            args.append(None if fields["end_ts"] is None else _as_int("end_ts", fields["end_ts"]))
-        if "ack" in fields:
-            _check_ack(fields["ack"])
-            sets.append(sql.SQL("ack = %s"))
-            args.append(fields["ack"])
-        if "severity" in fields:
-            _check_severity(fields["severity"])
-            sets.append(sql.SQL("severity = %s"))
-            args.append(fields["severity"])
-        if "message" in fields:
-            if not isinstance(fields["message"], str):
-                raise ValueError(f"update_event message must be a string, got {fields['message']!r}")
-            sets.append(sql.SQL("message = %s"))
-            args.append(fields["message"])
-        if "data" in fields:
-            if not isinstance(fields["data"], dict):
-                raise ValueError(
-                    f"update_event data must be a dict of keys to merge, got {type(fields['data']).__name__}"
-                )
-            sets.append(sql.SQL("data = data || %s::jsonb"))
-            args.append(_dump_data(fields["data"]))
-        set_sql = sql.SQL(", ").join(sets) if sets else sql.SQL("id = id")
-
-        def run(conn: psycopg.Connection) -> None:
-            with conn.cursor() as cur:
-                cur.execute(
-                    self._q("UPDATE {s}.events SET {sets} WHERE id = %s", sets=set_sql),
-                    (*args, event_id),
-                )
-                if cur.rowcount == 0:
-                    raise KeyError(f"update_event: no event with id {event_id}")
-
-        self._write("updating an event", run)
-
-    def event(self, event_id: int) -> Event | None:
-        event_id = _as_int("event_id", event_id)
-        if not 0 < event_id < 2**63:
-            return None
-
-        def run(cur: psycopg.Cursor) -> tuple | None:
-            cur.execute(self._q("SELECT id, ts, end_ts, kind, source, code, message, severity, data::text, ack "
-                                "FROM {s}.events WHERE id = %s"), (event_id,))
-            return cur.fetchone()
-
-        row = self._read(run)
-        return None if row is None else _event_from_row(row)
-
-    def events(
-        self,
-        start: int | None = None,
-        end: int | None = None,
-        kinds: Sequence[str] | None = None,
-        source_prefix: str | None = None,
-        limit: int = 1000,
-    ) -> list[Event]:
-        """Events with start <= ts < end, newest first (ties: newest id first)."""
-        kinds = _check_events_query(limit, kinds)
-        where: list[str] = []
-        args: list[Any] = []
-        if start is not None:
-            where.append("ts >= %s")
-            args.append(_as_int("start", start))
-        if end is not None:
-            where.append("ts < %s")
-            args.append(_as_int("end", end))
-        if kinds is not None:
-            if not kinds:
-                return []
-            where.append("kind = ANY(%s)")
-            args.append(kinds)
-        if source_prefix:
-            where.append("starts_with(source, %s)")
-            args.append(source_prefix)
-        text = "SELECT id, ts, end_ts, kind, source, code, message, severity, data::text, ack FROM {s}.events"
-        if where:
-            text += " WHERE " + " AND ".join(where)
-        text += " ORDER BY ts DESC, id DESC LIMIT %s"
-        args.append(limit)
-
-        def run(cur: psycopg.Cursor) -> list[tuple]:
-            cur.execute(self._q(text), args)
-            return cur.fetchall()
-
-        return [_event_from_row(r) for r in self._read(run)]
-
-    def event_counts(self) -> dict[str, int]:
-        def run(cur: psycopg.Cursor) -> dict[str, int]:
-            cur.execute(self._q("SELECT kind, count(*) FROM {s}.events GROUP BY kind ORDER BY kind"))
-            return {k: int(n) for k, n in cur.fetchall()}
-
-        return self._read(run)
 
     # -- life cycle -----------------------------------------------------------------------------
     def flush(self) -> None:

@@ -18,7 +18,7 @@ import zlib
 
 import numpy as np
 
-from axline.historian.embedded import HEADER_SIZE, MAGIC, EmbeddedHistorian, _pad8
+from axline.historian.record import HEADER_SIZE, next_valid, parse_header
 
 _SEG_RE = re.compile(r"^seg-(\d{6,})\.dat$")
 
@@ -61,9 +61,9 @@ def verify_dir(path: str) -> dict:
         try:
             off = 0
             while off < size:
-                h = EmbeddedHistorian._parse_header(mm, off)
+                h = parse_header(mm, off)
                 if h is None or off + HEADER_SIZE + h[4] > size:
-                    nxt = _next_valid(mm, off)
+                    nxt = next_valid(mm, off)
                     stop = nxt if nxt >= 0 else size
                     what = "header damaged or record cut short" if h is None else "record runs past the end"
                     problems.append({"file": name, "offset": off, "length": stop - off, "problem": what})
@@ -100,23 +100,14 @@ def verify_dir(path: str) -> dict:
             "problems": problems, "quarantined_before": quarantined}
 
 
-def _next_valid(mm, off: int) -> int:
-    pos = mm.find(MAGIC, off + 1)
-    while pos >= 0:
-        h = EmbeddedHistorian._parse_header(mm, pos)
-        if h is not None and pos + HEADER_SIZE + h[4] <= len(mm) and h[4] == _pad8(8 * h[1] + 17 * h[0]):
-            if zlib.crc32(mm[pos + HEADER_SIZE : pos + HEADER_SIZE + h[4]]) == h[5]:
-                return pos
-        pos = mm.find(MAGIC, pos + 1)
-    return -1
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``axline historian verify`` to ``p``."""
     p.add_argument("dir", help="the embedded historian directory (e.g. data/historian)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    """``axline historian verify DIR``: check every segment and index file; exit 1 on damage."""
     try:
         rep = verify_dir(args.dir)
     except (FileNotFoundError, NotADirectoryError) as e:

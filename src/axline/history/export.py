@@ -76,6 +76,7 @@ class ExportError(ValueError):
 
 @dataclass
 class Table:
+    """Readings of several tags on one time axis: header, timestamps, one column per tag, time zone."""
     header: list[str]
     ts: np.ndarray  # int64 ns, UTC
     columns: list[np.ndarray]  # float64, NaN = empty

@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from axline import i18n
+
 VIEW_NAMES = ("v_tags", "v_readings", "v_latest", "v_events", "v_alarms", "v_alarm_hourly", "v_shift_kpi")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 
@@ -131,6 +133,7 @@ def grafana_dashboard(schema: str = "axline") -> dict[str, Any]:
 
 
 def add_arguments(parser: Any) -> None:
+    """Add the options of ``axline history sql-views`` to ``parser``."""
     parser.add_argument("--dsn", help="the PostgreSQL historian, e.g. postgresql://axline@central/axline "
                                       "(the password from PGPASSWORD or ~/.pgpass, never on the command line)")
     parser.add_argument("--schema", default="axline", help="the historian's schema (default axline)")
@@ -163,6 +166,7 @@ def dsn_has_password(dsn: str) -> bool:
 
 
 def run(args: Any) -> int:
+    """``axline history sql-views``: create the reporting views (or print their SQL, or a Grafana dashboard)."""
     if args.grafana:
         import json
         from pathlib import Path
@@ -177,11 +181,9 @@ def run(args: Any) -> int:
         print(";\n\n".join(stmts) + ";")
         return 0
     if not args.dsn:
-        raise SystemExit("error: --dsn is required (or use --print to see the SQL)")
+        raise SystemExit(i18n.pair("sqlviews.no_dsn"))
     if dsn_has_password(args.dsn):
-        raise SystemExit("error: do not put the password in --dsn (`ps` and the shell history show it): put it in "
-                         "~/.pgpass or a file named by PGPASSFILE, or set PGPASSWORD in the environment / "
-                         "--dsn에 비밀번호를 넣지 마세요: ~/.pgpass, PGPASSFILE 또는 PGPASSWORD를 쓰세요")
+        raise SystemExit(i18n.pair("sqlviews.dsn_password"))
     import psycopg
 
     with psycopg.connect(args.dsn) as conn:

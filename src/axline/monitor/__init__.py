@@ -1,7 +1,8 @@
 """Equipment monitoring: anomaly detectors, alarm latching, remaining useful life, bearing vibration.
 
-- ``detectors``: ``Detector`` interface and the ``DETECTORS`` registry (robust, pca, mset, iforest,
-  autoencoder, changepoint); ``make_detector(name, **params)``.
+- ``detectors``: the abstract ``Detector`` base, one module per detector and the ``DETECTORS``
+  registry (robust, pca, mset, iforest, autoencoder, changepoint); ``make_detector(name, **params)``;
+  the model file in ``detectors.persistence``.
 - ``alarms``: ``AlarmLatch`` (hysteresis: one excursion, one alarm).
 - ``metrics``: SKAB point-wise metrics and the NAB changepoint score.
 - ``rul``: remaining-useful-life models (``GBRUL``, ``CNNRUL``).

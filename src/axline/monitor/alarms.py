@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
+
 __all__ = ["AlarmEpisode", "AlarmLatch", "describe_episode"]
 
 
@@ -107,12 +109,12 @@ def describe_episode(detector: Any, X: Any, episode: AlarmEpisode, top: int = 3)
     signals = [{"signal": detector.columns[i], "share": round(float(share[i]), 4), "z": round(float(zmax[i]), 2)}
                for i in order]
     lead = signals[: max(1, int(top))]
-    en = ", ".join(f"{s['signal']} ({100 * s['share']:.0f} %, {s['z']:+.1f} sigma)" for s in lead)
-    ko = ", ".join(f"{s['signal']} ({100 * s['share']:.0f} %, 정상 대비 {s['z']:+.1f}σ)" for s in lead)
+    drivers = {lang: ", ".join(i18n.text("monitor.driver", lang, signal=s["signal"], share=f"{100 * s['share']:.0f}",
+                                         z=f"{s['z']:+.1f}") for s in lead) for lang in i18n.LANGS}
     return {
         "start": episode.start,
         "end": episode.end,
         "peak": episode.peak,
         "signals": signals,
-        "message": {"en": f"Anomaly driven by {en}", "ko": f"이상 감지 — 주요 원인 신호: {ko}"},
+        "message": {lang: i18n.text("monitor.anomaly_drivers", lang, signals=drivers[lang]) for lang in i18n.LANGS},
     }

@@ -34,14 +34,17 @@ DEFAULT_DETECTOR = DEFAULT.detector
 
 
 def model_root(plant: Plant) -> Path:
+    """The folder that holds the plant's trained detector models."""
     return Path(plant.base_dir) / MODEL_DIR
 
 
 def asset_dir(root: Path, asset_path: str) -> Path:
+    """The model folder of the asset ``asset_path`` under ``root``."""
     return root / asset_path.replace("/", "__")
 
 
 def analog_tags(asset: Asset) -> list[str]:
+    """The paths of the asset's analog tags (the detector's inputs)."""
     return [t.path for t in asset.tags if t.kind == "analog"]
 
 
@@ -153,6 +156,7 @@ def train_monitor(plant: Plant, historian: Historian, asset_path: str, start: in
 
 
 def load_current(plant: Plant, asset_path: str) -> tuple[Detector, dict[str, Any]] | None:
+    """The current trained detector of ``asset_path`` and its metadata, or ``None``."""
     root = asset_dir(model_root(plant), asset_path)
     try:
         version = (root / "current").read_text(encoding="utf-8").strip()
@@ -193,6 +197,7 @@ class LiveDetectorMonitor:
         self.scores = 0
 
     def update(self, batch: Batch) -> None:
+        """Score the asset's new readings while it runs; open and close anomaly alarms."""
         if not len(batch):
             return
         pos = {p: j for j, p in enumerate(batch.paths)}
@@ -258,6 +263,7 @@ class LiveDetectorMonitor:
 
 
 def add_train_arguments(p) -> None:
+    """Add the options of ``axline monitor train`` to ``p``."""
     p.add_argument("--config", "-c", required=True, help="plant file (YAML)")
     p.add_argument("--asset", required=True, help="asset path, e.g. changwon/plant1/line1/cnc/cnc1 (or cnc/cnc1)")
     p.add_argument("--from", dest="start", required=True, help="start of normal history, ISO 8601 (UTC if no zone)")
@@ -282,6 +288,7 @@ def _parse_time(text: str, what: str) -> int:
 
 
 def run_train(args) -> int:
+    """``axline monitor train``: fit a detector on a stretch of normal history and save it as current."""
     from axline.historian import open_historian
     from axline.plant import load_plant
 

@@ -34,6 +34,7 @@ class ShiftReportKeeper:
         self._failures: list[Exception] = []
 
     def status(self) -> dict[str, Any]:
+        """Reports kept, errors, pending and dropped for health."""
         return {"kept": self.kept, "errors": self.errors, "last_error": self.last_error,
                 "pending": len(self.pending), "dropped": self.dropped}
 
@@ -88,6 +89,7 @@ class ShiftReportKeeper:
         log.error("shift report failed: %s", self.last_error, exc_info=e)
 
     async def run(self) -> None:
+        """Make each shift's report when the shift ends, and retry those that failed."""
         from axline.service_events import emit
 
         loop = asyncio.get_running_loop()

@@ -93,15 +93,18 @@ class Renderer:
         self.zone = ZoneInfo(report.get("timezone", "UTC"))
 
     def t(self, key: str, **kw: Any) -> str:
+        """The report text ``key`` in the report's language, placeholders filled from ``kw``."""
         s = TEXT[self.lang].get(key) or TEXT["en"].get(key, key)
         return s.format(**kw) if kw else s
 
     def pick(self, names: Any, fallback: str = "") -> str:
+        """A ``{en, ko}`` name in the report's language (``fallback`` when missing)."""
         if isinstance(names, dict):
             return names.get(self.lang) or names.get("en") or fallback
         return names or fallback
 
     def name(self, path: str) -> str:
+        """The display name of a tag or asset path (asset name first for a tag)."""
         n = self.r.get("names", {}).get(path)
         if n is None:
             return path
@@ -111,6 +114,7 @@ class Renderer:
         return self.pick(n, path)
 
     def time(self, ns: int | None, date: bool = False) -> str:
+        """Plant-time ``HH:MM`` (with the date when ``date``) of ``ns``; a dash for ``None``."""
         if ns is None:
             return "–"
         d = datetime.fromtimestamp(ns / NS, tz=self.zone)
@@ -118,13 +122,16 @@ class Renderer:
 
     @staticmethod
     def pct(x: float | None) -> str:
+        """A fraction as a percentage with one decimal; a dash for ``None``."""
         return "–" if x is None else f"{100 * x:.1f}%"
 
     @staticmethod
     def num(x: float | None, d: int = 1) -> str:
+        """A number with ``d`` decimals; a dash for ``None``."""
         return "–" if x is None else f"{x:.{d}f}"
 
     def alarm_text(self, a: dict[str, Any]) -> str:
+        """What an alarm of the report was about, in words."""
         d = a.get("data") or {}
         what = a.get("message") or a.get("code")
         if a["code"].startswith("spc.rule"):
@@ -137,6 +144,7 @@ class Renderer:
         return f"{self.name(a['source'])} — {what}"
 
     def action_text(self, a: dict[str, Any]) -> str:
+        """What was done about an alarm: acknowledged, shelved, notes."""
         parts = []
         if a.get("ack"):
             ack = a["ack"]
@@ -150,6 +158,7 @@ class Renderer:
 
     # -- the sections as rows -------------------------------------------------------------------
     def header(self) -> list[tuple[str, str]]:
+        """The report's header rows: line, shift, period, generated."""
         r = self.r
         period = f"{self.time(r['from'], True)} – {self.time(r['to'], True)}"
         if not r.get("complete"):
@@ -159,6 +168,7 @@ class Renderer:
                 (self.t("period"), period), (self.t("generated"), gen)]
 
     def kpi_rows(self) -> list[tuple[str, str]]:
+        """OEE, its three factors and the part counts."""
         k = self.r["kpi"]
         return [(self.t("oee"), self.pct(k.get("oee"))), (self.t("availability"), self.pct(k.get("availability"))),
                 (self.t("performance"), self.pct(k.get("performance"))), (self.t("quality"), self.pct(k.get("quality"))),
@@ -166,26 +176,32 @@ class Renderer:
                                   f"{self.t('rejected')} {k.get('parts_rejected', 0)})")]
 
     def loss_rows(self) -> list[list[str]]:
+        """Minutes lost per loss kind."""
         losses = self.r["kpi"].get("losses_min") or {}
         return [[self.t(f"loss.{k}"), self.num(v)] for k, v in losses.items()]
 
     def downtime_rows(self) -> list[list[str]]:
+        """Downtime per asset and state: minutes and stops."""
         return [[self.pick(d.get("asset_name"), d["asset"]), self.t(f"state.{d['state']}"), self.num(d["minutes"]),
                  str(d["stops"])] for d in self.r["downtime"]]
 
     def alarm_rows(self) -> list[list[str]]:
+        """The shift's alarms: time, priority, what, what was done."""
         return [[self.time(a["ts"]), self.t(f"prio.{a['priority']}"), self.alarm_text(a), self.action_text(a)]
                 for a in self.r["alarms"]["items"]]
 
     def reject_rows(self) -> list[list[str]]:
+        """Rejected parts per kind and source."""
         return [[self.t("out_of_spec") if x["type"] == "out_of_spec" else x["type"], self.name(x["source"]),
                  str(x["count"])] for x in self.r["rejects"]]
 
     def quality_rows(self) -> list[list[str]]:
+        """Per quality tag: count, mean, Cpk and out-of-spec readings."""
         return [[self.name(q["tag"]), str(q["n"]), self.num(q["mean"], 4), self.num(q["cpk"], 2), str(q["out_of_spec"])]
                 for q in self.r["quality"]]
 
     def open_rows(self) -> list[list[str]]:
+        """Alarms still open at the end of the shift."""
         return [[self.time(a["ts"], True), self.t(f"astate.{a['state']}"), self.alarm_text(a), self.action_text(a)]
                 for a in self.r["open_items"]]
 

@@ -227,6 +227,7 @@ def report_event(report: dict[str, Any], source: str) -> Event:
 
 
 def local_day(ts_ns: int, tz: str) -> str:
+    """The plant-local date ("YYYY-MM-DD") of ``ts_ns`` in time zone ``tz``."""
     return datetime.fromtimestamp(ts_ns / NS, tz=ZoneInfo(tz)).strftime("%Y-%m-%d")
 
 

@@ -1,4 +1,5 @@
-"""The virtual factory's fault schedule and the strict scoring of alarms against it.
+"""The virtual factory's faults: their kinds, where they strike, the ramp of their effect, the
+recurring schedule, and the strict scoring of alarms against them.
 
 Schedule: after a fault-free warm-up, faults follow one another with quiet gaps between them for
 the whole simulated horizon; the kinds come in shuffled rounds, so every kind recurs through the
@@ -13,14 +14,136 @@ detected / faults injected), mean delay, false alarms per simulated hour, and pe
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from axline.sim.line import FAULT_SEVERITY as SEVERITY
-from axline.sim.line import recurring_schedule
+import numpy as np
 
-__all__ = ["SEVERITY", "alarm_signals", "recurring_schedule", "score_alarms"]
+FAULT_KINDS: tuple[str, ...] = (
+    "bearing_wear",
+    "coolant_loss",
+    "clogged_filter",
+    "stuck_sensor",
+    "sensor_dropout",
+    "tool_wear",
+    "burner_fouling",
+)
+# physical faults live on one asset; sensor faults may hit any analog tag of any asset
+FAULT_ASSETS: dict[str, str] = {
+    "bearing_wear": "cnc1",
+    "coolant_loss": "cnc1",
+    "clogged_filter": "cnc1",
+    "tool_wear": "cnc1",
+    "burner_fouling": "furnace1",
+}
+FAULT_TAGS: dict[str, tuple[str, ...]] = {
+    "bearing_wear": ("vibration_rms", "spindle_temp"),
+    "coolant_loss": ("coolant_flow", "coolant_pressure", "spindle_temp", "coolant_temp"),
+    "clogged_filter": ("filter_dp", "coolant_flow", "coolant_pressure"),
+    "tool_wear": ("part_dimension", "tool_wear", "spindle_current"),
+    "burner_fouling": ("fuel_flow", "o2", "exhaust_temp", "air_flow"),
+}
+# default signal of a sensor fault per asset, when FaultSpec.signal is not given
+SENSOR_FAULT_DEFAULTS: dict[str, dict[str, str]] = {
+    "stuck_sensor": {"furnace1": "zone1_temp", "cnc1": "coolant_temp", "press1": "oil_temp",
+                     "camera1": "power", "packer1": "power", "totals": "power"},
+    "sensor_dropout": {"press1": "hydraulic_pressure", "cnc1": "spindle_current", "furnace1": "o2",
+                       "camera1": "power", "packer1": "power", "totals": "power"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """A fault to inject: ``asset`` is an asset name (``cnc1``) or full asset path; times in seconds
+    after the simulation start; ``signal`` picks the tag of a sensor fault (default per asset)."""
+
+    kind: str
+    asset: str
+    start_s: float
+    duration_s: float
+    severity: float = 1.0
+    signal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRecord:
+    """Ground truth of one injected fault: its effect is present for ``start_ns <= t < end_ns``."""
+
+    kind: str
+    asset: str  # asset path
+    tags: tuple[str, ...]  # affected tag paths
+    start_ns: int
+    end_ns: int
+    severity: float
+
+
+def fault_ramp(kind: str, elapsed_s: float, duration_s: float) -> float:
+    """Fraction (0..1) of a fault's full effect ``elapsed_s`` after its start."""
+    u = min(1.0, max(0.0, elapsed_s / duration_s))
+    if kind == "bearing_wear":
+        return u**1.5
+    if kind == "coolant_loss":
+        return min(1.0, elapsed_s / 60.0)
+    if kind == "clogged_filter":
+        return u**1.3
+    if kind == "burner_fouling":
+        return min(1.0, u / 0.3)
+    if kind == "tool_wear":
+        return u
+    return 1.0
+
+
+@dataclass(slots=True)
+class ActiveFault:
+    """A scheduled fault as the line applies it (sensor faults: the tag and its frozen value)."""
+
+    record: FaultRecord
+    asset_name: str
+    tag_index: int = -1  # sensor faults: index of the tag
+    frozen: float = math.nan
+    period_ticks: int = 1
+
+
+#: severity range of scheduled faults (1.0 is the design severity)
+FAULT_SEVERITY = (0.5, 1.5)
+#: quiet gap between two scheduled faults, seconds
+FAULT_GAP_S = (600.0, 1800.0)
+_S_SCHEDULE = 1_000  # stream key of the fault schedule's generator
+
+
+def recurring_schedule(seed: int, horizon_s: float, warmup_s: float = 600.0) -> list[FaultSpec]:
+    """Faults from ``warmup_s`` to ``horizon_s`` seconds after the start: shuffled rounds of every
+    kind, random severities in ``FAULT_SEVERITY``, durations as the kind needs (sensor faults 3-7 min,
+    physical faults 10-20 min), quiet gaps in ``FAULT_GAP_S``."""
+    if horizon_s <= warmup_s:
+        return []
+    rng = np.random.default_rng([int(seed), _S_SCHEDULE])
+    t = warmup_s + float(rng.uniform(60.0, 180.0))
+    specs: list[FaultSpec] = []
+    while True:
+        for kind in rng.permutation(list(FAULT_KINDS)):
+            kind = str(kind)
+            sensor = kind in ("stuck_sensor", "sensor_dropout")
+            dur = float(rng.uniform(180.0, 420.0) if sensor else rng.uniform(600.0, 1200.0))
+            if t + dur > horizon_s:
+                return specs
+            sev = round(float(rng.uniform(*FAULT_SEVERITY)), 2)
+            if sensor:
+                options = list(SENSOR_FAULT_DEFAULTS[kind].items())[:3]
+                asset, signal = options[int(rng.integers(len(options)))]
+                specs.append(FaultSpec(kind, asset, round(t, 1), round(dur, 1), sev, signal))
+            else:
+                specs.append(FaultSpec(kind, FAULT_ASSETS[kind], round(t, 1), round(dur, 1), sev))
+            t += dur + float(rng.uniform(*FAULT_GAP_S))
+
+
+
+
+SEVERITY = FAULT_SEVERITY
+
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
     return obj.get(key, default) if isinstance(obj, Mapping) else getattr(obj, key, default)

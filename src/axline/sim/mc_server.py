@@ -68,6 +68,7 @@ class McRequest:
 
 
 class McError(Exception):
+    """An MC protocol request refused with ``end_code``."""
     def __init__(self, end_code: int) -> None:
         self.end_code = end_code
         super().__init__(f"0x{end_code:04X}")
@@ -88,6 +89,7 @@ class McMemory:
         self.bits = {n: np.zeros(sizes[n], dtype=np.uint8) for n, d in DEVICES.items() if d.is_bit}
 
     def size(self, device: str) -> int:
+        """How many points the device ``device`` has."""
         return len(self.words[device]) if device in self.words else len(self.bits[device])
 
     def put(self, address: str, value: float) -> None:
@@ -123,6 +125,7 @@ class McServer:
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> McServer:
+        """Start listening; returns the server (its ``port`` is the one bound)."""
         self._server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

@@ -66,6 +66,7 @@ class SimServer:
         self.ready = asyncio.Event()
 
     async def setup(self) -> None:
+        """Create the OPC UA address space: a node per station signal."""
         await self.server.init()
         self.server.set_endpoint(self.endpoint)
         self.server.set_server_name("axline virtual factory")
@@ -140,6 +141,8 @@ class SimServer:
             truth.flush()
 
     async def run(self, duration_s: float | None = None) -> None:
+        """Run the factory in real time times ``speed`` and serve its signals (for ``duration_s`` or until
+        stopped)."""
         await self.setup()
         truth = None
         if self.truth_file:
@@ -189,6 +192,7 @@ class SimServer:
                     truth.close()
 
     def stop(self) -> None:
+        """Stop the run."""
         self._stop.set()
 
 
@@ -213,6 +217,7 @@ def parse_start(value: str | None) -> int | None:
 
 
 def faults_from_option(value: str | None):
+    """The ``--faults`` option: ``"auto"`` or ``None`` (no faults)."""
     if value in (None, "auto"):
         return "auto"
     if value == "none":

@@ -1,5 +1,5 @@
 /* Shared by the know-how page and the dashboard card: a suggested case with why, confidence and
-   "did this help?". Needs i18n.js and i18n-knowhow.js. */
+   "did this help?". Needs i18n.js. */
 (function () {
   'use strict';
   const I = window.AxI18n;
