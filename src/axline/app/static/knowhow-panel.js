@@ -29,11 +29,13 @@
   }
 
   let ready = false;
+  let role = null;  // the caller's role, from /api/knowhow/status
 
   async function refresh() {
     try {
       if (!ready) {  // the case base opens a few seconds after the service starts
         const st = await K.api('/api/knowhow/status');
+        role = st.role || '';
         const card = document.querySelector('.knowhow-card');
         if (card) card.hidden = !st.enabled;
         if (!st.enabled || !st.ready) return;
@@ -81,7 +83,11 @@
     });
   }
 
+  const OPERATING_ROLES = ['operator', 'engineer', 'approver', 'admin'];
+
   async function refreshOperating() {
+    if (role === null) { try { role = (await K.api('/api/knowhow/status')).role || ''; } catch (e) { return; } }
+    if (!OPERATING_ROLES.includes(role)) return;  // the server refuses the advice below operator
     try {
       opData = await K.api('/api/knowhow/operating');
       renderOperating();
