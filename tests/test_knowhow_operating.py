@@ -126,6 +126,14 @@ def test_a_broken_trail_line_or_config_is_an_error(tmp_path):
         op.OperatingConfig.from_dict({"expert": ["kim"]})
     assert op.OperatingConfig.from_dict({"roles": ["engineer"], "before_s": 300}).before_s == 300.0
 
+    def broken() -> op.OperatingConfig:
+        return op.OperatingConfig.from_dict({"experts": "kim"}, "knowhow/operating.yaml")
+
+    ok = op.OperatingKnowHow(broken, PLANT, entries=lambda: iter(()), historian=lambda: None, now_ns=lambda: T0)
+    with pytest.raises(op.OperatingError):
+        ok.advice()
+    assert ok.status()["errors"] == 1 and "experts" in ok.status()["last_error"]
+
 
 SEC = make_security()
 

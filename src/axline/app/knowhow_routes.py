@@ -357,8 +357,6 @@ async def _operating(request: web.Request) -> web.StreamResponse:
         log.exception("operating advice failed")
         raise BadRequest(f"operating advice failed: {type(e).__name__}: {e}", "the server log says more",
                          status=503) from None
-    if op.last_error and not out.get("configured"):
-        out["error"] = op.last_error
     return json_response(out)
 
 

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import math
 import os
+import warnings
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -330,8 +331,11 @@ class Advisor:
         names = sorted({k for e in self.episodes for k in e.state})
         self.names = names
         X = np.array([[e.state.get(n, np.nan) for n in names] for e in self.episodes], dtype=float)
-        self.mean = np.nanmean(X, axis=0)
-        sd = np.nanstd(X, axis=0)
+        with warnings.catch_warnings():  # a signal without readings in any episode: mean NaN, handled below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.mean = np.nanmean(X, axis=0)
+            sd = np.nanstd(X, axis=0)
+        self.mean = np.where(np.isfinite(self.mean), self.mean, 0.0)
         self.sd = np.where(np.isfinite(sd) & (sd > 1e-9), sd, 1.0)
         Z = (X - self.mean) / self.sd
         self.Z = np.where(np.isfinite(Z), Z, 0.0)
@@ -483,11 +487,13 @@ class OperatingKnowHow:
     and ``now_ns()`` the plant's clock. The advisors are relearnt when the trail has grown, at most once
     per ``refresh_s``. Blocking: call it from a worker thread."""
 
-    def __init__(self, cfg: OperatingConfig, plant_json: dict[str, Any], entries: Any, historian: Any,
-                 now_ns: Any, version: Any = None, refresh_s: float = 300.0, error: str | None = None) -> None:
+    def __init__(self, cfg: OperatingConfig | Any, plant_json: dict[str, Any], entries: Any, historian: Any,
+                 now_ns: Any, version: Any = None, refresh_s: float = 300.0) -> None:
         import threading
 
-        self.cfg = cfg
+        # the configuration, or a callable that reads it (first used in a worker thread, never on the loop)
+        self._cfg_source = cfg
+        self._cfg: OperatingConfig | None = cfg if isinstance(cfg, OperatingConfig) else None
         self.context, self.setpoints = plant_context(plant_json)
         self.names = {t["path"]: t.get("name") or {"en": t.get("signal"), "ko": t.get("signal")}
                       for ln in plant_json.get("lines") or [] for a in ln.get("assets") or []
@@ -500,31 +506,38 @@ class OperatingKnowHow:
         self.refresh_s = refresh_s
         self._lock = threading.Lock()
         self._learnt: tuple[Any, float, dict[str, Advisor], dict[str, Any]] | None = None
-        self.errors = 1 if error else 0
-        self.last_error = error
+        self.errors = 0
+        self.last_error: str | None = None
         self.relearnt = 0
 
     @classmethod
     def for_service(cls, svc: Any) -> OperatingKnowHow:
         """Wired to a running service: its plant, audit trail, historian and clock."""
-        try:
-            cfg, err = config_for_plant(svc.plant), None
-        except (OperatingError, OSError, ValueError) as e:  # a broken file is shown in health, not hidden
-            cfg, err = OperatingConfig(), f"{CONFIG_FILE}: {e}"
-
         def audit_log() -> Any:
             if not hasattr(svc.security, "audit"):
                 svc._open_security()
             return svc.security.audit
 
-        return cls(cfg, svc.plant.to_json(), entries=lambda: audit_log().iter_entries(),
-                   historian=lambda: svc.historian, now_ns=svc.now_ns, version=lambda: audit_log().size(),
-                   error=err)
+        return cls(lambda: config_for_plant(svc.plant), svc.plant.to_json(),
+                   entries=lambda: audit_log().iter_entries(), historian=lambda: svc.historian, now_ns=svc.now_ns,
+                   version=lambda: audit_log().size())
+
+    @property
+    def cfg(self) -> OperatingConfig:
+        """The configuration (read on first use; a file that cannot be read is counted and raised)."""
+        if self._cfg is None:
+            try:
+                self._cfg = self._cfg_source()
+            except Exception as e:
+                self.errors += 1
+                self.last_error = f"{CONFIG_FILE}: {e}"
+                raise
+        return self._cfg
 
     def status(self) -> dict[str, Any]:
         """Configured or not, how many episodes were learnt, failures (for health)."""
         learnt = self._learnt
-        return {"configured": self.cfg.configured, "episodes": learnt[3].get("episodes") if learnt else None,
+        return {"configured": self._cfg.configured if self._cfg is not None else None, "episodes": learnt[3].get("episodes") if learnt else None,
                 "relearnt": self.relearnt, "errors": self.errors, "last_error": self.last_error}
 
     def _advisors(self) -> tuple[dict[str, Advisor], dict[str, Any]]:
