@@ -330,6 +330,18 @@ def test_event_by_id(open_store):
 
 
 # -- life cycle ---------------------------------------------------------------------------------
+def test_a_path_named_twice_in_one_batch_is_one_tag(open_store):
+    h = open_store()
+    a, b = PATHS[0], PATHS[1]
+    h.append(Batch([a, b, a], np.array([0, 2, 1, 0], np.int32), np.full(4, T0), np.arange(4.0)))
+    assert h.tags() == sorted([a, b]) and h.count() == 4
+    assert h.query([a], T0, T0 + 1)[a].value.tolist() == [0.0, 1.0, 3.0]  # arrival order among equal ts
+    assert h.latest([a])[a][1] == 3.0
+    h.close()
+    h2 = open_store()  # the tag list holds the path once, so the store opens again
+    assert h2.tags() == sorted([a, b]) and h2.query([a], T0, T0 + 1)[a].value.tolist() == [0.0, 1.0, 3.0]
+
+
 def test_reopen_keeps_everything(open_store):
     rng = np.random.default_rng(3)
     h = open_store()

@@ -77,14 +77,40 @@ def test_partitions_are_made_per_day_and_hold_their_readings(schema):
         children = sql_rows(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = %s::regclass ORDER BY 1",
-            f"{schema}.readings",
+            f"{schema}.blocks",
         )
         assert [c[0] for c in children] == [p[0] for p in parts]
         for name, _, _, rows in parts:  # the readings really are in the partition of their day
-            assert sql_rows(f'SELECT count(*) FROM "{schema}"."{name}"')[0][0] == rows
+            assert sql_rows(f'SELECT sum(cardinality(ts)) FROM "{schema}"."{name}"')[0][0] == rows
         # a second batch into existing partitions adds to their counts, makes no new partition
         h.append(Batch(["a/b/c/d/e/f"], np.zeros(2, np.int32), ts[:2] + 7, np.zeros(2)))
         assert [p[3] for p in h.partitions()] == [2, 3, 3] and h.count() == 8
+
+
+def test_a_batch_is_one_row_per_tag_and_the_readings_view_unnests_it(schema):
+    with PostgresHistorian(PG_DSN, schema=schema) as h:
+        h.append(numbered_batch(0, ntags=4, n=40))
+        # the same timestamps again in a second batch: arrival order decides among equal ts
+        again = numbered_batch(0, ntags=4, n=40)
+        h.append(Batch(again.paths, again.idx, again.ts, again.value + 0.5))
+        assert sql_rows(f'SELECT count(*), sum(cardinality(ts)) FROM "{schema}".blocks')[0] == (8, 80)
+        per_tag = sql_rows(f'SELECT tag_id, count(*) FROM "{schema}".readings GROUP BY 1 ORDER BY 1')
+        assert [n for _, n in per_tag] == [20, 20, 20, 20]
+        path = again.paths[1]
+        s = h.query([path], T0, T0 + DAY)[path]
+        assert len(s) == 20 and bool(np.all(np.diff(s.ts) >= 0))
+        assert s.value[0::2].tolist() == [float(v) for v in range(1, 40, 4)]  # the first batch first
+        assert s.value[1::2].tolist() == [v + 0.5 for v in range(1, 40, 4)]
+        view = sql_rows(f'SELECT value FROM "{schema}".readings r JOIN "{schema}".tags t ON t.id = r.tag_id '
+                        "WHERE t.path = %s ORDER BY value", path)
+        assert [v for (v,) in view] == sorted(s.value.tolist())
+        b = h.query_buckets([path], T0, T0 + DAY, DAY)[path]
+        assert b.count.tolist() == [20] and b.last.tolist() == [s.value[-1]]
+        # the arrays are stored as they are in every partition (no compression on the writer's path)
+        storage = sql_rows(
+            "SELECT DISTINCT a.attstorage FROM pg_inherits i JOIN pg_attribute a ON a.attrelid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass AND a.attname IN ('ts', 'value', 'quality')", f"{schema}.blocks")
+        assert storage == [("e",)]
 
 
 @pytest.mark.parametrize(
@@ -212,7 +238,10 @@ def test_server_restart_in_the_middle_loses_nothing_acknowledged(schema):
 
         t = threading.Thread(target=writer)
         t.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 120
+        while len(acked) < 5:  # the writer is appending when the server goes away
+            assert time.monotonic() < deadline and t.is_alive(), f"the writer did not start: {errors[-1:]}"
+            time.sleep(0.01)
         subprocess.run(["pg_ctlcluster", "15", "main", "restart"], check=True, timeout=120)
         stop.set()
         t.join(timeout=120)

@@ -80,7 +80,7 @@ def _page(browser, errors: list[str], user: str, phone: bool = False):
     page = browser.new_page(viewport=size, locale="en-US", extra_http_headers=token_headers(SEC, *user.split(":")))
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(15000)
+    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
     return page
 
 

@@ -52,3 +52,13 @@ def test_online_learning_needs_the_fitted_row_count() -> None:
     with pytest.raises(ValueError, match="fit_rows"):
         OnlineMonitor(det, DEFAULT)
     assert OnlineMonitor(det, DEFAULT, fit_rows=140).step(X[0])[1] in (True, False)
+
+
+def test_another_detector_kind_does_not_inherit_the_default_margin() -> None:
+    other = "pca" if DEFAULT.detector != "pca" else "robust"
+    swapped = with_overrides(DEFAULT, detector=other, far=0.001)
+    assert swapped.detector == other and swapped.far == 0.001
+    assert (swapped.margin, swapped.latch_ratio) == (MonitorConfig().margin, MonitorConfig().latch_ratio)
+    assert swapped.adapt_tau == DEFAULT.adapt_tau  # online learning stays as the default has it
+    same = with_overrides(DEFAULT, smooth=5)
+    assert (same.margin, same.latch_ratio, same.params["smooth"]) == (DEFAULT.margin, DEFAULT.latch_ratio, 5)

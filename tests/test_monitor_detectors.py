@@ -18,6 +18,7 @@ FAST = {
     "iforest": {"n_trees": 30, "smooth": 10},
     "autoencoder": {"hidden": 8, "epochs": 60},
     "changepoint": {"drift": 0.5},
+    "ewma": {"alpha": 0.2},
 }
 
 
@@ -52,8 +53,8 @@ def fitted(data: tuple[np.ndarray, np.ndarray, slice]) -> dict[str, Detector]:
     return out
 
 
-def test_registry_has_the_six_detectors() -> None:
-    assert set(DETECTORS) == {"robust", "pca", "mset", "iforest", "autoencoder", "changepoint"}
+def test_registry_has_the_seven_detectors() -> None:
+    assert set(DETECTORS) == {"robust", "pca", "mset", "iforest", "autoencoder", "changepoint", "ewma"}
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
@@ -76,7 +77,7 @@ def test_detector_finds_shift_and_names_the_signal(name: str, fitted: dict[str, 
     assert top[0]["z"] > 5  # how far from normal, in robust sigmas
 
 
-@pytest.mark.parametrize("name", ["robust", "pca", "mset", "autoencoder"])
+@pytest.mark.parametrize("name", ["robust", "pca", "mset", "autoencoder", "ewma"])
 def test_calibrated_false_alarm_rate_is_near_target(name: str) -> None:
     train = normal_data(3000, 3)
     det = make_detector(name, **FAST[name]).fit(train[:1500])
@@ -110,6 +111,28 @@ def test_save_load_round_trip(name: str, fitted: dict[str, Detector], data, tmp_
     # the file is plain arrays: loading must not need pickle
     with np.load(path, allow_pickle=False) as f:
         assert "meta" in f.files
+
+
+def test_ewma_charts_are_as_wide_as_each_signal_wandered_while_fitting() -> None:
+    rng = np.random.default_rng(7)
+    n = 600
+    slow = np.cumsum(rng.normal(0.0, 0.05, n))  # a temperature: little noise, slow wander
+    noisy = rng.normal(0.0, 1.0, n)  # a flow meter: noisy but steady
+    X = np.column_stack([slow + 0.01 * rng.normal(size=n), noisy])
+    det = make_detector("ewma", alpha=0.1).fit(X[:400], columns=["temp", "flow"])
+    det.calibrate(X[400:], far=0.01)
+    # in units of each signal's own short-term noise, the wandering signal gets by far the wider chart
+    spread = det._arrays["spread"]
+    assert spread[0] > 3 * spread[1]
+    # a steady drop of 2 noise sigmas on the flow is found within 40 samples and named
+    later = np.column_stack([np.full(120, np.median(X[:400, 0])), rng.normal(0.0, 1.0, 120)])
+    later[40:, 1] -= 2.0
+    s = det.score(later)
+    assert np.mean(s[:40] > det.threshold) < 0.1
+    assert np.mean(s[80:] > det.threshold) > 0.9
+    assert det.explain(later[-1], top=1)[0]["signal"] == "flow"
+    with pytest.raises(ValueError, match="alpha"):
+        make_detector("ewma", alpha=0.0)
 
 
 def test_parameter_validation_names_parameter_and_range() -> None:

@@ -71,7 +71,7 @@ def _page(browser, errors: list[str], locale: str = "en-US"):
     page = ctx.new_page()
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(20000)
+    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
     return page
 
 

@@ -135,7 +135,7 @@ def test_a_reader_role_sees_the_views_and_not_the_tables(hist):
             for v in VIEW_NAMES:
                 conn.execute(f'SELECT * FROM "{hist.schema}"."{v}" LIMIT 1').fetchall()
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(f'DELETE FROM "{hist.schema}".readings')
+                conn.execute(f'DELETE FROM "{hist.schema}".blocks')
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f'SELECT * FROM "{hist.schema}".events')
             conn.execute("RESET ROLE")

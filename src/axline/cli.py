@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from axline import i18n
 from axline.shutdown import wait_for_stop as _wait_for_signal
 
 # `axline bench NAME` -> module with add_arguments(parser) and run(args)
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-inspect", action="store_true", help="run the vision station without the inspector")
     s.add_argument("--until-simulated-s", type=float, default=None,
                    help="stop once this many simulated seconds were collected (--duration stays the upper bound)")
+    s.add_argument("--until-inspected", type=int, default=None,
+                   help="and once the vision station judged this many parts (--duration stays the upper bound)")
 
     s = sub.add_parser("sim", help="serve the virtual factory over OPC UA (a stand-in PLC for tests and demos)")
     s.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840/axline/sim")
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (ValueError, FileNotFoundError, PermissionError, ConnectionError) as e:
-        print(f"axline: error: {e}", file=sys.stderr)
+        print(i18n.say("cli.failed", error=e), file=sys.stderr)
         return 2
 
 
@@ -236,10 +239,10 @@ def _init(args) -> int:
 
     path = Path(args.path)
     if path.exists() and not args.force:
-        print(f"axline: {path} exists; use --force to overwrite it", file=sys.stderr)
+        print(i18n.say("cli.file_exists", path=path), file=sys.stderr)
         return 1
     path.write_text(example_plant_text(), encoding="utf-8")
-    print(f"wrote {path}: edit it to describe your plant, then check it with `axline check {path}`")
+    print(i18n.say("cli.plant_written", path=path))
     return 0
 
 
@@ -248,11 +251,11 @@ def _check(args) -> int:
 
     plant = load_plant(args.config)
     tags = plant.all_tags()
-    print(f"{args.config}: OK — site {plant.site}, area {plant.area}, {len(plant.lines)} line(s), "
-          f"{len(plant.assets())} asset(s), {len(tags)} tag(s), {len(plant.connectors)} connector(s), "
-          f"{len(plant.cameras)} camera(s)")
+    print(i18n.say("cli.plant_ok", file=args.config, site=plant.site, area=plant.area, lines=len(plant.lines),
+                   assets=len(plant.assets()), tags=len(tags), connectors=len(plant.connectors),
+                   cameras=len(plant.cameras)))
     for ln in plant.lines:
-        print(f"  {ln.path}: takt {ln.takt_s:g} s")
+        print(i18n.say("cli.plant_line", path=ln.path, takt=f"{ln.takt_s:g}"))
         for a in ln.assets:
             print(f"    {a.cell}/{a.id} ({a.kind}): {', '.join(t.signal for t in a.tags)}")
     return 0
@@ -279,9 +282,12 @@ def _serve(args) -> int:
 
             attach_uplink(svc, args.broker, args.spool_mb, credentials=broker_credentials(args.broker_credentials),
                           ca_file=args.broker_ca, allow_plain_credentials=args.broker_plain_credentials)
-            print(f"axline edge: forwarding {plant.name['en']} to {args.broker}", flush=True)
+            lang = i18n.terminal_language()
+            print(i18n.say("cli.edge_forwarding", plant=plant.name.get(lang) or plant.name["en"], broker=args.broker),
+                  flush=True)
         if web:
-            print(f"axline is serving {plant.name['en']} at {svc.url} (Ctrl-C stops)", flush=True)
+            lang = i18n.terminal_language()
+            print(i18n.say("cli.serving", plant=plant.name.get(lang) or plant.name["en"], url=svc.url), flush=True)
         from axline.opcua_publish import start_from_args
 
         publisher = await start_from_args(svc, args)
@@ -307,7 +313,8 @@ def _sim(args) -> int:
     async def main_async() -> int:
         task = asyncio.create_task(srv.run(args.duration))
         await srv.ready.wait()
-        print(f"virtual factory: {len(line.tags)} tags on {args.endpoint} at {args.speed:g}x", flush=True)
+        print(i18n.say("cli.sim_running", tags=len(line.tags), endpoint=args.endpoint, speed=f"{args.speed:g}"),
+              flush=True)
         waiter = asyncio.create_task(_wait_for_signal())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         srv.stop()

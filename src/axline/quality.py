@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import os
-import time
 from collections import deque
 from typing import Any
 
@@ -301,29 +300,16 @@ class SpcWatcher:
 
     async def run(self) -> None:
         """Check new readings of the quality tags against the SPC rules every few seconds."""
-        from axline.service_events import emit
+        from axline.service_events import FailureReporter, emit
 
         loop = asyncio.get_running_loop()
-        failed_at = 0.0
-        while True:
-            try:
-                for ev in await loop.run_in_executor(None, self.step):
-                    emit(self.svc, ev)
-                    self.raised += 1
-                if self.save_failure is not None:
-                    raise self.save_failure
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
-                self.errors += 1
-                self.last_error = f"{type(e).__name__}: {e}"[:300]
-                log.exception("SPC watcher step failed")
-                if time.monotonic() - failed_at > 60:  # at most one system event a minute
-                    failed_at = time.monotonic()
-                    try:
-                        emit(self.svc, Event(ts=int(self.svc.now_ns()), kind="info", source="axline/spc",
-                                             code="spc.error", severity="warning", message=self.last_error,
-                                             data={"errors": self.errors}))
-                    except Exception:  # noqa: BLE001 - the historian itself is failing; counted above
-                        log.exception("could not record the SPC failure as an event")
-            await asyncio.sleep(self.poll_s)
+
+        async def step() -> None:
+            for ev in await loop.run_in_executor(None, self.step):
+                emit(self.svc, ev)
+                self.raised += 1
+            if self.save_failure is not None:
+                raise self.save_failure
+
+        failures = FailureReporter(self.svc, self, source="axline/spc", code="spc.error", log=log)
+        await failures.run_forever(step, lambda: self.poll_s, "SPC watcher step failed")

@@ -21,6 +21,7 @@ from axline.connect import registry
 from axline.connect.base import CONNECTED, Connector
 from axline.historian import Event, Historian, open_historian
 from axline.kpi import STATE_NAMES, LineKpiTracker
+from axline.loopwatch import warm_default_executor
 from axline.monitor.baseline import AssetBaseline, monitors_for_plant
 from axline.plant import Plant
 from axline.resilience import Safety
@@ -118,6 +119,7 @@ class Service:
         """Open the historian, start connectors, monitors, inspectors, keepers and (when ``web``) the web
         server."""
         self._open_security()
+        await warm_default_executor()
         # opening replays the newest segment (a torn tail after a crash), reads the tag directory and
         # scans the spool: file work, done in a worker so the loop stays free for whoever else runs on it
         self.historian, latest, spool = await asyncio.get_running_loop().run_in_executor(None, self._open_store)

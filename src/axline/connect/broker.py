@@ -108,6 +108,7 @@ class BrokerConnector(Connector):
         """Called in the network thread once the broker accepted the connection."""
 
     def subscribe_qos(self) -> int:
+        """The MQTT QoS of the subscriptions."""
         return 1
 
     # -- the session ----------------------------------------------------------------------------
@@ -222,6 +223,8 @@ class BrokerConnector(Connector):
             sink(batch)
 
     async def session(self, sink: Sink) -> None:
+        """Connect to the broker, subscribe and hand decoded batches to ``sink`` until the connection fails or
+        stops."""
         loop = asyncio.get_running_loop()
         o = self.options
         self._loop, self._wake = loop, asyncio.Event()
@@ -276,6 +279,7 @@ class BrokerConnector(Connector):
         """Called before a clean disconnect (e.g. to publish a death certificate)."""
 
     def stop(self) -> None:
+        """Stop the connector and wake its session so that it ends."""
         super().stop()
         if self._wake is not None:
             self._wake.set()

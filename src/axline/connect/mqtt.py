@@ -111,9 +111,11 @@ class MqttConnector(BrokerConnector):
         return list(self.options["subscribe"] or self.mapping.topic_filters())
 
     def subscribe_qos(self) -> int:
+        """The QoS of the subscriptions (the ``qos`` option)."""
         return self.options["qos"]
 
     def handle_message(self, topic: str, payload: bytes, now_ns: int) -> tuple[Batch | None, list[DeadLetter]]:
+        """Decode a JSON message through the tag mapping; unreadable parts become dead letters."""
         return parse_json_payload(topic, payload, self.mapping, now_ns)
 
     def write_topic_of(self, tag: Tag) -> str:

@@ -78,6 +78,23 @@ class Event:
         }
 
 
+def distinct_paths(batch: Batch) -> Batch:
+    """``batch`` with each tag path named once (readings of a repeated path merged, order kept)."""
+    if len(set(batch.paths)) == len(batch.paths):
+        return batch
+    first: dict[str, int] = {}
+    remap = np.array([first.setdefault(p, len(first)) for p in batch.paths], np.int32)
+    return Batch(list(first), remap[batch.idx], batch.ts, batch.value, batch.quality)
+
+
+def check_retention_days(retention_days: Any) -> None:
+    """Refuse a ``retention_days`` that is not None or a number > 0 (every backend the same way)."""
+    if retention_days is not None and not (
+        isinstance(retention_days, int | float) and not isinstance(retention_days, bool) and retention_days > 0
+    ):
+        raise ValueError(f"historian retention_days must be a number > 0 or None, got {retention_days!r}")
+
+
 class Historian(abc.ABC):
     """Time-series store of readings plus an event log."""
 

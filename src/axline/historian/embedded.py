@@ -43,7 +43,7 @@ import numpy as np
 
 from axline.batch import GOOD, Batch
 from axline.historian import files
-from axline.historian.base import Buckets, Event, Historian, Series
+from axline.historian.base import Buckets, Event, Historian, Series, check_retention_days, distinct_paths
 from axline.historian.compaction import Compaction
 from axline.historian.damage import DamageGuard
 from axline.historian.events import as_int
@@ -97,12 +97,7 @@ class EmbeddedHistorian(SegmentStore, DamageGuard, Compaction, Historian):
             raise ValueError(f"historian fsync: {fsync!r} is not known (allowed: {', '.join(FSYNC_MODES)})")
         if isinstance(segment_bytes, bool) or not isinstance(segment_bytes, int) or segment_bytes < 4096:
             raise ValueError(f"historian segment_bytes must be an integer >= 4096, got {segment_bytes!r}")
-        if retention_days is not None and not (
-            isinstance(retention_days, int | float)
-            and not isinstance(retention_days, bool)
-            and retention_days > 0
-        ):
-            raise ValueError(f"historian retention_days must be a number > 0 or None, got {retention_days!r}")
+        check_retention_days(retention_days)
         self.path = str(path)
         self.fsync_mode = fsync
         self.segment_bytes = segment_bytes
@@ -322,6 +317,7 @@ class EmbeddedHistorian(SegmentStore, DamageGuard, Compaction, Historian):
         n = len(batch)
         if n == 0:
             return 0
+        batch = distinct_paths(batch)
         with self._lock:
             self._check_open()
             rec = encode_record(batch.idx, len(batch.paths), None, batch.ts, batch.value, batch.quality)

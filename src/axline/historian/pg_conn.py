@@ -13,6 +13,8 @@ from typing import TypeVar
 import psycopg
 from psycopg import sql
 
+from axline.historian.pg_copy import register_array_dumpers
+
 _T = TypeVar("_T")
 
 
@@ -22,12 +24,14 @@ class PgConnections:
     def _connect(self, autocommit: bool) -> psycopg.Connection:
         """A new connection; an unreachable server raises ConnectionError saying what to check."""
         try:
-            return psycopg.connect(
+            conn = psycopg.connect(
                 self.dsn,
                 autocommit=autocommit,
                 connect_timeout=max(1, round(self.connect_timeout_s)),
                 application_name="axline-historian",
             )
+            register_array_dumpers(conn)
+            return conn
         except psycopg.OperationalError as e:
             raise ConnectionError(
                 f"historian PostgreSQL {self._where}: cannot connect ({str(e).strip()}); check that the server "

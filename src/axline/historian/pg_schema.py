@@ -1,8 +1,12 @@
 """The PostgreSQL historian's schema, time partitions and retention.
 
-Part of :class:`~axline.historian.postgres.PostgresHistorian`. Readings are range-partitioned by
-time (native partitions, or a TimescaleDB hypertable when the extension is available); retention
-drops whole partitions (chunks).
+Part of :class:`~axline.historian.postgres.PostgresHistorian`. Readings are stored in ``blocks``:
+one row per tag and appended batch, holding the tag's readings of that batch as three arrays (ts,
+value, quality) with their time range (tmin, tmax). PostgreSQL then writes and indexes one row
+per tag and batch instead of one per reading. The view ``readings`` unnests the blocks into one
+row per reading for SQL readers. Blocks are range-partitioned by ``tmin`` (native partitions, or a
+TimescaleDB hypertable when the extension is available); a block never spans two partitions, and
+retention drops whole partitions (chunks).
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ from axline.historian.events import as_int
 
 log = logging.getLogger("axline.historian.postgres")
 
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"  # 1: one row per reading; 2: one row per tag and batch, readings as arrays
+BLOCK_COLUMNS = (
+    "(tag_id int NOT NULL, tmin bigint NOT NULL, tmax bigint NOT NULL, ts bigint[] NOT NULL, "
+    "value float8[] NOT NULL, quality smallint[] NOT NULL)"
+)
+# the readings one row each, as every reader outside the backend sees them (SQL views, reports)
+READINGS_VIEW = (
+    "CREATE VIEW {s}.readings AS SELECT b.tag_id, u.ts, u.value, u.quality FROM {s}.blocks b "
+    "CROSS JOIN LATERAL unnest(b.ts, b.value, b.quality) AS u(ts, value, quality)"
+)
 NS_PER_S = 1_000_000_000
 HOUR = 3600 * NS_PER_S
 DAY = 24 * HOUR
@@ -47,7 +60,8 @@ class PgSchema:
                 if meta.get("layout") != LAYOUT_VERSION:
                     raise RuntimeError(
                         f"historian PostgreSQL {self._where}: schema {self.schema!r} has layout "
-                        f"{meta.get('layout')!r}, this axline reads layout {LAYOUT_VERSION!r}; use another schema"
+                        f"{meta.get('layout')!r}, this axline reads layout {LAYOUT_VERSION!r} (one row per tag "
+                        "and batch); use another schema"
                     )
                 if meta["partition"] != self.partition:
                     log.warning(
@@ -102,15 +116,13 @@ class PgSchema:
         )
         cur.execute(q("CREATE INDEX IF NOT EXISTS events_ts ON {s}.events (ts)"))
         cur.execute(q("CREATE INDEX IF NOT EXISTS events_kind_ts ON {s}.events (kind, ts)"))
-        columns = (
-            "(tag_id int NOT NULL, ts bigint NOT NULL, value float8 NOT NULL, quality smallint NOT NULL)"
-        )
+        columns = BLOCK_COLUMNS
         mode = "native"
         if self._use_timescaledb and self._timescaledb_available(cur):
-            cur.execute(q("CREATE TABLE {s}.readings " + columns))
+            cur.execute(q("CREATE TABLE {s}.blocks " + columns))
             cur.execute(
-                "SELECT create_hypertable(%s, 'ts', chunk_time_interval => %s::bigint)",
-                (f"{self.schema}.readings", HOUR if self.partition == "hour" else DAY),
+                "SELECT create_hypertable(%s, 'tmin', chunk_time_interval => %s::bigint)",
+                (f"{self.schema}.blocks", HOUR if self.partition == "hour" else DAY),
             )
             cur.execute(
                 q(
@@ -119,18 +131,23 @@ class PgSchema:
                 )
             )
             cur.execute(
-                "SELECT set_integer_now_func(%s, %s)", (f"{self.schema}.readings", f"{self.schema}.now_ns")
+                "SELECT set_integer_now_func(%s, %s)", (f"{self.schema}.blocks", f"{self.schema}.now_ns")
             )
             mode = "timescaledb"
             log.info("historian PostgreSQL %s: TimescaleDB found, readings are a hypertable", self._where)
         else:
-            cur.execute(q("CREATE TABLE {s}.readings " + columns + " PARTITION BY RANGE (ts)"))
+            cur.execute(q("CREATE TABLE {s}.blocks " + columns + " PARTITION BY RANGE (tmin)"))
             log.info(
                 "historian PostgreSQL %s: TimescaleDB not available, using native partitions per %s",
                 self._where,
                 self.partition,
             )
-        cur.execute(q("CREATE INDEX IF NOT EXISTS readings_tag_ts ON {s}.readings (tag_id, ts)"))
+        # arrays are stored as they are: compressing float readings gains little and costs the writer
+        for col in ("ts", "value", "quality"):
+            cur.execute(q("ALTER TABLE {s}.blocks ALTER COLUMN {c} SET STORAGE EXTERNAL", c=sql.Identifier(col)))
+        # a query asks for blocks that end at or after its start: (tag_id, tmax) finds them
+        cur.execute(q("CREATE INDEX IF NOT EXISTS blocks_tag_tmax ON {s}.blocks (tag_id, tmax)"))
+        cur.execute(q(READINGS_VIEW))
         cur.executemany(
             q("INSERT INTO {s}.meta (key, value) VALUES (%s, %s)"),
             [("layout", LAYOUT_VERSION), ("partition", self.partition), ("mode", mode)],
@@ -191,7 +208,7 @@ class PgSchema:
             if self.mode == "native":
                 cur.execute(
                     self._q(
-                        "CREATE TABLE IF NOT EXISTS {s}.{t} PARTITION OF {s}.readings FOR VALUES FROM ({lo}) TO ({hi})",
+                        "CREATE TABLE IF NOT EXISTS {s}.{t} PARTITION OF {s}.blocks FOR VALUES FROM ({lo}) TO ({hi})",
                         t=sql.Identifier(name),
                         lo=sql.Literal(lo),
                         hi=sql.Literal(hi),
@@ -249,14 +266,15 @@ class PgSchema:
                 else:
                     hi = max(self._partition_range(int(d[1]))[0] for d in doomed)
                     cur.execute(
-                        "SELECT drop_chunks(%s, older_than => %s::bigint)", (f"{self.schema}.readings", hi)
+                        "SELECT drop_chunks(%s, older_than => %s::bigint)", (f"{self.schema}.blocks", hi)
                     )
                 cur.execute(self._q("DELETE FROM {s}.partitions WHERE name = ANY(%s)"), (names,))
                 # tags whose newest reading went with the dropped partitions: newest remaining one, or none
                 cur.execute(
                     self._q(
-                        "DELETE FROM {s}.latest l WHERE NOT EXISTS (SELECT 1 FROM {s}.readings r "
-                        "WHERE r.tag_id = l.tag_id AND r.ts = l.ts) RETURNING tag_id"
+                        "DELETE FROM {s}.latest l WHERE NOT EXISTS (SELECT 1 FROM {s}.blocks b "
+                        "WHERE b.tag_id = l.tag_id AND b.tmax >= l.ts AND b.tmin <= l.ts AND l.ts = ANY(b.ts)) "
+                        "RETURNING tag_id"
                     )
                 )
                 gone = [r[0] for r in cur.fetchall()]
@@ -264,8 +282,10 @@ class PgSchema:
                     cur.execute(
                         self._q(
                             "INSERT INTO {s}.latest (tag_id, ts, value, quality) "
-                            "SELECT DISTINCT ON (tag_id) tag_id, ts, value, quality FROM {s}.readings "
-                            "WHERE tag_id = ANY(%s) ORDER BY tag_id, ts DESC, ctid DESC"
+                            "SELECT DISTINCT ON (b.tag_id) b.tag_id, u.ts, u.value, u.quality FROM {s}.blocks b "
+                            "CROSS JOIN LATERAL unnest(b.ts, b.value, b.quality) WITH ORDINALITY "
+                            "AS u(ts, value, quality, k) WHERE b.tag_id = ANY(%s) "
+                            "ORDER BY b.tag_id, u.ts DESC, b.ctid DESC, u.k DESC"
                         ),
                         (gone,),
                     )

@@ -5,15 +5,17 @@ schema (``axline`` by default)::
 
     meta        key/value: layout version, partition width, storage mode
     tags        id serial, path text unique
-    readings    tag_id int4, ts int8 (ns since the epoch, UTC), value float8, quality int2;
-                range-partitioned by ts (one partition per day by default), index (tag_id, ts)
+    blocks      tag_id int4, tmin int8, tmax int8, ts int8[] (ns since the epoch, UTC), value float8[],
+                quality int2[]: one row per tag and appended batch, its readings in arrival order;
+                range-partitioned by tmin (one partition per day by default), index (tag_id, tmax)
+    readings    view: the blocks unnested, one row (tag_id, ts, value, quality) per reading
     partitions  name, lo, hi, rows: the partitions this backend made and how many readings each holds
     latest      newest (ts, value, quality) per tag, upserted with every batch
     events      id bigserial, ts, end_ts, kind, source, code, message, severity, data jsonb, ack
 
 ``append`` maps tag paths to ids (cached; new tags are inserted first, ``ON CONFLICT DO NOTHING``),
-creates the partitions the batch needs, sends the readings with one binary ``COPY`` per partition
-(the COPY payload is built with NumPy, no Python object per reading), updates ``latest`` and the
+creates the partitions the batch needs, sends the readings with one binary ``COPY`` per partition,
+one row per tag (the COPY payload is built with NumPy, no Python object per reading), updates ``latest`` and the
 row counts, and commits before it returns: acknowledged means committed. If the connection is lost
 it raises :class:`ConnectionError` (nothing of that batch is acknowledged; keep it and retry) and
 the next call reconnects.
@@ -33,11 +35,12 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from axline.batch import Batch
-from axline.historian.base import Buckets, Historian, Series
+from axline.historian.base import Buckets, Historian, Series, check_retention_days, distinct_paths
 from axline.historian.events import as_int
 
 try:
@@ -50,7 +53,18 @@ except ImportError as _e:  # pragma: no cover - depends on the installation
     ) from _e
 
 from axline.historian.pg_conn import PgConnections
-from axline.historian.pg_copy import BUCKET_ROW, ROW, copy_payload, newest_per_group, parse_copy
+from axline.historian.pg_copy import (
+    BUCKET_ROW,
+    ROW,
+    Float8Array,
+    Int2Array,
+    Int4Array,
+    Int8Array,
+    block_payload,
+    copy_payload,
+    newest_per_group,
+    parse_copy,
+)
 from axline.historian.pg_events import PgEvents
 from axline.historian.pg_schema import PARTITION_WIDTHS, PgSchema
 
@@ -59,6 +73,18 @@ log = logging.getLogger(__name__)
 __all__ = ["PARTITION_WIDTHS", "PostgresHistorian", "copy_payload"]
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+# The readings of some tags with a <= ts < e, one row each (u.k: the position in its block). A block
+# lies inside one partition (at most 31 days wide), so ``lo`` lets PostgreSQL skip older partitions.
+_IN_WINDOW = (
+    "{s}.blocks b CROSS JOIN LATERAL unnest(b.ts, b.value, b.quality) WITH ORDINALITY AS u(ts, value, quality, k) "
+    "WHERE b.tag_id = ANY(%(ids)s) AND b.tmax >= %(a)s AND b.tmin < %(e)s AND b.tmin >= %(lo)s "
+    "AND u.ts >= %(a)s AND u.ts < %(e)s"
+)
+_INT64_MIN = -(2**63)
+
+
+def _window_args(ids: list[int], start: int, end: int) -> dict[str, Any]:
+    return {"ids": ids, "a": start, "e": end, "lo": max(start - 32 * 86400 * 10**9, _INT64_MIN)}
 
 
 class PostgresHistorian(PgConnections, PgSchema, PgEvents, Historian):
@@ -95,12 +121,7 @@ class PostgresHistorian(PgConnections, PgSchema, PgEvents, Historian):
             raise ValueError(
                 f"historian partition {partition!r} is not known (allowed: {', '.join(PARTITION_WIDTHS)})"
             )
-        if retention_days is not None and not (
-            isinstance(retention_days, int | float)
-            and not isinstance(retention_days, bool)
-            and retention_days > 0
-        ):
-            raise ValueError(f"historian retention_days must be a number > 0 or None, got {retention_days!r}")
+        check_retention_days(retention_days)
         if not isinstance(connect_timeout_s, int | float) or not 0 < connect_timeout_s <= 600:
             raise ValueError(
                 f"historian connect_timeout_s must be in (0, 600] seconds, got {connect_timeout_s!r}"
@@ -173,55 +194,58 @@ class PostgresHistorian(PgConnections, PgSchema, PgEvents, Historian):
         n = len(batch)
         if n == 0:
             return 0
+        batch = distinct_paths(batch)
         with self._wlock:
             self._check_open()
             ids = self._ids_for(batch.paths)
             tag_id = ids[batch.idx]
+            key = batch.idx  # groups the readings as the tag id does: the paths are distinct
             ts = batch.ts
             starts = self._partition_starts(ts)
             lo0 = int(starts[0])
             if bool((starts == lo0).all()):
                 los = [lo0]
-                pieces = [(lo0, tag_id, ts, batch.value, batch.quality)]
+                pieces = [(lo0, block_payload(tag_id, ts, batch.value, batch.quality, key=key)[0], n)]
             else:
                 los = np.unique(starts).tolist()
                 pieces = []
-                for lo in los:
+                for lo in los:  # a block never spans two partitions
                     m = starts == lo
-                    pieces.append((lo, tag_id[m], ts[m], batch.value[m], batch.quality[m]))
+                    payload = block_payload(tag_id[m], ts[m], batch.value[m], batch.quality[m], key=key[m])[0]
+                    pieces.append((lo, payload, int(m.sum())))
             local, pos = newest_per_group(batch.idx, ts, len(batch.paths))
             lt = ids[local]
             order = np.argsort(lt)  # one lock order for concurrent writers
             latest = (
-                lt[order].tolist(),
-                ts[pos[order]].tolist(),
-                batch.value[pos[order]].tolist(),
-                batch.quality[pos[order]].astype(np.int16).tolist(),
+                Int4Array(lt[order]),
+                Int8Array(ts[pos[order]]),
+                Float8Array(batch.value[pos[order]]),
+                Int2Array(batch.quality[pos[order]]),
             )
 
             def store(conn: psycopg.Connection) -> dict[int, tuple[int, str]]:
                 with conn.cursor() as cur:
                     made = self._ensure_partitions(cur, los)
-                    for lo, t, s, v, q in pieces:
+                    for lo, payload, count in pieces:
                         name = (self._partitions.get(lo) or made[lo])[1]
                         target = (
                             self._q("{s}.{t}", t=sql.Identifier(name))
                             if self.mode == "native"
-                            else self._q("{s}.readings")
+                            else self._q("{s}.blocks")
                         )
                         stmt = sql.SQL(
-                            "COPY {} (tag_id, ts, value, quality) FROM STDIN (FORMAT BINARY)"
+                            "COPY {} (tag_id, tmin, tmax, ts, value, quality) FROM STDIN (FORMAT BINARY)"
                         ).format(target)
                         with cur.copy(stmt) as cp:
-                            cp.write(copy_payload(t, s, v, q))
+                            cp.write(payload)
                         cur.execute(
                             self._q("UPDATE {s}.partitions SET rows = rows + %s WHERE name = %s"),
-                            (len(s), name),
+                            (count, name),
                         )
                     cur.execute(
                         self._q(
                             "INSERT INTO {s}.latest (tag_id, ts, value, quality) "
-                            "SELECT * FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::smallint[]) "
+                            "SELECT * FROM unnest(%b::int[], %b::bigint[], %b::float8[], %b::smallint[]) "
                             "ON CONFLICT (tag_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value, "
                             "quality = EXCLUDED.quality WHERE {s}.latest.ts <= EXCLUDED.ts"
                         ),
@@ -305,10 +329,10 @@ class PostgresHistorian(PgConnections, PgSchema, PgEvents, Historian):
             if not ids or end <= start:
                 return {}
             stmt = self._q(
-                "COPY (SELECT tag_id, ts, value, quality FROM {s}.readings WHERE tag_id = ANY(%s) "
-                "AND ts >= %s AND ts < %s ORDER BY tag_id, ts, ctid) TO STDOUT (FORMAT BINARY)"
+                "COPY (SELECT b.tag_id, u.ts, u.value, u.quality FROM " + _IN_WINDOW
+                + " ORDER BY b.tag_id, u.ts, b.ctid, u.k) TO STDOUT (FORMAT BINARY)"
             )
-            with cur.copy(stmt, (sorted(set(ids.values())), start, end)) as cp:
+            with cur.copy(stmt, _window_args(sorted(set(ids.values())), start, end)) as cp:
                 rows = parse_copy(b"".join(bytes(b) for b in cp), ROW)
             return self._split(rows)
 
@@ -347,12 +371,13 @@ class PostgresHistorian(PgConnections, PgSchema, PgEvents, Historian):
             if not ids or end <= start:
                 return {}
             stmt = self._q(
-                "COPY (SELECT tag_id, %(a)s::bigint + (ts - %(a)s::bigint) / %(w)s::bigint * %(w)s::bigint AS b, "
-                "min(value), max(value), avg(value), (array_agg(value ORDER BY ts DESC, ctid DESC))[1], "
-                "count(*) FROM {s}.readings WHERE tag_id = ANY(%(ids)s) AND ts >= %(a)s AND ts < %(e)s "
-                "AND quality = 0 GROUP BY tag_id, b ORDER BY tag_id, b) TO STDOUT (FORMAT BINARY)"
+                "COPY (SELECT b.tag_id, %(a)s::bigint + (u.ts - %(a)s::bigint) / %(w)s::bigint * %(w)s::bigint "
+                "AS bucket, min(u.value), max(u.value), avg(u.value), "
+                "(array_agg(u.value ORDER BY u.ts DESC, b.ctid DESC, u.k DESC))[1], count(*) FROM "
+                + _IN_WINDOW + " AND u.quality = 0 GROUP BY b.tag_id, bucket ORDER BY b.tag_id, bucket) "
+                "TO STDOUT (FORMAT BINARY)"
             )
-            args = {"a": start, "e": end, "w": step, "ids": sorted(set(ids.values()))}
+            args = {**_window_args(sorted(set(ids.values())), start, end), "w": step}
             with cur.copy(stmt, args) as cp:
                 rows = parse_copy(b"".join(bytes(b) for b in cp), BUCKET_ROW)
             tag = rows["tag"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,20 @@ def both(key: str, /, **params: Any) -> dict[str, str]:
 def pair(key: str, /, **params: Any) -> str:
     """``"English / 한국어"`` in one line, for the command line and errors read by either reader."""
     return f"{text(key, 'en', **params)} / {text(key, 'ko', **params)}"
+
+
+def terminal_language() -> str:
+    """The command line's language: ``AXLINE_LANG``, else the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``)."""
+    for name in ("AXLINE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name)
+        if value:
+            return "ko" if value.lower().startswith("ko") else "en"
+    return "en"
+
+
+def say(key: str, /, **params: Any) -> str:
+    """The text of ``key`` in the command line's language (:func:`terminal_language`)."""
+    return text(key, terminal_language(), **params)
 
 
 def language(value: str | None, default: str = "en") -> str:

@@ -17,6 +17,8 @@ Modules: ``base`` (the abstract :class:`Detector`), ``validation`` (input and pa
 - ``iforest``: scikit-learn isolation forest (trees exported to arrays for saving).
 - ``autoencoder``: small MLP autoencoder (scikit-learn for training, NumPy at inference).
 - ``changepoint``: two-sided CUSUM per signal on decorrelated residuals (a persistent shift accumulates).
+- ``ewma``: one EWMA control chart per signal, each as wide as its average wandered on the fitting
+  data; the score is the worst chart.
 
 All share a causal moving-average ``smooth`` window on the score (1 = off). A new detector is a
 module with a :class:`Detector` subclass that defines ``name``, imported and listed below.
@@ -24,7 +26,7 @@ module with a :class:`Detector` subclass that defines ``name``, imported and lis
 >>> import numpy as np
 >>> det = make_detector("pca").fit(np.random.default_rng(0).normal(0.0, 1.0, (300, 3)))
 >>> sorted(DETECTORS)[:3], det.score([[0.0, 0.0, 0.0]]).shape
-(['autoencoder', 'changepoint', 'iforest'], (1,))
+(['autoencoder', 'changepoint', 'ewma'], (1,))
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 from axline.monitor.detectors.autoencoder import AutoencoderDetector
 from axline.monitor.detectors.base import Detector, StatelessDetector
 from axline.monitor.detectors.changepoint import ChangepointDetector
+from axline.monitor.detectors.ewma import EWMADetector
 from axline.monitor.detectors.iforest import IsolationForestDetector
 from axline.monitor.detectors.mset import MSETDetector
 from axline.monitor.detectors.pca import PCADetector
@@ -45,6 +48,7 @@ __all__ = [
     "AutoencoderDetector",
     "ChangepointDetector",
     "Detector",
+    "EWMADetector",
     "IsolationForestDetector",
     "MSETDetector",
     "PCADetector",
@@ -64,6 +68,7 @@ DETECTORS: dict[str, type[Detector]] = {
         IsolationForestDetector,
         AutoencoderDetector,
         ChangepointDetector,
+        EWMADetector,
     )
 }
 
