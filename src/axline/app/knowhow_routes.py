@@ -346,13 +346,12 @@ async def _operating(request: web.Request) -> web.StreamResponse:
         return json_response({"configured": False, "assets": []})
     asset = request.query.get("asset") or None
     if asset is not None and len(asset) > 512:
-        raise BadRequest("asset must be at most 512 characters", "take asset paths from GET /api/plant")
+        raise bad_request("err.knowhow.bad_asset")
     try:
         out = await off_loop(op.advice, asset)
     except Exception as e:  # counted in the advisor's status (health); the caller is told why
         log.exception("operating advice failed")
-        raise BadRequest(f"operating advice failed: {type(e).__name__}: {e}", "the server log says more",
-                         status=503) from None
+        raise bad_request("err.knowhow.operating_failed", 503, error=f"{type(e).__name__}: {e}") from None
     return json_response(out)
 
 

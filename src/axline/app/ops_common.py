@@ -35,21 +35,27 @@ def page(name: str) -> Callable[[web.Request], Any]:
     return handler
 
 
+# the background tasks of run_with_app by name (one key made at import: an AppKey made inside a function
+# called from a thread without a module frame on its stack cannot name its module)
+_TASKS: web.AppKey[dict] = web.AppKey("ops_background_tasks", dict)
+
+
 def run_with_app(app: web.Application, key: web.AppKey[Any], name: str, make: Callable[[Any], Any]) -> None:
     """Run the background worker ``make(service)`` while ``app`` runs: it is made and started when the app
     starts (kept under ``key``, its failures shown in health as ``name``) and cancelled when it stops."""
     from axline.service_events import register_worker
 
-    task_key: web.AppKey[asyncio.Task] = web.AppKey(f"{name}_task", asyncio.Task)
+    if _TASKS not in app:
+        app[_TASKS] = {}
 
     async def start(app: web.Application) -> None:
         worker = make(app[SERVICE_KEY])
         app[key] = worker
         register_worker(app[SERVICE_KEY], name, worker)
-        app[task_key] = asyncio.create_task(worker.run(), name=name)
+        app[_TASKS][name] = asyncio.create_task(worker.run(), name=name)
 
     async def stop(app: web.Application) -> None:
-        task = app.get(task_key)
+        task = app[_TASKS].pop(name, None)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
