@@ -35,9 +35,7 @@ def page(name: str) -> Callable[[web.Request], Any]:
     return handler
 
 
-# the background tasks of run_with_app by name (one key made at import: an AppKey made inside a function
-# called from a thread without a module frame on its stack cannot name its module)
-_TASKS: web.AppKey[dict] = web.AppKey("ops_background_tasks", dict)
+WORKER_TASKS: web.AppKey[dict[str, asyncio.Task]] = web.AppKey("worker_tasks", dict)
 
 
 def run_with_app(app: web.Application, key: web.AppKey[Any], name: str, make: Callable[[Any], Any]) -> None:
@@ -45,17 +43,16 @@ def run_with_app(app: web.Application, key: web.AppKey[Any], name: str, make: Ca
     starts (kept under ``key``, its failures shown in health as ``name``) and cancelled when it stops."""
     from axline.service_events import register_worker
 
-    if _TASKS not in app:
-        app[_TASKS] = {}
+    tasks = app.setdefault(WORKER_TASKS, {})
 
     async def start(app: web.Application) -> None:
         worker = make(app[SERVICE_KEY])
         app[key] = worker
         register_worker(app[SERVICE_KEY], name, worker)
-        app[_TASKS][name] = asyncio.create_task(worker.run(), name=name)
+        tasks[name] = asyncio.create_task(worker.run(), name=name)
 
     async def stop(app: web.Application) -> None:
-        task = app[_TASKS].pop(name, None)
+        task = tasks.pop(name, None)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
