@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
 from axline.batch import BAD_TIMESTAMP, Batch
 from axline.bus import Bus
 from axline.camera import FolderSource, OpenCVSource
@@ -430,18 +431,17 @@ class Service:
         old = self.latest.get(path)
         if tag is None:
             await audit_log.arecord(user, "tag.write", path, new=value, result="refused: unknown tag", source=source)
-            raise KeyError(f"tag {path!r} is not in the plant file")
+            raise i18n.error(KeyError, "err.write.tag_unknown", tag=repr(path))
         result = "ok"
         try:
             if not tag.writable:
-                raise PermissionError(f"tag {path} is not writable; mark it 'writable: true' in the plant file "
-                                      f"to allow it")
+                raise i18n.error(PermissionError, "err.write.tag_read_only", tag=path)
             if tag.source is None or tag.source.connector not in self.connectors:
-                raise ValueError(f"tag {path} has no connector to write through")
+                raise i18n.error(ValueError, "err.write.no_connector", tag=path)
             value = float(value)
             if not math.isfinite(value) or not (tag.lo <= value <= tag.hi):
-                raise ValueError(f"{value!r} is outside the range of {path} [{tag.lo:g}, {tag.hi:g}]; "
-                                 f"nothing was written")
+                raise i18n.error(ValueError, "err.write.outside_range", value=repr(value), tag=path, lo=f"{tag.lo:g}",
+                                 hi=f"{tag.hi:g}")
             # the trail must take the attempt before the value goes to the machine (AuditError: 503)
             await audit_log.arecord(user, "tag.write", path, old=old[1] if old else None, new=value,
                                     result="attempt", source=source)
