@@ -78,6 +78,7 @@ class Service:
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
         self.safety = Safety(self)
         self.knowhow = None  # axline.knowhow.live.KnowHowLive: cases suggested for each new alarm
+        self.operating = None  # axline.knowhow.operating.OperatingKnowHow: advice learnt from audited moves
         self.workers: dict[str, Any] = {}  # background workers whose failures health shows (register_worker)
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -167,6 +168,9 @@ class Service:
 
         self.knowhow = KnowHowLive.for_service(self)
         self._tasks.append(asyncio.create_task(self.knowhow.start(), name="knowhow"))
+        from axline.knowhow.operating import OperatingKnowHow
+
+        self.operating = OperatingKnowHow.for_service(self)
         if web:
             await self._start_web()
 
@@ -515,6 +519,7 @@ class Service:
                 "subscriber_errors": dict(self.bus.errors),
                 "safety": self.safety.status(),
                 "knowhow": self.knowhow.status() if self.knowhow is not None else None,
+                "operating": self.operating.status() if self.operating is not None else None,
                 "audit": self.security.audit.status() if hasattr(self.security, "audit") else None,
                 "workers": {n: {"errors": w.errors, "last_error": w.last_error} for n, w in self.workers.items()},
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
