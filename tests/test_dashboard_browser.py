@@ -89,7 +89,7 @@ def _new_page(browser, errors: list[str], locale: str = "en-US"):
     page = browser.new_page(viewport={"width": 1366, "height": 768}, locale=locale)
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(8000)
+    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
     return page
 
 

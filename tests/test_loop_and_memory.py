@@ -215,3 +215,15 @@ async def test_the_service_opens_its_store_and_writes_events_off_the_loop(tmp_pa
                                 if e.code == "x"), what="the event log to store the update")
     finally:
         await svc.stop()
+
+
+async def test_the_service_starts_its_worker_threads_while_starting(tmp_path):
+    # a worker thread started while the service runs makes the loop wait in Thread.start() until the OS
+    # runs it: all of the default executor's workers exist once start() returns
+    svc = Service(_plant(tmp_path))
+    await svc.start(web=False)
+    try:
+        executor = asyncio.get_running_loop()._default_executor
+        assert executor is not None and len(executor._threads) == executor._max_workers
+    finally:
+        await svc.stop()

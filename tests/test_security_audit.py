@@ -171,6 +171,19 @@ def test_cli_users_and_audit_verify(tmp_path, capsys, monkeypatch):
     assert rep["audit"]["chain_ok"] is False and rep["accounts"]["people"] == 1 and rep["http_basic"] is False
 
 
+def test_cli_token_refusals_are_audited_like_user_refusals(tmp_path, capsys, monkeypatch):
+    from axline.app.cli_security import audit_log
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plant.yaml").write_text("# only the folder matters here\n")
+    code, _, err = _cli(capsys, monkeypatch, "tokens", "-c", "plant.yaml", "revoke", "no-such-token")
+    assert code == 2 and err.startswith("axline: ")
+    code, _, err = _cli(capsys, monkeypatch, "users", "-c", "plant.yaml", "remove", "nobody")
+    assert code == 2 and err.startswith("axline: ")
+    rows = [(e["action"], e["target"], e["result"].split(":")[0]) for e in audit_log(tmp_path).tail(10)]
+    assert sorted(rows) == [("token.revoke", "no-such-token", "refused"), ("user.remove", "nobody", "refused")]
+
+
 def test_tail_reads_backwards_across_blocks(tmp_path):
     log = _log(tmp_path, 30)
     forward = list(log.iter_entries())

@@ -93,3 +93,26 @@ def test_a_worker_failure_is_counted_logged_and_raised_once_a_minute(caplog):
         FailureReporter(Broken(), worker, source="axline/spc", code="spc.error",
                         log=logging.getLogger("axline.test")).raise_event()
     assert "could not record a failure of axline/spc" in caplog.records[-1].getMessage()
+
+
+async def test_a_failing_step_does_not_stop_the_worker():
+    from types import SimpleNamespace
+
+    from axline.service_events import FailureReporter
+
+    worker = SimpleNamespace(errors=0, last_error=None)
+    svc = SimpleNamespace(now_ns=lambda: 1, historian=SimpleNamespace(add_event=lambda ev: 1))
+    calls = []
+
+    async def step():
+        calls.append(1)
+        if len(calls) <= 2:
+            raise ValueError(f"bad reading {len(calls)}")
+
+    task = asyncio.create_task(FailureReporter(svc, worker, source="axline/spc", code="spc.error",
+                                               log=logging.getLogger("axline.test")).run_forever(
+        step, lambda: 0.0, "step failed"))
+    await _wait(lambda: len(calls) >= 4)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and (worker.errors, worker.last_error) == (2, "ValueError: bad reading 2")

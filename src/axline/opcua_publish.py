@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from axline import i18n
+
 log = logging.getLogger(__name__)
 NAMESPACE = "urn:axline:kpi"
 ALARM_COUNTS = ("Active", "Unacknowledged", "Shelved", "Suppressed", "HighPriority")
@@ -187,15 +189,7 @@ class KpiPublisher:
         from axline.service_events import FailureReporter
 
         failures = FailureReporter(self.svc, self, source="axline/opcua-publish", code="publish.error", log=log)
-        while True:
-            try:
-                await self.update_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
-                failures.failed(e, "OPC UA publishing failed")
-                failures.raise_event()
-            await asyncio.sleep(self.period_s)
+        await failures.run_forever(self.update_once, lambda: self.period_s, "OPC UA publishing failed")
 
 
 def add_arguments(parser: Any) -> None:
@@ -219,5 +213,5 @@ async def start_from_args(service: Any, args: Any) -> KpiPublisher | None:
     from axline.service_events import register_worker
 
     register_worker(service, "opcua_publish", pub)
-    print(f"axline publishes KPIs and alarm states on {endpoint}", flush=True)
+    print(i18n.say("cli.opcua_publishing", endpoint=endpoint), flush=True)
     return pub

@@ -9,6 +9,7 @@ import functools
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from axline.historian.base import Event
@@ -90,6 +91,20 @@ class FailureReporter:
                                  data={"errors": self.worker.errors, **data}))
         except Exception:  # noqa: BLE001 - the historian itself may be failing; counted above
             self.log.exception("could not record a failure of %s as an event", self.source)
+
+    async def run_forever(self, step: Callable[[], Awaitable[Any]], period_s: Callable[[], float],
+                          what: str) -> None:
+        """Await ``step()`` every ``period_s()`` seconds until cancelled; a failing step is counted, logged
+        (``what``) and reported, and the next one runs on time."""
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
+                self.failed(e, what)
+                self.raise_event()
+            await asyncio.sleep(period_s())
 
 
 def to_audit_trail(svc: Any, event: Event) -> None:

@@ -30,6 +30,12 @@ def _base_dir(args) -> Path:
     return cfg.resolve().parent
 
 
+def _account_tools(args) -> tuple[AccountStore, AuditLog, str]:
+    """The account store and the audit trail of the plant ``args`` name, and who is calling."""
+    base = _base_dir(args)
+    return account_store(base), audit_log(base), _who()
+
+
 def account_store(base: Path) -> AccountStore:
     """The account store of the plant in ``base`` (``data/security/accounts.json``)."""
     return AccountStore(base / "data" / "security" / "accounts.json", LockPolicy())
@@ -158,15 +164,14 @@ def ssl_context_from_args(args, base: Path):
     """An SSL context for --tls: --cert/--key, else the files `axline certs web` wrote into data/tls."""
     if not args.tls:
         if args.cert or args.key:
-            raise ValueError("--cert/--key need --tls")
+            raise ValueError(i18n.pair("serve.cert_needs_tls"))
         return None
     from axline.app.tls import server_context
 
     cert = args.cert or str(base / "data" / "tls" / "server.pem")
     key = args.key or str(base / "data" / "tls" / "server.key")
     if not (os.path.exists(cert) and os.path.exists(key)):
-        raise FileNotFoundError(f"--tls: no certificate at {cert} / key at {key}: give --cert and --key, or make "
-                                f"them with `axline certs web {base / 'data' / 'tls'} --host NAME`")
+        raise FileNotFoundError(i18n.pair("serve.no_certificate", cert=cert, key=key, folder=base / "data" / "tls"))
     return server_context(cert, key)
 
 
@@ -192,10 +197,7 @@ def ensure_first_admin(args, base: Path, host: str) -> None:
 
 def run_users(args) -> int:
     """``axline users ACTION``: add, list, change and remove accounts (audited)."""
-    base = _base_dir(args)
-    store = account_store(base)
-    log = audit_log(base)
-    who = _who()
+    store, log, who = _account_tools(args)
     cmd = args.users_cmd
     try:
         if cmd == "add":
@@ -240,10 +242,7 @@ def run_users(args) -> int:
 
 def run_tokens(args) -> int:
     """``axline tokens ACTION``: make, list and revoke API tokens (audited)."""
-    base = _base_dir(args)
-    store = account_store(base)
-    log = audit_log(base)
-    who = _who()
+    store, log, who = _account_tools(args)
     try:
         if args.tokens_cmd == "add":
             text, tok = store.token_add(args.account, args.role, args.days, creator=who)
@@ -263,6 +262,8 @@ def run_tokens(args) -> int:
                 print(f"{t.id}  {t.account:24} {t.role:9} {state:8} expires "
                       f"{time.strftime('%Y-%m-%d', time.gmtime(t.expires))}")
     except AccountError as e:
+        target = getattr(args, "account", None) or getattr(args, "id", "")
+        log.record(who, f"token.{args.tokens_cmd}", str(target), result=f"refused: {e}")
         print(f"axline: {e}", file=sys.stderr)
         return 2
     return 0

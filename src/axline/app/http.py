@@ -81,6 +81,15 @@ def bad_request(key: str, status: int = 400, /, **params: Any) -> BadRequest:
     return BadRequest(body["error"], body["hint"], status, key=key, params=body["params"])
 
 
+def bad_request_from(exc: BaseException, key: str, status: int = 400) -> BadRequest:
+    """The answer to ``exc``: in its own catalog text when it carries one (``i18n.error``), else ``key`` with
+    the exception's text as ``{error}``."""
+    own = getattr(exc, "key", None)
+    if isinstance(own, str) and i18n.has(own):
+        return bad_request(own, status, **getattr(exc, "params", {}))
+    return bad_request(key, status, error=str(exc).strip("'\""))
+
+
 def error_response(error: str, hint: str = "", status: int = 400, headers: dict[str, str] | None = None,
                    key: str | None = None, params: dict[str, Any] | None = None) -> web.Response:
     """A JSON error answer ``{"error", "hint"}`` with ``status`` (and ``code``, ``params`` when keyed)."""
@@ -93,6 +102,23 @@ def error_response(error: str, hint: str = "", status: int = 400, headers: dict[
 def keyed_error(key: str, status: int = 400, /, headers: dict[str, str] | None = None, **params: Any) -> web.Response:
     """A JSON error answer with texts from the catalog (see :func:`error_body`)."""
     return json_response(error_body(key, **params), status=status, headers=headers)
+
+
+async def json_object(request: web.Request, example: str, *, empty_ok: bool = False,
+                      not_json_status: int = 400) -> dict:
+    """The request's JSON object, or a 4xx that shows what to send (``example``); with ``empty_ok`` an
+    empty body counts as ``{}``; a body that is not sent as JSON answers ``not_json_status``."""
+    if empty_ok and not request.can_read_body:
+        return {}
+    if request.content_type != "application/json":
+        raise bad_request("err.body_not_json", not_json_status, example=example)
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("err.body_invalid_json", example=example) from None
+    if not isinstance(body, dict):
+        raise bad_request("err.body_not_object", example=example)
+    return body
 
 
 # -- parameter parsing --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ Units come from ``optimize.yaml`` beside the plant file when there is one (see
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -25,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from axline.app.http import SERVICE_KEY, BadRequest, bad_request, json_response
+from axline.app.middleware import Handler
 from axline.app.ops_common import int_id, json_body, page
 from axline.app.roles import require_role
 from axline.app.routes import OBJ, STR, document
@@ -124,6 +126,26 @@ def _refused(e: OptimizeError) -> BadRequest:
     return bad_request("err.optimize.refused", e.status, error=str(e))
 
 
+def _refusals_answered(handler: Handler) -> Handler:
+    """``handler`` with an optimiser's refusal (``OptimizeError``) answered with its status and reason."""
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except OptimizeError as e:
+            raise _refused(e) from None
+
+    return wrapped
+
+
+def _text(body: dict, name: str, key: str, **params: Any) -> str:
+    """The optional text field ``name`` of ``body`` (empty when absent); catalog key ``key`` when it is not text."""
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        raise bad_request(key, **params)
+    return value
+
+
 def _x(body: dict, example: str) -> dict[str, float]:
     x = body.get("x")
     if not isinstance(x, dict) or not x:
@@ -158,57 +180,46 @@ async def _list(request: web.Request) -> web.StreamResponse:
     return json_response(_clean({"units": units, "error": request.app[OPT_KEY].get("_error")}))
 
 
+@_refusals_answered
 async def _propose(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "engineer")
     opt = _unit(request)
-    try:
-        p = await opt.propose("advisor", requested_by=user.name)
-    except OptimizeError as e:
-        raise _refused(e) from None
+    p = await opt.propose("advisor", requested_by=user.name)
     return json_response(_clean(p if isinstance(p, dict) else {"proposal": p.to_json()}))
 
 
+@_refusals_answered
 async def _submit(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "engineer")
     opt = _unit(request)
     example = '{"x": {"<decision tag>": 840}, "note": "why"}'
     body = await json_body(request, example)
-    note = body.get("note", "")
-    if not isinstance(note, str):
-        raise bad_request("err.optimize.bad_note", example=example)
-    try:
-        p = await opt.submit(_x(body, example), proposer=user.name, note=note)
-    except OptimizeError as e:
-        raise _refused(e) from None
+    note = _text(body, "note", "err.optimize.bad_note", example=example)
+    p = await opt.submit(_x(body, example), proposer=user.name, note=note)
     return json_response(_clean({"proposal": p.to_json()}))
 
 
+@_refusals_answered
 async def _approve(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "approver")
     pid = int_id(request)
     opt = _find(request, pid)
-    try:
-        p = opt.approve(pid, user.name)
-    except OptimizeError as e:
-        raise _refused(e) from None
+    p = opt.approve(pid, user.name)
     return json_response(_clean({"proposal": p.to_json()}))
 
 
+@_refusals_answered
 async def _reject(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "approver")
     pid = int_id(request)
     opt = _find(request, pid)
     body = await json_body(request, '{"reason": "why"}')
-    reason = body.get("reason", "")
-    if not isinstance(reason, str):
-        raise bad_request("err.optimize.bad_reason")
-    try:
-        p = opt.reject(pid, user.name, reason)
-    except OptimizeError as e:
-        raise _refused(e) from None
+    reason = _text(body, "reason", "err.optimize.bad_reason")
+    p = opt.reject(pid, user.name, reason)
     return json_response(_clean({"proposal": p.to_json()}))
 
 
+@_refusals_answered
 async def _whatif(request: web.Request) -> web.StreamResponse:
     require_role(request, "engineer")
     opt = _unit(request)
@@ -217,8 +228,5 @@ async def _whatif(request: web.Request) -> web.StreamResponse:
     hours = body.get("hours", 4)
     if isinstance(hours, bool) or not isinstance(hours, int | float) or not (0.1 <= hours <= MAX_WHATIF_HOURS):
         raise bad_request("err.optimize.bad_hours", max=format(MAX_WHATIF_HOURS, "g"), example=example)
-    try:
-        out = await opt.what_if(_x(body, example) if body.get("x") else {}, float(hours))
-    except OptimizeError as e:
-        raise _refused(e) from None
+    out = await opt.what_if(_x(body, example) if body.get("x") else {}, float(hours))
     return json_response(_clean(out))

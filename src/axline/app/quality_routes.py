@@ -9,20 +9,17 @@ The live watcher starts with the app and raises each new rule violation as an al
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 
 from aiohttp import web
 
-from axline.app.http import NS_MAX, bad_request, json_response, parse_int_param
-from axline.app.ops_common import off_loop, svc_of
+from axline.app.http import NS_MAX, bad_request, bad_request_from, json_response, parse_int_param
+from axline.app.ops_common import off_loop, run_with_app, svc_of
 from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 from axline.quality import QualityError, SpcWatcher, chart_report, quality_tags
 
 WATCHER_KEY: web.AppKey[SpcWatcher] = web.AppKey("spc_watcher", SpcWatcher)
-TASK_KEY: web.AppKey[asyncio.Task] = web.AppKey("spc_task", asyncio.Task)
 DEFAULT_WINDOW_NS = 8 * 3600 * 1_000_000_000
 
 
@@ -33,26 +30,7 @@ def register(app: web.Application) -> None:
     r.add_get("/api/quality/tags", _tags)
     r.add_get("/api/quality/chart", _chart)
     r.add_get("/api/quality/status", _status)
-    app.on_startup.append(_start_watcher)
-    app.on_cleanup.append(_stop_watcher)
-
-
-async def _start_watcher(app: web.Application) -> None:
-    from axline.app.http import SERVICE_KEY
-    from axline.service_events import register_worker
-
-    watcher = SpcWatcher(app[SERVICE_KEY])
-    app[WATCHER_KEY] = watcher
-    register_worker(app[SERVICE_KEY], "spc", watcher)
-    app[TASK_KEY] = asyncio.create_task(watcher.run(), name="spc-watcher")
-
-
-async def _stop_watcher(app: web.Application) -> None:
-    task = app.get(TASK_KEY)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    run_with_app(app, WATCHER_KEY, "spc", SpcWatcher)
 
 
 async def _tags(request: web.Request) -> web.StreamResponse:
@@ -90,5 +68,5 @@ async def _chart(request: web.Request) -> web.StreamResponse:
         rep = await off_loop(chart_report, svc.historian, svc.plant_json(), tag, start, end,
                              (b0, b1) if b0 is not None else None, chart, n, rules)
     except QualityError as e:
-        raise bad_request("err.quality.refused", error=str(e)) from None
+        raise bad_request_from(e, "err.quality.refused") from None
     return json_response(rep)

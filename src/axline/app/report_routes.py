@@ -9,14 +9,21 @@ shift is also kept by itself when the shift ends.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 
 from aiohttp import web
 
-from axline.app.http import NS_MAX, bad_request, json_response, parse_int_param
-from axline.app.ops_common import aemit, find_event, int_id, json_body, off_loop, positions, svc_of
+from axline.app.http import NS_MAX, bad_request, bad_request_from, json_response, parse_int_param
+from axline.app.ops_common import (
+    aemit,
+    find_event,
+    int_id,
+    json_body,
+    off_loop,
+    positions,
+    run_with_app,
+    svc_of,
+)
 from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 from axline.report.keeper import ShiftReportKeeper
@@ -24,7 +31,6 @@ from axline.report.render import to_html, to_pdf
 from axline.report.shift import ReportError, build_report, report_event, shift_window
 
 KEEPER_KEY: web.AppKey[ShiftReportKeeper] = web.AppKey("shift_report_keeper", ShiftReportKeeper)
-KEEPER_TASK_KEY: web.AppKey[asyncio.Task] = web.AppKey("shift_report_task", asyncio.Task)
 
 
 def register(app: web.Application) -> None:
@@ -35,26 +41,7 @@ def register(app: web.Application) -> None:
     r.add_post("/api/reports/shift", _make)
     r.add_get("/reports/{id}.html", _html)
     r.add_get("/reports/{id}.pdf", _pdf)
-    app.on_startup.append(_start)
-    app.on_cleanup.append(_stop)
-
-
-async def _start(app: web.Application) -> None:
-    from axline.app.http import SERVICE_KEY
-    from axline.service_events import register_worker
-
-    keeper = ShiftReportKeeper(app[SERVICE_KEY])
-    app[KEEPER_KEY] = keeper
-    register_worker(app[SERVICE_KEY], "shift_reports", keeper)
-    app[KEEPER_TASK_KEY] = asyncio.create_task(keeper.run(), name="shift-report-keeper")
-
-
-async def _stop(app: web.Application) -> None:
-    task = app.get(KEEPER_TASK_KEY)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    run_with_app(app, KEEPER_KEY, "shift_reports", ShiftReportKeeper)
 
 
 async def _list(request: web.Request) -> web.StreamResponse:
@@ -91,7 +78,7 @@ async def _make(request: web.Request) -> web.StreamResponse:
         name, start, end = shift_window(plant, line, at)
         rep = await off_loop(build_report, svc.historian, plant, line, start, end, now, name, user.name)
     except ReportError as e:
-        raise bad_request("err.report.refused", error=str(e)) from None
+        raise bad_request_from(e, "err.report.refused") from None
     path = dict(positions(plant)).get(line, line)
     eid = await aemit(svc, report_event(rep, path))
     return json_response({"id": eid, "line": line, "shift": name, "from": start, "to": end,

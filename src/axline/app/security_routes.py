@@ -8,16 +8,17 @@ import functools
 import itertools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from axline.app import route_docs  # noqa: F401 - registers the operations routes
 from axline.app.accounts import AccountError
 from axline.app.audit import audit
-from axline.app.http import error_body
-from axline.app.roles import ROLES, current_user, require_role
+from axline.app.http import bad_request, error_body, json_object
+from axline.app.roles import ROLES, User, current_user, require_role
 from axline.app.routes import INT, OBJ, PUBLIC, STR, document, openapi_document
 from axline.app.security import (
     SECURITY_KEY,
@@ -32,6 +33,7 @@ from axline.app.security import (
 STATIC_DIR = Path(__file__).with_name("static")
 NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[\w.@-]{1,64}$"}
 ROLE = {"type": "string", "enum": list(ROLES)}
+T = TypeVar("T")
 PASSWORD = {"type": "string", "minLength": 1, "maxLength": 1024}
 
 
@@ -45,22 +47,23 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 
 
 async def _body(request: web.Request, example: str) -> dict:
-    if request.content_type != "application/json":
-        raise web.HTTPUnsupportedMediaType(text=json.dumps({"error": "the body must be JSON",
-                                                            "hint": f"Content-Type: application/json, {example}"}),
-                                           content_type="application/json")
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text=json.dumps(error_body("err.body_not_object", example=example)),
-                                 content_type="application/json")
-    return body
+    """The request's JSON object; a body not sent as JSON answers 415."""
+    return await json_object(request, example, not_json_status=415)
 
 
 def _bad(key: str, status: int = 400, /, **params: Any) -> web.Response:
     return _json_error(key, status, **params)
+
+
+async def _account_op(request: web.Request, user: User, action: str, target: str, refused: str,
+                      fn: Callable[..., T], *args: Any, new: Any = None) -> T:
+    """Run the account store's ``fn(*args)`` off the loop; a refusal (``AccountError``) is audited as
+    ``action`` on ``target`` and answered with catalog key ``refused``."""
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    except AccountError as e:
+        await audit(request, user, action, target, new=new, result=f"refused: {e}")
+        raise bad_request(refused, error=str(e)) from None
 
 
 # -- login ----------------------------------------------------------------------------------------
@@ -182,12 +185,8 @@ async def users_add(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "admin")
     body = await _body(request, '{"name": "kim", "role": "operator", "password": "..."}')
     name, role, password = body.get("name"), body.get("role"), body.get("password")
-    sec = _sec(request)
-    try:
-        acc = await asyncio.get_running_loop().run_in_executor(None, sec.accounts.add, name, role, password)
-    except AccountError as e:
-        await audit(request, user, "user.add", str(name)[:64], new=role, result=f"refused: {e}")
-        return _bad("err.user.add_refused", error=str(e))
+    acc = await _account_op(request, user, "user.add", str(name)[:64], "err.user.add_refused",
+                            _sec(request).accounts.add, name, role, password, new=role)
     await audit(request, user, "user.add", acc.name, new=acc.role)
     return _json(acc.public())
 
@@ -238,11 +237,7 @@ async def users_remove(request: web.Request) -> web.StreamResponse:
     acc = sec.accounts.get(name)
     if acc is None:
         return _bad("err.user_missing", 404, name=repr(name))
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, sec.accounts.remove, name)
-    except AccountError as e:
-        await audit(request, user, "user.remove", name, result=f"refused: {e}")
-        return _bad("err.user.remove_refused", error=str(e))
+    await _account_op(request, user, "user.remove", name, "err.user.remove_refused", sec.accounts.remove, name)
     sec.sessions.drop_user(name)
     await audit(request, user, "user.remove", name, old=acc.role)
     return _json({"ok": True})
@@ -263,13 +258,8 @@ async def tokens_add(request: web.Request) -> web.StreamResponse:
     account, role, days = body.get("account"), body.get("role"), body.get("days", 90)
     if isinstance(days, bool) or not isinstance(days, int | float):
         return _bad("err.token.bad_days")
-    sec = _sec(request)
-    try:
-        text, tok = await asyncio.get_running_loop().run_in_executor(None, sec.accounts.token_add, account, role,
-                                                                      float(days), user.name)
-    except AccountError as e:
-        await audit(request, user, "token.add", str(account)[:64], new=role, result=f"refused: {e}")
-        return _bad("err.token.add_refused", error=str(e))
+    text, tok = await _account_op(request, user, "token.add", str(account)[:64], "err.token.add_refused",
+                                  _sec(request).accounts.token_add, account, role, float(days), user.name, new=role)
     await audit(request, user, "token.add", f"{tok.account}/{tok.id}", new=tok.role,
                 detail={"creator": user.name, "account": tok.account, "expires": tok.expires})
     return _json({"token": text, "shown_once": True, **tok.public()})
