@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from axline.app.audit import audit
-from axline.app.http import BadRequest, json_response
+from axline.app.http import bad_request, json_response
 from axline.app.ops_common import int_id, json_body, svc_of
 from axline.app.roles import require_role
 from axline.app.routes import OBJ, STR, document
@@ -27,19 +27,18 @@ async def _defect_type(request: web.Request) -> web.StreamResponse:
     type_id = body.get("type")
     names = body.get("names")
     if not isinstance(type_id, str) or not type_id:
-        raise BadRequest("type must be a short id such as \"crack\"", '{"type": "crack"}')
+        raise bad_request("err.defect_type_id")
     if names is not None and not (isinstance(names, dict) and all(isinstance(names.get(k), str) for k in ("en", "ko"))):
-        raise BadRequest("names must be {\"en\": ..., \"ko\": ...}", '{"names": {"en": "Crack", "ko": "균열"}}')
+        raise bad_request("err.defect_type_names")
     svc = svc_of(request)
     try:
         result = await svc.label_defect_type(event_id, type_id, names, user.name)
     except KeyError:
         await audit(request, user, "event.defect_type", str(event_id), new=type_id, result="refused: no such event")
-        raise BadRequest(f"event {event_id} does not exist", "list events with GET /api/events", status=404) from None
+        raise bad_request("err.defect_type_no_event", 404, id=event_id) from None
     except ValueError as e:
         await audit(request, user, "event.defect_type", str(event_id), new=type_id, result=f"refused: {e}")
-        raise BadRequest(f"defect type refused: {e}", "confirm the reject first; give names for a new type",
-                         status=409) from None
+        raise bad_request("err.defect_type_refused", 409, reason=str(e)) from None
     await audit(request, user, "event.defect_type", str(event_id), new=type_id, detail=result.get("examples"))
     return json_response(result)
 
