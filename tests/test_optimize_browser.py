@@ -50,6 +50,9 @@ class PlantThread(AppThread):
         self.sim.stop()
         await self.sim_task
 
+    def _close(self) -> None:
+        """Nothing left once ``_stop`` ran: the service closed its own historian."""
+
 
 @pytest.fixture(scope="module")
 def browser():
