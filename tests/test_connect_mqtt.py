@@ -220,6 +220,54 @@ def test_missing_path_and_unmapped_topics():
     assert rows(b) == [("s/a/l/c/x/temp", T0, 3.0, GOOD)] and not dead
 
 
+def test_the_network_thread_delivers_what_the_parser_reads_in_arrival_order(mapping, tmp_path, monkeypatch):
+    """Single readings are gathered as plain values and made into one batch per flush; that batch holds
+    exactly the readings (qualities, times, dead letters) the parser gives per message, in order."""
+    from types import SimpleNamespace
+
+    conn = MqttConnector("m", {"host": "127.0.0.1", "port": 1, "unmapped": "deadletter",
+                               "dead_letter_dir": str(tmp_path / "dead")}, [])
+    conn.mapping = mapping
+    msgs = [
+        ("plant/temp", b"21.5"),
+        ("plant/temp", b"150"),  # out of range
+        ("plant/temp", b"null"),
+        ("plant/temp", b'{"value": 5, "q": 5, "ts": 1767225600.25}'),
+        ("plant/temp", b'{"value": [1, 2, 300], "ts": [1767225601, 1767225602, 1767225603], "q": [0, 1, 0]}'),
+        ("sensors/s7/data", b'{"humidity": 40.5, "time": 1767225600123}'),
+        ("dev/status", b'{"axes": [{"load": 1}, {"load": "x"}], "q": 1, "count": 7, "at": "2026-01-01T09:00:00Z"}'),
+        ("plant/temp", b'{"value": [4, 5], "ts": [1767225604, 1767225605]}'),
+        ("plant/temp", b'"hot"'),
+        ("plant/temp", b"{not json"),
+        ("nobody/listens", b"1"),  # ignored, counted
+        ("plant/temp", b"1e400"),  # infinity
+    ]
+    now = T0 + 7
+    expected: list[tuple] = []
+    n_dead = 0
+    for topic, payload in msgs:
+        b, dead = parse_json_payload(topic, payload, mapping, now)
+        expected += rows(b)
+        n_dead += len(dead)
+    got: list[Batch] = []
+    monkeypatch.setattr(time, "time_ns", lambda: now)  # the receive time the parser was given above
+    for k, (topic, payload) in enumerate(msgs):
+        conn._on_message(None, None, SimpleNamespace(topic=topic, payload=payload))
+        if k == 5:
+            conn._flush(got.append)
+    conn._flush(got.append)
+
+    def same(rs):  # NaN compared as a marker
+        return [(p, t, "nan" if math.isnan(v) else v, q) for p, t, v, q in rs]
+
+    assert len(got) == 2 and same(r for b in got for r in rows(b)) == same(expected)
+    assert conn.messages == len(msgs) and conn.readings == len(expected) == 14
+    assert conn.dead_letters.count == n_dead == 3
+    assert mapping.unmapped_count == 2  # the unmapped topic, counted by both readings above
+    assert [q for *_, q in expected] == [GOOD, BAD_OUT_OF_RANGE, BAD, BAD_SENSOR, GOOD, UNCERTAIN, BAD_OUT_OF_RANGE,
+                                         GOOD, BAD, GOOD, GOOD, GOOD, BAD, BAD]
+
+
 def test_timestamp_units():
     assert timestamp_ns(1767225600, "auto") == T0
     assert timestamp_ns(1767225600000, "auto") == T0

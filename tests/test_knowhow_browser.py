@@ -134,3 +134,45 @@ def test_alarm_record_approve_suggest(browser, tmp_path):
         boss.click("#search-form button")
         boss.wait_for_selector(f'#results li[data-case="{cid}"]')
     assert errors == []
+
+
+class OperatingApp(KnowHowApp):
+    """The know-how app plus operating advice learnt from an expert's audited day (tests/test_knowhow_operating)."""
+
+    async def _start(self) -> None:
+        from axline.app.audit import AuditLog
+        from axline.knowhow import operating as op
+        from test_knowhow_operating import NS, PLANT, T0, expert_day
+
+        (self.tmp / "day").mkdir()
+        path, self.day = expert_day(self.tmp / "day", hours=6.0)
+        trail = AuditLog(path)
+        await super()._start()
+        self.service.operating = op.OperatingKnowHow(
+            op.OperatingConfig(experts=frozenset({"kim"})), PLANT, entries=trail.iter_entries,
+            historian=lambda: self.day, now_ns=lambda: T0 + int(6 * 3600 * NS), version=trail.size)
+
+    def _close(self) -> None:
+        super()._close()
+        self.day.close()
+
+
+def test_operating_advice_on_the_dashboard(browser, tmp_path):
+    errors: list[str] = []
+    with OperatingApp(tmp_path) as app:
+        dash = _page(browser, errors, "kim:operator")
+        dash.goto(app.url + "/")
+        dash.wait_for_selector('#kh-operating li[data-signal="temp_setpoint"]')
+        assert dash.is_visible("#kh-op")
+        text = dash.text_content('#kh-operating li[data-signal="temp_setpoint"]')
+        assert "temp setpoint" in text and "most alike past moves" in text and "Past episodes" in text
+        dash.click('#kh-operating li[data-signal="temp_setpoint"] summary')
+        assert "afterwards" in dash.text_content('#kh-operating li[data-signal="temp_setpoint"] .kh-op-episodes')
+        dash.click("#lang-toggle")
+        dash.wait_for_function("() => document.querySelector('#kh-operating').textContent.includes('비교 기준')")
+        # a viewer does not get the advice (the server would refuse it; the page does not ask)
+        viewer = _page(browser, errors, "ann:viewer")
+        viewer.goto(app.url + "/")
+        viewer.wait_for_selector("#kh-alarms li")
+        assert not viewer.is_visible("#kh-op")
+    assert errors == []

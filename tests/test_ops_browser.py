@@ -297,3 +297,24 @@ def test_dashboard_acknowledges_an_alarm_through_its_life_cycle(browser, tmp_pat
         assert page.text_content(f"{item} .ack") == "확인함"
         page.close()
     assert errors == []
+
+
+def test_the_operations_pages_share_one_header_with_language_switch_and_log_out(browser, tmp_path):
+    from axline import i18n
+
+    errors: list[str] = []
+    with AppThread(tmp_path, users={"kim": "viewer"}) as app:
+        page = _page(browser, errors)
+        log_in(page, app.url, "kim")
+        for name in ("alarms", "history", "quality", "reports"):
+            page.goto(f"{app.url}/{name}")
+            assert page.get_attribute(".ops-nav a.current", "href") == f"/{name}"
+            assert page.is_visible("#logout-form")
+        page.click("#lang-toggle")
+        ko = i18n.text("nav.history", "ko")
+        page.wait_for_function(f"() => document.querySelector('.ops-nav a[href=\"/history\"]').textContent === '{ko}'")
+        page.goto(f"{app.url}/alarms")  # the language stays with the reader from page to page
+        page.wait_for_function(f"() => document.querySelector('.ops-nav a[href=\"/history\"]').textContent === '{ko}'")
+        page.click("#logout-form button")
+        page.wait_for_url("**/login")
+    assert errors == []

@@ -57,7 +57,7 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
     svc = Service(plant, port=0)
     try:
         await svc.start()
-        await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 15, "connection")
+        await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 120, "connection")
         verdicts = lambda: svc.historian.events(kinds=["inspection", "defect"], limit=1000)  # noqa: E731
         await _wait(lambda: len(verdicts()) >= 8, 120, "eight verdicts")
         evs = verdicts()

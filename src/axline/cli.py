@@ -38,6 +38,15 @@ def _optional(module: str):
         raise
 
 
+def _module_command(sub, name: str, help_text: str, module, add: str = "add_arguments",
+                    run: str = "run") -> argparse.ArgumentParser:
+    """Command ``name`` whose options and action come from ``module`` (its functions ``add`` and ``run``)."""
+    s = sub.add_parser(name, help=help_text)
+    getattr(module, add)(s)
+    s.set_defaults(func_run=getattr(module, run))
+    return s
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``axline`` argument parser with every command."""
     from axline import __version__
@@ -112,25 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_security.add_parsers(sub)
 
-    s = sub.add_parser("discover", help="list what a machine offers; write a draft plant file and an inventory")
     from axline import discover
-
-    discover.add_arguments(s)
-    s.set_defaults(func_run=discover.run)
-
-    s = sub.add_parser("views", help="create read-only SQL views (Grafana, Power BI) on a PostgreSQL historian")
     from axline.history import sql_views
 
-    sql_views.add_arguments(s)
-    s.set_defaults(func_run=sql_views.run)
+    _module_command(sub, "discover", "list what a machine offers; write a draft plant file and an inventory", discover)
+    _module_command(sub, "views", "create read-only SQL views (Grafana, Power BI) on a PostgreSQL historian",
+                    sql_views)
 
     s = sub.add_parser("report", help="reports from the historian and the event log")
     rsub = s.add_subparsers(dest="report_kind", metavar="KIND")
     from axline.report import value as value_report
 
-    r = rsub.add_parser("value", help="proof of value: PQCD before vs after, money and payback (.html or .pdf)")
-    value_report.add_arguments(r)
-    r.set_defaults(func_run=value_report.run_cli)
+    _module_command(rsub, "value", "proof of value: PQCD before vs after, money and payback (.html or .pdf)",
+                    value_report, run="run_cli")
 
     s = sub.add_parser("bench", help="run a benchmark and write its table to benchmarks/")
     bsub = s.add_subparsers(dest="bench", metavar="NAME")
@@ -146,37 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
     hsub = s.add_subparsers(dest="historian_cmd", metavar="CMD")
     from axline.historian import verify as hverify
 
-    h = hsub.add_parser("verify", help="check every record's CRC; report damage by file and offset")
-    hverify.add_arguments(h)
-    h.set_defaults(func_run=hverify.run)
+    _module_command(hsub, "verify", "check every record's CRC; report damage by file and offset", hverify)
 
     det = _optional("axline.monitor.cli_detect")
     if det is not None:
-        s = sub.add_parser("detect", help="try the anomaly detectors on any CSV export")
-        det.add_arguments(s)
-        s.set_defaults(func_run=det.run)
-
+        _module_command(sub, "detect", "try the anomaly detectors on any CSV export", det)
     kh = _optional("axline.knowhow.cli")
     if kh is not None:
-        s = sub.add_parser("knowhow", help="veterans' know-how: import, search, export or delete cases")
-        kh.add_arguments(s)
-        s.set_defaults(func_run=kh.run)
+        _module_command(sub, "knowhow", "veterans' know-how: import, search, export or delete cases", kh)
 
     ins = _optional("axline.inspect.cli")
     train = sub.add_parser("train", help="train a model")
     tsub = train.add_subparsers(dest="what", metavar="WHAT")
     from axline.monitor import live
 
-    t = tsub.add_parser("monitor", help="learn an asset's normal behaviour from the historian")
-    live.add_train_arguments(t)
-    t.set_defaults(func_run=live.run_train)
+    _module_command(tsub, "monitor", "learn an asset's normal behaviour from the historian", live,
+                    add="add_train_arguments", run="run_train")
     if ins is not None:
-        t = tsub.add_parser("inspector", help="learn visual inspection from images of good parts")
-        ins.add_train_arguments(t)
-        t.set_defaults(func_run=ins.run_train)
-        s = sub.add_parser("inspect", help="inspect images with a trained model")
-        ins.add_inspect_arguments(s)
-        s.set_defaults(func_run=ins.run_inspect)
+        _module_command(tsub, "inspector", "learn visual inspection from images of good parts", ins,
+                        add="add_train_arguments", run="run_train")
+        _module_command(sub, "inspect", "inspect images with a trained model", ins,
+                        add="add_inspect_arguments", run="run_inspect")
     return p
 
 

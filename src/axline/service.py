@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
 from axline.batch import BAD_TIMESTAMP, Batch
 from axline.bus import Bus
 from axline.camera import FolderSource, OpenCVSource
@@ -77,6 +78,7 @@ class Service:
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
         self.safety = Safety(self)
         self.knowhow = None  # axline.knowhow.live.KnowHowLive: cases suggested for each new alarm
+        self.operating = None  # axline.knowhow.operating.OperatingKnowHow: advice learnt from audited moves
         self.workers: dict[str, Any] = {}  # background workers whose failures health shows (register_worker)
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -168,6 +170,9 @@ class Service:
 
         self.knowhow = KnowHowLive.for_service(self)
         self._tasks.append(asyncio.create_task(self.knowhow.start(), name="knowhow"))
+        from axline.knowhow.operating import OperatingKnowHow
+
+        self.operating = OperatingKnowHow.for_service(self)
         if web:
             await self._start_web()
 
@@ -470,23 +475,22 @@ class Service:
 
         audit_log = self.security.audit
         if audit_log.last_error is not None:
-            raise AuditError(f"refused: the audit trail is failing ({audit_log.last_error})")
+            raise i18n.error(AuditError, "audit.failing", error=audit_log.last_error)
         tag = self.plant.tag(path)
         old = self.latest.get(path)
         if tag is None:
             await audit_log.arecord(user, "tag.write", path, new=value, result="refused: unknown tag", source=source)
-            raise KeyError(f"tag {path!r} is not in the plant file")
+            raise i18n.error(KeyError, "err.write.tag_unknown", tag=repr(path))
         result = "ok"
         try:
             if not tag.writable:
-                raise PermissionError(f"tag {path} is not writable; mark it 'writable: true' in the plant file "
-                                      f"to allow it")
+                raise i18n.error(PermissionError, "err.write.tag_read_only", tag=path)
             if tag.source is None or tag.source.connector not in self.connectors:
-                raise ValueError(f"tag {path} has no connector to write through")
+                raise i18n.error(ValueError, "err.write.no_connector", tag=path)
             value = float(value)
             if not math.isfinite(value) or not (tag.lo <= value <= tag.hi):
-                raise ValueError(f"{value!r} is outside the range of {path} [{tag.lo:g}, {tag.hi:g}]; "
-                                 f"nothing was written")
+                raise i18n.error(ValueError, "err.write.outside_range", value=repr(value), tag=path, lo=f"{tag.lo:g}",
+                                 hi=f"{tag.hi:g}")
             # the trail must take the attempt before the value goes to the machine (AuditError: 503)
             await audit_log.arecord(user, "tag.write", path, old=old[1] if old else None, new=value,
                                     result="attempt", source=source)
@@ -494,8 +498,7 @@ class Service:
         except Exception as e:
             result = f"{type(e).__name__}: {e}"
             if isinstance(e, AuditError):  # the attempt could not be recorded: nothing was written
-                raise AuditError(f"refused: the audit trail cannot be written, nothing was written to the "
-                                 f"machine ({audit_log.last_error})") from e
+                raise i18n.error(AuditError, "audit.write_refused", error=audit_log.last_error) from e
             raise
         finally:
             if audit_log.last_error is None:
@@ -565,6 +568,7 @@ class Service:
                 "subscriber_errors": dict(self.bus.errors),
                 "safety": self.safety.status(),
                 "knowhow": self.knowhow.status() if self.knowhow is not None else None,
+                "operating": self.operating.status() if self.operating is not None else None,
                 "audit": self.security.audit.status() if hasattr(self.security, "audit") else None,
                 "workers": {n: {"errors": w.errors, "last_error": w.last_error} for n, w in self.workers.items()},
                 "connectors": {n: c.state for n, c in self.connectors.items()}}

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from axline.alarms import lifecycle as lc
 from axline.alarms.performance import performance
-from axline.app.http import NS_MAX, bad_request, json_response, parse_int_param
+from axline.app.http import NS_MAX, bad_request, bad_request_from, json_response, parse_int_param
 from axline.app.ops_common import (
     aemit,
     aupdate,
@@ -127,8 +127,8 @@ async def _act(request: web.Request, action: str, example: str) -> web.StreamRes
             else:
                 fields = lc.unshelve(ev, user.name, now)
         except lc.AlarmActionError as e:
-            raise bad_request("err.alarm.refused", 409 if "already" in str(e)
-                             or "not shelved" in str(e) else 400, error=str(e)) from None
+            conflict = getattr(e, "key", "") in ("alarm.already_acked", "alarm.not_shelved")
+            raise bad_request_from(e, "err.alarm.refused", 409 if conflict else 400) from None
         await aupdate(svc, event_id, **fields)
         written[event_id] = fields
         written.move_to_end(event_id)

@@ -164,15 +164,14 @@ def ssl_context_from_args(args, base: Path):
     """An SSL context for --tls: --cert/--key, else the files `axline certs web` wrote into data/tls."""
     if not args.tls:
         if args.cert or args.key:
-            raise ValueError("--cert/--key need --tls")
+            raise ValueError(i18n.pair("serve.cert_needs_tls"))
         return None
     from axline.app.tls import server_context
 
     cert = args.cert or str(base / "data" / "tls" / "server.pem")
     key = args.key or str(base / "data" / "tls" / "server.key")
     if not (os.path.exists(cert) and os.path.exists(key)):
-        raise FileNotFoundError(f"--tls: no certificate at {cert} / key at {key}: give --cert and --key, or make "
-                                f"them with `axline certs web {base / 'data' / 'tls'} --host NAME`")
+        raise FileNotFoundError(i18n.pair("serve.no_certificate", cert=cert, key=key, folder=base / "data" / "tls"))
     return server_context(cert, key)
 
 

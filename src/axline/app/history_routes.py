@@ -20,7 +20,7 @@ import time
 
 from aiohttp import web
 
-from axline.app.http import NS_MAX, bad_request, json_response, parse_int_param, parse_tags
+from axline.app.http import NS_MAX, bad_request, bad_request_from, json_response, parse_int_param, parse_tags
 from axline.app.ops_common import aemit, off_loop, svc_of
 from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
@@ -92,7 +92,7 @@ async def _series(request: web.Request) -> web.StreamResponse:
     try:
         readings = check_size(plant, tags, start, end)
     except ExportError as e:
-        raise bad_request("err.history.view_too_large", error=str(e)) from None
+        raise bad_request_from(e, "err.history.view_too_large") from None
     async with request.app[HEAVY_KEY]:
         out = await off_loop(bucket_series, svc.historian, tags, start, end, step)
     return json_response({"from": start, "to": end, "step": step, "estimated_readings": readings, "tags": out})
@@ -150,7 +150,7 @@ async def _export(request: web.Request) -> web.StreamResponse:
                                    plant.get("timezone", "UTC"), _names(plant, lang))
         body = await off_loop(to_csv if fmt == "csv" else to_xlsx, table)
     except ExportError as e:
-        raise bad_request("err.history.export_too_large", error=str(e)) from None
+        raise bad_request_from(e, "err.history.export_too_large") from None
     await aemit(svc, Event(ts=int(svc.now_ns()), kind="audit", source=plant.get("site", "axline"), code="history.export",
                     severity="info", message=f"{user.name} exported {len(tags)} tag(s), {len(table)} rows as {fmt}",
                     data={"user": user.name, "tags": tags[:50], "from": start, "to": end, "step": step,

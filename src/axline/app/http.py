@@ -81,6 +81,15 @@ def bad_request(key: str, status: int = 400, /, **params: Any) -> BadRequest:
     return BadRequest(body["error"], body["hint"], status, key=key, params=body["params"])
 
 
+def bad_request_from(exc: BaseException, key: str, status: int = 400) -> BadRequest:
+    """The answer to ``exc``: in its own catalog text when it carries one (``i18n.error``), else ``key`` with
+    the exception's text as ``{error}``."""
+    own = getattr(exc, "key", None)
+    if isinstance(own, str) and i18n.has(own):
+        return bad_request(own, status, **getattr(exc, "params", {}))
+    return bad_request(key, status, error=str(exc).strip("'\""))
+
+
 def error_response(error: str, hint: str = "", status: int = 400, headers: dict[str, str] | None = None,
                    key: str | None = None, params: dict[str, Any] | None = None) -> web.Response:
     """A JSON error answer ``{"error", "hint"}`` with ``status`` (and ``code``, ``params`` when keyed)."""

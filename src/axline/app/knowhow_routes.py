@@ -13,7 +13,9 @@ not the author); ``POST /api/knowhow/cases/{id}/feedback {"helpful", "event_id",
 JPEG/PNG/WebP image);
 ``GET /api/knowhow/photos/{pid}`` (viewer); ``GET /api/knowhow/alarms`` (viewer: recent alarms with
 their suggestions); ``GET /api/knowhow/suggestions?event_id=`` (viewer); ``GET /api/knowhow/gaps``
-(engineer); ``POST /api/knowhow/consent {"given"}`` (operator, for themself);
+(engineer); ``GET /api/knowhow/operating?asset=`` (operator: how experienced people would move the
+setpoints now, with the past episodes it comes from; no person named);
+``POST /api/knowhow/consent {"given"}`` (operator, for themself);
 ``GET /api/knowhow/authors/{who}/export`` and ``POST /api/knowhow/authors/{who}/delete`` (admin).
 Every write is audited under the caller's name in the admin-only hash-chained audit trail (export
 and delete before they happen: no trail, no export or delete) and, under pseudonyms, in the
@@ -22,12 +24,13 @@ know-how base's own audit table; nothing goes to the event log that every viewer
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
 
 from axline.app.audit import AuditError, audit
-from axline.app.http import bad_request, json_response, parse_int_param
+from axline.app.http import bad_request, bad_request_from, json_response, parse_int_param
 from axline.app.ops_common import find_event, json_body, off_loop, page, svc_of
 from axline.app.roles import User, require_role
 from axline.app.routes import INT, OBJ, STR, document
@@ -36,6 +39,7 @@ from axline.knowhow.store import MAX_PHOTO_BYTES, CaseError
 EDITABLE = ("title", "symptom", "cause", "action", "outcome", "parts", "repair_min", "asset", "tags", "language",
             "links")
 RECENT_ALARMS = 20
+log = logging.getLogger(__name__)
 
 
 def register(app: web.Application) -> None:
@@ -55,6 +59,7 @@ def register(app: web.Application) -> None:
     r.add_get("/api/knowhow/alarms", _alarms)
     r.add_get("/api/knowhow/suggestions", _suggestions)
     r.add_get("/api/knowhow/gaps", _gaps)
+    r.add_get("/api/knowhow/operating", _operating)
     r.add_post("/api/knowhow/consent", _consent)
     r.add_get("/api/knowhow/authors/{who}/export", _export)
     r.add_post("/api/knowhow/authors/{who}/delete", _delete)
@@ -77,7 +82,7 @@ async def _audit(request: web.Request, user: User, action: str, target: str, det
     try:
         await audit(request, user, f"knowhow.{action}", target, detail=detail)
     except AuditError as e:
-        raise bad_request("err.knowhow.audit_unavailable", 503, error=str(e)) from None
+        raise bad_request_from(e, "err.knowhow.audit_unavailable", 503) from None
 
 
 def _case_id(request: web.Request) -> str:
@@ -334,6 +339,22 @@ async def _suggestions(request: web.Request) -> web.StreamResponse:
     return json_response({"event_id": event_id, "suggestions": await off_loop(_with_titles, live.kh, res)})
 
 
+async def _operating(request: web.Request) -> web.StreamResponse:
+    require_role(request, "operator")
+    op = getattr(svc_of(request), "operating", None)
+    if op is None:
+        return json_response({"configured": False, "assets": []})
+    asset = request.query.get("asset") or None
+    if asset is not None and len(asset) > 512:
+        raise bad_request("err.knowhow.bad_asset")
+    try:
+        out = await off_loop(op.advice, asset)
+    except Exception as e:  # counted in the advisor's status (health); the caller is told why
+        log.exception("operating advice failed")
+        raise bad_request("err.knowhow.operating_failed", 503, error=f"{type(e).__name__}: {e}") from None
+    return json_response(out)
+
+
 async def _gaps(request: web.Request) -> web.StreamResponse:
     require_role(request, "engineer")
     kh = _live(request).kh
@@ -416,6 +437,9 @@ document("GET", "/api/knowhow/alarms", role="viewer", summary="recent alarms wit
 document("GET", "/api/knowhow/suggestions", role="viewer", summary="cases suggested for an alarm",
          query={"event_id": {**INT, "required": True}})
 document("GET", "/api/knowhow/gaps", role="engineer", summary="searches that found no good case")
+document("GET", "/api/knowhow/operating", role="operator",
+         summary="operating advice learnt from experienced people's audited setpoint changes, with evidence",
+         query={"asset": STR})
 document("POST", "/api/knowhow/consent", role="operator",
          summary="give or withdraw consent to show your real name to admins (audited)",
          body={"type": "object", "properties": {"given": {"type": "boolean"}}})

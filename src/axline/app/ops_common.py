@@ -35,21 +35,24 @@ def page(name: str) -> Callable[[web.Request], Any]:
     return handler
 
 
+WORKER_TASKS: web.AppKey[dict[str, asyncio.Task]] = web.AppKey("worker_tasks", dict)
+
+
 def run_with_app(app: web.Application, key: web.AppKey[Any], name: str, make: Callable[[Any], Any]) -> None:
     """Run the background worker ``make(service)`` while ``app`` runs: it is made and started when the app
     starts (kept under ``key``, its failures shown in health as ``name``) and cancelled when it stops."""
     from axline.service_events import register_worker
 
-    task_key: web.AppKey[asyncio.Task] = web.AppKey(f"{name}_task", asyncio.Task)
+    tasks = app.setdefault(WORKER_TASKS, {})
 
     async def start(app: web.Application) -> None:
         worker = make(app[SERVICE_KEY])
         app[key] = worker
         register_worker(app[SERVICE_KEY], name, worker)
-        app[task_key] = asyncio.create_task(worker.run(), name=name)
+        tasks[name] = asyncio.create_task(worker.run(), name=name)
 
     async def stop(app: web.Application) -> None:
-        task = app.get(task_key)
+        task = tasks.pop(name, None)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -13,7 +13,7 @@ import time
 
 from aiohttp import web
 
-from axline.app.http import NS_MAX, bad_request, json_response, parse_int_param
+from axline.app.http import NS_MAX, bad_request, bad_request_from, json_response, parse_int_param
 from axline.app.ops_common import off_loop, run_with_app, svc_of
 from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
@@ -68,5 +68,5 @@ async def _chart(request: web.Request) -> web.StreamResponse:
         rep = await off_loop(chart_report, svc.historian, svc.plant_json(), tag, start, end,
                              (b0, b1) if b0 is not None else None, chart, n, rules)
     except QualityError as e:
-        raise bad_request("err.quality.refused", error=str(e)) from None
+        raise bad_request_from(e, "err.quality.refused") from None
     return json_response(rep)

@@ -13,7 +13,7 @@ import time
 
 from aiohttp import web
 
-from axline.app.http import NS_MAX, bad_request, json_response, parse_int_param
+from axline.app.http import NS_MAX, bad_request, bad_request_from, json_response, parse_int_param
 from axline.app.ops_common import (
     aemit,
     find_event,
@@ -78,7 +78,7 @@ async def _make(request: web.Request) -> web.StreamResponse:
         name, start, end = shift_window(plant, line, at)
         rep = await off_loop(build_report, svc.historian, plant, line, start, end, now, name, user.name)
     except ReportError as e:
-        raise bad_request("err.report.refused", error=str(e)) from None
+        raise bad_request_from(e, "err.report.refused") from None
     path = dict(positions(plant)).get(line, line)
     eid = await aemit(svc, report_event(rep, path))
     return json_response({"id": eid, "line": line, "shift": name, "from": start, "to": end,

@@ -43,6 +43,7 @@ from axline.app.http import (  # shared with the route modules
     SERVICE_KEY,
     STATIC_DIR,
     bad_request,
+    bad_request_from,
     json_object,
     json_response,
     parse_int_param,
@@ -435,13 +436,13 @@ async def _write_tag(request: web.Request) -> web.StreamResponse:
     try:
         result = await svc.write_tag(path, float(value), user.name, source=request.remote or "")
     except KeyError as e:
-        raise bad_request("err.write.unknown_tag", 404, error=str(e).strip("'\"")) from None
+        raise bad_request_from(e, "err.write.unknown_tag", 404) from None
     except PermissionError as e:
-        raise bad_request("err.write.not_writable", 403, error=str(e)) from None
+        raise bad_request_from(e, "err.write.not_writable", 403) from None
     except ValueError as e:
-        raise bad_request("err.write.out_of_range", error=str(e)) from None
+        raise bad_request_from(e, "err.write.out_of_range") from None
     except AuditError as e:
-        raise bad_request("err.audit_unavailable", 503, error=str(e)) from None
+        raise bad_request_from(e, "err.audit_unavailable", 503) from None
     except (ConnectionError, OSError, TimeoutError) as e:
         raise bad_request("err.write.machine_refused", 502, error=e) from None
     return json_response(result)

@@ -11,7 +11,9 @@ import threading
 import time
 from typing import Any, ClassVar
 
-from axline.batch import Batch
+import numpy as np
+
+from axline.batch import Batch, Row
 from axline.connect.base import CONNECTED, Connector, Sink
 from axline.connect.deadletter import DeadLetter, DeadLetterStore
 from axline.connect.registry import Option, Schema
@@ -58,11 +60,43 @@ _SUBSCRIBE_CHUNK = 100
 MAX_PENDING_READINGS = 500_000  # readings received but not yet handed to the service; then backpressure
 
 
+class _Rows:
+    """Single readings gathered as plain Python values in columns; one Batch is made of them per flush."""
+
+    __slots__ = ("lookup", "idx", "ts", "value", "quality")
+
+    def __init__(self) -> None:
+        self.lookup: dict[str, int] = {}
+        self.idx: list[int] = []
+        self.ts: list[int] = []
+        self.value: list[float] = []
+        self.quality: list[int] = []
+
+    def add(self, rows: list[Row]) -> None:
+        """Append rows (path, ts, value, quality)."""
+        lookup = self.lookup
+        for path, ts, value, q in rows:
+            i = lookup.get(path)
+            if i is None:
+                i = lookup[path] = len(lookup)
+            self.idx.append(i)
+            self.ts.append(ts)
+            self.value.append(value)
+            self.quality.append(q)
+
+    def batch(self) -> Batch:
+        """The rows as one Batch, in their order."""
+        return Batch(list(self.lookup), np.array(self.idx, dtype=np.int32), np.array(self.ts, dtype=np.int64),
+                     np.array(self.value, dtype=np.float64), np.array(self.quality, dtype=np.uint8))
+
+
 class BrokerConnector(Connector):
     """A connector that talks to an MQTT broker through paho-mqtt.
 
     paho runs its network loop in a thread. Each message is parsed there by ``handle_message``
-    (which must not raise); readings are gathered under a lock and handed to the asyncio loop with
+    (which must not raise; it returns a Batch or, cheaper, a list of plain ``(path, ts, value,
+    quality)`` rows, which are gathered in columns of Python values until a flush makes one Batch of
+    them); readings are gathered under a lock and handed to the asyncio loop with
     ``loop.call_soon_threadsafe``, which delivers one batch per ``batch_interval_ms``. A lost
     connection ends the session with ConnectionError so that ``Connector.run`` reconnects with backoff.
     """
@@ -79,7 +113,8 @@ class BrokerConnector(Connector):
         self._client = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        self._pending: list[Batch] = []
+        self._pending: list[Batch | _Rows] = []  # in arrival order
+        self._rows: _Rows | None = None  # the last entry of _pending while it gathers rows
         self._pending_readings = 0
         self._drained = threading.Event()  # set whenever the pending list is below its bound
         self._drained.set()
@@ -97,8 +132,9 @@ class BrokerConnector(Connector):
         """What to subscribe to."""
         raise NotImplementedError
 
-    def handle_message(self, topic: str, payload: bytes, now_ns: int) -> tuple[Batch | None, list[DeadLetter]]:
-        """Runs in paho's network thread; must not raise."""
+    def handle_message(self, topic: str, payload: bytes, now_ns: int
+                       ) -> tuple[Batch | list[Row] | None, list[DeadLetter]]:
+        """Runs in paho's network thread; must not raise. Readings as a Batch or a list of rows."""
         raise NotImplementedError
 
     def configure_client(self, client) -> None:
@@ -185,9 +221,17 @@ class BrokerConnector(Connector):
             self._dead(dead)
         if batch is not None and len(batch):
             with self._lock:
-                self._pending.append(batch)
+                first = self._pending_readings == 0
+                if type(batch) is list:
+                    rows = self._rows
+                    if rows is None:
+                        rows = self._rows = _Rows()
+                        self._pending.append(rows)
+                    rows.add(batch)
+                else:
+                    self._pending.append(batch)
+                    self._rows = None
                 self._pending_readings += len(batch)
-                first = len(self._pending) == 1
                 full = self._pending_readings >= MAX_PENDING_READINGS
                 if full:
                     self._drained.clear()
@@ -215,10 +259,11 @@ class BrokerConnector(Connector):
     def _flush(self, sink: Sink) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
+            self._rows = None
             self._pending_readings = 0
             self._drained.set()
         if pending:
-            batch = Batch.concat(pending)
+            batch = Batch.concat([p.batch() if type(p) is _Rows else p for p in pending])
             self.readings += len(batch)
             sink(batch)
 

@@ -101,6 +101,14 @@ def language(value: str | None, default: str = "en") -> str:
     return default
 
 
+def error(kind: type[Exception], key: str, /, **params: Any) -> Exception:
+    """An exception of type ``kind`` with the English text of ``key``; it carries ``key`` and ``params`` so that
+    whoever shows it (the web app) can put it in the reader's language."""
+    exc = kind(text(key, "en", **params))
+    exc.key, exc.params = key, params  # type: ignore[attr-defined]
+    return exc
+
+
 class Phrase:
     """A catalog text used as a placeholder value of another text: it is put in that text's language.
     ``Phrase(None)`` is an empty phrase."""
