@@ -8,7 +8,7 @@ import json
 import math
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from _auth import PASSWORD, add_user, client_as, make_security, start_client
 from _fake_service import LINE, NS, T0, FakeService, open_test_historian
@@ -439,3 +439,31 @@ async def test_service_failure_is_generic_500_with_request_id(client, service, m
     assert body["request_id"] == r.headers["X-Request-Id"] and body["request_id"] in body["hint"]
     # the details are in the server log, under the same request id
     assert any(body["request_id"] in rec.getMessage() and rec.exc_info for rec in caplog.records)
+
+
+def test_the_app_is_built_and_started_in_a_thread(tmp_path):
+    # tools and tests serve the app from a thread whose stack has no module frame
+    import threading
+
+    hist = open_test_historian(tmp_path)
+    out: dict = {}
+
+    def build() -> None:
+        async def go() -> None:
+            app = create_app(FakeService(hist), security=make_security())
+            client = TestClient(TestServer(app))
+            await client.start_server()
+            out["status"] = (await client.get("/api/health")).status
+            await client.close()
+
+        try:
+            asyncio.run(go())
+        except BaseException as e:  # reported to the test
+            out["error"] = e
+
+    t = threading.Thread(target=build)
+    t.start()
+    t.join(120)
+    hist.close()
+    assert "error" not in out, repr(out.get("error"))
+    assert out["status"] in (200, 401)

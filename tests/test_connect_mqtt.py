@@ -220,6 +220,54 @@ def test_missing_path_and_unmapped_topics():
     assert rows(b) == [("s/a/l/c/x/temp", T0, 3.0, GOOD)] and not dead
 
 
+def test_the_network_thread_delivers_what_the_parser_reads_in_arrival_order(mapping, tmp_path, monkeypatch):
+    """Single readings are gathered as plain values and made into one batch per flush; that batch holds
+    exactly the readings (qualities, times, dead letters) the parser gives per message, in order."""
+    from types import SimpleNamespace
+
+    conn = MqttConnector("m", {"host": "127.0.0.1", "port": 1, "unmapped": "deadletter",
+                               "dead_letter_dir": str(tmp_path / "dead")}, [])
+    conn.mapping = mapping
+    msgs = [
+        ("plant/temp", b"21.5"),
+        ("plant/temp", b"150"),  # out of range
+        ("plant/temp", b"null"),
+        ("plant/temp", b'{"value": 5, "q": 5, "ts": 1767225600.25}'),
+        ("plant/temp", b'{"value": [1, 2, 300], "ts": [1767225601, 1767225602, 1767225603], "q": [0, 1, 0]}'),
+        ("sensors/s7/data", b'{"humidity": 40.5, "time": 1767225600123}'),
+        ("dev/status", b'{"axes": [{"load": 1}, {"load": "x"}], "q": 1, "count": 7, "at": "2026-01-01T09:00:00Z"}'),
+        ("plant/temp", b'{"value": [4, 5], "ts": [1767225604, 1767225605]}'),
+        ("plant/temp", b'"hot"'),
+        ("plant/temp", b"{not json"),
+        ("nobody/listens", b"1"),  # ignored, counted
+        ("plant/temp", b"1e400"),  # infinity
+    ]
+    now = T0 + 7
+    expected: list[tuple] = []
+    n_dead = 0
+    for topic, payload in msgs:
+        b, dead = parse_json_payload(topic, payload, mapping, now)
+        expected += rows(b)
+        n_dead += len(dead)
+    got: list[Batch] = []
+    monkeypatch.setattr(time, "time_ns", lambda: now)  # the receive time the parser was given above
+    for k, (topic, payload) in enumerate(msgs):
+        conn._on_message(None, None, SimpleNamespace(topic=topic, payload=payload))
+        if k == 5:
+            conn._flush(got.append)
+    conn._flush(got.append)
+
+    def same(rs):  # NaN compared as a marker
+        return [(p, t, "nan" if math.isnan(v) else v, q) for p, t, v, q in rs]
+
+    assert len(got) == 2 and same(r for b in got for r in rows(b)) == same(expected)
+    assert conn.messages == len(msgs) and conn.readings == len(expected) == 14
+    assert conn.dead_letters.count == n_dead == 3
+    assert mapping.unmapped_count == 2  # the unmapped topic, counted by both readings above
+    assert [q for *_, q in expected] == [GOOD, BAD_OUT_OF_RANGE, BAD, BAD_SENSOR, GOOD, UNCERTAIN, BAD_OUT_OF_RANGE,
+                                         GOOD, BAD, GOOD, GOOD, GOOD, BAD, BAD]
+
+
 def test_timestamp_units():
     assert timestamp_ns(1767225600, "auto") == T0
     assert timestamp_ns(1767225600000, "auto") == T0
@@ -362,6 +410,40 @@ async def test_json_mapping_end_to_end(broker, uid, tmp_path):
     bad = next(r for r in rows if r["reason"].startswith("not valid JSON"))
     assert payload_of(bad) == b"{broken" and bad["topic"] == f"{uid}/press/temp" and bad["source"] == "broker"
     assert conn.state == DISCONNECTED
+
+
+async def test_a_burst_of_small_and_large_messages_arrives_whole_and_in_order(broker, uid):
+    """The connector reads the socket in chunks: packets that straddle a chunk, and payloads larger
+    than one, arrive whole, in order, and nothing waits unread once the burst is over."""
+    plant, conn = _plant(uid, broker[1])
+    batches: list[Batch] = []
+    task = asyncio.create_task(conn.run(batches.append))
+    peer = Peer(*broker)
+    sent: list[float] = []
+    try:
+        await _wait(lambda: conn.state == CONNECTED, 10, "the connector to connect")
+        infos = []
+        k = 0
+        for _burst in range(3):
+            for _ in range(700):
+                sent.append(round(k % 100 + 0.25, 2))
+                infos.append(peer.client.publish(f"{uid}/press/temp", str(sent[-1]), qos=1))
+                k += 1
+            vals = [round(j % 100 + 0.5, 2) for j in range(k, k + 9000)]  # about 130 kB of JSON
+            ts = [1767225600000 + j for j in range(k, k + 9000)]
+            infos.append(peer.client.publish(f"{uid}/press/temp", json.dumps({"ts": ts, "value": vals}), qos=1))
+            sent += vals
+            k += 9000
+        for info in infos:
+            info.wait_for_publish(30)
+        await _wait(lambda: sum(map(len, batches)) >= len(sent), 60, f"{len(sent)} readings")
+    finally:
+        peer.close()
+        conn.stop()
+        await task
+    got = _collect(batches)[f"{uid}/area1/line1/press/press1/temp"]
+    assert [v for _, v, _ in got] == sent
+    assert all(q == GOOD for _, _, q in got) and conn.messages == 2103 and conn.dead_letters.count == 0
 
 
 async def test_uns_batch_round_trip_through_the_broker(broker, uid):
