@@ -412,6 +412,40 @@ async def test_json_mapping_end_to_end(broker, uid, tmp_path):
     assert conn.state == DISCONNECTED
 
 
+async def test_a_burst_of_small_and_large_messages_arrives_whole_and_in_order(broker, uid):
+    """The connector reads the socket in chunks: packets that straddle a chunk, and payloads larger
+    than one, arrive whole, in order, and nothing waits unread once the burst is over."""
+    plant, conn = _plant(uid, broker[1])
+    batches: list[Batch] = []
+    task = asyncio.create_task(conn.run(batches.append))
+    peer = Peer(*broker)
+    sent: list[float] = []
+    try:
+        await _wait(lambda: conn.state == CONNECTED, 10, "the connector to connect")
+        infos = []
+        k = 0
+        for _burst in range(3):
+            for _ in range(700):
+                sent.append(round(k % 100 + 0.25, 2))
+                infos.append(peer.client.publish(f"{uid}/press/temp", str(sent[-1]), qos=1))
+                k += 1
+            vals = [round(j % 100 + 0.5, 2) for j in range(k, k + 9000)]  # about 130 kB of JSON
+            ts = [1767225600000 + j for j in range(k, k + 9000)]
+            infos.append(peer.client.publish(f"{uid}/press/temp", json.dumps({"ts": ts, "value": vals}), qos=1))
+            sent += vals
+            k += 9000
+        for info in infos:
+            info.wait_for_publish(30)
+        await _wait(lambda: sum(map(len, batches)) >= len(sent), 60, f"{len(sent)} readings")
+    finally:
+        peer.close()
+        conn.stop()
+        await task
+    got = _collect(batches)[f"{uid}/area1/line1/press/press1/temp"]
+    assert [v for _, v, _ in got] == sent
+    assert all(q == GOOD for _, _, q in got) and conn.messages == 2103 and conn.dead_letters.count == 0
+
+
 async def test_uns_batch_round_trip_through_the_broker(broker, uid):
     plant, conn = _plant(uid, broker[1])
     p = f"{uid}/area1/line1/press/press1"

@@ -164,6 +164,8 @@ class Service:
         if self._triggers:
             self.bus.subscribe("camera-triggers", self._check_triggers)
         self._tasks.append(asyncio.create_task(self._broadcast_loop(), name="broadcast"))
+        if self.vision:
+            self._tasks.append(asyncio.create_task(self._camera_watchdog(), name="camera-watchdog"))
         from axline.knowhow.live import KnowHowLive
 
         self.knowhow = KnowHowLive.for_service(self)
@@ -410,11 +412,58 @@ class Service:
             result["latency_ms"] = station.record_latency(path)
             await asyncio.get_running_loop().run_in_executor(None, station.write_heatmap, path, image, result)
         result.pop("_map", None)
+        for change in result.pop("_health_events", []):
+            self._camera_health_event(cam, change)
         kind = "defect" if result.get("verdict") == "reject" else "inspection"
         self.emit_event(Event(ts=self.now_ns(), kind=kind, source=cam.asset, code=f"inspection.{result['verdict']}",
                               severity="warning" if kind == "defect" else "info",
                               message=f"{camera_id}: {path.name} {result['verdict']} (score {result['score']:.3f})",
                               data={"camera": camera_id, "path": str(path), **result}))
+
+    def _camera_health_event(self, cam: Any, change: dict[str, Any]) -> None:
+        """A system event when an image-health check of a camera starts warning (with its advice) or clears."""
+        from axline.inspect.health import ADVICE, NAMES
+
+        kind, warn = change["kind"], change["state"] == "warn"
+        name = NAMES.get(kind, {"en": kind, "ko": kind})
+        message = (f"{cam.id}: image health, {name['en']}: {ADVICE[kind]['en']}" if warn
+                   else f"{cam.id}: image health, {name['en']} back to normal")
+        self.emit_event(Event(ts=self.now_ns(), kind="system", source=cam.asset,
+                              code=f"camera.health.{kind}" + ("" if warn else ".cleared"),
+                              severity="warning" if warn else "info", message=message,
+                              data={"camera": cam.id, "check": kind, "state": change["state"], "name": name,
+                                    **({"advice": ADVICE[kind], "detail": change.get("check")} if warn else {})}))
+
+    async def _camera_watchdog(self) -> None:
+        """Every few seconds: has a camera stopped sending images?"""
+        while True:
+            await asyncio.sleep(2.0)
+            for cid, station in list(self.vision.items()):
+                try:
+                    change = station.check_stopped()
+                    if change is not None:
+                        cam = next(c for c in self.plant.cameras if c.id == cid)
+                        self._camera_health_event(cam, change)
+                except Exception:  # noqa: BLE001 - counted and logged; the watchdog keeps watching
+                    self.camera_watchdog_errors = getattr(self, "camera_watchdog_errors", 0) + 1
+                    log.exception("camera watchdog failed for %s", cid)
+
+    async def label_defect_type(self, event_id: int, type_id: str, names: dict[str, str] | None,
+                                user: str) -> dict[str, Any]:
+        """Teach the defect type of a confirmed reject (or an escape) to its camera's model."""
+        ev = await asyncio.get_running_loop().run_in_executor(None, self.historian.event, event_id)
+        if ev is None:
+            raise KeyError(f"event {event_id} does not exist")
+        station = self.vision.get(ev.data.get("camera", "")) if ev.kind in ("inspection", "defect") else None
+        if station is None:
+            raise ValueError(f"event {event_id} is not an inspection of a vision station")
+        is_defect = (ev.kind == "defect" and ev.ack == "confirmed") or (ev.kind == "inspection" and ev.ack == "overruled")
+        if not is_defect:
+            raise ValueError("only a confirmed reject (or an overruled pass) can be given a defect type; review it first")
+        stats = await asyncio.get_running_loop().run_in_executor(None, station.teach_type, ev.data, type_id, names, user)
+        self.update_event(event_id, data={"defect_type_label": {"type": type_id, "names": stats["names"], "user": user,
+                                                                "ts": time.time_ns()}})
+        return {"id": event_id, **stats}
 
     async def write_tag(self, path: str, value: float, user: str, source: str = "service") -> dict[str, Any]:
         """Write a setpoint or a signal back to its machine. Every attempt, refused ones too, lands in
