@@ -79,10 +79,10 @@ class Peer:
         self.client.loop_start()
         if subscribe:
             self.client.subscribe([(t, 1) for t in subscribe])
-            assert self._subscribed.wait(5), "peer subscription not acknowledged"
+            assert self._subscribed.wait(60), "peer subscription not acknowledged"
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
-        self.client.publish(topic, payload, qos=qos).wait_for_publish(5)
+        self.client.publish(topic, payload, qos=qos).wait_for_publish(60)
 
     def close(self) -> None:
         self.client.disconnect()

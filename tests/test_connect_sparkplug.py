@@ -456,7 +456,7 @@ async def test_primary_host_state_is_published_and_withdrawn(broker, uid):
         await task
     await _wait(lambda: not seen[-1]["online"], 120, "STATE offline")
     # clear the retained message so the broker does not keep it
-    sub.publish(f"spBv1.0/STATE/host-{uid}", b"", qos=1, retain=True).wait_for_publish(5)
+    sub.publish(f"spBv1.0/STATE/host-{uid}", b"", qos=1, retain=True).wait_for_publish(60)
     sub.disconnect()
     sub.loop_stop()
     assert all(isinstance(s["timestamp"], int) for s in seen)

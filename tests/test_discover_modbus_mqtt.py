@@ -440,7 +440,7 @@ async def test_mqtt_listen_counts_rates_gaps_and_drafts_a_working_plant(broker, 
     try:
         await wait_until(lambda: conn.state == CONNECTED, 120, "the drafted connector to connect")
         payload = {"ts": 1767225600000, "pressure": 4.25, "axes": [{"load": 9}], "ok": False}
-        peer.publish(f"{uid}/line1/press1/status", json.dumps(payload).encode(), qos=1).wait_for_publish(5)
+        peer.publish(f"{uid}/line1/press1/status", json.dumps(payload).encode(), qos=1).wait_for_publish(60)
         await wait_until(lambda: sum(map(len, batches)) >= 3, 120, "the drafted tags' readings")
     finally:
         peer.loop_stop()
@@ -469,11 +469,11 @@ def test_cli_dispatches_on_the_scheme_and_writes_the_files(broker, uid, tmp_path
     pub.connect(*broker)
     pub.loop_start()
     try:
-        pub.publish(f"{uid}/l1/pump1/flow", b"12.5", qos=1, retain=True).wait_for_publish(5)
+        pub.publish(f"{uid}/l1/pump1/flow", b"12.5", qos=1, retain=True).wait_for_publish(60)
         args = p.parse_args([url, "--topics", f"{uid}/#", "--listen", "300ms", "--out", str(tmp_path / "a")])
         assert run(args) == 0
     finally:
-        pub.publish(f"{uid}/l1/pump1/flow", b"", qos=1, retain=True).wait_for_publish(5)
+        pub.publish(f"{uid}/l1/pump1/flow", b"", qos=1, retain=True).wait_for_publish(60)
         pub.loop_stop()
         pub.disconnect()
     plant = parse_plant((tmp_path / "a" / "draft-plant.yaml").read_text())

@@ -37,7 +37,7 @@ def _page(browser, errors: list[str], locale: str = "en-US"):
     ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale=locale)
     page = ctx.new_page()
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(10000)
+    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
     return page
 
 

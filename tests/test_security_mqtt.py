@@ -71,7 +71,7 @@ def broker(tmp_path):
         yield port, tls / "ca.pem"
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait(60)
         log.close()
 
 
