@@ -32,7 +32,7 @@ lines:
 """, "plant.yaml", base_dir=str(tmp_path))
 
 
-async def _wait(cond, timeout_s=30.0, what="condition"):
+async def _wait(cond, timeout_s=120.0, what="condition"):
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

@@ -156,7 +156,7 @@ def test_a_cross_site_write_is_refused(browser, tmp_path):
             def refused() -> list[dict]:
                 return [e for e in app.security.audit.tail(50, action="http.denied") if e["target"] == "POST /api/write"]
 
-            _wait(lambda: len(refused()) >= 2, 15, "both cross-site attempts to reach the server")
+            _wait(lambda: len(refused()) >= 2, 120, "both cross-site attempts to reach the server")
         finally:
             evil.shutdown()
         assert app.service.writes == [(SPINDLE, 61.5, "kim")]  # nothing more was written
