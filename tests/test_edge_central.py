@@ -72,7 +72,7 @@ class PrivateBroker:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
-            self.proc.wait(10)
+            self.proc.wait(60)
 
 
 def _edge_plant(line_id: str, connector: str, data_dir: Path, endpoint: str):

@@ -36,6 +36,7 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
+from axline import i18n
 from axline.app.roles import User
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,7 @@ class AuditLog:
                                     "until it can")
                 except Exception:  # noqa: BLE001 - the hook must not hide the audit failure itself
                     log.exception("audit: the failure hook failed")
-            raise AuditError(f"the audit trail cannot be written ({e}); nothing that needs auditing is "
-                             "allowed until it can") from e
+            raise i18n.error(AuditError, "audit.cannot_write", error=e) from e
         self.appended += 1
         self.last_error = None
         self._check_capacity()

@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from axline.app.audit import AuditError, audit
-from axline.app.http import bad_request, json_response, parse_int_param
+from axline.app.http import bad_request, bad_request_from, json_response, parse_int_param
 from axline.app.ops_common import find_event, json_body, off_loop, page, svc_of
 from axline.app.roles import User, require_role
 from axline.app.routes import INT, OBJ, STR, document
@@ -82,7 +82,7 @@ async def _audit(request: web.Request, user: User, action: str, target: str, det
     try:
         await audit(request, user, f"knowhow.{action}", target, detail=detail)
     except AuditError as e:
-        raise bad_request("err.knowhow.audit_unavailable", 503, error=str(e)) from None
+        raise bad_request_from(e, "err.knowhow.audit_unavailable", 503) from None
 
 
 def _case_id(request: web.Request) -> str:

@@ -205,6 +205,9 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     from axline.app import optimize_routes  # setpoint advisor, approvals, what-if on the twin
 
     optimize_routes.register(app)
+    from axline.app import vision_routes  # defect types named by operators
+
+    vision_routes.register(app)
     return app
 
 
@@ -439,7 +442,7 @@ async def _write_tag(request: web.Request) -> web.StreamResponse:
     except ValueError as e:
         raise bad_request_from(e, "err.write.out_of_range") from None
     except AuditError as e:
-        raise bad_request("err.audit_unavailable", 503, error=str(e)) from None
+        raise bad_request_from(e, "err.audit_unavailable", 503) from None
     except (ConnectionError, OSError, TimeoutError) as e:
         raise bad_request("err.write.machine_refused", 502, error=e) from None
     return json_response(result)
