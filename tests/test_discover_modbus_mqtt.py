@@ -293,7 +293,7 @@ async def test_modbus_polls_at_least_min_polls_past_the_listen_window(port):
 @pytest.fixture
 def broker() -> tuple[str, int]:
     try:
-        socket.create_connection(BROKER, timeout=1).close()
+        socket.create_connection(BROKER, timeout=5).close()
     except OSError:
         pytest.skip("no MQTT broker on 127.0.0.1:1883 (start mosquitto to run this test)")
     return BROKER
