@@ -68,6 +68,8 @@ class MonitorConfig:
             out += f" margin={self.margin:g}"
         if self.latch_ratio != 0.8:
             out += f" release-at={self.latch_ratio:g}"
+        if self.release != 10:
+            out += f" clear-after={self.release}"
         if self.adapt_tau or self.adapt_tau_alarm:
             out += f" adapt={self.adapt_tau:g}/{self.adapt_tau_alarm:g}"
         return out
@@ -92,6 +94,14 @@ CANDIDATES: list[MonitorConfig] = [
     for alpha in (0.1, 0.2)
     for margin in (6.0, 9.0, 13.0)
     for ratio in (0.8, 0.5)
+] + [
+    # a longer off-delay: an alarm clears after 20 samples below the release level, so a signal that
+    # hovers near the threshold raises one alarm, not a burst
+    MonitorConfig(detector=kind, params=params, far=0.01, margin=margin, release=20, adapt_tau=0.35,
+                  adapt_tau_alarm=tau_alarm)
+    for kind, params, margins in (("robust", {"smooth": 10}, (3.0, 3.5, 4.0)), ("ewma", {"alpha": 0.1}, (6.0, 9.0)))
+    for margin in margins
+    for tau_alarm in (6.0, 12.0)
 ]
 
 
