@@ -38,6 +38,7 @@ from axline.bench.common import (
     publish,
     require_dir,
 )
+from axline.bench.streams import drifting_rows
 from axline.monitor.alarms import AlarmLatch
 from axline.monitor.defaults import CANDIDATES, DEFAULT, MonitorConfig, OnlineMonitor, fit_monitor
 from axline.monitor.detectors import Detector, make_detector
@@ -372,8 +373,6 @@ MIN_FAULTS_CAUGHT = 0.75
 
 def drifting_selection(config: MonitorConfig) -> dict[str, Any]:
     """Alarms and caught step faults of ``config`` on the drifting streams of ``SELECT_STREAM_SEEDS``."""
-    from axline.bench.alarms import drifting_rows  # that module imports this one
-
     fams = drifting_rows(config, SELECT_STREAM_SEEDS)
     faults = sum(f["faults"] for f in fams)
     caught = sum(f["faults_caught"] for f in fams)
