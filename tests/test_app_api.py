@@ -6,12 +6,14 @@ import asyncio
 import base64
 import json
 import math
+import time
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from _auth import PASSWORD, add_user, client_as, make_security, start_client
 from _fake_service import LINE, NS, T0, FakeService, open_test_historian
+from axline import i18n
 from axline.app.security import SECURITY_KEY
 from axline.app.server import check_bind, create_app, dumps_json, is_loopback
 
@@ -63,7 +65,12 @@ def _basic(password: str, user: str = "admin") -> dict[str, str]:
 async def _error(resp, status: int) -> dict:
     assert resp.status == status, await resp.text()
     body = await resp.json()
-    assert {"error", "hint"} <= set(body) <= {"error", "hint", "request_id"} and body["error"] and body["hint"]
+    assert {"error", "hint"} <= set(body) <= {"error", "hint", "request_id", "code", "params"}
+    assert body["error"] and body["hint"]
+    if "code" in body:  # a catalog text: the browser shows it in its own language from code and params
+        assert i18n.text(body["code"], "en", **body["params"]) == body["error"]
+        ko = i18n.text(body["code"], "ko", **body["params"]) + i18n.text(body["code"] + ".hint", "ko", **body["params"])
+        assert ko != body["error"] + body["hint"]
     return body
 
 
@@ -265,7 +272,8 @@ async def _read_sse_event(resp, wanted: str, timeout: float = 5.0) -> dict:
 async def test_stream_delivers_latest_and_unsubscribes(client, service):
     resp = await client.get("/api/stream")
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
-    for _ in range(50):
+    deadline = time.monotonic() + 120  # fails only if the socket never subscribes
+    while time.monotonic() < deadline:
         if service.subscriber_count:
             break
         await asyncio.sleep(0.02)
@@ -283,7 +291,8 @@ async def test_stream_delivers_latest_and_unsubscribes(client, service):
             break
     assert msg["values"][f"{LINE}/wash/washer1/pressure"][1:] == [None, 5]
     resp.close()
-    for _ in range(100):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         if service.subscriber_count == 0:
             break
         await asyncio.sleep(0.05)
@@ -312,8 +321,18 @@ async def test_locked_app_requires_login(locked):
     assert (await locked.get("/static/app.js")).status == 401
     r = await locked.get("/login")
     assert r.status == 200 and 'name="password"' in await r.text() and 'name="username"' in await r.text()
-    for asset in ("/static/login.js", "/static/i18n.js", "/static/style.css"):
+    for asset in ("/static/login.js", "/static/i18n.js", "/static/style.css", "/i18n/catalog.js"):
         assert (await locked.get(asset)).status == 200, asset
+
+
+async def test_the_catalog_is_served_to_every_page(locked):
+    # the login page needs it before anyone is logged in
+    r = await locked.get("/i18n/catalog.js", headers={"Accept-Encoding": "gzip"})
+    body = await r.text()
+    assert r.status == 200 and r.content_type == "text/javascript" and r.headers.get("Content-Encoding") == "gzip"
+    assert body == i18n.catalog_js()[0] and '"login.title"' in body
+    again = await locked.get("/i18n/catalog.js", headers={"If-None-Match": r.headers["ETag"]})
+    assert again.status == 304
 
 
 async def test_login_json_sets_session_cookie(locked):
@@ -390,10 +409,10 @@ def test_fake_values_stay_in_range(service):
 
 
 async def test_stream_sends_keepalive(client, monkeypatch):
-    from axline.app import server
+    from axline.app import stream
 
-    monkeypatch.setattr(server, "KEEPALIVE_S", 0.05)
-    monkeypatch.setattr(server, "STREAM_POLL_S", 0.05)
+    monkeypatch.setattr(stream, "KEEPALIVE_S", 0.05)
+    monkeypatch.setattr(stream, "STREAM_POLL_S", 0.05)
     resp = await client.get("/api/stream")
     lines = []
     while ": keep-alive\n" not in lines:
@@ -423,3 +442,31 @@ async def test_service_failure_is_generic_500_with_request_id(client, service, m
     assert body["request_id"] == r.headers["X-Request-Id"] and body["request_id"] in body["hint"]
     # the details are in the server log, under the same request id
     assert any(body["request_id"] in rec.getMessage() and rec.exc_info for rec in caplog.records)
+
+
+def test_the_app_is_built_and_started_in_a_thread(tmp_path):
+    # tools and tests serve the app from a thread whose stack has no module frame
+    import threading
+
+    hist = open_test_historian(tmp_path)
+    out: dict = {}
+
+    def build() -> None:
+        async def go() -> None:
+            app = create_app(FakeService(hist), security=make_security())
+            client = TestClient(TestServer(app))
+            await client.start_server()
+            out["status"] = (await client.get("/api/health")).status
+            await client.close()
+
+        try:
+            asyncio.run(go())
+        except BaseException as e:  # reported to the test
+            out["error"] = e
+
+    t = threading.Thread(target=build)
+    t.start()
+    t.join(120)
+    hist.close()
+    assert "error" not in out, repr(out.get("error"))
+    assert out["status"] in (200, 401)

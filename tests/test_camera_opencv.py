@@ -60,8 +60,8 @@ async def test_a_rising_trigger_tag_grabs_one_frame(tmp_path):
         for k, v in enumerate((0, 1, 1, 0, 1)):
             svc.ingest(Batch.from_readings([(TAG, T0 + k * 10**9, float(v))]))
             if k == 1:
-                await _wait(lambda: svc.images_received == 1, 30, "the first frame")
-        await _wait(lambda: svc.images_received == 2, 30, "two frames")
+                await _wait(lambda: svc.images_received == 1, 120, "the first frame")
+        await _wait(lambda: svc.images_received == 2, 120, "two frames")
     finally:
         await svc.stop()
     assert svc.images_received == 2  # stopped: no third frame can come
@@ -77,7 +77,7 @@ async def test_a_dead_camera_is_an_event_not_a_crash(tmp_path):
     await svc.start(web=False)
     try:
         svc.ingest(Batch.from_readings([(TAG, T0, 0.0), (TAG, T0 + 10**9, 1.0)]))
-        await _wait(lambda: svc.historian.events(kinds=["info"]), 10, "an event")
+        await _wait(lambda: svc.historian.events(kinds=["info"]), 120, "an event")
         ev = svc.historian.events(kinds=["info"])[0]
         assert ev.code == "camera.bad_image" and "cannot open OpenCV device" in ev.message
     finally:

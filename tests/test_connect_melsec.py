@@ -82,7 +82,7 @@ async def collect(conn: MelsecConnector, cycles: int = 2) -> list[Batch]:
     batches: list[Batch] = []
     task = asyncio.create_task(conn.run(batches.append))
     try:
-        await wait_for(lambda: len(batches) >= cycles, 5, f"{cycles} poll cycles")
+        await wait_for(lambda: len(batches) >= cycles, 120, f"{cycles} poll cycles")
     finally:
         conn.stop()
         await task
@@ -312,7 +312,7 @@ async def test_writes_reach_the_plc_and_are_checked(plc):
     batches: list[Batch] = []
     task = asyncio.create_task(conn.run(batches.append))
     try:
-        await wait_for(lambda: conn.state == CONNECTED, 5, "connected")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "connected")
         await conn.write(tags["setpoint"], 123.5)
         await conn.write(tags["speed"], -20)
         await conn.write(tags["count"], -70000)
@@ -335,7 +335,7 @@ async def test_writes_reach_the_plc_and_are_checked(plc):
             await conn.write(tags["reject"], 0.5)
         assert mem.words["D"][110] == (-60) & 0xFFFF
         n = len(batches)
-        await wait_for(lambda: len(batches) > n + 1, 5, "a poll after the writes")
+        await wait_for(lambda: len(batches) > n + 1, 120, "a poll after the writes")
         got = last_values(batches)
         assert (
             got["setpoint"][0] == pytest.approx(123.5) and got["count"][0] == -70000 and got["reject"][0] == 1
@@ -357,26 +357,26 @@ async def test_reconnects_after_the_plc_restarts_and_does_not_hang_on_a_silent_o
     task = asyncio.create_task(conn.run(batches.append))
     restarted = None
     try:
-        await wait_for(lambda: len(batches) >= 2, 5, "first readings")
+        await wait_for(lambda: len(batches) >= 2, 120, "first readings")
         await plc.stop()
-        await wait_for(lambda: conn.state != CONNECTED, 5, "the connector to notice the dead PLC")
+        await wait_for(lambda: conn.state != CONNECTED, 120, "the connector to notice the dead PLC")
         assert "closed" in (conn.last_error or "") or "Connect" in (conn.last_error or "")
         restarted = await McServer(port=port, memory=plc.memory).start()
         restarted.memory.put("D0", 22)
         await wait_for(
             lambda: conn.state == CONNECTED and last_values(batches)["v"][0] == 22.0,
-            10,
+            120,
             "reconnect and new readings",
         )
         # a PLC that accepts requests but never answers: the timeout ends the session
         restarted.silent = True
-        await wait_for(lambda: conn.state != CONNECTED, 5, "the timeout on a silent PLC")
+        await wait_for(lambda: conn.state != CONNECTED, 120, "the timeout on a silent PLC")
         assert "did not answer" in (conn.last_error or "")
         restarted.silent = False
         restarted.memory.put("D0", 33)
         await wait_for(
             lambda: conn.state == CONNECTED and last_values(batches)["v"][0] == 33.0,
-            10,
+            120,
             "recovery after the silence",
         )
     finally:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
+from _app_thread import AppInThread
 from _auth import PASSWORD, add_user, make_security
 from _fake_service import LINE, LINE2, FakeService, open_test_historian
 from axline.app.server import create_app, start_site
@@ -39,50 +39,24 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-class AppThread:
+class AppThread(AppInThread):
     """The app and a ticking FakeService on 127.0.0.1 in a background thread with its own loop."""
 
     def __init__(self, tmp_dir: Path, users: dict[str, str] | None = None, lines: int = 1, **settings) -> None:
+        super().__init__()
         self.tmp_dir = tmp_dir
         self.security = make_security(**settings)
         for name, role in (users or {}).items():
             add_user(self.security, name, role)
         self.lines = lines
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="axline-app", daemon=True)
 
-    def __enter__(self) -> AppThread:
-        self.thread.start()
-        if not self.ready.wait(20) or self.error:
-            raise RuntimeError(f"app did not start: {self.error!r}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(15)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(15)
-        self.loop.close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._start())
-        except BaseException as e:  # reported to the test thread
-            self.error = e
-            self.ready.set()
-            return
-        self.ready.set()
-        self.loop.run_forever()
+    def _service(self) -> FakeService:
+        """The service the app shows (on ``self.historian``)."""
+        return FakeService(self.historian, tick_s=0.25, lines=self.lines)
 
     async def _start(self) -> None:
         self.historian = open_test_historian(self.tmp_dir)
-        self.service = FakeService(self.historian, tick_s=0.25, lines=self.lines)
+        self.service = self._service()
         self.runner, self.port = await start_site(
             create_app(self.service, security=self.security), "127.0.0.1", 0
         )
@@ -90,7 +64,9 @@ class AppThread:
 
     async def _stop(self) -> None:
         self.feeder.cancel()
-        await self.runner.cleanup()
+        await super()._stop()
+
+    def _close(self) -> None:
         self.historian.close()
 
 
@@ -113,7 +89,7 @@ def _new_page(browser, errors: list[str], locale: str = "en-US"):
     page = browser.new_page(viewport={"width": 1366, "height": 768}, locale=locale)
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(8000)
+    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
     return page
 
 

@@ -58,18 +58,21 @@ class PrivateBroker:
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)])
         import socket
 
-        for _ in range(100):
+        deadline = time.monotonic() + 60  # generous: a busy machine starts it slowly
+        while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
                 return
             except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"private mosquitto exited with {self.proc.returncode}") from None
                 time.sleep(0.05)
         raise RuntimeError("private mosquitto did not start")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
-            self.proc.wait(10)
+            self.proc.wait(60)
 
 
 def _edge_plant(line_id: str, connector: str, data_dir: Path, endpoint: str):
@@ -98,12 +101,32 @@ lines:
     return parse_plant(text, "central.yaml", base_dir=str(data_dir))
 
 
-async def _wait(cond, timeout: float, what: str) -> None:
-    t0 = time.monotonic()
+async def _wait(cond, timeout: float, what: str, progress=None, poll_s: float = 0.05) -> None:
+    """Wait for ``cond``. With ``progress`` (a function whose value changes while the work moves on),
+    ``timeout`` counts from the last change: a busy machine that is slow but moving never fails the
+    wait, one that stopped moving does (and an absolute cap of ten times ``timeout`` still holds)."""
+    t0 = last_move = time.monotonic()
+    seen = progress() if progress else None
     while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
+        now = time.monotonic()
+        if progress is not None:
+            v = progress()
+            if v != seen:
+                seen, last_move = v, now
+        if now - last_move > timeout or now - t0 > 10 * timeout:
+            raise AssertionError(f"timed out waiting for {what}: no progress for {now - last_move:.0f} s "
+                                 f"({now - t0:.0f} s in all)")
+        await asyncio.sleep(poll_s)
+
+
+def _missing_tags(edges, central) -> list[str]:
+    """Simulated tags of the edges whose readings the central does not have all of yet."""
+    out = []
+    for edge in edges:
+        tags = [t for t in edge.historian.tags() if "/axline/" not in t]
+        mine, theirs = edge.historian.query(tags, 0, 2**62), central.historian.query(tags, 0, 2**62)
+        out += [p for p in tags if len(theirs[p]) < len(mine[p])]
+    return out
 
 
 def _missing(edges, central) -> str:
@@ -171,7 +194,7 @@ async def _two_edges_one_central(tmp_path, historian: str, restart_postgres) -> 
     central = Service(_central_plant(broker.port, tmp_path / "central", historian))
     try:
         await central.start(web=False)
-        await _wait(lambda: central.connectors["uns"].state == CONNECTED, 30, "central to subscribe")
+        await _wait(lambda: central.connectors["uns"].state == CONNECTED, 120, "central to subscribe")
         for k, line_id in enumerate(("line1", "line2")):
             endpoint = f"opc.tcp://127.0.0.1:{free_port()}/axline/sim"
             sim = SimServer(VirtualLine(seed=10 + k, start_ns=START, faults=None, render_images=False,
@@ -182,33 +205,46 @@ async def _two_edges_one_central(tmp_path, historian: str, restart_postgres) -> 
             await edge.start(web=False)
             attach_uplink(edge, broker.url)
             edges.append(edge)
-        await _wait(lambda: all(e.historian.count() > 2000 for e in edges), 120, "edges collecting")
-        await _wait(lambda: central.historian.count() > 2000, 60, "central receiving")
+        await _wait(lambda: all(e.historian.count() > 2000 for e in edges), 120, "edges collecting",
+                    progress=lambda: [e.historian.count() for e in edges])
+        await _wait(lambda: central.historian.count() > 2000, 120, "central receiving",
+                    progress=lambda: central.historian.count())
 
         broker.stop()  # mid-stream
-        await _wait(lambda: all(len(e.uplink.spool) > 3 and not e.uplink.online for e in edges), 60,
+        await _wait(lambda: all(len(e.uplink.spool) > 3 and not e.uplink.online for e in edges), 120,
                     "edges to see the broker gone and spool on disk")
         broker.start()
-        await asyncio.sleep(3.0)  # keep producing while everyone reconnects
+        # keep producing while everyone reconnects: until each edge has forwarded through the new broker
+        # and the central has stored more
+        sent = [e.uplink.delivered for e in edges]
+        at_central = central.historian.count()
+        await _wait(lambda: all(e.uplink.online and e.uplink.delivered > n for e, n in zip(edges, sent, strict=True))
+                    and central.connectors["uns"].state == CONNECTED and central.historian.count() > at_central,
+                    120, "edges and central to reconnect and move data again",
+                    progress=lambda: (sum(e.historian.count() for e in edges), central.historian.count()))
         if restart_postgres is not None:
             stored = central.forward.delivered
             await asyncio.get_running_loop().run_in_executor(None, restart_postgres)
-            await asyncio.sleep(3.0)
             await _wait(lambda: central.forward.delivered > stored and central.forward.online, 120,
                         "the central to store again after the database restart")
 
         for sim, task in sims:  # end of the stream
             sim.stop()
             await task
-        await asyncio.sleep(1.0)
-        await _wait(lambda: all(e.uplink.pending == 0 and e.forward.pending == 0 and e.uplink.online for e in edges),
-                    180, "spools to drain")
-        expected = sum(e.historian.count() for e in edges)
+
+        def edges_drained() -> bool:
+            return all(e.uplink.pending == 0 and e.forward.pending == 0 and e.uplink.online for e in edges)
+
+        await _wait(edges_drained, 120, "spools to drain", poll_s=0.2,
+                    progress=lambda: [(e.uplink.delivered, e.forward.delivered) for e in edges])
         try:
             # the central stores what the broker hands it; on a busy machine that takes a while: wait on the
-            # count itself (and say what is missing if it never comes)
-            await _wait(lambda: central.historian.count() >= expected and central.forward.pending == 0, 180,
-                        "central to catch up")
+            # readings themselves, both sides read afresh each time (a reading the OPC UA connector still
+            # delivered after the stream ended counts too), for as long as the central keeps storing
+            await _wait(lambda: edges_drained() and central.forward.pending == 0 and not _missing_tags(edges, central),
+                        120, "central to catch up", poll_s=1.0,
+                        progress=lambda: (central.historian.count(), central.forward.delivered,
+                                          central.connectors["uns"].readings))
         except AssertionError as e:
             raise AssertionError(f"{e}: {_missing(edges, central)}") from None
 

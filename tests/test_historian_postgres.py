@@ -238,7 +238,10 @@ def test_server_restart_in_the_middle_loses_nothing_acknowledged(schema):
 
         t = threading.Thread(target=writer)
         t.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 120
+        while len(acked) < 5:  # the writer is appending when the server goes away
+            assert time.monotonic() < deadline and t.is_alive(), f"the writer did not start: {errors[-1:]}"
+            time.sleep(0.01)
         subprocess.run(["pg_ctlcluster", "15", "main", "restart"], check=True, timeout=120)
         stop.set()
         t.join(timeout=120)

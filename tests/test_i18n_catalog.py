@@ -15,9 +15,10 @@ from axline import i18n
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "axline"
 STATIC = SRC / "app" / "static"
+PAGES = SRC / "app" / "pages"  # the operations pages' skeleton and parts, put together by the server
 # calls that take a catalog key: name -> position of the key argument
-KEYED_CALLS = {"text": 0, "both": 0, "pair": 0, "Message": 0, "Phrase": 0, "has": 0, "fail": 1,
-               "PlantConfigError": 2, "choice": 3, "bad_request": 0}
+KEYED_CALLS = {"text": 0, "both": 0, "pair": 0, "say": 0, "Message": 0, "Phrase": 0, "has": 0, "fail": 1,
+               "PlantConfigError": 2, "choice": 3, "OptionError": 1, "error": 1, "bad_request": 0}
 
 
 def test_both_languages_hold_the_same_keys():
@@ -104,9 +105,10 @@ def test_every_key_the_python_code_names_is_in_the_catalog():
 
 def test_every_key_the_pages_name_is_in_the_catalog():
     keys: dict[str, str] = {}
-    for path in sorted(STATIC.glob("*.html")):
+    for path in sorted([*STATIC.glob("*.html"), *PAGES.glob("*.html")]):
         for k in re.findall(r'data-i18n(?:-title|-aria-label)?="([^"]+)"', path.read_text(encoding="utf-8")):
-            keys[k] = path.name
+            if not k.startswith("$"):  # the skeleton's placeholder for each page's title
+                keys[k] = path.name
     for path in sorted(STATIC.glob("*.js")):
         for k in re.findall(r"""\bt\(\s*'([a-z][\w]*(?:\.[\w]+)+)'""", path.read_text(encoding="utf-8")):
             keys[k] = path.name
@@ -120,7 +122,41 @@ def test_the_browser_is_served_both_tables():
     assert body.startswith("/*") and "window.AxCatalog = " in body and etag.startswith('"')
     tables = json.loads(body.split("window.AxCatalog = ", 1)[1].rstrip().rstrip(";"))
     assert tables == {lang: i18n.catalog(lang) for lang in i18n.LANGS}
-    for page in STATIC.glob("*.html"):
+    for page in [*STATIC.glob("*.html"), *PAGES.glob("*.html")]:
         html = page.read_text(encoding="utf-8")
         if "/static/i18n.js" in html:
             assert html.index("/i18n/catalog.js") < html.index("/static/i18n.js"), page.name
+
+
+def test_the_web_server_writes_no_error_text_inline():
+    """Errors of the web app come from the catalog (bad_request, keyed_error, _json_error with a key), so the
+    dashboard shows them in Korean or English."""
+    inline = []
+    for path in sorted((SRC / "app").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name in ("BadRequest", "error_response") and isinstance(node.args[0], ast.Constant | ast.JoinedStr):
+                inline.append(f"{path.name}:{node.lineno}")
+    assert inline == [], f"error texts written inline (use bad_request with a catalog key): {inline}"
+
+
+def test_the_command_line_speaks_the_terminal_language(monkeypatch):
+    for name in ("AXLINE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    assert i18n.say("cli.user_removed", name="kim") == "removed kim"
+    monkeypatch.setenv("LANG", "ko_KR.UTF-8")
+    assert i18n.say("cli.user_removed", name="kim") == i18n.text("cli.user_removed", "ko", name="kim")
+    monkeypatch.setenv("AXLINE_LANG", "en")
+    assert i18n.say("cli.user_removed", name="kim") == "removed kim"
+
+
+def test_the_pages_have_one_catalog():
+    """Page texts live in axline/i18n/en.json and ko.json only; a page script adds no tables of its own."""
+    extra = sorted(p.name for p in STATIC.glob("i18n*.js") if p.name != "i18n.js")
+    assert extra == [], f"move the keys of {extra} into src/axline/i18n/en.json and ko.json, then delete them"
+    for page in STATIC.glob("*.html"):
+        assert "/static/i18n-" not in page.read_text(encoding="utf-8"), page.name

@@ -1,4 +1,4 @@
-"""The inspection benchmark's protocol pieces: split, AUROC, PaDiM-style baseline, markdown."""
+"""The inspection benchmark's protocol pieces: split, AUROC, scorer table, markdown."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from axline.bench.inspect import _padim, auroc, split_magnetic_tile
+from axline.bench.inspect import auroc, split_magnetic_tile
 
 
 def test_split_follows_the_protocol(tmp_path: Path) -> None:
@@ -41,17 +41,6 @@ def test_auroc_matches_sklearn_with_ties() -> None:
         auroc([1, 1], [0.1, 0.2])
 
 
-def test_padim_baseline_flags_the_odd_position() -> None:
-    rng = np.random.default_rng(1)
-    train = rng.normal(0, 1, (40, 6, 4, 4)).astype(np.float32)
-    test = rng.normal(0, 1, (2, 6, 4, 4)).astype(np.float32)
-    test[1, :, 2, 3] += 8.0
-    maps = _padim(train, test)
-    assert maps.shape == (2, 4, 4)
-    assert np.unravel_index(np.argmax(maps[1]), (4, 4)) == (2, 3)
-    assert maps[1].max() > 2 * maps[0].max()
-
-
 def test_page_lists_every_figure_against_goal_and_the_measured_baseline() -> None:
     from axline.bench.inspect import GOALS, render
 
@@ -73,3 +62,24 @@ def test_page_lists_every_figure_against_goal_and_the_measured_baseline() -> Non
     assert "| 50 | 0.700 | — |" in text
     assert "1.50 / 1.00 / 0.50" in text and "1.75 / 1.00 / 0.50" in text
     assert "latency p50 ≤ 20.0 ms: met" in text and "image AUROC ≥ 0.985: NOT met" in text
+
+
+def test_page_shows_every_scorer_and_marks_the_shipped_one() -> None:
+    from axline.bench.inspect import GOALS, render
+
+    result = {
+        "image_auroc": 0.96, "pixel_auroc": 0.8, "f1": 0.7, "false_reject_rate": 0.02,
+        "latency_ms_p50": 12.0, "latency_ms_p99": 30.0, "latency_ms_mean": 13.0, "train_s": 40.0,
+        "peak_rss_mb": 900.0, "bank_size": 0, "feature_dim": 152, "model_bytes": 3_000_000,
+        "inference_peak_rss_mb": 200.0, "latency_runs": 50, "defect_recall": 0.5,
+        "at_target_frr_0.05": {"f1": 0.8, "false_reject_rate": 0.05, "defect_recall": 0.7}, "latency_ms_min": 9.0,
+        "fewshot": {"10": 0.6}, "goals": GOALS, "baselines": {}, "scorer": "gaussian",
+        "scorers": {"nn": {"validation_auroc": 0.87, "image_auroc": 0.95, "pixel_auroc": 0.80},
+                    "gaussian": {"validation_auroc": 0.89, "image_auroc": 0.965, "pixel_auroc": 0.81}},
+        "settings": {"target_frr": 0.01}, "machine": {"cpu": "x86_64", "cores": 2},
+        "date": "2026-01-01T00:00:00+00:00", "command": "axline bench inspect", "wall_s": 1.0,
+    }
+    text = render(result)
+    assert "| Gaussian per patch position (PaDiM-style) (shipped) | 0.890 | 0.965 | 0.810 |" in text
+    assert "| nearest-neighbour memory bank (PatchCore-style) | 0.870 | 0.950 | 0.800 |" in text
+    assert "| image AUROC | 0.960 | 0.985 |" in text and "PaDiM-style (same features" not in text

@@ -55,8 +55,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, list[
         Image.fromarray(texture(i)).save(p)
         paths.append(p)
     out = folder / "model.axi"
+    # the memory-bank scorer: the torch reference and the bank feedback below are about it
     report = train_inspector(paths, out, size=SIZE, coreset_ratio=0.25, holdout=0.25, target_frr=0.0,
-                             progress=False)
+                             progress=False, scorer="nn")
     return out, report, paths
 
 
@@ -64,9 +65,10 @@ def test_training_writes_one_verified_file(trained: tuple[Path, dict, list[Path]
     out, report, paths = trained
     assert out.is_file() and report["model"] == str(out)
     with zipfile.ZipFile(out) as zf:
-        assert set(zf.namelist()) == {"meta.json", "backbone.onnx", "bank.npy"}
+        assert set(zf.namelist()) == {"meta.json", "backbone.onnx", "bank.npy", "health.json"}
         meta = json.loads(zf.read("meta.json"))
-    assert meta["format"] == "axline-inspector" and meta["version"] == 1
+    assert meta["format"] == "axline-inspector" and meta["version"] == 2
+    assert meta["score"]["scorer"] == "nn"
     assert meta["preprocessing"]["size"] == SIZE and meta["preprocessing"]["color"] == "grey"
     assert len(meta["info"]["training_images_sha256"]) == 64
     model = InspectorModel.load(out)
@@ -89,7 +91,7 @@ def test_onnx_path_equals_torch_path(trained: tuple[Path, dict, list[Path]]) -> 
     batch = np.stack([preprocess(im, inspector.prep) for im in images])
     module = build_feature_extractor(SIZE)
     ref_patches, ref_scores = torch_image_scores(module, inspector.model, batch)
-    got = np.stack([inspector.patch_scores(f) for f in inspector.features(batch)])
+    got = np.stack([inspector.patch_scores(f)[0] for f in inspector.features(batch)])
     np.testing.assert_allclose(got, ref_patches, atol=1e-4, rtol=0)
     scores = [inspector.inspect(im).score for im in images]
     np.testing.assert_allclose(scores, ref_scores, atol=1e-4, rtol=0)

@@ -45,10 +45,6 @@ class KnowHowApp(AppInThread):
         app = create_app(self.service, security=SEC)
         self.runner, self.port = await start_site(app, "127.0.0.1", 0)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def alarm(self) -> int:
         """A new alarm with the first one's pattern, handed to the know-how base like the service does."""
         ev = Event(ts=self.service.now_ns(), kind="alarm", source=CNC, code="anomaly.sensor", severity="alarm",
@@ -80,7 +76,7 @@ def _page(browser, errors: list[str], user: str, phone: bool = False):
     page = browser.new_page(viewport=size, locale="en-US", extra_http_headers=token_headers(SEC, *user.split(":")))
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(15000)
+    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
     return page
 
 
@@ -133,4 +129,46 @@ def test_alarm_record_approve_suggest(browser, tmp_path):
         boss.fill("#search-q", "spindle bearing noise")
         boss.click("#search-form button")
         boss.wait_for_selector(f'#results li[data-case="{cid}"]')
+    assert errors == []
+
+
+class OperatingApp(KnowHowApp):
+    """The know-how app plus operating advice learnt from an expert's audited day (tests/test_knowhow_operating)."""
+
+    async def _start(self) -> None:
+        from axline.app.audit import AuditLog
+        from axline.knowhow import operating as op
+        from test_knowhow_operating import NS, PLANT, T0, expert_day
+
+        (self.tmp / "day").mkdir()
+        path, self.day = expert_day(self.tmp / "day", hours=6.0)
+        trail = AuditLog(path)
+        await super()._start()
+        self.service.operating = op.OperatingKnowHow(
+            op.OperatingConfig(experts=frozenset({"kim"})), PLANT, entries=trail.iter_entries,
+            historian=lambda: self.day, now_ns=lambda: T0 + int(6 * 3600 * NS), version=trail.size)
+
+    def _close(self) -> None:
+        super()._close()
+        self.day.close()
+
+
+def test_operating_advice_on_the_dashboard(browser, tmp_path):
+    errors: list[str] = []
+    with OperatingApp(tmp_path) as app:
+        dash = _page(browser, errors, "kim:operator")
+        dash.goto(app.url + "/")
+        dash.wait_for_selector('#kh-operating li[data-signal="temp_setpoint"]')
+        assert dash.is_visible("#kh-op")
+        text = dash.text_content('#kh-operating li[data-signal="temp_setpoint"]')
+        assert "temp setpoint" in text and "most alike past moves" in text and "Past episodes" in text
+        dash.click('#kh-operating li[data-signal="temp_setpoint"] summary')
+        assert "afterwards" in dash.text_content('#kh-operating li[data-signal="temp_setpoint"] .kh-op-episodes')
+        dash.click("#lang-toggle")
+        dash.wait_for_function("() => document.querySelector('#kh-operating').textContent.includes('비교 기준')")
+        # a viewer does not get the advice (the server would refuse it; the page does not ask)
+        viewer = _page(browser, errors, "ann:viewer")
+        viewer.goto(app.url + "/")
+        viewer.wait_for_selector("#kh-alarms li")
+        assert not viewer.is_visible("#kh-op")
     assert errors == []

@@ -32,7 +32,7 @@ lines:
 """, "plant.yaml", base_dir=str(tmp_path))
 
 
-async def _wait(cond, timeout_s=30.0, what="condition"):
+async def _wait(cond, timeout_s=120.0, what="condition"):
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -167,7 +167,7 @@ lines:
 
     t = threading.Thread(target=network_thread, daemon=True)
     t.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while t.is_alive():
         assert time.monotonic() < deadline, "the network thread never finished"
         assert conn._pending_readings <= 10  # never more than the bound waits
@@ -213,5 +213,17 @@ async def test_the_service_opens_its_store_and_writes_events_off_the_loop(tmp_pa
         # (a slow event log hands out a provisional id first: look the alarm up by its code)
         await _wait(lambda: any(e.end_ts is not None for e in svc.historian.events(kinds=["alarm"])
                                 if e.code == "x"), what="the event log to store the update")
+    finally:
+        await svc.stop()
+
+
+async def test_the_service_starts_its_worker_threads_while_starting(tmp_path):
+    # a worker thread started while the service runs makes the loop wait in Thread.start() until the OS
+    # runs it: all of the default executor's workers exist once start() returns
+    svc = Service(_plant(tmp_path))
+    await svc.start(web=False)
+    try:
+        executor = asyncio.get_running_loop()._default_executor
+        assert executor is not None and len(executor._threads) == executor._max_workers
     finally:
         await svc.stop()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from _fake_service import LINE, NS, open_test_historian
+from _fake_service import LINE, NS
 from _quality_fake import BORE, QualityFakeService
 from test_dashboard_browser import CHROMIUM_ARGS, AppThread, chromium_path, log_in
 
@@ -25,16 +25,9 @@ class QualityAppThread(AppThread):
         super().__init__(tmp_dir, users=users)
         self.drift_after = drift_after
 
-    async def _start(self) -> None:
-        import asyncio
-
-        from axline.app.server import create_app, start_site
-
-        self.historian = open_test_historian(self.tmp_dir)
-        self.service = QualityFakeService(self.historian, tick_s=0.1, history_s=900,
-                                          drift_step=self.drift_after, drift_per_part=0.008)
-        self.runner, self.port = await start_site(create_app(self.service, security=self.security), "127.0.0.1", 0)
-        self.feeder = asyncio.create_task(self.service.run())
+    def _service(self) -> QualityFakeService:
+        return QualityFakeService(self.historian, tick_s=0.1, history_s=900,
+                                  drift_step=self.drift_after, drift_per_part=0.008)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +50,7 @@ def _page(browser, errors: list[str], locale: str = "en-US", viewport: dict | No
     page = ctx.new_page()
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(10000)
+    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
     return page
 
 
@@ -97,8 +90,7 @@ def test_alarm_acknowledge_shelve_and_expiry_in_english_and_korean(browser, tmp_
         assert page.text_content("#alarms-heading") == "알람"
         # plant time passes the end of the shelve: the alarm comes back by itself
         svc._now += 16 * 60 * NS
-        page.wait_for_function(f"() => document.querySelector('{item}').dataset.state === 'acknowledged'",
-                               timeout=15000)
+        page.wait_for_function(f"() => document.querySelector('{item}').dataset.state === 'acknowledged'")
         assert page.text_content(f"{item} .alarm-state") == "확인됨"
         # the performance table rates the position
         page.wait_for_selector("#perf-positions [data-rating]")
@@ -142,9 +134,9 @@ def test_spc_rule_fires_on_a_simulated_drift(browser, tmp_path):
         def spc_alarms():
             return [e for e in app.service.historian.events(kinds=["alarm"]) if e.code.startswith("spc.rule")]
 
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while not spc_alarms():
-            assert time.monotonic() < deadline, "no SPC alarm 30 s after the drift began"
+            assert time.monotonic() < deadline, "no SPC alarm 120 s after the drift began"
             page.wait_for_timeout(200)
         first = spc_alarms()[-1]
         assert first.data["tag"] == BORE and first.data["value"] < first.data["center"]
@@ -259,10 +251,10 @@ def test_wall_screen_rotates_lines_in_large_type_without_controls(browser, tmp_p
         assert page.locator("button, input, select, a").count() == 0
         size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#w-oee')).fontSize)")
         assert size >= 100, size  # readable across the shop floor
-        page.wait_for_function("() => document.body.dataset.line === 'line2'", timeout=5000)
+        page.wait_for_function("() => document.body.dataset.line === 'line2'")
         page.wait_for_function("() => document.querySelector('#w-oee').textContent === '50.0%'")
         assert page.locator("#w-stations [data-station]").count() == 4
-        page.wait_for_function("() => document.body.dataset.line === 'line1'", timeout=5000)
+        page.wait_for_function("() => document.body.dataset.line === 'line1'")
         page.screenshot(path="/tmp/axline_wall.png")
         page.close()
     assert errors == []
@@ -304,4 +296,25 @@ def test_dashboard_acknowledges_an_alarm_through_its_life_cycle(browser, tmp_pat
         page.click("#lang-toggle")
         assert page.text_content(f"{item} .ack") == "확인함"
         page.close()
+    assert errors == []
+
+
+def test_the_operations_pages_share_one_header_with_language_switch_and_log_out(browser, tmp_path):
+    from axline import i18n
+
+    errors: list[str] = []
+    with AppThread(tmp_path, users={"kim": "viewer"}) as app:
+        page = _page(browser, errors)
+        log_in(page, app.url, "kim")
+        for name in ("alarms", "history", "quality", "reports"):
+            page.goto(f"{app.url}/{name}")
+            assert page.get_attribute(".ops-nav a.current", "href") == f"/{name}"
+            assert page.is_visible("#logout-form")
+        page.click("#lang-toggle")
+        ko = i18n.text("nav.history", "ko")
+        page.wait_for_function(f"() => document.querySelector('.ops-nav a[href=\"/history\"]').textContent === '{ko}'")
+        page.goto(f"{app.url}/alarms")  # the language stays with the reader from page to page
+        page.wait_for_function(f"() => document.querySelector('.ops-nav a[href=\"/history\"]').textContent === '{ko}'")
+        page.click("#logout-form button")
+        page.wait_for_url("**/login")
     assert errors == []

@@ -5,6 +5,7 @@ Korean and English."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -50,6 +51,9 @@ class PlantThread(AppThread):
         self.sim.stop()
         await self.sim_task
 
+    def _close(self) -> None:
+        """Nothing left to close: the service closed its historian when it stopped."""
+
 
 @pytest.fixture(scope="module")
 def browser():
@@ -71,7 +75,7 @@ def _page(browser, errors: list[str], locale: str = "en-US"):
     page = ctx.new_page()
     page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(20000)
+    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
     return page
 
 
@@ -109,7 +113,8 @@ def test_ask_approve_and_what_if_in_the_browser(browser, tmp_path):
             eng.wait_for_selector(".opt-proposal[data-status=proposed]")
         card = eng.locator(".opt-proposal[data-status=proposed]").first
         assert "kim" in card.text_content()
-        assert card.locator(".opt-evidence li").count() >= 1  # the twin's verdict, the expected effect
+        # the twin's verdict, the expected effect (the card may be drawn first from the live event, then filled)
+        card.locator(".opt-evidence li").first.wait_for()
         # an approver who is not the proposer approves
         apr = _page(browser, errors)
         log_in(apr, app.url, "lee")
@@ -122,6 +127,11 @@ def test_ask_approve_and_what_if_in_the_browser(browser, tmp_path):
         apr.click("#lang-toggle")
         apr.wait_for_function("() => document.getElementById('opt-heading').textContent === '설정값 최적화'")
         assert "제안" in apr.text_content("#opt-proposals")
-        writes = [e for e in app.service.historian.events(limit=200) if e.kind == "write"]
-        assert writes and {e.data["user"] for e in writes} == {"lee"}
+        # the approved change is written to the machine, audited under the approver's name (the write and
+        # its event follow the approval: wait for them, generously)
+        deadline = time.monotonic() + 120
+        while not (writes := [e for e in app.service.historian.events(limit=200) if e.kind == "write"]):
+            assert time.monotonic() < deadline, "no write to the machine 120 s after the approval"
+            apr.wait_for_timeout(200)
+        assert {e.data["user"] for e in writes} == {"lee"}
     assert not errors, errors

@@ -130,11 +130,11 @@ def test_a_shift_report_that_fails_to_build_is_made_at_the_next_check(svc):
 
 
 def test_spc_alarms_read_in_the_report_language():
-    from axline import spc
-    from axline.report.render import TEXT, Renderer
+    from axline import i18n, spc
+    from axline.report.render import Renderer
 
     for lang in ("en", "ko"):
-        assert all(f"code.spc.rule{r}" in TEXT[lang] for r in spc.RULE_TEXT), lang
+        assert all(f"report.code.spc.rule{r}" in i18n.catalog(lang) for r in spc.RULE_TEXT), lang
     report = {"timezone": "Asia/Seoul", "names": {BORE: {"en": "Bore diameter", "ko": "보어 직경"}}}
     alarm = {"code": "spc.rule4", "source": CNC, "message": f"{BORE}: SPC rule 4 (alternating), value 25.01",
              "data": {"tag": BORE, "rule": 4, "value": 25.0123}}

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from axline.app.audit import AuditLog, syslog_line
@@ -171,6 +172,19 @@ def test_cli_users_and_audit_verify(tmp_path, capsys, monkeypatch):
     assert rep["audit"]["chain_ok"] is False and rep["accounts"]["people"] == 1 and rep["http_basic"] is False
 
 
+def test_cli_token_refusals_are_audited_like_user_refusals(tmp_path, capsys, monkeypatch):
+    from axline.app.cli_security import audit_log
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plant.yaml").write_text("# only the folder matters here\n")
+    code, _, err = _cli(capsys, monkeypatch, "tokens", "-c", "plant.yaml", "revoke", "no-such-token")
+    assert code == 2 and err.startswith("axline: ")
+    code, _, err = _cli(capsys, monkeypatch, "users", "-c", "plant.yaml", "remove", "nobody")
+    assert code == 2 and err.startswith("axline: ")
+    rows = [(e["action"], e["target"], e["result"].split(":")[0]) for e in audit_log(tmp_path).tail(10)]
+    assert sorted(rows) == [("token.revoke", "no-such-token", "refused"), ("user.remove", "nobody", "refused")]
+
+
 def test_tail_reads_backwards_across_blocks(tmp_path):
     log = _log(tmp_path, 30)
     forward = list(log.iter_entries())
@@ -204,7 +218,8 @@ async def test_a_failing_trail_stops_writes_and_is_raised_as_a_system_event(tmp_
         with pytest.raises(AuditError, match="refused"):  # nothing reaches the machine any more
             await svc.write_tag(setpoint, 810, "kim", source="10.0.0.7")
         assert svc.health_json()["audit"]["state"] == "failing"
-        for _ in range(200):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             events = svc.historian.events(kinds=["system"], limit=50)
             if any(e.code == "audit.failing" for e in events):
                 break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -41,9 +42,11 @@ class FlakyStore:
     def __init__(self) -> None:
         self.up = True
         self.got: list[float] = []
+        self.refused = 0
 
     def deliver(self, batch: Batch) -> None:
         if not self.up:
+            self.refused += 1
             raise ConnectionError("server closed the connection")
         self.got.append(batch.value[0])
 
@@ -125,12 +128,14 @@ async def test_background_task_retries_until_back(tmp_path):
     task = asyncio.create_task(fwd.run())
     for k in range(3):
         fwd.put(_batch(k))
-    await asyncio.sleep(0.2)
+    deadline = time.monotonic() + 120  # generous: fails only if the worker never retries
+    while store.refused < 3:  # the worker tried, and retried, while the destination was down
+        assert time.monotonic() < deadline, "the worker did not retry"
+        await asyncio.sleep(0.02)
     assert store.got == []
     store.up = True
-    for _ in range(100):
-        if len(store.got) == 3:
-            break
-        await asyncio.sleep(0.05)
+    while len(store.got) < 3:
+        assert time.monotonic() < deadline + 120, "nothing delivered after the destination came back"
+        await asyncio.sleep(0.02)
     task.cancel()
     assert store.got == [0.0, 1.0, 2.0]

@@ -57,7 +57,7 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
     svc = Service(plant, port=0)
     try:
         await svc.start()
-        await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 15, "connection")
+        await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 120, "connection")
         verdicts = lambda: svc.historian.events(kinds=["inspection", "defect"], limit=1000)  # noqa: E731
         await _wait(lambda: len(verdicts()) >= 8, 120, "eight verdicts")
         evs = verdicts()
@@ -77,12 +77,12 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
         assert {p for p, _ in sim.client_writes} <= {diverter, ok}
         # the audit log holds the inspector's writes
         assert any(e.data.get("user") == "inspector:cam1" for e in svc.historian.events(kinds=["write"]))
-        # operator feedback: a verdict overruled teaches the model (bank or threshold changes)
-        # (an overruled reject joins the bank of good patches; an overruled pass is an escape, a
+        # operator feedback: a verdict overruled teaches the model (good statistics or threshold change)
+        # (an overruled reject joins the good patches; an overruled pass is an escape, a
         # labelled defect that refines the threshold)
         target = evs[-1]
         m0 = svc.vision["cam1"].inspector.model
-        before = len(m0.bank), len(m0.defect_scores)
+        before = len(m0.bank), len(m0.defect_scores), m0.gaussian.count if m0.gaussian is not None else 0
         # through the web app, logged in as an operator; the review is audited under that name
         svc.security.accounts.add("kim", "operator", PASSWORD)
         origin = svc.url.rstrip("/")
@@ -96,8 +96,8 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
         assert any(e["who"] == "inspector:cam1" for e in svc.security.audit.tail(1000, action="tag.write"))
         m1 = svc.vision["cam1"].inspector.model
         assert reply["model"]["learned"] is True and m1 is not m0
-        if target.data["verdict"] == "reject":
-            assert len(m1.bank) > before[0]
+        if target.data["verdict"] == "reject":  # its patches join the bank or the per-position Gaussian
+            assert len(m1.bank) > before[0] or (m1.gaussian is not None and m1.gaussian.count > before[2])
         else:
             assert len(m1.defect_scores) == before[1] + 1
         rates = svc.vision_json()["cameras"]["cam1"]["rates"]

@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from axline import i18n
 from axline.shutdown import wait_for_stop as _wait_for_signal
 
 # `axline bench NAME` -> module with add_arguments(parser) and run(args)
@@ -35,6 +36,15 @@ def _optional(module: str):
         if e.name and (e.name == module or module.startswith(e.name + ".")):
             return None  # that part of axline is not in this build
         raise
+
+
+def _module_command(sub, name: str, help_text: str, module, add: str = "add_arguments",
+                    run: str = "run") -> argparse.ArgumentParser:
+    """Command ``name`` whose options and action come from ``module`` (its functions ``add`` and ``run``)."""
+    s = sub.add_parser(name, help=help_text)
+    getattr(module, add)(s)
+    s.set_defaults(func_run=getattr(module, run))
+    return s
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-inspect", action="store_true", help="run the vision station without the inspector")
     s.add_argument("--until-simulated-s", type=float, default=None,
                    help="stop once this many simulated seconds were collected (--duration stays the upper bound)")
+    s.add_argument("--until-inspected", type=int, default=None,
+                   help="and once the vision station judged this many parts (--duration stays the upper bound)")
 
     s = sub.add_parser("sim", help="serve the virtual factory over OPC UA (a stand-in PLC for tests and demos)")
     s.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840/axline/sim")
@@ -109,25 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_security.add_parsers(sub)
 
-    s = sub.add_parser("discover", help="list what a machine offers; write a draft plant file and an inventory")
     from axline import discover
-
-    discover.add_arguments(s)
-    s.set_defaults(func_run=discover.run)
-
-    s = sub.add_parser("views", help="create read-only SQL views (Grafana, Power BI) on a PostgreSQL historian")
     from axline.history import sql_views
 
-    sql_views.add_arguments(s)
-    s.set_defaults(func_run=sql_views.run)
+    _module_command(sub, "discover", "list what a machine offers; write a draft plant file and an inventory", discover)
+    _module_command(sub, "views", "create read-only SQL views (Grafana, Power BI) on a PostgreSQL historian",
+                    sql_views)
 
     s = sub.add_parser("report", help="reports from the historian and the event log")
     rsub = s.add_subparsers(dest="report_kind", metavar="KIND")
     from axline.report import value as value_report
 
-    r = rsub.add_parser("value", help="proof of value: PQCD before vs after, money and payback (.html or .pdf)")
-    value_report.add_arguments(r)
-    r.set_defaults(func_run=value_report.run_cli)
+    _module_command(rsub, "value", "proof of value: PQCD before vs after, money and payback (.html or .pdf)",
+                    value_report, run="run_cli")
 
     s = sub.add_parser("bench", help="run a benchmark and write its table to benchmarks/")
     bsub = s.add_subparsers(dest="bench", metavar="NAME")
@@ -143,37 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
     hsub = s.add_subparsers(dest="historian_cmd", metavar="CMD")
     from axline.historian import verify as hverify
 
-    h = hsub.add_parser("verify", help="check every record's CRC; report damage by file and offset")
-    hverify.add_arguments(h)
-    h.set_defaults(func_run=hverify.run)
+    _module_command(hsub, "verify", "check every record's CRC; report damage by file and offset", hverify)
 
     det = _optional("axline.monitor.cli_detect")
     if det is not None:
-        s = sub.add_parser("detect", help="try the anomaly detectors on any CSV export")
-        det.add_arguments(s)
-        s.set_defaults(func_run=det.run)
-
+        _module_command(sub, "detect", "try the anomaly detectors on any CSV export", det)
     kh = _optional("axline.knowhow.cli")
     if kh is not None:
-        s = sub.add_parser("knowhow", help="veterans' know-how: import, search, export or delete cases")
-        kh.add_arguments(s)
-        s.set_defaults(func_run=kh.run)
+        _module_command(sub, "knowhow", "veterans' know-how: import, search, export or delete cases", kh)
 
     ins = _optional("axline.inspect.cli")
     train = sub.add_parser("train", help="train a model")
     tsub = train.add_subparsers(dest="what", metavar="WHAT")
     from axline.monitor import live
 
-    t = tsub.add_parser("monitor", help="learn an asset's normal behaviour from the historian")
-    live.add_train_arguments(t)
-    t.set_defaults(func_run=live.run_train)
+    _module_command(tsub, "monitor", "learn an asset's normal behaviour from the historian", live,
+                    add="add_train_arguments", run="run_train")
     if ins is not None:
-        t = tsub.add_parser("inspector", help="learn visual inspection from images of good parts")
-        ins.add_train_arguments(t)
-        t.set_defaults(func_run=ins.run_train)
-        s = sub.add_parser("inspect", help="inspect images with a trained model")
-        ins.add_inspect_arguments(s)
-        s.set_defaults(func_run=ins.run_inspect)
+        _module_command(tsub, "inspector", "learn visual inspection from images of good parts", ins,
+                        add="add_train_arguments", run="run_train")
+        _module_command(sub, "inspect", "inspect images with a trained model", ins,
+                        add="add_inspect_arguments", run="run_inspect")
     return p
 
 
@@ -227,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (ValueError, FileNotFoundError, PermissionError, ConnectionError) as e:
-        print(f"axline: error: {e}", file=sys.stderr)
+        print(i18n.say("cli.failed", error=e), file=sys.stderr)
         return 2
 
 
@@ -236,10 +232,10 @@ def _init(args) -> int:
 
     path = Path(args.path)
     if path.exists() and not args.force:
-        print(f"axline: {path} exists; use --force to overwrite it", file=sys.stderr)
+        print(i18n.say("cli.file_exists", path=path), file=sys.stderr)
         return 1
     path.write_text(example_plant_text(), encoding="utf-8")
-    print(f"wrote {path}: edit it to describe your plant, then check it with `axline check {path}`")
+    print(i18n.say("cli.plant_written", path=path))
     return 0
 
 
@@ -248,11 +244,11 @@ def _check(args) -> int:
 
     plant = load_plant(args.config)
     tags = plant.all_tags()
-    print(f"{args.config}: OK — site {plant.site}, area {plant.area}, {len(plant.lines)} line(s), "
-          f"{len(plant.assets())} asset(s), {len(tags)} tag(s), {len(plant.connectors)} connector(s), "
-          f"{len(plant.cameras)} camera(s)")
+    print(i18n.say("cli.plant_ok", file=args.config, site=plant.site, area=plant.area, lines=len(plant.lines),
+                   assets=len(plant.assets()), tags=len(tags), connectors=len(plant.connectors),
+                   cameras=len(plant.cameras)))
     for ln in plant.lines:
-        print(f"  {ln.path}: takt {ln.takt_s:g} s")
+        print(i18n.say("cli.plant_line", path=ln.path, takt=f"{ln.takt_s:g}"))
         for a in ln.assets:
             print(f"    {a.cell}/{a.id} ({a.kind}): {', '.join(t.signal for t in a.tags)}")
     return 0
@@ -279,9 +275,12 @@ def _serve(args) -> int:
 
             attach_uplink(svc, args.broker, args.spool_mb, credentials=broker_credentials(args.broker_credentials),
                           ca_file=args.broker_ca, allow_plain_credentials=args.broker_plain_credentials)
-            print(f"axline edge: forwarding {plant.name['en']} to {args.broker}", flush=True)
+            lang = i18n.terminal_language()
+            print(i18n.say("cli.edge_forwarding", plant=plant.name.get(lang) or plant.name["en"], broker=args.broker),
+                  flush=True)
         if web:
-            print(f"axline is serving {plant.name['en']} at {svc.url} (Ctrl-C stops)", flush=True)
+            lang = i18n.terminal_language()
+            print(i18n.say("cli.serving", plant=plant.name.get(lang) or plant.name["en"], url=svc.url), flush=True)
         from axline.opcua_publish import start_from_args
 
         publisher = await start_from_args(svc, args)
@@ -307,7 +306,8 @@ def _sim(args) -> int:
     async def main_async() -> int:
         task = asyncio.create_task(srv.run(args.duration))
         await srv.ready.wait()
-        print(f"virtual factory: {len(line.tags)} tags on {args.endpoint} at {args.speed:g}x", flush=True)
+        print(i18n.say("cli.sim_running", tags=len(line.tags), endpoint=args.endpoint, speed=f"{args.speed:g}"),
+              flush=True)
         waiter = asyncio.create_task(_wait_for_signal())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         srv.stop()

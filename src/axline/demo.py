@@ -234,12 +234,13 @@ async def run_demo(args) -> int:
             await asyncio.sleep(1.0)
             if svc.latest:
                 first_ns = first_ns or svc.now_ns()
-                if args.until_simulated_s and (svc.now_ns() - first_ns) / 1e9 >= args.until_simulated_s:
-                    break  # enough simulated time, however long the wall clock took (a busy machine)
+                until_s, until_n = args.until_simulated_s, getattr(args, "until_inspected", None)
+                if (until_s or until_n) and (not until_s or (svc.now_ns() - first_ns) / 1e9 >= until_s) \
+                        and (not until_n or _inspected(svc) >= until_n):
+                    break  # enough simulated time and parts, however long the wall clock took (a busy machine)
             peak_sim = max(peak_sim, _rss_mb(sim.pid) or 0.0)
             if sim.poll() is not None:
-                print(f"axline demo: the simulator stopped (exit {sim.returncode}); see {data_dir / 'simulator.log'}",
-                      file=sys.stderr)
+                print(i18n.say("demo.sim_stopped", code=sim.returncode, log=data_dir / "simulator.log"), file=sys.stderr)
                 break
             if not checked and time.monotonic() - t0 > 5 and svc.url:
                 dashboard = await check_dashboard(svc.url, demo_user, demo_password)
@@ -247,6 +248,8 @@ async def run_demo(args) -> int:
         if svc.url and not checked:
             dashboard = await check_dashboard(svc.url, demo_user, demo_password)
         waiter.cancel()
+        if svc.safety.events is not None:  # the report counts every event raised so far, written or queued
+            await asyncio.get_running_loop().run_in_executor(None, svc.safety.events.flush, 60.0)
         report = build_report(svc, data_dir, dashboard, peak_sim, time.monotonic() - t0, args)
     finally:
         await svc.stop()  # the client first, so it does not see its server vanish
@@ -310,6 +313,11 @@ def build_report(svc: Service, data_dir: Path, dashboard: dict, peak_sim_mb: flo
                         "simulator": round(peak_sim_mb, 1)},
         "data_dir": str(data_dir),
     }
+
+
+def _inspected(svc: Service) -> int:
+    """Parts the vision stations judged so far."""
+    return sum(sum(v.status()["counts"].values()) for v in svc.vision.values())
 
 
 def inspection_report(svc: Service, parts: list[dict]) -> dict | None:

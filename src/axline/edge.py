@@ -39,13 +39,13 @@ def broker_credentials(path: str | None = None) -> tuple[str, str] | None:
         elif len(lines) == 2:
             user, password = lines
         else:
-            raise ValueError(f"{path}: write the user name and the password on two lines (or user:password)")
+            raise ValueError(i18n.pair("edge.credentials_file", file=path))
         return user, password
     user = os.environ.get("AXLINE_BROKER_USERNAME")
     if user:
         password = os.environ.get("AXLINE_BROKER_PASSWORD")
         if not password:
-            raise ValueError("AXLINE_BROKER_USERNAME is set but AXLINE_BROKER_PASSWORD is not")
+            raise ValueError(i18n.pair("edge.password_missing"))
         return user, password
     return None
 
@@ -74,10 +74,9 @@ class UnsPublisher:
                  allow_plain_credentials: bool = False, on_event=None) -> None:
         u = urlparse(url)
         if u.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not u.hostname:
-            raise ValueError(f"--broker: {url!r} is not an MQTT URL; use mqtts://host:8883 (or mqtt://host:1883)")
+            raise ValueError(i18n.pair("edge.bad_url", url=repr(url)))
         if u.password:
-            raise ValueError("--broker: do not put the password in the URL (ps shows it to everyone); use "
-                             "--broker-credentials FILE or AXLINE_BROKER_USERNAME / AXLINE_BROKER_PASSWORD")
+            raise ValueError(i18n.pair("edge.password_in_url"))
         self.tls = u.scheme in ("mqtts", "ssl")
         self.host, self.port = u.hostname, u.port or (8883 if self.tls else 1883)
         if credentials is not None and not self.tls and not is_loopback(self.host) and not allow_plain_credentials:
@@ -92,9 +91,9 @@ class UnsPublisher:
         self.messages = 0
         cid = client_id or f"axline-edge-{secrets.token_hex(4)}"
         if credentials is None and u.username:
-            raise ValueError("--broker: a user name without a password; use --broker-credentials FILE")
+            raise ValueError(i18n.pair("edge.user_without_password"))
         if ca_file and not self.tls:
-            raise ValueError("--broker-ca needs an mqtts:// broker URL")
+            raise ValueError(i18n.pair("edge.ca_needs_tls"))
         user, password = credentials if credentials is not None else (None, None)
         self.client = new_client(cid, username=user, password=password, tls=self.tls, ca_file=ca_file)
         self.client.max_inflight_messages_set(1000)

@@ -8,6 +8,8 @@ measures that delay; health reports the largest stall of the last minute and sin
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from collections import deque
 
@@ -55,3 +57,15 @@ class LoopStallMonitor:
         """Longest stall of the last minute and since start (ms), and the beats counted."""
         return {"max_stall_ms_last_minute": self.max_stall_ms(), "max_stall_ms_since_start":
                 round(self.max_stall_s * 1000, 1), "beats": self.beats}
+
+
+async def warm_default_executor() -> None:
+    """Start the loop's default executor's worker threads now (at start-up): a worker started later,
+    while the service runs, makes the loop wait in Thread.start() until the OS first runs the new
+    thread, which on a busy machine is a stall of its own."""
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    # as many as ThreadPoolExecutor's default size; each call finds every started worker busy
+    futs = [loop.run_in_executor(None, release.wait, 30.0) for _ in range(min(32, (os.cpu_count() or 1) + 4))]
+    release.set()
+    await asyncio.gather(*futs)

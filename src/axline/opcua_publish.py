@@ -23,12 +23,11 @@ import asyncio
 import ipaddress
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from axline.historian.base import Event
+from axline import i18n
 
 log = logging.getLogger(__name__)
 NAMESPACE = "urn:axline:kpi"
@@ -187,27 +186,10 @@ class KpiPublisher:
         self.updates += 1
 
     async def _loop(self) -> None:
-        from axline.service_events import emit
+        from axline.service_events import FailureReporter
 
-        failed_at = 0.0
-        while True:
-            try:
-                await self.update_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
-                self.errors += 1
-                self.last_error = f"{type(e).__name__}: {e}"[:300]
-                log.exception("OPC UA publishing failed")
-                if time.monotonic() - failed_at > 60:
-                    failed_at = time.monotonic()
-                    try:
-                        emit(self.svc, Event(ts=int(self.svc.now_ns()), kind="info", source="axline/opcua-publish",
-                                                  code="publish.error", severity="warning", message=self.last_error,
-                                                  data={"errors": self.errors}))
-                    except Exception:  # noqa: BLE001 - counted above
-                        log.exception("could not record the publishing failure as an event")
-            await asyncio.sleep(self.period_s)
+        failures = FailureReporter(self.svc, self, source="axline/opcua-publish", code="publish.error", log=log)
+        await failures.run_forever(self.update_once, lambda: self.period_s, "OPC UA publishing failed")
 
 
 def add_arguments(parser: Any) -> None:
@@ -231,5 +213,5 @@ async def start_from_args(service: Any, args: Any) -> KpiPublisher | None:
     from axline.service_events import register_worker
 
     register_worker(service, "opcua_publish", pub)
-    print(f"axline publishes KPIs and alarm states on {endpoint}", flush=True)
+    print(i18n.say("cli.opcua_publishing", endpoint=endpoint), flush=True)
     return pub

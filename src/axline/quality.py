@@ -13,13 +13,12 @@ import asyncio
 import json
 import logging
 import os
-import time
 from collections import deque
 from typing import Any
 
 import numpy as np
 
-from axline import spc
+from axline import i18n, spc
 from axline.historian.base import Event, Historian
 from axline.kpi import current_shift
 from axline.plant import Shift
@@ -68,34 +67,33 @@ def chart_report(historian: Historian, plant: dict, path: str, start: int, end: 
     """Everything the quality page shows for ``path`` over [start, end)."""
     found = find_tag(plant, path)
     if found is None:
-        raise QualityError(f"tag {path!r} is not in the plant; pick one from GET /api/quality/tags")
+        raise i18n.error(QualityError, "quality.unknown_tag", tag=repr(path))
     line, asset, tag = found
     if chart not in spc.CHARTS:
-        raise QualityError(f"chart must be one of {', '.join(spc.CHARTS)}, got {chart!r}")
+        raise i18n.error(QualityError, "quality.bad_chart", charts=", ".join(spc.CHARTS), chart=repr(chart))
     if rules not in spc.RULESETS:
-        raise QualityError(f"rules must be one of {', '.join(spc.RULESETS)}, got {rules!r}")
+        raise i18n.error(QualityError, "quality.bad_rules", rulesets=", ".join(spc.RULESETS), rules=repr(rules))
     if baseline is None:
         # the first quarter of the window's measurements (at least enough for limits)
         ts_w, _ = _read(historian, path, start, end, dedupe)
         need = max(spc.MIN_BASELINE_POINTS * (1 if chart == "imr" else n), int(np.ceil(len(ts_w) * BASELINE_SHARE)))
         if len(ts_w) < need:
-            raise QualityError(f"the window holds {len(ts_w)} measurements; at least {need} are needed for "
-                               "control limits: choose a longer period")
+            raise i18n.error(QualityError, "quality.too_few", n=len(ts_w), need=need)
         baseline = (start, int(ts_w[need - 1]) + 1)
     b0, b1 = baseline
     if not b0 < b1:
-        raise QualityError("the baseline period must end after it starts")
+        raise i18n.error(QualityError, "quality.baseline_order")
     ts_all, v_all = _read(historian, path, min(start, b0), max(end, b1), dedupe)
     in_base = (ts_all >= b0) & (ts_all < b1)
     try:
         limits = spc.fit_limits(v_all[in_base], chart, n)
     except ValueError as e:
-        raise QualityError(f"{e} (the baseline {b0}..{b1} holds {int(in_base.sum())} measurements)") from None
+        raise i18n.error(QualityError, "quality.baseline_refused", error=e, start=b0, end=b1,
+                         n=int(in_base.sum())) from None
     sel = (ts_all >= start) & (ts_all < end)
     ts, v = ts_all[sel], v_all[sel]
     if len(v) > MAX_POINTS:
-        raise QualityError(f"{len(v)} measurements in the window, at most {MAX_POINTS} are charted; "
-                           "narrow the period")
+        raise i18n.error(QualityError, "quality.too_many", n=len(v), max=MAX_POINTS)
     x, r = spc.plotted(v, chart, limits.n)
     pts_ts = ts if chart == "imr" else ts[: len(x) * limits.n].reshape(-1, limits.n)[:, -1] if len(x) else ts[:0]
     violations = []
@@ -301,29 +299,16 @@ class SpcWatcher:
 
     async def run(self) -> None:
         """Check new readings of the quality tags against the SPC rules every few seconds."""
-        from axline.service_events import emit
+        from axline.service_events import FailureReporter, emit
 
         loop = asyncio.get_running_loop()
-        failed_at = 0.0
-        while True:
-            try:
-                for ev in await loop.run_in_executor(None, self.step):
-                    emit(self.svc, ev)
-                    self.raised += 1
-                if self.save_failure is not None:
-                    raise self.save_failure
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
-                self.errors += 1
-                self.last_error = f"{type(e).__name__}: {e}"[:300]
-                log.exception("SPC watcher step failed")
-                if time.monotonic() - failed_at > 60:  # at most one system event a minute
-                    failed_at = time.monotonic()
-                    try:
-                        emit(self.svc, Event(ts=int(self.svc.now_ns()), kind="info", source="axline/spc",
-                                             code="spc.error", severity="warning", message=self.last_error,
-                                             data={"errors": self.errors}))
-                    except Exception:  # noqa: BLE001 - the historian itself is failing; counted above
-                        log.exception("could not record the SPC failure as an event")
-            await asyncio.sleep(self.poll_s)
+
+        async def step() -> None:
+            for ev in await loop.run_in_executor(None, self.step):
+                emit(self.svc, ev)
+                self.raised += 1
+            if self.save_failure is not None:
+                raise self.save_failure
+
+        failures = FailureReporter(self.svc, self, source="axline/spc", code="spc.error", log=log)
+        await failures.run_forever(step, lambda: self.poll_s, "SPC watcher step failed")

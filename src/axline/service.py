@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
 from axline.batch import BAD_TIMESTAMP, Batch
 from axline.bus import Bus
 from axline.camera import FolderSource, OpenCVSource
@@ -21,9 +22,11 @@ from axline.connect import registry
 from axline.connect.base import CONNECTED, Connector
 from axline.historian import Event, Historian, open_historian
 from axline.kpi import STATE_NAMES, LineKpiTracker
+from axline.loopwatch import warm_default_executor
 from axline.monitor.baseline import AssetBaseline, monitors_for_plant
 from axline.plant import Plant
 from axline.resilience import Safety
+from axline.service_vision import VisionStations
 from axline.spool import DiskSpool, SpoolFullError, StoreAndForward, StoreRefusedError
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 InspectHook = Callable[[str, Path, np.ndarray], dict[str, Any]]
 
 
-class Service:
+class Service(VisionStations):
     """Everything `axline serve` runs, in one asyncio loop."""
 
     def __init__(self, plant: Plant, *, host: str = "127.0.0.1", port: int = 8000,
@@ -76,6 +79,7 @@ class Service:
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
         self.safety = Safety(self)
         self.knowhow = None  # axline.knowhow.live.KnowHowLive: cases suggested for each new alarm
+        self.operating = None  # axline.knowhow.operating.OperatingKnowHow: advice learnt from audited moves
         self.workers: dict[str, Any] = {}  # background workers whose failures health shows (register_worker)
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -117,6 +121,7 @@ class Service:
         """Open the historian, start connectors, monitors, inspectors, keepers and (when ``web``) the web
         server."""
         self._open_security()
+        await warm_default_executor()
         # opening replays the newest segment (a torn tail after a crash), reads the tag directory and
         # scans the spool: file work, done in a worker so the loop stays free for whoever else runs on it
         self.historian, latest, spool = await asyncio.get_running_loop().run_in_executor(None, self._open_store)
@@ -160,10 +165,15 @@ class Service:
         if self._triggers:
             self.bus.subscribe("camera-triggers", self._check_triggers)
         self._tasks.append(asyncio.create_task(self._broadcast_loop(), name="broadcast"))
+        if self.vision:
+            self._tasks.append(asyncio.create_task(self._camera_watchdog(), name="camera-watchdog"))
         from axline.knowhow.live import KnowHowLive
 
         self.knowhow = KnowHowLive.for_service(self)
         self._tasks.append(asyncio.create_task(self.knowhow.start(), name="knowhow"))
+        from axline.knowhow.operating import OperatingKnowHow
+
+        self.operating = OperatingKnowHow.for_service(self)
         if web:
             await self._start_web()
 
@@ -318,20 +328,6 @@ class Service:
     def _path(self, p: str) -> str:
         return p if os.path.isabs(p) else os.path.join(self.plant.base_dir, p)
 
-    def _setup_vision(self) -> None:
-        for i, cam in enumerate(self.plant.cameras):
-            if not cam.model:
-                continue
-            path = self._path(cam.model)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"cameras[{i}].model: {path} does not exist; train one with "
-                                        f"`axline train inspector --images GOOD_IMAGES_DIR --out {cam.model}`")
-            from axline.vision import VisionStation
-
-            station = VisionStation(cam, path, self._path(os.path.join("data", "heatmaps")))
-            self.vision[cam.id] = station
-            self.inspect_hooks[cam.id] = lambda _cam, p, img, st=station: st.inspect(p, img)
-
     def _update_monitors(self, batch: Batch) -> None:
         for mon in self.monitors.values():
             mon.update(batch)
@@ -380,35 +376,6 @@ class Service:
             self._open_alarms.get(self._event_source.pop(event_id), set()).discard(event_id)
         self._push({"type": "event_update", "id": event_id, **{k: v for k, v in fields.items() if k != "data"}})
 
-    async def _on_image(self, camera_id: str, path: Path, image: np.ndarray | None, error: str | None) -> None:
-        cam = next(c for c in self.plant.cameras if c.id == camera_id)
-        if error is not None:
-            self.emit_event(Event(ts=self.now_ns(), kind="info", source=cam.asset, code="camera.bad_image",
-                                  severity="warning", message=error, data={"camera": camera_id, "path": str(path)}))
-            return
-        self.images_received += 1
-        hook = self.inspect_hooks.get(camera_id)
-        if hook is None:
-            return
-        result = await asyncio.get_running_loop().run_in_executor(None, hook, camera_id, path, image)
-        station = self.vision.get(camera_id)
-        signal = cam.reject_tag if result.get("verdict") == "reject" else cam.pass_tag
-        if signal is not None:
-            try:
-                await self.write_tag(signal, 1.0, f"inspector:{camera_id}")
-                result["signal"] = signal
-            except Exception as e:  # noqa: BLE001 - the verdict stands; the failed write is audited
-                result["signal_error"] = f"{type(e).__name__}: {e}"
-        if station is not None:
-            result["latency_ms"] = station.record_latency(path)
-            await asyncio.get_running_loop().run_in_executor(None, station.write_heatmap, path, image, result)
-        result.pop("_map", None)
-        kind = "defect" if result.get("verdict") == "reject" else "inspection"
-        self.emit_event(Event(ts=self.now_ns(), kind=kind, source=cam.asset, code=f"inspection.{result['verdict']}",
-                              severity="warning" if kind == "defect" else "info",
-                              message=f"{camera_id}: {path.name} {result['verdict']} (score {result['score']:.3f})",
-                              data={"camera": camera_id, "path": str(path), **result}))
-
     async def write_tag(self, path: str, value: float, user: str, source: str = "service") -> dict[str, Any]:
         """Write a setpoint or a signal back to its machine. Every attempt, refused ones too, lands in
         the audit trail (axline.app.audit: who, what, old, new, result, from where) and in the event
@@ -419,23 +386,22 @@ class Service:
 
         audit_log = self.security.audit
         if audit_log.last_error is not None:
-            raise AuditError(f"refused: the audit trail is failing ({audit_log.last_error})")
+            raise i18n.error(AuditError, "audit.failing", error=audit_log.last_error)
         tag = self.plant.tag(path)
         old = self.latest.get(path)
         if tag is None:
             await audit_log.arecord(user, "tag.write", path, new=value, result="refused: unknown tag", source=source)
-            raise KeyError(f"tag {path!r} is not in the plant file")
+            raise i18n.error(KeyError, "err.write.tag_unknown", tag=repr(path))
         result = "ok"
         try:
             if not tag.writable:
-                raise PermissionError(f"tag {path} is not writable; mark it 'writable: true' in the plant file "
-                                      f"to allow it")
+                raise i18n.error(PermissionError, "err.write.tag_read_only", tag=path)
             if tag.source is None or tag.source.connector not in self.connectors:
-                raise ValueError(f"tag {path} has no connector to write through")
+                raise i18n.error(ValueError, "err.write.no_connector", tag=path)
             value = float(value)
             if not math.isfinite(value) or not (tag.lo <= value <= tag.hi):
-                raise ValueError(f"{value!r} is outside the range of {path} [{tag.lo:g}, {tag.hi:g}]; "
-                                 f"nothing was written")
+                raise i18n.error(ValueError, "err.write.outside_range", value=repr(value), tag=path, lo=f"{tag.lo:g}",
+                                 hi=f"{tag.hi:g}")
             # the trail must take the attempt before the value goes to the machine (AuditError: 503)
             await audit_log.arecord(user, "tag.write", path, old=old[1] if old else None, new=value,
                                     result="attempt", source=source)
@@ -443,8 +409,7 @@ class Service:
         except Exception as e:
             result = f"{type(e).__name__}: {e}"
             if isinstance(e, AuditError):  # the attempt could not be recorded: nothing was written
-                raise AuditError(f"refused: the audit trail cannot be written, nothing was written to the "
-                                 f"machine ({audit_log.last_error})") from e
+                raise i18n.error(AuditError, "audit.write_refused", error=audit_log.last_error) from e
             raise
         finally:
             if audit_log.last_error is None:
@@ -514,6 +479,7 @@ class Service:
                 "subscriber_errors": dict(self.bus.errors),
                 "safety": self.safety.status(),
                 "knowhow": self.knowhow.status() if self.knowhow is not None else None,
+                "operating": self.operating.status() if self.operating is not None else None,
                 "audit": self.security.audit.status() if hasattr(self.security, "audit") else None,
                 "workers": {n: {"errors": w.errors, "last_error": w.last_error} for n, w in self.workers.items()},
                 "connectors": {n: c.state for n, c in self.connectors.items()}}
@@ -546,10 +512,6 @@ class Service:
                                                                      "ts": time.time_ns(),
                                                                      "learned": learned.get("learned", False)}})
         return {"id": event_id, "ack": verdict, **({"model": learned} if learned else {})}
-
-    def vision_json(self) -> dict:
-        """Counts, latency and reviews of each camera for ``/api/vision``."""
-        return {"cameras": {cid: st.status() for cid, st in self.vision.items()}}
 
     def _push(self, msg: dict) -> None:
         for q in list(self._subscribers):

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from axline.historian.base import Event
@@ -55,6 +59,52 @@ def register_worker(svc: Any, name: str, worker: Any) -> None:
     workers = getattr(svc, "workers", None)
     if isinstance(workers, dict):
         workers[name] = worker
+
+
+class FailureReporter:
+    """A background worker's failures: each one counted in the worker's ``errors`` and ``last_error`` (which
+    health shows), logged with its traceback, and raised as a warning system event at most once per
+    ``every_s`` so that a failing store is not flooded with reports of its own failure."""
+
+    def __init__(self, svc: Any, worker: Any, *, source: str, code: str, log: logging.Logger,
+                 every_s: float = 60.0) -> None:
+        self.svc, self.worker, self.source, self.code, self.log = svc, worker, source, code, log
+        self.every_s = every_s
+        self._event_at = -math.inf
+
+    def failed(self, e: BaseException, what: str) -> None:
+        """Count and log failure ``e`` of the worker; ``what`` says in the log what failed."""
+        self.worker.errors += 1
+        self.worker.last_error = f"{type(e).__name__}: {e}"[:300]
+        self.log.error("%s: %s", what, self.worker.last_error, exc_info=e)
+
+    def raise_event(self, **data: Any) -> None:
+        """The last failure as a system event (with the error count and ``data``), unless one was raised
+        less than ``every_s`` ago."""
+        now = time.monotonic()
+        if now - self._event_at <= self.every_s:
+            return
+        self._event_at = now
+        try:
+            emit(self.svc, Event(ts=int(self.svc.now_ns()), kind="info", source=self.source, code=self.code,
+                                 severity="warning", message=self.worker.last_error,
+                                 data={"errors": self.worker.errors, **data}))
+        except Exception:  # noqa: BLE001 - the historian itself may be failing; counted above
+            self.log.exception("could not record a failure of %s as an event", self.source)
+
+    async def run_forever(self, step: Callable[[], Awaitable[Any]], period_s: Callable[[], float],
+                          what: str) -> None:
+        """Await ``step()`` every ``period_s()`` seconds until cancelled; a failing step is counted, logged
+        (``what``) and reported, and the next one runs on time."""
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
+                self.failed(e, what)
+                self.raise_event()
+            await asyncio.sleep(period_s())
 
 
 def to_audit_trail(svc: Any, event: Event) -> None:

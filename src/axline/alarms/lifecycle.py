@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
 from axline.historian.base import Event, Historian
 
 NS = 1_000_000_000
@@ -136,14 +137,14 @@ def _clean_text(value: Any, name: str, required: bool, example: str) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise AlarmActionError(f"{name} must be text, got {type(value).__name__}; e.g. {example}")
+        raise i18n.error(AlarmActionError, "alarm.text_type", name=name, type=type(value).__name__, example=example)
     value = value.strip()
     if len(value) > MAX_NOTE:
-        raise AlarmActionError(f"{name} is {len(value)} characters long; keep it under {MAX_NOTE}")
+        raise i18n.error(AlarmActionError, "alarm.text_long", name=name, n=len(value), max=MAX_NOTE)
     if any(ord(c) < 32 and c not in "\n\t" for c in value):
-        raise AlarmActionError(f"{name} contains control characters; send plain text")
+        raise i18n.error(AlarmActionError, "alarm.text_control", name=name)
     if required and not value:
-        raise AlarmActionError(f"{name} is required; e.g. {example}")
+        raise i18n.error(AlarmActionError, "alarm.text_required", name=name, example=example)
     return value
 
 
@@ -158,13 +159,13 @@ def acknowledge(event: Event, user: str, now_ns: int, note: Any = None, case_id:
 
     ``note`` is free text (what was done); ``case_id`` links a know-how case when one exists."""
     if event.kind != "alarm":
-        raise AlarmActionError(f"event {event.id} is a {event.kind}, not an alarm; only alarms are acknowledged")
+        raise i18n.error(AlarmActionError, "alarm.not_alarm_ack", id=event.id, kind=event.kind)
     if event.ack == "acknowledged":
-        raise AlarmActionError(f"alarm {event.id} was already acknowledged by "
-                               f"{(event.data.get('ack') or {}).get('user', '?')}; add a note to it instead")
+        raise i18n.error(AlarmActionError, "alarm.already_acked", id=event.id,
+                         user=(event.data.get("ack") or {}).get("user", "?"))
     text = _clean_text(note, "note", False, '{"note": "reset the coolant pump"}')
     if case_id is not None and (isinstance(case_id, bool) or not isinstance(case_id, int | str)):
-        raise AlarmActionError("case_id must be the id of a know-how case (a number or text)")
+        raise i18n.error(AlarmActionError, "alarm.bad_case_id")
     ack = {"user": user, "ts": now_ns, "note": text}
     if case_id is not None:
         ack["case_id"] = case_id
@@ -175,7 +176,7 @@ def acknowledge(event: Event, user: str, now_ns: int, note: Any = None, case_id:
 def add_note(event: Event, user: str, now_ns: int, note: Any) -> dict[str, Any]:
     """The event update that adds a note (what was done) to an alarm."""
     if event.kind != "alarm":
-        raise AlarmActionError(f"event {event.id} is a {event.kind}, not an alarm")
+        raise i18n.error(AlarmActionError, "alarm.not_alarm", id=event.id, kind=event.kind)
     text = _clean_text(note, "note", True, '{"note": "changed the filter"}')
     action = {"action": "note", "user": user, "ts": now_ns, "note": text}
     return {"data": {"actions": _with_action(event, action)}}
@@ -184,12 +185,11 @@ def add_note(event: Event, user: str, now_ns: int, note: Any) -> dict[str, Any]:
 def shelve(event: Event, user: str, now_ns: int, minutes: Any, reason: Any) -> dict[str, Any]:
     """The event update that shelves ``event`` for ``minutes`` with a ``reason``."""
     if event.kind != "alarm":
-        raise AlarmActionError(f"event {event.id} is a {event.kind}, not an alarm; only alarms are shelved")
+        raise i18n.error(AlarmActionError, "alarm.not_alarm_shelve", id=event.id, kind=event.kind)
     if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not np.isfinite(minutes):
-        raise AlarmActionError(f"minutes must be a number, got {minutes!r}; e.g. {{\"minutes\": 30}}")
+        raise i18n.error(AlarmActionError, "alarm.minutes_type", minutes=repr(minutes), example='{"minutes": 30}')
     if not 1 <= minutes <= MAX_SHELVE_S / 60:
-        raise AlarmActionError(f"minutes must be between 1 and {MAX_SHELVE_S // 60}, got {minutes:g}; "
-                               "an alarm out of service for longer needs an engineer's change to its design")
+        raise i18n.error(AlarmActionError, "alarm.minutes_range", max=MAX_SHELVE_S // 60, minutes=f"{minutes:g}")
     why = _clean_text(reason, "reason", True, '{"reason": "sensor being replaced"}')
     until = now_ns + int(minutes * 60 * NS)
     sh = {"user": user, "ts": now_ns, "until": until, "reason": why, "minutes": minutes}
@@ -200,7 +200,7 @@ def shelve(event: Event, user: str, now_ns: int, minutes: Any, reason: Any) -> d
 def unshelve(event: Event, user: str, now_ns: int) -> dict[str, Any]:
     """The event update that ends ``event``'s shelving now."""
     if shelved_until(event) is None or shelved_until(event) <= now_ns:
-        raise AlarmActionError(f"alarm {event.id} is not shelved")
+        raise i18n.error(AlarmActionError, "alarm.not_shelved", id=event.id)
     sh = dict(event.data["shelve"], cleared_ts=now_ns, cleared_by=user)
     action = {"action": "unshelve", "user": user, "ts": now_ns}
     return {"data": {"shelve": sh, "actions": _with_action(event, action)}}

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from axline.alarms import lifecycle as lc
 from axline.alarms.performance import performance
-from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param
+from axline.app.http import NS_MAX, bad_request, bad_request_from, json_response, parse_int_param
 from axline.app.ops_common import (
     aemit,
     aupdate,
@@ -30,6 +30,7 @@ from axline.app.ops_common import (
     positions,
     svc_of,
 )
+from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 
 MAX_ALARMS = 5000
@@ -47,7 +48,7 @@ def register(app: web.Application) -> None:
     app[ACTION_LOCK_KEY] = asyncio.Lock()
     app[WRITTEN_KEY] = OrderedDict()
     r = app.router
-    r.add_get("/alarms", page("alarms.html"))
+    r.add_get("/alarms", ops_page("alarms"))
     r.add_get("/wall", page("wall.html"))  # the wall screen (kiosk): KPIs, stations and open alarms
     r.add_get("/api/alarms", _list)
     r.add_get("/api/alarms/performance", _performance)
@@ -72,13 +73,13 @@ async def _list(request: web.Request) -> web.StreamResponse:
     states = [s.strip() for s in q.get("state", "").split(",") if s.strip()]
     bad = [s for s in states if s not in lc.STATES]
     if bad:
-        raise BadRequest(f"state: {bad[0][:30]!r} is not an alarm state", f"use one of {', '.join(lc.STATES)}")
+        raise bad_request("err.alarm.bad_state", state=repr(bad[0][:30]), states=', '.join(lc.STATES))
     line = q.get("line", "").strip() or None
     prefix = None
     if line:
         lines = {lid: path for lid, path in positions(svc.plant_json())}
         if line not in lines:
-            raise BadRequest(f"line {line[:40]!r} is not in the plant", f"use one of {', '.join(lines)}")
+            raise bad_request("err.line_unknown", line=repr(line[:40]), lines=', '.join(lines))
         prefix = lines[line]
     alarms = await off_loop(load_alarms, svc, since, None, prefix, limit)
     shown = lc.filter_states(alarms, states)
@@ -97,7 +98,7 @@ async def _performance(request: web.Request) -> web.StreamResponse:
     start = parse_int_param(q, "from", None, 0, NS_MAX, "ns since epoch", time.time_ns())
     start = max(0, end - DEFAULT_PERF_WINDOW_NS) if start is None else start
     if start >= end:
-        raise BadRequest(f"from must be before to (from={start}, to={end})", "swap them or widen the period")
+        raise bad_request("err.from_after_to", start=start, end=end)
     # stale alarms may have been raised long before the period: read back a day more
     alarms = await off_loop(load_alarms, svc, max(0, start - lc.STATE_LOOKBACK_NS), end, None, MAX_ALARMS * 20)
     return json_response(performance(alarms, start, end, positions(svc.plant_json())))
@@ -112,7 +113,7 @@ async def _act(request: web.Request, action: str, example: str) -> web.StreamRes
         try:
             ev = await off_loop(find_event, svc.historian, event_id, ["alarm"])
         except KeyError:
-            raise BadRequest(f"alarm {event_id} does not exist", "list alarms with GET /api/alarms", status=404) from None
+            raise bad_request("err.alarm.missing", 404, event_id=event_id) from None
         written = request.app[WRITTEN_KEY]
         ev = _overlay(ev, written)
         now = int(svc.now_ns())
@@ -126,8 +127,8 @@ async def _act(request: web.Request, action: str, example: str) -> web.StreamRes
             else:
                 fields = lc.unshelve(ev, user.name, now)
         except lc.AlarmActionError as e:
-            raise BadRequest(str(e), "reload the alarm list and try again", status=409 if "already" in str(e)
-                             or "not shelved" in str(e) else 400) from None
+            conflict = getattr(e, "key", "") in ("alarm.already_acked", "alarm.not_shelved")
+            raise bad_request_from(e, "err.alarm.refused", 409 if conflict else 400) from None
         await aupdate(svc, event_id, **fields)
         written[event_id] = fields
         written.move_to_end(event_id)

@@ -36,6 +36,7 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
+from axline import i18n
 from axline.app.roles import User
 
 log = logging.getLogger(__name__)
@@ -105,13 +106,15 @@ class AuditLog:
 
     def __init__(self, path: str | os.PathLike | None, max_bytes: int = DEFAULT_MAX_BYTES,
                  warn_fraction: float = 0.8, on_warning: Callable[[str], None] | None = None,
-                 on_failure: Callable[[str], None] | None = None) -> None:
+                 on_failure: Callable[[str], None] | None = None,
+                 clock: Callable[[], str] | None = None) -> None:
         if max_bytes <= 0 or not 0 < warn_fraction <= 1:
             raise ValueError("audit: max_bytes must be positive and warn_fraction in (0, 1]")
         self.path = Path(path) if path is not None else None
         self.max_bytes, self.warn_fraction = max_bytes, warn_fraction
         self.on_warning = on_warning
         self.on_failure = on_failure  # called once when appending starts to fail (may run in a worker thread)
+        self.clock = clock or utc_now  # the entries' time (a simulated plant passes its own clock)
         self._lock = threading.Lock()
         self._memory: collections.deque[dict] = collections.deque(maxlen=10_000)
         self._mem_head = (0, GENESIS)
@@ -135,7 +138,7 @@ class AuditLog:
     def record(self, who: str, action: str, target: str = "", *, role: str = "", old: Any = None,
                new: Any = None, result: str = "ok", source: str = "", detail: Any = None) -> dict:
         """Append one entry (blocking; from async code use :meth:`arecord`). Raises AuditError."""
-        entry = {"ts": utc_now(), "who": _clip(who), "role": role, "action": action, "target": _clip(target),
+        entry = {"ts": self.clock(), "who": _clip(who), "role": role, "action": action, "target": _clip(target),
                  "old": _clip(old), "new": _clip(new), "result": _clip(result), "from": _clip(source)}
         if detail is not None:
             entry["detail"] = _clip(detail)
@@ -160,8 +163,7 @@ class AuditLog:
                                     "until it can")
                 except Exception:  # noqa: BLE001 - the hook must not hide the audit failure itself
                     log.exception("audit: the failure hook failed")
-            raise AuditError(f"the audit trail cannot be written ({e}); nothing that needs auditing is "
-                             "allowed until it can") from e
+            raise i18n.error(AuditError, "audit.cannot_write", error=e) from e
         self.appended += 1
         self.last_error = None
         self._check_capacity()

@@ -30,6 +30,12 @@ def _base_dir(args) -> Path:
     return cfg.resolve().parent
 
 
+def _account_tools(args) -> tuple[AccountStore, AuditLog, str]:
+    """The account store and the audit trail of the plant ``args`` name, and who is calling."""
+    base = _base_dir(args)
+    return account_store(base), audit_log(base), _who()
+
+
 def account_store(base: Path) -> AccountStore:
     """The account store of the plant in ``base`` (``data/security/accounts.json``)."""
     return AccountStore(base / "data" / "security" / "accounts.json", LockPolicy())
@@ -158,15 +164,14 @@ def ssl_context_from_args(args, base: Path):
     """An SSL context for --tls: --cert/--key, else the files `axline certs web` wrote into data/tls."""
     if not args.tls:
         if args.cert or args.key:
-            raise ValueError("--cert/--key need --tls")
+            raise ValueError(i18n.pair("serve.cert_needs_tls"))
         return None
     from axline.app.tls import server_context
 
     cert = args.cert or str(base / "data" / "tls" / "server.pem")
     key = args.key or str(base / "data" / "tls" / "server.key")
     if not (os.path.exists(cert) and os.path.exists(key)):
-        raise FileNotFoundError(f"--tls: no certificate at {cert} / key at {key}: give --cert and --key, or make "
-                                f"them with `axline certs web {base / 'data' / 'tls'} --host NAME`")
+        raise FileNotFoundError(i18n.pair("serve.no_certificate", cert=cert, key=key, folder=base / "data" / "tls"))
     return server_context(cert, key)
 
 
@@ -192,45 +197,42 @@ def ensure_first_admin(args, base: Path, host: str) -> None:
 
 def run_users(args) -> int:
     """``axline users ACTION``: add, list, change and remove accounts (audited)."""
-    base = _base_dir(args)
-    store = account_store(base)
-    log = audit_log(base)
-    who = _who()
+    store, log, who = _account_tools(args)
     cmd = args.users_cmd
     try:
         if cmd == "add":
             pw = read_password(args, f"password for {args.name}")
             store.add(args.name, args.role, pw)
             log.record(who, "user.add", args.name, new=args.role)
-            print(f"added {args.name} ({args.role})")
+            print(i18n.say("cli.user_added", name=args.name, role=args.role))
         elif cmd == "list" or cmd is None:
             now = time.time()
             for a in store.accounts():
                 state = "disabled" if a.disabled else ("locked" if a.locked_until > now else "active")
                 print(f"{a.name:24} {a.role:9} {a.kind:8} {state}")
             if not store.accounts():
-                print("no accounts; add one with `axline users add NAME --role admin`")
+                print(i18n.say("cli.no_accounts"))
         elif cmd == "role":
             old, new = store.set_role(args.name, args.role)
             log.record(who, "user.role", args.name, old=old, new=new)
-            print(f"{args.name}: {old} -> {new}; their sessions end now")
+            print(i18n.say("cli.role_changed", name=args.name, old=old, new=new))
         elif cmd in ("disable", "enable"):
             store.set_disabled(args.name, cmd == "disable")
             log.record(who, f"user.{cmd}", args.name)
-            print(f"{args.name}: {cmd}d")
+            print(i18n.say(f"cli.user_{cmd}d", name=args.name))
         elif cmd == "reset":
             store.reset_password(args.name, read_password(args, f"new password for {args.name}"))
             log.record(who, "user.reset", args.name)
-            print(f"{args.name}: password reset; their sessions end now")
+            print(i18n.say("cli.password_reset", name=args.name))
         elif cmd == "remove":
             acc = store.get(args.name)
             store.remove(args.name)
             log.record(who, "user.remove", args.name, old=acc.role if acc else None)
-            print(f"removed {args.name}")
+            print(i18n.say("cli.user_removed", name=args.name))
         elif cmd == "unlock":
             store.unlock(args.name)
             log.record(who, "user.unlock", args.name)
-            print(f"{args.name}: unlocked")
+            print(i18n.say("cli.user_unlocked", name=args.name))
     except AccountError as e:
         log.record(who, f"user.{cmd}", getattr(args, "name", ""), result=f"refused: {e}")
         print(f"axline: {e}", file=sys.stderr)
@@ -240,22 +242,19 @@ def run_users(args) -> int:
 
 def run_tokens(args) -> int:
     """``axline tokens ACTION``: make, list and revoke API tokens (audited)."""
-    base = _base_dir(args)
-    store = account_store(base)
-    log = audit_log(base)
-    who = _who()
+    store, log, who = _account_tools(args)
     try:
         if args.tokens_cmd == "add":
             text, tok = store.token_add(args.account, args.role, args.days, creator=who)
             log.record(who, "token.add", f"{tok.account}/{tok.id}", new=tok.role,
                        detail={"creator": who, "account": tok.account, "expires": tok.expires})
             print(text)
-            print(f"token {tok.id} for {tok.account} ({tok.role}), valid {args.days:g} days: copy it now, it is not "
-                  "shown again", file=sys.stderr)
+            print(i18n.say("cli.token_made", id=tok.id, account=tok.account, role=tok.role, days=f"{args.days:g}"),
+                  file=sys.stderr)
         elif args.tokens_cmd == "revoke":
             tok = store.token_revoke(args.id)
             log.record(who, "token.revoke", f"{tok.account}/{tok.id}")
-            print(f"revoked {tok.id}")
+            print(i18n.say("cli.token_revoked", id=tok.id))
         else:
             now = time.time()
             for t in store.tokens():
@@ -263,6 +262,8 @@ def run_tokens(args) -> int:
                 print(f"{t.id}  {t.account:24} {t.role:9} {state:8} expires "
                       f"{time.strftime('%Y-%m-%d', time.gmtime(t.expires))}")
     except AccountError as e:
+        target = getattr(args, "account", None) or getattr(args, "id", "")
+        log.record(who, f"token.{args.tokens_cmd}", str(target), result=f"refused: {e}")
         print(f"axline: {e}", file=sys.stderr)
         return 2
     return 0
@@ -279,7 +280,7 @@ def run_audit(args) -> int:
             with open(args.out, "w", encoding="utf-8") as f:
                 n = log.export(f, args.format)
         log.record(_who(), "audit.export", args.out, new=args.format, detail={"entries": n})
-        print(f"exported {n} entries", file=sys.stderr)
+        print(i18n.say("cli.audit_exported", n=n), file=sys.stderr)
         return 0
     if args.audit_cmd == "tail":
         for e in reversed(log.tail(args.n)):

@@ -20,8 +20,9 @@ import time
 
 from aiohttp import web
 
-from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param, parse_tags
-from axline.app.ops_common import aemit, off_loop, page, svc_of
+from axline.app.http import NS_MAX, bad_request, bad_request_from, json_response, parse_int_param, parse_tags
+from axline.app.ops_common import aemit, off_loop, svc_of
+from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 from axline.historian.base import Event
 from axline.history.export import (
@@ -46,7 +47,7 @@ HEAVY_KEY: web.AppKey[asyncio.Semaphore] = web.AppKey("history_reads", asyncio.S
 def register(app: web.Application) -> None:
     """Add the history page and its tag, series and export routes to ``app``."""
     r = app.router
-    r.add_get("/history", page("history.html"))
+    r.add_get("/history", ops_page("history"))
     r.add_get("/api/history/tags", _tags)
     r.add_get("/api/history/series", _series)
     r.add_get("/api/history/export", _export)
@@ -57,9 +58,9 @@ def _window(q) -> tuple[int, int]:
     end = parse_int_param(q, "to", None, 1, NS_MAX, "ns since epoch", time.time_ns())
     start = parse_int_param(q, "from", None, 0, NS_MAX, "ns since epoch", time.time_ns())
     if start is None or end is None:
-        raise BadRequest("from and to are required (ns since the epoch, UTC)", "e.g. from=...&to=...")
+        raise bad_request("err.history.no_period")
     if start >= end:
-        raise BadRequest(f"from must be before to (from={start}, to={end})", "swap them or widen the period")
+        raise bad_request("err.from_after_to", start=start, end=end)
     return start, end
 
 
@@ -67,8 +68,7 @@ def _known(plant: dict, tags: list[str]) -> None:
     known = set(_names(plant, "en"))
     unknown = [t for t in tags if t not in known]
     if unknown:
-        raise BadRequest(f"tag {unknown[0][:80]!r} is not in the plant", "list tags with GET /api/history/tags",
-                         status=404)
+        raise bad_request("err.history.unknown_tag", 404, tag=repr(unknown[0][:80]))
 
 
 async def _series(request: web.Request) -> web.StreamResponse:
@@ -77,23 +77,22 @@ async def _series(request: web.Request) -> web.StreamResponse:
     q = request.query
     tags = parse_tags(q)
     if not tags:
-        raise BadRequest("tags is required", "e.g. tags=site/area/line/cell/asset/signal,...")
+        raise bad_request("err.history.no_tags")
     if len(tags) > MAX_SERIES_TAGS:
-        raise BadRequest(f"at most {MAX_SERIES_TAGS} tags per view, got {len(tags)}", "split them over two views")
+        raise bad_request("err.history.too_many_tags", max=MAX_SERIES_TAGS, n=len(tags))
     start, end = _window(q)
     step = parse_int_param(q, "step", None, 1, NS_MAX, "bucket width in ns", 60_000_000_000)
     if step is None:
         step = max(1, -(-(end - start) // 1000))
     n_buckets = -(-(end - start) // step)
     if n_buckets > MAX_SERIES_BUCKETS:
-        raise BadRequest(f"(to - from) / step gives {n_buckets} buckets, at most {MAX_SERIES_BUCKETS}",
-                         f"use step >= {-(-(end - start) // MAX_SERIES_BUCKETS)} ns")
+        raise bad_request("err.history.too_many_buckets", n_buckets=n_buckets, max=MAX_SERIES_BUCKETS, min_step=-(-(end - start) // MAX_SERIES_BUCKETS))
     plant = svc.plant_json()
     _known(plant, tags)
     try:
         readings = check_size(plant, tags, start, end)
     except ExportError as e:
-        raise BadRequest(str(e), "narrow the view") from None
+        raise bad_request_from(e, "err.history.view_too_large") from None
     async with request.app[HEAVY_KEY]:
         out = await off_loop(bucket_series, svc.historian, tags, start, end, step)
     return json_response({"from": start, "to": end, "step": step, "estimated_readings": readings, "tags": out})
@@ -131,16 +130,16 @@ async def _export(request: web.Request) -> web.StreamResponse:
     q = request.query
     tags = parse_tags(q)
     if not tags:
-        raise BadRequest("tags is required", "e.g. tags=site/area/line/cell/asset/signal,...")
+        raise bad_request("err.history.no_tags")
     start, end = _window(q)
     step = parse_int_param(q, "step", None, 1, NS_MAX, "bucket width in ns; leave out for raw readings",
                            60_000_000_000)
     agg = q.get("agg", "mean")
     if agg not in AGGREGATES:
-        raise BadRequest(f"agg must be one of {', '.join(AGGREGATES)}, got {agg[:20]!r}", "e.g. agg=mean")
+        raise bad_request("err.history.bad_agg", aggregates=', '.join(AGGREGATES), agg=repr(agg[:20]))
     fmt = q.get("format", "csv")
     if fmt not in FORMATS:
-        raise BadRequest(f"format must be csv or xlsx, got {fmt[:20]!r}", "e.g. format=xlsx")
+        raise bad_request("err.history.bad_format", fmt=repr(fmt[:20]))
     lang = q.get("lang", "en") if q.get("lang") in ("en", "ko") else "en"
     plant = svc.plant_json()
     _known(plant, tags)
@@ -151,7 +150,7 @@ async def _export(request: web.Request) -> web.StreamResponse:
                                    plant.get("timezone", "UTC"), _names(plant, lang))
         body = await off_loop(to_csv if fmt == "csv" else to_xlsx, table)
     except ExportError as e:
-        raise BadRequest(str(e), "narrow the request") from None
+        raise bad_request_from(e, "err.history.export_too_large") from None
     await aemit(svc, Event(ts=int(svc.now_ns()), kind="audit", source=plant.get("site", "axline"), code="history.export",
                     severity="info", message=f"{user.name} exported {len(tags)} tag(s), {len(table)} rows as {fmt}",
                     data={"user": user.name, "tags": tags[:50], "from": start, "to": end, "step": step,

@@ -13,7 +13,9 @@ not the author); ``POST /api/knowhow/cases/{id}/feedback {"helpful", "event_id",
 JPEG/PNG/WebP image);
 ``GET /api/knowhow/photos/{pid}`` (viewer); ``GET /api/knowhow/alarms`` (viewer: recent alarms with
 their suggestions); ``GET /api/knowhow/suggestions?event_id=`` (viewer); ``GET /api/knowhow/gaps``
-(engineer); ``POST /api/knowhow/consent {"given"}`` (operator, for themself);
+(engineer); ``GET /api/knowhow/operating?asset=`` (operator: how experienced people would move the
+setpoints now, with the past episodes it comes from; no person named);
+``POST /api/knowhow/consent {"given"}`` (operator, for themself);
 ``GET /api/knowhow/authors/{who}/export`` and ``POST /api/knowhow/authors/{who}/delete`` (admin).
 Every write is audited under the caller's name in the admin-only hash-chained audit trail (export
 and delete before they happen: no trail, no export or delete) and, under pseudonyms, in the
@@ -22,12 +24,13 @@ know-how base's own audit table; nothing goes to the event log that every viewer
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
 
 from axline.app.audit import AuditError, audit
-from axline.app.http import BadRequest, json_response, parse_int_param
+from axline.app.http import bad_request, bad_request_from, json_response, parse_int_param
 from axline.app.ops_common import find_event, json_body, off_loop, page, svc_of
 from axline.app.roles import User, require_role
 from axline.app.routes import INT, OBJ, STR, document
@@ -36,6 +39,7 @@ from axline.knowhow.store import MAX_PHOTO_BYTES, CaseError
 EDITABLE = ("title", "symptom", "cause", "action", "outcome", "parts", "repair_min", "asset", "tags", "language",
             "links")
 RECENT_ALARMS = 20
+log = logging.getLogger(__name__)
 
 
 def register(app: web.Application) -> None:
@@ -55,6 +59,7 @@ def register(app: web.Application) -> None:
     r.add_get("/api/knowhow/alarms", _alarms)
     r.add_get("/api/knowhow/suggestions", _suggestions)
     r.add_get("/api/knowhow/gaps", _gaps)
+    r.add_get("/api/knowhow/operating", _operating)
     r.add_post("/api/knowhow/consent", _consent)
     r.add_get("/api/knowhow/authors/{who}/export", _export)
     r.add_post("/api/knowhow/authors/{who}/delete", _delete)
@@ -64,8 +69,9 @@ def _live(request: web.Request) -> Any:
     live = getattr(svc_of(request), "knowhow", None)
     if live is None or not live.ready.is_set():
         why = getattr(live, "last_error", None) if live is not None else None
-        raise BadRequest("the know-how base is not open" + (f": {why}" if why else " yet"),
-                         "wait a few seconds after the start; the server log says more", status=503)
+        if why:
+            raise bad_request("err.knowhow.not_open_why", 503, why=why)
+        raise bad_request("err.knowhow.not_open", 503)
     return live
 
 
@@ -76,14 +82,13 @@ async def _audit(request: web.Request, user: User, action: str, target: str, det
     try:
         await audit(request, user, f"knowhow.{action}", target, detail=detail)
     except AuditError as e:
-        raise BadRequest(str(e), "free disk space for the audit trail (axline audit verify), then retry",
-                         status=503) from None
+        raise bad_request_from(e, "err.knowhow.audit_unavailable", 503) from None
 
 
 def _case_id(request: web.Request) -> str:
     cid = request.match_info["id"]
     if not cid or len(cid) > 128:
-        raise BadRequest("case id must be 1..128 characters", "take ids from GET /api/knowhow/cases")
+        raise bad_request("err.knowhow.bad_case_id")
     return cid
 
 
@@ -116,7 +121,7 @@ async def _list(request: web.Request) -> web.StreamResponse:
     top = parse_int_param(q, "top", 10, 1, 50, "number of cases")
     state = q.get("state", "").strip()
     if state and state not in ("draft", "approved", "retired"):
-        raise BadRequest(f"state must be draft, approved or retired, got {state[:20]!r}", "e.g. state=draft")
+        raise bad_request("err.knowhow.bad_state", state=repr(state[:20]))
 
     def run() -> dict[str, Any]:
         if text or asset:
@@ -151,13 +156,13 @@ async def _get(request: web.Request) -> web.StreamResponse:
     try:
         return json_response(await off_loop(run))
     except KeyError:
-        raise BadRequest(f"case {cid} does not exist", "list cases with GET /api/knowhow/cases", status=404) from None
+        raise bad_request("err.case_missing", 404, cid=cid) from None
 
 
 def _fields(body: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(body) - set(EDITABLE) - {"event_id"})
     if unknown:
-        raise BadRequest(f"unknown case fields: {', '.join(unknown)[:200]}", f"use {', '.join(EDITABLE)}")
+        raise bad_request("err.knowhow.unknown_fields", fields=', '.join(unknown)[:200], editable=', '.join(EDITABLE))
     return {k: body[k] for k in EDITABLE if k in body}
 
 
@@ -166,8 +171,7 @@ async def _event_json(request: web.Request, event_id: int) -> dict[str, Any]:
     try:
         ev = await off_loop(find_event, svc.historian, event_id)
     except KeyError:
-        raise BadRequest(f"event {event_id} does not exist", "take event ids from GET /api/events",
-                         status=404) from None
+        raise bad_request("err.event_missing", 404, event_id=event_id) from None
     return ev.to_json()
 
 
@@ -176,7 +180,7 @@ async def _prefill(request: web.Request) -> web.StreamResponse:
     kh = _live(request).kh
     event_id = parse_int_param(request.query, "event_id", None, 0, 2**62, "event id")
     if event_id is None:
-        raise BadRequest("event_id is required", "GET /api/knowhow/prefill?event_id=123")
+        raise bad_request("err.knowhow.no_event_id")
     ev = await _event_json(request, event_id)
     fields = await off_loop(kh.prefill, ev, svc_of(request).historian)
     return json_response({"event": ev, "fields": fields})
@@ -190,7 +194,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
     event_id = body.get("event_id")
     if event_id is not None:
         if isinstance(event_id, bool) or not isinstance(event_id, int):
-            raise BadRequest(f"event_id must be an integer, got {event_id!r}", '{"event_id": 12}')
+            raise bad_request("err.knowhow.bad_event_id", event_id=repr(event_id))
         ev = await _event_json(request, event_id)
         pre = await off_loop(kh.prefill, ev, svc_of(request).historian)
         fields = {"asset": pre["asset"], "tags": pre["tags"], **fields, "snapshot": pre["snapshot"],
@@ -198,7 +202,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
     try:
         case = await off_loop(kh.record, fields, user.name)
     except CaseError as e:
-        raise BadRequest(str(e), "fill in at least what was seen (symptom)") from None
+        raise bad_request("err.knowhow.bad_case", error=str(e)) from None
     await _audit(request, user, "create", case["id"], {"event_id": event_id})
     return json_response(await off_loop(_public, kh, case, user), status=201)
 
@@ -213,7 +217,7 @@ async def _edit(request: web.Request) -> web.StreamResponse:
     try:
         case = await off_loop(kh.edit, cid, fields, user.name)
     except CaseError as e:
-        raise BadRequest(str(e), "correct the field and send it again") from None
+        raise bad_request("err.knowhow.bad_field", error=str(e)) from None
     await _audit(request, user, "edit", cid, {"version": case["version"]})
     return json_response(await off_loop(_public, kh, case, user))
 
@@ -223,9 +227,9 @@ async def _check_owner(kh: Any, cid: str, user: User, refusal: str) -> None:
     try:
         cur = await off_loop(kh.store.get, cid)
     except KeyError:
-        raise BadRequest(f"case {cid} does not exist", "list cases with GET /api/knowhow/cases", status=404) from None
+        raise bad_request("err.case_missing", 404, cid=cid) from None
     if not user.has("engineer") and cur["author"] != await off_loop(kh.store.pseudonym, user.name):
-        raise BadRequest(refusal, "ask the case's author or an engineer", status=403)
+        raise bad_request("err.knowhow.edit_refused", 403, refusal=refusal)
 
 
 async def _approve(request: web.Request) -> web.StreamResponse:
@@ -235,12 +239,11 @@ async def _approve(request: web.Request) -> web.StreamResponse:
     try:
         case = await off_loop(kh.approve, cid, user.name)
     except KeyError:
-        raise BadRequest(f"case {cid} does not exist", "list drafts with GET /api/knowhow/cases?state=draft",
-                         status=404) from None
+        raise bad_request("err.case_missing", 404, cid=cid) from None
     except PermissionError as e:
-        raise BadRequest(str(e), "another approver must approve it", status=403) from None
+        raise bad_request("err.knowhow.approve_refused", 403, error=str(e)) from None
     except CaseError as e:
-        raise BadRequest(str(e), "nothing to approve", status=409) from None
+        raise bad_request("err.knowhow.approve_nothing", 409, error=str(e)) from None
     await _audit(request, user, "approve", cid, {"version": case["version"]})
     return json_response(await off_loop(_public, kh, case, user))
 
@@ -252,12 +255,12 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
     body = await json_body(request, '{"helpful": true, "event_id": 12}')
     helpful = body.get("helpful")
     if not isinstance(helpful, bool):
-        raise BadRequest(f"helpful must be true or false, got {helpful!r}", '{"helpful": true}')
+        raise bad_request("err.knowhow.bad_helpful", helpful=repr(helpful))
     ctx = {k: body[k] for k in ("event_id", "query", "asset") if k in body}
     try:
         out = await off_loop(kh.feedback, cid, helpful, ctx)
     except KeyError:
-        raise BadRequest(f"case {cid} does not exist", "", status=404) from None
+        raise bad_request("err.case_missing", 404, cid=cid) from None
     await _audit(request, user, "feedback", cid, {"helpful": helpful})
     return json_response(out)
 
@@ -269,21 +272,19 @@ async def _add_photo(request: web.Request) -> web.StreamResponse:
     await _check_owner(kh, cid, user, "operators add photos only to their own cases")
     mime = request.content_type
     if mime not in ("image/jpeg", "image/png", "image/webp"):
-        raise BadRequest(f"a photo must be sent as image/jpeg, image/png or image/webp, got {mime}",
-                         "send the image file itself as the body")
+        raise bad_request("err.knowhow.photo_type", mime=mime)
     data = bytearray()
     async for chunk in request.content.iter_chunked(65536):
         data.extend(chunk)
         if len(data) > MAX_PHOTO_BYTES:
-            raise BadRequest(f"the photo is larger than {MAX_PHOTO_BYTES // 2**20} MB",
-                             "lower the camera resolution", status=413)
+            raise bad_request("err.knowhow.photo_large", 413, mb=MAX_PHOTO_BYTES // 2**20)
     name = request.query.get("name", "photo")[:120]
     try:
         pid = await off_loop(kh.store.add_photo, cid, name, mime, bytes(data))
     except KeyError:
-        raise BadRequest(f"case {cid} does not exist", "", status=404) from None
+        raise bad_request("err.case_missing", 404, cid=cid) from None
     except CaseError as e:
-        raise BadRequest(str(e), "") from None
+        raise bad_request("err.knowhow.photo_refused", error=str(e)) from None
     await _audit(request, user, "photo", cid, {"photo": pid})
     return json_response({"id": pid, "case_id": cid}, status=201)
 
@@ -294,7 +295,7 @@ async def _photo(request: web.Request) -> web.StreamResponse:
     try:
         mime, data, _ = await off_loop(kh.store.photo, request.match_info["pid"][:64])
     except KeyError:
-        raise BadRequest("photo not found", "", status=404) from None
+        raise bad_request("err.knowhow.photo_missing", 404) from None
     return web.Response(body=data, content_type=mime, headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -332,10 +333,26 @@ async def _suggestions(request: web.Request) -> web.StreamResponse:
     live = _live(request)
     event_id = parse_int_param(request.query, "event_id", None, 0, 2**62, "event id")
     if event_id is None:
-        raise BadRequest("event_id is required", "GET /api/knowhow/suggestions?event_id=123")
+        raise bad_request("err.knowhow.suggest_no_event_id")
     ev = await _event_json(request, event_id)
     res = await off_loop(live.suggestions_for, ev)
     return json_response({"event_id": event_id, "suggestions": await off_loop(_with_titles, live.kh, res)})
+
+
+async def _operating(request: web.Request) -> web.StreamResponse:
+    require_role(request, "operator")
+    op = getattr(svc_of(request), "operating", None)
+    if op is None:
+        return json_response({"configured": False, "assets": []})
+    asset = request.query.get("asset") or None
+    if asset is not None and len(asset) > 512:
+        raise bad_request("err.knowhow.bad_asset")
+    try:
+        out = await off_loop(op.advice, asset)
+    except Exception as e:  # counted in the advisor's status (health); the caller is told why
+        log.exception("operating advice failed")
+        raise bad_request("err.knowhow.operating_failed", 503, error=f"{type(e).__name__}: {e}") from None
+    return json_response(out)
 
 
 async def _gaps(request: web.Request) -> web.StreamResponse:
@@ -350,7 +367,7 @@ async def _consent(request: web.Request) -> web.StreamResponse:
     body = await json_body(request, '{"given": true}')
     given = body.get("given")
     if not isinstance(given, bool):
-        raise BadRequest(f"given must be true or false, got {given!r}", '{"given": true}')
+        raise bad_request("err.knowhow.bad_given", given=repr(given))
     out = await off_loop(kh.set_consent, user.name, given)
     await _audit(request, user, "consent", out["pseudonym"], {"given": given})
     return json_response(out)
@@ -367,7 +384,7 @@ async def _author_of(kh: Any, request: web.Request) -> tuple[str, int]:
     try:
         return await off_loop(run)
     except CaseError as e:
-        raise BadRequest(str(e), "name the author by pseudonym (W-...) or user name") from None
+        raise bad_request("err.knowhow.bad_author", error=str(e)) from None
 
 
 async def _export(request: web.Request) -> web.StreamResponse:
@@ -420,6 +437,9 @@ document("GET", "/api/knowhow/alarms", role="viewer", summary="recent alarms wit
 document("GET", "/api/knowhow/suggestions", role="viewer", summary="cases suggested for an alarm",
          query={"event_id": {**INT, "required": True}})
 document("GET", "/api/knowhow/gaps", role="engineer", summary="searches that found no good case")
+document("GET", "/api/knowhow/operating", role="operator",
+         summary="operating advice learnt from experienced people's audited setpoint changes, with evidence",
+         query={"asset": STR})
 document("POST", "/api/knowhow/consent", role="operator",
          summary="give or withdraw consent to show your real name to admins (audited)",
          body={"type": "object", "properties": {"given": {"type": "boolean"}}})

@@ -5,6 +5,7 @@ itself in a worker thread), work off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from axline.app.http import SERVICE_KEY, STATIC_DIR, BadRequest
+from axline.app.http import SERVICE_KEY, STATIC_DIR, bad_request, json_object
 from axline.historian.base import Event
 from axline.service_events import aemit, aupdate, emit, update  # noqa: F401 - re-exported for the route modules
 
@@ -34,6 +35,33 @@ def page(name: str) -> Callable[[web.Request], Any]:
     return handler
 
 
+WORKER_TASKS: web.AppKey[dict[str, asyncio.Task]] = web.AppKey("worker_tasks", dict)
+
+
+def run_with_app(app: web.Application, key: web.AppKey[Any], name: str, make: Callable[[Any], Any]) -> None:
+    """Run the background worker ``make(service)`` while ``app`` runs: it is made and started when the app
+    starts (kept under ``key``, its failures shown in health as ``name``) and cancelled when it stops."""
+    from axline.service_events import register_worker
+
+    tasks = app.setdefault(WORKER_TASKS, {})
+
+    async def start(app: web.Application) -> None:
+        worker = make(app[SERVICE_KEY])
+        app[key] = worker
+        register_worker(app[SERVICE_KEY], name, worker)
+        tasks[name] = asyncio.create_task(worker.run(), name=name)
+
+    async def stop(app: web.Application) -> None:
+        task = tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+
+
 async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run blocking work (historian reads, rendering) in a worker thread."""
     return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
@@ -41,17 +69,7 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 async def json_body(request: web.Request, example: str) -> dict:
     """The request's JSON object (an empty body counts as ``{}``), or a 400 that shows what to send."""
-    if not request.can_read_body:
-        return {}
-    if request.content_type != "application/json":
-        raise BadRequest("the body must be sent as JSON", f"Content-Type: application/json, body {example}")
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON", example) from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", example)
-    return body
+    return await json_object(request, example, empty_ok=True)
 
 
 def int_id(request: web.Request, name: str = "id") -> int:
@@ -60,7 +78,7 @@ def int_id(request: web.Request, name: str = "id") -> int:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}", "take ids from the list") from None
+        raise bad_request("err.bad_id", name=name, raw=repr(raw[:40])) from None
 
 
 def find_event(historian: Any, event_id: int, kinds: list[str] | None = None) -> Event:

@@ -16,6 +16,7 @@ Units come from ``optimize.yaml`` beside the plant file when there is one (see
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -24,7 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
-from axline.app.http import SERVICE_KEY, BadRequest, json_response
+from axline.app.http import SERVICE_KEY, BadRequest, bad_request, json_response
+from axline.app.middleware import Handler
 from axline.app.ops_common import int_id, json_body, page
 from axline.app.roles import require_role
 from axline.app.routes import OBJ, STR, document
@@ -116,22 +118,42 @@ def _unit(request: web.Request) -> UnitOptimizer:
     name = request.match_info["unit"]
     units = _units(request)
     if name not in units:
-        raise BadRequest(f"no optimiser unit {name!r}", f"units: {sorted(units) or 'none configured'}", status=404)
+        raise bad_request("err.optimize.no_unit", 404, name=repr(name), units=sorted(units) or 'none configured')
     return units[name]
 
 
 def _refused(e: OptimizeError) -> BadRequest:
-    return BadRequest(str(e), "see the proposal's steps on the optimiser page", status=e.status)
+    return bad_request("err.optimize.refused", e.status, error=str(e))
+
+
+def _refusals_answered(handler: Handler) -> Handler:
+    """``handler`` with an optimiser's refusal (``OptimizeError``) answered with its status and reason."""
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except OptimizeError as e:
+            raise _refused(e) from None
+
+    return wrapped
+
+
+def _text(body: dict, name: str, key: str, **params: Any) -> str:
+    """The optional text field ``name`` of ``body`` (empty when absent); catalog key ``key`` when it is not text."""
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        raise bad_request(key, **params)
+    return value
 
 
 def _x(body: dict, example: str) -> dict[str, float]:
     x = body.get("x")
     if not isinstance(x, dict) or not x:
-        raise BadRequest("x must be an object of decision tag -> setpoint", example)
+        raise bad_request("err.optimize.bad_x", example=example)
     out = {}
     for k, v in x.items():
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise BadRequest(f"setpoint for {k} must be a number, got {v!r}", example)
+            raise bad_request("err.optimize.bad_setpoint", tag=k, value=repr(v), example=example)
         out[str(k)] = float(v)
     return out
 
@@ -140,7 +162,7 @@ def _find(request: web.Request, pid: int) -> UnitOptimizer:
     for opt in _units(request).values():
         if pid in opt.proposals:
             return opt
-    raise BadRequest(f"no proposal {pid}", "take ids from GET /api/optimize", status=404)
+    raise bad_request("err.optimize.no_proposal", 404, pid=pid)
 
 
 async def _list(request: web.Request) -> web.StreamResponse:
@@ -158,57 +180,46 @@ async def _list(request: web.Request) -> web.StreamResponse:
     return json_response(_clean({"units": units, "error": request.app[OPT_KEY].get("_error")}))
 
 
+@_refusals_answered
 async def _propose(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "engineer")
     opt = _unit(request)
-    try:
-        p = await opt.propose("advisor", requested_by=user.name)
-    except OptimizeError as e:
-        raise _refused(e) from None
+    p = await opt.propose("advisor", requested_by=user.name)
     return json_response(_clean(p if isinstance(p, dict) else {"proposal": p.to_json()}))
 
 
+@_refusals_answered
 async def _submit(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "engineer")
     opt = _unit(request)
     example = '{"x": {"<decision tag>": 840}, "note": "why"}'
     body = await json_body(request, example)
-    note = body.get("note", "")
-    if not isinstance(note, str):
-        raise BadRequest("note must be text", example)
-    try:
-        p = await opt.submit(_x(body, example), proposer=user.name, note=note)
-    except OptimizeError as e:
-        raise _refused(e) from None
+    note = _text(body, "note", "err.optimize.bad_note", example=example)
+    p = await opt.submit(_x(body, example), proposer=user.name, note=note)
     return json_response(_clean({"proposal": p.to_json()}))
 
 
+@_refusals_answered
 async def _approve(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "approver")
     pid = int_id(request)
     opt = _find(request, pid)
-    try:
-        p = opt.approve(pid, user.name)
-    except OptimizeError as e:
-        raise _refused(e) from None
+    p = opt.approve(pid, user.name)
     return json_response(_clean({"proposal": p.to_json()}))
 
 
+@_refusals_answered
 async def _reject(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "approver")
     pid = int_id(request)
     opt = _find(request, pid)
     body = await json_body(request, '{"reason": "why"}')
-    reason = body.get("reason", "")
-    if not isinstance(reason, str):
-        raise BadRequest("reason must be text", '{"reason": "why"}')
-    try:
-        p = opt.reject(pid, user.name, reason)
-    except OptimizeError as e:
-        raise _refused(e) from None
+    reason = _text(body, "reason", "err.optimize.bad_reason")
+    p = opt.reject(pid, user.name, reason)
     return json_response(_clean({"proposal": p.to_json()}))
 
 
+@_refusals_answered
 async def _whatif(request: web.Request) -> web.StreamResponse:
     require_role(request, "engineer")
     opt = _unit(request)
@@ -216,9 +227,6 @@ async def _whatif(request: web.Request) -> web.StreamResponse:
     body = await json_body(request, example)
     hours = body.get("hours", 4)
     if isinstance(hours, bool) or not isinstance(hours, int | float) or not (0.1 <= hours <= MAX_WHATIF_HOURS):
-        raise BadRequest(f"hours must be a number in 0.1 .. {MAX_WHATIF_HOURS:g}", example)
-    try:
-        out = await opt.what_if(_x(body, example) if body.get("x") else {}, float(hours))
-    except OptimizeError as e:
-        raise _refused(e) from None
+        raise bad_request("err.optimize.bad_hours", max=format(MAX_WHATIF_HOURS, "g"), example=example)
+    out = await opt.what_if(_x(body, example) if body.get("x") else {}, float(hours))
     return json_response(_clean(out))

@@ -9,49 +9,28 @@ The live watcher starts with the app and raises each new rule violation as an al
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 
 from aiohttp import web
 
-from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param
-from axline.app.ops_common import off_loop, page, svc_of
+from axline.app.http import NS_MAX, bad_request, bad_request_from, json_response, parse_int_param
+from axline.app.ops_common import off_loop, run_with_app, svc_of
+from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 from axline.quality import QualityError, SpcWatcher, chart_report, quality_tags
 
 WATCHER_KEY: web.AppKey[SpcWatcher] = web.AppKey("spc_watcher", SpcWatcher)
-TASK_KEY: web.AppKey[asyncio.Task] = web.AppKey("spc_task", asyncio.Task)
 DEFAULT_WINDOW_NS = 8 * 3600 * 1_000_000_000
 
 
 def register(app: web.Application) -> None:
     """Add the quality page and its tag, control-chart and status routes to ``app``."""
     r = app.router
-    r.add_get("/quality", page("quality.html"))
+    r.add_get("/quality", ops_page("quality"))
     r.add_get("/api/quality/tags", _tags)
     r.add_get("/api/quality/chart", _chart)
     r.add_get("/api/quality/status", _status)
-    app.on_startup.append(_start_watcher)
-    app.on_cleanup.append(_stop_watcher)
-
-
-async def _start_watcher(app: web.Application) -> None:
-    from axline.app.http import SERVICE_KEY
-    from axline.service_events import register_worker
-
-    watcher = SpcWatcher(app[SERVICE_KEY])
-    app[WATCHER_KEY] = watcher
-    register_worker(app[SERVICE_KEY], "spc", watcher)
-    app[TASK_KEY] = asyncio.create_task(watcher.run(), name="spc-watcher")
-
-
-async def _stop_watcher(app: web.Application) -> None:
-    task = app.get(TASK_KEY)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    run_with_app(app, WATCHER_KEY, "spc", SpcWatcher)
 
 
 async def _tags(request: web.Request) -> web.StreamResponse:
@@ -71,18 +50,17 @@ async def _chart(request: web.Request) -> web.StreamResponse:
     q = request.query
     tag = q.get("tag", "").strip()
     if not tag:
-        raise BadRequest("tag is required", "e.g. tag=site/area/line/cell/asset/signal; see /api/quality/tags")
+        raise bad_request("err.quality.no_tag")
     end = parse_int_param(q, "to", None, 1, NS_MAX, "ns since epoch", time.time_ns())
     end = int(svc.now_ns()) + 1 if end is None else end
     start = parse_int_param(q, "from", None, 0, NS_MAX, "ns since epoch", time.time_ns())
     start = max(0, end - DEFAULT_WINDOW_NS) if start is None else start
     if start >= end:
-        raise BadRequest(f"from must be before to (from={start}, to={end})", "swap them or widen the period")
+        raise bad_request("err.from_after_to", start=start, end=end)
     b0 = parse_int_param(q, "baseline_from", None, 0, NS_MAX, "ns since epoch", time.time_ns())
     b1 = parse_int_param(q, "baseline_to", None, 1, NS_MAX, "ns since epoch", time.time_ns())
     if (b0 is None) != (b1 is None):
-        raise BadRequest("give both baseline_from and baseline_to, or neither",
-                         "without them the first quarter of the window's measurements is the baseline")
+        raise bad_request("err.quality.baseline_pair")
     n = parse_int_param(q, "n", 5, 2, 10, "subgroup size of an X-bar / R chart")
     chart = q.get("chart", "imr")
     rules = q.get("rules", "nelson")
@@ -90,5 +68,5 @@ async def _chart(request: web.Request) -> web.StreamResponse:
         rep = await off_loop(chart_report, svc.historian, svc.plant_json(), tag, start, end,
                              (b0, b1) if b0 is not None else None, chart, n, rules)
     except QualityError as e:
-        raise BadRequest(str(e), "change the tag, the period or the baseline") from None
+        raise bad_request_from(e, "err.quality.refused") from None
     return json_response(rep)

@@ -9,51 +9,39 @@ shift is also kept by itself when the shift ends.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 
 from aiohttp import web
 
-from axline.app.http import NS_MAX, BadRequest, json_response, parse_int_param
-from axline.app.ops_common import aemit, find_event, int_id, json_body, off_loop, page, positions, svc_of
+from axline.app.http import NS_MAX, bad_request, bad_request_from, json_response, parse_int_param
+from axline.app.ops_common import (
+    aemit,
+    find_event,
+    int_id,
+    json_body,
+    off_loop,
+    positions,
+    run_with_app,
+    svc_of,
+)
+from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 from axline.report.keeper import ShiftReportKeeper
 from axline.report.render import to_html, to_pdf
 from axline.report.shift import ReportError, build_report, report_event, shift_window
 
 KEEPER_KEY: web.AppKey[ShiftReportKeeper] = web.AppKey("shift_report_keeper", ShiftReportKeeper)
-KEEPER_TASK_KEY: web.AppKey[asyncio.Task] = web.AppKey("shift_report_task", asyncio.Task)
 
 
 def register(app: web.Application) -> None:
     """Add the shift-report page and its routes to ``app`` and start the report keeper."""
     r = app.router
-    r.add_get("/reports", page("reports.html"))
+    r.add_get("/reports", ops_page("reports"))
     r.add_get("/api/reports", _list)
     r.add_post("/api/reports/shift", _make)
     r.add_get("/reports/{id}.html", _html)
     r.add_get("/reports/{id}.pdf", _pdf)
-    app.on_startup.append(_start)
-    app.on_cleanup.append(_stop)
-
-
-async def _start(app: web.Application) -> None:
-    from axline.app.http import SERVICE_KEY
-    from axline.service_events import register_worker
-
-    keeper = ShiftReportKeeper(app[SERVICE_KEY])
-    app[KEEPER_KEY] = keeper
-    register_worker(app[SERVICE_KEY], "shift_reports", keeper)
-    app[KEEPER_TASK_KEY] = asyncio.create_task(keeper.run(), name="shift-report-keeper")
-
-
-async def _stop(app: web.Application) -> None:
-    task = app.get(KEEPER_TASK_KEY)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    run_with_app(app, KEEPER_KEY, "shift_reports", ShiftReportKeeper)
 
 
 async def _list(request: web.Request) -> web.StreamResponse:
@@ -63,7 +51,7 @@ async def _list(request: web.Request) -> web.StreamResponse:
     line = request.query.get("line", "").strip()
     lines = dict(positions(svc.plant_json()))
     if line and line not in lines:
-        raise BadRequest(f"line {line[:40]!r} is not in the plant", f"use one of {', '.join(lines)}")
+        raise bad_request("err.line_unknown", line=repr(line[:40]), value=', '.join(lines))
     events = await off_loop(svc.historian.events, kinds=["report"], source_prefix=lines.get(line) if line else None,
                             limit=limit)
     out = []
@@ -85,12 +73,12 @@ async def _make(request: web.Request) -> web.StreamResponse:
     now = int(svc.now_ns())
     at = body.get("at", now)
     if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= NS_MAX:
-        raise BadRequest("at must be a time in ns since the epoch (UTC)", '{"line": "line1", "at": 1780000000000000000}')
+        raise bad_request("err.report.bad_at")
     try:
         name, start, end = shift_window(plant, line, at)
         rep = await off_loop(build_report, svc.historian, plant, line, start, end, now, name, user.name)
     except ReportError as e:
-        raise BadRequest(str(e), "pick a line from GET /api/plant") from None
+        raise bad_request_from(e, "err.report.refused") from None
     path = dict(positions(plant)).get(line, line)
     eid = await aemit(svc, report_event(rep, path))
     return json_response({"id": eid, "line": line, "shift": name, "from": start, "to": end,
@@ -104,12 +92,12 @@ async def _report(request: web.Request) -> tuple[dict, str]:
     try:
         ev = await off_loop(find_event, svc.historian, eid, ["report"])
     except KeyError:
-        raise BadRequest(f"report {eid} does not exist", "list reports with GET /api/reports", status=404) from None
+        raise bad_request("err.report.missing", 404, eid=eid) from None
     if ev.kind != "report" or "report" not in ev.data:
-        raise BadRequest(f"event {eid} is not a report", "list reports with GET /api/reports", status=404)
+        raise bad_request("err.report.not_report", 404, eid=eid)
     lang = request.query.get("lang") or svc.plant_json().get("language", "en")
     if lang not in ("ko", "en"):
-        raise BadRequest(f"lang must be ko or en, got {lang[:10]!r}", "e.g. ?lang=ko")
+        raise bad_request("err.report.bad_lang", lang=repr(lang[:10]))
     return ev.data["report"], lang
 
 
@@ -123,7 +111,7 @@ async def _pdf(request: web.Request) -> web.StreamResponse:
     try:
         body = await off_loop(to_pdf, rep, lang)
     except FileNotFoundError as e:
-        raise BadRequest(str(e), "install fonts-nanum on this PC", status=501) from None
+        raise bad_request("err.report.no_font", 501, error=str(e)) from None
     name = f"shift-report-{rep['line']}-{rep.get('shift') or ''}-{time.strftime('%Y%m%d', time.gmtime(rep['from'] / 1e9))}.pdf"
     return web.Response(body=body, headers={"Content-Type": "application/pdf",
                                             "Content-Disposition": f'inline; filename="{name}"'})

@@ -12,9 +12,12 @@ audit record, never a name taken from the request body.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from aiohttp import web
+
+from axline.app.http import error_body
 
 ROLES: tuple[str, ...] = ("viewer", "operator", "engineer", "approver", "admin")
 RANK: dict[str, int] = {r: i for i, r in enumerate(ROLES)}
@@ -49,12 +52,8 @@ def require_role(request: web.Request, role: str) -> User:
     """The caller if they hold ``role`` (or higher); else 401 (not logged in) or 403 (too low)."""
     user = current_user(request)
     if user is None or (not user.authenticated and role != "viewer"):
-        raise web.HTTPUnauthorized(
-            text='{"error": "login required", "hint": "log in at /login"}', content_type="application/json"
-        )
+        raise web.HTTPUnauthorized(text=json.dumps(error_body("err.login_required")), content_type="application/json")
     if not user.has(role):
-        raise web.HTTPForbidden(
-            text=f'{{"error": "role {role} required", "hint": "ask an admin for the {role} role"}}',
-            content_type="application/json",
-        )
+        raise web.HTTPForbidden(text=json.dumps(error_body("err.role_required", role=role), ensure_ascii=False),
+                                content_type="application/json")
     return user

@@ -29,6 +29,8 @@ STR = {"type": "string"}
 OBJ = {"type": "object"}
 ERROR = {"type": "object", "required": ["error"],
          "properties": {"error": {"type": "string"}, "hint": {"type": "string"},
+                        "code": {"type": "string", "description": "catalog key of the error (axline/i18n)"},
+                        "params": {"type": "object", "description": "the values of the text's placeholders"},
                         "request_id": {"type": "string"}}}
 
 

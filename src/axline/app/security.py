@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -33,6 +34,7 @@ from aiohttp import web
 from axline import i18n
 from axline.app.accounts import AccountError, AccountStore, LockPolicy
 from axline.app.audit import AuditLog
+from axline.app.http import error_body
 from axline.app.roles import ANONYMOUS, RANK, USER_REQUEST_KEY, User
 from axline.app.routes import PUBLIC, spec_for, static_role
 
@@ -296,8 +298,8 @@ class Security:
         if self.streams[key] >= s.streams_per_user or total >= s.streams_total:
             self.counters["streams_refused"] += 1
             raise web.HTTPTooManyRequests(
-                text='{"error": "too many live streams", "hint": "close other dashboard tabs and reload"}',
-                content_type="application/json", headers={"Retry-After": "10"})
+                text=json.dumps(error_body("err.too_many_streams")), content_type="application/json",
+                headers={"Retry-After": "10"})
         self.streams[key] += 1
         try:
             yield
@@ -333,11 +335,9 @@ def allowed_hosts(bind_host: str, extra: list[str] | None = None) -> set[str]:
 
 
 # -- responses ------------------------------------------------------------------------------------
-def _json_error(error: str, hint: str, status: int, headers: dict[str, str] | None = None,
-                request: web.Request | None = None) -> web.Response:
-    import json
-
-    body: dict[str, Any] = {"error": error, "hint": hint}
+def _json_error(key: str, status: int, /, headers: dict[str, str] | None = None, request: web.Request | None = None,
+                **params: Any) -> web.Response:
+    body: dict[str, Any] = error_body(key, **params)
     if request is not None and request.get(REQUEST_ID_KEY):
         body["request_id"] = request[REQUEST_ID_KEY]
     return web.Response(text=json.dumps(body, ensure_ascii=False), status=status, content_type="application/json",
@@ -358,20 +358,18 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
     peer = request.remote or "?"
     if not sec.host_allowed(request.headers.get("Host")):
         sec.counters["host_refused"] += 1
-        return _json_error("unknown Host", "open the dashboard by an address it is configured for (--allow-host)",
-                           421, request=request)
+        return _json_error("err.unknown_host", 421, request=request)
     state_changing = request.method not in SAFE_METHODS
     wait = sec.rate.take(peer)
     if not wait and state_changing:
         wait = sec.write_rate.take(peer)
     if wait:
         sec.counters["rate_limited"] += 1
-        return _json_error("too many requests", f"wait {wait:.1f} s", 429,
-                           headers={"Retry-After": str(int(wait) + 1)}, request=request)
+        return _json_error("err.rate_limited", 429, headers={"Retry-After": str(int(wait) + 1)}, request=request, wait=format(wait, ".1f"))
     spec = spec_for(request)
     max_body = spec.max_body if spec is not None and spec.max_body else sec.settings.max_body
     if request.content_length is not None and request.content_length > max_body:
-        return _json_error("request body too large", f"at most {max_body} bytes", 413, request=request)
+        return _json_error("err.body_too_large", 413, request=request, max_body=max_body)
 
     # -- who is asking
     user: User | None = None
@@ -380,16 +378,12 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
     if authz:
         scheme, _, cred = authz.partition(" ")
         if scheme.lower() != "bearer":
-            return _json_error("only API tokens are accepted in Authorization", "send Authorization: Bearer "
-                               "axl_<id>.<secret> (make one with `axline tokens add`), or log in at /login", 401,
-                               headers={"WWW-Authenticate": 'Bearer realm="axline"'}, request=request)
+            return _json_error("err.token_only", 401, headers={"WWW-Authenticate": 'Bearer realm="axline"'}, request=request)
         user = sec.accounts.token_user(cred.strip())
         if user is None:
             sec.counters["token_refused"] += 1
             sec.address_failures.add(peer, time.time())
-            return _json_error("API token not valid", "the token is unknown, expired or revoked; ask an admin "
-                               "for a new one", 401, headers={"WWW-Authenticate": 'Bearer realm="axline"'},
-                               request=request)
+            return _json_error("err.token_invalid", 401, headers={"WWW-Authenticate": 'Bearer realm="axline"'}, request=request)
         kind = "token"
     else:
         token = request.cookies.get(session_cookie(sec))
@@ -413,7 +407,7 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         if refused:
             sec.counters["cross_site_refused"] += 1
             await _audit_denied(request, sec, user, f"refused: {refused}")
-            return _json_error("cross-site request refused", refused, 403, request=request)
+            return _json_error("err.cross_site", 403, request=request, refused=refused)
 
     # -- the route's least role
     srole = static_role(request)
@@ -424,19 +418,17 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         role = "viewer"
     needs_login = state_changing or (spec is not None and spec.auth in ("login", "token"))
     if spec is not None and spec.auth == "token" and kind != "token":
-        return _json_error("API token required", "send Authorization: Bearer axl_<id>.<secret>", 401,
-                           headers={"WWW-Authenticate": 'Bearer realm="axline"'}, request=request)
+        return _json_error("err.token_required", 401, headers={"WWW-Authenticate": 'Bearer realm="axline"'}, request=request)
     if user is None or (not user.authenticated and (needs_login or role != "viewer")):
         if state_changing:
             await _audit_denied(request, sec, user, "refused: login required")
         if _wants_page(request):
             raise web.HTTPFound("/login")
-        return _json_error("login required", "log in at /login, or send an API token", 401,
-                           headers={"WWW-Authenticate": 'Session realm="axline"'}, request=request)
+        return _json_error("err.login_required", 401, headers={"WWW-Authenticate": 'Session realm="axline"'}, request=request)
     if not user.has(role):
         sec.counters["role_refused"] += 1
         await _audit_denied(request, sec, user, f"refused: role {role} required")  # reads too
-        return _json_error(f"role {role} required", f"ask an admin for the {role} role", 403, request=request)
+        return _json_error("err.role_required", 403, request=request, role=role)
     return await handler(request)
 
 
@@ -525,4 +517,4 @@ async def login_user(request: web.Request, name: str, password: str) -> tuple[in
 
 def account_error(e: AccountError) -> web.Response:
     """The HTTP 400 answer for an :class:`AccountError`."""
-    return _json_error(str(e), "see `axline users --help`", 400)
+    return _json_error("err.account", 400, error=str(e))

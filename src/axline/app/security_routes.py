@@ -8,15 +8,17 @@ import functools
 import itertools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from axline.app import route_docs  # noqa: F401 - registers the operations routes
 from axline.app.accounts import AccountError
 from axline.app.audit import audit
-from axline.app.roles import ROLES, current_user, require_role
+from axline.app.http import bad_request, error_body, json_object
+from axline.app.roles import ROLES, User, current_user, require_role
 from axline.app.routes import INT, OBJ, PUBLIC, STR, document, openapi_document
 from axline.app.security import (
     SECURITY_KEY,
@@ -31,6 +33,7 @@ from axline.app.security import (
 STATIC_DIR = Path(__file__).with_name("static")
 NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[\w.@-]{1,64}$"}
 ROLE = {"type": "string", "enum": list(ROLES)}
+T = TypeVar("T")
 PASSWORD = {"type": "string", "minLength": 1, "maxLength": 1024}
 
 
@@ -44,22 +47,23 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 
 
 async def _body(request: web.Request, example: str) -> dict:
-    if request.content_type != "application/json":
-        raise web.HTTPUnsupportedMediaType(text=json.dumps({"error": "the body must be JSON",
-                                                            "hint": f"Content-Type: application/json, {example}"}),
-                                           content_type="application/json")
+    """The request's JSON object; a body not sent as JSON answers 415."""
+    return await json_object(request, example, not_json_status=415)
+
+
+def _bad(key: str, status: int = 400, /, **params: Any) -> web.Response:
+    return _json_error(key, status, **params)
+
+
+async def _account_op(request: web.Request, user: User, action: str, target: str, refused: str,
+                      fn: Callable[..., T], *args: Any, new: Any = None) -> T:
+    """Run the account store's ``fn(*args)`` off the loop; a refusal (``AccountError``) is audited as
+    ``action`` on ``target`` and answered with catalog key ``refused``."""
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "the body must be a JSON object", "hint": example}),
-                                 content_type="application/json")
-    return body
-
-
-def _bad(error: str, hint: str = "", status: int = 400) -> web.Response:
-    return _json_error(error, hint or "check the request", status)
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    except AccountError as e:
+        await audit(request, user, action, target, new=new, result=f"refused: {e}")
+        raise bad_request(refused, error=str(e)) from None
 
 
 # -- login ----------------------------------------------------------------------------------------
@@ -96,12 +100,12 @@ async def login(request: web.Request) -> web.StreamResponse:
         else:
             body = dict(await request.post())
     except (ValueError, UnicodeDecodeError):
-        return _bad("login body is not valid JSON or form data", 'send {"username": "...", "password": "..."}')
+        return _bad("err.login.bad_body")
     name, password = body.get("username"), body.get("password")
     if not isinstance(name, str) or not name or len(name) > 64:
-        return _bad("username is missing", 'send the form field or JSON key "username"')
+        return _bad("err.login.no_username")
     if not isinstance(password, str) or not password or len(password) > 1024:
-        return _bad("password is missing", 'send the form field or JSON key "password"')
+        return _bad("err.login.no_password")
     status, reply, token = await login_user(request, name, password)
     sec = _sec(request)
     if wants_json:
@@ -147,18 +151,18 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     body = await _body(request, '{"old": "...", "new": "..."}')
     old, new = body.get("old"), body.get("new")
     if not isinstance(old, str) or not isinstance(new, str):
-        return _bad("old and new passwords are required", '{"old": "...", "new": "..."}')
+        return _bad("err.password.both_required")
     sec = _sec(request)
     loop = asyncio.get_running_loop()
     res = await loop.run_in_executor(None, sec.accounts.authenticate, user.name, old)
     if not res.ok:
         await audit(request, user, "password.change", user.name, result=f"refused: {res.reason}")
-        return _bad("the current password is wrong", "type your current password", 403)
+        return _bad("err.password.wrong_current", 403)
     try:
         await loop.run_in_executor(None, sec.accounts.reset_password, user.name, new)
     except AccountError as e:
         await audit(request, user, "password.change", user.name, result="refused: policy")
-        return _bad(str(e), "choose a longer phrase")
+        return _bad("err.password.rejected", error=str(e))
     sec.sessions.drop_user(user.name)
     await audit(request, user, "password.change", user.name)
     acc = sec.accounts.get(user.name)
@@ -181,12 +185,8 @@ async def users_add(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "admin")
     body = await _body(request, '{"name": "kim", "role": "operator", "password": "..."}')
     name, role, password = body.get("name"), body.get("role"), body.get("password")
-    sec = _sec(request)
-    try:
-        acc = await asyncio.get_running_loop().run_in_executor(None, sec.accounts.add, name, role, password)
-    except AccountError as e:
-        await audit(request, user, "user.add", str(name)[:64], new=role, result=f"refused: {e}")
-        return _bad(str(e), "check the name, role and password")
+    acc = await _account_op(request, user, "user.add", str(name)[:64], "err.user.add_refused",
+                            _sec(request).accounts.add, name, role, password, new=role)
     await audit(request, user, "user.add", acc.name, new=acc.role)
     return _json(acc.public())
 
@@ -200,10 +200,10 @@ async def users_change(request: web.Request) -> web.StreamResponse:
     sec = _sec(request)
     acc = sec.accounts.get(name)
     if acc is None:
-        return _bad(f"no user {name!r}", "list users with GET /api/users", 404)
+        return _bad("err.user_missing", 404, name=repr(name))
     known = {"role", "disabled", "password", "unlock"}
     if not body or set(body) - known:
-        return _bad(f"send one or more of {', '.join(sorted(known))}", '{"role": "engineer"}')
+        return _bad("err.user.change_what", fields=', '.join(sorted(known)))
     loop = asyncio.get_running_loop()
     try:
         if "role" in body:
@@ -211,7 +211,7 @@ async def users_change(request: web.Request) -> web.StreamResponse:
             await audit(request, user, "user.role", name, old=old, new=new)
         if "disabled" in body:
             if not isinstance(body["disabled"], bool):
-                return _bad("disabled must be true or false")
+                return _bad("err.user.bad_disabled")
             await loop.run_in_executor(None, sec.accounts.set_disabled, name, body["disabled"])
             await audit(request, user, "user.disable" if body["disabled"] else "user.enable", name,
                         old=acc.disabled, new=body["disabled"])
@@ -223,7 +223,7 @@ async def users_change(request: web.Request) -> web.StreamResponse:
             await audit(request, user, "user.unlock", name)
     except AccountError as e:
         await audit(request, user, "user.change", name, new=sorted(body), result=f"refused: {e}")
-        return _bad(str(e), "check the request")
+        return _bad("err.user.change_refused", error=str(e))
     if any(k in body for k in ("role", "disabled", "password")):
         sec.sessions.drop_user(name)
     return _json(sec.accounts.get(name).public())  # type: ignore[union-attr]
@@ -236,12 +236,8 @@ async def users_remove(request: web.Request) -> web.StreamResponse:
     sec = _sec(request)
     acc = sec.accounts.get(name)
     if acc is None:
-        return _bad(f"no user {name!r}", "list users with GET /api/users", 404)
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, sec.accounts.remove, name)
-    except AccountError as e:
-        await audit(request, user, "user.remove", name, result=f"refused: {e}")
-        return _bad(str(e), "make another admin first")
+        return _bad("err.user_missing", 404, name=repr(name))
+    await _account_op(request, user, "user.remove", name, "err.user.remove_refused", sec.accounts.remove, name)
     sec.sessions.drop_user(name)
     await audit(request, user, "user.remove", name, old=acc.role)
     return _json({"ok": True})
@@ -261,14 +257,9 @@ async def tokens_add(request: web.Request) -> web.StreamResponse:
     body = await _body(request, '{"account": "line1-scripts", "role": "viewer", "days": 90}')
     account, role, days = body.get("account"), body.get("role"), body.get("days", 90)
     if isinstance(days, bool) or not isinstance(days, int | float):
-        return _bad("days must be a number of days", '{"days": 90}')
-    sec = _sec(request)
-    try:
-        text, tok = await asyncio.get_running_loop().run_in_executor(None, sec.accounts.token_add, account, role,
-                                                                      float(days), user.name)
-    except AccountError as e:
-        await audit(request, user, "token.add", str(account)[:64], new=role, result=f"refused: {e}")
-        return _bad(str(e), "check the account, role and days")
+        return _bad("err.token.bad_days")
+    text, tok = await _account_op(request, user, "token.add", str(account)[:64], "err.token.add_refused",
+                                  _sec(request).accounts.token_add, account, role, float(days), user.name, new=role)
     await audit(request, user, "token.add", f"{tok.account}/{tok.id}", new=tok.role,
                 detail={"creator": user.name, "account": tok.account, "expires": tok.expires})
     return _json({"token": text, "shown_once": True, **tok.public()})
@@ -282,7 +273,7 @@ async def tokens_revoke(request: web.Request) -> web.StreamResponse:
     try:
         tok = await asyncio.get_running_loop().run_in_executor(None, sec.accounts.token_revoke, tid)
     except AccountError as e:
-        return _bad(str(e), "list tokens with GET /api/tokens", 404)
+        return _bad("err.token.revoke_refused", 404, error=str(e))
     await audit(request, user, "token.revoke", f"{tok.account}/{tok.id}")
     return _json(tok.public())
 
@@ -295,11 +286,11 @@ def _int(q: Any, name: str, default: int | None, lo: int, hi: int) -> int | None
     try:
         v = int(raw)
     except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be an integer", "hint": f"{name}={lo}"}),
+        raise web.HTTPBadRequest(text=json.dumps(error_body("err.param.not_integer_short", name=name, lo=lo)),
                                  content_type="application/json") from None
     if not lo <= v <= hi:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be between {lo} and {hi}",
-                                                  "hint": f"{name}={lo}"}), content_type="application/json")
+        raise web.HTTPBadRequest(text=json.dumps(error_body("err.param.range_short", name=name, lo=lo, hi=hi)),
+                                 content_type="application/json")
     return v
 
 
@@ -329,7 +320,7 @@ async def audit_export(request: web.Request) -> web.StreamResponse:
     user = require_role(request, "admin")
     fmt = request.query.get("format", "jsonl")
     if fmt not in ("jsonl", "syslog"):
-        return _bad("format must be jsonl or syslog", "format=jsonl")
+        return _bad("err.audit.bad_format")
     sec = _sec(request)
     await audit(request, user, "audit.export", fmt)
 

@@ -7,6 +7,10 @@ is duck-typed by :class:`ServiceView`. ``create_app(service)`` returns an ``aioh
 Times in the API are integer nanoseconds since the epoch, UTC, except trend time axes (``t``),
 which are milliseconds so that browsers can use them directly.
 
+Around the routes: :mod:`axline.app.middleware` (request id, errors as JSON, security headers) and
+:mod:`axline.app.stream` (the live stream); the operations, know-how and optimisation pages register
+their own routes.
+
 Who may call what is decided in :mod:`axline.app.security` (Host allow-list, sessions, API tokens,
 cross-site check, least role per route from :mod:`axline.app.routes`); handlers call
 :func:`axline.app.roles.require_role` and audit with :func:`axline.app.audit.audit`.
@@ -22,12 +26,9 @@ Routes: ``GET /`` (dashboard), ``/static/...``, ``GET|POST /login``, ``POST /log
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import math
-import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -36,25 +37,25 @@ from aiohttp import web
 from axline import i18n
 from axline.app import security_routes
 from axline.app.audit import AUDIT_KEY, AuditError, audit
-from axline.app.event_access import visible_events, visible_message
+from axline.app.event_access import visible_events
 from axline.app.http import (  # shared with the route modules
     NS_MAX,
     SERVICE_KEY,
     STATIC_DIR,
-    BadRequest,
-    dumps_json,
-    error_response,
+    bad_request,
+    bad_request_from,
+    json_object,
     json_response,
     parse_int_param,
     parse_tags,
     to_jsonable,  # noqa: F401 - re-exported for callers of server.to_jsonable
 )
+from axline.app.http import dumps_json as dumps_json  # re-exported: callers encode JSON as the API does
 from axline.app.metrics import LOOP_KEY, LoopMonitor, start_loop_monitor, stop_loop_monitor
+from axline.app.middleware import error_middleware, security_headers
 from axline.app.roles import require_role
 from axline.app.routes import INT, NS, PUBLIC, STR, document, document_static
 from axline.app.security import (
-    AUTH_KIND_KEY,
-    REQUEST_ID_KEY,
     SECURITY_KEY,
     Security,
     SecuritySettings,
@@ -63,12 +64,10 @@ from axline.app.security import (
 from axline.app.security import (
     is_loopback as is_loopback,  # re-exported: callers check a bind address here
 )
+from axline.app.stream import STOPPING_KEY, STREAMS_KEY, close_streams, live_stream
+from axline.app.stream import sse_message as sse_message  # re-exported: callers format events here
 from axline.historian.base import Historian
 
-log = logging.getLogger(__name__)
-
-KEEPALIVE_S = 15.0
-STREAM_POLL_S = 1.0  # how often a stream checks whether its client went away
 DEFAULT_WINDOW_NS = 10 * 60 * 1_000_000_000
 DEFAULT_BUCKETS = 300
 MAX_BUCKETS = 20_000
@@ -78,17 +77,6 @@ MAX_RAW_POINTS = 200_000
 MAX_RAW_TAG_SECONDS = 6 * 3600  # raw readings: e.g. 6 tags for an hour, or 1 tag for 6 hours
 MAX_BUCKET_TAG_SECONDS = 20 * 86400  # buckets: e.g. 20 tags for a day
 VERDICTS = ("confirmed", "overruled")
-
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-
-
-STREAMS_KEY: web.AppKey[Any] = web.AppKey("streams", object)
-STOPPING_KEY: web.AppKey[Any] = web.AppKey("stopping", object)
 
 
 @runtime_checkable
@@ -178,7 +166,7 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     if not isinstance(security, Security):
         raise TypeError("security must be an axline.app.security.Security")
 
-    app = web.Application(middlewares=[_error_middleware, guard_middleware],
+    app = web.Application(middlewares=[error_middleware, guard_middleware],
                           client_max_size=security.settings.max_body)
     app[SERVICE_KEY] = service
     app[SECURITY_KEY] = security
@@ -186,9 +174,9 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     app[STREAMS_KEY] = set()
     app[STOPPING_KEY] = asyncio.Event()  # binds to the serving loop lazily (Python >= 3.10)
     app[LOOP_KEY] = LoopMonitor()
-    app.on_response_prepare.append(_security_headers)
+    app.on_response_prepare.append(security_headers)
     app.on_startup.append(start_loop_monitor)
-    app.on_shutdown.append(_on_shutdown)
+    app.on_shutdown.append(close_streams)
     app.on_cleanup.append(stop_loop_monitor)
 
     r = app.router
@@ -205,7 +193,7 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     r.add_get("/api/events", _events)
     r.add_post("/api/events/{id}/feedback", _feedback)
     r.add_post("/api/write", _write_tag)
-    r.add_get("/api/stream", _stream)
+    r.add_get("/api/stream", live_stream)
     security_routes.install(app)
     r.add_static("/static/", STATIC_DIR, show_index=False, append_version=False)
     from axline.app import operations  # alarms, history, quality, reports (imports this module)
@@ -217,6 +205,9 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     from axline.app import optimize_routes  # setpoint advisor, approvals, what-if on the twin
 
     optimize_routes.register(app)
+    from axline.app import vision_routes  # defect types named by operators
+
+    vision_routes.register(app)
     return app
 
 
@@ -251,66 +242,6 @@ for _asset in ("style.css", "i18n.js", "login.js", "favicon.svg"):
     document_static(f"/static/{_asset}", PUBLIC)
 
 
-async def _on_shutdown(app: web.Application) -> None:
-    # End live streams so that the server can stop without waiting for clients.
-    app[STOPPING_KEY].set()
-    for resp in list(app[STREAMS_KEY]):
-        with contextlib.suppress(Exception):
-            await resp.write_eof()
-
-
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    h = response.headers
-    h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("Content-Security-Policy", CSP)
-    h.setdefault("X-Frame-Options", "DENY")
-    h.setdefault("Referrer-Policy", "same-origin")  # "no-referrer" makes form posts send Origin: null
-    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    rid = request.get(REQUEST_ID_KEY)
-    if rid:
-        h.setdefault("X-Request-Id", rid)
-    sec = request.app.get(SECURITY_KEY)
-    if sec is not None and sec.settings.tls:
-        h.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if request.get(AUTH_KIND_KEY) == "session":
-        h.setdefault("X-Axline-Auth", "password")  # the page shows a log-out button
-    if request.path.startswith(("/api/", "/login", "/audit", "/metrics")) or request.path in ("/", "/inspection"):
-        h.setdefault("Cache-Control", "no-store")
-    elif request.path.startswith("/static/"):
-        h.setdefault("Cache-Control", "no-cache")
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = secrets.token_hex(8)
-    request[REQUEST_ID_KEY] = rid
-    try:
-        return await handler(request)
-    except BadRequest as e:
-        return error_response(e.error, e.hint, status=e.status)
-    except web.HTTPException as e:
-        if request.path.startswith("/api/") and e.status >= 400 and e.content_type != "application/json":
-            hint = "see the list of /api/ routes in docs" if e.status == 404 else "check the request"
-            return error_response(f"{request.method} {request.path}: {e.reason}", hint, status=e.status)
-        raise
-    except (asyncio.CancelledError, ConnectionError):
-        raise
-    except Exception:
-        # details stay in the server log, under the request id the caller sees
-        log.exception("request %s: %s %s failed", rid, request.method, request.path)
-        if not request.path.startswith("/api/"):
-            return web.Response(text=f"internal error (request id {rid}); the server log has the details",
-                                status=500, content_type="text/plain")
-        return json_response(
-            {"error": "internal error", "hint": f"the server log has the details under request id {rid}",
-             "request_id": rid}, status=500)
-
-
 # -- pages --------------------------------------------------------------------------------------
 async def _index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
@@ -321,7 +252,9 @@ async def _catalog(request: web.Request) -> web.StreamResponse:
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers=headers)
-    return web.Response(text=body, content_type="text/javascript", charset="utf-8", headers=headers)
+    resp = web.Response(text=body, content_type="text/javascript", charset="utf-8", headers=headers)
+    resp.enable_compression()  # ~110 kB of text, a third of it gzipped; browsers revalidate with the ETag
+    return resp
 
 
 async def _inspection_page(request: web.Request) -> web.StreamResponse:
@@ -375,7 +308,7 @@ async def _series(request: web.Request) -> web.StreamResponse:
     tags = parse_tags(q)
     raw_flag = q.get("raw", "0").strip().lower()
     if raw_flag not in ("0", "1", "true", "false", ""):
-        raise BadRequest(f"raw must be 0 or 1, got {raw_flag[:20]!r}", "raw=1 returns raw readings")
+        raise bad_request("err.raw_flag", raw_flag=repr(raw_flag[:20]))
     raw = raw_flag in ("1", "true")
     end = parse_int_param(q, "to", None, 1, NS_MAX, "ns since epoch", example=time.time_ns())
     start = parse_int_param(q, "from", None, 0, NS_MAX, "ns since epoch", example=time.time_ns())
@@ -384,36 +317,27 @@ async def _series(request: web.Request) -> web.StreamResponse:
     if start is None:
         start = max(0, end - DEFAULT_WINDOW_NS)
     if start >= end:
-        raise BadRequest(f"from must be before to (from={start}, to={end})", "swap them or widen the window")
+        raise bad_request("err.from_after_to", start=start, end=end)
     span = end - start
     step = parse_int_param(q, "step", None, 1, NS_MAX, "bucket width in ns", example=2_000_000_000)
     if step is None:
         step = max(1, -(-span // DEFAULT_BUCKETS))
     if -(-span // step) > MAX_BUCKETS:
-        raise BadRequest(
-            f"step is too small: (to - from) / step gives {-(-span // step)} buckets, at most {MAX_BUCKETS}",
-            f"use step >= {-(-span // MAX_BUCKETS)} ns for this window",
-        )
+        raise bad_request("err.series.too_many_buckets", buckets=-(-span // step), max=MAX_BUCKETS, min_step=-(-span // MAX_BUCKETS))
     if tags is None:
         tags = trend_tags(svc.plant_json())
     # cap what the historian would read before it reads anything
     tag_s = len(tags) * span / 1e9
     cap = MAX_RAW_TAG_SECONDS if raw else MAX_BUCKET_TAG_SECONDS
     if tag_s > cap:
-        raise BadRequest(
-            f"{len(tags)} tags over {span / 1e9:.0f} s is {tag_s:.0f} tag-seconds, at most {cap} "
-            f"{'for raw=1' if raw else 'per request'}",
-            "ask for fewer tags or a shorter from/to window" + ("" if not raw else ", or drop raw=1"),
-        )
+        raise bad_request("err.series.too_many_tag_seconds_raw" if raw else "err.series.too_many_tag_seconds",
+                          n=len(tags), seconds=f"{span / 1e9:.0f}", tag_s=f"{tag_s:.0f}", cap=cap)
     out: dict[str, dict[str, list]] = {}
     if raw:
         series = await _off_loop(svc.historian.query, tags, start, end)
         total = sum(len(s) for s in series.values())
         if total > MAX_RAW_POINTS:
-            raise BadRequest(
-                f"raw=1 would return {total} readings, at most {MAX_RAW_POINTS}",
-                "narrow from/to or drop raw=1 to get buckets",
-            )
+            raise bad_request("err.series.too_many_raw", total=total, max=MAX_RAW_POINTS)
         for p in tags:
             s = series.get(p)
             if s is None or len(s) == 0:
@@ -455,9 +379,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
     kind_raw = q.get("kind", "").strip()
     kinds = [k.strip() for k in kind_raw.split(",") if k.strip()] or None
     if kinds and any(not k.replace("_", "").isalnum() or len(k) > 32 for k in kinds):
-        raise BadRequest(
-            f"kind: {kind_raw[:60]!r} is not a list of event kinds", "e.g. kind=alarm,inspection"
-        )
+        raise bad_request("err.events.bad_kind", kind_raw=repr(kind_raw[:60]))
     source = q.get("source", "").strip() or None
     # audit events (who did what) are for admins only
     events = await _off_loop(visible_events, svc.historian, admin=user.has("admin"), start=since, end=before,
@@ -471,48 +393,28 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
     try:
         event_id = int(raw_id)
     except ValueError:
-        raise BadRequest(
-            f"event id must be an integer, got {raw_id[:40]!r}", "POST /api/events/<id>/feedback"
-        ) from None
+        raise bad_request("err.feedback.bad_id", raw_id=repr(raw_id[:40])) from None
     user = require_role(request, "operator")
-    body = await _json_body(request, '{"verdict": "confirmed"}')
+    body = await json_object(request, '{"verdict": "confirmed"}')
     verdict = body.get("verdict")
     if verdict not in VERDICTS:
-        raise BadRequest(
-            f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}", 'e.g. {"verdict": "confirmed"}'
-        )
+        raise bad_request("err.feedback.bad_verdict", verdicts=', '.join(VERDICTS), verdict=repr(verdict))
     # the reviewer is the logged-in user; a "user" in the body is ignored
     ev = await _off_loop(svc.historian.event, event_id)
     if ev is not None and ev.kind == "alarm":  # alarms are acknowledged through their life cycle (audited)
         await audit(request, user, "event.feedback", str(event_id), new=verdict, result="refused: an alarm")
-        raise BadRequest(f"event {event_id} is an alarm: verdicts are for inspections and defects",
-                         f"acknowledge it with POST /api/alarms/{event_id}/ack", status=409)
+        raise bad_request("err.feedback.alarm", 409, event_id=event_id)
     try:
         result = await svc.feedback(event_id, verdict, user.name)
     except KeyError:
         await audit(request, user, "event.feedback", str(event_id), new=verdict, result="refused: no such event")
-        raise BadRequest(
-            f"event {event_id} does not exist", "list events with GET /api/events", status=404
-        ) from None
+        raise bad_request("err.event_missing", 404, event_id=event_id) from None
     except ValueError as e:
         await audit(request, user, "event.feedback", str(event_id), new=verdict, result=f"refused: {e}")
-        raise BadRequest(f"feedback refused: {e}", "check the event id and verdict") from None
+        raise bad_request("err.feedback.refused", error=e) from None
     await audit(request, user, "event.feedback", str(event_id), new=verdict,
                 detail=(result or {}).get("model") if isinstance(result, dict) else None)
     return json_response(result if result is not None else {"ok": True})
-
-
-async def _json_body(request: web.Request, example: str) -> dict:
-    """The request's JSON object, or a 400 that shows what to send."""
-    if request.content_type != "application/json":
-        raise BadRequest("the body must be sent as JSON", f"Content-Type: application/json, body {example}")
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON", example) from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", example)
-    return body
 
 
 async def _write_tag(request: web.Request) -> web.StreamResponse:
@@ -520,89 +422,30 @@ async def _write_tag(request: web.Request) -> web.StreamResponse:
     svc = _svc(request)
     user = require_role(request, "engineer")
     if not hasattr(svc, "write_tag"):
-        raise BadRequest("this server cannot write to machines", "", status=501)
+        raise bad_request("err.write.unsupported", 501)
     example = '{"path": "site/area/line/cell/asset/signal", "value": 1}'
-    body = await _json_body(request, example)
+    body = await json_object(request, example)
     path, value = body.get("path"), body.get("value")
     if not isinstance(path, str) or not path or len(path) > 512:
         await audit(request, user, "tag.write", str(path)[:512], new=value, result="refused: no tag path")
-        raise BadRequest("path must be the tag path to write", example)
+        raise bad_request("err.write.no_path", example=example)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         await audit(request, user, "tag.write", path, new=str(value)[:64], result="refused: not a number")
-        raise BadRequest(f"value must be a number, got {value!r}", example)
+        raise bad_request("err.write.not_number", value=repr(value), example=example)
     # the service audits the attempt and its result, with the logged-in user's name
     try:
         result = await svc.write_tag(path, float(value), user.name, source=request.remote or "")
     except KeyError as e:
-        raise BadRequest(str(e).strip("'\""), "list tags with GET /api/plant", status=404) from None
+        raise bad_request_from(e, "err.write.unknown_tag", 404) from None
     except PermissionError as e:
-        raise BadRequest(str(e), "only tags marked writable in the plant file can be written", status=403) from None
+        raise bad_request_from(e, "err.write.not_writable", 403) from None
     except ValueError as e:
-        raise BadRequest(str(e), "send a value inside the tag's range") from None
+        raise bad_request_from(e, "err.write.out_of_range") from None
     except AuditError as e:
-        raise BadRequest(str(e), "free disk space for the audit trail, then retry", status=503) from None
+        raise bad_request_from(e, "err.audit_unavailable", 503) from None
     except (ConnectionError, OSError, TimeoutError) as e:
-        raise BadRequest(f"the machine did not take the write: {e}", "check the connection and retry",
-                         status=502) from None
+        raise bad_request("err.write.machine_refused", 502, error=e) from None
     return json_response(result)
-
-
-# -- live stream --------------------------------------------------------------------------------
-def sse_message(msg: dict) -> bytes:
-    """One Server-Sent Event: the message type as event name, the message as JSON data."""
-    kind = str(msg.get("type", "message")).replace("\n", " ")
-    return f"event: {kind}\ndata: {dumps_json(msg)}\n\n".encode()
-
-
-async def _stream(request: web.Request) -> web.StreamResponse:
-    svc = _svc(request)
-    app = request.app
-    user = require_role(request, "viewer")
-    with app[SECURITY_KEY].stream_slot(user, request.remote or ""):
-        return await _stream_for(request, svc, app, admin=user.has("admin"))
-
-
-async def _stream_for(request: web.Request, svc: ServiceView, app: web.Application,
-                      admin: bool = False) -> web.StreamResponse:
-    resp = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache, no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    queue = svc.subscribe()
-    app[STREAMS_KEY].add(resp)
-    stopping: asyncio.Event = app[STOPPING_KEY]
-    try:
-        await resp.prepare(request)
-        await resp.write(b"retry: 3000\n\n")
-        last_write = time.monotonic()
-        while not stopping.is_set():
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                break
-            try:
-                msg = await asyncio.wait_for(queue.get(), timeout=STREAM_POLL_S)
-            except TimeoutError:
-                if time.monotonic() - last_write >= KEEPALIVE_S:
-                    await resp.write(b": keep-alive\n\n")
-                    last_write = time.monotonic()
-                continue
-            msgs = [msg]
-            while not queue.empty() and len(msgs) < 500:
-                msgs.append(queue.get_nowait())
-            chunks = [sse_message(m) for m in msgs if visible_message(m, admin=admin)]  # audit events: admins
-            if not chunks:
-                continue
-            await resp.write(b"".join(chunks))
-            last_write = time.monotonic()
-    except ConnectionError:
-        pass  # the client went away
-    finally:
-        app[STREAMS_KEY].discard(resp)
-        svc.unsubscribe(queue)
-    return resp
 
 
 async def start_site(app: web.Application, host: str, port: int, ssl_context: Any = None) -> tuple[web.AppRunner, int]:

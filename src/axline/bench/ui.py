@@ -78,27 +78,35 @@ class BenchService:
         self._now = now_ns
 
     def plant_json(self) -> dict:
+        """The benchmark's plant."""
         return self.plant
 
     def status_json(self) -> dict:
+        """No station states (the benchmark only reads history)."""
         return {"lines": {}}
 
     def kpi_json(self) -> dict:
+        """No KPIs (the benchmark only reads history)."""
         return {"lines": {}}
 
     def now_ns(self) -> int:
+        """The end of the generated history."""
         return self._now
 
     def health_json(self) -> dict:
+        """Always healthy."""
         return {"ok": True}
 
     def subscribe(self) -> asyncio.Queue:
+        """A queue that never gets live updates."""
         return asyncio.Queue(maxsize=1)
 
     def unsubscribe(self, q: asyncio.Queue) -> None:
+        """Nothing to stop."""
         pass
 
     async def feedback(self, event_id: int, verdict: str, user: str) -> dict:
+        """No events to review: always ``KeyError``."""
         raise KeyError(event_id)
 
 
@@ -191,6 +199,7 @@ def _chromium() -> str:
 
 
 def measure_explorer(url: str, tags: list[str], end: int, repeats: int, width: int) -> dict[str, Any]:
+    """Time the history explorer in Chromium: draws, API answers and buckets of ``repeats`` views."""
     from playwright.sync_api import sync_playwright
 
     draws, apis, buckets = [], [], []
@@ -227,6 +236,7 @@ def measure_explorer(url: str, tags: list[str], end: int, repeats: int, width: i
 
 
 def measure_report(historian: Any, plant: dict[str, Any], end: int, repeats: int) -> dict[str, Any]:
+    """Time building a shift report and rendering it as HTML and PDF, ``repeats`` times."""
     from axline.report.render import to_html, to_pdf
     from axline.report.shift import build_report, shift_window
 
@@ -250,6 +260,7 @@ def measure_report(historian: Any, plant: dict[str, Any], end: int, repeats: int
 
 
 def run(args: argparse.Namespace) -> int:
+    """``axline bench ui``: generate the history, serve the dashboard and time its pages."""
     from axline.historian.embedded import EmbeddedHistorian
 
     if not 31 <= args.days <= 3660:

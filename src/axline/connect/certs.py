@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from axline import i18n
+
 DEFAULT_APPLICATION_URI = "urn:axline:client"
 """The application URI of axline's client certificate unless another is asked for."""
 
@@ -230,13 +232,10 @@ def main(argv: list[str] | None = None) -> int:
                                               common_name=a.name, organization=a.org, host_names=a.host,
                                               ip_addresses=a.ip, days=a.days, overwrite=a.overwrite)
     except (ValueError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(i18n.say("cli.error", error=e), file=sys.stderr)
         return 2
-    print(f"certificate: {info.certificate.resolve()}\nprivate key: {info.private_key.resolve()}\n"
-          f"application URI: {info.application_uri}\nvalid until: {info.not_valid_after:%Y-%m-%d} UTC\n"
-          "Trust the certificate on the OPC UA server, then set in the plant file's connector:\n"
-          f"  security_policy: Basic256Sha256\n  certificate: {info.certificate.resolve()}\n"
-          f"  private_key: {info.private_key.resolve()}")
+    print(i18n.say("cli.opcua_cert_made", cert=info.certificate.resolve(), key=info.private_key.resolve(),
+                   uri=info.application_uri, until=f"{info.not_valid_after:%Y-%m-%d}"))
     return 0
 
 

@@ -35,6 +35,7 @@ class DeadLetter:
     source: str = ""  # connector name, filled in by the connector
 
     def to_json(self, max_payload_bytes: int = 4096) -> dict[str, Any]:
+        """The letter as JSON, its payload cut to ``max_payload_bytes`` (text, or hex when binary)."""
         raw = self.payload[:max_payload_bytes]
         return {
             "ts": self.ts,
@@ -89,6 +90,7 @@ class DeadLetterStore:
 
     # -- writing --------------------------------------------------------------------------------
     def add(self, letter: DeadLetter, source: str = "") -> None:
+        """Keep one refused message."""
         self.add_many((letter,), source)
 
     def add_many(self, letters: Iterable[DeadLetter], source: str = "") -> None:
@@ -150,9 +152,11 @@ class DeadLetterStore:
         return out
 
     def disk_bytes(self) -> int:
+        """Bytes the dead-letter files take on disk."""
         return sum(f.stat().st_size for f in self._files())
 
     def close(self) -> None:
+        """Close the current dead-letter file."""
         with self._lock:
             if self._fh is not None:
                 self._fh.close()

@@ -120,6 +120,7 @@ class McAddress:
 
     @property
     def points(self) -> int:
+        """How many device points the value spans (1 for a bit, the type's words otherwise)."""
         return 1 if self.device.is_bit else codec.WORD_TYPES[self.type][0]
 
 
@@ -231,11 +232,13 @@ class McClient:
         self._lock = asyncio.Lock()
 
     async def connect(self) -> None:
+        """Open the TCP connection to the PLC."""
         self._reader, self._writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port), self.timeout_s
         )
 
     async def close(self) -> None:
+        """Close the connection."""
         w, self._writer, self._reader = self._writer, None, None
         if w is not None:
             w.close()
@@ -246,6 +249,7 @@ class McClient:
 
     @property
     def connected(self) -> bool:
+        """Whether the connection is open."""
         return self._writer is not None and not self._writer.is_closing()
 
     async def request(self, command: int, subcommand: int, data: bytes, what: str = "") -> bytes:
@@ -304,10 +308,12 @@ class McClient:
         return unpack_bits(data, points)
 
     async def write_words(self, dev: Device, head: int, words: list[int]) -> None:
+        """Write ``words`` to device ``dev`` from point ``head`` on."""
         data = device_spec(dev, head, len(words)) + struct.pack(f"<{len(words)}H", *words)
         await self.request(CMD_BATCH_WRITE, SUB_WORD, data, f"writing {len(words)} words to {dev.name}{head}")
 
     async def write_bits(self, dev: Device, head: int, bits: list[int]) -> None:
+        """Write ``bits`` to device ``dev`` from point ``head`` on."""
         data = device_spec(dev, head, len(bits)) + pack_bits(bits)
         await self.request(CMD_BATCH_WRITE, SUB_BIT, data, f"writing {len(bits)} bits to {dev.name}{head}")
 

@@ -70,6 +70,7 @@ class ModbusAddress:
 
     @property
     def words(self) -> int:
+        """How many registers the value spans (1 for a coil or input)."""
         return 1 if self.table in BIT_TABLES else codec.WORD_TYPES[self.type][0]
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from axline.batch import Batch
+from axline.batch import Batch, Row
 from axline.connect.base import check_write
 from axline.connect.broker import BROKER_OPTIONS, BrokerConnector
 from axline.connect.deadletter import DeadLetter
@@ -48,7 +48,7 @@ from axline.connect.json_mapping import (
     compile_selector,
     parse_address,
 )
-from axline.connect.json_payload import parse_json_payload, timestamp_ns
+from axline.connect.json_payload import parse_json_payload, parse_json_readings, timestamp_ns
 from axline.connect.registry import Option, Schema
 from axline.plant import Tag
 
@@ -111,10 +111,14 @@ class MqttConnector(BrokerConnector):
         return list(self.options["subscribe"] or self.mapping.topic_filters())
 
     def subscribe_qos(self) -> int:
+        """The QoS of the subscriptions (the ``qos`` option)."""
         return self.options["qos"]
 
-    def handle_message(self, topic: str, payload: bytes, now_ns: int) -> tuple[Batch | None, list[DeadLetter]]:
-        return parse_json_payload(topic, payload, self.mapping, now_ns)
+    def handle_message(self, topic: str, payload: bytes, now_ns: int
+                       ) -> tuple[Batch | list[Row], list[DeadLetter]]:
+        """Decode a JSON message through the tag mapping (single readings as plain rows, no arrays per
+        message); unreadable parts become dead letters."""
+        return parse_json_readings(topic, payload, self.mapping, now_ns)
 
     def write_topic_of(self, tag: Tag) -> str:
         """The topic a write to ``tag`` publishes to."""

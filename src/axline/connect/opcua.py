@@ -190,6 +190,7 @@ class _Security:
 
 
 class OpcUaConnector(Connector):
+    """Reads an OPC UA server by subscription (or polling), with optional security, and writes setpoints."""
     schema = Schema({
         "endpoint": Option(str, help="server URL, e.g. opc.tcp://192.168.0.10:4840"),
         "namespace": Option(str, "urn:axline:sim", help="namespace URI for addresses that are not full NodeIds"),
@@ -345,6 +346,8 @@ class OpcUaConnector(Connector):
         return ua.NodeId(address, ns_idx)
 
     async def session(self, sink: Sink) -> None:
+        """Connect, resolve the tags' nodes and hand value changes to ``sink`` until the connection fails or
+        stops."""
         o = self.options
         # asyncua's keep-alive watchdog defaults to 1 s: a busy server would look dead and the
         # client would reconnect over and over; give it the request timeout instead
@@ -462,6 +465,7 @@ class OpcUaConnector(Connector):
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - t0)))
 
     async def write(self, tag: Tag, value: float) -> None:
+        """Write ``value`` to a writable tag in the node's own data type."""
         if not tag.writable:
             raise PermissionError(f"tag {tag.path} is not writable; mark it 'writable: true' in the plant file")
         if self._client is None or self.state != CONNECTED:
@@ -478,4 +482,5 @@ class OpcUaConnector(Connector):
 
     # asyncua calls these on the handler when given one; the batch path does not need them
     def status_change_notification(self, status) -> None:  # pragma: no cover
+        """Log a change of the subscription's status."""
         log.info("connector %s: subscription status %s", self.name, status)

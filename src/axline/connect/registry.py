@@ -10,6 +10,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from axline import i18n
+
 _CONNECTORS: dict[str, str] = {
     "opcua": "axline.connect.opcua:OpcUaConnector",
     "modbus": "axline.connect.modbus:ModbusConnector",
@@ -24,13 +26,19 @@ _REQUIRED = object()
 
 
 class OptionError(ValueError):
-    def __init__(self, key: str, problem: str) -> None:
-        self.key, self.problem = key, problem
-        super().__init__(f"{key}: {problem}" if key else problem)
+    """A connector option is wrong: ``key`` and what is wrong with it (catalog text ``message`` with ``params``;
+    ``problem`` is the English text, ``phrase`` the text in either language)."""
+
+    def __init__(self, key: str, message: str, /, **params: Any) -> None:
+        self.key = key
+        self.phrase = i18n.Phrase(message, **params)
+        self.problem = self.phrase.text("en")
+        super().__init__(f"{key}: {self.problem}" if key else self.problem)
 
 
 @dataclass(frozen=True)
 class Option:
+    """One connector option: its type, default, help, allowed values and range."""
     type: type | tuple[type, ...]
     default: Any = _REQUIRED
     help: str = ""
@@ -46,16 +54,17 @@ class Schema:
         self.options = options
 
     def validate(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The options ``given`` checked and completed with defaults; ``OptionError`` on the first mistake."""
         out: dict[str, Any] = {}
         for key in given:
             if key not in self.options:
                 close = difflib.get_close_matches(key, list(self.options), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise OptionError(key, f"unknown option{hint}; allowed: {', '.join(self.options)}")
+                hint = i18n.Phrase("plant.did_you_mean", name=repr(close[0])) if close else i18n.Phrase(None)
+                raise OptionError(key, "connect.unknown_option", suggest=hint, allowed=", ".join(self.options))
         for key, opt in self.options.items():
             if key not in given:
                 if opt.default is _REQUIRED:
-                    raise OptionError("", f"missing required option '{key}' ({opt.help})")
+                    raise OptionError("", "connect.missing_option", key=key, help=opt.help)
                 out[key] = opt.default
                 continue
             value = given[key]
@@ -64,22 +73,24 @@ class Schema:
                 value = float(value)
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 names = " or ".join(t.__name__ for t in types)
-                raise OptionError(key, f"expected {names}, got {value!r} ({opt.help})")
+                raise OptionError(key, "connect.option_type", types=names, value=repr(value), help=opt.help)
             if opt.choices is not None and value not in opt.choices:
-                raise OptionError(key, f"{value!r} is not allowed; choose one of {', '.join(map(str, opt.choices))}")
+                raise OptionError(key, "connect.option_choice", value=repr(value), choices=", ".join(map(str, opt.choices)))
             if opt.min is not None and value < opt.min:
-                raise OptionError(key, f"{value!r} is too small: must be >= {opt.min}")
+                raise OptionError(key, "connect.option_small", value=repr(value), min=opt.min)
             if opt.max is not None and value > opt.max:
-                raise OptionError(key, f"{value!r} is too large: must be <= {opt.max}")
+                raise OptionError(key, "connect.option_large", value=repr(value), max=opt.max)
             out[key] = value
         return out
 
 
 def names() -> list[str]:
+    """The connector type names."""
     return sorted(_CONNECTORS)
 
 
 def connector_class(name: str) -> type:
+    """The class of connector type ``name`` (imported on first use)."""
     try:
         target = _CONNECTORS[name]
     except KeyError:
@@ -89,4 +100,5 @@ def connector_class(name: str) -> type:
 
 
 def schema(name: str) -> Schema:
+    """The option schema of connector type ``name``."""
     return connector_class(name).schema

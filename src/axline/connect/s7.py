@@ -90,6 +90,7 @@ class S7Address:
 
     @property
     def size(self) -> int:
+        """How many bytes the value spans."""
         return 1 if self.type == "bool" else np.dtype(S7_TYPES[self.type]).itemsize
 
 

@@ -76,6 +76,7 @@ class SparkplugConnector(BrokerConnector):
         self.skipped = 0
 
     def topic_filters(self) -> list[str]:
+        """The Sparkplug B topics to subscribe: node and device births, deaths and data."""
         g = self.options["group"] or "+"
         return [f"{NAMESPACE}/{g}/{t}/+" for t in ("NBIRTH", "NDEATH", "NDATA")] + \
                [f"{NAMESPACE}/{g}/{t}/+/+" for t in ("DBIRTH", "DDEATH", "DDATA")]
@@ -87,19 +88,23 @@ class SparkplugConnector(BrokerConnector):
         return f'{{"online":{"true" if online else "false"},"timestamp":{int(time.time() * 1000)}}}'.encode()
 
     def configure_client(self, client) -> None:
+        """Set the host application's death certificate (STATE) as the client's will."""
         if self.options["host_id"]:
             client.will_set(self._state_topic(), self._state_payload(False), qos=1, retain=True)
 
     def on_connected(self, client) -> None:
+        """Forget sequence numbers and announce the host application online."""
         self.decoder.reset_sequences()
         if self.options["host_id"]:
             client.publish(self._state_topic(), self._state_payload(True), qos=1, retain=True)
 
     def before_disconnect(self, client) -> None:
+        """Announce the host application offline."""
         if self.options["host_id"]:
             client.publish(self._state_topic(), self._state_payload(False), qos=1, retain=True)
 
     def handle_message(self, topic: str, payload: bytes, now_ns: int) -> tuple[Batch | None, list[DeadLetter]]:
+        """Decode a Sparkplug B message; ask for a rebirth when a sequence gap shows."""
         res = self.decoder.handle(topic, payload, now_ns)
         self.skipped += res.skipped
         if res.rebirth and self.options["rebirth_on_gap"]:

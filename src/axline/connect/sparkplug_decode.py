@@ -156,6 +156,7 @@ class SparkplugDecoder:
             self.add_tag(t.path, t.source.address if t.source else t.path, t.lo, t.hi)
 
     def add_tag(self, path: str, address: str, lo: float = -math.inf, hi: float = math.inf) -> None:
+        """Read tag ``path`` from the metric at ``address``, within ``lo`` .. ``hi``."""
         try:
             explicit = parse_address(address)
         except ValueError as e:
@@ -181,6 +182,7 @@ class SparkplugDecoder:
 
     # -- the state machine ----------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes, now_ns: int) -> SparkplugResult:
+        """Decode one message into a batch and dead letters (never raises)."""
         try:
             return self._handle(topic, bytes(payload), now_ns)
         except Exception as e:  # noqa: BLE001 - the last guard: a bug must not kill the network thread

@@ -55,6 +55,7 @@ class SparkplugEdgeNode:
         self._auth = (username, password)
 
     def alias(self, name: str, device: str | None = None) -> int:
+        """The alias of metric ``name`` (of ``device``)."""
         return self._metrics[(device, name)][0]
 
     def _topic(self, mtype: str, device: str | None = None) -> str:
@@ -66,6 +67,7 @@ class SparkplugEdgeNode:
         return s
 
     def connect(self, timeout_s: float = 5.0) -> None:
+        """Connect to the broker with the node's death certificate and publish its birth."""
         client = new_client(self._cid, username=self._auth[0] or None, password=self._auth[1])
         death = pb.encode_payload(pb.Payload(timestamp=int(time.time() * 1000), metrics=[
             pb.Metric(name=BDSEQ_METRIC, datatype=pb.INT64, value=self.bdseq)]))
@@ -128,6 +130,7 @@ class SparkplugEdgeNode:
             self._send("DDATA" if device else "NDATA", device, metrics, now)
 
     def publish_device_death(self, device: str) -> None:
+        """Publish the death of ``device``."""
         with self._lock:
             self._send("DDEATH", device, [], int(time.time() * 1000))
 

@@ -48,6 +48,7 @@ class SparkplugDecodeError(ValueError):
 
 @dataclass(slots=True)
 class Metric:
+    """A Sparkplug B metric: name or alias, timestamp, data type and value."""
     name: str | None = None
     alias: int | None = None
     timestamp: int | None = None  # ms since epoch, UTC
@@ -61,6 +62,7 @@ class Metric:
 
 @dataclass(slots=True)
 class Payload:
+    """A Sparkplug B payload: timestamp, metrics, sequence number and UUID."""
     timestamp: int | None = None  # ms since epoch, UTC
     metrics: list[Metric] = field(default_factory=list)
     seq: int | None = None

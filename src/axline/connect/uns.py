@@ -124,6 +124,7 @@ class UnsConnector(BrokerConnector):
             self.options["client_id"] = f"axline-central-{socket.gethostname()}-{name}"
 
     def topic_filters(self) -> list[str]:
+        """The topics to subscribe (the ``topics`` option)."""
         return list(self.options["topics"])
 
     def _make_client(self):
@@ -134,6 +135,7 @@ class UnsConnector(BrokerConnector):
         return client
 
     def handle_message(self, topic: str, payload: bytes, now_ns: int) -> tuple[Batch | None, list[DeadLetter]]:
+        """Decode a UNS message; an unreadable one becomes a dead letter."""
         try:
             return decode_uns(topic, payload, self.options["prefix"]), []
         except PayloadError as e:

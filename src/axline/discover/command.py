@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlparse
 
+from axline import i18n
 from axline.discover.draft import draft_plant
 from axline.discover.inventory import inventory_html, inventory_markdown
 from axline.discover.modbus import DEFAULT_MODBUS_SCAN, discover_modbus
@@ -40,7 +41,7 @@ def parse_duration(text: str) -> float:
     """``"30s"``, ``"2m"``, ``"500ms"`` -> seconds."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*", text)
     if not m:
-        raise ValueError(f"--listen: {text!r} is not a duration; use e.g. 30s, 2m, 500ms")
+        raise ValueError(i18n.pair("discover.bad_listen", value=repr(text)))
     scale = {"ms": 0.001, "s": 1, None: 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
     return float(m.group(1)) * scale
 
@@ -53,22 +54,20 @@ def run(args) -> int:
     try:
         port = u.port
     except ValueError:
-        raise ValueError(f"{args.url}: the port is not a number within 0..65535") from None
+        raise ValueError(i18n.pair("discover.bad_port", url=args.url)) from None
     if scheme in ("opcua", "opc.tcp"):
         endpoint = args.url.replace("opcua://", "opc.tcp://", 1)
         signals, info = asyncio.run(discover_opcua(endpoint, listen))
     elif scheme == "modbus":
         if not u.hostname:
-            raise ValueError(
-                f"{args.url}: no host; write modbus://HOST[:PORT], e.g. modbus://192.168.0.10:502"
-            )
+            raise ValueError(i18n.pair("discover.modbus_no_host", url=args.url))
         scan = getattr(args, "scan", None) or DEFAULT_MODBUS_SCAN
         signals, info = asyncio.run(
             discover_modbus(u.hostname, port or 502, scan, getattr(args, "unit_id", 1), listen)
         )
     elif scheme in ("mqtt", "mqtts"):
         if not u.hostname:
-            raise ValueError(f"{args.url}: no host; write mqtt://HOST[:PORT], e.g. mqtt://192.168.0.20:1883")
+            raise ValueError(i18n.pair("discover.mqtt_no_host", url=args.url))
         topics = (getattr(args, "topics", None) or "#").split(",")
         signals, info = discover_mqtt(
             u.hostname,
@@ -80,26 +79,15 @@ def run(args) -> int:
             tls=scheme == "mqtts",
         )
     else:
-        raise ValueError(
-            f"{args.url}: discovery speaks opcua:// (opc.tcp://), modbus:// and mqtt:// (mqtts://); "
-            f"got scheme {u.scheme!r}"
-        )
+        raise ValueError(i18n.pair("discover.bad_scheme", url=args.url, scheme=repr(u.scheme)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "inventory.md").write_text(inventory_markdown(signals, info), encoding="utf-8")
+    (out / "inventory.md").write_text(inventory_markdown(signals, info, i18n.terminal_language()), encoding="utf-8")
     (out / "inventory.html").write_text(inventory_html(signals, info), encoding="utf-8")
     if not signals:
-        print(
-            f"no signals found at {info['endpoint']} (nothing numeric arrived or answered); wrote "
-            f"{out}/inventory.md and {out}/inventory.html but no draft plant file. Listen longer (--listen), "
-            f"or check --topics / --scan / --unit-id"
-        )
+        print(i18n.say("discover.nothing", endpoint=info["endpoint"], out=out))
         return 1
     (out / "draft-plant.yaml").write_text(draft_plant(signals, info), encoding="utf-8")
     machines = len({s.machine for s in signals})
-    print(
-        f"{len(signals)} signals on {machines} machine(s) at {info['endpoint']}; "
-        f"wrote {out}/draft-plant.yaml, "
-        f"{out}/inventory.md and {out}/inventory.html"
-    )
+    print(i18n.say("discover.done", signals=len(signals), machines=machines, endpoint=info["endpoint"], out=out))
     return 0

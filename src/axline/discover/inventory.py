@@ -5,12 +5,26 @@ from __future__ import annotations
 
 import html
 
+from axline import i18n
 from axline.discover.modbus import EXCEPTION_NAMES, TABLE_NAMES
 from axline.discover.signal import Signal
 
 
 def _fmt(x) -> str:
     return "-" if x is None else str(x)
+
+
+def _both(key: str) -> str:
+    """A heading in English and Korean: ``"Scan / 주소 탐색"``."""
+    return i18n.pair(key)
+
+
+def _cols(keys: list[str], lang: str) -> list[str]:
+    return [i18n.text(f"inventory.col.{k}", lang) for k in keys]
+
+
+def _th(keys: list[str]) -> str:
+    return "".join(f"<th>{html.escape(i18n.pair(f'inventory.col.{k}'))}</th>" for k in keys)
 
 
 def inventory_rows(signals: list[Signal], info: dict) -> list[dict]:
@@ -47,23 +61,22 @@ def refused_text(refused: list[tuple[int, int, int]]) -> str:
     )
 
 
-def _scan_lines(info: dict) -> list[str]:
+def _scan_lines(info: dict, lang: str = "en") -> list[str]:
     """Markdown lines on the Modbus scan: answering and refused ranges per table."""
     if "scan" not in info:
         return []
+    none = i18n.text("inventory.none", lang)
 
     def spans(rs) -> str:
-        return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b, *_ in rs) or "none"
+        return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b, *_ in rs) or none
 
     out = [
-        "## Scan",
+        "## " + i18n.text("inventory.scan", lang),
         "",
-        f"{info['requests']} read requests to scan; polled {info['polls']} times every "
-        f"{info['poll_interval_s']:g} s. "
-        "A refused range answered with the Modbus exception shown (illegal data address: the device has no "
-        "such address).",
+        i18n.text("inventory.scan_text", lang, requests=info["requests"], polls=info["polls"],
+                  interval=f"{info['poll_interval_s']:g}"),
         "",
-        "| table | scanned | answering | refused |",
+        "| " + " | ".join(_cols(["table", "scanned", "answering", "refused"], lang)) + " |",
         "|---|---|---|---|",
     ]
     for t in info["scan"]:
@@ -75,11 +88,12 @@ def _scan_lines(info: dict) -> list[str]:
     return [*out, ""]
 
 
-def _topic_lines(topics: list[dict]) -> list[str]:
+def _topic_lines(topics: list[dict], lang: str = "en") -> list[str]:
     if not topics:
         return []
     out = [
-        "| topic | payload | messages (retained) | msg/s | max gap (s) | signals | problems |",
+        "| " + " | ".join(_cols(["topic", "payload", "messages", "per_s", "max_gap", "signals", "problems"], lang))
+        + " |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for r in topics:
@@ -90,37 +104,38 @@ def _topic_lines(topics: list[dict]) -> list[str]:
     return [*out, ""]
 
 
-def inventory_markdown(signals: list[Signal], info: dict) -> str:
-    """The inventory as Markdown: per machine its topics and a table of its signals."""
+def inventory_markdown(signals: list[Signal], info: dict, lang: str = "en") -> str:
+    """The inventory as Markdown in ``lang``: per machine its topics and a table of its signals."""
     rows = inventory_rows(signals, info)
     topics = info.get("topics", [])
     machines = sorted({r["machine"] for r in rows} | {t["machine"] for t in topics})
     notes = any(r["note"] for r in rows)
     out = [
-        f"# Data-readiness inventory — {info['endpoint']}",
+        "# " + i18n.text("inventory.title_md", lang, endpoint=info["endpoint"]),
         "",
-        f"{len(rows)} signals on {len(machines)} machine(s); listened {info.get('listened_s', 0):g} s.",
-        "A signal that did not update while listening has `max gap` equal to the window: it may be static "
-        "(a setting) or not wired.",
+        i18n.text("inventory.summary", lang, signals=len(rows), machines=len(machines),
+                  seconds=f"{info.get('listened_s', 0):g}"),
+        i18n.text("inventory.static_hint", lang),
         "",
     ]
     if "topics" in info:
         out += [
-            f"{len(topics)} topic(s) seen on {', '.join(info.get('subscribed', ['#']))}; machines are topic "
-            "prefixes (Sparkplug B: group/edge/device).",
+            i18n.text("inventory.topics_seen", lang, topics=len(topics),
+                      subscribed=", ".join(info.get("subscribed", ["#"]))),
             "",
         ]
-    out += _scan_lines(info)
+    out += _scan_lines(info, lang)
     for m in machines:
         mine = [r for r in rows if r["machine"] == m]
         live = sum(1 for r in mine if r["updates_per_s"])
-        out += [f"## {m}", "", f"{len(mine)} signals, {live} updating.", ""]
-        out += _topic_lines([t for t in topics if t["machine"] == m])
+        out += [f"## {m}", "", i18n.text("inventory.machine_summary", lang, signals=len(mine), live=live), ""]
+        out += _topic_lines([t for t in topics if t["machine"] == m], lang)
         if not mine:
             continue
+        cols = ["signal", "type", "unit", "range", "writable", "updates", "max_gap", "address"] + (
+            ["note"] if notes else [])
         out += [
-            "| signal | type | unit | range | writable | updates/s | max gap (s) | address |"
-            + (" note |" if notes else ""),
+            "| " + " | ".join(_cols(cols, lang)) + " |",
             "|---|---|---|---|---|---:|---:|---|" + ("---|" if notes else ""),
         ]
         for r in mine:
@@ -135,7 +150,7 @@ def inventory_markdown(signals: list[Signal], info: dict) -> str:
 
 
 def inventory_html(signals: list[Signal], info: dict) -> str:
-    """The inventory as one self-contained HTML page (Korean and English headings)."""
+    """The inventory as one self-contained HTML page (Korean and English headings from the catalog)."""
     rows = inventory_rows(signals, info)
     e = html.escape
     notes = any(r["note"] for r in rows)
@@ -152,14 +167,15 @@ def inventory_html(signals: list[Signal], info: dict) -> str:
     if "scan" in info:
         trs = "".join(
             f"<tr><td>{e(t['table'])} ({e(TABLE_NAMES[t['table']])})</td>"
-            f"<td>{e(', '.join(f'{a}-{b}' for a, b in t['answered']) or 'none')}</td>"
+            f"<td>{e(', '.join(f'{a}-{b}' for a, b in t['answered']) or i18n.text('inventory.none'))}</td>"
             f"<td>{e(refused_text(t['refused']))}"
             f"</td></tr>"
             for t in info["scan"]
         )
         extra += (
-            f"<h2>Scan / 주소 탐색</h2><p>{info['requests']} requests, {info['polls']} polls</p>"
-            f"<table><tr><th>table / 영역</th><th>answering / 응답</th><th>refused / 거부</th></tr>{trs}</table>"
+            f"<h2>{e(_both('inventory.scan'))}</h2>"
+            f"<p>{e(i18n.pair('inventory.scan_counts', requests=info['requests'], polls=info['polls']))}</p>"
+            f"<table><tr>{_th(['table', 'answering', 'refused'])}</tr>{trs}</table>"
         )
     if info.get("topics"):
         trs = "".join(
@@ -170,18 +186,17 @@ def inventory_html(signals: list[Signal], info: dict) -> str:
             for t in info["topics"]
         )
         extra += (
-            f"<h2>Topics / 토픽</h2><table><tr><th>machine / 설비</th><th>topic / 토픽</th>"
-            f"<th>payload / 형식</th><th>messages (retained) / 메시지 (보존)</th><th>msg/s</th>"
-            f"<th>max gap (s) / 최대 공백</th><th>signals / 신호</th><th>problems / 문제</th></tr>{trs}</table>"
+            f"<h2>{e(_both('inventory.topics'))}</h2><table><tr>"
+            f"{_th(['machine', 'topic', 'payload', 'messages', 'per_s', 'max_gap', 'signals', 'problems'])}"
+            f"</tr>{trs}</table>"
         )
     return (
         f"<!doctype html><html lang=en><meta charset=utf-8><title>axline inventory</title>"
         f"<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}"
         f"td,th{{border:1px solid #ccc;padding:4px 8px}}th{{background:#eee}}</style>"
-        f"<h1>Data-readiness inventory / 데이터 준비도 목록</h1><p>{e(info['endpoint'])}: {len(rows)} signals</p>"
-        f"{extra + '<h2>Signals / 신호</h2>' if extra else ''}"
-        f"<table><tr><th>machine / 설비</th><th>signal / 신호</th><th>type</th><th>unit / 단위</th><th>range</th>"
-        f"<th>writable / 쓰기</th><th>updates/s</th><th>max gap (s)</th><th>address</th>"
-        + ("<th>note / 비고</th>" if notes else "")
+        f"<h1>{e(_both('inventory.title'))}</h1>"
+        f"<p>{e(i18n.pair('inventory.signals_count', endpoint=info['endpoint'], signals=len(rows)))}</p>"
+        f"{extra + '<h2>' + e(_both('inventory.signals')) + '</h2>' if extra else ''}"
+        f"<table><tr>{_th(['machine', 'signal', 'type', 'unit', 'range', 'writable', 'updates', 'max_gap', 'address'] + (['note'] if notes else []))}"
         + f"</tr>{body}</table></html>"
     )

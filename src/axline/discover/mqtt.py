@@ -49,6 +49,7 @@ class MqttListener:
         self.t0 = time.monotonic()
 
     def record(self, topic: str, payload: bytes, retained: bool, now: float | None = None) -> None:
+        """Count a message on ``topic`` (size, retained, gaps) and read its signals; topics are bounded."""
         t = (time.monotonic() if now is None else now) - self.t0
         with self._lock:
             seen = self.topics.get(topic)

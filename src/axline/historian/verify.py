@@ -18,6 +18,7 @@ import zlib
 
 import numpy as np
 
+from axline import i18n
 from axline.historian.record import HEADER_SIZE, next_valid, parse_header
 
 _SEG_RE = re.compile(r"^seg-(\d{6,})\.dat$")
@@ -116,11 +117,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep, indent=1))
     else:
-        print(f"{rep['path']}: {rep['segments']} segments, {rep['records']} good records, "
-              f"{rep['readings']} readings, {rep['bytes'] / 2**20:.1f} MiB")
+        print(i18n.say("cli.verify_summary", path=rep["path"], segments=rep["segments"], records=rep["records"],
+                       readings=rep["readings"], mib=f"{rep['bytes'] / 2**20:.1f}"))
         for p in rep["problems"]:
-            print(f"DAMAGED {p['file']} offset {p['offset']}: {p['problem']}")
+            print(i18n.say("cli.verify_damaged", file=p["file"], offset=p["offset"], problem=p["problem"]))
         if rep["quarantined_before"]:
-            print(f"{len(rep['quarantined_before'])} region(s) quarantined earlier (damaged.json)")
-        print("no damage found" if not rep["problems"] else f"{len(rep['problems'])} problem(s) found")
+            print(i18n.say("cli.verify_quarantined", n=len(rep["quarantined_before"])))
+        print(i18n.say("cli.verify_clean") if not rep["problems"] else
+              i18n.say("cli.verify_problems", n=len(rep["problems"])))
     return 1 if rep["problems"] else 0

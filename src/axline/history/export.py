@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from axline import i18n
 from axline.historian.base import Historian
 
 AGGREGATES = ("mean", "min", "max", "last", "all")
@@ -43,8 +44,7 @@ def check_size(plant: dict, tags: Sequence[str], start: int, end: int) -> int:
     """The estimated readings, or ExportError when the request would read too many."""
     n = estimate_readings(plant, tags, start, end)
     if n > MAX_READINGS:
-        raise ExportError(f"{len(tags)} tag(s) over this period hold about {n:,} readings, at most "
-                          f"{MAX_READINGS:,} per request; choose fewer tags or a shorter period")
+        raise i18n.error(ExportError, "export.too_many_readings", n=len(tags), readings=f"{n:,}", max=f"{MAX_READINGS:,}")
     return n
 
 
@@ -91,17 +91,16 @@ def history_table(historian: Historian, tags: Sequence[str], start: int, end: in
     """The table of ``tags`` over [start, end): buckets of ``step`` ns (``agg`` per bucket, ``all``
     for min / mean / max), or raw readings joined on time when ``step`` is None."""
     if agg not in AGGREGATES:
-        raise ExportError(f"agg must be one of {', '.join(AGGREGATES)}, got {agg!r}")
+        raise i18n.error(ExportError, "export.bad_agg", aggregates=", ".join(AGGREGATES), agg=repr(agg))
     if not tags:
-        raise ExportError("no tags to export; pass tags=path1,path2")
+        raise i18n.error(ExportError, "export.no_tags")
     names = names or {}
     header: list[str] = []
     if step is None:
         series = historian.query(list(tags), start, end)
         total = sum(len(s) for s in series.values())
         if total > MAX_ROWS:
-            raise ExportError(f"the raw export would hold {total} readings, at most {MAX_ROWS}; "
-                              "narrow the period or export buckets (step=...)")
+            raise i18n.error(ExportError, "export.too_many_raw", total=total, max=MAX_ROWS)
         all_ts = np.unique(np.concatenate([np.asarray(s.ts, dtype=np.int64) for s in series.values()]
                                           or [np.zeros(0, np.int64)]))
         cols = []
@@ -117,8 +116,8 @@ def history_table(historian: Historian, tags: Sequence[str], start: int, end: in
     n_buckets = -(-(end - start) // step)
     per_tag = 3 if agg == "all" else 1
     if n_buckets > MAX_ROWS or n_buckets * len(tags) * per_tag > MAX_CELLS:
-        raise ExportError(f"{n_buckets} buckets x {len(tags)} tags is too large to export; use a larger step "
-                          f"(at least {-(-(end - start) // MAX_ROWS)} ns)")
+        raise i18n.error(ExportError, "export.too_many_buckets", buckets=n_buckets, n=len(tags),
+                         min_step=-(-(end - start) // MAX_ROWS))
     buckets = {p: historian.query_buckets([p], start, end, step).get(p) for p in tags}  # one tag at a time
     grid = start + np.arange(n_buckets, dtype=np.int64) * step
     cols = []

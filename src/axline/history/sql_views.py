@@ -173,7 +173,7 @@ def run(args: Any) -> int:
 
         Path(args.grafana).write_text(json.dumps(grafana_dashboard(args.schema), indent=2, ensure_ascii=False) + "\n",
                                       encoding="utf-8")
-        print(f"wrote the Grafana dashboard to {args.grafana}")
+        print(i18n.say("cli.grafana_written", file=args.grafana))
         if not args.dsn and not args.print:
             return 0
     if args.print:
@@ -188,5 +188,6 @@ def run(args: Any) -> int:
 
     with psycopg.connect(args.dsn) as conn:
         install(conn, args.schema, args.grant)
-    print(f"created {len(VIEW_NAMES)} views in schema {args.schema}" + (f", readable by {args.grant}" if args.grant else ""))
+    print(i18n.say("cli.views_created_grant", n=len(VIEW_NAMES), schema=args.schema, role=args.grant) if args.grant
+          else i18n.say("cli.views_created", n=len(VIEW_NAMES), schema=args.schema))
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,20 @@ def pair(key: str, /, **params: Any) -> str:
     return f"{text(key, 'en', **params)} / {text(key, 'ko', **params)}"
 
 
+def terminal_language() -> str:
+    """The command line's language: ``AXLINE_LANG``, else the locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``)."""
+    for name in ("AXLINE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name)
+        if value:
+            return "ko" if value.lower().startswith("ko") else "en"
+    return "en"
+
+
+def say(key: str, /, **params: Any) -> str:
+    """The text of ``key`` in the command line's language (:func:`terminal_language`)."""
+    return text(key, terminal_language(), **params)
+
+
 def language(value: str | None, default: str = "en") -> str:
     """``"ko"`` or ``"en"`` from a ``lang`` parameter or an ``Accept-Language`` header; else ``default``."""
     if not value:
@@ -84,6 +99,14 @@ def language(value: str | None, default: str = "en") -> str:
     if first.startswith("en"):
         return "en"
     return default
+
+
+def error(kind: type[Exception], key: str, /, **params: Any) -> Exception:
+    """An exception of type ``kind`` with the English text of ``key``; it carries ``key`` and ``params`` so that
+    whoever shows it (the web app) can put it in the reader's language."""
+    exc = kind(text(key, "en", **params))
+    exc.key, exc.params = key, params  # type: ignore[attr-defined]
+    return exc
 
 
 class Phrase:

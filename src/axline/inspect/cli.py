@@ -47,6 +47,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=256, help="input side in pixels (multiple of 16)")
     parser.add_argument("--normalize-brightness", action="store_true",
                         help="rescale each image to a fixed brightness and contrast")
+    parser.add_argument("--scorer", choices=("auto", "gaussian", "nn", "combined"), default="auto",
+                        help="patch scorer: auto (default: chosen on held-out goods with synthetic defects), "
+                             "gaussian (per position), nn (memory bank) or combined")
+    parser.add_argument("--smallest-defect-px", type=float, default=None,
+                        help="inspect at native aspect, tiled, at a scale where a defect this many image "
+                             "pixels across is seen")
+    parser.add_argument("--smallest-defect-mm", type=float, default=None,
+                        help="the same in mm (needs --mm-per-px, the camera calibration)")
+    parser.add_argument("--mm-per-px", type=float, default=None, help="camera calibration: mm per image pixel")
+    parser.add_argument("--tile-overlap", type=int, default=64, help="pixels shared by neighbouring tiles")
+    parser.add_argument("--ignore", type=_roi, action="append", default=[], metavar="X,Y,WIDTH,HEIGHT",
+                        help="a rectangle never to count (edges, labels, holes); repeat for more")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -65,12 +77,16 @@ def run_train(args: argparse.Namespace) -> int:
             images, args.out, coreset_ratio=args.coreset_ratio, max_bank=args.max_bank,
             target_frr=args.target_frr, holdout=args.holdout, roi=args.roi, defect_images=defects,
             size=args.size, normalize_brightness=args.normalize_brightness, seed=args.seed,
-            progress=not args.no_progress,
+            progress=not args.no_progress, scorer=args.scorer, smallest_defect_px=args.smallest_defect_px,
+            smallest_defect_mm=args.smallest_defect_mm, mm_per_px=args.mm_per_px,
+            tile_overlap=args.tile_overlap, ignore=args.ignore,
         )
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {report['model']}: {report['n_images']} images, bank {report['bank_size']} patches, "
+    print(f"wrote {report['model']}: {report['n_images']} images, scorer {report['scorer']}, "
+          f"{report['tiles']} tile(s) on a {report['canvas'][0]}x{report['canvas'][1]} canvas, "
+          f"bank {report['bank_size']} patches, "
           f"threshold {report['threshold']:.4f}, held-out false-reject rate "
           f"{report['holdout_false_reject_rate']:.3f}, {report['train_seconds']:.1f} s")
     return 0

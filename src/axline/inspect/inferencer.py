@@ -1,12 +1,15 @@
 """Deployable inspector: runs a trained ``.axi`` model with onnxruntime and NumPy only (no torch).
 
 ``Inspector.load("model.axi").inspect(image)`` returns a :class:`Verdict` with the image score
-(the largest distance of any patch to its nearest good patch in the memory bank), ``"pass"`` or
-``"reject"`` against the calibrated threshold, and an anomaly map at the image's size.
+(the worst tile's score; a tile's score is the mean of its highest patch scores, each the
+Mahalanobis distance to that position's good Gaussian, the distance to the nearest good patch in
+the memory bank, or both), ``"pass"`` or ``"reject"`` against the calibrated threshold, the score
+of every tile and an anomaly map at the image's size, stitched from the tiles.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from scipy.ndimage import gaussian_filter
 
 from axline.inspect.model import InspectorModel, Preprocessing
+from axline.inspect.tiling import cut_tiles, ignore_cells, stitch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 BANK_CHUNK = 2048
@@ -44,6 +48,11 @@ class Verdict:
     verdict: str
     anomaly_map: np.ndarray
     threshold: float
+    tile_scores: list[float] | None = None
+    tile_boxes: list[tuple[int, int, int, int]] | None = None  # (x, y, width, height) in image pixels
+    features: np.ndarray | None = None  # (T, D, g, g) backbone features, for defect types
+    patch_scores: np.ndarray | None = None  # (T, g, g)
+    defect_type: dict[str, Any] | None = None  # type, confidence, label {en, ko}, known (rejects only)
 
     @property
     def rejected(self) -> bool:
@@ -103,12 +112,13 @@ def crop_roi(image: np.ndarray, roi: tuple[int, int, int, int] | None) -> np.nda
 
 
 def preprocess(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """Turn a uint8 image (already cropped to the ROI) into the backbone input ``(3, S, S)``."""
+    """Turn a uint8 image (already cropped to the ROI) into the canvas ``(3, H, W)`` (the backbone
+    input ``(3, S, S)`` when the model has no canvas)."""
     if prep.color == "grey" and image.ndim == 3:
         pil = Image.fromarray(image, "RGB").convert("L")
     else:
         pil = Image.fromarray(image)
-    pil = pil.resize((prep.size, prep.size), Image.BILINEAR)
+    pil = pil.resize(prep.canvas_size, Image.BILINEAR)
     arr = np.asarray(pil, dtype=np.float32)
     if prep.normalize_brightness:
         arr = (arr - arr.mean()) / (arr.std() + 1e-3) * BRIGHTNESS_STD + BRIGHTNESS_MEAN
@@ -118,10 +128,12 @@ def preprocess(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
+@functools.lru_cache(maxsize=64)
 def bilinear_matrix(out_size: int, in_size: int) -> np.ndarray:
     """Interpolation matrix ``(out_size, in_size)`` of bilinear resizing with half-pixel centres.
 
-    Matches ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``.
+    Matches ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``. Cached
+    (read-only): a station sees the same few image sizes again and again.
     """
     scale = in_size / out_size
     src = np.maximum((np.arange(out_size) + 0.5) * scale - 0.5, 0.0)
@@ -132,6 +144,7 @@ def bilinear_matrix(out_size: int, in_size: int) -> np.ndarray:
     rows = np.arange(out_size)
     np.add.at(mat, (rows, lo), 1.0 - frac)
     np.add.at(mat, (rows, hi), frac)
+    mat.setflags(write=False)
     return mat
 
 
@@ -279,62 +292,192 @@ class BackboneRunner:
         return feats, nearest
 
 
-class Inspector:
-    """Loads a trained model once and inspects images (torch-free)."""
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
 
-    def __init__(self, model: InspectorModel, threads: int = 2) -> None:
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> Any:
+    """Context: NumPy's BLAS on one thread. Its small products gain nothing from threads, and on
+    a loaded 2-core PC waiting threads multiply their time (40 ms instead of 0.4 ms)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+class Inspector:
+    """Loads a trained model once and inspects images (torch-free).
+
+    ``threads``: onnxruntime threads (default: the machine's cores, at most 4); ``batch``: tiles per
+    backbone run (default: timed once at load, one tile at a time or all together, whichever is
+    faster here); ``ignore``: extra ``(x, y, width, height)`` rectangles never to count.
+    """
+
+    def __init__(self, model: InspectorModel, threads: int | None = None, batch: int | None = None,
+                 ignore: list[tuple[int, int, int, int]] | None = None) -> None:
         self.model = model
         self.prep = model.preprocessing
         self.threshold = float(model.threshold)
-        self.backbone = BackboneRunner(model.backbone_onnx, threads)
-        self.scorer = NearestNeighbourScorer(model.bank)
+        self.threads = threads if threads is not None else auto_threads()
+        self.backbone = BackboneRunner(model.backbone_onnx, self.threads)
+        self.scorer = NearestNeighbourScorer(model.bank) if model.scorer in ("nn", "combined") else None
+        from axline.inspect.types import DefectTypes
+
+        self.types = DefectTypes.from_json(model.types)
+        self.offsets = self.prep.tiles()
+        self.ignore = list(self.prep.ignore) + [tuple(int(v) for v in r) for r in (ignore or [])]
+        self._ignore_cache: dict[tuple[int, ...], np.ndarray | None] = {}
+        self.batch = batch if batch is not None else (1 if len(self.offsets) == 1 else self._tune_batch())
+        if not 1 <= self.batch <= 256:
+            raise ValueError(f"batch must be between 1 and 256, got {self.batch}")
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 2) -> Inspector:
+    def load(cls, path: str | Path, threads: int | None = None, batch: int | None = None,
+             ignore: list[tuple[int, int, int, int]] | None = None) -> Inspector:
         """Load a ``.axi`` file (verified) and prepare the runtime."""
-        return cls(InspectorModel.load(path), threads=threads)
+        return cls(InspectorModel.load(path), threads=threads, batch=batch, ignore=ignore)
+
+    def _tune_batch(self) -> int:
+        """Time one tile per run against all tiles in one run on a blank canvas; keep the faster."""
+        import time
+
+        tiles = np.full((len(self.offsets), 3, self.prep.size, self.prep.size), 127.0, np.float32)
+        best, best_t = 1, float("inf")
+        for b in (1, len(tiles)):
+            self._run_tiles(tiles, b)  # warm-up
+            t0 = time.perf_counter()
+            for _ in range(2):
+                self._run_tiles(tiles, b)
+            t = time.perf_counter() - t0
+            if t < best_t:
+                best, best_t = b, t
+        return best
+
+    def _run_tiles(self, tiles: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray | None]:
+        feats, nearest = [], []
+        for s in range(0, len(tiles), batch):
+            part = tiles[s:s + batch]
+            if self.scorer is not None:
+                f, n = self.backbone.features_and_nearest(part, self.scorer)
+                nearest.append(n)
+            else:
+                f = self.backbone.features(part)
+            feats.append(f)
+        return np.concatenate(feats), (np.concatenate(nearest) if nearest else None)
+
+    def tiles(self, crop: np.ndarray) -> np.ndarray:
+        """The backbone inputs ``(T, 3, S, S)`` of an image already cropped to the ROI."""
+        return cut_tiles(preprocess(crop, self.prep), self.offsets, self.prep.size)
 
     def features(self, batch: np.ndarray) -> np.ndarray:
         """Backbone patch features of ``(N, 3, S, S)`` float32 pixels; returns ``(N, D, h, w)``."""
         return self.backbone.features(batch)
 
-    def patch_scores(self, features: np.ndarray) -> np.ndarray:
-        """Patch scores ``(h, w)`` of ``(D, h, w)`` features: nearest-bank distance / position scale."""
-        d, h, w = features.shape
-        raw = self.scorer.distances(features.reshape(d, h * w).T).reshape(h, w)
-        return normalise_patch_scores(raw, self.model.position_scale)
+    def image_features(self, image: np.ndarray) -> np.ndarray:
+        """Backbone features ``(T, D, g, g)`` of every tile of a full image."""
+        return self._run_tiles(self.tiles(crop_roi(load_image(image), self.prep.roi)), self.batch)[0]
+
+    def patch_scores(self, features: np.ndarray, nearest: np.ndarray | None = None,
+                     image_shape: tuple[int, ...] | None = None) -> np.ndarray:
+        """Patch scores ``(T, g, g)`` of tile features ``(T, D, g, g)`` (or one tile ``(D, g, g)``);
+        cells in ignored rectangles score 0 (``image_shape`` is needed for them without a ROI)."""
+        if features.ndim == 3:
+            features = features[None]
+        t, d, h, w = features.shape
+        q = features.transpose(0, 2, 3, 1).reshape(t * h * w, d)
+        parts = []
+        if self.model.scorer in ("nn", "combined"):
+            assert self.scorer is not None
+            if nearest is not None:
+                raw = self.scorer.distances_to(q, nearest.reshape(-1))
+            else:
+                raw = self.scorer.distances(q)
+            parts.append(normalise_patch_scores(raw.reshape(t, h, w), self.model.position_scale))
+        if self.model.scorer in ("gaussian", "combined"):
+            g = self.model.gaussian
+            if g.positions != t * h * w:
+                raise ValueError(f"the model's Gaussian has {g.positions} positions, the image {t * h * w}; retrain")
+            raw = g.distances(q).reshape(t, h, w)
+            parts.append(normalise_patch_scores(raw, self.model.gaussian_scale))
+        scores = parts[0] if len(parts) == 1 else 0.5 * (parts[0] + parts[1])
+        mask = self._ignored(scores.shape[1], image_shape)
+        if mask is not None:
+            scores = np.where(mask, 0.0, scores).astype(np.float32)
+        return scores.astype(np.float32, copy=False)
+
+    def _ignored(self, g: int, image_shape: tuple[int, ...] | None) -> np.ndarray | None:
+        if not self.ignore:
+            return None
+        if self.prep.roi is not None:
+            roi = self.prep.roi
+        elif image_shape is not None:
+            roi = (0, 0, int(image_shape[1]), int(image_shape[0]))
+        else:
+            raise ValueError("ignore rectangles without a region of interest need the image's shape")
+        key = (g, *roi)
+        if key not in self._ignore_cache:
+            if len(self._ignore_cache) > 64:  # images of many sizes: keep the cache bounded
+                self._ignore_cache.clear()
+            self._ignore_cache[key] = ignore_cells(self.ignore, roi, self.prep.canvas_size, self.offsets,
+                                                   self.prep.size, self.prep.size // g)
+        return self._ignore_cache[key]
 
     def inspect(self, image: np.ndarray | str | Path) -> Verdict:
         """Score one image (array or file path) and decide pass or reject.
 
-        One onnxruntime run computes the features and finds each patch's nearest bank row; NumPy then
-        computes the exact distances, the image score and the anomaly map.
+        The region is resized to the canvas and cut into tiles; onnxruntime computes each tile's
+        features (and, for the memory bank, each patch's nearest bank row); NumPy then computes the
+        patch scores, the tile scores, the image score and the stitched anomaly map.
         """
         full = load_image(image)
         crop = crop_roi(full, self.prep.roi)
-        feats, nearest = self.backbone.features_and_nearest(preprocess(crop, self.prep)[None], self.scorer)
-        d, h, w = feats[0].shape
-        raw = self.scorer.distances_to(feats[0].reshape(d, h * w).T, nearest[0]).reshape(h, w)
-        return self._verdict(full, normalise_patch_scores(raw, self.model.position_scale))
+        feats, nearest = self._run_tiles(self.tiles(crop), self.batch)
+        with one_blas_thread():
+            return self._verdict(full, self.patch_scores(feats, nearest, full.shape), feats)
 
     def verdict_from_features(self, full: np.ndarray, features: np.ndarray) -> Verdict:
-        """Verdict for image ``full`` given its backbone features ``(D, h, w)`` (ROI already applied)."""
-        return self._verdict(full, self.patch_scores(features))
+        """Verdict for image ``full`` given its tile features ``(T, D, g, g)`` (ROI already applied)."""
+        with one_blas_thread():
+            return self._verdict(full, self.patch_scores(features, image_shape=full.shape),
+                                 features if features.ndim == 4 else features[None])
 
-    def _verdict(self, full: np.ndarray, scores: np.ndarray) -> Verdict:
-        score = image_score(scores, self.model.top_k)
+    def _verdict(self, full: np.ndarray, scores: np.ndarray, feats: np.ndarray | None = None) -> Verdict:
+        tile_scores = [image_score(s, self.model.top_k) for s in scores]
+        score = max(tile_scores)
         if self.prep.roi is not None:
             x, y, w, h = self.prep.roi
         else:
             x, y, h, w = 0, 0, full.shape[0], full.shape[1]
-        sigma = self.prep.smoothing_sigma * max(h, w) / self.prep.size
-        amap = anomaly_map(scores, h, w, sigma)
+        cw, ch = self.prep.canvas_size
+        g = scores.shape[1]
+        grid = stitch(scores, self.offsets, (cw, ch), self.prep.size // g)
+        sigma = self.prep.smoothing_sigma * max(h / ch, w / cw)
+        amap = anomaly_map(grid, h, w, sigma)
         if self.prep.roi is not None:
             canvas = np.zeros(full.shape[:2], np.float32)
             canvas[y:y + h, x:x + w] = amap
             amap = canvas
+        for ix, iy, iw, ih in self.ignore:
+            amap[max(iy, 0):iy + ih, max(ix, 0):ix + iw] = 0.0
+        boxes = [(x + round(ox * w / cw), y + round(oy * h / ch), round(self.prep.size * w / cw),
+                  round(self.prep.size * h / ch)) for oy, ox in self.offsets]
         verdict = "reject" if score > self.threshold else "pass"
-        return Verdict(score=score, verdict=verdict, anomaly_map=amap, threshold=self.threshold)
+        dtype = None
+        if verdict == "reject" and feats is not None and self.types.names:
+            from axline.inspect.types import region_feature
+
+            dtype = self.types.predict(region_feature(feats, scores))
+        return Verdict(score=score, verdict=verdict, anomaly_map=amap, threshold=self.threshold,
+                       tile_scores=tile_scores, tile_boxes=boxes, features=feats, patch_scores=scores,
+                       defect_type=dtype)
+
+    def health_monitor(self) -> Any:
+        """A fresh :class:`~axline.inspect.health.HealthMonitor` for this model (None without a reference)."""
+        if self.model.health is None:
+            return None
+        from axline.inspect.health import HealthMonitor
+
+        return HealthMonitor(self.model.health)
 
     def inspect_many(
         self, images: Iterable[str | Path]
@@ -387,9 +530,14 @@ def save_heatmap_overlay(
     return out_path
 
 
-def default_threads() -> int:
-    """Inference threads: ``AXLINE_INSPECT_THREADS`` or 2."""
+def auto_threads() -> int:
+    """Inference threads: ``AXLINE_INSPECT_THREADS``, else the machine's cores (at most 4)."""
     try:
-        return max(1, int(os.environ.get("AXLINE_INSPECT_THREADS", "2")))
-    except ValueError:
-        return 2
+        return max(1, int(os.environ["AXLINE_INSPECT_THREADS"]))
+    except (KeyError, ValueError):
+        return max(1, min(os.cpu_count() or 2, 4))
+
+
+def default_threads() -> int:
+    """Inference threads (see :func:`auto_threads`)."""
+    return auto_threads()

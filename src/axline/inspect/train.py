@@ -2,12 +2,13 @@
 
 ``train_inspector`` writes the truncated EfficientNet-Lite0 as an ONNX graph (no torch, see
 :mod:`axline.inspect.features`), extracts patch features of all training images with it on
-onnxruntime, keeps a greedy k-center coreset of the training patches as the memory bank,
-calibrates the threshold on held-out good images for a target false-reject rate (refined by labelled
+onnxruntime (tile by tile on a canvas of the part's aspect when a defect scale is set), fits a
+Gaussian of good patch features per position (and/or keeps a greedy k-center coreset of the
+training patches as a memory bank), calibrates the threshold on held-out good images for a target false-reject rate (refined by labelled
 defect images when given) and writes one ``.axi`` file.
 
-``update_with_feedback``: overruled false rejects add their unmatched patches to the bank,
-confirmed defects refine the threshold.
+``update_with_feedback``: overruled false rejects join the Gaussian (and add their unmatched
+patches to the bank); confirmed defects refine the threshold.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from axline.inspect.inferencer import (
     preprocess,
 )
 from axline.inspect.model import InspectorModel, Preprocessing
+from axline.inspect.tiling import cut_tiles
 
 ImageInput = str | Path | np.ndarray
 
@@ -171,6 +173,7 @@ def _inputs(arrays: Sequence[np.ndarray], prep: Preprocessing) -> np.ndarray:
 
 
 POSITION_PRIOR_WEIGHT = 4.0
+FEEDBACK_WEIGHT = 0.05  # an overruled false reject counts as this share of the good images seen
 
 
 def position_scale_from(raw_maps: np.ndarray) -> np.ndarray:
@@ -197,6 +200,34 @@ def _validate(coreset_ratio: float, target_frr: float, holdout: float, max_bank:
         raise ValueError(f"size must be a multiple of 16 between 32 and 1024, got {size!r}")
 
 
+def _auroc(neg: Sequence[float], pos: Sequence[float]) -> float:
+    """Probability that a positive outscores a negative (ties count one half)."""
+    n, p = np.asarray(neg, np.float64), np.asarray(pos, np.float64)
+    return float(((p[:, None] > n[None]).sum() + 0.5 * (p[:, None] == n[None]).sum()) / (len(n) * len(p)))
+
+
+def _tile_features(runtime: BackboneRunner, image: np.ndarray, prep: Preprocessing,
+                   offsets: list[tuple[int, int]]) -> np.ndarray:
+    """Features ``(T, D, g, g)`` of every tile of one full image."""
+    return runtime.features(cut_tiles(preprocess(crop_roi(image, prep.roi), prep), offsets, prep.size))
+
+
+def _flat(f: np.ndarray) -> np.ndarray:
+    """``(T, D, g, g)`` -> patches ``(T * g * g, D)`` in (tile, row, column) order."""
+    return f.transpose(0, 2, 3, 1).reshape(-1, f.shape[1])
+
+
+def _combine(scorer: str, raw: dict[str, np.ndarray], scales: dict[str, np.ndarray | None]) -> np.ndarray:
+    parts = [normalise_patch_scores(raw[k], scales[k]) for k in ("nn", "gaussian") if scorer in (k, "combined")]
+    return parts[0] if len(parts) == 1 else 0.5 * (parts[0] + parts[1])
+
+
+def _score(maps: np.ndarray, top_k: int, mask: np.ndarray | None) -> float:
+    if mask is not None:
+        maps = np.where(mask, 0.0, maps)
+    return max(image_score(m, top_k) for m in maps)
+
+
 def train_inspector(
     images: Sequence[ImageInput],
     out: str | Path,
@@ -218,19 +249,43 @@ def train_inspector(
     seed: int = 0,
     threads: int = 2,
     progress: bool = True,
+    scorer: str = "auto",
+    keep_all_scorers: bool = False,
+    smallest_defect_px: float | None = None,
+    smallest_defect_mm: float | None = None,
+    mm_per_px: float | None = None,
+    canvas: tuple[int, int] | None = None,
+    tile_overlap: int = 64,
+    ignore: Sequence[tuple[int, int, int, int]] = (),
 ) -> dict[str, Any]:
     """Train on good images, write ``out`` (``.axi``) and return a report dict.
 
-    ``coreset_ratio`` of the training patches (at most ``max_bank``) form the memory bank;
-    ``holdout`` of the images are kept out of the bank to calibrate the threshold for
+    ``scorer``: ``"gaussian"`` (a Gaussian of good patch features per position), ``"nn"``
+    (distance to the nearest patch of a memory bank: ``coreset_ratio`` of the training patches, at
+    most ``max_bank``), ``"combined"`` (the mean of both) or ``"auto"`` (default: all three are
+    built and the one that best separates held-out goods from synthetic defects drawn on them is
+    kept; ties go to the memory bank, which needs fewer images). ``keep_all_scorers`` keeps the
+    parts of the scorers not chosen in the file (to compare them later).
+    ``holdout`` of the images are kept out of the statistics to calibrate the threshold for
     ``target_frr``; ``defect_images`` (optional, labelled defective) refine it. With
-    ``position_normalise`` a patch's distance is divided by the mean held-out good distance at its
-    grid position (edges of a part are often less regular than its middle); the image score is the
-    mean of the ``top_k`` highest patch scores (default: one patch in 64).
+    ``position_normalise`` a patch's score is divided by the mean held-out good score at its
+    position. A tile's score is the mean of its ``top_k`` highest patch scores (default: one patch
+    in 64); the image's is its worst tile's.
+
+    Native resolution: give ``smallest_defect_px`` (or ``smallest_defect_mm`` with the camera's
+    ``mm_per_px``) and the region is resized so that defect spans about one 16-pixel patch cell,
+    onto a canvas of the part's own aspect, cut into tiles of ``size`` overlapping by
+    ``tile_overlap`` pixels (or set ``canvas`` = ``(width, height)`` directly). ``ignore``:
+    ``(x, y, width, height)`` rectangles of the image that never count.
     """
     from axline.inspect import features as feat
+    from axline.inspect.scoring import GaussianStats
+    from axline.inspect.synthetic import synthetic_defect
+    from axline.inspect.tiling import ignore_cells, plan_canvas, scale_for_defect
 
     _validate(coreset_ratio, target_frr, holdout, max_bank, size)
+    if scorer not in ("gaussian", "nn", "combined", "auto"):
+        raise ValueError(f"scorer must be gaussian, nn, combined or auto, got {scorer!r}")
     if max_candidates < 16:
         raise ValueError(f"max_candidates must be at least 16, got {max_candidates}")
     t0 = time.perf_counter()
@@ -238,8 +293,20 @@ def train_inspector(
     if len(arrays) < 3:
         raise ValueError(f"images must hold at least 3 good images (2 to learn from, 1 to calibrate), got {len(arrays)}")
     defects = _load_all(defect_images, "defect_images")
+    scale = None
+    if canvas is None and (smallest_defect_px is not None or smallest_defect_mm is not None):
+        scale = scale_for_defect(smallest_defect_px, smallest_defect_mm, mm_per_px)
+        if roi is not None:
+            rw, rh = roi[2], roi[3]
+        else:
+            rw = int(np.median([a.shape[1] for a in arrays]))
+            rh = int(np.median([a.shape[0] for a in arrays]))
+        canvas = plan_canvas(rw, rh, scale, size)
     prep = Preprocessing(size=size, roi=tuple(roi) if roi is not None else None,  # type: ignore[arg-type]
-                         normalize_brightness=normalize_brightness, color=_color_mode(arrays))
+                         normalize_brightness=normalize_brightness, color=_color_mode(arrays),
+                         canvas=tuple(canvas) if canvas is not None else None,  # type: ignore[arg-type]
+                         tile_overlap=tile_overlap, scale=scale, ignore=list(ignore))
+    offsets = prep.tiles()
     blocks = tuple(blocks) if blocks is not None else feat.DEFAULT_BLOCKS
     onnx_bytes = feat.build_backbone_onnx(size, blocks, feature_dim, seed, grid_stride)
     runtime = BackboneRunner(onnx_bytes, threads)
@@ -248,50 +315,93 @@ def train_inspector(
     order = rng.permutation(len(arrays))
     n_hold = max(1, int(round(holdout * len(arrays))))
     hold_idx, train_idx = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+    n_synth = len(hold_idx) if scorer == "auto" else 0
+    synth_rng = np.random.default_rng(seed + 1)
+    synth = [synthetic_defect(arrays[i], synth_rng)[0] for i in hold_idx] if n_synth else []
 
-    bar = ProgressBar(len(arrays) + len(defects), "extracting features", progress)
-    train_feats = []
-    for i in train_idx:
-        train_feats.append(runtime.features(_inputs([arrays[i]], prep))[0])
-        bar.update()
-    hold_feats = []
-    for i in hold_idx:
-        hold_feats.append(runtime.features(_inputs([arrays[i]], prep))[0])
-        bar.update()
-    defect_feats = []
-    for a in defects:
-        defect_feats.append(runtime.features(_inputs([a], prep))[0])
-        bar.update()
+    bar = ProgressBar(len(arrays) + len(defects) + n_synth, "extracting features", progress)
+
+    def extract(imgs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        out_ = []
+        for a in imgs:
+            out_.append(_tile_features(runtime, a, prep, offsets))
+            bar.update()
+        return out_
+
+    train_feats = extract([arrays[i] for i in train_idx])
+    hold_feats = extract([arrays[i] for i in hold_idx])
+    defect_feats = extract(defects)
+    synth_feats = extract(synth)
     bar.close()
 
-    dim = train_feats[0].shape[0]
-    patches = np.concatenate([f.reshape(dim, -1).T for f in train_feats])
-    bank_size = int(min(max_bank, max(1, round(coreset_ratio * len(patches))), len(patches)))
-    candidates = patches
-    if len(patches) > max_candidates:
-        candidates = patches[np.sort(rng.choice(len(patches), max_candidates, replace=False))]
-    bank_size = min(bank_size, len(candidates))
-    t_core = time.perf_counter()
-    per_step = max(1, bank_size // 1000)
-    bank = candidates[greedy_coreset(candidates, bank_size, seed=seed, per_step=per_step)]
-    coreset_s = time.perf_counter() - t_core
+    t_dim, dim, gh, gw = train_feats[0].shape
+    grid_shape = (t_dim, gh, gw)
+    top_k = int(top_k) if top_k is not None else max(1, round(gh * gw / 64))
+    kinds = ("nn", "gaussian") if scorer in ("combined", "auto") else (scorer,)
+    bank = np.zeros((0, dim), np.float32)
+    n_patches = sum(f.shape[0] * gh * gw for f in train_feats)
+    coreset_s = 0.0
+    raw: dict[str, dict[str, list[np.ndarray]]] = {}
+    gaussian = None
+    if "nn" in kinds:
+        patches = np.concatenate([_flat(f) for f in train_feats])
+        bank_size = int(min(max_bank, max(1, round(coreset_ratio * len(patches))), len(patches)))
+        candidates = patches
+        if len(patches) > max_candidates:
+            candidates = patches[np.sort(rng.choice(len(patches), max_candidates, replace=False))]
+        bank_size = min(bank_size, len(candidates))
+        t_core = time.perf_counter()
+        bank = candidates[greedy_coreset(candidates, bank_size, seed=seed, per_step=max(1, bank_size // 1000))]
+        coreset_s = time.perf_counter() - t_core
+        del patches, candidates
+        nn = NearestNeighbourScorer(bank)
+        raw["nn"] = {k: [nn.distances(_flat(f)).reshape(grid_shape) for f in fs]
+                     for k, fs in (("hold", hold_feats), ("defect", defect_feats), ("synth", synth_feats))}
+    if "gaussian" in kinds:
+        gaussian = GaussianStats.fit_array(np.stack([_flat(f) for f in train_feats]), seed=seed)
+        raw["gaussian"] = {k: [gaussian.distances(_flat(f)).reshape(grid_shape) for f in fs]
+                           for k, fs in (("hold", hold_feats), ("defect", defect_feats), ("synth", synth_feats))}
 
-    scorer = NearestNeighbourScorer(bank)
-    grid = hold_feats[0].shape[1:]
-    top_k = int(top_k) if top_k is not None else max(1, round(grid[0] * grid[1] / 64))
-    hold_raw = np.stack([scorer.distances(f.reshape(dim, -1).T).reshape(grid) for f in hold_feats])
-    position_scale = position_scale_from(hold_raw) if position_normalise else None
-    good_scores = []
-    for i, raw in enumerate(hold_raw):
-        # leave-one-out scale, so a held-out image does not calibrate its own normalisation
-        scale = position_scale
-        if position_normalise and len(hold_raw) >= 2:
-            scale = position_scale_from(np.delete(hold_raw, i, axis=0))
-        good_scores.append(image_score(normalise_patch_scores(raw, scale), top_k))
-    defect_scores = [
-        image_score(normalise_patch_scores(scorer.distances(f.reshape(dim, -1).T).reshape(grid), position_scale), top_k)
-        for f in defect_feats
-    ]
+    def mask_for(img: np.ndarray) -> np.ndarray | None:
+        if not prep.ignore:
+            return None
+        r = prep.roi or (0, 0, img.shape[1], img.shape[0])
+        return ignore_cells(prep.ignore, r, prep.canvas_size, offsets, size, size // gh)
+
+    hold_masks = [mask_for(arrays[i]) for i in hold_idx]
+    scales: dict[str, np.ndarray | None] = {}
+    for k in kinds:
+        hold_raw = np.stack(raw[k]["hold"])
+        scales[k] = position_scale_from(hold_raw) if position_normalise else None
+
+    def good_scores_for(which: str) -> list[float]:
+        out_ = []
+        for i in range(len(hold_idx)):
+            # leave-one-out scale, so a held-out image does not calibrate its own normalisation
+            loo = dict(scales)
+            if position_normalise and len(hold_idx) >= 2:
+                loo = {k: position_scale_from(np.delete(np.stack(raw[k]["hold"]), i, axis=0)) for k in kinds}
+            maps = _combine(which, {k: raw[k]["hold"][i] for k in kinds}, loo)
+            out_.append(_score(maps, top_k, hold_masks[i]))
+        return out_
+
+    def scores_for(which: str, part: str, imgs: Sequence[np.ndarray]) -> list[float]:
+        return [_score(_combine(which, {k: raw[k][part][i] for k in kinds}, scales), top_k, mask_for(a))
+                for i, a in enumerate(imgs)]
+
+    validation: dict[str, float] = {}
+    chosen = scorer
+    if scorer == "auto":
+        for which in ("nn", "gaussian", "combined"):
+            validation[which] = _auroc(good_scores_for(which), scores_for(which, "synth", synth))
+        chosen = max(validation, key=lambda k: (validation[k], k == "nn"))
+        if not keep_all_scorers:
+            if chosen == "gaussian":
+                bank = np.zeros((0, dim), np.float32)
+            elif chosen == "nn":
+                gaussian = None
+    good_scores = good_scores_for(chosen)
+    defect_scores = scores_for(chosen, "defect", defects)
     threshold = calibrate_threshold(good_scores, target_frr, defect_scores)
     train_s = time.perf_counter() - t0
     info = {
@@ -301,11 +411,14 @@ def train_inspector(
         "blocks": list(blocks),
         "grid_stride": grid_stride,
         "feature_dim": int(dim),
+        "scorer": chosen,
+        "scorer_validation_auroc": validation,
+        "tiles": len(offsets),
         "n_images": len(arrays),
         "n_bank_images": int(len(train_idx)),
         "n_holdout_images": int(len(hold_idx)),
         "n_defect_images": len(defects),
-        "n_patches": int(len(patches)),
+        "n_patches": int(n_patches),
         "bank_size": int(len(bank)),
         "coreset_ratio": coreset_ratio,
         "training_images_sha256": images_sha256(arrays),
@@ -320,9 +433,16 @@ def train_inspector(
         defect_scores=defect_scores,
         target_frr=target_frr,
         info=info,
-        position_scale=position_scale,
+        position_scale=scales.get("nn") if len(bank) else None,
         top_k=top_k,
+        scorer=chosen,
+        gaussian=gaussian,
+        gaussian_scale=scales.get("gaussian") if gaussian is not None else None,
     )
+    from axline.inspect.health import fit_reference
+
+    model.health = fit_reference([crop_roi(arrays[i], prep.roi) for i in
+                                  np.unique(np.linspace(0, len(arrays) - 1, min(len(arrays), 300)).astype(int))])
     path = model.save(out)
     frr = float(np.mean(np.asarray(good_scores) > threshold))
     recall = float(np.mean(np.asarray(defect_scores) > threshold)) if defect_scores else None
@@ -331,6 +451,10 @@ def train_inspector(
         "threshold": threshold,
         "holdout_false_reject_rate": frr,
         "defect_recall": recall,
+        "scorer": chosen,
+        "scorer_validation_auroc": validation,
+        "tiles": len(offsets),
+        "canvas": list(prep.canvas_size),
         "bank_size": int(len(bank)),
         "feature_dim": int(dim),
         "n_images": len(arrays),
@@ -364,14 +488,23 @@ def update_with_feedback(
     runtime = Inspector(base)
     prep = base.preprocessing
     cutoff = keep_fraction * base.threshold
-    stats: dict[str, Any] = {"threshold_before": base.threshold, "bank_before": int(len(base.bank))}
+    stats: dict[str, Any] = {"threshold_before": base.threshold, "bank_before": int(len(base.bank)),
+                             "gaussian_count_before": None if base.gaussian is None else base.gaussian.count}
     goods_before = [runtime.inspect(a).score for a in goods]
     new_rows = []
+    gaussian = None
+    if base.gaussian is not None:
+        from axline.inspect.scoring import GaussianStats
+
+        gaussian = GaussianStats(base.gaussian.count, base.gaussian.mean.copy(), base.gaussian.cov.copy(),
+                                 base.gaussian.projection)
     for a in goods:
-        f = runtime.features(_inputs([a], prep))[0]
-        q = f.reshape(f.shape[0], -1).T
-        d = runtime.patch_scores(f).ravel()
-        new_rows.append(q[d > cutoff])
+        f = runtime.image_features(a)
+        if len(base.bank):
+            d = runtime.patch_scores(f, image_shape=a.shape).ravel()
+            new_rows.append(_flat(f)[d > cutoff])
+        if gaussian is not None:
+            gaussian.add(_flat(f), weight=max(1.0, FEEDBACK_WEIGHT * gaussian.count))
     bank = np.concatenate([base.bank.astype(np.float32), *new_rows]) if new_rows else base.bank
     updated = InspectorModel(
         backbone_onnx=base.backbone_onnx,
@@ -384,6 +517,10 @@ def update_with_feedback(
         info=dict(base.info),
         position_scale=base.position_scale,
         top_k=base.top_k,
+        scorer=base.scorer,
+        gaussian=gaussian,
+        gaussian_scale=base.gaussian_scale,
+        types=base.types, health=base.health,
     )
     new_runtime = Inspector(updated)
     goods_after = [new_runtime.inspect(a).score for a in goods]
@@ -397,6 +534,7 @@ def update_with_feedback(
     stats.update(
         threshold_after=updated.threshold,
         bank_after=int(len(bank)),
+        gaussian_count_after=None if gaussian is None else gaussian.count,
         good_scores_before=goods_before,
         good_scores_after=goods_after,
         defect_scores=defect_scores,
@@ -404,3 +542,37 @@ def update_with_feedback(
     if out is not None:
         updated.save(out)
     return updated, stats
+
+
+def teach_defect_type(
+    model: InspectorModel | str | Path,
+    image: ImageInput,
+    type_id: str,
+    names: dict[str, str] | None = None,
+    *,
+    out: str | Path | None = None,
+    source: str | None = None,
+) -> tuple[InspectorModel, dict[str, Any]]:
+    """Keep ``image`` (a confirmed defect) as a labelled example of defect type ``type_id``.
+
+    The pooled features of the image's most anomalous patches join the type's examples; the
+    backbone and the scores are unchanged. ``names``: ``{"en": ..., "ko": ...}`` (needed for a new
+    type). Returns the new model (saved to ``out`` when given) and the examples per type.
+    """
+    from axline.inspect.types import DefectTypes, region_feature
+
+    base = model if isinstance(model, InspectorModel) else InspectorModel.load(model)
+    runtime = Inspector(base, batch=1)
+    arr = load_image(image)
+    v = runtime.inspect(arr)
+    types = DefectTypes.from_json(base.types)
+    types.add(type_id, region_feature(v.features, v.patch_scores), names, source=source)
+    updated = InspectorModel(
+        backbone_onnx=base.backbone_onnx, bank=base.bank, threshold=base.threshold, preprocessing=base.preprocessing,
+        good_scores=list(base.good_scores), defect_scores=list(base.defect_scores), target_frr=base.target_frr,
+        info=dict(base.info), position_scale=base.position_scale, top_k=base.top_k, scorer=base.scorer,
+        gaussian=base.gaussian, gaussian_scale=base.gaussian_scale, types=types.to_json(), health=base.health,
+    )
+    if out is not None:
+        updated.save(out)
+    return updated, {"type": type_id, "names": types.names[type_id], "examples": types.counts()}

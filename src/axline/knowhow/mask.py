@@ -9,6 +9,7 @@ the vocabulary of the plant's own maintenance text is masked.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -59,18 +60,51 @@ def mask_text(text: str, known_names: Iterable[str] = ()) -> tuple[str, int]:
     return out, n
 
 
+_SPLIT = re.compile(r"[&/+]")
+_CALENDAR = frozenset("""january february march april may june july august september october november december
+monday tuesday wednesday thursday friday saturday sunday""".split())
+
+
+@functools.lru_cache(maxsize=8)
+def given_names(top: int) -> frozenset[str]:
+    """The ``top`` most common US census first names of men and of women, lower case (from the ``names``
+    package's data files; empty when it is not installed). Month and day names are left out."""
+    if top <= 0:
+        return frozenset()
+    try:
+        from importlib.resources import files
+
+        base = files("names")
+    except ModuleNotFoundError:
+        return frozenset()
+    out: set[str] = set()
+    for f in ("dist.male.first", "dist.female.first"):
+        rows = base.joinpath(f).read_text(encoding="ascii").split("\n")
+        out.update(r.split()[0].lower() for r in rows[:top] if r.strip())
+    return frozenset(out - _CALENDAR)
+
+
 class VocabularyMasker:
     """Masks the plant's known sensitive words, and words outside a known vocabulary (learnt from the
     plant's maintenance text) that are not a typo or an abbreviation of a known word (one edit away,
     or the start of one). Numbers, codes with digits and words shorter than ``min_len`` are kept.
-    ``min_len`` and ``near`` are chosen on held-out text."""
+    Optional checks for words outside the vocabulary: a common first name (``names``); a word joined
+    from parts (``A&B``, ``A/B``) with a sensitive or name part, or the start of a known sensitive word
+    (``parts``); a word right after one of ``left`` or right before one of ``right`` (context words
+    learnt from labelled text). The options are chosen on held-out text."""
 
     def __init__(self, vocabulary: Iterable[str], sensitive: Iterable[str] = (), min_len: int = 3,
-                 near: bool = True) -> None:
+                 near: bool = True, *, names: Iterable[str] = (), parts: bool = False,
+                 left: Iterable[str] = (), right: Iterable[str] = ()) -> None:
         self.sensitive = {w.lower() for w in sensitive}
         self.vocab = {w.lower() for w in vocabulary} - self.sensitive
         self.min_len = min_len
         self.near = near
+        self.names = frozenset(n.lower() for n in names)
+        self.parts = parts
+        self.left = frozenset(w.lower() for w in left)
+        self.right = frozenset(w.lower() for w in right)
+        self._sens_prefixes = {w[:k] for w in self.sensitive if w.isalpha() for k in range(4, len(w))}
         self._prefixes: set[str] = set()
         self._deletes: set[str] = set()
         if near:
@@ -84,15 +118,61 @@ class VocabularyMasker:
             return True
         return any(d in self.vocab or d in self._deletes for d in _deletes(w)) or w in self._deletes
 
-    def is_sensitive(self, token: str) -> bool:
-        low = token.lower().strip(".,;:()[]'\"")
+    def is_sensitive(self, token: str, prev: str = "", next: str = "") -> bool:
+        """Whether ``token`` (between ``prev`` and ``next`` in its text) is to be masked."""
+        low = _clean(token)
         if low in self.sensitive:
+            return True
+        if not low or low in self.vocab or any(c.isdigit() for c in low):
+            return False
+        if self.names and len(low) >= 3 and low in self.names:
+            return True
+        if self.parts:
+            if low in self._sens_prefixes:
+                return True
+            bits = [b for b in _SPLIT.split(low) if len(b) >= 3]
+            if len(bits) > 1 and any(b in self.sensitive or b in self.names for b in bits):
+                return True
+        if (self.left or self.right) and low.isalpha() and (_clean(prev) in self.left or _clean(next) in self.right):
             return True
         if len(low) < self.min_len or not low.isalpha() or not low.isascii():
             return False
-        if low in self.vocab:
-            return False
         return not (self.near and self._close_to_known(low))
+
+
+def _clean(token: str) -> str:
+    return token.lower().strip(".,;:()[]'\"")
+
+
+def learn_masker(texts: Iterable[Iterable[tuple[str, bool]]], *, vocabulary: Iterable[str] = (),
+                 min_share: float = 0.0, context_min: int = 0, **options) -> VocabularyMasker:
+    """A masker from labelled text (each text a list of (token, is sensitive)): the vocabulary of the
+    words not marked (and ``vocabulary``), the words marked sensitive in at least ``min_share`` of their uses, and (when
+    ``context_min`` > 0) the words next to a sensitive word at least ``context_min`` times and in at
+    least a fifth of their uses."""
+    from collections import Counter
+
+    sens, plain = Counter(), Counter()
+    before, after, seen = Counter(), Counter(), Counter()
+    for text in texts:
+        text = list(text)
+        for i, (tok, is_s) in enumerate(text):
+            low = _clean(tok)
+            (sens if is_s else plain)[low] += 1
+            seen[low] += 1
+            if is_s:
+                if i > 0 and not text[i - 1][1]:
+                    before[_clean(text[i - 1][0])] += 1
+                if i + 1 < len(text) and not text[i + 1][1]:
+                    after[_clean(text[i + 1][0])] += 1
+    sensitive = {w for w, n in sens.items() if n / (n + plain[w]) >= min_share}
+
+    def cues(c: Counter) -> set[str]:
+        if context_min <= 0:
+            return set()
+        return {w for w, n in c.items() if n >= context_min and n / seen[w] >= 0.2 and w.isalpha()}
+
+    return VocabularyMasker(set(plain) | {_clean(w) for w in vocabulary}, sensitive, left=cues(before), right=cues(after), **options)
 
 
 def _deletes(w: str) -> set[str]:

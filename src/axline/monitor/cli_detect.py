@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
 from axline.monitor.defaults import DEFAULT, OnlineMonitor, fit_monitor, with_overrides
 from axline.monitor.detectors import DETECTORS
 
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         det = fit_monitor(X[: args.fit_rows], cols, config)
         thr = det.threshold
     except (DetectInputError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(i18n.say("cli.error", error=exc), file=sys.stderr)
         return 2
     # what the live service runs: score, latch (raised after min_on samples above the threshold,
     # cleared after release samples below the release level) and online learning of the levels
@@ -137,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
             out.close()
     if args.save_model:
         det.save(args.save_model)
-    print(f"scored {X.shape[0]} rows with {config.label()}; threshold {thr:.4g}; "
-          f"{len(latch.open_and_closed())} alarm(s) covering {int(alarms.sum())} rows", file=sys.stderr)
+    print(i18n.say("cli.detect_scored", rows=X.shape[0], config=config.label(), threshold=f"{thr:.4g}",
+                   alarms=len(latch.open_and_closed()), alarm_rows=int(alarms.sum())), file=sys.stderr)
     return 0
 
 

@@ -53,6 +53,7 @@ class MonitorConfig:
     adapt_clip: float = 3.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The configuration as plain values."""
         return asdict(self)
 
     @classmethod
@@ -64,6 +65,7 @@ class MonitorConfig:
         return cls(**known)
 
     def label(self) -> str:
+        """A short text naming the detector, its parameters and its alarm settings."""
         p = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         out = f"{self.detector}({p}) far={self.far}"
         if self.margin != 1.0:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
 from axline.batch import NS_PER_S, Batch
 from axline.historian.base import Event, Historian
 from axline.kpi import STATE_RUNNING
@@ -299,11 +300,11 @@ def run_train(args) -> int:
         asset = matches[0]
     start, end = _parse_time(args.start, "--from"), _parse_time(args.end, "--to")
     if end <= start:
-        raise ValueError("--to must be after --from")
+        raise ValueError(i18n.pair("cli.to_before_from"))
     with open_historian(plant.historian, base_dir=plant.base_dir) as h:
         out = train_monitor(plant, h, asset, start, end, detector=args.detector, far=args.far,
                             step_s=args.step_s, progress=True)
-    print(f"trained {out['detector']} monitor {out['version']} for {asset} on {out['rows']} rows "
-          f"in {out['train_s']} s; threshold {out['threshold']:.3f}; saved in {out['path']}")
-    print("restart `axline serve` to use it")
+    print(i18n.say("cli.monitor_trained", detector=out["detector"], version=out["version"], asset=asset,
+                   rows=out["rows"], seconds=out["train_s"], threshold=f"{out['threshold']:.3f}", path=out["path"]))
+    print(i18n.say("cli.monitor_restart"))
     return 0

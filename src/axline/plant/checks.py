@@ -110,23 +110,21 @@ class Validator:
 
 def resolve_asset(v: Validator, value: Any, kp: str, asset_paths: list[str], prefix: str) -> str:
     """The asset path ``value`` names: a full path, a path below ``prefix`` or a unique ending."""
-    s = v.string(value, kp)
-    for cand in (s, f"{prefix}/{s}"):
-        if cand in asset_paths:
-            return cand
-    matches = [a for a in asset_paths if a.endswith("/" + s)]
-    if len(matches) == 1:
-        return matches[0]
-    raise v.fail(kp, "plant.unknown_asset", value=repr(s), suggest=suggest(s, asset_paths))
+    return _resolve(v, value, kp, asset_paths, prefix, "plant.unknown_asset")
 
 
 def resolve_tag(v: Validator, value: Any, kp: str, tags: dict[str, Tag], scope: str) -> str:
     """The tag path ``value`` names: a full path, a path below ``scope`` or a unique ending."""
+    return _resolve(v, value, kp, list(tags), scope, "plant.unknown_tag")
+
+
+def _resolve(v: Validator, value: Any, kp: str, paths: list[str], scope: str, unknown: str) -> str:
     s = v.string(value, kp)
+    known = set(paths)
     for cand in (s, f"{scope}/{s}"):
-        if cand in tags:
+        if cand in known:
             return cand
-    matches = [t for t in tags if t.endswith("/" + s)]
+    matches = [p for p in paths if p.endswith("/" + s)]
     if len(matches) == 1:
         return matches[0]
-    raise v.fail(kp, "plant.unknown_tag", value=repr(s), suggest=suggest(s, list(tags)))
+    raise v.fail(kp, unknown, value=repr(s), suggest=suggest(s, paths))

@@ -212,6 +212,9 @@ class Camera:
     pass_tag: str | None = None  # writable tag set to 1 to release a good part (vision handshake)
     trigger_tag: str | None = None  # capture when this tag goes from 0 to 1 (part present)
     interval_s: float | None = None  # or capture every so many seconds
+    # inspection settings: roi [x, y, w, h], ignore [[x, y, w, h], ...], smallest_defect_px or
+    # smallest_defect_mm with mm_per_px, expected_interval_s (the camera-stopped check)
+    inspection: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -116,7 +116,7 @@ def _parse_connectors(v: Validator, raw: Any) -> list[ConnectorConfig]:
         try:
             opts = schema.validate(opts)
         except registry.OptionError as e:
-            raise v.fail(f"{kp}.{e.key}" if e.key else kp, "plant.connector_option", problem=e.problem) from None
+            raise v.fail(f"{kp}.{e.key}" if e.key else kp, "plant.connector_option", problem=e.phrase) from None
         out.append(ConnectorConfig(name=name, type=ctype, options=opts))
     return out
 

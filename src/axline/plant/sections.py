@@ -44,7 +44,8 @@ def parse_cameras(v: Validator, raw: Any, asset_paths: list[str], all_tags: dict
     for i, raw_camera in enumerate(v.seq(raw, "cameras")):
         kp = f"cameras[{i}]"
         c = v.mapping(raw_camera, kp, ("id", "asset", "source", "path", "device", "pattern", "model", "reject_tag",
-                                       "pass_tag", "trigger_tag", "interval_s"), required=("id", "asset", "source"))
+                                       "pass_tag", "trigger_tag", "interval_s", "inspection"),
+                      required=("id", "asset", "source"))
         asset = resolve_asset(v, c["asset"], f"{kp}.asset", asset_paths, prefix)
         src = v.choice(c["source"], f"{kp}.source", CAMERA_SOURCES, "plant.what.camera_source")
         if src == "folder" and "path" not in c:
@@ -70,8 +71,37 @@ def parse_cameras(v: Validator, raw: Any, asset_paths: list[str], all_tags: dict
             model=v.string(c["model"], f"{kp}.model") if "model" in c else None,
             reject_tag=signal_tags.get("reject_tag"), pass_tag=signal_tags.get("pass_tag"), trigger_tag=trigger,
             interval_s=v.number(c["interval_s"], f"{kp}.interval_s", 0, strict_lo=True) if "interval_s" in c else None,
+            inspection=parse_inspection(v, c.get("inspection"), f"{kp}.inspection"),
         ))
     return cameras
+
+
+def _rect(v: Validator, value: Any, path: str) -> list[int]:
+    items = v.seq(value, path)
+    if len(items) != 4:
+        raise v.fail(path, "plant.inspection_rect")
+    rect = [int(v.number(x, f"{path}[{j}]", 0)) for j, x in enumerate(items)]
+    if rect[2] <= 0 or rect[3] <= 0:
+        raise v.fail(path, "plant.inspection_rect")
+    return rect
+
+
+def parse_inspection(v: Validator, raw: Any, kp: str) -> dict[str, Any]:
+    """A camera's ``inspection`` mapping: region of interest, ignored rectangles, defect scale, interval."""
+    if raw is None:
+        return {}
+    c = v.mapping(raw, kp, ("roi", "ignore", "smallest_defect_px", "smallest_defect_mm", "mm_per_px",
+                            "expected_interval_s"))
+    out: dict[str, Any] = {}
+    if "roi" in c:
+        out["roi"] = _rect(v, c["roi"], f"{kp}.roi")
+    out["ignore"] = [_rect(v, r, f"{kp}.ignore[{j}]") for j, r in enumerate(v.seq(c.get("ignore"), f"{kp}.ignore"))]
+    for key in ("smallest_defect_px", "smallest_defect_mm", "mm_per_px", "expected_interval_s"):
+        if key in c:
+            out[key] = v.number(c[key], f"{kp}.{key}", 0, strict_lo=True)
+    if "smallest_defect_mm" in out and "mm_per_px" not in out:
+        raise v.fail(kp, "plant.inspection_mm")
+    return out
 
 
 def parse_monitors(v: Validator, raw: Any, asset_paths: list[str], all_tags: dict[str, Tag],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from axline.historian.base import Event
@@ -83,17 +82,12 @@ class ShiftReportKeeper:
         self.pending.pop((event.data.get("line"), event.data.get("from")), None)
         self.kept += 1
 
-    def _record_failure(self, e: BaseException) -> None:
-        self.errors += 1
-        self.last_error = f"{type(e).__name__}: {e}"[:300]
-        log.error("shift report failed: %s", self.last_error, exc_info=e)
-
     async def run(self) -> None:
         """Make each shift's report when the shift ends, and retry those that failed."""
-        from axline.service_events import emit
+        from axline.service_events import FailureReporter, emit
 
         loop = asyncio.get_running_loop()
-        failed_at = 0.0
+        failures = FailureReporter(self.svc, self, source="axline/reports", code="report.error", log=log)
         while True:
             failed = False
             try:
@@ -101,19 +95,13 @@ class ShiftReportKeeper:
                     emit(self.svc, ev)
                     self.stored(ev)
                 for e in self._failures:
-                    self._record_failure(e)
+                    failures.failed(e, "shift report failed")
                     failed = True
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - counted, logged and raised as a system event
-                self._record_failure(e)
+                failures.failed(e, "shift report failed")
                 failed = True
-            if failed and time.monotonic() - failed_at > 60:
-                failed_at = time.monotonic()
-                try:
-                    emit(self.svc, Event(ts=int(self.svc.now_ns()), kind="info", source="axline/reports",
-                                         code="report.error", severity="warning", message=self.last_error,
-                                         data={"errors": self.errors, "pending": len(self.pending)}))
-                except Exception:  # noqa: BLE001 - the historian itself is failing; counted above
-                    log.exception("could not record the report failure as an event")
+            if failed:
+                failures.raise_event(pending=len(self.pending))
             await asyncio.sleep(self.poll_s)

@@ -1,4 +1,5 @@
-"""Render a shift report (the JSON kept in the event log) as HTML or PDF, in Korean or English.
+"""Render a shift report (the JSON kept in the event log) as HTML or PDF, in Korean or English (texts
+from the catalog, keys ``report.*``).
 
 HTML is a standalone page (its style sheet from /static/report.css, so the dashboard's content
 security policy holds). PDF is written with fpdf2 and a TrueType font that has Hangul (NanumGothic
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from axline import i18n
+
 NS = 1_000_000_000
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
@@ -22,80 +25,19 @@ FONT_CANDIDATES = (
     "C:/Windows/Fonts/malgun.ttf",
 )
 
-TEXT = {
-    "en": {
-        "title": "Shift handover report", "line": "Line", "shift": "Shift", "period": "Period",
-        "generated": "Generated", "by": "by", "in_progress": "shift still in progress",
-        "kpi": "OEE and losses", "oee": "OEE", "availability": "Availability", "performance": "Performance",
-        "quality": "Quality", "parts": "Parts", "good": "good", "rejected": "rejected",
-        "losses": "Lost production time (minutes)", "loss.availability": "Availability (stops)",
-        "loss.performance": "Performance (slow cycles, micro-stops)", "loss.quality": "Quality (rejects)",
-        "downtime": "Top downtime reasons", "station": "Station", "state": "State", "minutes": "Minutes",
-        "stops": "Stops", "alarms": "Alarms and what was done",
-        "alarms_summary": "{total} alarms ({ack} acknowledged, {sup} suppressed by design)",
-        "time": "Time", "alarm": "Alarm", "priority": "Priority", "action": "What was done",
-        "rejects": "Rejects by type", "type": "Type", "count": "Count", "source": "Where",
-        "quality_h": "Measured quality", "mean": "Mean", "cpk": "Cpk", "oos": "Out of spec",
-        "open": "Open items for the next shift", "none": "None",
-        "acked": "acknowledged by {user}", "shelved": "shelved by {user} until {until}: {reason}",
-        "out_of_spec": "out of specification", "page": "Page",
-        "state.down": "down", "state.changeover": "changeover", "state.stopped": "stopped",
-        "state.microstop": "micro-stops", "state.idle": "idle",
-        "code.anomaly.sensor": "unusual pattern, mostly {top}", "code.sensor.stuck": "value frozen",
-        "code.sensor.bad_quality": "sensor dropout",
-        "code.spc.rule1": "SPC rule 1: beyond 3σ", "code.spc.rule2": "SPC rule 2: run on one side",
-        "code.spc.rule3": "SPC rule 3: trend", "code.spc.rule4": "SPC rule 4: alternating",
-        "code.spc.rule5": "SPC rule 5: 2 of 3 beyond 2σ", "code.spc.rule6": "SPC rule 6: 4 of 5 beyond 1σ",
-        "code.spc.rule7": "SPC rule 7: 15 points within 1σ", "code.spc.rule8": "SPC rule 8: 8 points outside 1σ",
-        "prio.high": "high", "prio.medium": "medium", "prio.low": "low",
-        "astate.active": "active", "astate.acknowledged": "acknowledged", "astate.returned": "returned",
-        "astate.shelved": "shelved", "astate.cleared": "cleared", "astate.suppressed": "suppressed",
-    },
-    "ko": {
-        "title": "교대 인수인계 보고서", "line": "라인", "shift": "교대", "period": "기간",
-        "generated": "작성", "by": "작성자", "in_progress": "교대 진행 중",
-        "kpi": "설비종합효율(OEE)과 손실", "oee": "OEE", "availability": "시간 가동률", "performance": "성능 가동률",
-        "quality": "양품률", "parts": "생산 수량", "good": "양품", "rejected": "불량",
-        "losses": "손실 시간 (분)", "loss.availability": "가동 손실 (정지)",
-        "loss.performance": "성능 손실 (속도 저하, 순간 정지)", "loss.quality": "품질 손실 (불량)",
-        "downtime": "주요 정지 원인", "station": "설비", "state": "상태", "minutes": "분", "stops": "횟수",
-        "alarms": "알람과 조치 내용",
-        "alarms_summary": "알람 {total}건 (확인 {ack}건, 설계상 억제 {sup}건)",
-        "time": "시각", "alarm": "알람", "priority": "우선순위", "action": "조치 내용",
-        "rejects": "유형별 불량", "type": "유형", "count": "수량", "source": "위치",
-        "quality_h": "품질 측정", "mean": "평균", "cpk": "Cpk", "oos": "규격 이탈",
-        "open": "다음 교대로 넘기는 미결 사항", "none": "없음",
-        "acked": "{user} 확인", "shelved": "{user}님이 {until}까지 보류: {reason}",
-        "out_of_spec": "규격 이탈", "page": "쪽",
-        "state.down": "고장 정지", "state.changeover": "기종 교체", "state.stopped": "계획 정지",
-        "state.microstop": "순간 정지", "state.idle": "대기",
-        "code.anomaly.sensor": "이상 패턴 (주요 신호 {top})", "code.sensor.stuck": "값 멈춤",
-        "code.sensor.bad_quality": "센서 값 없음",
-        "code.spc.rule1": "SPC 규칙 1: 3σ 이탈", "code.spc.rule2": "SPC 규칙 2: 한쪽 연속",
-        "code.spc.rule3": "SPC 규칙 3: 경향", "code.spc.rule4": "SPC 규칙 4: 교대 변동",
-        "code.spc.rule5": "SPC 규칙 5: 3점 중 2점 2σ 밖", "code.spc.rule6": "SPC 규칙 6: 5점 중 4점 1σ 밖",
-        "code.spc.rule7": "SPC 규칙 7: 15점 연속 1σ 안", "code.spc.rule8": "SPC 규칙 8: 8점 연속 1σ 밖",
-        "prio.high": "높음", "prio.medium": "보통", "prio.low": "낮음",
-        "astate.active": "발생", "astate.acknowledged": "확인됨", "astate.returned": "복귀(미확인)",
-        "astate.shelved": "보류", "astate.cleared": "해제", "astate.suppressed": "억제",
-    },
-}
-
-
 class Renderer:
     """Text, names, numbers and times of one report in one language."""
 
     def __init__(self, report: dict[str, Any], lang: str) -> None:
-        if lang not in TEXT:
-            raise ValueError(f"language must be one of {', '.join(TEXT)}, got {lang!r}")
+        if lang not in i18n.LANGS:
+            raise ValueError(f"language must be one of {', '.join(i18n.LANGS)}, got {lang!r}")
         self.r = report
         self.lang = lang
         self.zone = ZoneInfo(report.get("timezone", "UTC"))
 
     def t(self, key: str, **kw: Any) -> str:
         """The report text ``key`` in the report's language, placeholders filled from ``kw``."""
-        s = TEXT[self.lang].get(key) or TEXT["en"].get(key, key)
-        return s.format(**kw) if kw else s
+        return i18n.text(f"report.{key}", self.lang, **kw) if i18n.has(f"report.{key}") else key
 
     def pick(self, names: Any, fallback: str = "") -> str:
         """A ``{en, ko}`` name in the report's language (``fallback`` when missing)."""
@@ -135,10 +77,10 @@ class Renderer:
         d = a.get("data") or {}
         what = a.get("message") or a.get("code")
         if a["code"].startswith("spc.rule"):
-            rule = self.t(f"code.{a['code']}") if f"code.{a['code']}" in TEXT[self.lang] else f"SPC {d.get('rule')}"
+            rule = self.t(f"code.{a['code']}") if i18n.has(f"report.code.{a['code']}") else f"SPC {d.get('rule')}"
             value = f" ({self.num(d.get('value'), 4)})" if isinstance(d.get("value"), int | float) else ""
             what = f"{self.name(d['tag'])}: {rule}{value}" if d.get("tag") else f"{rule}{value}"
-        elif f"code.{a['code']}" in TEXT[self.lang]:
+        elif i18n.has(f"report.code.{a['code']}"):
             top = d.get("top") or d.get("signal") or ""
             what = self.t(f"code.{a['code']}", top=self.pick(self.r.get("names", {}).get(f"{a['source']}/{top}"), top))
         return f"{self.name(a['source'])} — {what}"

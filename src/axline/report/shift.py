@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from axline import i18n
 from axline.alarms.lifecycle import alarm_json as alarm_view
 from axline.alarms.lifecycle import designed_suppression
 from axline.batch import Batch
@@ -37,8 +38,8 @@ def _line(plant: dict, line_id: str) -> dict:
     for ln in plant.get("lines", []):
         if ln["id"] == line_id:
             return ln
-    raise ReportError(f"line {line_id!r} is not in the plant (lines: "
-                      f"{', '.join(ln['id'] for ln in plant.get('lines', []))})")
+    raise i18n.error(ReportError, "report.unknown_line", line=repr(line_id),
+                     lines=", ".join(ln["id"] for ln in plant.get("lines", [])))
 
 
 def _shifts(ln: dict) -> list[Shift]:
@@ -161,7 +162,7 @@ def build_report(historian: Historian, plant: dict, line_id: str, start: int, en
                  shift_name: str = "", user: str | None = None) -> dict[str, Any]:
     """The report's content (JSON-able) for ``line_id`` over [start, end)."""
     if end <= start:
-        raise ReportError("the shift must end after it starts")
+        raise i18n.error(ReportError, "report.shift_order")
     ln = _line(plant, line_id)
     prefix = ln.get("path", line_id)
     end_eff = min(end, now_ns + 1)

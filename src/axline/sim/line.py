@@ -361,10 +361,12 @@ class VirtualLine:
     # -- public API -----------------------------------------------------------------------------
     @property
     def paths(self) -> tuple[str, ...]:
+        """The tag paths of every signal, in the order of the reading arrays."""
         return self._paths
 
     @property
     def writable_paths(self) -> list[str]:
+        """The paths of the tags that may be written."""
         return [t.path for t in self.tags if t.writable]
 
     def step(self, dt_s: float) -> Batch:

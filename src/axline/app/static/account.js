@@ -10,7 +10,7 @@
     const resp = await fetch(path, Object.assign({ credentials: 'same-origin' }, opts || {}));
     if (resp.status === 401) { window.location.assign('/login'); throw new Error('login required'); }
     const body = await resp.json();
-    if (!resp.ok) throw new Error(body.error || resp.statusText);
+    if (!resp.ok) throw new Error(window.AxI18n.errorOf(body).error || resp.statusText);
     return body;
   }
   const post = (path, body) => api(path, { method: 'POST', headers: { 'Content-Type': 'application/json' },

@@ -148,8 +148,9 @@
     let body = null;
     try { body = await resp.json(); } catch (e) { body = null; }
     if (!resp.ok) {
-      const msg = body && body.error
-        ? body.error + (body.hint ? ' (' + body.hint + ')' : '')
+      const said = I.errorOf(body);
+      const msg = said.error
+        ? said.error + (said.hint ? ' (' + said.hint + ')' : '')
         : resp.statusText;
       throw new Error(msg || 'HTTP ' + resp.status);
     }

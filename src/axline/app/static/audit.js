@@ -16,7 +16,7 @@
     const resp = await fetch(path, { credentials: 'same-origin' });
     if (resp.status === 401) { window.location.assign('/login'); throw new Error('login required'); }
     const body = await resp.json();
-    if (!resp.ok) throw new Error(body.error || resp.statusText);
+    if (!resp.ok) throw new Error(window.AxI18n.errorOf(body).error || resp.statusText);
     return body;
   }
 

@@ -58,6 +58,17 @@
 
   function locale() { return lang === 'ko' ? 'ko-KR' : 'en-GB'; }
 
+  /** A server error answer ({error, hint, code, params}) in the current language: the catalog's text for
+      its code when there is one, else the server's English text. Returns {error, hint}. */
+  function errorOf(body) {
+    if (!body || typeof body !== 'object') return { error: '', hint: '' };
+    const p = body.params || {};
+    if (body.code && has(body.code)) {
+      return { error: t(body.code, p), hint: has(body.code + '.hint') ? t(body.code + '.hint', p) : (body.hint || '') };
+    }
+    return { error: body.error || '', hint: body.hint || '' };
+  }
+
   // a page's own catalog file adds its keys: AxI18n.extend({ en: {...}, ko: {...} })
   function extend(tables) {
     Object.keys(tables).forEach((l) => { if (TABLES[l]) Object.assign(TABLES[l], tables[l]); });
@@ -65,6 +76,7 @@
 
   window.AxI18n = {
     extend: extend,
+    errorOf: errorOf,
     t: t,
     has: has,
     pick: pick,

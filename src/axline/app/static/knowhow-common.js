@@ -29,7 +29,7 @@
     if (resp.status === 401) { window.location.assign('/login'); throw new Error('login required'); }
     const type = resp.headers.get('Content-Type') || '';
     const body = type.includes('json') ? await resp.json() : await resp.text();
-    if (!resp.ok) throw new Error((body && body.error) || resp.statusText);
+    if (!resp.ok) throw new Error(window.AxI18n.errorOf(body).error || resp.statusText);
     return body;
   }
 

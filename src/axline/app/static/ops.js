@@ -30,9 +30,10 @@
     const type = resp.headers.get('Content-Type') || '';
     const body = type.includes('json') ? await resp.json() : await resp.text();
     if (!resp.ok) {
-      const err = new Error((body && body.error) || resp.statusText);
+      const said = window.AxI18n.errorOf(body);
+      const err = new Error(said.error || resp.statusText);
       err.status = resp.status;
-      err.hint = body && body.hint;
+      err.hint = said.hint;
       throw err;
     }
     return body;

@@ -20,7 +20,7 @@
     const u = unit();
     const dec = document.getElementById('opt-decisions');
     if (!u) {
-      dec.replaceChildren(el('tr', {}, el('td', { class: 'muted', text: data && data.error ? data.error : t('opt.no_units') })));
+      dec.replaceChildren(el('tr', {}, el('td', { class: 'muted', text: data && data.error ? window.AxI18n.errorOf(data).error : t('opt.no_units') })));
       return;
     }
     dec.replaceChildren(

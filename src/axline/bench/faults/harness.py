@@ -43,6 +43,7 @@ class Producer:
         self._task: asyncio.Task | None = None
 
     def batch(self, n: int | None = None):
+        """The next batch of ``n`` synthetic readings."""
         from axline.batch import Batch
 
         n = n or self.n
@@ -51,6 +52,7 @@ class Producer:
         return Batch(TAGS, s % len(TAGS), self.ts0 + s, np.sin(s / 100.0))
 
     def one(self, n: int | None = None) -> int:
+        """Ingest one batch into the service; returns how many readings it held."""
         b = self.batch(n)
         self.svc.ingest(b)
         self.sent += len(b)
@@ -62,9 +64,11 @@ class Producer:
             await asyncio.sleep(self.period_s)
 
     def start(self) -> None:
+        """Start producing in the background."""
         self._task = asyncio.create_task(self._run(), name="bench-producer")
 
     async def stop(self) -> None:
+        """Stop producing."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -63,7 +63,7 @@ async def disk_full(work: Path, args) -> dict:
         await asyncio.sleep(2.0)  # keep ingesting on a full disk
         level = svc.safety.diskwatch.status()["level"]
         refused = svc.forward.refused
-        ballast.unlink()
+        await loop.run_in_executor(None, ballast.unlink)  # freeing the space is file work too: off the loop
         await _wait(lambda: svc.forward.online and svc.forward.pending < 5, 120, "the backlog to drain")
         before = svc.forward.delivered
         await asyncio.sleep(1.0)

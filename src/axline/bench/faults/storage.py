@@ -56,6 +56,7 @@ async def _kill9_child(base: Path) -> None:
 
 
 async def kill9_loop(work: Path, args) -> dict:
+    """Kill the service with SIGKILL again and again while it ingests; count what survived each restart."""
     from axline.historian.embedded import EmbeddedHistorian
 
     base = work / "svc"

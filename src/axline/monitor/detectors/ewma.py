@@ -52,6 +52,7 @@ class EWMADetector(Detector):
         self._arrays = {"spread": np.maximum(np.maximum(measured, white), 1e-6)}
 
     def reset(self) -> None:
+        """Forget the streaming state."""
         super().reset()
         self._avg: np.ndarray | None = None
 

@@ -118,6 +118,7 @@ class Station(ABC):
 
     # -- flow -----------------------------------------------------------------------------------
     def take_part(self, t: float) -> PartRecord | None:
+        """The next part from the input buffer, or ``None`` when it is empty."""
         return self.in_buf.popleft() if self.in_buf else None
 
     def advance(self, t: float, dt: float) -> None:
@@ -163,6 +164,7 @@ class Station(ABC):
                 self.state = STATE_IDLE  # blocked
 
     def hand_over(self, part: PartRecord, t: float) -> bool:
+        """Put the finished ``part`` into the output buffer; ``False`` when it is full (the station blocks)."""
         if self.out_buf is None:
             return True
         if len(self.out_buf) >= self.line.buffer_size:
@@ -179,18 +181,23 @@ class Station(ABC):
 
     # hooks ---------------------------------------------------------------------------------
     def on_start(self, t: float) -> None:  # noqa: B027 - an optional hook
+        """Called when a cycle starts at ``t``; a station changes its cycle's conditions here."""
         pass
 
     def on_progress(self, t: float, before: float, after: float) -> None:  # noqa: B027 - an optional hook
+        """Called as the cycle's progress goes from ``before`` to ``after`` (fractions of the cycle)."""
         pass
 
     def on_complete(self, t: float) -> None:  # noqa: B027 - an optional hook
+        """Called when a cycle ends at ``t``, before the part is handed over."""
         pass
 
     def on_changeover(self) -> None:  # noqa: B027 - an optional hook
+        """Called at a product changeover."""
         pass
 
     def add_defect(self, kind: str, prob: float) -> None:
+        """Give the current part the defect ``kind`` with probability ``prob`` (one defect at most)."""
         part = self.part
         if part is not None and part.defect is None and self.r.u() < prob:
             part.defect = kind
@@ -201,4 +208,5 @@ class Station(ABC):
         """The station's signal values at ``t`` (in the order of its rows in ``ASSET_SIGNALS``)."""
 
     def electric_kw(self) -> float:
+        """The station's electric power draw now, in kW."""
         return 0.0

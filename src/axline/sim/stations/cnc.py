@@ -34,12 +34,15 @@ class Cnc(Station):
         self.heat_avg = 8.0
 
     def on_start(self, t: float) -> None:
+        """Draw this cycle's load factor."""
         self.load_factor = 1.0 + 0.04 * self.r.n()
 
     def on_changeover(self) -> None:
+        """Fit a new tool."""
         self.tool_wear = self.r.uniform(0.0, 2.0)  # new tool
 
     def on_complete(self, t: float) -> None:
+        """Wear the tool and measure the part's bore (tool wear, heat and chatter move it)."""
         r = self.r
         lvl = self.tool_level
         self.tool_wear += 100.0 / self.TOOL_LIFE_PARTS * (1.0 + 6.0 * lvl)
@@ -54,6 +57,7 @@ class Cnc(Station):
         self.add_defect("missing_feature", 0.002)
 
     def physics(self, t: float, dt: float, faults: dict[str, float]) -> list[float]:
+        """Spindle, vibration, coolant and power signals for one step of ``dt`` seconds under ``faults``."""
         r = self.r
         bw = faults.get("bearing_wear", 0.0)
         cl = faults.get("coolant_loss", 0.0)
@@ -114,4 +118,5 @@ class Cnc(Station):
         ]
 
     def electric_kw(self) -> float:
+        """The spindle's power draw, in kW."""
         return self.power

@@ -58,14 +58,17 @@ class Furnace(Station):
         return fphys.hardness_hrc(fphys.core_temperature(zone, soak_s))
 
     def on_start(self, t: float) -> None:
+        """Set the time in the furnace from the belt speed."""
         self.cycle_len *= fphys.soak_factor(self.belt_speed)  # the belt sets the time in the furnace
 
     def on_complete(self, t: float) -> None:
+        """Count the part, maybe stain it, and give it the hardness its soak made."""
         self.treated += 1
         self.add_defect("stain", self.stain_prob)
         self.hardness = self._hardness(self.cycle_len)
 
     def write(self, signal: str, value: float) -> None:
+        """Take a written setpoint (temperature, O2 or belt speed)."""
         if signal == "o2_setpoint":
             self.o2_setpoint = value
         elif signal == "belt_speed":
@@ -74,6 +77,7 @@ class Furnace(Station):
             self.setpoint = value
 
     def physics(self, t: float, dt: float, faults: dict[str, float]) -> list[float]:
+        """Temperature, O2, CO, fouling, gas and power for one step of ``dt`` seconds under ``faults``."""
         r = self.r
         bf = faults.get("burner_fouling", 0.0)
         fouling = self.fouling + bf
@@ -123,4 +127,5 @@ class Furnace(Station):
         ]
 
     def electric_kw(self) -> float:
+        """The furnace's electric power draw, in kW."""
         return self.power

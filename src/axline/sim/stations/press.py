@@ -29,6 +29,7 @@ class Press(Station):
         self.power = 7.0
 
     def take_part(self, t: float) -> PartRecord | None:
+        """Release a new blank on the takt grid (the press starts the line)."""
         if t < self.next_release:
             return None
         line = self.line
@@ -38,14 +39,17 @@ class Press(Station):
         return line._new_part(t)
 
     def on_start(self, t: float) -> None:
+        """Draw this stroke's peak force."""
         self.peak = self.PEAK_KN * (1.0 + 0.015 * self.r.n())
 
     def on_complete(self, t: float) -> None:
+        """Count the stroke and maybe dent or crack the part."""
         self.strokes += 1
         self.add_defect("dent", 0.004)
         self.add_defect("crack", 0.003)
 
     def physics(self, t: float, dt: float, faults: dict[str, float]) -> list[float]:
+        """Force, ram position, hydraulic pressure and power for one step of ``dt`` seconds under ``faults``."""
         r = self.r
         ph = self.phase
         force = 0.0
@@ -86,4 +90,5 @@ class Press(Station):
         ]
 
     def electric_kw(self) -> float:
+        """The press's power draw, in kW."""
         return self.power

@@ -34,6 +34,7 @@ class Vision(Station):
         self.power = 0.4
 
     def on_progress(self, t: float, before: float, after: float) -> None:
+        """Take the part's image when the cycle passes the camera, then wait for the verdict."""
         part = self.part
         assert part is not None
         line = self.line
@@ -62,15 +63,18 @@ class Vision(Station):
                 part.diverted = True
 
     def hand_over(self, part: PartRecord, t: float) -> bool:
+        """A diverted part leaves the line; the others go on to the next station."""
         if part.diverted:
             self.line._finish_part(part, t)
             return True
         return super().hand_over(part, t)
 
     def physics(self, t: float, dt: float, faults: dict[str, float]) -> list[float]:
+        """Inspected and rejected counts, diverter, result and power for one step."""
         self.power = max(0.05, 0.4 + (0.5 if self.state == STATE_RUNNING else 0.0) + 0.03 * self.r.n())
         return [float(self.inspected), float(self.rejected), self.diverter, self.result_ok, self.power,
                 float(self.state)]
 
     def electric_kw(self) -> float:
+        """The station's power draw, in kW."""
         return self.power
