@@ -39,7 +39,7 @@ T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
 
 def _broker_up(host: str, port: int) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=1):
+        with socket.create_connection((host, port), timeout=5):
             return True
     except OSError:
         return False
@@ -79,10 +79,10 @@ class Peer:
         self.client.loop_start()
         if subscribe:
             self.client.subscribe([(t, 1) for t in subscribe])
-            assert self._subscribed.wait(5), "peer subscription not acknowledged"
+            assert self._subscribed.wait(60), "peer subscription not acknowledged"
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
-        self.client.publish(topic, payload, qos=qos).wait_for_publish(5)
+        self.client.publish(topic, payload, qos=qos).wait_for_publish(60)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -220,6 +220,54 @@ def test_missing_path_and_unmapped_topics():
     assert rows(b) == [("s/a/l/c/x/temp", T0, 3.0, GOOD)] and not dead
 
 
+def test_the_network_thread_delivers_what_the_parser_reads_in_arrival_order(mapping, tmp_path, monkeypatch):
+    """Single readings are gathered as plain values and made into one batch per flush; that batch holds
+    exactly the readings (qualities, times, dead letters) the parser gives per message, in order."""
+    from types import SimpleNamespace
+
+    conn = MqttConnector("m", {"host": "127.0.0.1", "port": 1, "unmapped": "deadletter",
+                               "dead_letter_dir": str(tmp_path / "dead")}, [])
+    conn.mapping = mapping
+    msgs = [
+        ("plant/temp", b"21.5"),
+        ("plant/temp", b"150"),  # out of range
+        ("plant/temp", b"null"),
+        ("plant/temp", b'{"value": 5, "q": 5, "ts": 1767225600.25}'),
+        ("plant/temp", b'{"value": [1, 2, 300], "ts": [1767225601, 1767225602, 1767225603], "q": [0, 1, 0]}'),
+        ("sensors/s7/data", b'{"humidity": 40.5, "time": 1767225600123}'),
+        ("dev/status", b'{"axes": [{"load": 1}, {"load": "x"}], "q": 1, "count": 7, "at": "2026-01-01T09:00:00Z"}'),
+        ("plant/temp", b'{"value": [4, 5], "ts": [1767225604, 1767225605]}'),
+        ("plant/temp", b'"hot"'),
+        ("plant/temp", b"{not json"),
+        ("nobody/listens", b"1"),  # ignored, counted
+        ("plant/temp", b"1e400"),  # infinity
+    ]
+    now = T0 + 7
+    expected: list[tuple] = []
+    n_dead = 0
+    for topic, payload in msgs:
+        b, dead = parse_json_payload(topic, payload, mapping, now)
+        expected += rows(b)
+        n_dead += len(dead)
+    got: list[Batch] = []
+    monkeypatch.setattr(time, "time_ns", lambda: now)  # the receive time the parser was given above
+    for k, (topic, payload) in enumerate(msgs):
+        conn._on_message(None, None, SimpleNamespace(topic=topic, payload=payload))
+        if k == 5:
+            conn._flush(got.append)
+    conn._flush(got.append)
+
+    def same(rs):  # NaN compared as a marker
+        return [(p, t, "nan" if math.isnan(v) else v, q) for p, t, v, q in rs]
+
+    assert len(got) == 2 and same(r for b in got for r in rows(b)) == same(expected)
+    assert conn.messages == len(msgs) and conn.readings == len(expected) == 14
+    assert conn.dead_letters.count == n_dead == 3
+    assert mapping.unmapped_count == 2  # the unmapped topic, counted by both readings above
+    assert [q for *_, q in expected] == [GOOD, BAD_OUT_OF_RANGE, BAD, BAD_SENSOR, GOOD, UNCERTAIN, BAD_OUT_OF_RANGE,
+                                         GOOD, BAD, GOOD, GOOD, GOOD, BAD, BAD]
+
+
 def test_timestamp_units():
     assert timestamp_ns(1767225600, "auto") == T0
     assert timestamp_ns(1767225600000, "auto") == T0
@@ -333,7 +381,7 @@ async def test_json_mapping_end_to_end(broker, uid, tmp_path):
     task = asyncio.create_task(conn.run(batches.append))
     peer = Peer(*broker)
     try:
-        await _wait(lambda: conn.state == CONNECTED, 10, "the connector to connect")
+        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect")
         peer.publish(f"{uid}/press/temp", b"21.5")
         peer.publish(f"{uid}/press/temp", b'{"value": 150, "ts": 1767225600000}')
         peer.publish(f"{uid}/sensors/n1/data", b'{"humidity": 41.5, "time": 1767225600123}')
@@ -341,7 +389,7 @@ async def test_json_mapping_end_to_end(broker, uid, tmp_path):
         peer.publish(f"{uid}/dev", b'{"axes": [{"load": 1}, {"load": 2.5}], "q": 1}')
         peer.publish(f"{uid}/press/temp", b"{broken")
         peer.publish(f"{uid}/press/temp", b'"hot"')
-        await _wait(lambda: sum(map(len, batches)) >= 6 and conn.dead_letters.count >= 2, 10, "6 readings")
+        await _wait(lambda: sum(map(len, batches)) >= 6 and conn.dead_letters.count >= 2, 120, "6 readings")
     finally:
         peer.close()
         conn.stop()
@@ -364,6 +412,40 @@ async def test_json_mapping_end_to_end(broker, uid, tmp_path):
     assert conn.state == DISCONNECTED
 
 
+async def test_a_burst_of_small_and_large_messages_arrives_whole_and_in_order(broker, uid):
+    """The connector reads the socket in chunks: packets that straddle a chunk, and payloads larger
+    than one, arrive whole, in order, and nothing waits unread once the burst is over."""
+    plant, conn = _plant(uid, broker[1])
+    batches: list[Batch] = []
+    task = asyncio.create_task(conn.run(batches.append))
+    peer = Peer(*broker)
+    sent: list[float] = []
+    try:
+        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect")
+        infos = []
+        k = 0
+        for _burst in range(3):
+            for _ in range(700):
+                sent.append(round(k % 100 + 0.25, 2))
+                infos.append(peer.client.publish(f"{uid}/press/temp", str(sent[-1]), qos=1))
+                k += 1
+            vals = [round(j % 100 + 0.5, 2) for j in range(k, k + 9000)]  # about 130 kB of JSON
+            ts = [1767225600000 + j for j in range(k, k + 9000)]
+            infos.append(peer.client.publish(f"{uid}/press/temp", json.dumps({"ts": ts, "value": vals}), qos=1))
+            sent += vals
+            k += 9000
+        for info in infos:
+            info.wait_for_publish(30)
+        await _wait(lambda: sum(map(len, batches)) >= len(sent), 60, f"{len(sent)} readings")
+    finally:
+        peer.close()
+        conn.stop()
+        await task
+    got = _collect(batches)[f"{uid}/area1/line1/press/press1/temp"]
+    assert [v for _, v, _ in got] == sent
+    assert all(q == GOOD for _, _, q in got) and conn.messages == 2103 and conn.dead_letters.count == 0
+
+
 async def test_uns_batch_round_trip_through_the_broker(broker, uid):
     plant, conn = _plant(uid, broker[1])
     p = f"{uid}/area1/line1/press/press1"
@@ -378,10 +460,10 @@ async def test_uns_batch_round_trip_through_the_broker(broker, uid):
     task = asyncio.create_task(conn.run(batches.append))
     peer = Peer(*broker)
     try:
-        await _wait(lambda: conn.state == CONNECTED, 10, "the connector to connect")
+        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect")
         for topic, payload in msgs:
             peer.client.publish(topic, payload, qos=1)
-        await _wait(lambda: sum(map(len, batches)) >= n, 15, f"{n} readings")
+        await _wait(lambda: sum(map(len, batches)) >= n, 120, f"{n} readings")
     finally:
         peer.close()
         conn.stop()
@@ -405,7 +487,7 @@ async def test_writes_are_published_and_checked(broker, uid):
     task = asyncio.create_task(conn.run(batches.append))
     peer = Peer(*broker, subscribe=[f"{uid}/#"])
     try:
-        await _wait(lambda: conn.state == CONNECTED, 10, "the connector to connect")
+        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect")
         await conn.write(tag["setpoint"], 42)
         await conn.write(tag["setpoint"], 42.5)
         with pytest.raises(PermissionError, match="not writable"):
@@ -414,7 +496,7 @@ async def test_writes_are_published_and_checked(broker, uid):
             await conn.write(tag["setpoint"], 250)
         with pytest.raises(ValueError, match="wildcard"):
             await conn.write(tag["speed"], 1)
-        await _wait(lambda: len(peer.received) >= 2, 5, "the writes to arrive")
+        await _wait(lambda: len(peer.received) >= 2, 120, "the writes to arrive")
     finally:
         peer.close()
         conn.stop()
@@ -445,7 +527,7 @@ def private_broker(port):
         def kill(self):
             if self.proc and self.proc.poll() is None:
                 self.proc.terminate()
-                self.proc.wait(5)
+                self.proc.wait(60)
 
     b = B()
     yield b
@@ -459,19 +541,19 @@ async def test_connection_state_and_reconnect(private_broker, port, uid):
     batches: list[Batch] = []
     task = asyncio.create_task(conn.run(batches.append))
     try:
-        await _wait(lambda: conn.last_error is not None, 10, "a connection error to be reported")
+        await _wait(lambda: conn.last_error is not None, 120, "a connection error to be reported")
         assert conn.state != CONNECTED and "refused" in conn.last_error.lower(), conn.last_error
         private_broker.start()
-        await _wait(lambda: conn.state == CONNECTED, 15, "the connector to connect once the broker is up")
+        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect once the broker is up")
         private_broker.kill()
-        await _wait(lambda: conn.state != CONNECTED, 10, "the lost connection to be noticed")
+        await _wait(lambda: conn.state != CONNECTED, 120, "the lost connection to be noticed")
         assert "lost" in (conn.last_error or "") or conn.last_error
         private_broker.start()
-        await _wait(lambda: conn.state == CONNECTED, 15, "the connector to reconnect")
+        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to reconnect")
         peer = Peer("127.0.0.1", port)
         peer.publish(f"{uid}/press/temp", b"33")
         peer.close()
-        await _wait(lambda: sum(map(len, batches)) >= 1, 5, "a reading after reconnecting")
+        await _wait(lambda: sum(map(len, batches)) >= 1, 120, "a reading after reconnecting")
     finally:
         conn.stop()
         await task
@@ -487,7 +569,7 @@ async def test_a_refused_login_is_reported_clearly(private_broker, port, uid, tm
     plant, conn = _plant(uid, port, extra=", connect_timeout_s: 2.0")
     task = asyncio.create_task(conn.run(lambda b: None))
     try:
-        await _wait(lambda: conn.last_error is not None, 10, "the refusal to be reported")
+        await _wait(lambda: conn.last_error is not None, 120, "the refusal to be reported")
         error, state = conn.last_error, conn.state
     finally:
         conn.stop()

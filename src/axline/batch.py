@@ -36,6 +36,8 @@ QUALITY_NAMES = {
 
 NS_PER_S = 1_000_000_000
 
+Row = tuple[str, int, float, int]  # one reading as plain values: (tag path, ts ns, value, quality)
+
 
 @dataclass(frozen=True, slots=True)
 class Reading:

@@ -26,6 +26,7 @@ from axline.loopwatch import warm_default_executor
 from axline.monitor.baseline import AssetBaseline, monitors_for_plant
 from axline.plant import Plant
 from axline.resilience import Safety
+from axline.service_vision import VisionStations
 from axline.spool import DiskSpool, SpoolFullError, StoreAndForward, StoreRefusedError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 InspectHook = Callable[[str, Path, np.ndarray], dict[str, Any]]
 
 
-class Service:
+class Service(VisionStations):
     """Everything `axline serve` runs, in one asyncio loop."""
 
     def __init__(self, plant: Plant, *, host: str = "127.0.0.1", port: int = 8000,
@@ -164,6 +165,8 @@ class Service:
         if self._triggers:
             self.bus.subscribe("camera-triggers", self._check_triggers)
         self._tasks.append(asyncio.create_task(self._broadcast_loop(), name="broadcast"))
+        if self.vision:
+            self._tasks.append(asyncio.create_task(self._camera_watchdog(), name="camera-watchdog"))
         from axline.knowhow.live import KnowHowLive
 
         self.knowhow = KnowHowLive.for_service(self)
@@ -325,20 +328,6 @@ class Service:
     def _path(self, p: str) -> str:
         return p if os.path.isabs(p) else os.path.join(self.plant.base_dir, p)
 
-    def _setup_vision(self) -> None:
-        for i, cam in enumerate(self.plant.cameras):
-            if not cam.model:
-                continue
-            path = self._path(cam.model)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"cameras[{i}].model: {path} does not exist; train one with "
-                                        f"`axline train inspector --images GOOD_IMAGES_DIR --out {cam.model}`")
-            from axline.vision import VisionStation
-
-            station = VisionStation(cam, path, self._path(os.path.join("data", "heatmaps")))
-            self.vision[cam.id] = station
-            self.inspect_hooks[cam.id] = lambda _cam, p, img, st=station: st.inspect(p, img)
-
     def _update_monitors(self, batch: Batch) -> None:
         for mon in self.monitors.values():
             mon.update(batch)
@@ -386,35 +375,6 @@ class Service:
         if fields.get("end_ts") is not None and event_id in self._event_source:
             self._open_alarms.get(self._event_source.pop(event_id), set()).discard(event_id)
         self._push({"type": "event_update", "id": event_id, **{k: v for k, v in fields.items() if k != "data"}})
-
-    async def _on_image(self, camera_id: str, path: Path, image: np.ndarray | None, error: str | None) -> None:
-        cam = next(c for c in self.plant.cameras if c.id == camera_id)
-        if error is not None:
-            self.emit_event(Event(ts=self.now_ns(), kind="info", source=cam.asset, code="camera.bad_image",
-                                  severity="warning", message=error, data={"camera": camera_id, "path": str(path)}))
-            return
-        self.images_received += 1
-        hook = self.inspect_hooks.get(camera_id)
-        if hook is None:
-            return
-        result = await asyncio.get_running_loop().run_in_executor(None, hook, camera_id, path, image)
-        station = self.vision.get(camera_id)
-        signal = cam.reject_tag if result.get("verdict") == "reject" else cam.pass_tag
-        if signal is not None:
-            try:
-                await self.write_tag(signal, 1.0, f"inspector:{camera_id}")
-                result["signal"] = signal
-            except Exception as e:  # noqa: BLE001 - the verdict stands; the failed write is audited
-                result["signal_error"] = f"{type(e).__name__}: {e}"
-        if station is not None:
-            result["latency_ms"] = station.record_latency(path)
-            await asyncio.get_running_loop().run_in_executor(None, station.write_heatmap, path, image, result)
-        result.pop("_map", None)
-        kind = "defect" if result.get("verdict") == "reject" else "inspection"
-        self.emit_event(Event(ts=self.now_ns(), kind=kind, source=cam.asset, code=f"inspection.{result['verdict']}",
-                              severity="warning" if kind == "defect" else "info",
-                              message=f"{camera_id}: {path.name} {result['verdict']} (score {result['score']:.3f})",
-                              data={"camera": camera_id, "path": str(path), **result}))
 
     async def write_tag(self, path: str, value: float, user: str, source: str = "service") -> dict[str, Any]:
         """Write a setpoint or a signal back to its machine. Every attempt, refused ones too, lands in
@@ -552,10 +512,6 @@ class Service:
                                                                      "ts": time.time_ns(),
                                                                      "learned": learned.get("learned", False)}})
         return {"id": event_id, "ack": verdict, **({"model": learned} if learned else {})}
-
-    def vision_json(self) -> dict:
-        """Counts, latency and reviews of each camera for ``/api/vision``."""
-        return {"cameras": {cid: st.status() for cid, st in self.vision.items()}}
 
     def _push(self, msg: dict) -> None:
         for q in list(self._subscribers):

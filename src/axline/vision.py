@@ -35,7 +35,20 @@ class VisionStation:
         self.model_path = model_path
         self.heatmap_dir = Path(heatmap_dir) / camera.id
         self.heatmap_dir.mkdir(parents=True, exist_ok=True)
-        self.inspector = Inspector.load(model_path)
+        settings = getattr(camera, "inspection", None) or {}
+        self.ignore = [tuple(r) for r in settings.get("ignore", [])]
+        self.inspector = Inspector.load(model_path, ignore=self.ignore)
+        roi = settings.get("roi")
+        if roi is not None and tuple(roi) != self.inspector.prep.roi:
+            raise ValueError(f"cameras {camera.id}: inspection.roi {list(roi)} differs from the model's region "
+                             f"{self.inspector.prep.roi}; retrain with --roi {','.join(map(str, roi))}")
+        self.health = self.inspector.health_monitor()
+        self.health_warnings: set[str] = set()
+        self.expected_interval_s = settings.get("expected_interval_s")
+        self.last_image_at: float | None = None
+        self.intervals: deque[float] = deque(maxlen=50)
+        self.stopped = False
+        self.type_labels: deque[dict[str, Any]] = deque(maxlen=100)
         self._lock = threading.Lock()  # swapping the model while an image is being inspected
         self.latencies_ms: deque[float] = deque(maxlen=5000)
         self.inspect_ms: deque[float] = deque(maxlen=5000)
@@ -59,9 +72,98 @@ class VisionStation:
         self.inspect_ms.append(ms)
         self.counts[v.verdict] = self.counts.get(v.verdict, 0) + 1
         heat = self.heatmap_dir / (path.stem + ".png")
-        return {"score": round(float(v.score), 5), "verdict": v.verdict, "threshold": round(float(v.threshold), 5),
-                "inspect_ms": round(ms, 1), "model_version": version, "heatmap_url": f"/heatmaps/{self.camera.id}/{heat.name}",
-                "image_url": f"/camera/{self.camera.id}/{path.name}", "_map": v.anomaly_map}
+        out = {"score": round(float(v.score), 5), "verdict": v.verdict, "threshold": round(float(v.threshold), 5),
+               "inspect_ms": round(ms, 1), "model_version": version, "heatmap_url": f"/heatmaps/{self.camera.id}/{heat.name}",
+               "image_url": f"/camera/{self.camera.id}/{path.name}", "_map": v.anomaly_map}
+        if v.tile_scores is not None and len(v.tile_scores) > 1:
+            worst = int(np.argmax(v.tile_scores))
+            out["tiles"] = len(v.tile_scores)
+            out["worst_tile"] = {"box": list(v.tile_boxes[worst]), "score": round(float(v.tile_scores[worst]), 5)}
+        if v.defect_type is not None:
+            out["defect_type"] = v.defect_type
+        out["_health_events"] = self._health(image)
+        return out
+
+    def _health(self, image: np.ndarray) -> list[dict[str, Any]]:
+        """Feed the health window; the warnings that start or clear with this image."""
+        from axline.inspect.inferencer import crop_roi
+
+        now = time.time()
+        if self.last_image_at is not None:
+            self.intervals.append(now - self.last_image_at)
+        self.last_image_at = now
+        changes: list[dict[str, Any]] = []
+        if self.stopped:
+            self.stopped = False
+            changes.append({"kind": "stopped", "state": "cleared"})
+        if self.health is None:
+            return changes
+        state = self.health.add(crop_roi(image, self.inspector.prep.roi))
+        if state is None:
+            return changes
+        now_warn = set(state["warnings"])
+        for kind in sorted(now_warn - self.health_warnings):
+            changes.append({"kind": kind, "state": "warn", "check": state["checks"][kind]})
+        for kind in sorted(self.health_warnings - now_warn):
+            changes.append({"kind": kind, "state": "cleared"})
+        self.health_warnings = now_warn
+        return changes
+
+    def check_stopped(self, now: float | None = None) -> dict[str, Any] | None:
+        """The camera-stopped warning when no image came for ``expected_interval_s`` (default: ten
+        times the usual interval, at least 30 s); None otherwise or when already raised."""
+        if self.last_image_at is None or self.stopped:
+            return None
+        now = time.time() if now is None else now
+        limit = self.expected_interval_s
+        if limit is None:
+            if len(self.intervals) < 5:
+                return None
+            limit = max(30.0, 10.0 * float(np.median(self.intervals)))
+        if now - self.last_image_at <= limit:
+            return None
+        self.stopped = True
+        return {"kind": "stopped", "state": "warn", "check": {"value": round(now - self.last_image_at, 1),
+                                                               "high": round(float(limit), 1), "status": "warn"}}
+
+    def health_json(self) -> dict[str, Any]:
+        """The health strip: every check's state (ok / warn / waiting) with its advice in Korean and English."""
+        from axline.inspect.health import ADVICE, KINDS, NAMES
+
+        state = self.health.state if self.health is not None else None
+        checks = {}
+        for kind in KINDS:
+            if kind == "stopped":
+                status = "warn" if self.stopped else ("ok" if self.last_image_at is not None else "waiting")
+                detail = None
+            elif state is None:
+                status, detail = ("waiting" if self.health is not None else "off"), None
+            else:
+                detail = state["checks"].get(kind)
+                status = detail["status"] if detail else "off"
+            checks[kind] = {"status": status, "name": NAMES[kind], "detail": detail,
+                            **({"advice": ADVICE[kind]} if status == "warn" else {})}
+        return {"checks": checks, "window": self.health.window if self.health is not None else None,
+                "images": len(self.health.recent) if self.health is not None else 0}
+
+    def teach_type(self, event_data: dict[str, Any], type_id: str, names: dict[str, str] | None,
+                   user: str) -> dict[str, Any]:
+        """Runs in a worker thread: keep a confirmed defect image as an example of ``type_id``; the
+        model file is updated in place (atomically) and reloaded."""
+        from axline.inspect.inferencer import Inspector
+        from axline.inspect.train import teach_defect_type
+
+        path = event_data.get("path")
+        if not path or not os.path.exists(path):
+            raise ValueError("the image of this inspection is no longer on disk; label a newer reject")
+        tmp = self.model_path + ".tmp"
+        _, stats = teach_defect_type(self.model_path, path, type_id, names, out=tmp, source=Path(path).name)
+        os.replace(tmp, self.model_path)
+        new = Inspector.load(self.model_path, ignore=self.ignore)
+        with self._lock:
+            self.inspector = new
+        self.type_labels.append({"ts": time.time_ns(), "type": type_id, "user": user})
+        return stats
 
     def write_heatmap(self, path: Path, image: np.ndarray, result: dict[str, Any]) -> None:
         from axline.inspect.inferencer import save_heatmap_overlay
@@ -102,7 +204,7 @@ class VisionStation:
         tmp = self.model_path + ".tmp"
         _, stats = update_with_feedback(self.model_path, good_images=good, defect_images=defects, out=tmp)
         os.replace(tmp, self.model_path)
-        new = Inspector.load(self.model_path)
+        new = Inspector.load(self.model_path, ignore=self.ignore)
         with self._lock:
             self.inspector = new
             self.model_version += 1
@@ -145,6 +247,9 @@ class VisionStation:
             if ins is not None else None,
             "updates": list(self.updates)[-10:],
             "rates": self.rates,
+            "tiles": len(self.inspector.offsets),
+            "types": {"names": self.inspector.types.names, "examples": self.inspector.types.counts()},
+            "health": self.health_json(),
         }
 
 

@@ -28,19 +28,23 @@ OPS_NAV = (("alarms", "nav.alarms"), ("history", "nav.history"), ("quality", "na
            ("reports", "nav.reports"))
 
 
+def _en(key: str) -> str:
+    """The English text of ``key`` as HTML: what the page shows until it applies the reader's language."""
+    return html.escape(i18n.text(key, "en"))
+
+
 def render(name: str, signed_in: bool) -> str:
     """The HTML of operations page ``name``; ``signed_in`` shows the log-out button."""
     skeleton = string.Template((PAGES_DIR / "skeleton.html").read_text(encoding="utf-8"))
     own = (PAGES_DIR / f"{name}.html").read_text(encoding="utf-8").splitlines(keepends=True)
     n_scripts = next((i for i, line in enumerate(own) if not line.lstrip().startswith("<script")), len(own))
-    en = lambda key: html.escape(i18n.text(key, "en"))  # noqa: E731 - the English text until the page applies the reader's
     nav = []
     for page, key in OPS_NAV:
         current = ' class="nav-link current" aria-current="page"' if page == name else ' class="nav-link"'
-        nav.append(f'      <a href="/{page}"{current} data-i18n="{key}">{en(key)}</a>')
+        nav.append(f'      <a href="/{page}"{current} data-i18n="{key}">{_en(key)}</a>')
     return skeleton.substitute(
-        title_key=f"{name}.title", title=en(f"{name}.title"), scripts="".join(own[:n_scripts]).rstrip("\n"),
-        back=en("ops.back"), nav="\n".join(nav), lang_toggle=en("lang.toggle"), logout=en("header.logout"),
+        title_key=f"{name}.title", title=_en(f"{name}.title"), scripts="".join(own[:n_scripts]).rstrip("\n"),
+        back=_en("ops.back"), nav="\n".join(nav), lang_toggle=_en("lang.toggle"), logout=_en("header.logout"),
         logout_hidden="" if signed_in else " hidden", main="".join(own[n_scripts:]).rstrip("\n"),
     )
 

@@ -205,6 +205,9 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
     from axline.app import optimize_routes  # setpoint advisor, approvals, what-if on the twin
 
     optimize_routes.register(app)
+    from axline.app import vision_routes  # defect types named by operators
+
+    vision_routes.register(app)
     return app
 
 

@@ -28,7 +28,8 @@ import numpy as np
 DEFECT_CLASSES = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 FEWSHOT_SIZES = (10, 50, 100, 200)
 GOALS = {"image_auroc": 0.985, "pixel_auroc": 0.97, "latency_ms_p50": 20.0, "latency_ms_p99": 50.0,
-         "latency_ms_p99_1024x256": 100.0, "long_parts_image_auroc": 0.95}
+         "latency_ms_p99_1024x256": 100.0, "long_parts_image_auroc": 0.95,
+         "defect_type_accuracy": {"5": 0.75, "10": 0.90}}
 LATENCY_SCRIPT = r"""
 import json, os, resource, sys, time
 sys.modules["torch"] = None  # the deployable path must not need torch
@@ -290,33 +291,87 @@ def perturb(image: np.ndarray, kind: str, strength: float, rng: np.random.Genera
     return np.clip(np.rint(a), 0, 255).astype(np.uint8)
 
 
-def _health(inspector: Any, test_good: list[Path], defects: list[Path], log: Any) -> dict[str, Any]:
-    """Graded perturbations of held-out good images: where health warns, where false rejects start."""
-    from axline.inspect.inferencer import load_image
+def _health(inspector: Any, test_good: list[Path], log: Any) -> dict[str, Any]:
+    """Graded perturbations of held-out good images: where health warns, where false rejects start.
 
+    Health is judged as the station judges it, on windows of consecutive images (the perturbation
+    lasts, like a drifting lamp); false rejects are counted image by image."""
+    from axline.inspect.health import evaluate, measure
+    from axline.inspect.inferencer import crop_roi, load_image
+
+    ref = inspector.model.health
     goods = [load_image(p) for p in test_good[::3]]
-    base = [inspector.inspect(g) for g in goods]
-    out: dict[str, Any] = {
-        "n_images": len(goods),
-        "false_warn_rate_unperturbed": float(np.mean([not v.health["ok"] for v in base])),
-        "false_reject_rate_unperturbed": float(np.mean([v.rejected for v in base])),
-        "warn_rate_on_real_defects": float(np.mean([not inspector.inspect(p).health["ok"]
-                                                    for p in defects[::8]])),
-        "kinds": {},
-    }
+    win = min(int(ref["window"]), len(goods))
+
+    def run(images: list[np.ndarray]) -> tuple[float, float, list[str]]:
+        ms = [measure(crop_roi(im, inspector.prep.roi), ref) for im in images]
+        evals = [evaluate(ms[i:i + win], ref) for i in range(0, len(ms) - win + 1, win)]
+        rejected = [inspector.inspect(im).rejected for im in images]
+        return (float(np.mean([not e["ok"] for e in evals])), float(np.mean(rejected)),
+                sorted({w for e in evals for w in e["warnings"]}))
+
+    warn0, frr0, kinds0 = run(goods)
+    out: dict[str, Any] = {"n_images": len(goods), "window": win, "n_windows": len(goods) // win,
+                           "warn_rate_unperturbed": warn0, "false_reject_rate_unperturbed": frr0,
+                           "warned_kinds_unperturbed": kinds0, "kinds": {}}
     for kind, strengths in HEALTH_STRENGTHS.items():
         rows = []
         for k, st in enumerate(strengths):
-            rng = np.random.default_rng(k)
-            vs = [inspector.inspect(perturb(g, kind, st, rng)) for g in goods]
-            rows.append({"strength": st, "warn_rate": float(np.mean([not v.health["ok"] for v in vs])),
-                         "false_reject_rate": float(np.mean([v.rejected for v in vs])),
-                         "warned_kinds": sorted({w for v in vs for w in v.health["warnings"]})})
+            # the same disturbance on every image (a smear sits where it sits on the lens)
+            wr, fr, kinds = run([perturb(g, kind, st, np.random.default_rng(k)) for g in goods])
+            rows.append({"strength": st, "warn_rate": wr, "false_reject_rate": fr, "warned_kinds": kinds})
         warn_at = next((r["strength"] for r in rows if r["warn_rate"] >= HEALTH_WARN_SHARE), None)
         fr_from = next((r["strength"] for r in rows if r["false_reject_rate"] >= FALSE_REJECT_SHARE), None)
         first = warn_at is not None and (fr_from is None or warn_at < fr_from)
         out["kinds"][kind] = {"warn_at": warn_at, "false_rejects_from": fr_from, "health_first": first, "rows": rows}
         log(f"health {kind}: warns at {warn_at}, false rejects from {fr_from}")
+    return out
+
+
+TYPE_KS = (1, 5, 10)
+TYPE_DRAWS = 20
+
+
+def _defect_types(inspector: Any, feats: np.ndarray, test: list[Path], n_good: int, log: Any) -> dict[str, Any]:
+    """Defect types from k labelled images per type (k = 1, 5, 10), tested on the rest, many draws.
+
+    Each defect image's region feature (its most anomalous patches, shipped scorer) is computed once;
+    a draw picks k labelled images per type, teaches them and classifies every other defect image.
+    An "unknown type" answer counts as wrong in the accuracy; macro-F1 is over the five types."""
+    from axline.inspect.types import DefectTypes, region_feature
+
+    cls = np.array([next(i for i, c in enumerate(DEFECT_CLASSES) if p.parent.parent.name == c) for p in test[n_good:]])
+    x = np.stack([region_feature(f, inspector.patch_scores(f)) for f in feats[n_good:]])
+    out: dict[str, Any] = {"types": list(DEFECT_CLASSES), "draws": TYPE_DRAWS,
+                           "per_type": {c: int(np.sum(cls == i)) for i, c in enumerate(DEFECT_CLASSES)},
+                           "accuracy": {}, "macro_f1": {}, "unknown_rate": {}, "accuracy_sd": {}}
+    for k in TYPE_KS:
+        accs, f1s, unk = [], [], []
+        for draw in range(TYPE_DRAWS):
+            rng = np.random.default_rng(1000 * k + draw)
+            taught = np.concatenate([rng.choice(np.flatnonzero(cls == c), k, replace=False)
+                                     for c in range(len(DEFECT_CLASSES))])
+            rest = np.setdiff1d(np.arange(len(cls)), taught)
+            types = DefectTypes()
+            for i in taught:
+                types.add(f"t{cls[i]}", x[i], {"en": DEFECT_CLASSES[cls[i]], "ko": DEFECT_CLASSES[cls[i]]})
+            pred = []
+            for i in rest:
+                r = types.predict(x[i])
+                pred.append(int(r["type"][1:]) if r and r["known"] else -1)
+            pred_a, truth = np.asarray(pred), cls[rest]
+            accs.append(float(np.mean(pred_a == truth)))
+            unk.append(float(np.mean(pred_a == -1)))
+            f1 = []
+            for c in range(len(DEFECT_CLASSES)):
+                tp = np.sum((pred_a == c) & (truth == c))
+                f1.append(2 * tp / max(2 * tp + np.sum((pred_a == c) & (truth != c)) + np.sum((pred_a != c) & (truth == c)), 1))
+            f1s.append(float(np.mean(f1)))
+        out["accuracy"][str(k)] = float(np.mean(accs))
+        out["accuracy_sd"][str(k)] = float(np.std(accs))
+        out["macro_f1"][str(k)] = float(np.mean(f1s))
+        out["unknown_rate"][str(k)] = float(np.mean(unk))
+        log(f"defect types k={k}: accuracy {out['accuracy'][str(k)]:.3f}, macro-F1 {out['macro_f1'][str(k)]:.3f}")
     return out
 
 
@@ -336,6 +391,8 @@ def run_benchmark(
     pixel_stride: int = 1,
     fewshot: bool = True,
     long_parts: bool = True,
+    types: bool = True,
+    health: bool = True,
     workdir: Path | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
@@ -428,6 +485,12 @@ def run_benchmark(
     baselines: dict[str, Any] = {}
     result["scorers"] = _compare_scorers(inspector.model, feats_a, test, labels, masks, pixel_stride,
                                          report["scorer_validation_auroc"], log)
+    if types:
+        result["defect_types"] = _defect_types(inspector, feats_a, test, len(test_good), log)
+        result["defect_type_accuracy"] = result["defect_types"]["accuracy"]
+        result["defect_type_macro_f1"] = result["defect_types"]["macro_f1"]
+    if health and inspector.model.health is not None:
+        result["health"] = _health(inspector, test_good, log)
     if long_parts:
         result["long_parts"] = _long_parts(train, test_good, defects, tmp, report["scorer"], log)
         result["latency_by_size"] = _latency_by_size(train, test, tmp, report["scorer"], latency_runs, log)
@@ -526,6 +589,43 @@ def render_latency_by_size(r: dict[str, Any]) -> str:
         "it timed faster at load).")
 
 
+def render_types(r: dict[str, Any]) -> str:
+    """Accuracy and macro-F1 by labels per type."""
+    t = r["defect_types"]
+    rows = ["| labelled images per type | accuracy (mean ± sd over draws) | macro-F1 | answered \"unknown type\" |",
+            "|---|---|---|---|"]
+    for k, acc in t["accuracy"].items():
+        rows.append(f"| {k} | {acc:.3f} ± {t['accuracy_sd'][k]:.3f} | {t['macro_f1'][k]:.3f} | "
+                    f"{t['unknown_rate'][k]:.3f} |")
+    counts = ", ".join(f"{c} {n}" for c, n in t["per_type"].items())
+    return "\n".join(rows) + (
+        f"\n\nTypes: the magnetic-tile defect folders ({counts} images). Each of {t['draws']} random draws teaches k "
+        "images per type and classifies every other defect image; no backbone is retrained: a type's prototype is "
+        "the mean of its examples' pooled features at their most anomalous patches, the answer the most similar "
+        "prototype (cosine) with a softmax confidence, \"unknown type\" below 0.5 (counted as wrong).")
+
+
+HEALTH_UNITS = {"brightness": "grey levels added", "blur": "Gaussian blur sigma, px",
+                "shift": "% of the width", "rotation": "degrees", "occlusion": "% of the image under a smear"}
+
+
+def render_health(h: dict[str, Any]) -> str:
+    """Per perturbation kind: strength where health warns, where false rejects start."""
+    rows = ["| disturbance (unit) | health warns at | false rejects from | health first | warned checks |",
+            "|---|---|---|---|---|"]
+    for kind, v in h["kinds"].items():
+        warned = sorted({w for r in v["rows"] for w in r["warned_kinds"]})
+        rows.append(f"| {kind} ({HEALTH_UNITS.get(kind, '')}) | {_fmt(v['warn_at'])} | {_fmt(v['false_rejects_from'])} | "
+                    f"{'yes' if v['health_first'] else 'no'} | {', '.join(warned) or '—'} |")
+    return "\n".join(rows) + (
+        f"\n\n{h['n_images']} held-out good test images, disturbed at graded strengths (the same disturbance on "
+        f"every image). Health is judged as the station judges it, on windows of {h['window']} consecutive images "
+        f"({h['n_windows']} windows); it \"warns at\" the first strength where at least half the windows warn. "
+        "False rejects \"start\" at the first strength where at least 5 % of the disturbed good images are "
+        f"rejected. Undisturbed: windows warned {h['warn_rate_unperturbed']:.2f}, false-reject rate "
+        f"{h['false_reject_rate_unperturbed']:.3f}.")
+
+
 def render(result: dict[str, Any]) -> str:
     """The benchmark page ``benchmarks/inspect.md`` (from the JSON alone)."""
     from axline.bench.common import page
@@ -565,6 +665,11 @@ def render(result: dict[str, Any]) -> str:
     if "long_parts" in result and "long_parts_image_auroc" in g:
         checks.append((f"long parts image AUROC ≥ {g['long_parts_image_auroc']}",
                        result["long_parts"]["tiled"]["image_auroc"] >= g["long_parts_image_auroc"]))
+    for k, goal in g.get("defect_type_accuracy", {}).items() if "defect_type_accuracy" in result else ():
+        checks.append((f"defect-type accuracy with {k} labels ≥ {goal}", result["defect_type_accuracy"][k] >= goal))
+    if "health" in result:
+        checks.append(("health warns before false rejects, every kind",
+                       all(v["health_first"] for v in result["health"]["kinds"].values())))
     goals = "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in checks) + "."
     st = result["settings"]
     protocol = "\n".join([
@@ -593,6 +698,10 @@ def render(result: dict[str, Any]) -> str:
         sections.append(("Native resolution: long parts", render_long_parts(result["long_parts"])))
     if "latency_by_size" in result:
         sections.append(("Latency by image size (tiled)", render_latency_by_size(result)))
+    if "defect_types" in result:
+        sections.append(("Defect types from operator labels", render_types(result)))
+    if "health" in result:
+        sections.append(("Image health", render_health(result["health"])))
     return page("Visual inspection benchmark: magnetic tile", [
         *sections,
         ("Latency", render_latency(result)),
@@ -620,6 +729,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use every n-th pixel for pixel AUROC (1 = all)")
     parser.add_argument("--no-fewshot", action="store_true")
     parser.add_argument("--no-long-parts", action="store_true", help="skip the long-part and image-size runs")
+    parser.add_argument("--no-types", action="store_true", help="skip the defect-type runs")
+    parser.add_argument("--no-health", action="store_true", help="skip the image-health runs")
     parser.add_argument("--workdir", type=Path, default=None, help="where models are written (default: temp)")
     parser.add_argument("--latency-only", type=Path, default=None, metavar="MODEL",
                         help="only measure the latency of this trained .axi on the dataset's images")
@@ -655,6 +766,7 @@ def run(args: argparse.Namespace) -> int:
             args.data, coreset_ratio=args.coreset_ratio, max_bank=args.max_bank, target_frr=args.target_frr,
             normalize_brightness=args.normalize_brightness, latency_runs=args.latency_runs,
             pixel_stride=args.pixel_stride, fewshot=not args.no_fewshot, long_parts=not args.no_long_parts,
+            types=not args.no_types, health=not args.no_health,
             workdir=args.workdir, log=lambda m: print(m, file=sys.stderr, flush=True),
         )
     except FileNotFoundError as exc:

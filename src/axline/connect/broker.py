@@ -11,7 +11,9 @@ import threading
 import time
 from typing import Any, ClassVar
 
-from axline.batch import Batch
+import numpy as np
+
+from axline.batch import Batch, Row
 from axline.connect.base import CONNECTED, Connector, Sink
 from axline.connect.deadletter import DeadLetter, DeadLetterStore
 from axline.connect.registry import Option, Schema
@@ -21,20 +23,85 @@ log = logging.getLogger(__name__)
 
 
 def new_client(client_id: str, *, username: str | None = None, password: str | None = None, tls: bool = False,
-               ca_file: str | None = None, clean_session: bool = True, reconnect_on_failure: bool = True):
+               ca_file: str | None = None, clean_session: bool = True, reconnect_on_failure: bool = True,
+               buffered_reads: bool = False):
     """A paho-mqtt client (MQTT 3.1.1, callback API 2) with its credentials and TLS set.
 
     TLS verifies the broker's certificate against ``ca_file`` (default: the system's CAs).
+    ``buffered_reads`` reads what the socket holds in one call and handles every whole packet in it
+    (for subscribers that receive many small messages).
     """
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
-                         clean_session=clean_session, reconnect_on_failure=reconnect_on_failure)
+    cls = _buffered_client_class() if buffered_reads else mqtt.Client
+    client = cls(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                 clean_session=clean_session, reconnect_on_failure=reconnect_on_failure)
     if username is not None:
         client.username_pw_set(username, password)
     if tls:
         client.tls_set(ca_certs=ca_file)
     return client
+
+
+_READ_CHUNK = 65536
+_READ_REFILLS = 8  # buffer refills per network-loop pass, so that writes and keep-alives still get their turn
+_buffered_cls = None
+
+
+def _buffered_client_class():
+    """paho's Client reading the socket in chunks.
+
+    paho reads a packet with three ``recv`` calls (command byte, length, body) and one ``select`` per
+    packet. This class serves those reads from a buffer filled by one ``recv`` of up to 64 KiB, and a
+    network-loop pass handles every packet the buffer holds before paho waits on ``select`` again, so
+    no byte is left waiting in the buffer. A new connection starts with an empty buffer.
+    """
+    global _buffered_cls
+    if _buffered_cls is not None:
+        return _buffered_cls
+    import paho.mqtt.client as mqtt
+
+    class BufferedClient(mqtt.Client):
+        """paho's Client with chunked socket reads."""
+
+        _rsock = None
+        _rbuf = b""
+        _rpos = 0
+        _refills = 0
+
+        def _sock_recv(self, bufsize: int) -> bytes:
+            if self._sock is not self._rsock:  # a new connection: nothing of the old one is kept
+                self._rsock, self._rbuf, self._rpos = self._sock, b"", 0
+            if self._rpos >= len(self._rbuf):
+                if self._refills <= 0:
+                    return super()._sock_recv(bufsize)
+                self._refills -= 1
+                data = super()._sock_recv(_READ_CHUNK)
+                if len(data) <= bufsize:  # also b"" (closed)
+                    return data
+                self._rbuf, self._rpos = data, 0
+            end = self._rpos + bufsize
+            out = self._rbuf[self._rpos:end]
+            self._rpos = end
+            return out
+
+        def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+            self._refills = _READ_REFILLS
+            try:
+                rc = super().loop_read(max_packets)
+                while (rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None
+                       and self._sock is self._rsock and self._rpos < len(self._rbuf)):
+                    rc = self._packet_read()
+                    if rc > 0:
+                        return self._loop_rc_handle(rc)
+                    if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:  # the socket is empty, or paho paused a long
+                        rc = mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS  # packet: go on while the buffer holds bytes
+                return rc
+            finally:
+                self._refills = 0
+
+    _buffered_cls = BufferedClient
+    return BufferedClient
 
 
 BROKER_OPTIONS: dict[str, Option] = {
@@ -58,11 +125,43 @@ _SUBSCRIBE_CHUNK = 100
 MAX_PENDING_READINGS = 500_000  # readings received but not yet handed to the service; then backpressure
 
 
+class _Rows:
+    """Single readings gathered as plain Python values in columns; one Batch is made of them per flush."""
+
+    __slots__ = ("lookup", "idx", "ts", "value", "quality")
+
+    def __init__(self) -> None:
+        self.lookup: dict[str, int] = {}
+        self.idx: list[int] = []
+        self.ts: list[int] = []
+        self.value: list[float] = []
+        self.quality: list[int] = []
+
+    def add(self, rows: list[Row]) -> None:
+        """Append rows (path, ts, value, quality)."""
+        lookup = self.lookup
+        for path, ts, value, q in rows:
+            i = lookup.get(path)
+            if i is None:
+                i = lookup[path] = len(lookup)
+            self.idx.append(i)
+            self.ts.append(ts)
+            self.value.append(value)
+            self.quality.append(q)
+
+    def batch(self) -> Batch:
+        """The rows as one Batch, in their order."""
+        return Batch(list(self.lookup), np.array(self.idx, dtype=np.int32), np.array(self.ts, dtype=np.int64),
+                     np.array(self.value, dtype=np.float64), np.array(self.quality, dtype=np.uint8))
+
+
 class BrokerConnector(Connector):
     """A connector that talks to an MQTT broker through paho-mqtt.
 
     paho runs its network loop in a thread. Each message is parsed there by ``handle_message``
-    (which must not raise); readings are gathered under a lock and handed to the asyncio loop with
+    (which must not raise; it returns a Batch or, cheaper, a list of plain ``(path, ts, value,
+    quality)`` rows, which are gathered in columns of Python values until a flush makes one Batch of
+    them); readings are gathered under a lock and handed to the asyncio loop with
     ``loop.call_soon_threadsafe``, which delivers one batch per ``batch_interval_ms``. A lost
     connection ends the session with ConnectionError so that ``Connector.run`` reconnects with backoff.
     """
@@ -79,7 +178,8 @@ class BrokerConnector(Connector):
         self._client = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        self._pending: list[Batch] = []
+        self._pending: list[Batch | _Rows] = []  # in arrival order
+        self._rows: _Rows | None = None  # the last entry of _pending while it gathers rows
         self._pending_readings = 0
         self._drained = threading.Event()  # set whenever the pending list is below its bound
         self._drained.set()
@@ -97,8 +197,9 @@ class BrokerConnector(Connector):
         """What to subscribe to."""
         raise NotImplementedError
 
-    def handle_message(self, topic: str, payload: bytes, now_ns: int) -> tuple[Batch | None, list[DeadLetter]]:
-        """Runs in paho's network thread; must not raise."""
+    def handle_message(self, topic: str, payload: bytes, now_ns: int
+                       ) -> tuple[Batch | list[Row] | None, list[DeadLetter]]:
+        """Runs in paho's network thread; must not raise. Readings as a Batch or a list of rows."""
         raise NotImplementedError
 
     def configure_client(self, client) -> None:
@@ -116,7 +217,7 @@ class BrokerConnector(Connector):
         o = self.options
         cid = o["client_id"] or f"axline-{self.name}-{secrets.token_hex(4)}"
         client = new_client(cid, username=o["username"] or None, password=o["password"], tls=o["tls"],
-                            ca_file=o["ca_file"], reconnect_on_failure=False)
+                            ca_file=o["ca_file"], reconnect_on_failure=False, buffered_reads=True)
         client.connect_timeout = o["connect_timeout_s"]
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -185,9 +286,17 @@ class BrokerConnector(Connector):
             self._dead(dead)
         if batch is not None and len(batch):
             with self._lock:
-                self._pending.append(batch)
+                first = self._pending_readings == 0
+                if type(batch) is list:
+                    rows = self._rows
+                    if rows is None:
+                        rows = self._rows = _Rows()
+                        self._pending.append(rows)
+                    rows.add(batch)
+                else:
+                    self._pending.append(batch)
+                    self._rows = None
                 self._pending_readings += len(batch)
-                first = len(self._pending) == 1
                 full = self._pending_readings >= MAX_PENDING_READINGS
                 if full:
                     self._drained.clear()
@@ -215,10 +324,11 @@ class BrokerConnector(Connector):
     def _flush(self, sink: Sink) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
+            self._rows = None
             self._pending_readings = 0
             self._drained.set()
         if pending:
-            batch = Batch.concat(pending)
+            batch = Batch.concat([p.batch() if type(p) is _Rows else p for p in pending])
             self.readings += len(batch)
             sink(batch)
 

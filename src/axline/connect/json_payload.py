@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from axline.batch import BAD, BAD_OUT_OF_RANGE, GOOD, Batch
+from axline.batch import BAD, BAD_OUT_OF_RANGE, GOOD, Batch, Row
 from axline.connect.deadletter import DeadLetter
 from axline.connect.json_mapping import MISSING, JsonAddress, JsonMapping, PayloadError, Rule, select
 
@@ -199,33 +199,52 @@ def parse_json_payload(topic: str, payload: bytes, mapping: JsonMapping, now_ns:
     Readings get quality BAD when the value is NaN/null or of the wrong type (with a dead letter),
     BAD_OUT_OF_RANGE outside the tag's range, unless the payload already gave a worse code.
     """
+    got, dead = parse_json_readings(topic, payload, mapping, now_ns)
+    return (rows_to_batch(got) if type(got) is list else got), dead
+
+
+def parse_json_readings(topic: str, payload: bytes, mapping: JsonMapping, now_ns: int
+                        ) -> tuple[list[Row] | Batch, list[DeadLetter]]:
+    """As ``parse_json_payload``, but a message of single readings comes back as a list of plain
+    ``(path, ts, value, quality)`` rows (no arrays made per message); the batch form as a Batch."""
     try:
         return _parse(topic, bytes(payload), mapping, now_ns)
     except Exception as e:  # noqa: BLE001 - the last guard: a parser bug must not kill the network thread
         log.exception("MQTT JSON parser failed on topic %r", topic)
-        return Batch.empty(), [DeadLetter(f"internal parser error: {type(e).__name__}: {e}", topic,
-                                          bytes(payload), now_ns)]
+        return [], [DeadLetter(f"internal parser error: {type(e).__name__}: {e}", topic, bytes(payload), now_ns)]
 
 
-def _parse(topic: str, payload: bytes, mapping: JsonMapping, now_ns: int) -> tuple[Batch, list[DeadLetter]]:
+def rows_to_batch(rows: list[Row]) -> Batch:
+    """A Batch of ``(path, ts, value, quality)`` rows, in their order."""
+    if not rows:
+        return Batch.empty()
+    lookup: dict[str, int] = {}
+    idx = [lookup.setdefault(r[0], len(lookup)) for r in rows]
+    return Batch(list(lookup), np.array(idx, dtype=np.int32), np.array([r[1] for r in rows], dtype=np.int64),
+                 np.array([r[2] for r in rows], dtype=np.float64), np.array([r[3] for r in rows], dtype=np.uint8))
+
+
+def _parse(topic: str, payload: bytes, mapping: JsonMapping, now_ns: int
+           ) -> tuple[list[Row] | Batch, list[DeadLetter]]:
     rules = mapping.rules_for(topic)
     paths: list[str] = mapping.paths
     if not rules:
         if mapping.unmapped == "ignore":
             mapping.unmapped_count += 1
-            return Batch.empty(), []
+            return [], []
         if mapping.unmapped == "deadletter":
-            return Batch.empty(), [DeadLetter("no tag is mapped to this topic", topic, payload, now_ns)]
+            return [], [DeadLetter("no tag is mapped to this topic", topic, payload, now_ns)]
         if "+" in topic or "#" in topic or not topic:
-            return Batch.empty(), [DeadLetter("topic is not a tag path", topic, payload, now_ns)]
+            return [], [DeadLetter("topic is not a tag path", topic, payload, now_ns)]
         rules = [Rule(0, JsonAddress(topic), mapping.timestamp_unit, -math.inf, math.inf)]
         paths = [topic]
     try:
         root = load_json(payload)
     except PayloadError as e:
-        return Batch.empty(), [DeadLetter(str(e), topic, payload, now_ns)]
+        return [], [DeadLetter(str(e), topic, payload, now_ns)]
     dead: list[DeadLetter] = []
     parts: list[tuple[int, Any, Any, Any, Rule]] = []
+    scalar = True
     for rule in rules:
         try:
             ts, val, q, soft = extract(root, rule.addr, rule.unit, now_ns)
@@ -234,10 +253,13 @@ def _parse(topic: str, payload: bytes, mapping: JsonMapping, now_ns: int) -> tup
             continue
         if soft:
             dead.append(DeadLetter(f"{paths[rule.slot]}: {soft}", topic, payload, now_ns))
+        if isinstance(ts, np.ndarray):
+            scalar = False
         parts.append((rule.slot, ts, val, q, rule))
-    if not parts:
-        return Batch.empty(), dead
-    if len(parts) == 1 and isinstance(parts[0][1], np.ndarray):
+    if scalar:  # single readings (the usual message): plain values, no arrays
+        return [(paths[slot], ts, val, _limit_one(val, q, rule.lo, rule.hi))
+                for slot, ts, val, q, rule in parts], dead
+    if len(parts) == 1:
         slot, ts, val, q, rule = parts[0]
         q = _apply_limits(val, q, rule.lo, rule.hi)
         return Batch((paths[slot],), np.zeros(len(ts), dtype=np.int32), ts, val, q), dead
@@ -253,6 +275,17 @@ def _parse(topic: str, payload: bytes, mapping: JsonMapping, now_ns: int) -> tup
         q_l.append(q_a)
     uniq = [paths[s] for s in used]
     return Batch(uniq, np.concatenate(idx_l), np.concatenate(ts_l), np.concatenate(val_l), np.concatenate(q_l)), dead
+
+
+def _limit_one(val: float, q: int, lo: float, hi: float) -> int:
+    """``_apply_limits`` for one reading."""
+    if q >= BAD:
+        return q
+    if not math.isfinite(val):
+        return BAD
+    if val < lo or val > hi:
+        return BAD_OUT_OF_RANGE
+    return q
 
 
 def _apply_limits(val: np.ndarray, q: np.ndarray, lo: float, hi: float) -> np.ndarray:

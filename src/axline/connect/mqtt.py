@@ -35,7 +35,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from axline.batch import Batch
+from axline.batch import Batch, Row
 from axline.connect.base import check_write
 from axline.connect.broker import BROKER_OPTIONS, BrokerConnector
 from axline.connect.deadletter import DeadLetter
@@ -48,7 +48,7 @@ from axline.connect.json_mapping import (
     compile_selector,
     parse_address,
 )
-from axline.connect.json_payload import parse_json_payload, timestamp_ns
+from axline.connect.json_payload import parse_json_payload, parse_json_readings, timestamp_ns
 from axline.connect.registry import Option, Schema
 from axline.plant import Tag
 
@@ -114,9 +114,11 @@ class MqttConnector(BrokerConnector):
         """The QoS of the subscriptions (the ``qos`` option)."""
         return self.options["qos"]
 
-    def handle_message(self, topic: str, payload: bytes, now_ns: int) -> tuple[Batch | None, list[DeadLetter]]:
-        """Decode a JSON message through the tag mapping; unreadable parts become dead letters."""
-        return parse_json_payload(topic, payload, self.mapping, now_ns)
+    def handle_message(self, topic: str, payload: bytes, now_ns: int
+                       ) -> tuple[Batch | list[Row], list[DeadLetter]]:
+        """Decode a JSON message through the tag mapping (single readings as plain rows, no arrays per
+        message); unreadable parts become dead letters."""
+        return parse_json_readings(topic, payload, self.mapping, now_ns)
 
     def write_topic_of(self, tag: Tag) -> str:
         """The topic a write to ``tag`` publishes to."""

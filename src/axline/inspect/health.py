@@ -16,8 +16,9 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import laplace, sobel
 
-WORK_SIDE = 256  # long side of the working copy for the statistics
-THUMB = 64  # side of the square thumbnail for position and rotation
+WORK_SIDE = 256  # long side of the working copy for brightness, contrast and blocks
+SHARP_SIDE = 1024  # long side (at most) of the copy sharpness is measured on: focus lives in fine detail
+THUMB = 128  # side of the square thumbnail for position and rotation
 BLOCKS = 8  # blocks per side for the local check
 ANGLE_BINS = 180  # orientation histogram over 180 degrees, 1 degree a bin
 SPREAD = 6.0  # limits: median +- SPREAD robust standard deviations
@@ -90,15 +91,23 @@ def _rotation(hist: np.ndarray, ref: np.ndarray) -> float:
     return float(lag - ANGLE_BINS if lag > ANGLE_BINS // 2 else lag)
 
 
+WINDOW = 16  # images in the station's health window
+REF_WINDOWS = 300  # random windows of training images the limits come from
+SCALARS = ("brightness", "contrast", "sharpness", "dx", "dy", "rotation")
+
+
 def measure(image: np.ndarray, ref: dict[str, Any] | None = None) -> dict[str, Any]:
     """Raw statistics of one uint8 image (grey or colour): brightness, contrast, sharpness, block means
-    and standard deviations, thumbnail, orientation histogram; with ``ref`` also shift and rotation."""
+    and standard deviations, thumbnail, orientation histogram; with ``ref`` also shift (dx, dy, in
+    fractions of the thumbnail) and rotation (degrees) against the reference."""
     a = _grey(image).astype(np.float64)
     h, w = a.shape
     f = min(1.0, WORK_SIDE / max(h, w))
     work = _resize(a, max(8, round(w * f)), max(8, round(h * f))) if f < 1.0 else a
     contrast = float(work.std())
-    sharp = float(np.abs(laplace(work)).mean()) / (contrast + 1e-3)
+    fs = min(1.0, SHARP_SIDE / max(h, w))
+    fine = _resize(a, max(8, round(w * fs)), max(8, round(h * fs))) if fs < 1.0 else a
+    sharp = float(np.abs(laplace(fine)).mean()) / (float(fine.std()) + 1e-3)
     bh, bw = work.shape[0] // BLOCKS, work.shape[1] // BLOCKS
     blocks = work[: bh * BLOCKS, : bw * BLOCKS].reshape(BLOCKS, bh, BLOCKS, bw)
     thumb = _resize(a, THUMB, THUMB)
@@ -109,9 +118,58 @@ def measure(image: np.ndarray, ref: dict[str, Any] | None = None) -> dict[str, A
     }
     if ref is not None:
         dx, dy = _shift(thumb, np.asarray(ref["thumb"]))
-        out["shift"] = float(np.hypot(dx, dy)) / THUMB
-        out["rotation"] = abs(_rotation(out["orient"], np.asarray(ref["orient"])))
+        out["dx"], out["dy"] = dx / THUMB, dy / THUMB
+        out["rotation"] = _rotation(out["orient"], np.asarray(ref["orient"]))
     return out
+
+
+def _window_stats(ms: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over a window of measured images (robust to the odd defective part)."""
+    out: dict[str, Any] = {k: float(np.median([m[k] for m in ms])) for k in SCALARS}
+    out["block_mean"] = np.median([m["block_mean"] for m in ms], axis=0)
+    out["block_std"] = np.median([m["block_std"] for m in ms], axis=0)
+    return out
+
+
+FLOORS = {"brightness": 3.0, "contrast": 0.04, "sharpness": 0.04, "dx": 0.01, "dy": 0.01, "rotation": 1.0}
+
+
+def fit_reference(images: list[np.ndarray], window: int = WINDOW, seed: int = 0) -> dict[str, Any]:
+    """Health reference (plain JSON) from good training images (already cropped to the ROI).
+
+    Limits are for the median over a window of ``window`` images, from random windows of the
+    training images: median +- 6 robust standard deviations of the window medians, with a floor
+    (brightness, contrast and sharpness floors are relative: 3 grey levels, 4 %).
+    """
+    if len(images) < 2:
+        raise ValueError("the health reference needs at least 2 good images")
+    first = [measure(im) for im in images]
+    ref: dict[str, Any] = {"thumb": np.mean([m["thumb"] for m in first], axis=0),
+                           "orient": np.mean([m["orient"] for m in first], axis=0)}
+    ms = [measure(im, ref) for im in images]
+    rng = np.random.default_rng(seed)
+    k = min(window, len(ms))
+    wins = [_window_stats([ms[j] for j in rng.choice(len(ms), k, replace=False)]) for _ in range(REF_WINDOWS)]
+    limits: dict[str, list[float]] = {}
+    for key in SCALARS:
+        vals = np.array([w_[key] for w_ in wins])
+        med, sd = _robust(vals)
+        floor = FLOORS[key] * (abs(med) if key in ("contrast", "sharpness") else 1.0)
+        spread = max(SPREAD * sd, floor)
+        limits[key] = [round(med - spread, 5), round(med + spread, 5)]
+    bm = np.stack([w_["block_mean"] for w_ in wins])
+    bs = np.stack([w_["block_std"] for w_ in wins])
+    bm_med, bs_med = np.median(bm, axis=0), np.median(bs, axis=0)
+    bm_sd = np.maximum(SPREAD * 1.4826 * np.median(np.abs(bm - bm_med), axis=0), 4.0)
+    bs_sd = np.maximum(SPREAD * 1.4826 * np.median(np.abs(bs - bs_med), axis=0), 0.1 * bs_med + 0.5)
+    return {
+        "what": "image health reference: limits for medians over a window of images, from the good training images",
+        "n_images": len(images), "window": k,
+        "thumb": np.round(ref["thumb"], 2).tolist(), "orient": np.round(ref["orient"], 6).tolist(),
+        "limits": limits,
+        "block_mean": np.round(bm_med, 3).tolist(), "block_mean_tol": np.round(bm_sd, 3).tolist(),
+        "block_std": np.round(bs_med, 3).tolist(), "block_std_tol": np.round(bs_sd, 3).tolist(),
+    }
 
 
 def _robust(values: np.ndarray) -> tuple[float, float]:
@@ -119,49 +177,9 @@ def _robust(values: np.ndarray) -> tuple[float, float]:
     return med, float(1.4826 * np.median(np.abs(values - med)))
 
 
-def fit_reference(images: list[np.ndarray]) -> dict[str, Any]:
-    """Health reference (plain JSON) from good training images (already cropped to the ROI)."""
-    if len(images) < 2:
-        raise ValueError("the health reference needs at least 2 good images")
-    stats = [measure(im) for im in images]
-    ref: dict[str, Any] = {"thumb": np.mean([s["thumb"] for s in stats], axis=0),
-                           "orient": np.mean([s["orient"] for s in stats], axis=0)}
-    second = [measure(im, ref) for im in images]
-    limits: dict[str, list[float]] = {}
-    for key, floor in (("brightness", 6.0), ("contrast", 0.08), ("sharpness", 0.08)):
-        vals = np.array([s[key] for s in stats])
-        med, sd = _robust(vals)
-        spread = max(SPREAD * sd, floor * (1.0 if key == "brightness" else med))
-        limits[key] = [med - spread, med + spread]
-    for key, floor in (("shift", 0.03), ("rotation", 2.0)):
-        vals = np.array([s[key] for s in second])
-        med, sd = _robust(vals)
-        limits[key] = [0.0, max(float(vals.max()), med + SPREAD * sd) + floor]
-    bm = np.stack([s["block_mean"] for s in stats])
-    bs = np.stack([s["block_std"] for s in stats])
-    bm_med, bs_med = np.median(bm, axis=0), np.median(bs, axis=0)
-    bm_sd = np.maximum(1.4826 * np.median(np.abs(bm - bm_med), axis=0), 4.0)
-    fractions = [float(np.mean(_blocks_off(m, s, bm_med, bm_sd, bs_med))) for m, s in zip(bm, bs, strict=True)]
-    return {
-        "what": "image health reference from the good training images",
-        "n_images": len(images),
-        "thumb": np.round(ref["thumb"], 2).tolist(), "orient": np.round(ref["orient"], 6).tolist(),
-        "limits": {k: [round(v[0], 5), round(v[1], 5)] for k, v in limits.items()},
-        "block_mean": np.round(bm_med, 3).tolist(), "block_mean_sd": np.round(bm_sd, 3).tolist(),
-        "block_std": np.round(bs_med, 3).tolist(),
-        "occlusion_limit": round(max(fractions) + 1.5 / BLOCKS**2, 5),
-    }
-
-
-def _blocks_off(mean: np.ndarray, std: np.ndarray, ref_mean: np.ndarray, ref_sd: np.ndarray,
-                ref_std: np.ndarray) -> np.ndarray:
-    """Blocks whose brightness left the usual range, or whose texture went flat (smear, cover)."""
-    return (np.abs(mean - ref_mean) > SPREAD * ref_sd) | (std < 0.4 * ref_std)
-
-
-def check(image: np.ndarray, reference: dict[str, Any]) -> dict[str, Any]:
-    """Health of one image against ``reference``: ``{"ok", "warnings": [kind], "checks": {kind: {...}}}``."""
-    m = measure(image, reference)
+def evaluate(ms: list[dict[str, Any]], reference: dict[str, Any]) -> dict[str, Any]:
+    """Health of a window of measured images: ``{"ok", "warnings": [kind], "checks": {kind: {...}}}``."""
+    w = _window_stats(ms)
     lim = reference["limits"]
     checks: dict[str, dict[str, Any]] = {}
 
@@ -170,13 +188,39 @@ def check(image: np.ndarray, reference: dict[str, Any]) -> dict[str, Any]:
         checks[kind] = {"value": round(float(value), 4), "low": None if lo is None else round(lo, 4),
                         "high": None if hi is None else round(hi, 4), "status": "warn" if bad else "ok"}
 
-    put("brightness", m["brightness"], *lim["brightness"])
-    put("contrast", m["contrast"], *lim["contrast"])
-    put("blur", m["sharpness"], lim["sharpness"][0], None)
-    put("position", m["shift"], None, lim["shift"][1])
-    put("rotation", m["rotation"], None, lim["rotation"][1])
-    off = _blocks_off(m["block_mean"], m["block_std"], np.asarray(reference["block_mean"]),
-                      np.asarray(reference["block_mean_sd"]), np.asarray(reference["block_std"]))
-    put("occlusion", float(off.mean()), None, reference["occlusion_limit"])
+    put("brightness", w["brightness"], *lim["brightness"])
+    put("contrast", w["contrast"], *lim["contrast"])
+    put("blur", w["sharpness"], lim["sharpness"][0], None)
+    # position: the larger of the two shifts, each against its own range (0 = inside)
+    out_x = max(lim["dx"][0] - w["dx"], w["dx"] - lim["dx"][1], 0.0)
+    out_y = max(lim["dy"][0] - w["dy"], w["dy"] - lim["dy"][1], 0.0)
+    checks["position"] = {"value": round(float(np.hypot(w["dx"], w["dy"])), 4), "low": None,
+                          "high": round(float(max(abs(v) for v in lim["dx"] + lim["dy"])), 4),
+                          "status": "warn" if max(out_x, out_y) > 0 else "ok"}
+    put("rotation", w["rotation"], *lim["rotation"])
+    off = (np.abs(w["block_mean"] - np.asarray(reference["block_mean"])) > np.asarray(reference["block_mean_tol"])) | (
+        np.asarray(reference["block_std"]) - w["block_std"] > np.asarray(reference["block_std_tol"]))
+    checks["occlusion"] = {"value": round(float(off.mean()), 4), "low": None, "high": 0.0,
+                           "status": "warn" if off.any() else "ok"}
     warnings = [k for k, v in checks.items() if v["status"] == "warn"]
-    return {"ok": not warnings, "warnings": warnings, "checks": checks}
+    return {"ok": not warnings, "warnings": warnings, "checks": checks, "images": len(ms)}
+
+
+class HealthMonitor:
+    """The station's health: statistics of the last ``window`` images against the reference."""
+
+    def __init__(self, reference: dict[str, Any], window: int | None = None) -> None:
+        from collections import deque
+
+        self.reference = reference
+        self.window = int(window or reference.get("window", WINDOW))
+        self.recent: deque[dict[str, Any]] = deque(maxlen=self.window)
+        self.state: dict[str, Any] | None = None
+
+    def add(self, image: np.ndarray) -> dict[str, Any] | None:
+        """Measure one image (already cropped to the ROI); the health once the window is full."""
+        self.recent.append(measure(image, self.reference))
+        if len(self.recent) < self.window:
+            return None
+        self.state = evaluate(list(self.recent), self.reference)
+        return self.state

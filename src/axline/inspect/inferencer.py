@@ -53,7 +53,6 @@ class Verdict:
     features: np.ndarray | None = None  # (T, D, g, g) backbone features, for defect types
     patch_scores: np.ndarray | None = None  # (T, g, g)
     defect_type: dict[str, Any] | None = None  # type, confidence, label {en, ko}, known (rejects only)
-    health: dict[str, Any] | None = None  # image health: ok, warnings, checks (see axline.inspect.health)
 
     @property
     def rejected(self) -> bool:
@@ -434,12 +433,7 @@ class Inspector:
         crop = crop_roi(full, self.prep.roi)
         feats, nearest = self._run_tiles(self.tiles(crop), self.batch)
         with one_blas_thread():
-            v = self._verdict(full, self.patch_scores(feats, nearest, full.shape), feats)
-            if self.model.health is not None:
-                from axline.inspect.health import check
-
-                v.health = check(crop, self.model.health)
-            return v
+            return self._verdict(full, self.patch_scores(feats, nearest, full.shape), feats)
 
     def verdict_from_features(self, full: np.ndarray, features: np.ndarray) -> Verdict:
         """Verdict for image ``full`` given its tile features ``(T, D, g, g)`` (ROI already applied)."""
@@ -476,6 +470,14 @@ class Inspector:
         return Verdict(score=score, verdict=verdict, anomaly_map=amap, threshold=self.threshold,
                        tile_scores=tile_scores, tile_boxes=boxes, features=feats, patch_scores=scores,
                        defect_type=dtype)
+
+    def health_monitor(self) -> Any:
+        """A fresh :class:`~axline.inspect.health.HealthMonitor` for this model (None without a reference)."""
+        if self.model.health is None:
+            return None
+        from axline.inspect.health import HealthMonitor
+
+        return HealthMonitor(self.model.health)
 
     def inspect_many(
         self, images: Iterable[str | Path]

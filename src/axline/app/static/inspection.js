@@ -47,6 +47,62 @@
       }
     });
     $('insp-stats').replaceChildren(...rows);
+    renderHealth(vision);
+  }
+
+  // the health strip: one chip per check and camera; a warning shows its advice
+  function renderHealth(vision) {
+    const lang = I.getLang();
+    const blocks = [];
+    Object.values(vision.cameras || {}).forEach((c) => {
+      const h = c.health || { checks: {} };
+      const chips = Object.entries(h.checks).map(([kind, ch]) => el('span', {
+        class: 'health-chip health-' + ch.status, dataset: { check: kind, status: ch.status },
+        title: ch.status === 'warn' && ch.advice ? (ch.advice[lang] || ch.advice.en) : t('insp.health.' + ch.status),
+        text: (ch.name && (ch.name[lang] || ch.name.en)) || kind }));
+      const advice = Object.entries(h.checks).filter(([, ch]) => ch.status === 'warn' && ch.advice)
+        .map(([kind, ch]) => el('li', { class: 'health-advice', dataset: { check: kind }, text: ch.advice[lang] || ch.advice.en }));
+      blocks.push(el('div', { class: 'health-strip', dataset: { camera: c.camera } },
+        el('strong', { text: c.camera + ' · ' + t('insp.health') }), ...chips,
+        advice.length ? el('ul', {}, ...advice) : null));
+    });
+    $('insp-health').replaceChildren(...blocks);
+  }
+
+  let cameraTypes = {};
+
+  function typeLabel(names) {
+    const lang = I.getLang();
+    return names ? (names[lang] || names.en) : '';
+  }
+
+  // a confirmed reject can be given its defect type: an existing one, or a new one named in both languages
+  function typeForm(ev) {
+    const d = ev.data || {};
+    const names = (cameraTypes[d.camera] || {}).names || {};
+    const select = el('select', { class: 'type-select' },
+      ...Object.entries(names).map(([id, n]) => el('option', { value: id, text: typeLabel(n) })),
+      el('option', { value: '__new', text: t('insp.type.new') }));
+    const id = el('input', { class: 'type-id', placeholder: t('insp.type.id'), maxlength: '40' });
+    const en = el('input', { class: 'type-en', placeholder: t('insp.type.en'), maxlength: '60' });
+    const ko = el('input', { class: 'type-ko', placeholder: t('insp.type.ko'), maxlength: '60' });
+    const fresh = el('span', { class: 'type-new' }, id, en, ko);
+    const sync = () => { fresh.hidden = select.value !== '__new'; };
+    select.addEventListener('change', sync);
+    sync();
+    const msg = el('span', { class: 'type-msg muted' });
+    const btn = el('button', { type: 'button', class: 'fb type-set', text: t('insp.type.set') });
+    btn.addEventListener('click', async () => {
+      const isNew = select.value === '__new';
+      const body = isNew ? { type: id.value.trim(), names: { en: en.value.trim(), ko: ko.value.trim() } } : { type: select.value };
+      btn.disabled = true;
+      try {
+        await api('/api/events/' + ev.id + '/defect-type', {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+        refresh();
+      } catch (e) { msg.textContent = e.message; btn.disabled = false; }
+    });
+    return el('div', { class: 'type-form' }, select, fresh, btn, msg);
   }
 
   function card(ev) {
@@ -57,8 +113,23 @@
       img ? el('img', { class: 'heatmap', src: img, alt: '', loading: 'lazy' }) : null,
       el('div', { class: 'verdict-label', text: t('insp.verdict.' + verdict) }),
       el('div', { class: 'muted', text: t('insp.score', { score: Number(d.score).toFixed(3), threshold: Number(d.threshold).toFixed(3) }) }));
+    if (d.worst_tile) {
+      li.appendChild(el('div', { class: 'muted tiles', text: t('insp.tiles', { n: d.tiles, score: Number(d.worst_tile.score).toFixed(3) }) }));
+    }
+    if (d.defect_type) {
+      const dt = d.defect_type;
+      li.appendChild(el('div', { class: 'defect-type' + (dt.known ? '' : ' unknown'), dataset: { type: dt.type || '' },
+        text: t('insp.type', { type: typeLabel(dt.label), confidence: Math.round(100 * dt.confidence) }) }));
+    }
     if (ev.ack) {
       li.appendChild(el('div', { class: 'ack ack-' + ev.ack, text: I.has('events.ack.' + ev.ack) ? t('events.ack.' + ev.ack) : ev.ack }));
+      const isDefect = (verdict === 'reject' && ev.ack === 'confirmed') || (verdict === 'pass' && ev.ack === 'overruled');
+      if (d.defect_type_label) {
+        li.appendChild(el('div', { class: 'type-labelled', dataset: { type: d.defect_type_label.type },
+          text: t('insp.type.labelled', { type: typeLabel(d.defect_type_label.names), user: d.defect_type_label.user }) }));
+      } else if (isDefect) {
+        li.appendChild(typeForm(ev));
+      }
       return li;
     }
     const send = async (v) => {
@@ -79,6 +150,8 @@
 
   async function refresh() {
     const [vision, events] = await Promise.all([api('/api/vision'), api('/api/events?kind=inspection,defect&limit=48')]);
+    cameraTypes = {};
+    Object.values(vision.cameras || {}).forEach((c) => { cameraTypes[c.camera] = c.types || {}; });
     renderStats(vision);
     const list = events.events.map(card);
     $('verdicts').replaceChildren(...(list.length ? list : [el('li', { class: 'muted', text: t('insp.none') })]));
