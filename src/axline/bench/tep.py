@@ -24,8 +24,9 @@ extrapolated as rising). The constraints include the run's extremes of every tri
 (reactor pressure, reactor, separator and stripper level high and low): each must stay within 85 %
 of the way from its Mode-1 value to the trip. A feasibility classifier learnt from the trials
 (nearest neighbour) refuses candidates near one that shut down or broke a limit, and an unsure
-proposal is taken as half a step. When no candidate is expected to improve it tries the safe
-candidate whose lower confidence bound on the cost is lowest. Optuna's TPE (default sampler, seeded) sees the same evaluations; an
+proposal is taken as half a step. When no candidate is expected to improve, or the proposal moves no
+setpoint by a tenth of its trust step, it tries the safe candidate not yet tried whose lower
+confidence bound on the cost is lowest. Optuna's TPE (default sampler, seeded) sees the same evaluations; an
 infeasible one scores 1.5 x the baseline cost.
 """
 
@@ -63,6 +64,7 @@ TRIPS = {  # run extreme: (kind, trip, Mode-1 value, message start)
     "stripper_level_max": ("max", 130.5, 50.0, "High Stripper Liquid"),
     "stripper_level_min": ("min", -27.4, 50.0, "Low Stripper Liquid"),
 }
+MIN_MOVE = 0.1  # a proposal that moves no decision by this share of its trust step is not worth an evaluation
 SAFE_FRACTION = 0.85  # the advisor keeps every extreme within this share of the way to its trip
 PUBLISHED = {
     "downs_vogel_base_case": (170.6, "Downs & Vogel (1993), base case operating cost, $/h"),
@@ -177,7 +179,8 @@ def run_axline(seed: int, base: dict, budget: int) -> list[dict]:
     sur = Surrogate(spec, plant_noise=0.002, trend=True)
     x_best = np.clip(np.array(base["x"], float), lo, hi)
     sur.add(Observation(dict(zip(tags, base["x"], strict=True)), _y(base), "history", feasible=True))
-    small = spec.small_step * step_sizes(spec)
+    trust = step_sizes(spec)
+    small = spec.small_step * trust
     best_cost = base["cost"]
     trials = []
     for k in range(budget):
@@ -188,14 +191,18 @@ def run_axline(seed: int, base: dict, budget: int) -> list[dict]:
             x, how = xs[int(np.argmax(d))], "start-up small step"
         else:
             adv = advise(spec, sur, x_best, {}, rng)
+            x = None
             if adv.x is not None:
                 x, how = np.array([adv.x[t] for t in tags]), "advisor"
                 if adv.unsure:
                     x, how = x_best + spec.small_step * (x - x_best), "advisor, small step (unsure)"
-            else:  # nothing expected to improve: the safe candidate that could improve most (lower bound)
+                if (np.abs(x - x_best) < MIN_MOVE * trust).all():  # a move too small to teach anything
+                    x = None
+            if x is None:  # nothing worth a move: the safe, new candidate that could improve most (lower bound)
                 xs = candidates(spec, x_best, rng)[1:]
                 excess = _pessimistic_excess(spec, sur, xs)
-                ok = (excess <= 0) & feasible_by_classifier(spec, sur, xs)
+                near = np.sqrt((((xs[:, None, :] - seen[None]) / trust) ** 2).sum(-1)).min(1) < MIN_MOVE
+                ok = (excess <= 0) & feasible_by_classifier(spec, sur, xs) & ~near
                 if ok.any():
                     mu, sd = sur.predict("cost", xs)
                     pool = np.where(ok)[0]
