@@ -256,7 +256,7 @@ async def test_feedback_validation(operator, service, path, body, status, needle
 
 
 # -- live stream -----------------------------------------------------------------------------------
-async def _read_sse_event(resp, wanted: str, timeout: float = 5.0) -> dict:
+async def _read_sse_event(resp, wanted: str, timeout: float = 60.0) -> dict:
     async def read() -> dict:
         name = None
         while True:
@@ -416,7 +416,7 @@ async def test_stream_sends_keepalive(client, monkeypatch):
     resp = await client.get("/api/stream")
     lines = []
     while ": keep-alive\n" not in lines:
-        lines.append((await asyncio.wait_for(resp.content.readline(), 5)).decode())
+        lines.append((await asyncio.wait_for(resp.content.readline(), 60)).decode())
     assert lines[0] == "retry: 3000\n"
     resp.close()
 

@@ -31,7 +31,7 @@ from axline.sim.mc_server import McMemory, McServer
 
 
 def plant_yaml(port: int, tags: list[dict], **conn) -> str:
-    opts = {"poll_interval_ms": 50, "timeout_s": 0.5, **conn}
+    opts = {"poll_interval_ms": 50, "timeout_s": 5, **conn}
     lines = [
         "plant: {site: s, area: a}",
         "connectors:",
@@ -165,7 +165,7 @@ def test_plan_groups_per_device():
 # The server on its own
 # ---------------------------------------------------------------------------------------------
 async def test_server_answers_error_end_codes(plc):
-    client = McClient("127.0.0.1", plc.port, timeout_s=1.0)
+    client = McClient("127.0.0.1", plc.port, timeout_s=10.0)
     await client.connect()
     try:
         with pytest.raises(McError) as e:
@@ -198,11 +198,11 @@ async def test_server_response_bytes_match_the_manual(plc):
     reader, writer = await asyncio.open_connection("127.0.0.1", plc.port)
     try:
         writer.write(bytes.fromhex("500000FFFF03000C00100001040000640000A80300"))
-        got = await asyncio.wait_for(reader.readexactly(11 + 6), 2)
+        got = await asyncio.wait_for(reader.readexactly(11 + 6), 30)
         assert got == bytes.fromhex("D00000FFFF030008000000" + "95190212" + "3011")
         # an unknown command: end code C059 followed by the error information (route, command, subcommand)
         writer.write(bytes.fromhex("500000FFFF03000C00100099090000640000A80300"))
-        got = await asyncio.wait_for(reader.readexactly(11 + 9), 2)
+        got = await asyncio.wait_for(reader.readexactly(11 + 9), 30)
         assert got == bytes.fromhex("D00000FFFF03000B0059C0" + "00FFFF0300" + "99090000")
     finally:
         writer.close()
@@ -350,7 +350,7 @@ async def test_writes_reach_the_plc_and_are_checked(plc):
 async def test_reconnects_after_the_plc_restarts_and_does_not_hang_on_a_silent_one(plc):
     port = plc.port
     plc.memory.put("D0", 11)
-    conn = make_connector(port, [{"signal": "v", "address": "D0"}], timeout_s=0.3)
+    conn = make_connector(port, [{"signal": "v", "address": "D0"}], timeout_s=2)
     batches: list[Batch] = []
     states: list[str] = []
     conn.on_state = lambda c: states.append(c.state)

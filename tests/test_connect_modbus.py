@@ -25,7 +25,7 @@ FC = {"co": 1, "di": 2, "hr": 3, "ir": 4}
 
 
 def plant_yaml(port: int, tags: list[dict], **conn) -> str:
-    opts = {"poll_interval_ms": 50, "timeout_s": 0.5, **conn}
+    opts = {"poll_interval_ms": 50, "timeout_s": 5, **conn}
     lines = [
         "plant: {site: s, area: a}",
         "connectors:",

@@ -39,7 +39,7 @@ T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
 
 def _broker_up(host: str, port: int) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=1):
+        with socket.create_connection((host, port), timeout=5):
             return True
     except OSError:
         return False

@@ -97,7 +97,7 @@ async def secure_server(module_server):
 
 
 def make_connector(endpoint: str, **opts) -> OpcUaConnector:
-    conn_opts = {"publishing_interval_ms": 50, "timeout_s": 3, **opts}
+    conn_opts = {"publishing_interval_ms": 50, "timeout_s": 15, **opts}
     lines = [
         "plant: {site: s, area: a}",
         "connectors:",
@@ -260,7 +260,7 @@ async def _refused(conn: OpcUaConnector, what: str) -> tuple[list[Batch], str]:
     batches: list[Batch] = []
     task = asyncio.create_task(conn.run(batches.append))
     try:
-        await wait_for(lambda: conn.last_error is not None, 10, what)
+        await wait_for(lambda: conn.last_error is not None, 120, what)
         error = conn.last_error
         assert conn.state != CONNECTED
         assert conn.connects == 0

@@ -19,7 +19,7 @@ from axline.plant import parse_plant
 
 
 def plant_yaml(port: int, tags: list[dict], **conn) -> str:
-    opts = {"poll_interval_ms": 50, "timeout_s": 0.5, **conn}
+    opts = {"poll_interval_ms": 50, "timeout_s": 5, **conn}
     lines = [
         "plant: {site: s, area: a}",
         "connectors:",

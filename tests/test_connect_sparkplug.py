@@ -39,7 +39,7 @@ MS = 1_000_000
 
 def _broker_up() -> bool:
     try:
-        with socket.create_connection(BROKER, timeout=1):
+        with socket.create_connection(BROKER, timeout=5):
             return True
     except OSError:
         return False

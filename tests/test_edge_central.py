@@ -171,7 +171,7 @@ async def test_central_on_postgresql_survives_broker_and_database_restarts(tmp_p
     else:
         psycopg = pytest.importorskip("psycopg")
     try:
-        psycopg.connect(PG_DSN, connect_timeout=3).close()
+        psycopg.connect(PG_DSN, connect_timeout=10).close()
     except psycopg.OperationalError as e:
         if os.environ.get("CI") == "true":
             pytest.fail(f"no PostgreSQL at {PG_DSN}: scripts/ensure-services.sh starts it ({e})")
