@@ -11,7 +11,7 @@ class AppInThread:
     """Runs ``_start()`` on a private loop in a daemon thread; subclasses set ``self.runner`` there and
     ``self.port`` when they serve on a port (``url``)."""
 
-    cleanup_timeout_s = 15.0
+    cleanup_timeout_s = 60.0
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -21,14 +21,14 @@ class AppInThread:
 
     def __enter__(self) -> Self:
         self.thread.start()
-        if not self.ready.wait(60) or self.error:
+        if not self.ready.wait(120) or self.error:
             raise RuntimeError(f"app did not start: {self.error!r}")
         return self
 
     def __exit__(self, *exc: object) -> None:
         asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(self.cleanup_timeout_s)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(15)
+        self.thread.join(60)
         self._close()
         if not self.thread.is_alive():
             self.loop.close()

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, set[str], bool]] = [
     ("model", {"plant", "safety"}, True),
     ("io", {"connect", "historian", "bus", "spool", "camera"}, False),
     ("feature", {"inspect", "kpi", "monitor", "vision", "edge", "discover"}, True),
-    ("application", {"app", "service"}, True),
+    ("application", {"app", "service", "service_vision"}, True),
     ("entry", {"demo", "bench", "cli"}, True),
 ]
 DEFAULT_LAYER = "feature"

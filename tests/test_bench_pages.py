@@ -53,6 +53,20 @@ def test_skab_default_is_the_product_default_chosen_without_test_labels() -> Non
     assert all(f.startswith("valve1/") for f in sel["select_files"])
 
 
+def test_skab_default_was_checked_on_other_drifting_streams_than_the_alarm_page_reports() -> None:
+    from axline.bench.skab import MIN_FAULTS_CAUGHT
+
+    r = json.loads((ROOT / "skab.json").read_text(encoding="utf-8"))
+    a = json.loads((ROOT / "alarms.json").read_text(encoding="utf-8"))
+    sel = r["default_selection"]
+    chosen = next(c for c in sel["candidates"] if c["config"] == sel["selected_config"])
+    d = chosen["drifting_selection"]
+    assert d["seeds"] == sel["selection_stream_seeds"]
+    assert not set(d["seeds"]) & set(a["streams"]["seeds"])
+    assert d["families_within_budget"] and d["faults_caught"] >= MIN_FAULTS_CAUGHT * d["faults"]
+    assert a["default_config"] == r["default_config"]
+
+
 def test_cwru_and_inspect_carry_the_figures_the_harness_measured() -> None:
     c = json.loads((ROOT / "cwru.json").read_text(encoding="utf-8"))
     for key in ("detection_48k_auroc", "far_at_train_threshold", "diagnosis_accuracy", "protocol"):

@@ -97,7 +97,7 @@ async def secure_server(module_server):
 
 
 def make_connector(endpoint: str, **opts) -> OpcUaConnector:
-    conn_opts = {"publishing_interval_ms": 50, "timeout_s": 3, **opts}
+    conn_opts = {"publishing_interval_ms": 50, "timeout_s": 15, **opts}
     lines = [
         "plant: {site: s, area: a}",
         "connectors:",
@@ -222,18 +222,18 @@ async def test_secure_connector_receives_values_and_writes(secure_server, pki):
     batches: list[Batch] = []
     task = asyncio.create_task(conn.run(batches.append))
     try:
-        await wait_for(lambda: conn.state == CONNECTED, 10, "the secure connection")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the secure connection")
         policy = conn._client.security_policy
         assert policy.URI == SecurityPolicyBasic256Sha256.URI
         assert policy.Mode == ua.MessageSecurityMode.SignAndEncrypt
         temp = next(t for t in conn.tags if t.path.endswith("/temp"))
         setpoint = next(t for t in conn.tags if t.path.endswith("/setpoint"))
-        await wait_for(lambda: 21.5 in values_of(batches, temp.path), 5, "the first value")
+        await wait_for(lambda: 21.5 in values_of(batches, temp.path), 120, "the first value")
         await secure_server["temp"].write_value(88.25)
-        await wait_for(lambda: 88.25 in values_of(batches, temp.path), 5, "a changed value")
+        await wait_for(lambda: 88.25 in values_of(batches, temp.path), 120, "a changed value")
         await conn.write(setpoint, 42.0)
         assert await secure_server["setpoint"].read_value() == 42.0
-        await wait_for(lambda: 42.0 in values_of(batches, setpoint.path), 5, "the written value back")
+        await wait_for(lambda: 42.0 in values_of(batches, setpoint.path), 120, "the written value back")
         with pytest.raises(PermissionError, match="not writable"):
             await conn.write(temp, 1.0)
     finally:
@@ -248,7 +248,7 @@ async def test_secure_poll_mode_trusting_the_announced_server_certificate(secure
     batches: list[Batch] = []
     task = asyncio.create_task(conn.run(batches.append))
     try:
-        await wait_for(lambda: len(batches) >= 2, 10, "two polls over the secure channel")
+        await wait_for(lambda: len(batches) >= 2, 120, "two polls over the secure channel")
     finally:
         conn.stop()
         await task
@@ -260,7 +260,7 @@ async def _refused(conn: OpcUaConnector, what: str) -> tuple[list[Batch], str]:
     batches: list[Batch] = []
     task = asyncio.create_task(conn.run(batches.append))
     try:
-        await wait_for(lambda: conn.last_error is not None, 10, what)
+        await wait_for(lambda: conn.last_error is not None, 120, what)
         error = conn.last_error
         assert conn.state != CONNECTED
         assert conn.connects == 0

@@ -51,7 +51,7 @@ lines:
 """, "plant.yaml", base_dir=str(base))
 
 
-async def _wait(cond, timeout_s=60.0, what="condition"):
+async def _wait(cond, timeout_s=120.0, what="condition"):
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

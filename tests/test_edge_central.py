@@ -72,7 +72,7 @@ class PrivateBroker:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
-            self.proc.wait(10)
+            self.proc.wait(60)
 
 
 def _edge_plant(line_id: str, connector: str, data_dir: Path, endpoint: str):
@@ -171,7 +171,7 @@ async def test_central_on_postgresql_survives_broker_and_database_restarts(tmp_p
     else:
         psycopg = pytest.importorskip("psycopg")
     try:
-        psycopg.connect(PG_DSN, connect_timeout=3).close()
+        psycopg.connect(PG_DSN, connect_timeout=10).close()
     except psycopg.OperationalError as e:
         if os.environ.get("CI") == "true":
             pytest.fail(f"no PostgreSQL at {PG_DSN}: scripts/ensure-services.sh starts it ({e})")

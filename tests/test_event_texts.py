@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from axline import i18n, spc
+from axline.inspect import health
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "axline"
 # offline tools that write their own event logs, not the server's
@@ -27,6 +28,7 @@ EXPANSIONS = {
     "alarm.{action}": lambda: {f"alarm.{a}" for a in _alarm_actions()},
     "spc.rule{rule}": lambda: {f"spc.rule{r}" for r in spc.RULE_TEXT},
     "inspection.{result['verdict']}": lambda: {"inspection.pass", "inspection.reject"},
+    "camera.health.{kind}": lambda: {f"camera.health.{k}{end}" for k in health.KINDS for end in ("", ".cleared")},
 }
 
 

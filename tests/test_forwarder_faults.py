@@ -17,7 +17,7 @@ def _batch(k: int, n: int = 20, path: str = "s/a/l/c/x/t") -> Batch:
     return Batch([path], np.zeros(n), k * 1000 + np.arange(n), np.full(n, float(k)), np.zeros(n))
 
 
-def _wait(cond, timeout_s: float = 30.0) -> None:
+def _wait(cond, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, "condition not reached in time"

@@ -31,7 +31,7 @@ def _pg_unreachable() -> str | None:
     except ImportError:
         return "psycopg is not installed (pip install 'psycopg[binary]')"
     try:
-        psycopg.connect(PG_DSN, connect_timeout=3).close()
+        psycopg.connect(PG_DSN, connect_timeout=10).close()
     except psycopg.OperationalError as e:
         return f"no PostgreSQL server reachable at {PG_DSN} (set AXLINE_TEST_PG_DSN): {str(e).strip()}"
     return None

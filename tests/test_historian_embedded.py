@@ -403,7 +403,7 @@ def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path):
         time.sleep(rnd.uniform(0.05, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        reader.join(10)
+        reader.join(60)
         proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL
         acked = [int(x) for x in lines[1:] if x.strip()]

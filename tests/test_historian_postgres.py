@@ -33,7 +33,7 @@ _schema_no = itertools.count()
 @pytest.fixture(scope="module", autouse=True)
 def _server() -> None:
     try:
-        psycopg.connect(PG_DSN, connect_timeout=3).close()
+        psycopg.connect(PG_DSN, connect_timeout=10).close()
     except psycopg.OperationalError as e:
         pytest.skip(f"no PostgreSQL server reachable at {PG_DSN} (set AXLINE_TEST_PG_DSN): {str(e).strip()}")
 

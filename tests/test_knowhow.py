@@ -171,7 +171,7 @@ def test_postgres_store():
 
     dsn = os.environ.get("AXLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
     try:
-        psycopg.connect(dsn, connect_timeout=3).close()
+        psycopg.connect(dsn, connect_timeout=10).close()
     except psycopg.OperationalError as e:
         if os.environ.get("CI") == "true":
             raise

@@ -325,7 +325,7 @@ async def test_a_failure_in_a_worker_thread_is_reported_on_the_loop(tmp_path):
     live = KnowHowLive(lambda: Broken(), emit=emit)
     await live.start()
     live.on_alarm(7, Event(ts=1, kind="alarm", source=LINE, code="x", severity="alarm"))
-    await asyncio.wait_for(done.wait(), 30)
+    await asyncio.wait_for(done.wait(), 120)
     assert emitted[0][0] == threading.get_ident() and emitted[0][1].code == "knowhow.error"
     assert live.errors == 1
 
@@ -346,7 +346,8 @@ async def test_the_live_stream_sends_audit_events_to_admins_only(env):
 
     viewer = await client.get("/api/stream", headers=U("v", "viewer"))
     admin = await client.get("/api/stream", headers=U("a", "admin"))
-    for _ in range(200):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         if svc.subscriber_count == 2:
             break
         await asyncio.sleep(0.02)
@@ -355,7 +356,7 @@ async def test_the_live_stream_sends_audit_events_to_admins_only(env):
         ev = Event(ts=svc.now_ns(), kind=kind, source=LINE, code=code, severity="info", data={"user": "kim"})
         for q in list(svc._queues):
             q.put_nowait({"type": "event", "event": ev.to_json()})
-    assert (await asyncio.wait_for(first_event(viewer), 10))["kind"] == "alarm"
-    assert (await asyncio.wait_for(first_event(admin), 10))["kind"] == "audit"
+    assert (await asyncio.wait_for(first_event(viewer), 60))["kind"] == "alarm"
+    assert (await asyncio.wait_for(first_event(admin), 60))["kind"] == "audit"
     viewer.close()
     admin.close()

@@ -45,10 +45,6 @@ class KnowHowApp(AppInThread):
         app = create_app(self.service, security=SEC)
         self.runner, self.port = await start_site(app, "127.0.0.1", 0)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def alarm(self) -> int:
         """A new alarm with the first one's pattern, handed to the know-how base like the service does."""
         ev = Event(ts=self.service.now_ns(), kind="alarm", source=CNC, code="anomaly.sensor", severity="alarm",

@@ -32,7 +32,7 @@ lines:
 """, "plant.yaml", base_dir=str(tmp_path))
 
 
-async def _wait(cond, timeout_s=30.0, what="condition"):
+async def _wait(cond, timeout_s=120.0, what="condition"):
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -167,7 +167,7 @@ lines:
 
     t = threading.Thread(target=network_thread, daemon=True)
     t.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while t.is_alive():
         assert time.monotonic() < deadline, "the network thread never finished"
         assert conn._pending_readings <= 10  # never more than the bound waits

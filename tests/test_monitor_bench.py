@@ -71,3 +71,37 @@ def test_writers(tmp_path) -> None:
     text = (tmp_path / "r.md").read_text()
     assert text.startswith("# Title") and "## Results" in text and "Command:" in text
     assert peak_rss_mb() > 1.0
+
+
+def test_default_choice_skips_a_candidate_that_misses_faults_on_the_selection_streams(monkeypatch) -> None:
+    import axline.bench.skab as skab
+    import axline.bench.streams as alarms
+    from axline.monitor.defaults import MonitorConfig
+
+    assert not set(skab.SELECT_STREAM_SEEDS) & set(alarms.SEEDS)  # the streams that choose never report
+    blind = MonitorConfig(detector="ewma", margin=13.0)
+    keen = MonitorConfig(detector="robust", margin=3.0)
+    seen: list[tuple[int, ...]] = []
+
+    def fake_rows(config: MonitorConfig, seeds: tuple[int, ...]) -> list[dict]:
+        seen.append(tuple(seeds))
+        caught = 2 if config == blind else 5
+        return [{"faults": 6, "faults_caught": caught, "within_budget": True, "per_hour": 0.1}]
+
+    monkeypatch.setattr(skab, "drifting_rows", fake_rows)
+    monkeypatch.setattr(skab, "per_signal_alarms", lambda cfg, free: [{"within_budget": True}])
+
+    def row(cfg: MonitorConfig, f1: float) -> dict:
+        return {"config": cfg.as_dict(), "label": cfg.label(), "anomaly_free": {"within_budget": True},
+                "select": {"f1": f1, "far": 5.0, "nab_standard": 20.0}}
+
+    rows = [row(blind, 0.8), row(keen, 0.7)]
+    chosen = skab.choose(rows, "select", 10.0, free=None)
+    assert chosen["config"] == keen.as_dict()
+    assert rows[0]["drifting_selection"]["faults_caught"] == 2 and not rows[0]["drifting_selection"]["ok"]
+    assert seen == [skab.SELECT_STREAM_SEEDS] * 2
+    # if no candidate catches enough, the best one keeping the budget on each signal is kept
+    monkeypatch.setattr(skab, "drifting_rows", lambda config, seeds: [
+        {"faults": 6, "faults_caught": 1, "within_budget": True, "per_hour": 0.1}])
+    rows = [row(blind, 0.8), row(keen, 0.7)]
+    assert skab.choose(rows, "select", 10.0, free=None)["config"] == blind.as_dict()

@@ -60,5 +60,7 @@ def test_another_detector_kind_does_not_inherit_the_default_margin() -> None:
     assert swapped.detector == other and swapped.far == 0.001
     assert (swapped.margin, swapped.latch_ratio) == (MonitorConfig().margin, MonitorConfig().latch_ratio)
     assert swapped.adapt_tau == DEFAULT.adapt_tau  # online learning stays as the default has it
+    assert swapped.params == {}  # smoothing was tuned with the margin: the other kind's own defaults
+    assert with_overrides(DEFAULT, detector=other, smooth=3).params == {"smooth": 3}
     same = with_overrides(DEFAULT, smooth=5)
     assert (same.margin, same.latch_ratio, same.params["smooth"]) == (DEFAULT.margin, DEFAULT.latch_ratio, 5)

@@ -21,7 +21,7 @@ async def test_kpis_and_alarm_states_reach_an_opc_ua_client(tmp_path):
     await pub.start()
     try:
         await pub.update_once()
-        async with Client(url, timeout=10) as client:
+        async with Client(url, timeout=60) as client:
             idx = await client.get_namespace_index(NAMESPACE)
 
             async def read(*path):

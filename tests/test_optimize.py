@@ -214,3 +214,35 @@ def test_twin_starts_from_the_plant_state_and_estimates_fouling():
     series, traj = twin.run({O2: 3.0}, 0.5, [f"{A}/fuel_flow", f"{A}/o2"], sample_s=300.0)
     assert len(traj["t_s"]) == 6 and all(v is not None for v in traj[f"{A}/o2"])
     assert abs(traj[f"{A}/o2"][-1] - 3.0) < 0.5
+
+
+# -- the feasibility classifier ---------------------------------------------------------------------
+def test_no_proposal_near_a_trial_that_broke_a_limit():
+    from axline.optimize.advisor import feasible_by_classifier
+
+    spec = _spec()
+    tags = [d.tag for d in spec.decisions]
+    step = step_sizes(spec)
+    x0 = np.array([850.0, 4.5, 100.0])
+    bad = x0 + np.array([0.0, -step[1], 0.0])  # less air: CO broke its limit there
+    sur = Surrogate(spec)
+    rng = np.random.default_rng(1)
+    # the objective falls towards less air, so without the classifier the advisor would go there
+    for k in range(12):
+        x = x0 + step * (2 * rng.random(3) - 1)
+        sur.add(Observation(dict(zip(tags, x, strict=True)), {"gas_per_good_part": 0.18 + 0.01 * (x[1] - 4.5),
+                                                             "hardness": 61.0, "co": 20.0, "throughput": 300.0},
+                            "plant", feasible=True if k else None))
+    assert feasible_by_classifier(spec, sur, np.array([bad])).all()  # nothing failed yet
+    sur.add(Observation(dict(zip(tags, bad, strict=True)), {"co": 900.0}, "plant", feasible=False))
+    xs = candidates(spec, x0, rng, n=400)
+    ok = feasible_by_classifier(spec, sur, xs)
+    d_bad = np.sqrt((((xs - bad) / step) ** 2).sum(1))
+    assert not ok[d_bad <= 0.5].any() and ok[d_bad > 1.5].all()
+    adv = advise(spec, sur, x0, {"throughput": 300.0}, rng)
+    assert adv.x is not None
+    assert np.sqrt((((np.array([adv.x[t] for t in tags]) - bad) / step) ** 2).sum()) > 0.5
+    # a twin's answer teaches the classifier nothing: only the plant's trials do
+    twin = Surrogate(spec)
+    twin.add(Observation(dict(zip(tags, bad, strict=True)), {"co": 900.0}, "twin", feasible=False))
+    assert feasible_by_classifier(spec, twin, np.array([bad])).all()

@@ -5,6 +5,7 @@ Korean and English."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -126,6 +127,11 @@ def test_ask_approve_and_what_if_in_the_browser(browser, tmp_path):
         apr.click("#lang-toggle")
         apr.wait_for_function("() => document.getElementById('opt-heading').textContent === '설정값 최적화'")
         assert "제안" in apr.text_content("#opt-proposals")
-        writes = [e for e in app.service.historian.events(limit=200) if e.kind == "write"]
-        assert writes and {e.data["user"] for e in writes} == {"lee"}
+        # the approved change is written to the machine, audited under the approver's name (the write and
+        # its event follow the approval: wait for them, generously)
+        deadline = time.monotonic() + 120
+        while not (writes := [e for e in app.service.historian.events(limit=200) if e.kind == "write"]):
+            assert time.monotonic() < deadline, "no write to the machine 120 s after the approval"
+            apr.wait_for_timeout(200)
+        assert {e.data["user"] for e in writes} == {"lee"}
     assert not errors, errors

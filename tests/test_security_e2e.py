@@ -84,7 +84,7 @@ async def test_scripted_check_against_a_running_server(tmp_path):
     audit_file = tmp_path / "data" / "audit" / "audit.jsonl"
     try:
         jar = aiohttp.CookieJar(unsafe=True)
-        async with aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=20)) as http:
+        async with aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=60)) as http:
             async def login(name: str, password: str) -> int:
                 jar.clear()
                 async with http.post(url + "/login", json={"username": name, "password": password},

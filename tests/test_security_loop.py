@@ -71,7 +71,7 @@ async def test_accounts_file_is_stat_at_most_once_a_second_and_read_off_the_loop
 
     monkeypatch.setattr(server, "_reload", reload)
     server.refresh_s = 0.0
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while server.get("kim").role != "engineer":
         assert time.monotonic() < deadline, "the change was never picked up"
         await asyncio.sleep(0.01)
@@ -82,7 +82,7 @@ async def test_a_broken_accounts_file_keeps_the_accounts_and_is_counted(tmp_path
     server = AccountStore(tmp_path / "a.json", refresh_s=0.0)
     server.add("kim", "viewer", "correct horse battery 7")
     (tmp_path / "a.json").write_text("{not json", encoding="utf-8")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while server.reload_errors == 0:
         assert server.get("kim") is not None  # still served from what was read before
         assert time.monotonic() < deadline, "the broken file was never noticed"

@@ -28,7 +28,7 @@ _no = itertools.count()
 @pytest.fixture(scope="module", autouse=True)
 def _server():
     try:
-        psycopg.connect(PG_DSN, connect_timeout=3).close()
+        psycopg.connect(PG_DSN, connect_timeout=10).close()
     except psycopg.OperationalError as e:
         if os.environ.get("CI") == "true":
             pytest.fail(f"no PostgreSQL at {PG_DSN}: scripts/ensure-services.sh starts one ({e})")

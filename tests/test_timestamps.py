@@ -30,7 +30,7 @@ lines:
 """, "plant.yaml", base_dir=str(tmp_path))
 
 
-async def _wait(cond, timeout_s=30.0):
+async def _wait(cond, timeout_s=120.0):
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, "condition not reached in time"

@@ -118,7 +118,7 @@ async def test_operators_teach_defect_types_and_the_station_reports_them(tmp_pat
 
         # no more images: the camera-stopped check raises a system event with its advice
         stopped = await _wait(lambda: [e for e in svc.historian.events(kinds=["system"], limit=200)
-                                       if e.code == "camera.health.stopped"], 30, "camera stopped event")
+                                       if e.code == "camera.health.stopped"], 120, "camera stopped event")
         assert stopped[0].data["advice"]["ko"] and stopped[0].severity == "warning"
         await _wait(lambda: svc.vision_json()["cameras"]["cam1"]["health"]["checks"]["stopped"]["status"] == "warn",
                     30, "the health strip to show the stopped camera")

@@ -21,16 +21,9 @@ import asyncio
 import copy
 import statistics
 import time
+from typing import Any
 
-from axline.bench.common import (
-    command_line,
-    machine_info,
-    markdown_table,
-    peak_rss_mb,
-    utc_now,
-    write_json,
-    write_markdown,
-)
+from axline.bench.common import bench_header, markdown_table, page, peak_rss_mb, publish
 
 P = "changwon/plant1/line1"
 A = f"{P}/furnace/furnace1"
@@ -115,40 +108,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    """Run the loop on every held-out seed; write the JSON and the page rendered from it."""
     seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+    result = bench_header("furnace")
     t0 = time.perf_counter()
     runs = [run_seed(s, args.iterations, args.ab_hours) for s in seeds]
     savings = [r["saving"] for r in runs]
-    out = {"median_saving": statistics.median(savings), "savings": {r["seed"]: r["saving"] for r in runs},
-           "hardness_after_min": min(r["hardness"]["after"] for r in runs),
-           "throughput_change": {r["seed"]: r["throughput"]["after"] / r["throughput"]["before"] - 1 for r in runs},
-           "kept": sum(r["kept"] for r in runs), "rolled_back": sum(r["rolled_back"] for r in runs),
-           "twin_rejected": sum(r["twin_rejected"] for r in runs), "seeds": seeds, "iterations": args.iterations,
-           "goal": ">= 15 % less gas per good part at equal hardness and throughput, through the approval loop",
-           "runs": runs, "date": utc_now(), "machine": machine_info(), "command": command_line(),
-           "wall_s": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
-    write_json(args.json, out)
-    rows = [[r["seed"], f"{r['gas_per_good_part']['before']:.4f}", f"{r['gas_per_good_part']['after']:.4f}",
-             f"{100 * r['saving']:.1f} %", f"{r['hardness']['before']:.2f} / {r['hardness']['after']:.2f}",
-             f"{r['throughput']['before']:.1f} / {r['throughput']['after']:.1f}",
-             f"{r['co_p95']['before']:.0f} / {r['co_p95']['after']:.0f}", r["kept"], r["rolled_back"], r["twin_rejected"],
-             ", ".join(f"{k.rsplit('/', 1)[-1]} {v:.4g}" for k, v in r["setpoints_final"].items())] for r in runs]
+    result.update({
+        "median_saving": statistics.median(savings), "savings": {str(r["seed"]): r["saving"] for r in runs},
+        "hardness_after_min": min(r["hardness"]["after"] for r in runs),
+        "throughput_change": {str(r["seed"]): r["throughput"]["after"] / r["throughput"]["before"] - 1 for r in runs},
+        "kept": sum(r["kept"] for r in runs), "rolled_back": sum(r["rolled_back"] for r in runs),
+        "twin_rejected": sum(r["twin_rejected"] for r in runs), "seeds": seeds, "iterations": args.iterations,
+        "ab_hours": args.ab_hours,
+        "goal": ">= 15 % less gas per good part at equal hardness and throughput, through the approval loop",
+        "runs": runs, "wall_s": round(time.perf_counter() - t0, 1), "peak_rss_mb": peak_rss_mb()})
+    md = publish(result, args.json, args.table, render)
+    print(md.split("## Result", 1)[-1].split("##", 1)[0].strip())
+    return 0
+
+
+def render(r: dict[str, Any]) -> str:
+    """The Markdown page of a furnace result (from its JSON alone)."""
+    runs = r["runs"]
+    rows = [[x["seed"], f"{x['gas_per_good_part']['before']:.4f}", f"{x['gas_per_good_part']['after']:.4f}",
+             f"{100 * x['saving']:.1f} %", f"{x['hardness']['before']:.2f} / {x['hardness']['after']:.2f}",
+             f"{x['throughput']['before']:.1f} / {x['throughput']['after']:.1f}",
+             f"{x['co_p95']['before']:.0f} / {x['co_p95']['after']:.0f}", x["kept"], x["rolled_back"],
+             x["twin_rejected"],
+             ", ".join(f"{k.rsplit('/', 1)[-1]} {v:.4g}" for k, v in x["setpoints_final"].items())] for x in runs]
     table = markdown_table(["seed", "gas/good part before (Nm3)", "after", "saving", "hardness HRC before / after",
                             "good parts per producing h before / after", "CO p95 ppm before / after", "kept",
                             "rolled back", "rejected on twin", "final setpoints"], rows)
-    rb = "\n".join(f"- seed {r['seed']}, proposal {x['proposal']}: {x['reason']}" for r in runs for x in r["rollbacks"]) \
+    rb = "\n".join(f"- seed {x['seed']}, proposal {b['proposal']}: {b['reason']}" for x in runs for b in x["rollbacks"]) \
         or "- none"
-    met = out["median_saving"] >= 0.15
-    summary = (f"Median saving **{100 * out['median_saving']:.1f} % gas per good part** over held-out seeds "
-               f"{', '.join(map(str, seeds))} ({args.iterations} proposals asked for per seed; {out['kept']} kept, "
-               f"{out['rolled_back']} rolled back automatically, {out['twin_rejected']} rejected on the twin). "
-               f"Lowest mean hardness after: {out['hardness_after_min']:.2f} HRC (constraint >= 59). "
+    met = r["median_saving"] >= 0.15
+    seeds = ", ".join(map(str, r["seeds"]))
+    summary = (f"Median saving **{100 * r['median_saving']:.1f} % gas per good part** over held-out seeds "
+               f"{seeds} ({r['iterations']} proposals asked for per seed; {r['kept']} kept, "
+               f"{r['rolled_back']} rolled back automatically, {r['twin_rejected']} rejected on the twin). "
+               f"Lowest mean hardness after: {r['hardness_after_min']:.2f} HRC (constraint >= 59). "
                f"Goal (>= 15 %) {'met' if met else 'not met'}.")
-    write_markdown(args.table, "The approval loop on the virtual furnace", [
+    return page("The approval loop on the virtual furnace", [
         ("Result", summary), ("Per seed (A/B at the same moment)", table), ("Automatic rollbacks and their reasons", rb),
-        ("Protocol", __doc__.split("\n\n", 1)[1].strip())], out)
-    print(summary)
-    return 0
+        ("Protocol", __doc__.split("\n\n", 1)[1].strip())], r)
 
 
 if __name__ == "__main__":

@@ -160,12 +160,14 @@ async def discover_modbus(
     timeout_s: float = 2.0,
     poll_interval_s: float | None = None,
     max_requests: int = 20000,
+    min_polls: int = 1,
 ) -> tuple[list[Signal], dict]:
     """Scan a Modbus TCP device, poll what answers for ``listen_s`` and classify it.
 
     Returns the signals (one per bit, float32 register pair or single register) and an info dict
     with the answering and refused ranges per table. ``poll_interval_s`` defaults to
-    ``listen_s / 40`` (at least 0.1 s).
+    ``listen_s / 40`` (at least 0.1 s). Polling goes on past ``listen_s`` until ``min_polls`` polls
+    are done, so a slow device or a busy host still yields enough samples to classify.
     """
     from pymodbus.client import AsyncModbusTcpClient
 
@@ -180,6 +182,8 @@ async def discover_modbus(
         raise ValueError(f"timeout_s must be within 0.1..60 s, got {timeout_s}")
     if max_requests < 1:
         raise ValueError(f"max_requests must be >= 1, got {max_requests}")
+    if min_polls < 1:
+        raise ValueError(f"min_polls must be >= 1, got {min_polls}")
     interval = poll_interval_s if poll_interval_s is not None else max(0.1, listen_s / 40)
     if interval <= 0:
         raise ValueError(f"poll_interval_s must be > 0, got {poll_interval_s}")
@@ -244,7 +248,7 @@ async def discover_modbus(
                     pos += count
                 rows[t].append(row)
             times.append((tick + time.monotonic()) / 2 - t0)
-            if time.monotonic() - t0 + interval > listen_s:
+            if time.monotonic() - t0 + interval > listen_s and len(times) >= min_polls:
                 break
             await asyncio.sleep(max(0.0, tick + interval - time.monotonic()))
         window = round(max(listen_s, times[-1]), 2) if listen_s > 0 else 0.0

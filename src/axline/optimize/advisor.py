@@ -8,6 +8,10 @@ when it holds pessimistically (the surrogate's mean moved ``BETA`` standard devi
 limit). A proposal is *unsure* when the objective's uncertainty is large against the expected gain
 or the surrogate has seen too little of the plant; an unsure proposal goes to the twin first and,
 if the twin agrees, is applied as a small step.
+
+Trials that broke a constraint or tripped the unit teach a feasibility classifier (nearest
+neighbour in trust steps): a candidate nearer to such a trial than to any trial that held, or
+within ``FEASIBLE_RADIUS`` trust steps of one, is never proposed.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from axline.optimize.surrogate import Surrogate
 BETA = 1.64  # one-sided 95 %: how pessimistic the constraint check is
 N_CANDIDATES = 512
 MIN_PLANT_OBSERVATIONS = 3
+FEASIBLE_RADIUS = 0.5  # trust steps around a trial that failed where nothing is proposed
 
 
 class UnsafeProposal(ValueError):
@@ -30,6 +35,7 @@ class UnsafeProposal(ValueError):
 
 
 def step_sizes(spec: UnitSpec) -> np.ndarray:
+    """Half-width of the trust region per decision: the smaller of its step and its share of the bounds."""
     return np.array([min(d.max_step, spec.trust_fraction * (d.hi - d.lo)) for d in spec.decisions])
 
 
@@ -101,6 +107,22 @@ def _constraint_ok(spec: UnitSpec, surrogate: Surrogate, xs: np.ndarray, baselin
     return ok
 
 
+def feasible_by_classifier(spec: UnitSpec, surrogate: Surrogate, xs: np.ndarray) -> np.ndarray:
+    """Per candidate row of ``xs``: True unless the trials judged so far say it would fail (nearer,
+    in trust steps, to a trial that failed than to one that held, or within ``FEASIBLE_RADIUS`` of one)."""
+    xs = np.atleast_2d(np.asarray(xs, float))
+    judged = [o for o in surrogate.observations if o.feasible is not None and o.source != "twin"]
+    bad = np.array([[o.x[d.tag] for d in spec.decisions] for o in judged if not o.feasible])
+    if not len(bad):
+        return np.ones(len(xs), dtype=bool)
+    step = step_sizes(spec)
+    good = np.array([[o.x[d.tag] for d in spec.decisions] for o in judged if o.feasible])
+    d_bad = np.sqrt((((xs[:, None, :] - bad[None]) / step) ** 2).sum(-1)).min(1)
+    d_good = (np.sqrt((((xs[:, None, :] - good[None]) / step) ** 2).sum(-1)).min(1) if len(good)
+              else np.full(len(xs), np.inf))
+    return (d_bad > FEASIBLE_RADIUS) & ((d_bad > d_good) | ~np.isfinite(d_good))
+
+
 def candidates(spec: UnitSpec, x0: np.ndarray, rng: np.random.Generator, n: int = N_CANDIDATES) -> np.ndarray:
     """Points of the trust box: random ones, the axis moves and today's point itself (first)."""
     blo, bhi = trust_box(spec, x0)
@@ -122,7 +144,7 @@ def advise(spec: UnitSpec, surrogate: Surrogate, x0: np.ndarray, baseline: dict[
     mu, sd = surrogate.predict(spec.objective, xs)
     if not np.isfinite(mu).any():
         return Advice(x0d, None, reason="the surrogate has no observation of the objective yet")
-    ok = _constraint_ok(spec, surrogate, xs, baseline)
+    ok = _constraint_ok(spec, surrogate, xs, baseline) & feasible_by_classifier(spec, surrogate, xs)
     ok[0] = False  # today's point is not a proposal
     ref_mu, ref_sd = float(mu[0]), float(sd[0])
     if not ok.any():

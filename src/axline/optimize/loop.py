@@ -393,6 +393,7 @@ class UnitOptimizer:
                 if broken:
                     p.verdict = {"before": _finite(base), "after": _finite(recent), "constraints": broken,
                                  "kept": False}
+                    self.surrogate.add(Observation(dict(p.x), recent, "plant", t, feasible=False))
                     await self._roll_back(p, "constraint broken while settling: " + "; ".join(
                         f"{v['metric']} {v['value']:.4g} {'>' if v['kind'] == 'max' else '<'} limit "
                         f"{v['limit']:.4g}" for v in broken))
@@ -405,7 +406,8 @@ class UnitOptimizer:
         p.verdict = {"before": _finite(base), "after": _finite(after), "constraints": verdicts,
                      "objective_change": (oa - ob) / ob if math.isfinite(ob) and ob else None,
                      "kept": bool(improved and held)}
-        self.surrogate.add(Observation(dict(p.x), after, "plant", end))
+        limits_held = all(v["ok"] for v in verdicts if v["kind"] in ("max", "min"))
+        self.surrogate.add(Observation(dict(p.x), after, "plant", end, feasible=limits_held))
         if improved and held:
             p.status = "kept"
             self._step(p, "kept", p.approver or "", f"kept: {spec.objective} {ob:.4g} -> {oa:.4g} "

@@ -183,11 +183,25 @@
     }
   }
 
+  async function submitOwn() {
+    const x = {};
+    document.querySelectorAll('.wi-input').forEach((n) => { if (n.value !== '') x[n.dataset.tag] = Number(n.value); });
+    const note = document.getElementById('wi-note').value;
+    try {
+      await O.api('/api/optimize/' + encodeURIComponent(unitId) + '/submit', { json: { x, note } });
+      O.say('msg', '');
+    } catch (e) {
+      O.say('msg', t('opt.failed', { error: e.message + (e.hint ? ' — ' + e.hint : '') }), true);
+    }
+    refresh();
+  }
+
   async function init() {
     O.setupHeader();
     await O.loadPlant().catch(() => null);
     document.getElementById('opt-propose').addEventListener('click', propose);
     document.getElementById('wi-run').addEventListener('click', whatIf);
+    document.getElementById('wi-submit').addEventListener('click', submitOwn);
     document.getElementById('opt-unit').addEventListener('change', (e) => { unitId = e.target.value; renderUnit(); renderProposals(); });
     I.onChange(() => { renderUnit(); renderProposals(); drawWhatIf(); });
     await refresh();
