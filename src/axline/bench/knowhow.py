@@ -67,6 +67,7 @@ RETRIEVERS = ("semantic", "bilingual", "words", "concepts")
 
 
 def load_dev() -> list[dict[str, Any]]:
+    """The development cases and queries shipped with the benchmark."""
     text = files("axline.bench").joinpath("data/knowhow_dev.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -130,6 +131,7 @@ def _objective(table: dict[str, dict[str, float]], split: str = "tune") -> tuple
 
 
 def run_dev(analyser_names: list[str]) -> dict[str, Any]:
+    """Search quality on the development set for each analyser, with the weights fitted on it."""
     from axline.knowhow.base import KnowHow
     from axline.knowhow.embed import Embedder
     from axline.knowhow.search import DEFAULT_WEIGHTS
@@ -284,6 +286,7 @@ def _fault_schedule(seed: int, repeats: int, warmup_s: float):
 
 
 def run_recurrence(seeds: list[int], repeats: int, step_s: float, grace_s: float) -> dict[str, Any]:
+    """How often a recurring fault finds the case recorded the first time, on the virtual factory."""
     from axline.bench.vfactory import START_NS
     from axline.historian.base import Event
     from axline.knowhow.base import KnowHow
@@ -409,6 +412,7 @@ MASK_FOLDS = 5
 
 
 def run_masking(data: Path) -> dict[str, Any]:
+    """Name masking on MaintNorm: thresholds chosen on validation, scored on test."""
     from axline.knowhow.mask import MASK_NAME, VocabularyMasker, given_names, learn_masker, mask_text
 
     d = data / "data" / "combined"
@@ -494,6 +498,7 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
 
 # -- (d) speed ------------------------------------------------------------------------------------------
 def run_speed(n_cases: int, seed: int = 7) -> dict[str, Any]:
+    """Search latency over ``n_cases`` generated cases."""
     from axline.knowhow.base import KnowHow
 
     dev = load_dev()
@@ -686,6 +691,7 @@ def _iso(ns: int) -> str:
 
 # -- CLI -------------------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``axline bench knowhow`` to ``p``."""
     p.add_argument("--json", default="benchmarks/knowhow.json", help="write the results here")
     p.add_argument("--table", default="benchmarks/knowhow.md", help="Markdown page (default benchmarks/knowhow.md)")
     p.add_argument("--maintnorm", default="../shared/datasets/MaintNorm", help="MaintNorm folder")
@@ -825,6 +831,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def run(args) -> int:
+    """``axline bench knowhow``: run the selected parts and write the JSON and Markdown pages."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     parts = {p.strip() for p in args.only.split(",")}
     t0 = time.perf_counter()
