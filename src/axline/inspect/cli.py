@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from axline import i18n
 from axline.inspect.inferencer import (
     ImageError,
     Inspector,
@@ -110,7 +111,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         return 1
     paths = list_images(args.inputs)
     if not paths:
-        print(f"error: no images found in {' '.join(args.inputs)}", file=sys.stderr)
+        print(i18n.say("inspect.cli.no_images", where=" ".join(args.inputs)), file=sys.stderr)
         return 2
     failures = 0
     heat_dir = Path(args.heatmap) if args.heatmap else None

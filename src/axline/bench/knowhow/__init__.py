@@ -65,6 +65,7 @@ from axline.bench.knowhow.speed import run_speed as run_speed
 
 # -- CLI -------------------------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``axline bench knowhow`` to ``p``."""
     p.add_argument("--json", default="benchmarks/knowhow.json", help="write the results here")
     p.add_argument("--table", default="benchmarks/knowhow.md", help="Markdown page (default benchmarks/knowhow.md)")
     p.add_argument("--maintnorm", default="../shared/datasets/MaintNorm", help="MaintNorm folder")
@@ -77,6 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    """``axline bench knowhow``: run the selected parts and write the JSON and Markdown pages."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     parts = {p.strip() for p in args.only.split(",")}
     t0 = time.perf_counter()

@@ -17,6 +17,7 @@ RETRIEVERS = ("semantic", "bilingual", "words", "concepts")
 
 
 def load_dev() -> list[dict[str, Any]]:
+    """The development cases and queries shipped with the benchmark."""
     text = files("axline.bench").joinpath("data/knowhow_dev.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -80,6 +81,7 @@ def _objective(table: dict[str, dict[str, float]], split: str = "tune") -> tuple
 
 
 def run_dev(analyser_names: list[str]) -> dict[str, Any]:
+    """Search quality on the development set for each analyser, with the weights fitted on it."""
     from axline.knowhow.base import KnowHow
     from axline.knowhow.embed import Embedder
     from axline.knowhow.search import DEFAULT_WEIGHTS

@@ -28,6 +28,7 @@ MASK_FOLDS = 5
 
 
 def run_masking(data: Path) -> dict[str, Any]:
+    """Name masking on MaintNorm: thresholds chosen on validation, scored on test."""
     from axline.knowhow.mask import MASK_NAME, VocabularyMasker, given_names, learn_masker, mask_text
 
     d = data / "data" / "combined"

@@ -73,6 +73,7 @@ def _fault_schedule(seed: int, repeats: int, warmup_s: float):
 
 
 def run_recurrence(seeds: list[int], repeats: int, step_s: float, grace_s: float) -> dict[str, Any]:
+    """How often a recurring fault finds the case recorded the first time, on the virtual factory."""
     from axline.bench.vfactory import START_NS
     from axline.historian.base import Event
     from axline.knowhow.base import KnowHow

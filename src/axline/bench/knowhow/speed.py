@@ -13,6 +13,7 @@ from axline.bench.knowhow.dev import _queries, _rss_mb, load_dev
 
 # -- (d) speed ------------------------------------------------------------------------------------------
 def run_speed(n_cases: int, seed: int = 7) -> dict[str, Any]:
+    """Search latency over ``n_cases`` generated cases."""
     from axline.knowhow.base import KnowHow
 
     dev = load_dev()
