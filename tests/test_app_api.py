@@ -425,7 +425,7 @@ async def test_shutdown_ends_open_streams(service):
     c = await _client(service)
     resp = await c.get("/api/stream")
     assert service.subscriber_count == 1
-    await asyncio.wait_for(c.close(), 10)  # would hang until the shutdown timeout without on_shutdown
+    await asyncio.wait_for(c.close(), 40)  # would hang until the 60 s shutdown timeout without on_shutdown
     assert service.subscriber_count == 0
     resp.close()
 

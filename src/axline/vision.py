@@ -166,11 +166,13 @@ class VisionStation:
         return stats
 
     def write_heatmap(self, path: Path, image: np.ndarray, result: dict[str, Any]) -> None:
+        """Write the anomaly heat map of ``image`` beside the camera's images."""
         from axline.inspect.inferencer import save_heatmap_overlay
 
         save_heatmap_overlay(image, result.pop("_map"), self.heatmap_dir / (path.stem + ".png"), result["threshold"])
 
     def record_latency(self, path: Path) -> float | None:
+        """Milliseconds from the image landing on disk to now (kept for the p50/p99), or ``None``."""
         try:
             landed = path.stat().st_mtime
         except OSError:
@@ -233,6 +235,7 @@ class VisionStation:
         return out
 
     def status(self) -> dict[str, Any]:
+        """Counts, reviews, rates and latency of the camera for health and the review page."""
         lat = np.array(self.latencies_ms) if self.latencies_ms else None
         ins = np.array(self.inspect_ms) if self.inspect_ms else None
         total_rej = self.reviewed["confirmed_reject"] + self.reviewed["false_reject"]
@@ -254,4 +257,5 @@ class VisionStation:
 
 
 async def run_in_thread(fn, *args):
+    """Run ``fn(*args)`` in the default executor."""
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

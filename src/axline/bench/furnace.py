@@ -51,6 +51,8 @@ def ab_test(line, spec, x_new: dict, x_old: dict, hours: float) -> dict:
 
 
 def run_seed(seed: int, iterations: int, ab_hours: float) -> dict:
+    """One held-out seed: propose, approve and verify setpoint changes on the virtual furnace, then an A/B
+    run."""
     from axline.optimize.loop import SimIO, UnitOptimizer
     from axline.optimize.spec import furnace_spec
     from axline.optimize.twin import furnace_twin_factory
@@ -100,6 +102,7 @@ def run_seed(seed: int, iterations: int, ab_hours: float) -> dict:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``axline bench furnace`` to ``p``."""
     p.add_argument("--seeds", default="201,202,203", help="held-out simulator seeds (default 201,202,203)")
     p.add_argument("--iterations", type=int, default=14, help="proposals asked for per seed (default 14)")
     p.add_argument("--ab-hours", type=float, default=4.0, help="hours of each A/B run (default 4)")

@@ -113,11 +113,14 @@ def alarm_stats(mask: np.ndarray, t: np.ndarray, faults: list[tuple[float, float
 
 
 def run_monitor(config: MonitorConfig, X: np.ndarray, n_fit: int, columns: list[str]) -> np.ndarray:
+    """Fit the monitor on the first ``n_fit`` rows of ``X`` and return its alarm states on the rest."""
     mon = OnlineMonitor(fit_monitor(X[:n_fit], columns, config), config)
     return mon.run(X[n_fit:])[1]
 
 
 def family_row(name: str, stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of the page for a family of streams: hours, alarm onsets per hour, false ones and faults
+    caught."""
     hours = sum(s["hours"] for s in stats)
     onsets = sum(s["onsets"] for s in stats)
     faults = sum(s["faults"] for s in stats)

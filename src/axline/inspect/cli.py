@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from axline import i18n
 from axline.inspect.inferencer import (
     ImageError,
     Inspector,
@@ -70,7 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
     images = list_images(args.images)
     defects = list_images(args.defects) if args.defects else []
     if not images:
-        print(f"error: no images found in {' '.join(args.images)} (png, jpg, bmp, tif)", file=sys.stderr)
+        print(i18n.say("inspect.cli.no_images_train", where=" ".join(args.images)), file=sys.stderr)
         return 1
     try:
         report = train_inspector(
@@ -82,13 +83,12 @@ def run_train(args: argparse.Namespace) -> int:
             tile_overlap=args.tile_overlap, ignore=args.ignore,
         )
     except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(i18n.say("cli.error", error=exc), file=sys.stderr)
         return 1
-    print(f"wrote {report['model']}: {report['n_images']} images, scorer {report['scorer']}, "
-          f"{report['tiles']} tile(s) on a {report['canvas'][0]}x{report['canvas'][1]} canvas, "
-          f"bank {report['bank_size']} patches, "
-          f"threshold {report['threshold']:.4f}, held-out false-reject rate "
-          f"{report['holdout_false_reject_rate']:.3f}, {report['train_seconds']:.1f} s")
+    print(i18n.say("inspect.cli.trained", model=report["model"], images=report["n_images"], scorer=report["scorer"],
+                   tiles=report["tiles"], width=report["canvas"][0], height=report["canvas"][1],
+                   bank=report["bank_size"], threshold=f"{report['threshold']:.4f}",
+                   frr=f"{report['holdout_false_reject_rate']:.3f}", seconds=f"{report['train_seconds']:.1f}"))
     return 0
 
 
@@ -106,11 +106,11 @@ def run_inspect(args: argparse.Namespace) -> int:
     try:
         inspector = Inspector.load(args.model, threads=args.threads or default_threads())
     except (ModelFileError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(i18n.say("cli.error", error=exc), file=sys.stderr)
         return 1
     paths = list_images(args.inputs)
     if not paths:
-        print(f"error: no images found in {' '.join(args.inputs)}", file=sys.stderr)
+        print(i18n.say("inspect.cli.no_images", where=" ".join(args.inputs)), file=sys.stderr)
         return 2
     failures = 0
     heat_dir = Path(args.heatmap) if args.heatmap else None
@@ -128,7 +128,7 @@ def run_inspect(args: argparse.Namespace) -> int:
                 heat_path = save_heatmap_overlay(path, verdict.anomaly_map, heat_dir / (Path(path).stem + "_heat.png"),
                                                  threshold=verdict.threshold)
             except (ImageError, OSError) as exc:
-                print(f"{path}\twarning\theat map not written: {exc}", file=sys.stderr)
+                print(i18n.say("inspect.cli.heatmap_failed", path=path, error=exc), file=sys.stderr)
         if args.json:
             line = {"path": path, "score": round(verdict.score, 6), "verdict": verdict.verdict}
             if heat_path is not None:

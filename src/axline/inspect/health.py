@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import laplace, sobel
 
+from axline import i18n
+
 WORK_SIDE = 256  # long side of the working copy for brightness, contrast and blocks
 SHARP_SIDE = 1024  # long side (at most) of the copy sharpness is measured on: focus lives in fine detail
 THUMB = 128  # side of the square thumbnail for position and rotation
@@ -24,38 +26,8 @@ ANGLE_BINS = 180  # orientation histogram over 180 degrees, 1 degree a bin
 SPREAD = 6.0  # limits: median +- SPREAD robust standard deviations
 
 KINDS = ("brightness", "contrast", "blur", "position", "rotation", "occlusion", "stopped")
-ADVICE: dict[str, dict[str, str]] = {
-    "brightness": {"en": "Image brightness has drifted (sunlight through a window, an ageing LED?). Check the "
-                         "lighting, shade the station from daylight, replace a weak lamp.",
-                   "ko": "영상 밝기가 변했습니다 (창문 햇빛, 노후된 LED?). 조명을 점검하고 외광을 가리거나 약해진 "
-                         "조명을 교체하세요."},
-    "contrast": {"en": "Image contrast has changed (lighting angle, exposure, a diffuser?). Check the lamp, its "
-                       "angle and the camera exposure.",
-                 "ko": "영상 대비가 변했습니다 (조명 각도, 노출, 확산판?). 조명과 각도, 카메라 노출을 점검하세요."},
-    "blur": {"en": "Images are out of focus. Clean the lens, refocus, and check the camera mount for vibration "
-                   "or a part sitting at the wrong height.",
-             "ko": "영상 초점이 맞지 않습니다. 렌즈를 닦고 초점을 다시 맞추고, 카메라 고정부 진동이나 제품 높이를 "
-                   "확인하세요."},
-    "position": {"en": "The part is out of its usual position. Check the fixture or guide rails and that the "
-                       "camera mount has not moved.",
-                 "ko": "제품 위치가 평소와 다릅니다. 지그나 가이드를 점검하고 카메라 고정부가 움직이지 않았는지 "
-                       "확인하세요."},
-    "rotation": {"en": "The part (or the camera) is rotated. Check the fixture or guide and the camera mount.",
-                 "ko": "제품(또는 카메라)이 회전되어 있습니다. 지그나 가이드와 카메라 고정부를 점검하세요."},
-    "occlusion": {"en": "Part of the image is covered or smeared: clean the lens and its window, remove what "
-                        "blocks the view (cable, oil mist, dust).",
-                  "ko": "영상 일부가 가려지거나 흐립니다. 렌즈와 보호창을 닦고 시야를 가리는 것(케이블, 오일 미스트, "
-                        "먼지)을 치우세요."},
-    "stopped": {"en": "The camera has sent no image for too long. Check its cable, power, trigger and the "
-                      "folder it writes to.",
-                "ko": "카메라 영상이 오랫동안 들어오지 않습니다. 케이블, 전원, 트리거와 저장 폴더를 점검하세요."},
-}
-NAMES: dict[str, dict[str, str]] = {
-    "brightness": {"en": "brightness", "ko": "밝기"}, "contrast": {"en": "contrast", "ko": "대비"},
-    "blur": {"en": "focus", "ko": "초점"}, "position": {"en": "position", "ko": "위치"},
-    "rotation": {"en": "rotation", "ko": "회전"}, "occlusion": {"en": "lens / view", "ko": "렌즈 / 시야"},
-    "stopped": {"en": "camera", "ko": "카메라"},
-}
+ADVICE: dict[str, dict[str, str]] = {k: i18n.both(f"inspect.health.advice.{k}") for k in KINDS}
+NAMES: dict[str, dict[str, str]] = {k: i18n.both(f"inspect.health.name.{k}") for k in KINDS}
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy.ndimage import gaussian_filter
 
+from axline import i18n
 from axline.inspect.model import InspectorModel, Preprocessing
 from axline.inspect.tiling import cut_tiles, ignore_cells, stitch
 
@@ -30,10 +31,7 @@ BRIGHTNESS_STD = 48.0
 
 
 # Labels for the dashboard (Korean and English); the CLI prints the English key.
-VERDICT_LABELS: dict[str, dict[str, str]] = {
-    "pass": {"en": "pass", "ko": "합격"},
-    "reject": {"en": "reject", "ko": "불량"},
-}
+VERDICT_LABELS: dict[str, dict[str, str]] = {v: i18n.both(f"inspect.verdict.{v}") for v in ("pass", "reject")}
 
 
 class ImageError(ValueError):

@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
+
 MAX_EXAMPLES_PER_TYPE = 50
 TEMPERATURE = 0.05  # softmax temperature on cosine similarities
 MIN_CONFIDENCE = 0.5
 REGION_PATCHES = 4  # patches averaged into the region feature
-UNKNOWN = {"en": "unknown type", "ko": "유형 미상"}
+UNKNOWN = i18n.both("inspect.type.unknown")  # the label of a defect no known type fits
 TYPE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 

@@ -80,6 +80,7 @@ class KnowHow:
         return cls(plant_location(plant), glossary=plant_glossary(plant))
 
     def close(self) -> None:
+        """Close the case store."""
         self.store.close()
 
     # -- recording ------------------------------------------------------------------------------
@@ -99,6 +100,7 @@ class KnowHow:
         return case
 
     def edit(self, case_id: str, fields: dict[str, Any], user: str) -> dict[str, Any]:
+        """Change fields of case ``case_id`` as ``user`` (a new version; an approved case returns to draft)."""
         with self.lock:
             cur = self.store.get(case_id)
             merged = {**cur, **fields}
@@ -156,6 +158,8 @@ class KnowHow:
     # -- finding --------------------------------------------------------------------------------
     def search(self, text: str, *, asset: str = "", top: int = 5, snapshot: dict[str, Any] | None = None,
                states: tuple[str, ...] | None = None, record_gap: bool = True) -> list[dict[str, Any]]:
+        """The best cases for ``text`` (and ``snapshot``, ``asset``); a search without a good answer is kept
+        as a gap."""
         results = self.index.search(text, snapshot=snapshot, asset=asset, top=top, states=states)
         best = results[0]["confidence"] if results else 0.0
         if record_gap and (text or "").strip() and best < GAP_CONFIDENCE:
@@ -170,6 +174,7 @@ class KnowHow:
                                  states=("approved",))
 
     def feedback(self, case_id: str, helpful: bool, context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Count whether case ``case_id`` helped; an unhelpful answer to a query is kept as a gap."""
         ctx = {k: v for k, v in (context or {}).items() if k in ("query", "event_id", "asset")}
         self.store.add_feedback(case_id, bool(helpful), ctx)
         totals = self.store.feedback_totals()
@@ -181,6 +186,7 @@ class KnowHow:
 
     # -- sharing ----------------------------------------------------------------------------------
     def known_names(self) -> list[str]:
+        """The real names of authors who consented to be named (the masker keeps them out of shared text)."""
         rows = self.store.db.execute("SELECT real_name FROM kh_authors WHERE real_name IS NOT NULL")
         return [r[0] for r in rows if r[0]]
 
@@ -204,6 +210,7 @@ class KnowHow:
 
     # -- one author's data --------------------------------------------------------------------------
     def export_author(self, who: str, actor: str) -> dict[str, Any]:
+        """Everything kept about author ``who``: cases, versions, photos and consent (audited)."""
         pseudo = self.store.resolve_author(who)
         cases = [self.shared(c) for c in self.store.author_cases(pseudo)]
         for c in cases:
@@ -215,6 +222,7 @@ class KnowHow:
         return out
 
     def delete_author(self, who: str, actor: str) -> dict[str, Any]:
+        """Delete author ``who`` and their cases (audited)."""
         pseudo = self.store.resolve_author(who)
         with self.lock:
             ids = self.store.delete_author(pseudo)
@@ -225,6 +233,7 @@ class KnowHow:
         return {"author": pseudo, "deleted_cases": len(ids)}
 
     def set_consent(self, user: str, given: bool) -> dict[str, Any]:
+        """Record whether ``user`` consents to be named on their cases (audited)."""
         out = self.store.set_consent(user, given)
         self.store.audit(out["pseudonym"], "author.consent", out["pseudonym"], {"given": bool(given)})
         return out
@@ -279,6 +288,7 @@ class KnowHow:
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file; a bad line raises with its line number."""
     rows = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -333,6 +343,7 @@ def read_table(path: str) -> list[dict[str, Any]]:
 
 
 def plant_location(plant: Any) -> str:
+    """Where the plant keeps its case base: its PostgreSQL DSN or ``data/knowhow``."""
     spec = getattr(plant, "historian", None)
     if isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://")):
         return spec
@@ -342,6 +353,7 @@ def plant_location(plant: Any) -> str:
 
 
 def plant_glossary(plant: Any) -> Glossary:
+    """The plant's glossary (``knowhow/glossary.yaml``) on top of the built-in one."""
     path = os.path.join(plant.base_dir, "knowhow", "glossary.yaml")
     if not os.path.exists(path):
         return Glossary()

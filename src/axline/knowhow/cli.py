@@ -7,8 +7,11 @@ import getpass
 import json
 import sys
 
+from axline import i18n
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the actions of ``axline knowhow`` (import, search, export, delete, gaps) to ``p``."""
     sub = p.add_subparsers(dest="knowhow_cmd", metavar="ACTION")
 
     def common(s: argparse.ArgumentParser) -> None:
@@ -59,11 +62,12 @@ def _actor() -> str:
 
 
 def run(args) -> int:
+    """``axline knowhow ACTION``: run one action on the case base."""
     from axline.knowhow.base import read_jsonl, read_table
 
     cmd = getattr(args, "knowhow_cmd", None)
     if cmd is None:
-        print("axline knowhow: give an action: import, search, export, delete, gaps", file=sys.stderr)
+        print(i18n.say("knowhow.cli.no_action"), file=sys.stderr)
         return 2
     kh = _open(args)
     try:
@@ -72,8 +76,8 @@ def run(args) -> int:
             rows = read_jsonl(args.file) if jsonl else read_table(args.file)
             out = kh.import_rows(rows, _actor(), require_id=jsonl)  # work-order sheets may lack ids
             for e in out["errors"]:
-                print(f"skipped {e}", file=sys.stderr)
-            print(f"imported {out['imported']} case(s) into {kh.store.location}; {out['error_count']} row(s) skipped")
+                print(i18n.say("knowhow.cli.skipped", row=e), file=sys.stderr)
+            print(i18n.say("knowhow.cli.imported", n=out["imported"], store=kh.store.location, skipped=out["error_count"]))
             return 0 if out["error_count"] == 0 else 1
         if cmd == "search":
             states = ("approved",) if args.approved_only else None
@@ -94,16 +98,16 @@ def run(args) -> int:
             else:
                 with open(args.out, "w", encoding="utf-8") as f:
                     f.write(text)
-                print(f"wrote {len(out['cases'])} case(s) of {out['author']} to {args.out}")
+                print(i18n.say("knowhow.cli.exported", n=len(out["cases"]), author=out["author"], file=args.out))
             return 0
         if cmd == "delete":
             if not args.yes:
-                answer = input(f"delete every case of {args.author}? type yes: ")
+                answer = input(i18n.say("knowhow.cli.confirm_delete", author=args.author))
                 if answer.strip().lower() != "yes":
-                    print("nothing deleted")
+                    print(i18n.say("knowhow.cli.nothing_deleted"))
                     return 1
             out = kh.delete_author(args.author, _actor())
-            print(f"deleted {out['deleted_cases']} case(s) of {out['author']} (audited)")
+            print(i18n.say("knowhow.cli.deleted", n=out["deleted_cases"], author=out["author"]))
             return 0
         if cmd == "gaps":
             for g in kh.store.gaps():

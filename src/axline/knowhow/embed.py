@@ -37,6 +37,7 @@ class Embedder:
             return cls._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        """Sentence embeddings of ``texts``, one row each (thread-safe)."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         model = self._get()
@@ -47,4 +48,5 @@ class Embedder:
         return out / np.maximum(norms, 1e-12)
 
     def encode_one(self, text: str) -> np.ndarray:
+        """The embedding of one text."""
         return self.encode([text])[0]

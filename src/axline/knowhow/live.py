@@ -51,6 +51,7 @@ class KnowHowLive:
 
     @classmethod
     def for_service(cls, svc: Any) -> KnowHowLive:
+        """The know-how watcher of a running service."""
         from axline.knowhow.base import KnowHow
 
         return cls(lambda: KnowHow.for_plant(svc.plant), push=svc._push, emit=svc.emit_event,
@@ -71,10 +72,12 @@ class KnowHowLive:
         self.ready.set()
 
     async def start(self) -> None:
+        """Open the case base off the loop."""
         self._loop = asyncio.get_running_loop()
         await self._loop.run_in_executor(None, self.open_now)
 
     def close(self) -> None:
+        """Close the case base."""
         self._closed = True
         if self.kh is not None:
             self.kh.close()
@@ -107,6 +110,7 @@ class KnowHowLive:
             log.exception("know-how: the system event could not be stored")
 
     def status(self) -> dict[str, Any]:
+        """Ready, errors, suggestions made and the number of cases for health."""
         out: dict[str, Any] = {"ready": self.ready.is_set(), "errors": self.errors, "last_error": self.last_error,
                                "suggested": self.suggested}
         if self.kh is not None:
@@ -146,6 +150,7 @@ class KnowHowLive:
         return res
 
     def remember(self, event_id: int, res: list[dict[str, Any]]) -> None:
+        """Keep the suggestions for alarm ``event_id`` (a bounded cache)."""
         with self._lock:
             self._cache[event_id] = res
             self._cache.move_to_end(event_id)
@@ -154,6 +159,7 @@ class KnowHowLive:
             self.suggested += 1
 
     def cached(self, event_id: int) -> list[dict[str, Any]] | None:
+        """The suggestions kept for alarm ``event_id``, or ``None``."""
         with self._lock:
             return self._cache.get(event_id)
 

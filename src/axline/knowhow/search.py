@@ -150,6 +150,7 @@ class CaseIndex:
     # -- building -------------------------------------------------------------------------------
     @staticmethod
     def case_text(case: dict[str, Any]) -> str:
+        """The searchable text of a case: title, symptom, cause, action, parts and tags."""
         parts = [case.get(k) or "" for k in ("title", "symptom", "cause", "action")]
         parts += list(case.get("parts") or []) + list(case.get("tags") or [])
         return "\n".join(p for p in parts if p)
@@ -170,6 +171,7 @@ class CaseIndex:
         return np.concatenate([both[: len(texts)], both[len(texts):]], axis=1)
 
     def encode_case(self, case: dict[str, Any]) -> np.ndarray:
+        """The embedding of a case's text."""
         return self.encode_texts([self.case_text(case)])[0]
 
     def add(self, case: dict[str, Any], embedding: np.ndarray | None = None) -> np.ndarray:
@@ -208,6 +210,7 @@ class CaseIndex:
         return np.array(embeddings, dtype=np.float32).reshape(len(cases), EMB_LEN)
 
     def remove(self, case_id: str) -> bool:
+        """Drop case ``case_id`` from the index; whether it was there."""
         with self.lock:
             i = self.pos.pop(case_id, None)
             if i is None:
@@ -224,6 +227,7 @@ class CaseIndex:
             return True
 
     def set_state(self, case_id: str, state: str) -> None:
+        """Change the state (draft, approved, retired) of case ``case_id`` in the index."""
         with self.lock:
             i = self.pos.get(case_id)
             if i is not None and self.docs[i] is not None:
@@ -280,6 +284,7 @@ class CaseIndex:
         return comp
 
     def fuse(self, comp: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> np.ndarray:
+        """The weighted sum of the score components ``comp``."""
         w = weights or self.weights
         n = len(self.docs)
         total = np.zeros(n)
@@ -288,6 +293,7 @@ class CaseIndex:
         return total
 
     def confidence(self, score: float) -> float:
+        """A score as a confidence between 0 and 1 (a fitted logistic curve)."""
         a, b = self.confidence_ab
         return 1.0 / (1.0 + math.exp(-(a * score + b)))
 

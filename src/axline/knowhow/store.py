@@ -154,6 +154,7 @@ class CaseStore:
             self._secret = bytes.fromhex(rows[0][0])
 
     def close(self) -> None:
+        """Close the database."""
         self.db.close()
 
     # -- authors: pseudonyms and consent ------------------------------------------------------------
@@ -181,6 +182,7 @@ class CaseStore:
         return {"pseudonym": pseudo, "consent": bool(given), "ts": ts}
 
     def author(self, pseudo: str) -> dict[str, Any]:
+        """Author ``pseudo``: pseudonym, real name (only with consent) and consent."""
         rows = self.db.execute("SELECT pseudonym, real_name, consent, consent_ts FROM kh_authors WHERE pseudonym = ?",
                                (pseudo,))
         if not rows:
@@ -189,6 +191,7 @@ class CaseStore:
         return {"pseudonym": p, "real_name": name if consent else None, "consent": bool(consent), "consent_ts": ts}
 
     def consent_log(self, pseudo: str) -> list[dict[str, Any]]:
+        """Every consent change of author ``pseudo``, oldest first."""
         rows = self.db.execute("SELECT ts, given FROM kh_consent_log WHERE pseudonym = ? ORDER BY ts", (pseudo,))
         return [{"ts": ts, "given": bool(g)} for ts, g in rows]
 
@@ -256,6 +259,7 @@ class CaseStore:
 
     def create(self, fields: dict[str, Any], author_pseudo: str, *, case_id: str | None = None,
                embedding: np.ndarray | None = None, state: str = "draft", editor: str | None = None) -> dict:
+        """Store one new case by ``author_pseudo``; returns it."""
         return self.create_many([(fields, author_pseudo, case_id, embedding)], state=state, editor=editor)[0]
 
     def create_many(self, items: list[tuple[dict[str, Any], str, str | None, np.ndarray | None]], *,
@@ -292,6 +296,7 @@ class CaseStore:
         return self.get(cid)
 
     def set_state(self, cid: str, state: str, editor: str) -> dict:
+        """Move case ``cid`` to ``state`` (a new version by ``editor``)."""
         if state not in STATES:
             raise CaseError(f"state must be one of {', '.join(STATES)}")
         cur = self.get(cid)
@@ -335,12 +340,14 @@ class CaseStore:
         return d
 
     def get(self, cid: str) -> dict[str, Any]:
+        """Case ``cid``; ``KeyError`` when there is none."""
         rows = self.db.execute(f"SELECT {', '.join(CASE_COLUMNS)} FROM kh_cases WHERE id = ?", (cid,))
         if not rows:
             raise KeyError(f"case {cid} does not exist")
         return self._row(rows[0])
 
     def all_cases(self, with_embeddings: bool = False) -> list[dict[str, Any]]:
+        """Every case, oldest first (with its embedding when asked)."""
         cols = ", ".join(CASE_COLUMNS) + (", embedding" if with_embeddings else "")
         out = []
         for r in self.db.execute(f"SELECT {cols} FROM kh_cases ORDER BY created_ts"):
@@ -352,12 +359,14 @@ class CaseStore:
         return out
 
     def versions(self, cid: str) -> list[dict[str, Any]]:
+        """Every version of case ``cid``, oldest first."""
         rows = self.db.execute("SELECT version, ts, editor, state, body FROM kh_versions WHERE case_id = ? "
                                "ORDER BY version", (cid,))
         return [{"version": v, "ts": ts, "editor": ed, "state": st, "case": json.loads(body)}
                 for v, ts, ed, st, body in rows]
 
     def count(self) -> int:
+        """How many cases the store holds."""
         return int(self.db.execute("SELECT COUNT(*) FROM kh_cases")[0][0])
 
     def stats(self) -> dict[str, Any]:
@@ -370,6 +379,7 @@ class CaseStore:
 
     # -- photos -------------------------------------------------------------------------------------
     def add_photo(self, cid: str, name: str, mime: str, data: bytes) -> str:
+        """Attach a JPEG, PNG or WebP photo to case ``cid``; returns its id."""
         self.get(cid)
         if mime not in ("image/jpeg", "image/png", "image/webp"):
             raise CaseError(f"a photo must be JPEG, PNG or WebP, got {mime!r}")
@@ -385,10 +395,12 @@ class CaseStore:
         return pid
 
     def photos(self, cid: str) -> list[dict[str, Any]]:
+        """The photos of case ``cid``: id, name and type."""
         rows = self.db.execute("SELECT id, name, mime FROM kh_photos WHERE case_id = ? ORDER BY id", (cid,))
         return [{"id": i, "name": n, "mime": m} for i, n, m in rows]
 
     def photo(self, pid: str) -> tuple[str, bytes, str]:
+        """Photo ``pid`` as (type, bytes, case id); ``KeyError`` when there is none."""
         rows = self.db.execute("SELECT mime, data, case_id FROM kh_photos WHERE id = ?", (pid,))
         if not rows:
             raise KeyError(f"photo {pid} does not exist")
@@ -403,15 +415,18 @@ class CaseStore:
         self._trim("kh_feedback", MAX_FEEDBACK)
 
     def feedback_totals(self) -> dict[str, tuple[int, int]]:
+        """Per case: how often it helped and how often not."""
         rows = self.db.execute("SELECT case_id, SUM(helpful), COUNT(*) FROM kh_feedback GROUP BY case_id")
         return {c: (int(h), int(n) - int(h)) for c, h, n in rows}
 
     def add_gap(self, query: str, asset: str, best: float, reason: str) -> None:
+        """Keep a search without a good answer (bounded)."""
         self.db.execute("INSERT INTO kh_gaps (id, ts, query, asset, best, reason) VALUES (?, ?, ?, ?, ?, ?)",
                         (uuid.uuid4().hex, _now(), query[:500], asset or "", float(best), reason))
         self._trim("kh_gaps", MAX_GAPS)
 
     def gaps(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest searches without a good answer."""
         rows = self.db.execute("SELECT ts, query, asset, best, reason FROM kh_gaps ORDER BY ts DESC LIMIT ?", (limit,))
         return [{"ts": ts, "query": q, "asset": a, "best": b, "reason": r} for ts, q, a, b, r in rows]
 
@@ -423,17 +438,20 @@ class CaseStore:
 
     # -- audit ----------------------------------------------------------------------------------------
     def audit(self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+        """Record ``actor``'s ``action`` on ``target`` in the know-how audit log (bounded)."""
         self.db.execute("INSERT INTO kh_audit (id, ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
                         (uuid.uuid4().hex, _now(), actor, action, target, json.dumps(detail or {}, ensure_ascii=False)))
         self._trim("kh_audit", MAX_AUDIT)
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest entries of the know-how audit log."""
         rows = self.db.execute("SELECT ts, actor, action, target, detail FROM kh_audit ORDER BY ts DESC LIMIT ?",
                                (limit,))
         return [{"ts": ts, "actor": a, "action": ac, "target": t, "detail": json.loads(d)} for ts, a, ac, t, d in rows]
 
     # -- one author's data ----------------------------------------------------------------------------
     def author_cases(self, pseudo: str) -> list[dict[str, Any]]:
+        """The cases of author ``pseudo``, oldest first."""
         rows = self.db.execute(f"SELECT {', '.join(CASE_COLUMNS)} FROM kh_cases WHERE author = ? ORDER BY created_ts",
                                (pseudo,))
         return [self._row(r) for r in rows]

@@ -158,6 +158,7 @@ class Glossary:
         return list(found)
 
     def label(self, cid: str, lang: str) -> str:
+        """The display name of concept ``cid`` in ``lang``."""
         en, ko = self.labels.get(cid, (cid, cid))
         return ko if lang == "ko" else en
 

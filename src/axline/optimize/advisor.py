@@ -84,6 +84,7 @@ class Advice:
     candidates_feasible: int = 0
 
     def to_json(self) -> dict:
+        """The advice as plain values."""
         return {"x0": self.x0, "x": self.x, "expected": self.expected, "gain": self.gain,
                 "gain_std": self.gain_std, "unsure": self.unsure, "reason": self.reason,
                 "candidates_feasible": self.candidates_feasible}

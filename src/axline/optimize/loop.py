@@ -55,16 +55,24 @@ class OptimizeError(ValueError):
 
 
 class PlantIO(Protocol):
-    def now_ns(self) -> int: ...
-    def latest(self, tags: list[str]) -> dict[str, float]: ...
-    async def series(self, tags: list[str], start: int, end: int) -> dict[str, Series]: ...
-    async def write(self, tag: str, value: float, user: str) -> None: ...
-    def record(self, event: Event) -> None: ...
-    async def sleep_until(self, t_ns: int) -> None: ...
+    """What the optimiser needs of a plant: time, readings, history, writes, events and waiting."""
+    def now_ns(self) -> int:
+        """Plant time in ns since the epoch."""
+    def latest(self, tags: list[str]) -> dict[str, float]:
+        """The newest value of each of ``tags``."""
+    async def series(self, tags: list[str], start: int, end: int) -> dict[str, Series]:
+        """Good readings of ``tags`` between ``start`` and ``end`` as (timestamps, values)."""
+    async def write(self, tag: str, value: float, user: str) -> None:
+        """Write ``value`` to ``tag`` on behalf of ``user`` (audited)."""
+    def record(self, event: Event) -> None:
+        """Store ``event``."""
+    async def sleep_until(self, t_ns: int) -> None:
+        """Wait until plant time reaches ``t_ns``."""
 
 
 @dataclass
 class Proposal:
+    """A proposed setpoint change: who proposed it, the advice, the twin's check, approval and verdict."""
     id: int
     unit: str
     proposer: str
@@ -83,6 +91,7 @@ class Proposal:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The proposal as plain values."""
         return {k: getattr(self, k) for k in ("id", "unit", "proposer", "created_ns", "x0", "x", "advice", "twin",
                                               "small_step", "status", "approver", "requested_by", "applied_ns", "verdict",
                                               "reason", "steps")}
@@ -126,6 +135,7 @@ class UnitOptimizer:
 
     # -- helpers --------------------------------------------------------------------------------
     def x_now(self) -> np.ndarray:
+        """The decision setpoints now (NaN where unknown)."""
         cur = self.io.latest([d.tag for d in self.spec.decisions])
         return np.array([cur.get(d.tag, math.nan) for d in self.spec.decisions], dtype=float)
 
@@ -155,6 +165,7 @@ class UnitOptimizer:
         return p
 
     def get(self, pid: int) -> Proposal:
+        """The proposal ``pid``; ``OptimizeError`` (404) when there is none."""
         p = self.proposals.get(pid)
         if p is None:
             raise OptimizeError(f"no proposal {pid} for {self.spec.unit}; list them with GET /api/optimize",
@@ -162,13 +173,16 @@ class UnitOptimizer:
         return p
 
     def active(self) -> Proposal | None:
+        """The proposal being approved, applied or verified, if any."""
         return next((p for p in self.proposals.values() if p.status in ACTIVE), None)
 
     async def window_metrics(self, start: int, end: int) -> dict[str, float]:
+        """The unit's metrics over the window ``start`` .. ``end``."""
         series = await self.io.series(self.spec.tags(), start, end)
         return unit_metrics(self.spec, series, start, end)
 
     async def baseline(self) -> dict[str, float]:
+        """The unit's metrics over the last verification window."""
         now = self.io.now_ns()
         return await self.window_metrics(now - int(self.spec.verify_s * NS), now)
 
@@ -295,6 +309,7 @@ class UnitOptimizer:
 
     # -- approve / reject -----------------------------------------------------------------------
     def approve(self, pid: int, approver: str) -> Proposal:
+        """Approve proposal ``pid`` (never by its proposer) and start applying it."""
         p = self.get(pid)
         if p.status != "proposed":
             raise OptimizeError(f"proposal {pid} is {p.status}; only a proposed change can be approved", 409)
@@ -322,6 +337,7 @@ class UnitOptimizer:
             log.error("optimiser task failed: %r", task.exception())
 
     def reject(self, pid: int, user: str, reason: str = "") -> Proposal:
+        """Reject proposal ``pid`` with ``reason``."""
         p = self.get(pid)
         if p.status != "proposed":
             raise OptimizeError(f"proposal {pid} is {p.status}; only a proposed change can be rejected", 409)
@@ -488,6 +504,7 @@ class ServiceIO:
         return int(max(stamps)) if stamps else int(self.service.now_ns())
 
     def latest(self, tags: list[str]) -> dict[str, float]:
+        """The newest value of each of ``tags`` from the running service."""
         out = {}
         for t in tags:
             v = self.service.latest.get(t)
@@ -496,17 +513,21 @@ class ServiceIO:
         return out
 
     async def series(self, tags: list[str], start: int, end: int) -> dict[str, Series]:
+        """Good readings of ``tags`` from the historian, read off the loop."""
         h = self.service.historian
         got = await asyncio.get_running_loop().run_in_executor(None, h.query, tags, start, end)
         return {p: (s.ts[s.quality == 0], s.value[s.quality == 0]) for p, s in got.items()}
 
     async def write(self, tag: str, value: float, user: str) -> None:
+        """Write through the service (audited with ``user``)."""
         await self.service.write_tag(tag, value, user)
 
     def record(self, event: Event) -> None:
+        """Emit ``event`` through the service."""
         self.service.emit_event(event)
 
     async def sleep_until(self, t_ns: int) -> None:
+        """Wait until the readings' clock reaches ``t_ns``."""
         while self.now_ns() < t_ns:  # plant time: the readings' clock, whatever the simulator's speed
             await asyncio.sleep(0.1)
 
@@ -524,9 +545,11 @@ class SimIO:
         self._latest = dict(line.current_values())
 
     def now_ns(self) -> int:
+        """The simulated line's time."""
         return int(self.line.now_ns)
 
     def advance(self, seconds: float) -> None:
+        """Run the simulated line ``seconds`` ahead, keeping a bounded window of readings."""
         n = max(1, int(round(seconds / self.step_s)))
         for _ in range(n):
             b = self.line.step(self.step_s)
@@ -536,9 +559,11 @@ class SimIO:
             self._chunks.popleft()
 
     def latest(self, tags: list[str]) -> dict[str, float]:
+        """The newest simulated value of each of ``tags``."""
         return {t: float(self._latest[t]) for t in tags if t in self._latest}
 
     async def series(self, tags: list[str], start: int, end: int) -> dict[str, Series]:
+        """Good simulated readings of ``tags`` between ``start`` and ``end``."""
         idx = {self.line.paths.index(t): t for t in tags if t in self.line.paths}
         out: dict[str, list] = {t: [[], []] for t in idx.values()}
         for b in self._chunks:
@@ -553,6 +578,7 @@ class SimIO:
                 for t, (a, v) in out.items()}
 
     async def write(self, tag: str, value: float, user: str) -> None:
+        """Write to the simulated line and record the write event."""
         self.writes.append((self.now_ns(), tag, value, user))
         self.line.write(tag, value)
         self._latest[tag] = float(value)
@@ -561,9 +587,11 @@ class SimIO:
                           data={"user": user, "new": value, "result": "ok", "tags": [tag]}))
 
     def record(self, event: Event) -> None:
+        """Keep ``event`` in the run's list."""
         self.events.append(event)
 
     async def sleep_until(self, t_ns: int) -> None:
+        """Run the simulated line up to ``t_ns``."""
         if t_ns > self.now_ns():
             self.advance((t_ns - self.now_ns()) / NS)
         await asyncio.sleep(0)

@@ -73,6 +73,7 @@ def metric_value(m: Metric, series: Mapping[str, Series], start: int, end: int,
 
 
 def unit_metrics(spec: UnitSpec, series: Mapping[str, Series], start: int, end: int) -> dict[str, float]:
+    """Every metric of the unit over ``start`` .. ``end`` (only while running, when the unit has a state tag)."""
     state = series.get(spec.state_tag) if spec.state_tag else None
     return {m.name: metric_value(m, series, start, end, state) for m in spec.metrics}
 

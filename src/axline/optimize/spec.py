@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from axline import i18n
 from axline.plant import Plant
 
 METRIC_KINDS = ("mean", "p95", "min", "max", "rate", "ratio")
@@ -37,6 +38,7 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Decision:
+    """A setpoint the optimiser may move: tag, range and largest step."""
     tag: str
     lo: float
     hi: float
@@ -44,11 +46,13 @@ class Decision:
 
     @property
     def signal(self) -> str:
+        """The signal name (the tag path's last part)."""
         return self.tag.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
 class Metric:
+    """A figure of the unit computed from its tags: mean, rate, ratio or the like."""
     name: str
     kind: str  # METRIC_KINDS
     tag: str
@@ -58,6 +62,7 @@ class Metric:
 
 @dataclass(frozen=True)
 class Constraint:
+    """A limit on a metric: at most, at least, or held near its baseline."""
     metric: str
     kind: str  # CONSTRAINT_KINDS
     limit: float = math.nan  # max / min
@@ -85,9 +90,11 @@ class UnitSpec:
     name: dict[str, str] = field(default_factory=dict)
 
     def metric(self, name: str) -> Metric:
+        """The metric called ``name``."""
         return next(m for m in self.metrics if m.name == name)
 
     def tags(self) -> list[str]:
+        """Every tag the unit's metrics, decisions and state read, each once."""
         out: list[str] = []
         for m in self.metrics:
             for t in (m.tag, m.per):
@@ -99,6 +106,7 @@ class UnitSpec:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        """The spec as plain values."""
         return asdict(self)
 
 
@@ -191,7 +199,7 @@ def furnace_spec(asset_path: str, totals_path: str, *, settle_s: float = 1800.0,
         twin="virtual_furnace",
         state_tag=f"{t}/state",
         plot=(f"{a}/fuel_flow", f"{a}/zone1_temp", f"{a}/hardness", f"{a}/co", f"{a}/o2"),
-        name={"en": "Heat-treatment furnace", "ko": "열처리로"},
+        name=i18n.both("optimize.unit.furnace"),
     )
 
 

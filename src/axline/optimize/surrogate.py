@@ -53,6 +53,7 @@ class Surrogate:
         self._models.clear()
 
     def scale(self, x: dict[str, float] | np.ndarray) -> np.ndarray:
+        """Setpoints scaled to 0..1 over each decision's range."""
         if isinstance(x, dict):
             x = np.array([x[d.tag] for d in self.spec.decisions], dtype=float)
         lo = np.array([d.lo for d in self.spec.decisions])
@@ -60,6 +61,7 @@ class Surrogate:
         return (np.asarray(x, float) - lo) / (hi - lo)
 
     def count(self, metric: str) -> int:
+        """How many observations have a value of ``metric``."""
         return sum(1 for o in self.observations if math.isfinite(o.y.get(metric, math.nan)))
 
     def _fit(self, metric: str):

@@ -52,6 +52,7 @@ class FurnaceTwin:
     def from_values(cls, values: Mapping[str, float], asset_path: str, totals_path: str, *, start_ns: int,
                     fuel_mean: float | None = None, seed: int = 9001, takt_s: float = 12.0,
                     cycle_s: float = 10.0) -> FurnaceTwin:
+        """A twin started from the plant's current values (setpoints, fouling, fuel) at ``start_ns``."""
         prefix = "/".join(asset_path.split("/")[:3])
         line = VirtualLine(seed=seed, start_ns=int(start_ns), faults=None, prefix=prefix, warmup_s=0.0,
                            takt_s=takt_s, cycle_s=cycle_s, render_images=False, changeover_interval_s=None)
@@ -77,6 +78,7 @@ class FurnaceTwin:
 
     @property
     def fouling(self) -> float:
+        """The twin's burner fouling now."""
         return float(self.line._furnace.fouling)
 
     def run(self, setpoints: Mapping[str, float], hours: float, tags: list[str],

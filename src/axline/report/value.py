@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from axline import i18n
 from axline.historian import Historian
 from axline.kpi import RUN_STATES, state_durations
 from axline.plant import Line, Plant
@@ -44,6 +45,7 @@ class ValueReportError(ValueError):
 
 @dataclass(frozen=True)
 class Tariffs:
+    """Energy prices for the value report (per kWh of electricity, per Nm³ of gas) and their currency."""
     electricity_per_kwh: float | None = None
     gas_per_nm3: float | None = None
     currency: str = "KRW"
@@ -258,33 +260,8 @@ def build_value_report(historian: Historian, plant: Plant, baseline: tuple[int, 
 # ================================================================================================
 # rendering
 # ================================================================================================
-TEXT = {
-    "en": {"title": "Proof of value", "baseline": "Baseline", "period": "Period", "figure": "Figure",
-           "before": "Before", "after": "After", "change": "Change (95 % CI)", "query": "Query",
-           "P": "Productivity", "Q": "Quality", "C": "Cost", "D": "Delivery", "money": "Money",
-           "per_part": "Saving per good part", "per_month": "Per month", "per_year": "Per year",
-           "payback": "Payback of the investment", "months": "months", "changes": "What changed",
-           "no_changes": "No recorded change.", "escapes": "Escapes (passed, found defective)",
-           "lead_time": "Lead time", "throughput": "Throughput (good parts per planned hour)",
-           "no_tariffs": "Give the tariffs (--electricity-price, --gas-price) to see money.",
-           "good_per_hour": "Good parts per hour", "oee": "OEE", "availability": "Availability",
-           "performance": "Performance", "defect_rate": "Defect rate", "fpy": "First-pass yield",
-           "energy_per_good": "Electric energy per good part", "gas_per_good": "Gas per good part",
-           "traceable": "Every figure is computed hour by hour from the historian; the query is shown beside it.",
-           "utilisation": "at {h:.0f} h per month ({parts:,.0f} good parts)"},
-    "ko": {"title": "성과 보고서", "baseline": "기준 기간", "period": "비교 기간", "figure": "지표",
-           "before": "이전", "after": "이후", "change": "변화 (95 % 신뢰구간)", "query": "산출 근거",
-           "P": "생산성", "Q": "품질", "C": "원가", "D": "납기", "money": "금액 효과",
-           "per_part": "양품 1개당 절감", "per_month": "월", "per_year": "연", "payback": "투자 회수 기간",
-           "months": "개월", "changes": "변경 내역", "no_changes": "기록된 변경이 없습니다.",
-           "escapes": "유출 (합격 판정 후 불량 확인)", "lead_time": "리드 타임",
-           "throughput": "처리량 (계획 시간당 양품)", "no_tariffs": "금액을 보려면 요금(--electricity-price, --gas-price)을 입력하세요.",
-           "good_per_hour": "시간당 양품", "oee": "설비종합효율(OEE)", "availability": "시간 가동률",
-           "performance": "성능 가동률", "defect_rate": "불량률", "fpy": "직행률",
-           "energy_per_good": "양품당 전력량", "gas_per_good": "양품당 가스",
-           "traceable": "모든 지표는 히스토리언에서 시간 단위로 계산했으며, 산출 근거를 함께 표시합니다.",
-           "utilisation": "월 {h:.0f}시간 가동 기준 (양품 {parts:,.0f}개)"},
-}
+TEXT = {lang: {k[len("value."):]: v for k, v in i18n.catalog(lang).items() if k.startswith("value.")}
+        for lang in i18n.LANGS}  # the value report's texts, from the catalog (keys value.*)
 
 
 def _fmt(x: Any, unit: str = "", digits: int = 4) -> str:
@@ -311,6 +288,7 @@ def _bars(before: float | None, after: float | None) -> str:
 
 
 def value_to_html(rep: dict[str, Any], lang: str = "en") -> str:
+    """The value report as a standalone HTML page in ``lang``."""
     if lang not in TEXT:
         raise ValueReportError(f"lang must be one of {sorted(TEXT)}, got {lang!r}")
     tx = TEXT[lang]
@@ -442,11 +420,12 @@ def run_cli(args) -> int:
         out.write_bytes(value_to_pdf(rep, lang))
     else:
         out.write_text(value_to_html(rep, lang), encoding="utf-8")
-    print(f"wrote {out}")
+    print(i18n.say("value.cli.written", file=out))
     return 0
 
 
 def add_arguments(p) -> None:
+    """Add the options of ``axline report value`` to ``p``."""
     p.add_argument("--config", required=True, help="plant file")
     p.add_argument("--baseline", required=True, help="FROM..TO, ISO dates or date-times (plant-local)")
     p.add_argument("--period", required=True, help="FROM..TO, the period to compare with the baseline")
