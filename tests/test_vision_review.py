@@ -85,7 +85,7 @@ async def test_operators_teach_defect_types_and_the_station_reports_them(tmp_pat
             return svc.historian.events(kinds=["defect"], limit=100)
 
         Image.fromarray(scratched(100)).save(images / "p0001.png")
-        first = (await _wait(defects, 60, "a reject"))[0]
+        first = (await _wait(defects, 120, "a reject"))[0]
         assert first.data["verdict"] == "reject" and "defect_type" not in first.data  # no types taught yet
         svc.security.accounts.add("kim", "operator", PASSWORD)
         origin = svc.url.rstrip("/")
@@ -112,7 +112,7 @@ async def test_operators_teach_defect_types_and_the_station_reports_them(tmp_pat
         assert svc.historian.event(first.id).data["defect_type_label"]["type"] == "scratch"
 
         Image.fromarray(scratched(101)).save(images / "p0002.png")
-        second = await _wait(lambda: [e for e in defects() if e.data["path"].endswith("p0002.png")], 60, "reject 2")
+        second = await _wait(lambda: [e for e in defects() if e.data["path"].endswith("p0002.png")], 120, "reject 2")
         dt = second[0].data["defect_type"]
         assert dt["type"] == "scratch" and dt["known"] and dt["label"]["ko"] == "스크래치"
 
@@ -121,6 +121,6 @@ async def test_operators_teach_defect_types_and_the_station_reports_them(tmp_pat
                                        if e.code == "camera.health.stopped"], 120, "camera stopped event")
         assert stopped[0].data["advice"]["ko"] and stopped[0].severity == "warning"
         await _wait(lambda: svc.vision_json()["cameras"]["cam1"]["health"]["checks"]["stopped"]["status"] == "warn",
-                    30, "the health strip to show the stopped camera")
+                    120, "the health strip to show the stopped camera")
     finally:
         await svc.stop()

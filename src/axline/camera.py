@@ -64,6 +64,13 @@ class FolderSource:
             return False
         return m != self._dir_mtime or time.time_ns() - m < 2 * 10**9
 
+    def prime(self) -> None:
+        """Take the files already in the folder as history (blocking: run it off the loop). Called
+        before the source is announced as started, so an image that lands right after start-up is a
+        new part even if the first poll comes late."""
+        if not self._primed:
+            self.scan()
+
     def scan(self) -> list[Path]:
         """New matching files since the last scan, oldest name first (blocking: run it off the loop)."""
         try:

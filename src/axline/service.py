@@ -153,6 +153,7 @@ class Service(VisionStations):
                 folder = cam.path if os.path.isabs(cam.path or "") else os.path.join(self.plant.base_dir, cam.path or "")
                 # with an inspector the conveyor waits on us: look for new images more often
                 src = FolderSource(cam.id, folder, cam.pattern, poll_s=0.02 if cam.id in self.vision else 0.1)
+                await asyncio.get_running_loop().run_in_executor(None, src.prime)
                 self.cameras[cam.id] = src
                 self._tasks.append(asyncio.create_task(src.run(self._on_image), name=f"camera-{cam.id}"))
             elif cam.source == "opencv":
