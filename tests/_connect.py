@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from _wait import wait_for
 from axline.batch import Batch
 from axline.plant import parse_plant
 
@@ -45,15 +44,6 @@ def make_connector(cls: type, kind: str, port: int, asset: str, tags: list[dict]
     plant = parse_plant(plant_yaml(kind, port, asset, tags, **conn))
     cfg = plant.connectors[0]
     return cls(cfg.name, cfg.options, plant.connector_tags("plc"))
-
-
-async def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> None:
-    """Wait until ``cond()`` holds; fail naming ``what`` after ``timeout`` seconds."""
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def collect(conn: Any, cycles: int = 2, timeout: float = 120.0) -> list[Batch]:
