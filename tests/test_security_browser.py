@@ -176,3 +176,19 @@ def test_account_page_password_and_roles(browser, tmp_path):
         assert resp.status == 401
         assert [e["action"] for e in app.security.audit.tail(5, action="user.")] == ["user.role"]
     assert errors == []
+
+
+def test_inspection_review_page_takes_an_operators_verdict(browser, tmp_path):
+    errors: list[str] = []
+    with AppThread(tmp_path, users={"kim": "operator"}) as app:
+        kim = _page(browser, errors)
+        log_in(kim, app.url, "kim")
+        kim.wait_for_url(app.url + "/")
+        kim.goto(app.url + "/inspection")
+        item = f'#verdicts li[data-event-id="{app.service.inspection_id}"]'
+        kim.click(f"{item} button[data-verdict=confirmed]")
+        kim.wait_for_selector(f"{item} .ack")
+        assert kim.text_content(f"{item} .ack") == "Confirmed"
+        assert [c[0] for c in app.service.feedback_calls] == [app.service.inspection_id]
+        assert kim.is_visible("#logout-form")  # the page's header is the shared one
+    assert errors == []
