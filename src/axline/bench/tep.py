@@ -286,7 +286,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=int, default=30, help="evaluations per seed and method (default 30)")
     p.add_argument("--methods", default=",".join(METHODS),
                    help="methods to run, of axline,optuna (default both; one is for development runs)")
-    p.add_argument("--workers", type=int, default=2, help="processes, one evaluation run each (default 2)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes, each running one method on one seed (default 0: one per method and seed, "
+                        "so that every run gets its share of a busy machine and the run waits for none)")
     p.add_argument("--json", default="benchmarks/tep.json", help="results (default benchmarks/tep.json)")
     p.add_argument("--table", default="benchmarks/tep.md", help="Markdown page (default benchmarks/tep.md)")
 
@@ -316,7 +318,8 @@ def run(args) -> int:
     result = bench_header("tep")
     t0 = time.perf_counter()
     jobs = [(m, s, args.budget) for s in seeds for m in methods]
-    with mp.get_context("spawn").Pool(max(1, min(args.workers, len(jobs)))) as pool:
+    workers = len(jobs) if args.workers <= 0 else min(args.workers, len(jobs))
+    with mp.get_context("spawn").Pool(workers) as pool:
         runs = pool.map(_job, jobs, chunksize=1)
     by = {m: [r for r in runs if r["method"] == m] for m in methods}
     result.update({"methods": methods, "budget": args.budget})
