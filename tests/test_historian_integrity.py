@@ -15,6 +15,7 @@ import axline.historian.embedded as emb
 import axline.historian.files as hfiles
 from axline.batch import Batch
 from axline.historian.embedded import EmbeddedHistorian
+from axline.historian.replay import cut_points, lay_down, recorded_writes
 from axline.historian.verify import verify_dir
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -29,41 +30,21 @@ def _batch(k: int) -> Batch:
     return Batch(paths, idx, T0 + k * 10**9 + np.arange(n), np.full(n, float(k)) + np.arange(n) / 100)
 
 
-def _record_writes(monkeypatch) -> list[tuple[str, bytes]]:
-    writes: list[tuple[str, bytes]] = []
-    real = hfiles.write_all
-
-    def spy(fd: int, buf: memoryview) -> None:
-        writes.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), bytes(buf)))
-        real(fd, buf)
-
-    monkeypatch.setattr(hfiles, "write_all", spy)
-    return writes
-
-
-def test_any_prefix_of_writes_opens_cleanly_with_a_prefix_of_batches(tmp_path, monkeypatch):
-    writes = _record_writes(monkeypatch)
+def test_any_prefix_of_writes_opens_cleanly_with_a_prefix_of_batches(tmp_path):
     src = tmp_path / "src"
     nb = 18
-    with EmbeddedHistorian(str(src), fsync="interval", segment_bytes=4096, scrub_mb_s=None) as h:
+    with recorded_writes() as writes, \
+            EmbeddedHistorian(str(src), fsync="interval", segment_bytes=4096, scrub_mb_s=None) as h:
         h.compact_min_records = 10**9  # keep the write sequence plain appends
         ends = []
         for k in range(nb):
             h.append(_batch(k))
             ends.append(len(writes))  # batch k is acknowledged once its record write is done
-    monkeypatch.undo()
     assert len({f for f, _ in writes if f.startswith("seg-")}) >= 3  # the replay crosses segment rolls
-    cuts = [(k, frac) for k in range(len(writes) + 1) for frac in ((0.0, 0.5) if k < len(writes) else (0.0,))]
-    for k, frac in cuts:
+    for k, frac in cut_points(len(writes)):
         d = tmp_path / f"cut-{k}-{int(frac * 10)}"
         d.mkdir()
-        for name, data in writes[:k]:
-            with open(d / name, "ab") as f:
-                f.write(data)
-        if frac:
-            name, data = writes[k]
-            with open(d / name, "ab") as f:
-                f.write(data[: int(len(data) * frac)])
+        lay_down(d, writes, k, frac)
         with EmbeddedHistorian(str(d), fsync="none", segment_bytes=4096, scrub_mb_s=None) as h:
             assert h.damaged() == [], (k, frac)
             acked = sum(e <= k for e in ends)
