@@ -78,16 +78,23 @@ def test_a_failed_segment_roll_is_retried_not_wedged(tmp_path, monkeypatch):
     assert (path / "seg-000002.dat").exists()
 
 
-def test_scrub_and_verify_find_a_flipped_byte_by_file_and_offset(tmp_path):
-    path = tmp_path / "h"
+def _store_with_a_flipped_bit(path: Path) -> tuple[Path, bytearray]:
+    """A store of 8 batches at ``path`` with one bit of its first record's payload flipped on disk; the
+    segment and the bytes it now holds."""
     with EmbeddedHistorian(str(path), fsync="none", segment_bytes=4096, scrub_mb_s=None) as h:
         h.compact_min_records = 10**9
         for k in range(8):
             h.append(_batch(k))
     seg = sorted(path.glob("seg-*.dat"))[0]
     data = bytearray(seg.read_bytes())
-    data[emb.HEADER_SIZE + 40] ^= 0x01  # one bit of the first record's payload
+    data[emb.HEADER_SIZE + 40] ^= 0x01
     seg.write_bytes(data)
+    return seg, data
+
+
+def test_scrub_and_verify_find_a_flipped_byte_by_file_and_offset(tmp_path):
+    path = tmp_path / "h"
+    seg, data = _store_with_a_flipped_bit(path)
     r = subprocess.run([sys.executable, "-m", "axline.cli", "historian", "verify", str(path), "--json"],
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=120)
     assert r.returncode == 1, r.stderr
@@ -113,14 +120,7 @@ def test_scrub_and_verify_find_a_flipped_byte_by_file_and_offset(tmp_path):
 
 def test_compaction_never_launders_damage(tmp_path):
     path = tmp_path / "h"
-    with EmbeddedHistorian(str(path), fsync="none", segment_bytes=4096, scrub_mb_s=None) as h:
-        h.compact_min_records = 10**9
-        for k in range(8):
-            h.append(_batch(k))
-    seg = sorted(path.glob("seg-*.dat"))[0]
-    data = bytearray(seg.read_bytes())
-    data[emb.HEADER_SIZE + 40] ^= 0x01
-    seg.write_bytes(data)
+    seg, data = _store_with_a_flipped_bit(path)
     with EmbeddedHistorian(str(path), fsync="none", segment_bytes=4096, scrub_mb_s=None) as h:
         h.compact_min_records = 1
         h._compact_segment(1)  # compaction verifies first: the damage is quarantined, not rewritten
