@@ -202,7 +202,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
     try:
         case = await off_loop(kh.record, fields, user.name)
     except CaseError as e:
-        raise bad_request("err.knowhow.bad_case", error=str(e)) from None
+        raise bad_request_from(e, "err.knowhow.bad_case") from None
     await _audit(request, user, "create", case["id"], {"event_id": event_id})
     return json_response(await off_loop(_public, kh, case, user), status=201)
 
@@ -217,7 +217,7 @@ async def _edit(request: web.Request) -> web.StreamResponse:
     try:
         case = await off_loop(kh.edit, cid, fields, user.name)
     except CaseError as e:
-        raise bad_request("err.knowhow.bad_field", error=str(e)) from None
+        raise bad_request_from(e, "err.knowhow.bad_field") from None
     await _audit(request, user, "edit", cid, {"version": case["version"]})
     return json_response(await off_loop(_public, kh, case, user))
 
@@ -241,9 +241,9 @@ async def _approve(request: web.Request) -> web.StreamResponse:
     except KeyError:
         raise bad_request("err.case_missing", 404, cid=cid) from None
     except PermissionError as e:
-        raise bad_request("err.knowhow.approve_refused", 403, error=str(e)) from None
+        raise bad_request_from(e, "err.knowhow.approve_refused", 403) from None
     except CaseError as e:
-        raise bad_request("err.knowhow.approve_nothing", 409, error=str(e)) from None
+        raise bad_request_from(e, "err.knowhow.approve_nothing", 409) from None
     await _audit(request, user, "approve", cid, {"version": case["version"]})
     return json_response(await off_loop(_public, kh, case, user))
 
@@ -284,7 +284,7 @@ async def _add_photo(request: web.Request) -> web.StreamResponse:
     except KeyError:
         raise bad_request("err.case_missing", 404, cid=cid) from None
     except CaseError as e:
-        raise bad_request("err.knowhow.photo_refused", error=str(e)) from None
+        raise bad_request_from(e, "err.knowhow.photo_refused") from None
     await _audit(request, user, "photo", cid, {"photo": pid})
     return json_response({"id": pid, "case_id": cid}, status=201)
 
@@ -384,7 +384,7 @@ async def _author_of(kh: Any, request: web.Request) -> tuple[str, int]:
     try:
         return await off_loop(run)
     except CaseError as e:
-        raise bad_request("err.knowhow.bad_author", error=str(e)) from None
+        raise bad_request_from(e, "err.knowhow.bad_author") from None
 
 
 async def _export(request: web.Request) -> web.StreamResponse:

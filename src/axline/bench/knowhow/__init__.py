@@ -74,6 +74,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed-cases", type=int, default=10_000, help="cases for the latency test (default 10000)")
     p.add_argument("--operating-seeds", default="1,2", help="simulated days of the scripted expert (default 1,2)")
     p.add_argument("--operating-hours", type=float, default=24.0, help="hours per simulated day (default 24)")
+    p.add_argument("--write-masker", default=None,
+                   help="write the masker learnt on MaintNorm here (the package ships src/axline/data/knowhow_masker.json)")
     p.add_argument("--only", default="dev,vfactory,mask,speed,operating", help="parts to run (default all)")
 
 
@@ -89,7 +91,7 @@ def run(args) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         out["vfactory"] = run_recurrence(seeds, args.repeats, 2.0, 300.0)
     if "mask" in parts:
-        out["masking"] = run_masking(Path(args.maintnorm))
+        out["masking"] = run_masking(Path(args.maintnorm), getattr(args, "write_masker", None))
     if "speed" in parts:
         out["speed"] = run_speed(args.speed_cases)
     if "operating" in parts:
