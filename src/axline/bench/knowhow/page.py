@@ -104,7 +104,8 @@ def _operating_section(o: dict[str, Any]) -> tuple[str, str]:
     rows = []
     for sd in o["seeds"]:
         model = (sd["model"] or {}).get("setpoints", {})
-        learnt = "; ".join(f"{tag.rsplit('/', 1)[-1]}: on {', '.join(m['based_on'])}, k={m['k']}, {m['mode']}"
+        learnt = "; ".join(f"{tag.rsplit('/', 1)[-1]}: on {', '.join(m['based_on'])}, "
+                           + (f"k={m['k']}, {m['mode']}" if m["mode"] != "linear" else "ridge line")
                            for tag, m in model.items()) or "nothing"
         rows.append([sd["seed"], sd["hours"], sd["expert_writes"], sd["trainee_writes"], sd["learnt"]["episodes"],
                      sd["held_out_moves"], sd["direction_agreement"], learnt])
@@ -118,7 +119,9 @@ def _operating_section(o: dict[str, Any]) -> tuple[str, str]:
     sig_rows = [[k, n, ok, round(ok / n, 3)] for k, (n, ok) in sorted(by_sig.items())]
     return ("(e) Operating know-how: advice learnt from an expert's audited setpoint moves",
             f"Direction agreement with the expert's held-out moves **{o['direction_agreement']}** over "
-            f"{o['held_out_moves']} moves (always the majority direction of the learnt moves: "
+            f"{o['held_out_moves']} moves; the advice named a direction (not hold) for "
+            f"{o.get('coverage', 'n/a')} of them (coverage) and was right on {o.get('agreement_when_advised', 'n/a')} "
+            f"of those (always the majority direction of the learnt moves: "
             f"{o['majority_baseline']}); where the expert left a setpoint alone while moving the other, the "
             f"advice said hold {o['hold_agreement']} of {o['held_out_holds']} times. Learnt from the first "
             f"{o['train_fraction']} of each simulated day.\n\n" +
