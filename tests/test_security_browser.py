@@ -3,7 +3,6 @@ and a write attempted from another site while an engineer is logged in."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,34 +10,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from _auth import PASSWORD
+from _browser import log_in, new_page
 from _fake_service import LINE
-from test_dashboard_browser import CHROMIUM_ARGS, AppThread, chromium_path, log_in
+from test_dashboard_browser import AppThread
 
 pytestmark = pytest.mark.browser
 SPINDLE = f"{LINE}/cnc/cnc1/spindle_temp"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no Chromium installed: scripts/ensure-services.sh installs it")
-        pytest.skip("no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def _page(browser, errors: list[str], locale: str = "en-US"):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale=locale)
-    page = ctx.new_page()
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
-    return page
+    """A page that records the page's errors (refused requests show in the console, as they should)."""
+    return new_page(browser, errors, locale, {"width": 1280, "height": 800}, console=False)
 
 
 def _wait(cond, timeout: float, what: str) -> None:
