@@ -26,6 +26,9 @@ def _read_norm(path: Path) -> list[list[tuple[str, str]]]:
 MASK_GRID = {"min_share": (0.5,), "names": (0, 200, 1000), "parts": (False, True), "context_min": (0, 3),
              "initials": (False, True)}
 MASK_FOLDS = 5
+MASKER_SOURCE = {"source": "learnt by axline bench knowhow from MaintNorm (data/combined train + val splits; "
+                           "first names from the names package, US census)",
+                 "licence": "MaintNorm: MIT License, Copyright (c) 2024 NLP-TLP Group; names: MIT"}
 
 
 def run_masking(data: Path, write_masker: str | None = None) -> dict[str, Any]:
@@ -91,7 +94,7 @@ def run_masking(data: Path, write_masker: str | None = None) -> dict[str, Any]:
     learnt = final.to_json()
     if write_masker:
         with open(write_masker, "w", encoding="utf-8") as f:
-            json.dump(learnt, f, ensure_ascii=False, separators=(",", ":"))
+            json.dump({**MASKER_SOURCE, **learnt}, f, ensure_ascii=False, separators=(",", ":"))
             f.write("\n")
         default_masker.cache_clear()
     shipped = default_masker()
