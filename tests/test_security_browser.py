@@ -4,7 +4,6 @@ and a write attempted from another site while an engineer is logged in."""
 from __future__ import annotations
 
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from _auth import PASSWORD
 from _browser import log_in, new_page
 from _fake_service import LINE
+from _wait import wait_until
 from test_dashboard_browser import AppThread
 
 pytestmark = pytest.mark.browser
@@ -21,15 +21,6 @@ SPINDLE = f"{LINE}/cnc/cnc1/spindle_temp"
 def _page(browser, errors: list[str], locale: str = "en-US"):
     """A page that records the page's errors (refused requests show in the console, as they should)."""
     return new_page(browser, errors, locale, {"width": 1280, "height": 800}, console=False)
-
-
-def _wait(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"waited {timeout} s for {what}")
 
 
 def test_login_and_lockout_in_korean(browser, tmp_path):
@@ -138,7 +129,7 @@ def test_a_cross_site_write_is_refused(browser, tmp_path):
             def refused() -> list[dict]:
                 return [e for e in app.security.audit.tail(50, action="http.denied") if e["target"] == "POST /api/write"]
 
-            _wait(lambda: len(refused()) >= 2, 120, "both cross-site attempts to reach the server")
+            wait_until(lambda: len(refused()) >= 2, 120, "both cross-site attempts to reach the server")
         finally:
             evil.shutdown()
         assert app.service.writes == [(SPINDLE, 61.5, "kim")]  # nothing more was written
