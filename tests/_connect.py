@@ -4,13 +4,13 @@ collecting poll cycles with the last value of each signal, and the local MQTT br
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from _wait import wait_for
 from axline.batch import Batch
 from axline.plant import parse_plant
 
@@ -47,15 +47,6 @@ def make_connector(cls: type, kind: str, port: int, asset: str, tags: list[dict]
     return cls(cfg.name, cfg.options, plant.connector_tags("plc"))
 
 
-async def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> None:
-    """Wait until ``cond()`` holds; fail naming ``what`` after ``timeout`` seconds."""
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def collect(conn: Any, cycles: int = 2, timeout: float = 120.0) -> list[Batch]:
     """Run ``conn`` until it has delivered ``cycles`` batches, then stop it; the batches."""
     batches: list[Batch] = []
@@ -83,7 +74,9 @@ def broker_up(host: str, port: int) -> bool:
 
 
 def local_broker() -> tuple[str, int]:
-    """The local Mosquitto (127.0.0.1:1883); the test is skipped where none runs."""
+    """The local Mosquitto (127.0.0.1:1883); where none runs the test is skipped, and fails under CI."""
     if not broker_up(*BROKER):
+        if os.environ.get("CI") == "true":
+            pytest.fail("no MQTT broker on 127.0.0.1:1883: scripts/ensure-services.sh starts mosquitto")
         pytest.skip("no MQTT broker reachable on 127.0.0.1:1883 (start mosquitto to run this test)")
     return BROKER

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import _connect
-from _connect import collect, last_values, wait_for
+from _connect import collect, last_values
+from _wait import wait_for
 from axline.batch import BAD_CONFIG, BAD_OUT_OF_RANGE, BAD_SENSOR, GOOD, Batch
 from axline.connect.base import CONNECTED
 from axline.connect.melsec import (

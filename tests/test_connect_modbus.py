@@ -14,7 +14,8 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 import _connect
-from _connect import collect, last_values, wait_for
+from _connect import collect, last_values
+from _wait import wait_for
 from axline.batch import BAD_CONFIG, BAD_OUT_OF_RANGE, BAD_SENSOR, GOOD, Batch
 from axline.connect import codec
 from axline.connect.base import CONNECTED

@@ -17,7 +17,8 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
-from _connect import broker_up, local_broker, wait_for
+from _connect import broker_up, local_broker
+from _wait import wait_for
 from axline.batch import BAD, BAD_OUT_OF_RANGE, BAD_SENSOR, GOOD, UNCERTAIN, Batch
 from axline.connect import registry
 from axline.connect.base import CONNECTED, DISCONNECTED

@@ -17,7 +17,7 @@ from asyncua.server.user_managers import UserManager
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from _connect import wait_for
+from _wait import wait_for
 from axline.batch import Batch
 from axline.connect import certs
 from axline.connect.base import CONNECTED

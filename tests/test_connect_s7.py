@@ -12,7 +12,8 @@ from snap7.server import Server
 from snap7.type import Area, SrvArea
 
 import _connect
-from _connect import collect, last_values, wait_for
+from _connect import collect, last_values
+from _wait import wait_for
 from axline.batch import BAD_CONFIG, BAD_OUT_OF_RANGE, BAD_SENSOR, GOOD, Batch
 from axline.connect.base import CONNECTED
 from axline.connect.s7 import S7Connector, parse_address, plan_reads

@@ -15,7 +15,8 @@ import struct
 import numpy as np
 import pytest
 
-from _connect import local_broker, wait_for
+from _connect import local_broker
+from _wait import wait_for
 from axline.batch import BAD, BAD_NO_CONNECTION, BAD_OUT_OF_RANGE, GOOD, Batch
 from axline.connect import registry
 from axline.connect import sparkplug_pb as pb

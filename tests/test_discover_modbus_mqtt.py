@@ -20,7 +20,8 @@ import pytest
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from _connect import BROKER, local_broker, wait_for
+from _connect import BROKER, local_broker
+from _wait import wait_for
 from axline.batch import Batch
 from axline.connect import registry
 from axline.connect import sparkplug_pb as pb

@@ -4,7 +4,6 @@ and a write attempted from another site while an engineer is logged in."""
 from __future__ import annotations
 
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from _auth import PASSWORD
 from _browser import log_in, new_page
 from _fake_service import LINE
+from _wait import wait_until
 from test_dashboard_browser import AppThread
 
 pytestmark = pytest.mark.browser
@@ -21,15 +21,6 @@ SPINDLE = f"{LINE}/cnc/cnc1/spindle_temp"
 def _page(browser, errors: list[str], locale: str = "en-US"):
     """A page that records the page's errors (refused requests show in the console, as they should)."""
     return new_page(browser, errors, locale, {"width": 1280, "height": 800}, console=False)
-
-
-def _wait(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"waited {timeout} s for {what}")
 
 
 def test_login_and_lockout_in_korean(browser, tmp_path):
@@ -138,7 +129,7 @@ def test_a_cross_site_write_is_refused(browser, tmp_path):
             def refused() -> list[dict]:
                 return [e for e in app.security.audit.tail(50, action="http.denied") if e["target"] == "POST /api/write"]
 
-            _wait(lambda: len(refused()) >= 2, 120, "both cross-site attempts to reach the server")
+            wait_until(lambda: len(refused()) >= 2, 120, "both cross-site attempts to reach the server")
         finally:
             evil.shutdown()
         assert app.service.writes == [(SPINDLE, 61.5, "kim")]  # nothing more was written
@@ -175,4 +166,20 @@ def test_account_page_password_and_roles(browser, tmp_path):
         resp = kim.goto(app.url + "/api/me")
         assert resp.status == 401
         assert [e["action"] for e in app.security.audit.tail(5, action="user.")] == ["user.role"]
+    assert errors == []
+
+
+def test_inspection_review_page_takes_an_operators_verdict(browser, tmp_path):
+    errors: list[str] = []
+    with AppThread(tmp_path, users={"kim": "operator"}) as app:
+        kim = _page(browser, errors)
+        log_in(kim, app.url, "kim")
+        kim.wait_for_url(app.url + "/")
+        kim.goto(app.url + "/inspection")
+        item = f'#verdicts li[data-event-id="{app.service.inspection_id}"]'
+        kim.click(f"{item} button[data-verdict=confirmed]")
+        kim.wait_for_selector(f"{item} .ack")
+        assert kim.text_content(f"{item} .ack") == "Confirmed"
+        assert [c[0] for c in app.service.feedback_calls] == [app.service.inspection_id]
+        assert kim.is_visible("#logout-form")  # the page's header is the shared one
     assert errors == []
