@@ -69,6 +69,7 @@ def run_seed(seed: int, iterations: int, ab_hours: float) -> dict:
     async def loop() -> list[dict]:
         rounds = []
         for _ in range(iterations):
+            await opt.wait_for_clean_baseline()  # after a rollback: settle before the next baseline
             p = await opt.propose("advisor", requested_by="bench")
             if not hasattr(p, "id"):
                 rounds.append({"proposal": None, "reason": p["reason"]})
