@@ -19,6 +19,7 @@ A :class:`UnitOptimizer` runs one unit's loop against a :class:`PlantIO`: the ru
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import math
@@ -35,7 +36,7 @@ import numpy as np
 from axline import i18n
 from axline.historian import Event
 from axline.optimize.advisor import advise, check_safe
-from axline.optimize.metrics import NS, constraint_verdicts, unit_metrics
+from axline.optimize.metrics import NS, constraint_verdicts, masked, unit_metrics
 from axline.optimize.plantio import PlantIO, ServiceIO, SimIO  # noqa: F401 - the loop's plants, importable from here
 from axline.optimize.spec import UnitSpec
 from axline.optimize.surrogate import Observation, Surrogate
@@ -50,7 +51,6 @@ NOISE_PARTS = 4  # sub-windows of a window whose spread estimates the objective'
 NOISE_Z = 2.0  # a change is inconclusive when it is within this many standard errors of the threshold
 TRUST_GROWTH = 0.5  # each verified agreement of the twin grows an unsure proposal's step by this share
 TWIN_LIMIT_SHARE = 0.6  # on the twin a maximum (a safety limit) must hold at its worst short window with this margin
-NOT_PRODUCING = 0.0  # a line state outside metrics.PRODUCING: masks readings out of a window
 ACTIVE = ("approved", "applying", "settling", "verifying")
 
 
@@ -121,6 +121,7 @@ class UnitOptimizer:
         self.io = io
         self.twin_factory = twin_factory  # async () -> FurnaceTwin, or None
         self.surrogate = Surrogate(spec)
+        self.surrogate_tags = [d.tag for d in spec.decisions]
         self.rng = np.random.default_rng(seed)
         self.proposals: OrderedDict[int, Proposal] = OrderedDict()
         self.tasks: set[asyncio.Task] = set()
@@ -175,12 +176,11 @@ class UnitOptimizer:
     async def window_metrics(self, start: int, end: int, exclude: list | tuple = ()) -> dict[str, float]:
         """The unit's metrics over the window ``start`` .. ``end``, without the spans ``exclude``."""
         series = await self.io.series(self.spec.tags(), start, end)
-        return unit_metrics(self.spec, _masked(self.spec, series, exclude), start, end)
+        return unit_metrics(self.spec, masked(self.spec, series, exclude), start, end)
 
     def _clean_ns(self, start: int, end: int) -> int:
         """Nanoseconds of ``start`` .. ``end`` outside the excluded spans."""
-        cut = sum(max(0, min(b, end) - max(a, start)) for a, b in self.excluded)
-        return max(0, end - start - cut)
+        return max(0, end - start - sum(max(0, min(b, end) - max(a, start)) for a, b in self.excluded))
 
     def clean_until_ns(self) -> int:
         """When a full verification window of settled readings at today's setpoints will exist (the
@@ -216,7 +216,7 @@ class UnitOptimizer:
     async def _noise(self, start: int, end: int, exclude: list | tuple = ()) -> dict[str, float]:
         """Standard error of each metric over ``start`` .. ``end``, from the spread over its parts."""
         cut = np.linspace(start, end, NOISE_PARTS + 1).astype(np.int64)
-        series = _masked(self.spec, await self.io.series(self.spec.tags(), start, end), exclude)
+        series = masked(self.spec, await self.io.series(self.spec.tags(), start, end), exclude)
         parts = [unit_metrics(self.spec, series, int(a), int(b)) for a, b in zip(cut[:-1], cut[1:], strict=True)]
         out = {}
         for m in self.spec.metrics:
@@ -272,21 +272,24 @@ class UnitOptimizer:
                                            base, "plant", self.io.now_ns()))
         twin = await self._twin()
         twin_x0: dict[str, float] | None = None
-        # trials on the twin around today's point teach the surrogate the local slope; once the twin has
-        # foreseen the plant's answer, its check of each proposal suffices
-        if twin is not None and self.explore_on_twin and self.twin_agreements == 0:
-            from axline.optimize.advisor import candidates
+        explored = twin is None or not self.explore_on_twin
+        halfway = None  # after the twin saw a limit broken: the same direction, half as far
+        for attempt in range(5):
+            # trials on the twin around today's point teach the surrogate the local slope; once the twin
+            # has foreseen the plant's answer its check of each proposal suffices, until the advice stalls
+            if not explored and (self.twin_agreements == 0 or attempt):
+                from axline.optimize.advisor import candidates
 
-            x0d = {d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)}
-            twin_x0 = await self._twin_eval(twin, x0d)
-            pts = candidates(self.spec, x0, self.rng, n=TWIN_EXPLORE)[1:]
-            for pt in pts:
-                xd = {d.tag: float(v) for d, v in zip(self.spec.decisions, pt, strict=True)}
-                m = await self._twin_eval(twin, xd)
-                self.surrogate.add(Observation(xd, {k: base.get(k, math.nan) + m[k] - twin_x0[k] for k in m},
-                                               "twin", self.io.now_ns()))
-        for _attempt in range(3):
-            advice = advise(self.spec, self.surrogate, x0, base, self.rng)
+                explored = True
+                twin_x0 = await self._twin_eval(twin, dict(zip(self.surrogate_tags, x0.tolist(), strict=True)))
+                for pt in candidates(self.spec, x0, self.rng, n=TWIN_EXPLORE)[1:]:
+                    xd = {d.tag: float(v) for d, v in zip(self.spec.decisions, pt, strict=True)}
+                    m = await self._twin_eval(twin, xd)
+                    self.surrogate.add(Observation(xd, {k: base.get(k, math.nan) + m[k] - twin_x0[k] for k in m},
+                                                   "twin", self.io.now_ns()))
+            advice, halfway = halfway or advise(self.spec, self.surrogate, x0, base, self.rng), None
+            if advice.x is None and not explored:
+                continue  # ask again after trials on the twin
             if advice.x is None:
                 return {"proposal": None, "reason": advice.reason, "advice": advice.to_json()}
             if not advice.unsure and self.twin_factory is None:
@@ -323,7 +326,10 @@ class UnitOptimizer:
                        if broken else f"the twin sees no gain on {self.spec.objective}")
                 p.reason = f"tried on the twin first: {why}"
                 self._step(p, "twin_rejected", proposer, p.reason, severity="warning", twin=twin_info)
-                continue  # the surrogate learnt from it; ask again
+                if broken and not advice.reason.startswith("half way"):
+                    halfway = dataclasses.replace(advice, x={k: x0v + 0.5 * (advice.x[k] - x0v) for k, x0v in zip(
+                        advice.x, x0, strict=True)}, reason=f"half way to {advice.x}, where the twin broke a limit")
+                continue  # the surrogate learnt from it; try half as far, or ask again
             frac = self.step_fraction() if advice.unsure else 1.0
             x = {k: x0v + frac * (advice.x[k] - x0v) for k, x0v in zip(advice.x, x0, strict=True)}
             p = self._new(proposer, x0, x, advice.to_json())
@@ -335,7 +341,7 @@ class UnitOptimizer:
                        f"first ({obj_gain:+.4g} on {self.spec.objective})", twin=twin_info,
                        expected=advice.expected)
             return p
-        return {"proposal": None, "reason": "the twin rejected three proposals in a row; the surrogate has "
+        return {"proposal": None, "reason": "the twin rejected every proposal in a row; the surrogate has "
                                             "learnt from them, ask again later"}
 
     async def submit(self, x: Mapping[str, float], proposer: str, note: str = "") -> Proposal:
@@ -559,23 +565,6 @@ class UnitOptimizer:
                 "fouling": getattr(twin, "fouling", None),
                 "now": {"trajectory": tr0, "metrics": _finite(unit_metrics(self.spec, s0, tail, end))},
                 "what_if": {"trajectory": tr1, "metrics": _finite(unit_metrics(self.spec, s1, tail, end))}}
-
-
-def _masked(spec: UnitSpec, series: dict, exclude: list | tuple) -> dict:
-    """``series`` with the line state set to not producing over each span of ``exclude`` (so the
-    metrics skip those readings); unchanged when the unit has no state tag."""
-    if not exclude or not spec.state_tag:
-        return series
-    ts, v = series.get(spec.state_tag, (np.zeros(0, np.int64), np.zeros(0)))
-    for a, b in exclude:
-        k = np.searchsorted(ts, b, side="right") - 1
-        at_b = float(v[k]) if 0 <= k < len(v) else 1.0
-        keep = (ts < a) | (ts >= b)
-        ts = np.concatenate([ts[keep], np.array([a, b], np.int64)])
-        v = np.concatenate([v[keep], np.array([NOT_PRODUCING, at_b])])
-        order = np.argsort(ts, kind="stable")
-        ts, v = ts[order], v[order]
-    return {**series, spec.state_tag: (ts, v)}
 
 
 def _twin_evaluate(twin: Any, spec: UnitSpec, x: dict[str, float]) -> dict[str, float]:
