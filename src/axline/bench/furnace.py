@@ -113,7 +113,7 @@ def run_seed(seed: int, iterations: int, ab_hours: float) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the options of ``axline bench furnace`` to ``p``."""
     p.add_argument("--seeds", default="201,202,203", help="held-out simulator seeds (default 201,202,203)")
-    p.add_argument("--iterations", type=int, default=10, help="proposals asked for per seed (default 10)")
+    p.add_argument("--iterations", type=int, default=8, help="proposals asked for per seed (default 8)")
     p.add_argument("--ab-hours", type=float, default=3.0, help="hours of each A/B run (default 3)")
     p.add_argument("--jobs", type=int, default=0, help="seeds run at once, one process each (default: the CPUs)")
     p.add_argument("--json", default="benchmarks/furnace.json", help="results (default benchmarks/furnace.json)")
