@@ -89,15 +89,26 @@ def render_latency_by_size(r: dict[str, Any]) -> str:
 
 
 def render_types(r: dict[str, Any]) -> str:
-    """Accuracy and macro-F1 by labels per type."""
+    """Accuracy and macro-F1 by labels per type (runs before the logistic classifier lack
+    ``accuracy_answered`` and are described as they ran)."""
     t = r["defect_types"]
-    answered = t.get("accuracy_answered", {})
+    counts = ", ".join(f"{c} {n}" for c, n in t["per_type"].items())
+    if "accuracy_answered" not in t:
+        rows = ["| labelled images per type | accuracy (mean ± sd over draws) | macro-F1 | answered \"unknown type\" |",
+                "|---|---|---|---|"]
+        for k, acc in t["accuracy"].items():
+            rows.append(f"| {k} | {acc:.3f} ± {t['accuracy_sd'][k]:.3f} | {t['macro_f1'][k]:.3f} | "
+                        f"{t['unknown_rate'][k]:.3f} |")
+        return "\n".join(rows) + (
+            f"\n\nTypes: the magnetic-tile defect folders ({counts} images). Each of {t['draws']} random draws teaches "
+            "k images per type and classifies every other defect image; no backbone is retrained: a type's prototype "
+            "is the mean of its examples' pooled features at their most anomalous patches, the answer the most similar "
+            "prototype (cosine) with a softmax confidence, \"unknown type\" below 0.5 (counted as wrong).")
     rows = ["| labelled images per type | accuracy (mean ± sd over draws) | macro-F1 | answered \"unknown type\" | "
             "accuracy of the typed answers |", "|---|---|---|---|---|"]
     for k, acc in t["accuracy"].items():
         rows.append(f"| {k} | {acc:.3f} ± {t['accuracy_sd'][k]:.3f} | {t['macro_f1'][k]:.3f} | "
-                    f"{t['unknown_rate'][k]:.3f} | {_fmt(answered.get(k))} |")
-    counts = ", ".join(f"{c} {n}" for c, n in t["per_type"].items())
+                    f"{t['unknown_rate'][k]:.3f} | {_fmt(t['accuracy_answered'].get(k))} |")
     return "\n".join(rows) + (
         f"\n\nTypes: the magnetic-tile defect folders ({counts} images). Each of {t['draws']} random draws teaches k "
         "images per type (each with its three mirrored views) and classifies every other defect image; no backbone "
