@@ -84,8 +84,8 @@ def render_latency_by_size(r: dict[str, Any]) -> str:
     return "\n".join(rows) + (
         "\n\nEach size: a model trained on 24 training goods resized to it (tiles of 256 overlapping by 64, the "
         "shipped scorer), timed in a separate process with torch blocked; the inspector picks its threads (the "
-        "machine's cores, at most 4) and how many tiles go through the backbone per run (one, or all, whichever "
-        "it timed faster at load).")
+        "machine's cores, at most 4) and runs all tiles of an image through the backbone together "
+        "(\"tiles per run\", as the inspector reported it).")
 
 
 def render_types(r: dict[str, Any]) -> str:
