@@ -1,4 +1,4 @@
-"""Shared fixtures: free ports, the virtual factory served over real OPC UA."""
+"""Shared fixtures: free ports, headless Chromium for the browser tests."""
 
 from __future__ import annotations
 
@@ -16,6 +16,14 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, launched once per test module (see _browser.py)."""
+    from _browser import chromium
+
+    yield from chromium()
 
 
 # Password hashing at full strength (argon2id, 64 MiB) costs ~0.1 s a login; tests log in often, so

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +13,9 @@ from hypothesis import strategies as st
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+import _connect
+from _connect import collect, last_values
+from _wait import wait_for
 from axline.batch import BAD_CONFIG, BAD_OUT_OF_RANGE, BAD_SENSOR, GOOD, Batch
 from axline.connect import codec
 from axline.connect.base import CONNECTED
@@ -25,30 +27,11 @@ FC = {"co": 1, "di": 2, "hr": 3, "ir": 4}
 
 
 def plant_yaml(port: int, tags: list[dict], **conn) -> str:
-    opts = {"poll_interval_ms": 50, "timeout_s": 5, **conn}
-    lines = [
-        "plant: {site: s, area: a}",
-        "connectors:",
-        f"  - {{name: plc, type: modbus, host: 127.0.0.1, port: {port}, unit_id: {UNIT}, "
-        + ", ".join(f"{k}: {v}" for k, v in opts.items())
-        + "}",
-        "lines:",
-        "  - id: l1",
-        "    assets:",
-        "      - id: press1",
-        "        connector: plc",
-        "        tags:",
-    ]
-    for t in tags:
-        extra = "".join(f", {k}: {v}" for k, v in t.items() if k not in ("signal", "address"))
-        lines.append(f'          - {{signal: {t["signal"]}, source: {{address: "{t["address"]}"}}{extra}}}')
-    return "\n".join(lines) + "\n"
+    return _connect.plant_yaml("modbus", port, "press1", tags, unit_id=UNIT, **conn)
 
 
 def make_connector(port: int, tags: list[dict], **conn) -> ModbusConnector:
-    plant = parse_plant(plant_yaml(port, tags, **conn))
-    cfg = plant.connectors[0]
-    return ModbusConnector(cfg.name, cfg.options, plant.connector_tags("plc"))
+    return _connect.make_connector(ModbusConnector, "modbus", port, "press1", tags, unit_id=UNIT, **conn)
 
 
 class Server:
@@ -110,32 +93,6 @@ def device_words(value: float, fmt: str, order: str) -> list[int]:
     else:
         dev = be if order == "abcd" else struct.pack("<" + fmt, value)
     return [dev[i] << 8 | dev[i + 1] for i in range(0, len(dev), 2)]
-
-
-async def wait_for(cond, timeout: float, what: str) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def collect(conn: ModbusConnector, cycles: int = 2, timeout: float = 120.0) -> list[Batch]:
-    batches: list[Batch] = []
-    task = asyncio.create_task(conn.run(batches.append))
-    try:
-        await wait_for(lambda: len(batches) >= cycles, timeout, f"{cycles} poll cycles")
-    finally:
-        conn.stop()
-        await task
-    return batches
-
-
-def last_values(batches: list[Batch]) -> dict[str, tuple[float, int]]:
-    out = {}
-    for r in batches[-1]:
-        out[r.path.rsplit("/", 1)[1]] = (r.value, r.quality)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

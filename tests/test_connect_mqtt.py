@@ -9,7 +9,6 @@ import math
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,6 +17,8 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
+from _connect import broker_up, local_broker
+from _wait import wait_for
 from axline.batch import BAD, BAD_OUT_OF_RANGE, BAD_SENSOR, GOOD, UNCERTAIN, Batch
 from axline.connect import registry
 from axline.connect.base import CONNECTED, DISCONNECTED
@@ -33,37 +34,18 @@ from axline.connect.mqtt import (
 from axline.connect.uns import decode_uns, encode_uns_batch
 from axline.plant import parse_plant
 
-BROKER = ("127.0.0.1", 1883)
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
-
-
-def _broker_up(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def broker() -> tuple[str, int]:
-    if not _broker_up(*BROKER):
-        pytest.skip("no MQTT broker reachable on 127.0.0.1:1883 (start mosquitto to run this test)")
-    return BROKER
+    return local_broker()
 
 
 @pytest.fixture
 def uid() -> str:
     """A unique id for topics and plant ids, so parallel runs do not see each other's messages."""
     return f"t{os.getpid()}{secrets.token_hex(3)}"
-
-
-async def _wait(cond, timeout: float, what: str) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Peer:
@@ -381,7 +363,7 @@ async def test_json_mapping_end_to_end(broker, uid, tmp_path):
     task = asyncio.create_task(conn.run(batches.append))
     peer = Peer(*broker)
     try:
-        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the connector to connect")
         peer.publish(f"{uid}/press/temp", b"21.5")
         peer.publish(f"{uid}/press/temp", b'{"value": 150, "ts": 1767225600000}')
         peer.publish(f"{uid}/sensors/n1/data", b'{"humidity": 41.5, "time": 1767225600123}')
@@ -389,7 +371,7 @@ async def test_json_mapping_end_to_end(broker, uid, tmp_path):
         peer.publish(f"{uid}/dev", b'{"axes": [{"load": 1}, {"load": 2.5}], "q": 1}')
         peer.publish(f"{uid}/press/temp", b"{broken")
         peer.publish(f"{uid}/press/temp", b'"hot"')
-        await _wait(lambda: sum(map(len, batches)) >= 6 and conn.dead_letters.count >= 2, 120, "6 readings")
+        await wait_for(lambda: sum(map(len, batches)) >= 6 and conn.dead_letters.count >= 2, 120, "6 readings")
     finally:
         peer.close()
         conn.stop()
@@ -421,7 +403,7 @@ async def test_a_burst_of_small_and_large_messages_arrives_whole_and_in_order(br
     peer = Peer(*broker)
     sent: list[float] = []
     try:
-        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the connector to connect")
         infos = []
         k = 0
         for _burst in range(3):
@@ -436,7 +418,7 @@ async def test_a_burst_of_small_and_large_messages_arrives_whole_and_in_order(br
             k += 9000
         for info in infos:
             info.wait_for_publish(30)
-        await _wait(lambda: sum(map(len, batches)) >= len(sent), 60, f"{len(sent)} readings")
+        await wait_for(lambda: sum(map(len, batches)) >= len(sent), 60, f"{len(sent)} readings")
     finally:
         peer.close()
         conn.stop()
@@ -460,10 +442,10 @@ async def test_uns_batch_round_trip_through_the_broker(broker, uid):
     task = asyncio.create_task(conn.run(batches.append))
     peer = Peer(*broker)
     try:
-        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the connector to connect")
         for topic, payload in msgs:
             peer.client.publish(topic, payload, qos=1)
-        await _wait(lambda: sum(map(len, batches)) >= n, 120, f"{n} readings")
+        await wait_for(lambda: sum(map(len, batches)) >= n, 120, f"{n} readings")
     finally:
         peer.close()
         conn.stop()
@@ -487,7 +469,7 @@ async def test_writes_are_published_and_checked(broker, uid):
     task = asyncio.create_task(conn.run(batches.append))
     peer = Peer(*broker, subscribe=[f"{uid}/#"])
     try:
-        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the connector to connect")
         await conn.write(tag["setpoint"], 42)
         await conn.write(tag["setpoint"], 42.5)
         with pytest.raises(PermissionError, match="not writable"):
@@ -496,7 +478,7 @@ async def test_writes_are_published_and_checked(broker, uid):
             await conn.write(tag["setpoint"], 250)
         with pytest.raises(ValueError, match="wildcard"):
             await conn.write(tag["speed"], 1)
-        await _wait(lambda: len(peer.received) >= 2, 120, "the writes to arrive")
+        await wait_for(lambda: len(peer.received) >= 2, 120, "the writes to arrive")
     finally:
         peer.close()
         conn.stop()
@@ -519,7 +501,7 @@ def private_broker(port):
             args = [exe, "-c", config] if config else [exe, "-p", str(port)]
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             t0 = time.monotonic()
-            while not _broker_up("127.0.0.1", port):
+            while not broker_up("127.0.0.1", port):
                 if time.monotonic() - t0 > 60:  # generous: a busy machine starts it slowly
                     raise AssertionError("private mosquitto did not start")
                 time.sleep(0.05)
@@ -541,19 +523,19 @@ async def test_connection_state_and_reconnect(private_broker, port, uid):
     batches: list[Batch] = []
     task = asyncio.create_task(conn.run(batches.append))
     try:
-        await _wait(lambda: conn.last_error is not None, 120, "a connection error to be reported")
+        await wait_for(lambda: conn.last_error is not None, 120, "a connection error to be reported")
         assert conn.state != CONNECTED and "refused" in conn.last_error.lower(), conn.last_error
         private_broker.start()
-        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect once the broker is up")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the connector to connect once the broker is up")
         private_broker.kill()
-        await _wait(lambda: conn.state != CONNECTED, 120, "the lost connection to be noticed")
+        await wait_for(lambda: conn.state != CONNECTED, 120, "the lost connection to be noticed")
         assert "lost" in (conn.last_error or "") or conn.last_error
         private_broker.start()
-        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to reconnect")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the connector to reconnect")
         peer = Peer("127.0.0.1", port)
         peer.publish(f"{uid}/press/temp", b"33")
         peer.close()
-        await _wait(lambda: sum(map(len, batches)) >= 1, 120, "a reading after reconnecting")
+        await wait_for(lambda: sum(map(len, batches)) >= 1, 120, "a reading after reconnecting")
     finally:
         conn.stop()
         await task
@@ -569,7 +551,7 @@ async def test_a_refused_login_is_reported_clearly(private_broker, port, uid, tm
     plant, conn = _plant(uid, port, extra=", connect_timeout_s: 2.0")
     task = asyncio.create_task(conn.run(lambda b: None))
     try:
-        await _wait(lambda: conn.last_error is not None, 120, "the refusal to be reported")
+        await wait_for(lambda: conn.last_error is not None, 120, "the refusal to be reported")
         error, state = conn.last_error, conn.state
     finally:
         conn.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from asyncua.server.user_managers import UserManager
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from _wait import wait_for
 from axline.batch import Batch
 from axline.connect import certs
 from axline.connect.base import CONNECTED
@@ -120,14 +120,6 @@ def make_connector(endpoint: str, **opts) -> OpcUaConnector:
 def secure_opts(pki, **more) -> dict:
     return {"security_policy": "Basic256Sha256", "certificate": str(pki["cert"]), "private_key": str(pki["key"]),
             "username": USER, "password": PASSWORD, **more}
-
-
-async def wait_for(cond, timeout: float, what: str) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def values_of(batches: list[Batch], path: str) -> list[float]:

@@ -5,44 +5,26 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
-import time
 
 import numpy as np
 import pytest
 from snap7.server import Server
 from snap7.type import Area, SrvArea
 
+import _connect
+from _connect import collect, last_values
+from _wait import wait_for
 from axline.batch import BAD_CONFIG, BAD_OUT_OF_RANGE, BAD_SENSOR, GOOD, Batch
 from axline.connect.base import CONNECTED
 from axline.connect.s7 import S7Connector, parse_address, plan_reads
-from axline.plant import parse_plant
 
 
 def plant_yaml(port: int, tags: list[dict], **conn) -> str:
-    opts = {"poll_interval_ms": 50, "timeout_s": 5, **conn}
-    lines = [
-        "plant: {site: s, area: a}",
-        "connectors:",
-        f"  - {{name: plc, type: s7, host: 127.0.0.1, port: {port}, "
-        + ", ".join(f"{k}: {v}" for k, v in opts.items())
-        + "}",
-        "lines:",
-        "  - id: l1",
-        "    assets:",
-        "      - id: oven1",
-        "        connector: plc",
-        "        tags:",
-    ]
-    for t in tags:
-        extra = "".join(f", {k}: {v}" for k, v in t.items() if k not in ("signal", "address"))
-        lines.append(f'          - {{signal: {t["signal"]}, source: {{address: "{t["address"]}"}}{extra}}}')
-    return "\n".join(lines) + "\n"
+    return _connect.plant_yaml("s7", port, "oven1", tags, **conn)
 
 
 def make_connector(port: int, tags: list[dict], **conn) -> S7Connector:
-    plant = parse_plant(plant_yaml(port, tags, **conn))
-    cfg = plant.connectors[0]
-    return S7Connector(cfg.name, cfg.options, plant.connector_tags("plc"))
+    return _connect.make_connector(S7Connector, "s7", port, "oven1", tags, **conn)
 
 
 class Plc:
@@ -80,29 +62,6 @@ def plc(port):
     p = Plc(port).start()
     yield p
     p.stop()
-
-
-async def wait_for(cond, timeout: float, what: str) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def collect(conn: S7Connector, cycles: int = 2) -> list[Batch]:
-    batches: list[Batch] = []
-    task = asyncio.create_task(conn.run(batches.append))
-    try:
-        await wait_for(lambda: len(batches) >= cycles, 120, f"{cycles} poll cycles")
-    finally:
-        conn.stop()
-        await task
-    return batches
-
-
-def last_values(batches: list[Batch]) -> dict[str, tuple[float, int]]:
-    return {r.path.rsplit("/", 1)[1]: (r.value, r.quality) for r in batches[-1]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import math
 import os
 import random
 import secrets
-import socket
 import struct
-import time
 
 import numpy as np
 import pytest
 
+from _connect import local_broker
+from _wait import wait_for
 from axline.batch import BAD, BAD_NO_CONNECTION, BAD_OUT_OF_RANGE, GOOD, Batch
 from axline.connect import registry
 from axline.connect import sparkplug_pb as pb
@@ -32,37 +32,18 @@ from axline.connect.sparkplug import (
 )
 from axline.plant import parse_plant
 
-BROKER = ("127.0.0.1", 1883)
 T0_MS = 1_767_225_600_000
 MS = 1_000_000
 
 
-def _broker_up() -> bool:
-    try:
-        with socket.create_connection(BROKER, timeout=5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def broker() -> tuple[str, int]:
-    if not _broker_up():
-        pytest.skip("no MQTT broker reachable on 127.0.0.1:1883 (start mosquitto to run this test)")
-    return BROKER
+    return local_broker()
 
 
 @pytest.fixture
 def uid() -> str:
     return f"g{os.getpid()}{secrets.token_hex(3)}"
-
-
-async def _wait(cond, timeout: float, what: str) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,44 +368,44 @@ async def test_edge_node_to_connector_over_the_broker(broker, uid):
     batches: list[Batch] = []
     task = asyncio.create_task(conn.run(batches.append))
     try:
-        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the connector to connect")
         with pytest.raises(ConnectionError, match="announced it in a birth"):
             await conn.write(dataclasses.replace(tag["temp"], writable=True), 1)
         await asyncio.to_thread(node.connect)
-        await _wait(lambda: len(_latest(batches)) == 4, 120, "the birth values of 4 tags")
+        await wait_for(lambda: len(_latest(batches)) == 4, 120, "the birth values of 4 tags")
         assert _latest(batches) == {p["temp"]: (20.0, GOOD), p["count"]: (5.0, GOOD), p["speed_sp"]: (1000.0, GOOD),
                                     p["running"]: (1.0, GOOD)}
         # DDATA by alias
         node.publish_data({"press/press1/temp": 25.5, "press/press1/count": 6}, device="line1")
-        await _wait(lambda: _latest(batches)[p["count"]] == (6.0, GOOD), 120, "DDATA")
+        await wait_for(lambda: _latest(batches)[p["count"]] == (6.0, GOOD), 120, "DDATA")
         assert _latest(batches)[p["temp"]] == (25.5, GOOD)
         node.publish_data({"press/press1/temp": 150.0}, device="line1")
-        await _wait(lambda: _latest(batches)[p["temp"]] == (150.0, BAD_OUT_OF_RANGE), 120, "an out-of-range value")
+        await wait_for(lambda: _latest(batches)[p["temp"]] == (150.0, BAD_OUT_OF_RANGE), 120, "an out-of-range value")
         # a seq gap: dead letter, rebirth request, the node publishes its births again
         node.seq = (node.seq + 5) % 256
         node.publish_data({"press/press1/temp": 30.0}, device="line1")
-        await _wait(lambda: node.rebirth_requests == 1, 120, "the rebirth request to reach the edge node")
-        await _wait(lambda: conn.dead_letters.count >= 1, 120, "the gap's dead letter")
+        await wait_for(lambda: node.rebirth_requests == 1, 120, "the rebirth request to reach the edge node")
+        await wait_for(lambda: conn.dead_letters.count >= 1, 120, "the gap's dead letter")
         assert "sequence gap" in conn.dead_letters.recent()[0]["reason"]
         assert conn.rebirths_requested == 1
         n_before = sum(map(len, batches))
-        await _wait(lambda: sum(map(len, batches)) >= n_before + 4, 120, "the births after the rebirth")
+        await wait_for(lambda: sum(map(len, batches)) >= n_before + 4, 120, "the births after the rebirth")
         node.publish_data({"press/press1/temp": 31.0}, device="line1")
-        await _wait(lambda: _latest(batches)[p["temp"]] == (31.0, GOOD), 120, "data after the rebirth")
+        await wait_for(lambda: _latest(batches)[p["temp"]] == (31.0, GOOD), 120, "data after the rebirth")
         assert conn.dead_letters.count == 1  # no further gaps after the rebirth
         # writes: DCMD to the device, NCMD to the node; refused for a read-only tag
         await conn.write(tag["speed_sp"], 1500)
         await conn.write(tag["running"], 0)
         with pytest.raises(PermissionError, match="not writable"):
             await conn.write(tag["temp"], 1)
-        await _wait(lambda: len(node.commands) == 2, 120, "the commands at the edge node")
+        await wait_for(lambda: len(node.commands) == 2, 120, "the commands at the edge node")
         assert node.commands == [("line1", "Speed Setpoint", 1500.0), (None, "Running", False)]
         # deaths
         node.publish_device_death("line1")
-        await _wait(lambda: _latest(batches)[p["temp"]][1] == BAD_NO_CONNECTION, 120, "DDEATH")
+        await wait_for(lambda: _latest(batches)[p["temp"]][1] == BAD_NO_CONNECTION, 120, "DDEATH")
         assert _latest(batches)[p["running"]] == (1.0, GOOD)
         node.drop()  # the broker publishes the NDEATH will
-        await _wait(lambda: _latest(batches)[p["running"]][1] == BAD_NO_CONNECTION, 120, "the NDEATH will")
+        await wait_for(lambda: _latest(batches)[p["running"]][1] == BAD_NO_CONNECTION, 120, "the NDEATH will")
         assert math.isnan(_latest(batches)[p["running"]][0])
         with pytest.raises(ConnectionError, match="offline"):
             await conn.write(tag["speed_sp"], 1)
@@ -449,12 +430,12 @@ async def test_primary_host_state_is_published_and_withdrawn(broker, uid):
     batches: list[Batch] = []
     task = asyncio.create_task(conn.run(batches.append))
     try:
-        await _wait(lambda: conn.state == CONNECTED, 120, "the connector to connect")
-        await _wait(lambda: any(s["online"] for s in seen), 120, "STATE online")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the connector to connect")
+        await wait_for(lambda: any(s["online"] for s in seen), 120, "STATE online")
     finally:
         conn.stop()
         await task
-    await _wait(lambda: not seen[-1]["online"], 120, "STATE offline")
+    await wait_for(lambda: not seen[-1]["online"], 120, "STATE offline")
     # clear the retained message so the broker does not keep it
     sub.publish(f"spBv1.0/STATE/host-{uid}", b"", qos=1, retain=True).wait_for_publish(60)
     sub.disconnect()

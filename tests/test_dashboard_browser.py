@@ -6,14 +6,13 @@ Skipped only when no Chromium is installed (set AXLINE_CHROMIUM to its path if i
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from _app_thread import AppInThread
 from _auth import PASSWORD, add_user, make_security
+from _browser import log_in, new_page
 from _fake_service import LINE, LINE2, FakeService, open_test_historian
 from axline.app.server import create_app, start_site
 
@@ -22,21 +21,7 @@ pytestmark = pytest.mark.browser
 SCREENSHOT = Path("/tmp/axline_dashboard.png")
 SPINDLE = f"{LINE}/cnc/cnc1/spindle_temp"
 CNC = f"{LINE}/cnc/cnc1"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def chromium_path() -> str | None:
-    env = os.environ.get("AXLINE_CHROMIUM")
-    if env:
-        return env if Path(env).exists() else None
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+VIEWPORT = {"width": 1366, "height": 768}
 
 
 class AppThread(AppInThread):
@@ -70,36 +55,6 @@ class AppThread(AppInThread):
         self.historian.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no Chromium installed: scripts/ensure-services.sh installs it (or set AXLINE_CHROMIUM)")
-        pytest.skip("no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def _new_page(browser, errors: list[str], locale: str = "en-US"):
-    page = browser.new_page(viewport={"width": 1366, "height": 768}, locale=locale)
-    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
-    return page
-
-
-def log_in(page, url: str, name: str, password: str = PASSWORD) -> None:
-    page.goto(url + "/login")
-    page.fill("#username", name)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-
-
 def _blue_pixels(page, selector: str) -> int:
     """Pixels of the trend-line colour drawn on the first canvas under ``selector``."""
     return page.evaluate(
@@ -117,7 +72,7 @@ def _blue_pixels(page, selector: str) -> int:
 def test_dashboard_live_page(browser, tmp_path):
     errors: list[str] = []
     with AppThread(tmp_path, users={"kim": "operator"}) as app:
-        page = _new_page(browser, errors)
+        page = new_page(browser, errors, viewport=VIEWPORT)
         log_in(page, app.url, "kim")
         page.wait_for_function("() => document.querySelector('#stream-state').dataset.state === 'live'")
         # KPI tile shows a number
@@ -180,7 +135,7 @@ def test_dashboard_live_page(browser, tmp_path):
 def test_login_then_dashboard(browser, tmp_path):
     errors: list[str] = []
     with AppThread(tmp_path, users={"admin": "admin"}) as app:
-        page = _new_page(browser, errors, locale="ko-KR")
+        page = new_page(browser, errors, locale="ko-KR", viewport=VIEWPORT)
         page.goto(app.url + "/")
         assert page.url.endswith("/login")
         assert page.text_content("h1") == "로그인"  # default language from the browser
@@ -205,7 +160,7 @@ def test_login_then_dashboard(browser, tmp_path):
 def test_line_selector(browser, tmp_path):
     errors: list[str] = []
     with AppThread(tmp_path, lines=2) as app:
-        page = _new_page(browser, errors)
+        page = new_page(browser, errors, viewport=VIEWPORT)
         page.goto(app.url + "/")
         page.wait_for_function("() => /\\d/.test(document.querySelector('#kpi-oee').textContent)")
         assert page.is_visible("#line-select")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_dashboard_browser import CHROMIUM_ARGS, chromium_path
+from _browser import CHROMIUM_ARGS, NO_CHROMIUM, chromium_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CNC = "changwon/plant1/line1/cnc/cnc1"
@@ -40,7 +40,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
 def test_live_demo_in_the_browser(tmp_path):
     exe = chromium_path()
     if exe is None:
-        pytest.skip("no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)")
+        pytest.skip(NO_CHROMIUM)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

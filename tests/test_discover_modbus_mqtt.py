@@ -9,7 +9,6 @@ import itertools
 import json
 import os
 import secrets
-import socket
 import struct
 import threading
 import time
@@ -21,6 +20,8 @@ import pytest
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from _connect import BROKER, local_broker
+from _wait import wait_for
 from axline.batch import Batch
 from axline.connect import registry
 from axline.connect import sparkplug_pb as pb
@@ -42,20 +43,11 @@ from axline.plant import parse_plant
 
 UNIT = 3
 FC = {"co": 1, "di": 2, "hr": 3, "ir": 4}
-BROKER = ("127.0.0.1", 1883)
 
 
 def words_abcd(x: float) -> list[int]:
     b = struct.pack(">f", x)
     return [b[0] << 8 | b[1], b[2] << 8 | b[3]]
-
-
-async def wait_until(cond, timeout: float, what: str) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 # -- pure parts ------------------------------------------------------------------------------------------
@@ -249,7 +241,7 @@ async def test_modbus_scan_bisects_classifies_and_drafts_a_working_plant(port):
         batches: list[Batch] = []
         task = asyncio.create_task(conn.run(batches.append))
         try:
-            await wait_until(lambda: batches, 120, "one poll of the drafted connector")
+            await wait_for(lambda: batches, 120, "one poll of the drafted connector")
         finally:
             conn.stop()
             await task
@@ -292,11 +284,7 @@ async def test_modbus_polls_at_least_min_polls_past_the_listen_window(port):
 # -- MQTT against the local Mosquitto ------------------------------------------------------------------------
 @pytest.fixture
 def broker() -> tuple[str, int]:
-    try:
-        socket.create_connection(BROKER, timeout=5).close()
-    except OSError:
-        pytest.skip("no MQTT broker on 127.0.0.1:1883 (start mosquitto to run this test)")
-    return BROKER
+    return local_broker()
 
 
 @pytest.fixture
@@ -453,10 +441,10 @@ async def test_mqtt_listen_counts_rates_gaps_and_drafts_a_working_plant(broker, 
     peer.connect(*broker)
     peer.loop_start()
     try:
-        await wait_until(lambda: conn.state == CONNECTED, 120, "the drafted connector to connect")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the drafted connector to connect")
         payload = {"ts": 1767225600000, "pressure": 4.25, "axes": [{"load": 9}], "ok": False}
         peer.publish(f"{uid}/line1/press1/status", json.dumps(payload).encode(), qos=1).wait_for_publish(60)
-        await wait_until(lambda: sum(map(len, batches)) >= 3, 120, "the drafted tags' readings")
+        await wait_for(lambda: sum(map(len, batches)) >= 3, 120, "the drafted tags' readings")
     finally:
         peer.loop_stop()
         peer.disconnect()

@@ -13,6 +13,7 @@ import uuid
 import numpy as np
 import pytest
 
+from _wait import wait_for
 from axline.batch import Batch
 from axline.plant import parse_plant
 from axline.service import Service
@@ -51,13 +52,6 @@ lines:
 """, "plant.yaml", base_dir=str(base))
 
 
-async def _wait(cond, timeout_s=120.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 async def test_disk_full_refuses_with_a_count_and_loses_nothing_accepted(small_fs):
     svc = Service(_plant(small_fs))
     await svc.start(web=False)
@@ -87,8 +81,8 @@ async def test_disk_full_refuses_with_a_count_and_loses_nothing_accepted(small_f
             if fwd.refused:
                 break
         assert fwd.refused > 0, "the disk never filled"
-        await _wait(lambda: not fwd.online, what="the forwarder to see the full disk")
-        await _wait(lambda: svc.safety.diskwatch.status()["level"] == 2, what="the disk watch to see it")
+        await wait_for(lambda: not fwd.online, what="the forwarder to see the full disk")
+        await wait_for(lambda: svc.safety.diskwatch.status()["level"] == 2, what="the disk watch to see it")
         health = svc.health_json()
         assert health["store"]["refused_readings"] == fwd.refused
         assert sum(health["store"]["refused_by_tag"].values()) == fwd.refused
@@ -99,9 +93,9 @@ async def test_disk_full_refuses_with_a_count_and_loses_nothing_accepted(small_f
         refused_while_full = fwd.refused
         # free the disk: what waited in memory and on disk is stored, new readings are accepted
         ballast.unlink()
-        await _wait(lambda: fwd.online and fwd.pending == 0, what="the backlog to drain")
+        await wait_for(lambda: fwd.online and fwd.pending == 0, what="the backlog to drain")
         ingest(3)
-        await _wait(lambda: fwd.pending == 0, what="the new readings to be stored")
+        await wait_for(lambda: fwd.pending == 0, what="the new readings to be stored")
         accepted = sent - fwd.refused
         assert fwd.refused == refused_while_full
         assert svc.historian.count() == accepted  # every accepted reading is there, nothing else lost
@@ -109,7 +103,7 @@ async def test_disk_full_refuses_with_a_count_and_loses_nothing_accepted(small_f
         assert sum(len(s) for s in got.values()) == accepted
         leftovers = [p for p in small_fs.rglob("*") if p.name.endswith(".tmp") or p.name.endswith(".compact")]
         assert leftovers == []
-        await _wait(lambda: any(e.code == "system.disk_full" for e in svc.historian.events(kinds=["system"])),
+        await wait_for(lambda: any(e.code == "system.disk_full" for e in svc.historian.events(kinds=["system"])),
                     what="the disk-full system event to be written once space was back")
         codes = {e.code for e in svc.historian.events(kinds=["system"], limit=10000)}
         assert {"store.offline", "store.refused", "store.recovered"} <= codes

@@ -9,19 +9,13 @@ import time
 
 import numpy as np
 
+from _wait import wait_until
 from axline.batch import Batch
 from axline.spool import DiskSpool, StoreAndForward, decode_batch
 
 
 def _batch(k: int, n: int = 20, path: str = "s/a/l/c/x/t") -> Batch:
     return Batch([path], np.zeros(n), k * 1000 + np.arange(n), np.full(n, float(k)), np.zeros(n))
-
-
-def _wait(cond, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 class PoisonStore:
@@ -71,10 +65,10 @@ def test_background_worker_survives_poison_and_delivers_good_input(tmp_path):
     try:
         for k in range(10, 20):
             fwd.put(_batch(k))
-        _wait(lambda: len(store.got) == 9 and fwd.quarantined == 1)
+        wait_until(lambda: len(store.got) == 9 and fwd.quarantined == 1)
         for k in range(20, 25):
             fwd.put(_batch(k))
-        _wait(lambda: len(store.got) == 14)
+        wait_until(lambda: len(store.got) == 14)
     finally:
         fwd.close()
     assert store.got == [float(k) for k in range(10, 25) if k != 13]
@@ -102,16 +96,16 @@ def test_hung_destination_never_blocks_put_and_spills_to_disk(tmp_path):
     fwd.start()
     try:
         fwd.put(_batch(0))
-        _wait(lambda: store.got == [0.0])
+        wait_until(lambda: store.got == [0.0])
         store.release.clear()
         t0 = time.monotonic()
         for k in range(1, 50):
             fwd.put(_batch(k))  # must return at once although delivery hangs
         put_s = time.monotonic() - t0
         assert put_s < 30.0  # not the 60 s the destination hangs (put never waits for it)
-        _wait(lambda: len(fwd.spool) == 49)  # spilled to disk while the destination hangs: durable
+        wait_until(lambda: len(fwd.spool) == 49)  # spilled to disk while the destination hangs: durable
         store.release.set()
-        _wait(lambda: fwd.pending == 0)
+        wait_until(lambda: fwd.pending == 0)
     finally:
         fwd.close()
     assert store.got == [float(k) for k in range(50)]  # in order, each exactly once
@@ -133,11 +127,11 @@ def test_retryable_outage_backs_off_and_recovers(tmp_path):
     try:
         for k in range(5):
             fwd.put(_batch(k))
-        _wait(lambda: len(calls) >= 6)
+        wait_until(lambda: len(calls) >= 6)
         assert fwd._backoff > fwd.retry_s  # backing off, not hammering
         assert not fwd.online and fwd.quarantined == 0  # a retryable error never quarantines
         store.down = False
-        _wait(lambda: len(store.got) == 5)
+        wait_until(lambda: len(store.got) == 5)
     finally:
         fwd.close()
     assert store.got == [0.0, 1.0, 2.0, 3.0, 4.0] and fwd.online

@@ -158,5 +158,5 @@ def test_the_pages_have_one_catalog():
     """Page texts live in axline/i18n/en.json and ko.json only; a page script adds no tables of its own."""
     extra = sorted(p.name for p in STATIC.glob("i18n*.js") if p.name != "i18n.js")
     assert extra == [], f"move the keys of {extra} into src/axline/i18n/en.json and ko.json, then delete them"
-    for page in STATIC.glob("*.html"):
+    for page in [*STATIC.glob("*.html"), *PAGES.glob("*.html")]:
         assert "/static/i18n-" not in page.read_text(encoding="utf-8"), page.name

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from axline.inspect.health import HealthMonitor, evaluate, fit_reference, measure
+from axline.inspect.health import HealthMonitor, evaluate, fit_reference, measure, spot_limit
 
 
 def part(seed: int) -> np.ndarray:
@@ -74,3 +74,51 @@ def test_monitor_waits_for_a_full_window_and_one_odd_image_does_not_warn(referen
         state = mon.add(disturbed(part(600 + i), "brightness"))
     assert "brightness" in state["warnings"]
     assert len(mon.recent) == 8  # bounded
+
+
+def texture(seed: int) -> np.ndarray:
+    """A surface filling the whole image (no part outline to align on): each image a different texture."""
+    rng = np.random.default_rng(seed)
+    a = ndimage.gaussian_filter(rng.normal(0, 1, (120, 200)), 1.5)
+    return np.clip(128 + 30 * a / a.std(), 0, 255).astype(np.uint8)
+
+
+def test_a_shift_that_smears_a_border_warns_position_even_without_an_outline() -> None:
+    ref = fit_reference([texture(i) for i in range(60)], window=8)
+    assert _window(ref, [texture(100 + i) for i in range(8)])["ok"]
+    shifted = [np.asarray(ndimage.shift(texture(200 + i).astype(float), (0, 4), order=1, mode="nearest"))
+               .clip(0, 255).astype(np.uint8) for i in range(8)]  # 2 % of the width, the left edge smeared
+    state = _window(ref, shifted)
+    assert "position" in state["warnings"] and state["checks"]["position"]["borders"] == ["l"], state["checks"]
+
+
+def test_a_spot_anomalous_at_the_same_place_in_most_images_warns_occlusion(reference: dict) -> None:
+    rng = np.random.default_rng(0)
+    limit = 2.0
+    calm = [rng.uniform(0.5, 1.5, (16, 16)) for _ in range(8)]
+    ms = [measure(part(700 + i), reference, s) for i, s in enumerate(calm)]
+    state = evaluate(ms, reference, limit)
+    assert state["ok"] and state["checks"]["occlusion"]["spot"] < limit
+    # a real defect: high in one image only (the window's median ignores it)
+    odd = [s.copy() for s in calm]
+    odd[3][5, 5] = 9.0
+    assert evaluate([measure(part(700 + i), reference, s) for i, s in enumerate(odd)], reference, limit)["ok"]
+    # the same place high in most images: a smear on the lens (or a tool marking every part)
+    spot = [s.copy() for s in calm]
+    for s in spot[:6]:
+        s[10, 2] = 3.0
+    state = evaluate([measure(part(700 + i), reference, s) for i, s in enumerate(spot)], reference, limit)
+    assert state["warnings"] == ["occlusion"] and state["checks"]["occlusion"]["spot"] == pytest.approx(3.0)
+    # no spot limit (no held-out good scores): the spot check is off
+    assert evaluate([measure(part(700 + i), reference, s) for i, s in enumerate(spot)], reference)["ok"]
+
+
+def test_the_monitor_takes_patch_scores_and_the_spot_limit(reference: dict) -> None:
+    mon = HealthMonitor(reference, spots=spot_limit([1.0, 2.0, 3.0]))
+    assert mon.spots == 2.0 and spot_limit([]) is None
+    scores = np.ones((1, 16, 16))
+    scores[0, 4, 4] = 5.0
+    state = None
+    for i in range(8):
+        state = mon.add(part(800 + i), scores)
+    assert state is not None and state["warnings"] == ["occlusion"]

@@ -6,19 +6,18 @@ Skipped only when no Chromium is installed (set AXLINE_CHROMIUM to its path if i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from _app_thread import AppInThread
 from _auth import make_security, token_headers
+from _browser import new_page
 from _fake_service import LINE, FakeService, open_test_historian
 from axline.app.server import create_app, start_site
 from axline.historian.base import Event
 from axline.knowhow.base import KnowHow
 from axline.knowhow.live import KnowHowLive
-from test_dashboard_browser import CHROMIUM_ARGS, chromium_path
 
 pytestmark = pytest.mark.browser
 CNC = f"{LINE}/cnc/cnc1"
@@ -55,29 +54,10 @@ class KnowHowApp(AppInThread):
         return eid
 
 
-@pytest.fixture(scope="module")
-def browser():
-    exe = chromium_path()
-    if exe is None:
-        msg = "no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def _page(browser, errors: list[str], user: str, phone: bool = False):
+    """A page of ``user`` ("name:role"), who calls with an API token."""
     size = {"width": 390, "height": 844} if phone else {"width": 1366, "height": 900}
-    page = browser.new_page(viewport=size, locale="en-US", extra_http_headers=token_headers(SEC, *user.split(":")))
-    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
-    return page
+    return new_page(browser, errors, viewport=size, extra_http_headers=token_headers(SEC, *user.split(":")))
 
 
 def test_alarm_record_approve_suggest(browser, tmp_path):

@@ -10,6 +10,7 @@ import time
 
 import aiohttp
 
+from _wait import wait_for
 from axline.batch import Batch
 from axline.camera import FolderSource
 from axline.camera_retention import CameraRetention
@@ -32,20 +33,13 @@ lines:
 """, "plant.yaml", base_dir=str(tmp_path))
 
 
-async def _wait(cond, timeout_s=120.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def test_the_stall_monitor_reports_a_blocked_loop():
     mon = LoopStallMonitor(interval_s=0.01, window_s=60)
     task = mon.start()
     try:
-        await _wait(lambda: mon.beats >= 3, what="heartbeats")
+        await wait_for(lambda: mon.beats >= 3, what="heartbeats")
         time.sleep(0.3)  # a blocking call on the loop, deliberately
-        await _wait(lambda: mon.beats >= 5, what="heartbeats after the block")
+        await wait_for(lambda: mon.beats >= 5, what="heartbeats after the block")
         assert mon.max_stall_ms() >= 250 and mon.status()["max_stall_ms_last_minute"] >= 250
         assert len(mon._beats) <= mon._beats.maxlen  # bounded
     finally:
@@ -72,14 +66,14 @@ async def test_collection_and_dashboard_go_on_while_the_store_hangs(tmp_path):
                 svc.ingest(Batch.from_readings([(TAG, t0 + k * 10**6, float(k))]))  # returns at once
                 await asyncio.sleep(0)
             assert svc.latest[TAG][1] == 49.0  # the live view follows although nothing is stored yet
-            await _wait(lambda: len(svc.forward.spool) >= 48, what="the backlog to be spooled on disk")
+            await wait_for(lambda: len(svc.forward.spool) >= 48, what="the backlog to be spooled on disk")
             async with http.get(svc.url + "api/health") as r:  # the dashboard answers meanwhile
                 assert r.status == 200
                 health = await r.json()
             assert health["store"]["spooled_batches"] >= 48
             assert health["safety"]["loop"]["max_stall_ms_last_minute"] is not None
         release.set()
-        await _wait(lambda: svc.forward.pending == 0, what="the backlog to drain")
+        await wait_for(lambda: svc.forward.pending == 0, what="the backlog to drain")
         s = svc.historian.query([TAG], 0, 2**62)[TAG]
         assert list(s.value) == [float(k) for k in range(50)]  # in order, each once
     finally:
@@ -93,7 +87,7 @@ async def test_a_repeated_reading_in_one_batch_is_stored_once(tmp_path):
     try:
         t = time.time_ns() - 10**9
         svc.ingest(Batch.from_readings([(TAG, t, 1.0), (TAG, t + 1, 2.0), (TAG, t, 1.0)]))
-        await _wait(lambda: svc.forward.pending == 0)
+        await wait_for(lambda: svc.forward.pending == 0)
         assert svc.historian.count() == 2 and svc.repeats_dropped == 1
     finally:
         await svc.stop()
@@ -211,7 +205,7 @@ async def test_the_service_opens_its_store_and_writes_events_off_the_loop(tmp_pa
         assert "event" in got and "event_update" in got
         assert not svc._open_alarms.get("s1/a1/l1/c1/press")
         # (a slow event log hands out a provisional id first: look the alarm up by its code)
-        await _wait(lambda: any(e.end_ts is not None for e in svc.historian.events(kinds=["alarm"])
+        await wait_for(lambda: any(e.end_ts is not None for e in svc.historian.events(kinds=["alarm"])
                                 if e.code == "x"), what="the event log to store the update")
     finally:
         await svc.stop()

@@ -7,12 +7,12 @@ collects it with the same connector a real PLC would get.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
 
 from _auth import PASSWORD
+from _wait import wait_for
 from axline.connect.base import CONNECTED, DISCONNECTED
 from axline.demo import demo_plant
 from axline.service import Service
@@ -20,14 +20,6 @@ from axline.sim.line import VirtualLine
 from axline.sim.server import SimServer
 
 START = 1_767_225_600 * 1_000_000_000  # 2026-01-01 00:00 UTC, fixed for determinism
-
-
-async def _wait(cond, timeout: float, what: str) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def _sim(endpoint: str, speed: float = 20.0, faults=None) -> SimServer:
@@ -43,13 +35,13 @@ async def test_every_published_value_arrives_in_the_historian(tmp_path, port):
     svc = Service(demo_plant(tmp_path, endpoint))
     await svc.start(web=False)
     try:
-        await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 120, "the connector to connect")
-        await _wait(lambda: svc.historian.count() > 3000, 120, "3000 readings")
+        await wait_for(lambda: svc.connectors["sim"].state == CONNECTED, 120, "the connector to connect")
+        await wait_for(lambda: svc.historian.count() > 3000, 120, "3000 readings")
     finally:
         sim.stop()
         await sim_task
         # what arrived is stored (the comparison below holds for any prefix of the stream)
-        await _wait(lambda: svc.forward.pending == 0, 60, "the store to catch up")
+        await wait_for(lambda: svc.forward.pending == 0, 60, "the store to catch up")
         stored = svc.historian.count()
         h = svc.historian
         tags = h.tags()
@@ -92,7 +84,7 @@ async def test_connector_reconnects_when_the_plc_comes_back(tmp_path, port):
     conn = svc.connectors["sim"]
     try:
         # nothing listens yet: the connector keeps trying and says so
-        await _wait(lambda: conn.last_error is not None, 120, "the connector to report the failed connection")
+        await wait_for(lambda: conn.last_error is not None, 120, "the connector to report the failed connection")
         assert conn.state != CONNECTED and conn.last_error
         assert (
             svc.status_json()["lines"]["line1"]["stations"]["changwon/plant1/line1/cnc/cnc1"]["state"]
@@ -100,16 +92,16 @@ async def test_connector_reconnects_when_the_plc_comes_back(tmp_path, port):
         )
         sim = _sim(endpoint)
         task = asyncio.create_task(sim.run())
-        await _wait(lambda: conn.state == CONNECTED, 120, "the first connection")
-        await _wait(lambda: svc.historian.count() > 500, 120, "readings")
+        await wait_for(lambda: conn.state == CONNECTED, 120, "the first connection")
+        await wait_for(lambda: svc.historian.count() > 500, 120, "readings")
         sim.stop()
         await task
-        await _wait(lambda: conn.state == DISCONNECTED, 120, "the connector to notice the server is gone")
+        await wait_for(lambda: conn.state == DISCONNECTED, 120, "the connector to notice the server is gone")
         before = svc.historian.count()
         sim2 = _sim(endpoint)
         task2 = asyncio.create_task(sim2.run())
-        await _wait(lambda: conn.state == CONNECTED and conn.connects >= 2, 120, "the reconnection")
-        await _wait(lambda: svc.historian.count() > before + 500, 120, "readings after reconnecting")
+        await wait_for(lambda: conn.state == CONNECTED and conn.connects >= 2, 120, "the reconnection")
+        await wait_for(lambda: svc.historian.count() > before + 500, 120, "readings after reconnecting")
         sim2.stop()
         await task2
     finally:
@@ -129,10 +121,10 @@ async def test_writes_reach_the_plc_and_are_audited(tmp_path, port):
     diverter = "changwon/plant1/line1/vision/camera1/diverter"
     setpoint = "changwon/plant1/line1/furnace/furnace1/temp_setpoint"
     try:
-        await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 120, "connection")
+        await wait_for(lambda: svc.connectors["sim"].state == CONNECTED, 120, "connection")
         result = await svc.write_tag(diverter, 1, "kim")
         assert result["result"] == "ok" and result["new"] == 1.0
-        await _wait(lambda: (diverter, 1.0) in sim.client_writes, 120, "the simulator to see the write")
+        await wait_for(lambda: (diverter, 1.0) in sim.client_writes, 120, "the simulator to see the write")
         with pytest.raises(PermissionError, match="not writable"):
             await svc.write_tag("changwon/plant1/line1/press/press1/oil_temp", 1, "kim")
         with pytest.raises(ValueError, match="outside the range"):
@@ -151,7 +143,7 @@ async def test_writes_reach_the_plc_and_are_audited(tmp_path, port):
             async with http.post(svc.url + "api/write",
                                  json={"path": "changwon/plant1/line1/press/press1/oil_temp", "value": 1}) as r:
                 assert r.status == 403
-        await _wait(lambda: (setpoint, 840.0) in sim.client_writes, 120, "the setpoint write")
+        await wait_for(lambda: (setpoint, 840.0) in sim.client_writes, 120, "the setpoint write")
         audit = [(e.data["user"], e.data["new"], e.data["result"].split(":")[0])
                  for e in reversed(svc.historian.events(kinds=["write"]))]
         # refused attempts are in the audit log too; a body that is not even a number never reaches it

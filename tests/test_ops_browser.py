@@ -4,14 +4,14 @@ report. Korean and English."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
+from _browser import log_in, new_page
 from _fake_service import LINE, NS
 from _quality_fake import BORE, QualityFakeService
-from test_dashboard_browser import CHROMIUM_ARGS, AppThread, chromium_path, log_in
+from test_dashboard_browser import AppThread
 
 pytestmark = pytest.mark.browser
 CNC = f"{LINE}/cnc/cnc1"
@@ -30,37 +30,13 @@ class QualityAppThread(AppThread):
                                   drift_step=self.drift_after, drift_per_part=0.008)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no Chromium installed: scripts/ensure-services.sh installs it")
-        pytest.skip("no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def _page(browser, errors: list[str], locale: str = "en-US", viewport: dict | None = None, **kw):
-    ctx = browser.new_context(viewport=viewport or {"width": 1366, "height": 900}, locale=locale, **kw)
-    page = ctx.new_page()
-    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
-    return page
-
-
 def test_alarm_acknowledge_shelve_and_expiry_in_english_and_korean(browser, tmp_path):
     errors: list[str] = []
     with AppThread(tmp_path, users={"kim": "operator"}) as app:
         svc = app.service
         aid = svc.alarm_id
         item = f'#alarm-list li[data-alarm-id="{aid}"]'
-        page = _page(browser, errors)
+        page = new_page(browser, errors)
         log_in(page, app.url, "kim")
         page.goto(app.url + "/alarms")
         page.wait_for_selector(item)
@@ -104,7 +80,7 @@ def test_alarms_work_on_a_phone(browser, tmp_path):
     with AppThread(tmp_path, users={"kim": "operator"}) as app:
         aid = app.service.alarm_id
         item = f'#alarm-list li[data-alarm-id="{aid}"]'
-        page = _page(browser, errors, locale="ko-KR", viewport=PHONE, is_mobile=True, has_touch=True)
+        page = new_page(browser, errors, locale="ko-KR", viewport=PHONE, is_mobile=True, has_touch=True)
         log_in(page, app.url, "kim")
         page.goto(app.url + "/alarms")
         page.wait_for_selector(item)
@@ -124,7 +100,7 @@ def test_alarms_work_on_a_phone(browser, tmp_path):
 def test_spc_rule_fires_on_a_simulated_drift(browser, tmp_path):
     errors: list[str] = []
     with QualityAppThread(tmp_path) as app:
-        page = _page(browser, errors, locale="ko-KR")
+        page = new_page(browser, errors, locale="ko-KR")
         page.goto(app.url + "/quality")
         page.wait_for_function("() => document.body.dataset.violations !== undefined")
         assert page.text_content("#quality-heading") == "품질 관리도"
@@ -161,7 +137,7 @@ def test_history_explorer_zoom_compare_and_export(browser, tmp_path):
     with AppThread(tmp_path) as app:
         now = app.service.now_ns()
         start = now - 600 * NS
-        page = _page(browser, errors)
+        page = new_page(browser, errors)
         page.goto(f"{app.url}/history?tags={spindle},{power}&from={start}&to={now}")
         page.wait_for_function("() => /^\\d+$/.test(document.body.dataset.drawn || '')")
         assert page.locator("#h-charts figure[data-tag]").count() == 2
@@ -210,7 +186,7 @@ def test_shift_report_made_and_opened_in_the_plant_language(browser, tmp_path):
     errors: list[str] = []
     with QualityAppThread(tmp_path, drift_after=10**9, users={"kim": "operator"}) as app:
         app.service.plant["language"] = "ko"
-        page = _page(browser, errors)  # an English browser; the report follows the plant
+        page = new_page(browser, errors)  # an English browser; the report follows the plant
         log_in(page, app.url, "kim")
         page.goto(app.url + "/reports")
         page.wait_for_selector("#r-list tr")
@@ -242,7 +218,7 @@ def test_shift_report_made_and_opened_in_the_plant_language(browser, tmp_path):
 def test_wall_screen_rotates_lines_in_large_type_without_controls(browser, tmp_path):
     errors: list[str] = []
     with AppThread(tmp_path, lines=2) as app:
-        page = _page(browser, errors, viewport={"width": 1920, "height": 1080})
+        page = new_page(browser, errors, viewport={"width": 1920, "height": 1080})
         page.goto(app.url + "/wall?rotate=1&lang=ko")
         page.wait_for_function("() => document.body.dataset.line === 'line1'")
         page.wait_for_function("() => /%/.test(document.querySelector('#w-oee').textContent)")
@@ -263,7 +239,7 @@ def test_wall_screen_rotates_lines_in_large_type_without_controls(browser, tmp_p
 def test_line_dashboard_fits_a_phone(browser, tmp_path):
     errors: list[str] = []
     with AppThread(tmp_path) as app:
-        page = _page(browser, errors, locale="ko-KR", viewport=PHONE, is_mobile=True, has_touch=True)
+        page = new_page(browser, errors, locale="ko-KR", viewport=PHONE, is_mobile=True, has_touch=True)
         page.goto(app.url + "/")
         page.wait_for_function("() => /\\d/.test(document.querySelector('#kpi-oee').textContent)")
         assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
@@ -283,7 +259,7 @@ def test_dashboard_acknowledges_an_alarm_through_its_life_cycle(browser, tmp_pat
         svc = app.service
         aid = svc.alarm_id
         item = f'#events li[data-event-id="{aid}"]'
-        page = _page(browser, errors)
+        page = new_page(browser, errors)
         log_in(page, app.url, "kim")
         page.goto(app.url + "/")
         page.wait_for_selector(f"{item} button[data-act=ack]")
@@ -304,7 +280,7 @@ def test_the_operations_pages_share_one_header_with_language_switch_and_log_out(
 
     errors: list[str] = []
     with AppThread(tmp_path, users={"kim": "viewer"}) as app:
-        page = _page(browser, errors)
+        page = new_page(browser, errors)
         log_in(page, app.url, "kim")
         for name in ("alarms", "history", "quality", "reports"):
             page.goto(f"{app.url}/{name}")

@@ -1,5 +1,6 @@
-"""The operations pages share one skeleton: head, header, navigation with the current page, language
-switch and the log-out button of a signed-in person; each page file holds only its own part."""
+"""The operations pages (and the others served in the same skeleton) share one skeleton: head, header,
+navigation with the current page, language switch and the log-out button of a signed-in person; each page
+file holds only its own part."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from _auth import client_as, make_security, start_client, token_headers
 from _fake_service import FakeService, open_test_historian
-from axline.app.ops_pages import OPS_NAV, PAGES_DIR
+from axline.app.ops_pages import OPS_NAV, PAGES, PAGES_DIR
 from axline.app.security import SECURITY_KEY
 from axline.app.server import create_app
 
@@ -60,5 +61,37 @@ async def test_only_a_password_session_gets_the_log_out_button(app):
         r = await c.get("/alarms", headers=token_headers(app[SECURITY_KEY], "robot", "viewer"))
         assert r.status == 200
         assert '<form id="logout-form" method="post" action="/logout" hidden>' in _header(await r.text())
+    finally:
+        await c.close()
+
+
+@pytest.mark.parametrize("name", [p for p in PAGES if p not in dict(OPS_NAV)])
+async def test_the_other_pages_are_served_in_the_same_skeleton(app, name):
+    own = (PAGES_DIR / f"{name}.html").read_text(encoding="utf-8")
+    assert "<header" not in own and "<head>" not in own and "ops-nav" not in own, "the skeleton has these"
+    c = await client_as(app, "admin")
+    try:
+        r = await c.get(f"/{name}")
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/html")
+        html = await r.text()
+    finally:
+        await c.close()
+    page = PAGES[name]
+    assert f'<title data-i18n="{page.title_key}">' in html
+    header = _header(html)
+    assert re.findall(r'<a href="/(\w+)" class="nav-link', header) == [p for p, _ in page.nav]
+    current = re.findall(r'<a href="/(\w+)" class="nav-link current" aria-current="page"', header)
+    assert current == ([name] if name in dict(page.nav) else [])
+    assert 'id="lang-toggle"' in header and 'id="logout-form"' in header
+    head = html[:html.index("</head>")]
+    assert head.count("/i18n/catalog.js") == 1 and head.index("/static/ops.js") < head.index(f"/static/{name}.js")
+    assert html.index('id="msg"') < html.index("<main") < html.index("</body>")
+
+
+async def test_the_audit_page_is_for_admins_only(app):
+    c = await client_as(app, "operator")
+    try:
+        assert (await c.get("/audit")).status == 403
+        assert (await c.get("/account")).status == 200
     finally:
         await c.close()

@@ -4,13 +4,13 @@ Korean and English."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
+from _browser import log_in, new_page
 from conftest import free_port
-from test_dashboard_browser import CHROMIUM_ARGS, AppThread, chromium_path, log_in
+from test_dashboard_browser import AppThread
 from test_optimize_service import START, A, write_optimize_yaml
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -55,34 +55,10 @@ class PlantThread(AppThread):
         """Nothing left to close: the service closed its historian when it stopped."""
 
 
-@pytest.fixture(scope="module")
-def browser():
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no Chromium installed: scripts/ensure-services.sh installs it")
-        pytest.skip("no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def _page(browser, errors: list[str], locale: str = "en-US"):
-    ctx = browser.new_context(viewport={"width": 1366, "height": 900}, locale=locale)
-    page = ctx.new_page()
-    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
-    return page
-
-
 def test_ask_approve_and_what_if_in_the_browser(browser, tmp_path):
     errors: list[str] = []
     with PlantThread(tmp_path, users={"kim": "engineer", "lee": "approver"}) as app:
-        eng = _page(browser, errors)
+        eng = new_page(browser, errors)
         log_in(eng, app.url, "kim")
         eng.goto(app.url + "/optimize")
         eng.wait_for_function("() => document.querySelectorAll('#opt-decisions tr[data-tag]').length === 3")
@@ -116,7 +92,7 @@ def test_ask_approve_and_what_if_in_the_browser(browser, tmp_path):
         # the twin's verdict, the expected effect (the card may be drawn first from the live event, then filled)
         card.locator(".opt-evidence li").first.wait_for()
         # an approver who is not the proposer approves
-        apr = _page(browser, errors)
+        apr = new_page(browser, errors)
         log_in(apr, app.url, "lee")
         apr.goto(app.url + "/optimize")
         apr.wait_for_selector(".opt-proposal[data-status=proposed] .opt-approve")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from test_dashboard_browser import log_in
-from test_optimize_browser import O2, PlantThread, _page, browser  # noqa: F401  (the module's browser fixture)
+from _browser import log_in, new_page
+from test_optimize_browser import O2, PlantThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -24,10 +24,10 @@ class Plant(PlantThread):
     cleanup_timeout_s = 120.0
 
 
-def test_engineer_proposes_own_setpoints_and_they_are_approved_applied_and_verified(browser, tmp_path):  # noqa: F811
+def test_engineer_proposes_own_setpoints_and_they_are_approved_applied_and_verified(browser, tmp_path):
     errors: list[str] = []
     with Plant(tmp_path, users={"kim": "engineer", "lee": "approver"}) as app:
-        eng = _page(browser, errors)
+        eng = new_page(browser, errors)
         log_in(eng, app.url, "kim")
         eng.goto(app.url + "/optimize")
         eng.wait_for_function("() => [...document.querySelectorAll('#wi-inputs input')].length === 3 && "
@@ -48,7 +48,7 @@ def test_engineer_proposes_own_setpoints_and_they_are_approved_applied_and_verif
         card = eng.locator(".opt-proposal[data-status=proposed]").first
         assert "kim" in card.text_content() and "4.1" in card.locator(".opt-move").text_content()
         # the approver approves; axline writes, settles, verifies and keeps or rolls back
-        apr = _page(browser, errors)
+        apr = new_page(browser, errors)
         log_in(apr, app.url, "lee")
         apr.goto(app.url + "/optimize")
         apr.wait_for_selector(".opt-proposal[data-status=proposed] .opt-approve")

@@ -3,51 +3,24 @@ and a write attempted from another site while an engineer is logged in."""
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from _auth import PASSWORD
+from _browser import log_in, new_page
 from _fake_service import LINE
-from test_dashboard_browser import CHROMIUM_ARGS, AppThread, chromium_path, log_in
+from _wait import wait_until
+from test_dashboard_browser import AppThread
 
 pytestmark = pytest.mark.browser
 SPINDLE = f"{LINE}/cnc/cnc1/spindle_temp"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no Chromium installed: scripts/ensure-services.sh installs it")
-        pytest.skip("no Chromium installed (apt-get install chromium, or set AXLINE_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def _page(browser, errors: list[str], locale: str = "en-US"):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale=locale)
-    page = ctx.new_page()
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.set_default_timeout(60000)  # generous: a wait fails only if the thing never happens
-    return page
-
-
-def _wait(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"waited {timeout} s for {what}")
+    """A page that records the page's errors (refused requests show in the console, as they should)."""
+    return new_page(browser, errors, locale, {"width": 1280, "height": 800}, console=False)
 
 
 def test_login_and_lockout_in_korean(browser, tmp_path):
@@ -156,7 +129,7 @@ def test_a_cross_site_write_is_refused(browser, tmp_path):
             def refused() -> list[dict]:
                 return [e for e in app.security.audit.tail(50, action="http.denied") if e["target"] == "POST /api/write"]
 
-            _wait(lambda: len(refused()) >= 2, 120, "both cross-site attempts to reach the server")
+            wait_until(lambda: len(refused()) >= 2, 120, "both cross-site attempts to reach the server")
         finally:
             evil.shutdown()
         assert app.service.writes == [(SPINDLE, 61.5, "kim")]  # nothing more was written
@@ -193,4 +166,20 @@ def test_account_page_password_and_roles(browser, tmp_path):
         resp = kim.goto(app.url + "/api/me")
         assert resp.status == 401
         assert [e["action"] for e in app.security.audit.tail(5, action="user.")] == ["user.role"]
+    assert errors == []
+
+
+def test_inspection_review_page_takes_an_operators_verdict(browser, tmp_path):
+    errors: list[str] = []
+    with AppThread(tmp_path, users={"kim": "operator"}) as app:
+        kim = _page(browser, errors)
+        log_in(kim, app.url, "kim")
+        kim.wait_for_url(app.url + "/")
+        kim.goto(app.url + "/inspection")
+        item = f'#verdicts li[data-event-id="{app.service.inspection_id}"]'
+        kim.click(f"{item} button[data-verdict=confirmed]")
+        kim.wait_for_selector(f"{item} .ack")
+        assert kim.text_content(f"{item} .ack") == "Confirmed"
+        assert [c[0] for c in app.service.feedback_calls] == [app.service.inspection_id]
+        assert kim.is_visible("#logout-form")  # the page's header is the shared one
     assert errors == []

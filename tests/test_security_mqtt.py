@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from _wait import wait_until
 from axline.app.tls import make_server_cert
 from axline.batch import Batch
 from axline.edge import UnsPublisher, broker_credentials
@@ -24,15 +25,6 @@ DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
 PASSWORDS = {"central": "central-reads-all-9", "edge-line1": "line-one-edge-pc-4", "edge-line2": "line-two-edge-pc-5"}
 LINE1 = "changwon/plant1/line1/press/press1/oil_temp"
 LINE2 = "changwon/plant1/line2/press/press1/oil_temp"
-
-
-def _wait(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"waited {timeout} s for {what}")
 
 
 @pytest.fixture
@@ -66,7 +58,7 @@ def broker(tmp_path):
             return s.connect_ex(("127.0.0.1", port)) == 0
 
     try:
-        _wait(lambda: listening() or proc.poll() is not None, 120, "mosquitto to listen")
+        wait_until(lambda: listening() or proc.poll() is not None, 120, "mosquitto to listen")
         assert proc.poll() is None, (tmp_path / "mosquitto.log").read_text()
         yield port, tls / "ca.pem"
     finally:
@@ -103,22 +95,22 @@ def test_edges_publish_only_their_own_line_over_tls(broker, tmp_path):
     central.connect("127.0.0.1", port)
     central.loop_start()
     try:
-        _wait(done.is_set, 120, "the central client to connect")
+        wait_until(done.is_set, 120, "the central client to connect")
         assert not result["rc"].is_failure, result
         central.subscribe("changwon/plant1/#", qos=1)
-        _wait(subscribed.is_set, 120, "the subscription")
+        wait_until(subscribed.is_set, 120, "the subscription")
         # the edge of line 1, with its credentials from a file (never the command line)
         cred = tmp_path / "broker.cred"
         cred.write_text(f"edge-line1\n{PASSWORDS['edge-line1']}\n")
         edge = UnsPublisher(f"mqtts://localhost:{port}", credentials=broker_credentials(str(cred)), ca_file=str(ca))
         edge.start()
         try:
-            _wait(edge.connected.is_set, 120, "the edge to connect over TLS")
+            wait_until(edge.connected.is_set, 120, "the edge to connect over TLS")
             t = time.time_ns()
             # line 2's topic first: the broker takes it (QoS 1 is acknowledged) but delivers nothing
             edge.publish_batch(Batch.from_readings([(LINE2, t, 1.0)]))
             edge.publish_batch(Batch.from_readings([(LINE1, t, 2.0)]))
-            _wait(lambda: LINE1 in received, 120, "line 1's reading at the central")
+            wait_until(lambda: LINE1 in received, 120, "line 1's reading at the central")
             assert LINE2 not in received  # same publisher, same subscriber: delivery keeps the order
         finally:
             edge.stop()
@@ -133,7 +125,7 @@ def test_wrong_password_and_plain_tcp_are_refused(broker):
     c.connect("127.0.0.1", port)
     c.loop_start()
     try:
-        _wait(done.is_set, 120, "the broker's answer")
+        wait_until(done.is_set, 120, "the broker's answer")
         assert result["rc"].is_failure and "authori" in str(result["rc"]).lower()
     finally:
         c.loop_stop()
@@ -179,7 +171,7 @@ def test_a_refused_connection_is_counted_raised_and_shown(broker):
                         on_event=lambda *a: events.append(a))
     edge.start()
     try:
-        _wait(lambda: edge.connect_failures >= 1, 120, "the broker's refusal")
+        wait_until(lambda: edge.connect_failures >= 1, 120, "the broker's refusal")
         st = edge.status()
         assert not st["connected"] and st["connect_failures"] >= 1 and "authori" in st["last_connect_error"].lower()
         assert events and events[0][0] == "uplink.broker_refused" and events[0][1] == "error"

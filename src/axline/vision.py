@@ -43,6 +43,10 @@ class VisionStation:
             raise ValueError(f"cameras {camera.id}: inspection.roi {list(roi)} differs from the model's region "
                              f"{self.inspector.prep.roi}; retrain with --roi {','.join(map(str, roi))}")
         self.health = self.inspector.health_monitor()
+        if self.health is not None:
+            from axline.inspect.health import spot_limit
+
+            self.health.spots = spot_limit(self.inspector.model.good_scores)
         self.health_warnings: set[str] = set()
         self.expected_interval_s = settings.get("expected_interval_s")
         self.last_image_at: float | None = None
@@ -81,10 +85,10 @@ class VisionStation:
             out["worst_tile"] = {"box": list(v.tile_boxes[worst]), "score": round(float(v.tile_scores[worst]), 5)}
         if v.defect_type is not None:
             out["defect_type"] = v.defect_type
-        out["_health_events"] = self._health(image)
+        out["_health_events"] = self._health(image, v.patch_scores)
         return out
 
-    def _health(self, image: np.ndarray) -> list[dict[str, Any]]:
+    def _health(self, image: np.ndarray, patch_scores: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Feed the health window; the warnings that start or clear with this image."""
         from axline.inspect.inferencer import crop_roi
 
@@ -98,7 +102,7 @@ class VisionStation:
             changes.append({"kind": "stopped", "state": "cleared"})
         if self.health is None:
             return changes
-        state = self.health.add(crop_roi(image, self.inspector.prep.roi))
+        state = self.health.add(crop_roi(image, self.inspector.prep.roi), patch_scores)
         if state is None:
             return changes
         now_warn = set(state["warnings"])

@@ -31,7 +31,8 @@ from aiohttp import web
 
 from axline.app.audit import AuditError, audit
 from axline.app.http import bad_request, bad_request_from, json_response, parse_int_param
-from axline.app.ops_common import find_event, json_body, off_loop, page, svc_of
+from axline.app.ops_common import find_event, json_body, off_loop, svc_of
+from axline.app.ops_pages import ops_page
 from axline.app.roles import User, require_role
 from axline.app.routes import INT, OBJ, STR, document
 from axline.knowhow.store import MAX_PHOTO_BYTES, CaseError
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 def register(app: web.Application) -> None:
     """Add the know-how page and its case, review, search and suggestion routes to ``app``."""
     r = app.router
-    r.add_get("/knowhow", page("knowhow.html"))
+    r.add_get("/knowhow", ops_page("knowhow"))
     r.add_get("/api/knowhow/status", _status)
     r.add_get("/api/knowhow/cases", _list)
     r.add_post("/api/knowhow/cases", _create)

@@ -27,7 +27,8 @@ from aiohttp import web
 
 from axline.app.http import SERVICE_KEY, BadRequest, bad_request, json_response
 from axline.app.middleware import Handler
-from axline.app.ops_common import int_id, json_body, page
+from axline.app.ops_common import int_id, json_body
+from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 from axline.app.routes import OBJ, STR, document
 from axline.optimize.loop import OptimizeError, ServiceIO, UnitOptimizer, twin_pool
@@ -60,7 +61,7 @@ document("POST", "/api/optimize/proposals/{id}/reject", role="approver", summary
 def register(app: web.Application) -> None:
     """Add the setpoint page and its proposal, approval and what-if routes to ``app``."""
     r = app.router
-    r.add_get("/optimize", page("optimize.html"))
+    r.add_get("/optimize", ops_page("optimize"))
     r.add_get("/api/optimize", _list)
     r.add_post("/api/optimize/{unit}/propose", _propose)
     r.add_post("/api/optimize/{unit}/submit", _submit)

@@ -18,6 +18,7 @@ from axline.app import route_docs  # noqa: F401 - registers the operations route
 from axline.app.accounts import AccountError
 from axline.app.audit import audit
 from axline.app.http import bad_request, error_body, json_object
+from axline.app.ops_pages import ops_page
 from axline.app.roles import ROLES, User, current_user, require_role
 from axline.app.routes import INT, OBJ, PUBLIC, STR, document, openapi_document
 from axline.app.security import (
@@ -344,18 +345,6 @@ async def audit_export(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def audit_page(request: web.Request) -> web.StreamResponse:
-    """``GET /audit``: the audit trail page (admins only)."""
-    require_role(request, "admin")
-    return web.FileResponse(STATIC_DIR / "audit.html", headers={"Content-Type": "text/html; charset=utf-8"})
-
-
-async def account_page(request: web.Request) -> web.StreamResponse:
-    """``GET /account``: the account page."""
-    require_role(request, "viewer")
-    return web.FileResponse(STATIC_DIR / "account.html", headers={"Content-Type": "text/html; charset=utf-8"})
-
-
 async def openapi(request: web.Request) -> web.StreamResponse:
     """``GET /api/openapi.json``: the OpenAPI document of every route."""
     require_role(request, "viewer")
@@ -390,8 +379,8 @@ def install(app: web.Application) -> None:
     r.add_get("/api/audit", audit_list)
     r.add_get("/api/audit/verify", audit_verify)
     r.add_get("/api/audit/export", audit_export)
-    r.add_get("/audit", audit_page)
-    r.add_get("/account", account_page)
+    r.add_get("/audit", ops_page("audit", role="admin"))  # the audit trail page
+    r.add_get("/account", ops_page("account", role="viewer"))  # one's own account (and users, for admins)
     r.add_get("/api/openapi.json", openapi)
     r.add_get("/metrics", metrics)
 

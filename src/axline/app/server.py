@@ -53,6 +53,7 @@ from axline.app.http import (  # shared with the route modules
 from axline.app.http import dumps_json as dumps_json  # re-exported: callers encode JSON as the API does
 from axline.app.metrics import LOOP_KEY, LoopMonitor, start_loop_monitor, stop_loop_monitor
 from axline.app.middleware import error_middleware, security_headers
+from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
 from axline.app.routes import INT, NS, PUBLIC, STR, document, document_static
 from axline.app.security import (
@@ -181,7 +182,7 @@ def create_app(service: ServiceView, admin_password: str | None = None, *,
 
     r = app.router
     r.add_get("/", _index)
-    r.add_get("/inspection", _inspection_page)
+    r.add_get("/inspection", ops_page("inspection"))
     r.add_get("/i18n/catalog.js", _catalog)
     r.add_get("/api/vision", _vision)
     r.add_get("/api/plant", _plant)
@@ -255,10 +256,6 @@ async def _catalog(request: web.Request) -> web.StreamResponse:
     resp = web.Response(text=body, content_type="text/javascript", charset="utf-8", headers=headers)
     resp.enable_compression()  # ~110 kB of text, a third of it gzipped; browsers revalidate with the ETag
     return resp
-
-
-async def _inspection_page(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC_DIR / "inspection.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 async def _vision(request: web.Request) -> web.StreamResponse:

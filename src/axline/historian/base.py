@@ -87,6 +87,14 @@ def distinct_paths(batch: Batch) -> Batch:
     return Batch(list(first), remap[batch.idx], batch.ts, batch.value, batch.quality)
 
 
+def appendable(batch: Any) -> Batch:
+    """``batch`` as every backend stores it: each tag path named once (:func:`distinct_paths`); a
+    TypeError when it is not a Batch."""
+    if not isinstance(batch, Batch):
+        raise TypeError(f"append expects an axline.batch.Batch, got {type(batch).__name__}")
+    return distinct_paths(batch)
+
+
 def check_retention_days(retention_days: Any) -> None:
     """Refuse a ``retention_days`` that is not None or a number > 0 (every backend the same way)."""
     if retention_days is not None and not (

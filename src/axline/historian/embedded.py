@@ -43,7 +43,7 @@ import numpy as np
 
 from axline.batch import GOOD, Batch
 from axline.historian import files
-from axline.historian.base import Buckets, Event, Historian, Series, check_retention_days, distinct_paths
+from axline.historian.base import Buckets, Event, Historian, Series, appendable, check_retention_days
 from axline.historian.compaction import Compaction
 from axline.historian.damage import DamageGuard
 from axline.historian.events import as_int
@@ -312,12 +312,10 @@ class EmbeddedHistorian(SegmentStore, DamageGuard, Compaction, Historian):
 
     def append(self, batch: Batch) -> int:
         """Store ``batch`` as one record; durable against ``kill -9`` on return (see ``fsync``)."""
-        if not isinstance(batch, Batch):
-            raise TypeError(f"append expects an axline.batch.Batch, got {type(batch).__name__}")
+        batch = appendable(batch)
         n = len(batch)
         if n == 0:
             return 0
-        batch = distinct_paths(batch)
         with self._lock:
             self._check_open()
             rec = encode_record(batch.idx, len(batch.paths), None, batch.ts, batch.value, batch.quality)

@@ -7,7 +7,7 @@ them here, so both refuse the same input with the same message.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -116,6 +116,47 @@ def check_events_query(limit: Any, kinds: Any) -> list[str] | None:
     if isinstance(kinds, str):
         raise TypeError("events(kinds=...): pass a list of kinds, e.g. ['alarm'], not a single string")
     return None if kinds is None else list(kinds)
+
+
+def stored_id(event_id: Any) -> int | None:
+    """``event_id`` as an int when it can name a stored event, else None (TypeError when not an integer)."""
+    event_id = as_int("event_id", event_id)
+    return event_id if 0 < event_id < 2**63 else None
+
+
+Clause = Callable[[Any], tuple[str, list[Any]]]
+
+
+def events_query(select: str, p: str, kinds_in: Clause, starts_with: Clause, start: Any, end: Any,
+                 kinds: Any, source_prefix: Any, limit: Any) -> tuple[str, list[Any]] | None:
+    """The query of ``events()`` on every backend, checked here: ``select`` (columns and table) with
+    start <= ts < end, the kind among ``kinds`` and the source starting with ``source_prefix``, newest
+    first (ties: newest id first), at most ``limit``. ``p`` is the backend's placeholder; ``kinds_in``
+    and ``starts_with`` give its clause and arguments for the kinds and the prefix. None when ``kinds``
+    is empty: nothing matches."""
+    kinds = check_events_query(limit, kinds)
+    where: list[str] = []
+    args: list[Any] = []
+    if start is not None:
+        where.append(f"ts >= {p}")
+        args.append(as_int("start", start))
+    if end is not None:
+        where.append(f"ts < {p}")
+        args.append(as_int("end", end))
+    clauses = []
+    if kinds is not None:
+        if not kinds:
+            return None
+        clauses.append(kinds_in(kinds))
+    if source_prefix:
+        clauses.append(starts_with(source_prefix))
+    for text, more in clauses:
+        where.append(text)
+        args.extend(more)
+    if where:
+        select += " WHERE " + " AND ".join(where)
+    args.append(limit)
+    return select + f" ORDER BY ts DESC, id DESC LIMIT {p}", args
 
 
 def event_from_row(row: Sequence[Any]) -> Event:

@@ -14,12 +14,12 @@ from psycopg import sql
 
 from axline.historian.base import Event
 from axline.historian.events import (
-    as_int,
-    check_events_query,
     checked_event,
     checked_update,
     dump_data,
     event_from_row,
+    events_query,
+    stored_id,
 )
 
 
@@ -78,8 +78,8 @@ class PgEvents:
 
     def event(self, event_id: int) -> Event | None:
         """The stored event ``event_id``, or None."""
-        event_id = as_int("event_id", event_id)
-        if not 0 < event_id < 2**63:
+        event_id = stored_id(event_id)
+        if event_id is None:
             return None
 
         def run(cur: psycopg.Cursor) -> tuple | None:
@@ -99,28 +99,13 @@ class PgEvents:
         limit: int = 1000,
     ) -> list[Event]:
         """Events with start <= ts < end, newest first (ties: newest id first)."""
-        kinds = check_events_query(limit, kinds)
-        where: list[str] = []
-        args: list[Any] = []
-        if start is not None:
-            where.append("ts >= %s")
-            args.append(as_int("start", start))
-        if end is not None:
-            where.append("ts < %s")
-            args.append(as_int("end", end))
-        if kinds is not None:
-            if not kinds:
-                return []
-            where.append("kind = ANY(%s)")
-            args.append(kinds)
-        if source_prefix:
-            where.append("starts_with(source, %s)")
-            args.append(source_prefix)
-        text = "SELECT id, ts, end_ts, kind, source, code, message, severity, data::text, ack FROM {s}.events"
-        if where:
-            text += " WHERE " + " AND ".join(where)
-        text += " ORDER BY ts DESC, id DESC LIMIT %s"
-        args.append(limit)
+        query = events_query(
+            "SELECT id, ts, end_ts, kind, source, code, message, severity, data::text, ack FROM {s}.events", "%s",
+            lambda kinds: ("kind = ANY(%s)", [kinds]), lambda prefix: ("starts_with(source, %s)", [prefix]),
+            start, end, kinds, source_prefix, limit)
+        if query is None:
+            return []
+        text, args = query
 
         def run(cur: psycopg.Cursor) -> list[tuple]:
             cur.execute(self._q(text), args)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from axline.batch import Batch
-from axline.historian.base import Buckets, Historian, Series, check_retention_days, distinct_paths
+from axline.historian.base import Buckets, Historian, Series, appendable, check_retention_days
 from axline.historian.events import as_int
 
 try:
@@ -189,12 +189,10 @@ class PostgresHistorian(PgConnections, PgSchema, PgEvents, Historian):
 
     def append(self, batch: Batch) -> int:
         """Store ``batch``; committed (durable) on return. Raises ConnectionError if the server is gone."""
-        if not isinstance(batch, Batch):
-            raise TypeError(f"append expects an axline.batch.Batch, got {type(batch).__name__}")
+        batch = appendable(batch)
         n = len(batch)
         if n == 0:
             return 0
-        batch = distinct_paths(batch)
         with self._wlock:
             self._check_open()
             ids = self._ids_for(batch.paths)

@@ -14,12 +14,12 @@ from typing import Any
 from axline.historian.base import Event
 from axline.historian.events import (
     EVENT_COLUMNS,
-    as_int,
-    check_events_query,
     checked_event,
     checked_update,
     dump_data,
     event_from_row,
+    events_query,
+    stored_id,
 )
 
 
@@ -95,8 +95,8 @@ class SqliteEvents:
 
     def get(self, event_id: int) -> Event | None:
         """The event ``event_id``, or None."""
-        event_id = as_int("event_id", event_id)
-        if not 0 < event_id < 2**63:
+        event_id = stored_id(event_id)
+        if event_id is None:
             return None
         with self._lock:
             row = self._conn().execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)).fetchone()
@@ -111,27 +111,14 @@ class SqliteEvents:
         limit: int = 1000,
     ) -> list[Event]:
         """Events with start <= ts < end, newest first (ties: newest id first)."""
-        kinds = check_events_query(limit, kinds)
-        where, args = [], []
-        if start is not None:
-            where.append("ts >= ?")
-            args.append(as_int("start", start))
-        if end is not None:
-            where.append("ts < ?")
-            args.append(as_int("end", end))
-        if kinds is not None:
-            if not kinds:
-                return []
-            where.append(f"kind IN ({', '.join('?' * len(kinds))})")
-            args.extend(kinds)
-        if source_prefix:
-            where.append("substr(source, 1, ?) = ?")
-            args.extend([len(source_prefix), source_prefix])
-        sql = f"SELECT {EVENT_COLUMNS} FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY ts DESC, id DESC LIMIT ?"
-        args.append(limit)
+        query = events_query(
+            f"SELECT {EVENT_COLUMNS} FROM events", "?",
+            lambda kinds: (f"kind IN ({', '.join('?' * len(kinds))})", kinds),
+            lambda prefix: ("substr(source, 1, ?) = ?", [len(prefix), prefix]),
+            start, end, kinds, source_prefix, limit)
+        if query is None:
+            return []
+        sql, args = query
         with self._lock:
             rows = self._conn().execute(sql, args).fetchall()
         return [event_from_row(r) for r in rows]

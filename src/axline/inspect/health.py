@@ -2,10 +2,16 @@
 
 Before accuracy drops, say why. Every inspected image is compared with statistics of the good
 training images: brightness and contrast (sunlight through a window, an ageing LED), sharpness
-(focus, a vibrating mount), the part's position and rotation (fixture, guide), and local blocks of
-the image whose brightness or texture changed (a dirty lens, something in front of it). Limits come
-from the spread of the training images themselves (median +- 6 robust standard deviations, with a
-floor). A camera that stopped sending images is watched by the station (see ``axline.vision``).
+(focus, a vibrating mount), the part's position and rotation (fixture, guide; besides the phase
+correlation against the mean good thumbnail, the texture across each border of the image: a part
+that moved leaves background or a smeared edge there), and local blocks of the image whose
+brightness or texture changed (a dirty lens, something in front of it). With the inspector's patch
+scores, a spot that is anomalous at the same place in most images of the window is also a lens or
+view problem (a real defect does not sit at the same place on most parts; a tool leaving the same
+mark on every part does, and the advice names it). Limits come from the spread of the training
+images themselves (median +- 6 robust standard deviations, with a floor); the spot limit is the
+median score of held-out good training images. A camera that stopped sending images is watched by
+the station (see ``axline.vision``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ SHARP_SIDE = 1024  # long side (at most) of the copy sharpness is measured on: f
 THUMB = 128  # side of the square thumbnail for position and rotation
 BLOCKS = 8  # blocks per side for the local check
 ANGLE_BINS = 180  # orientation histogram over 180 degrees, 1 degree a bin
+BORDER = 1 / 64  # width of the border strips, as a share of the side
 SPREAD = 6.0  # limits: median +- SPREAD robust standard deviations
 
 KINDS = ("brightness", "contrast", "blur", "position", "rotation", "occlusion", "stopped")
@@ -44,6 +51,15 @@ def _orientation_hist(a: np.ndarray) -> np.ndarray:
     ang = (np.degrees(np.arctan2(gy, gx)) % 180.0).astype(np.int64) % ANGLE_BINS
     hist = np.bincount(ang.ravel(), weights=mag.ravel(), minlength=ANGLE_BINS)
     return hist / (hist.sum() or 1.0)
+
+
+def _borders(a: np.ndarray) -> np.ndarray:
+    """Texture across each border (left, right, top, bottom): mean absolute gradient across the
+    border in a narrow strip, relative to the same gradient over the whole image."""
+    gx, gy = np.abs(np.diff(a, axis=1)), np.abs(np.diff(a, axis=0))
+    mx, my = float(gx.mean()) + 1e-6, float(gy.mean()) + 1e-6
+    sx, sy = max(2, round(a.shape[1] * BORDER)), max(2, round(a.shape[0] * BORDER))
+    return np.array([gx[:, :sx].mean() / mx, gx[:, -sx:].mean() / mx, gy[:sy].mean() / my, gy[-sy:].mean() / my])
 
 
 def _shift(a: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
@@ -68,10 +84,12 @@ REF_WINDOWS = 300  # random windows of training images the limits come from
 SCALARS = ("brightness", "contrast", "sharpness", "dx", "dy", "rotation")
 
 
-def measure(image: np.ndarray, ref: dict[str, Any] | None = None) -> dict[str, Any]:
+def measure(image: np.ndarray, ref: dict[str, Any] | None = None,
+            patch_scores: np.ndarray | None = None) -> dict[str, Any]:
     """Raw statistics of one uint8 image (grey or colour): brightness, contrast, sharpness, block means
-    and standard deviations, thumbnail, orientation histogram; with ``ref`` also shift (dx, dy, in
-    fractions of the thumbnail) and rotation (degrees) against the reference."""
+    and standard deviations, border texture, thumbnail, orientation histogram; with ``ref`` also shift
+    (dx, dy, in fractions of the thumbnail) and rotation (degrees) against the reference; with the
+    inspector's ``patch_scores`` (any shape, the same for every image) those too, for the spot check."""
     a = _grey(image).astype(np.float64)
     h, w = a.shape
     f = min(1.0, WORK_SIDE / max(h, w))
@@ -86,8 +104,10 @@ def measure(image: np.ndarray, ref: dict[str, Any] | None = None) -> dict[str, A
     out: dict[str, Any] = {
         "brightness": float(work.mean()), "contrast": contrast, "sharpness": sharp,
         "block_mean": blocks.mean(axis=(1, 3)), "block_std": blocks.std(axis=(1, 3)),
-        "thumb": thumb, "orient": _orientation_hist(thumb),
+        "thumb": thumb, "orient": _orientation_hist(thumb), "borders": _borders(work),
     }
+    if patch_scores is not None:
+        out["spots"] = np.asarray(patch_scores, np.float32).ravel()
     if ref is not None:
         dx, dy = _shift(thumb, np.asarray(ref["thumb"]))
         out["dx"], out["dy"] = dx / THUMB, dy / THUMB
@@ -100,6 +120,10 @@ def _window_stats(ms: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {k: float(np.median([m[k] for m in ms])) for k in SCALARS}
     out["block_mean"] = np.median([m["block_mean"] for m in ms], axis=0)
     out["block_std"] = np.median([m["block_std"] for m in ms], axis=0)
+    out["borders"] = np.median([m["borders"] for m in ms], axis=0)
+    sp = [m["spots"] for m in ms if "spots" in m]
+    if len(sp) == len(ms) and len({s.shape for s in sp}) == 1:
+        out["spots"] = np.median(sp, axis=0)
     return out
 
 
@@ -134,6 +158,9 @@ def fit_reference(images: list[np.ndarray], window: int = WINDOW, seed: int = 0)
     bm_med, bs_med = np.median(bm, axis=0), np.median(bs, axis=0)
     bm_sd = np.maximum(SPREAD * 1.4826 * np.median(np.abs(bm - bm_med), axis=0), 4.0)
     bs_sd = np.maximum(SPREAD * 1.4826 * np.median(np.abs(bs - bs_med), axis=0), 0.1 * bs_med + 0.5)
+    bd = np.stack([w_["borders"] for w_ in wins])
+    bd_med = np.median(bd, axis=0)
+    bd_tol = np.maximum(SPREAD * 1.4826 * np.median(np.abs(bd - bd_med), axis=0), 0.1 * bd_med + 0.02)
     return {
         "what": "image health reference: limits for medians over a window of images, from the good training images",
         "n_images": len(images), "window": k,
@@ -141,6 +168,7 @@ def fit_reference(images: list[np.ndarray], window: int = WINDOW, seed: int = 0)
         "limits": limits,
         "block_mean": np.round(bm_med, 3).tolist(), "block_mean_tol": np.round(bm_sd, 3).tolist(),
         "block_std": np.round(bs_med, 3).tolist(), "block_std_tol": np.round(bs_sd, 3).tolist(),
+        "borders": np.round(bd_med, 4).tolist(), "borders_tol": np.round(bd_tol, 4).tolist(),
     }
 
 
@@ -149,8 +177,17 @@ def _robust(values: np.ndarray) -> tuple[float, float]:
     return med, float(1.4826 * np.median(np.abs(values - med)))
 
 
-def evaluate(ms: list[dict[str, Any]], reference: dict[str, Any]) -> dict[str, Any]:
-    """Health of a window of measured images: ``{"ok", "warnings": [kind], "checks": {kind: {...}}}``."""
+def spot_limit(good_scores: Any) -> float | None:
+    """The spot limit: the median image score of held-out good training images (None without any)."""
+    g = np.asarray(good_scores, np.float64)
+    return float(np.median(g)) if g.size else None
+
+
+def evaluate(ms: list[dict[str, Any]], reference: dict[str, Any], spots: float | None = None) -> dict[str, Any]:
+    """Health of a window of measured images: ``{"ok", "warnings": [kind], "checks": {kind: {...}}}``.
+
+    ``spots``: the spot limit (see :func:`spot_limit`); a patch whose median score over the window
+    is above it is a persistent spot."""
     w = _window_stats(ms)
     lim = reference["limits"]
     checks: dict[str, dict[str, Any]] = {}
@@ -166,14 +203,21 @@ def evaluate(ms: list[dict[str, Any]], reference: dict[str, Any]) -> dict[str, A
     # position: the larger of the two shifts, each against its own range (0 = inside)
     out_x = max(lim["dx"][0] - w["dx"], w["dx"] - lim["dx"][1], 0.0)
     out_y = max(lim["dy"][0] - w["dy"], w["dy"] - lim["dy"][1], 0.0)
+    edges = None
+    if "borders" in reference:  # references from before the border check lack it
+        edges = np.abs(w["borders"] - np.asarray(reference["borders"])) > np.asarray(reference["borders_tol"])
     checks["position"] = {"value": round(float(np.hypot(w["dx"], w["dy"])), 4), "low": None,
                           "high": round(float(max(abs(v) for v in lim["dx"] + lim["dy"])), 4),
-                          "status": "warn" if max(out_x, out_y) > 0 else "ok"}
+                          "borders": None if edges is None else [b for b, e in zip("lrtb", edges, strict=True) if e],
+                          "status": "warn" if max(out_x, out_y) > 0 or (edges is not None and edges.any()) else "ok"}
     put("rotation", w["rotation"], *lim["rotation"])
     off = (np.abs(w["block_mean"] - np.asarray(reference["block_mean"])) > np.asarray(reference["block_mean_tol"])) | (
         np.asarray(reference["block_std"]) - w["block_std"] > np.asarray(reference["block_std_tol"]))
+    spot = float(w["spots"].max()) if spots is not None and "spots" in w else None
     checks["occlusion"] = {"value": round(float(off.mean()), 4), "low": None, "high": 0.0,
-                           "status": "warn" if off.any() else "ok"}
+                           "spot": None if spot is None else round(spot, 4),
+                           "spot_limit": None if spots is None else round(float(spots), 4),
+                           "status": "warn" if off.any() or (spot is not None and spot > spots) else "ok"}
     warnings = [k for k, v in checks.items() if v["status"] == "warn"]
     return {"ok": not warnings, "warnings": warnings, "checks": checks, "images": len(ms)}
 
@@ -181,18 +225,20 @@ def evaluate(ms: list[dict[str, Any]], reference: dict[str, Any]) -> dict[str, A
 class HealthMonitor:
     """The station's health: statistics of the last ``window`` images against the reference."""
 
-    def __init__(self, reference: dict[str, Any], window: int | None = None) -> None:
+    def __init__(self, reference: dict[str, Any], window: int | None = None, spots: float | None = None) -> None:
         from collections import deque
 
         self.reference = reference
+        self.spots = spots
         self.window = int(window or reference.get("window", WINDOW))
         self.recent: deque[dict[str, Any]] = deque(maxlen=self.window)
         self.state: dict[str, Any] | None = None
 
-    def add(self, image: np.ndarray) -> dict[str, Any] | None:
-        """Measure one image (already cropped to the ROI); the health once the window is full."""
-        self.recent.append(measure(image, self.reference))
+    def add(self, image: np.ndarray, patch_scores: np.ndarray | None = None) -> dict[str, Any] | None:
+        """Measure one image (already cropped to the ROI) with its patch scores (for the spot check);
+        the health once the window is full."""
+        self.recent.append(measure(image, self.reference, patch_scores))
         if len(self.recent) < self.window:
             return None
-        self.state = evaluate(list(self.recent), self.reference)
+        self.state = evaluate(list(self.recent), self.reference, self.spots)
         return self.state

@@ -1,10 +1,18 @@
-"""Defect types taught by operators: a nearest-prototype classifier on pooled anomaly-region features.
+"""Defect types taught by operators: a few-shot classifier on features of the defect region.
 
 When an operator confirms a reject and names what it is (the plant's own names, in Korean and
-English), the features of the image's most anomalous patches are averaged into one vector and kept
-as an example of that type. A new reject is given the type whose examples' mean (prototype) is
-most similar (cosine), with a confidence from a softmax over the similarities; below
-``min_confidence`` it is reported as an unknown type. No backbone is retrained.
+English), the image's defect is described by the backbone features of its most anomalous patches
+(what the defect looks like) and by how those differ from the rest of the part (the contrast of the
+defect against its surface), each L2-normalised, and kept as an example of that type. No backbone
+is retrained. A new reject is given the type of
+
+* the nearest type mean (cosine) while some type has fewer than ``LOGISTIC_FROM`` examples;
+* a multinomial logistic regression on the standardised descriptors once every type has that many.
+
+The confidence is the classifier's probability. "Unknown type" is answered at or below a threshold
+chosen on the labelled examples alone, by cross-validation: the highest confidence up to which the
+left-out examples were right no more often than a guess (nothing is unknown while a type has a
+single example).
 """
 
 from __future__ import annotations
@@ -17,16 +25,24 @@ import numpy as np
 from axline import i18n
 
 MAX_EXAMPLES_PER_TYPE = 50
-TEMPERATURE = 0.05  # softmax temperature on cosine similarities
-MIN_CONFIDENCE = 0.5
+TEMPERATURE = 0.05  # softmax temperature on cosine similarities (nearest type mean)
 REGION_PATCHES = 4  # patches averaged into the region feature
+LOGISTIC_FROM = 3  # examples of every type before the logistic regression takes over
+LOGISTIC_C = 1.0  # inverse L2 strength of the logistic regression
+CV_FOLDS = 5  # cross-validation folds for the "unknown type" threshold
 UNKNOWN = i18n.both("inspect.type.unknown")  # the label of a defect no known type fits
 TYPE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
 def region_feature(features: np.ndarray, scores: np.ndarray, patches: int = REGION_PATCHES) -> np.ndarray:
-    """Mean feature ``(D,)`` of the ``patches`` highest-scoring patches of tile features ``(T, D, g, g)``
-    with patch scores ``(T, g, g)``, L2-normalised."""
+    """Descriptor ``(2 D,)`` of the defect in tile features ``(T, D, g, g)`` with patch scores ``(T, g, g)``:
+    the mean feature of the ``patches`` highest-scoring patches, and that mean minus the mean of the
+    patches scoring at most the median (the part's own surface), each L2-normalised."""
     if features.ndim == 3:
         features = features[None]
         scores = scores[None] if scores.ndim == 2 else scores
@@ -35,35 +51,95 @@ def region_feature(features: np.ndarray, scores: np.ndarray, patches: int = REGI
         raise ValueError(f"scores must be {(t, h, w)}, got {scores.shape}")
     flat = scores.ravel()
     k = min(max(1, patches), flat.size)
-    top = np.argpartition(flat, flat.size - k)[flat.size - k:]
-    q = features.transpose(0, 2, 3, 1).reshape(-1, d)[top].mean(axis=0).astype(np.float64)
-    n = np.linalg.norm(q)
-    return (q / n if n > 0 else q).astype(np.float32)
+    x = features.transpose(0, 2, 3, 1).reshape(-1, d)
+    top = x[np.argpartition(flat, flat.size - k)[flat.size - k:]].mean(axis=0).astype(np.float64)
+    surface = x[flat <= np.median(flat)].mean(axis=0).astype(np.float64)
+    return np.concatenate([_unit(top), _unit(top - surface)]).astype(np.float32)
+
+
+class _Fit:
+    """A classifier fitted on labelled descriptors: nearest type mean or logistic regression."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, n_types: int) -> None:
+        counts = np.bincount(y, minlength=n_types)
+        self.n_types = n_types
+        self.logistic = bool(counts.min() >= LOGISTIC_FROM and n_types > 1)
+        if self.logistic:
+            from sklearn.linear_model import LogisticRegression
+
+            self.mu = x.mean(axis=0)
+            self.sd = x.std(axis=0) + 1e-3 * float(np.abs(x).mean()) + 1e-9
+            self.model = LogisticRegression(C=LOGISTIC_C, max_iter=2000)
+            self.model.fit((x - self.mu) / self.sd, y)
+        else:
+            self.protos = np.stack([_unit(x[y == c].mean(axis=0)) if np.any(y == c) else np.zeros(x.shape[1])
+                                    for c in range(n_types)])
+            self.present = counts > 0
+
+    def proba(self, q: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, n_types)`` of descriptors ``(n, dim)``."""
+        if self.logistic:
+            p = np.zeros((len(q), self.n_types))
+            p[:, self.model.classes_] = self.model.predict_proba((q - self.mu) / self.sd)
+            return p
+        sims = q @ self.protos.T
+        sims[:, ~self.present] = -np.inf
+        z = (sims - sims.max(axis=1, keepdims=True)) / TEMPERATURE
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def unknown_threshold(x: np.ndarray, y: np.ndarray, n_types: int, folds: int = CV_FOLDS) -> float:
+    """Confidence at or below which a prediction is "unknown type", from the labelled examples only:
+    cross-validation (each example left out in one of up to ``folds`` folds, taken round-robin
+    within each type) and the highest confidence up to which the left-out examples were right no
+    more often than a guess among the types (0 when there is none, or while a type has a single
+    example and cannot be left out)."""
+    counts = np.bincount(y, minlength=n_types)
+    if n_types < 2 or counts.min() < 2:
+        return 0.0
+    fold = np.zeros(len(y), int)
+    for c in range(n_types):
+        idx = np.flatnonzero(y == c)
+        fold[idx] = np.arange(len(idx)) % min(folds, int(counts.min()))
+    conf = np.zeros(len(y))
+    right = np.zeros(len(y))
+    for f in np.unique(fold):
+        out = fold == f
+        p = _Fit(x[~out], y[~out], n_types).proba(x[out])
+        conf[out] = p.max(axis=1)
+        right[out] = np.argmax(p, axis=1) == y[out]
+    order = np.argsort(conf)
+    acc_upto = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
+    below = np.flatnonzero(acc_upto <= 1.0 / n_types)
+    return float(conf[order][below[-1]]) if below.size else 0.0
 
 
 class DefectTypes:
     """Named defect types and their labelled examples (bounded per type)."""
 
     def __init__(self, names: dict[str, dict[str, str]] | None = None,
-                 examples: list[dict[str, Any]] | None = None, min_confidence: float = MIN_CONFIDENCE,
+                 examples: list[dict[str, Any]] | None = None, min_confidence: float | None = None,
                  max_per_type: int = MAX_EXAMPLES_PER_TYPE) -> None:
         self.names: dict[str, dict[str, str]] = dict(names or {})
         self.examples: list[dict[str, Any]] = list(examples or [])
-        self.min_confidence = float(min_confidence)
+        # None: chosen by leave-one-out on the examples (see unknown_threshold)
+        self.min_confidence = None if min_confidence is None else float(min_confidence)
         self.max_per_type = int(max_per_type)
-        self._protos: tuple[list[str], np.ndarray] | None = None
+        self._fit: tuple[list[str], _Fit, float] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> DefectTypes:
         """Inverse of :meth:`to_json` (``None``: no types yet)."""
         if not data:
             return cls()
-        return cls(data.get("names"), data.get("examples"), float(data.get("min_confidence", MIN_CONFIDENCE)),
+        mc = data.get("min_confidence")
+        return cls(data.get("names"), data.get("examples"), None if mc is None else float(mc),
                    int(data.get("max_per_type", MAX_EXAMPLES_PER_TYPE)))
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict for the model's ``types.json``."""
-        return {"what": "defect types taught by operators: mean pooled anomaly-region feature per type",
+        return {"what": "defect types taught by operators: descriptors of the defect region, labelled",
                 "names": self.names, "examples": self.examples, "min_confidence": self.min_confidence,
                 "max_per_type": self.max_per_type}
 
@@ -83,7 +159,7 @@ class DefectTypes:
         same = [i for i, e in enumerate(self.examples) if e["type"] == type_id]
         for i in reversed(same[: max(0, len(same) - self.max_per_type)]):
             del self.examples[i]
-        self._protos = None
+        self._fit = None
 
     def counts(self) -> dict[str, int]:
         """Labelled examples per type."""
@@ -92,27 +168,33 @@ class DefectTypes:
             out[e["type"]] = out.get(e["type"], 0) + 1
         return out
 
-    def _prototypes(self) -> tuple[list[str], np.ndarray]:
-        if self._protos is None:
+    def _fitted(self) -> tuple[list[str], _Fit, float] | None:
+        if self._fit is None:
             ids = [t for t in self.names if any(e["type"] == t for e in self.examples)]
-            protos = []
-            for t in ids:
-                m = np.mean([e["feature"] for e in self.examples if e["type"] == t], axis=0)
-                protos.append(m / (np.linalg.norm(m) or 1.0))
-            self._protos = (ids, np.asarray(protos, np.float32).reshape(len(ids), -1))
-        return self._protos
+            if not ids:
+                return None
+            dim = len(self.examples[-1]["feature"])  # examples from an older descriptor are left out
+            ex = [e for e in self.examples if e["type"] in ids and len(e["feature"]) == dim]
+            ids = [t for t in ids if any(e["type"] == t for e in ex)]
+            x = np.asarray([e["feature"] for e in ex], np.float64)
+            y = np.asarray([ids.index(e["type"]) for e in ex])
+            thr = self.min_confidence if self.min_confidence is not None else unknown_threshold(x, y, len(ids))
+            self._fit = (ids, _Fit(x, y, len(ids)), thr)
+        return self._fit
 
     def predict(self, feature: np.ndarray) -> dict[str, Any] | None:
         """``{"type", "confidence", "label": {"en", "ko"}, "known"}`` (``None`` when no type is taught)."""
-        ids, protos = self._prototypes()
-        if not ids:
+        fitted = self._fitted()
+        if fitted is None:
             return None
-        sims = protos @ np.asarray(feature, np.float32)
-        z = (sims - sims.max()) / TEMPERATURE
-        p = np.exp(z) / np.exp(z).sum()
+        ids, fit, thr = fitted
+        q = np.asarray(feature, np.float64)[None]
+        if q.shape[1] != (fit.model.n_features_in_ if fit.logistic else fit.protos.shape[1]):
+            raise ValueError(f"a defect descriptor of {q.shape[1]} values, the taught ones have another size")
+        p = fit.proba(q)[0]
         best = int(np.argmax(p))
         conf = float(p[best])
-        if len(ids) > 1 and conf < self.min_confidence:
+        if len(ids) > 1 and conf <= thr:
             return {"type": None, "confidence": round(conf, 3), "label": dict(UNKNOWN), "known": False,
                     "nearest": ids[best]}
         return {"type": ids[best], "confidence": round(conf, 3), "label": dict(self.names[ids[best]]), "known": True}

@@ -50,6 +50,7 @@ import numpy as np
 
 from axline.batch import BAD_SENSOR, GOOD, NS_PER_S, Batch
 from axline.sim.camera import render_part
+from axline.sim.camera_long import render_long_part
 from axline.sim.faults import (
     FAULT_ASSETS,
     FAULT_KINDS,
@@ -129,6 +130,9 @@ TICK_S = 0.2
 _TICK_NS = 200_000_000
 
 
+PART_SHAPES = ("flange", "shaft")  # what the vision station sees: a square flange, a long shaft
+
+
 class VirtualLine:
     """A deterministic simulated auto-parts line (see the module docstring).
 
@@ -136,8 +140,9 @@ class VirtualLine:
     (UTC ns; None: now, rounded down to the second); ``faults`` is ``"auto"`` (every kind recurring
     at random severities after ``warmup_s``, separated by quiet gaps), None or a list of ``FaultSpec``; ``prefix`` is
     ``site/area/line``; ``takt_s`` paces the press and ``cycle_s`` is each station's ideal cycle;
-    ``buffer_size`` parts fit between two stations; ``render_images`` renders an ``image_size``
-    image per part (``color_images`` for RGB); ``auto_divert`` turns the built-in legacy reject
+    ``buffer_size`` parts fit between two stations; ``render_images`` renders an image per part
+    (``color_images`` for RGB): for ``part="flange"`` an ``image_size`` square of a turned flange,
+    for ``part="shaft"`` a long shaft ``4 * image_size`` wide and ``image_size`` high; ``auto_divert`` turns the built-in legacy reject
     check on; ``changeover_interval_s`` spaces the changeovers (None: none); ``vision_wait_s`` > 0
     makes the vision station hold each part at the diverter until the controller answers
     (``diverter`` = 1 rejects, ``result_ok`` = 1 passes) or that many seconds pass (then the legacy
@@ -162,6 +167,7 @@ class VirtualLine:
         color_images: bool = False,
         changeover_interval_s: float | None = 4 * 3600.0,
         vision_wait_s: float = 0.0,
+        part: str = "flange",
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -195,7 +201,12 @@ class VirtualLine:
         self.takt_s = float(takt_s)
         self.cycle_s = float(cycle_s)
         self.buffer_size = buffer_size
+        if part not in PART_SHAPES:
+            raise ValueError(f"part must be one of {PART_SHAPES}, got {part!r}")
+        if part == "shaft" and image_size < 64:
+            raise ValueError(f"a shaft's image is at least 64 pixels high, got image_size={image_size!r}")
         self.image_size = image_size
+        self.part = part
         self.render_images = bool(render_images)
         self.auto_divert = bool(auto_divert)
         if not (isinstance(vision_wait_s, int | float) and 0.0 <= vision_wait_s <= 60.0):
@@ -340,7 +351,11 @@ class VirtualLine:
 
     def _on_image(self, part: PartRecord) -> None:
         if self.render_images:
-            image, mask = render_part(self._image_rng, part.defect, self.image_size, self.color_images)
+            if self.part == "shaft":
+                image, mask = render_long_part(self._image_rng, part.defect, (4 * self.image_size, self.image_size),
+                                               self.color_images)
+            else:
+                image, mask = render_part(self._image_rng, part.defect, self.image_size, self.color_images)
             self._images.append((part, image, mask))
 
     def _finish_part(self, part: PartRecord, t: float) -> None:

@@ -6,15 +6,8 @@
   const $ = (id) => document.getElementById(id);
   let me = null;
 
-  async function api(path, opts) {
-    const resp = await fetch(path, Object.assign({ credentials: 'same-origin' }, opts || {}));
-    if (resp.status === 401) { window.location.assign('/login'); throw new Error('login required'); }
-    const body = await resp.json();
-    if (!resp.ok) throw new Error(window.AxI18n.errorOf(body).error || resp.statusText);
-    return body;
-  }
-  const post = (path, body) => api(path, { method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body) });
+  const { api } = window.AxOps;  // the shared page helpers (ops.js)
+  const post = (path, body) => api(path, { json: body });
   function say(text, bad) { const m = $('acct-msg'); m.textContent = text; m.className = bad ? 'error' : ''; }
   function cell(tag, text) { const n = document.createElement(tag); n.textContent = text; return n; }
 

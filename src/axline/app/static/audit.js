@@ -12,13 +12,7 @@
     return n;
   }
 
-  async function api(path) {
-    const resp = await fetch(path, { credentials: 'same-origin' });
-    if (resp.status === 401) { window.location.assign('/login'); throw new Error('login required'); }
-    const body = await resp.json();
-    if (!resp.ok) throw new Error(window.AxI18n.errorOf(body).error || resp.statusText);
-    return body;
-  }
+  const { api } = window.AxOps;  // the shared page helpers (ops.js)
 
   async function load() {
     try {

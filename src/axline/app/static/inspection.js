@@ -5,24 +5,7 @@
   const t = (k, v) => I.t(k, v);
   const $ = (id) => document.getElementById(id);
 
-  function el(tag, attrs, ...kids) {
-    const n = document.createElement(tag);
-    Object.entries(attrs || {}).forEach(([k, v]) => {
-      if (k === 'text') n.textContent = v;
-      else if (k === 'dataset') Object.assign(n.dataset, v);
-      else if (v !== null && v !== undefined) n.setAttribute(k, v);
-    });
-    kids.filter(Boolean).forEach((c) => n.appendChild(c));
-    return n;
-  }
-
-  async function api(path, opts) {
-    const resp = await fetch(path, Object.assign({ credentials: 'same-origin' }, opts || {}));
-    if (resp.status === 401) { window.location.assign('/login'); throw new Error('login required'); }
-    const body = await resp.json();
-    if (!resp.ok) throw new Error(window.AxI18n.errorOf(body).error || resp.statusText);
-    return body;
-  }
+  const { el, api } = window.AxOps;  // the shared page helpers (ops.js)
 
   const pct = (x) => (x === null || x === undefined ? '–' : (100 * x).toFixed(1) + '%');
   const safe = (u) => (typeof u === 'string' && u.startsWith('/') && !u.startsWith('//') ? u : null);

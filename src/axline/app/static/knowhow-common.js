@@ -1,37 +1,10 @@
 /* Shared by the know-how page and the dashboard card: a suggested case with why, confidence and
-   "did this help?". Needs i18n.js. */
+   "did this help?". Needs i18n.js and ops.js. */
 (function () {
   'use strict';
   const I = window.AxI18n;
 
-  function el(tag, attrs, ...kids) {
-    const n = document.createElement(tag);
-    Object.entries(attrs || {}).forEach(([k, v]) => {
-      if (k === 'text') n.textContent = v;
-      else if (k === 'on') Object.entries(v).forEach(([ev, fn]) => n.addEventListener(ev, fn));
-      else if (v !== null && v !== undefined && v !== false) n.setAttribute(k, v === true ? '' : v);
-    });
-    kids.flat().filter((c) => c !== null && c !== undefined && c !== false).forEach((c) => {
-      n.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
-    });
-    return n;
-  }
-
-  async function api(path, opts) {
-    const o = Object.assign({ credentials: 'same-origin' }, opts || {});
-    if (o.json !== undefined) {
-      o.method = o.method || 'POST';
-      o.headers = Object.assign({ 'Content-Type': 'application/json' }, o.headers || {});
-      o.body = JSON.stringify(o.json);
-      delete o.json;
-    }
-    const resp = await fetch(path, o);
-    if (resp.status === 401) { window.location.assign('/login'); throw new Error('login required'); }
-    const type = resp.headers.get('Content-Type') || '';
-    const body = type.includes('json') ? await resp.json() : await resp.text();
-    if (!resp.ok) throw new Error(window.AxI18n.errorOf(body).error || resp.statusText);
-    return body;
-  }
+  const { el, api } = window.AxOps;  // the shared page helpers (ops.js)
 
   function whyText(why) {
     const parts = [];

@@ -1,4 +1,4 @@
-/* Shared helpers of the operations pages (alarms, history, quality, reports, wall screen). */
+/* Shared helpers of the pages (the operations pages, know-how, setpoints, the wall screen, the dashboard). */
 (function () {
   'use strict';
   const I = window.AxI18n;

@@ -18,16 +18,18 @@ def _defect_types(inspector: Any, feats: np.ndarray, test: list[Path], n_good: i
 
     Each defect image's region feature (its most anomalous patches, shipped scorer) is computed once;
     a draw picks k labelled images per type, teaches them and classifies every other defect image.
-    An "unknown type" answer counts as wrong in the accuracy; macro-F1 is over the five types."""
+    An "unknown type" answer counts as wrong in the accuracy (``accuracy_answered``: among the
+    images given a type); macro-F1 is over the five types."""
     from axline.inspect.types import DefectTypes, region_feature
 
     cls = np.array([next(i for i, c in enumerate(DEFECT_CLASSES) if p.parent.parent.name == c) for p in test[n_good:]])
     x = np.stack([region_feature(f, inspector.patch_scores(f)) for f in feats[n_good:]])
     out: dict[str, Any] = {"types": list(DEFECT_CLASSES), "draws": TYPE_DRAWS,
                            "per_type": {c: int(np.sum(cls == i)) for i, c in enumerate(DEFECT_CLASSES)},
-                           "accuracy": {}, "macro_f1": {}, "unknown_rate": {}, "accuracy_sd": {}}
+                           "accuracy": {}, "macro_f1": {}, "unknown_rate": {}, "accuracy_sd": {},
+                           "accuracy_answered": {}}
     for k in TYPE_KS:
-        accs, f1s, unk = [], [], []
+        accs, f1s, unk, answered = [], [], [], []
         for draw in range(TYPE_DRAWS):
             rng = np.random.default_rng(1000 * k + draw)
             taught = np.concatenate([rng.choice(np.flatnonzero(cls == c), k, replace=False)
@@ -43,6 +45,8 @@ def _defect_types(inspector: Any, feats: np.ndarray, test: list[Path], n_good: i
             pred_a, truth = np.asarray(pred), cls[rest]
             accs.append(float(np.mean(pred_a == truth)))
             unk.append(float(np.mean(pred_a == -1)))
+            if np.any(pred_a != -1):
+                answered.append(float(np.mean(pred_a[pred_a != -1] == truth[pred_a != -1])))
             f1 = []
             for c in range(len(DEFECT_CLASSES)):
                 tp = np.sum((pred_a == c) & (truth == c))
@@ -52,5 +56,6 @@ def _defect_types(inspector: Any, feats: np.ndarray, test: list[Path], n_good: i
         out["accuracy_sd"][str(k)] = float(np.std(accs))
         out["macro_f1"][str(k)] = float(np.mean(f1s))
         out["unknown_rate"][str(k)] = float(np.mean(unk))
+        out["accuracy_answered"][str(k)] = float(np.mean(answered)) if answered else None
         log(f"defect types k={k}: accuracy {out['accuracy'][str(k)]:.3f}, macro-F1 {out['macro_f1'][str(k)]:.3f}")
     return out

@@ -10,9 +10,10 @@ import numpy as np
 HEALTH_STRENGTHS: dict[str, tuple[float, ...]] = {
     "brightness": (4, 8, 16, 24, 32, 48, 64, 96),  # grey levels added
     "blur": (0.5, 1, 1.5, 2, 3, 4, 6),  # Gaussian sigma, pixels
-    "shift": (1, 2, 4, 6, 8, 12, 16),  # % of the image width, to the right
+    "shift": (0.5, 1, 2, 3, 4, 6, 8, 12, 16),  # % of the image width, to the right
     "rotation": (0.5, 1, 2, 3, 5, 8, 12),  # degrees
-    "occlusion": (0.5, 1, 2, 4, 8, 12, 16),  # % of the image under a dark smear
+    # % of the image under a dark smear; the small ones first: a smear of 0.5 % already rejects parts
+    "occlusion": (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 4, 8, 16),
 }
 HEALTH_WARN_SHARE = 0.5  # health "warns" at a strength where it warns on at least half the images
 FALSE_REJECT_SHARE = 0.05  # false rejects "start" where at least 5 % of the good images are rejected
@@ -47,23 +48,26 @@ def _health(inspector: Any, test_good: list[Path], log: Any) -> dict[str, Any]:
     """Graded perturbations of held-out good images: where health warns, where false rejects start.
 
     Health is judged as the station judges it, on windows of consecutive images (the perturbation
-    lasts, like a drifting lamp); false rejects are counted image by image."""
-    from axline.inspect.health import evaluate, measure
+    lasts, like a drifting lamp), with the inspector's patch scores for the spot check and its limit
+    from the held-out good training images; false rejects are counted image by image."""
+    from axline.inspect.health import evaluate, measure, spot_limit
     from axline.inspect.inferencer import crop_roi, load_image
 
     ref = inspector.model.health
+    spots = spot_limit(inspector.model.good_scores)
     goods = [load_image(p) for p in test_good[::3]]
     win = min(int(ref["window"]), len(goods))
 
     def run(images: list[np.ndarray]) -> tuple[float, float, list[str]]:
-        ms = [measure(crop_roi(im, inspector.prep.roi), ref) for im in images]
-        evals = [evaluate(ms[i:i + win], ref) for i in range(0, len(ms) - win + 1, win)]
-        rejected = [inspector.inspect(im).rejected for im in images]
+        verdicts = [inspector.inspect(im) for im in images]
+        ms = [measure(crop_roi(im, inspector.prep.roi), ref, v.patch_scores) for im, v in zip(images, verdicts, strict=True)]
+        evals = [evaluate(ms[i:i + win], ref, spots) for i in range(0, len(ms) - win + 1, win)]
+        rejected = [v.rejected for v in verdicts]
         return (float(np.mean([not e["ok"] for e in evals])), float(np.mean(rejected)),
                 sorted({w for e in evals for w in e["warnings"]}))
 
     warn0, frr0, kinds0 = run(goods)
-    out: dict[str, Any] = {"n_images": len(goods), "window": win, "n_windows": len(goods) // win,
+    out: dict[str, Any] = {"n_images": len(goods), "window": win, "n_windows": len(goods) // win, "spot_limit": spots,
                            "warn_rate_unperturbed": warn0, "false_reject_rate_unperturbed": frr0,
                            "warned_kinds_unperturbed": kinds0, "kinds": {}}
     for kind, strengths in HEALTH_STRENGTHS.items():
