@@ -4,6 +4,7 @@ collecting poll cycles with the last value of each signal, and the local MQTT br
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from typing import Any
 
@@ -73,7 +74,9 @@ def broker_up(host: str, port: int) -> bool:
 
 
 def local_broker() -> tuple[str, int]:
-    """The local Mosquitto (127.0.0.1:1883); the test is skipped where none runs."""
+    """The local Mosquitto (127.0.0.1:1883); where none runs the test is skipped, and fails under CI."""
     if not broker_up(*BROKER):
+        if os.environ.get("CI") == "true":
+            pytest.fail("no MQTT broker on 127.0.0.1:1883: scripts/ensure-services.sh starts mosquitto")
         pytest.skip("no MQTT broker reachable on 127.0.0.1:1883 (start mosquitto to run this test)")
     return BROKER

@@ -3,12 +3,10 @@ the USB camera: OpenCV opens both with the same VideoCapture)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import numpy as np
 import pytest
 
+from _wait import wait_for  # polled every 0.05 s here: each look reads the historian
 from axline.batch import Batch
 from axline.plant import PlantConfigError, parse_plant
 from axline.service import Service
@@ -41,14 +39,6 @@ cameras:
 """, "plant.yaml", base_dir=str(tmp_path))
 
 
-async def _wait(cond, timeout, what):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_a_rising_trigger_tag_grabs_one_frame(tmp_path):
     video = tmp_path / "line.avi"
     _video(video)
@@ -60,8 +50,8 @@ async def test_a_rising_trigger_tag_grabs_one_frame(tmp_path):
         for k, v in enumerate((0, 1, 1, 0, 1)):
             svc.ingest(Batch.from_readings([(TAG, T0 + k * 10**9, float(v))]))
             if k == 1:
-                await _wait(lambda: svc.images_received == 1, 120, "the first frame")
-        await _wait(lambda: svc.images_received == 2, 120, "two frames")
+                await wait_for(lambda: svc.images_received == 1, 120, "the first frame", poll_s=0.05)
+        await wait_for(lambda: svc.images_received == 2, 120, "two frames", poll_s=0.05)
     finally:
         await svc.stop()
     assert svc.images_received == 2  # stopped: no third frame can come
@@ -77,7 +67,7 @@ async def test_a_dead_camera_is_an_event_not_a_crash(tmp_path):
     await svc.start(web=False)
     try:
         svc.ingest(Batch.from_readings([(TAG, T0, 0.0), (TAG, T0 + 10**9, 1.0)]))
-        await _wait(lambda: svc.historian.events(kinds=["info"]), 120, "an event")
+        await wait_for(lambda: svc.historian.events(kinds=["info"]), 120, "an event", poll_s=0.05)
         ev = svc.historian.events(kinds=["info"])[0]
         assert ev.code == "camera.bad_image" and "cannot open OpenCV device" in ev.message
     finally:

@@ -15,6 +15,7 @@ import axline.historian.embedded as emb
 import axline.historian.files as hfiles
 from axline.batch import Batch
 from axline.historian.embedded import EmbeddedHistorian
+from axline.historian.replay import cut_points, lay_down, recorded_writes
 from axline.historian.verify import verify_dir
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -29,41 +30,21 @@ def _batch(k: int) -> Batch:
     return Batch(paths, idx, T0 + k * 10**9 + np.arange(n), np.full(n, float(k)) + np.arange(n) / 100)
 
 
-def _record_writes(monkeypatch) -> list[tuple[str, bytes]]:
-    writes: list[tuple[str, bytes]] = []
-    real = hfiles.write_all
-
-    def spy(fd: int, buf: memoryview) -> None:
-        writes.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), bytes(buf)))
-        real(fd, buf)
-
-    monkeypatch.setattr(hfiles, "write_all", spy)
-    return writes
-
-
-def test_any_prefix_of_writes_opens_cleanly_with_a_prefix_of_batches(tmp_path, monkeypatch):
-    writes = _record_writes(monkeypatch)
+def test_any_prefix_of_writes_opens_cleanly_with_a_prefix_of_batches(tmp_path):
     src = tmp_path / "src"
     nb = 18
-    with EmbeddedHistorian(str(src), fsync="interval", segment_bytes=4096, scrub_mb_s=None) as h:
+    with recorded_writes() as writes, \
+            EmbeddedHistorian(str(src), fsync="interval", segment_bytes=4096, scrub_mb_s=None) as h:
         h.compact_min_records = 10**9  # keep the write sequence plain appends
         ends = []
         for k in range(nb):
             h.append(_batch(k))
             ends.append(len(writes))  # batch k is acknowledged once its record write is done
-    monkeypatch.undo()
     assert len({f for f, _ in writes if f.startswith("seg-")}) >= 3  # the replay crosses segment rolls
-    cuts = [(k, frac) for k in range(len(writes) + 1) for frac in ((0.0, 0.5) if k < len(writes) else (0.0,))]
-    for k, frac in cuts:
+    for k, frac in cut_points(len(writes)):
         d = tmp_path / f"cut-{k}-{int(frac * 10)}"
         d.mkdir()
-        for name, data in writes[:k]:
-            with open(d / name, "ab") as f:
-                f.write(data)
-        if frac:
-            name, data = writes[k]
-            with open(d / name, "ab") as f:
-                f.write(data[: int(len(data) * frac)])
+        lay_down(d, writes, k, frac)
         with EmbeddedHistorian(str(d), fsync="none", segment_bytes=4096, scrub_mb_s=None) as h:
             assert h.damaged() == [], (k, frac)
             acked = sum(e <= k for e in ends)
@@ -97,16 +78,23 @@ def test_a_failed_segment_roll_is_retried_not_wedged(tmp_path, monkeypatch):
     assert (path / "seg-000002.dat").exists()
 
 
-def test_scrub_and_verify_find_a_flipped_byte_by_file_and_offset(tmp_path):
-    path = tmp_path / "h"
+def _store_with_a_flipped_bit(path: Path) -> tuple[Path, bytearray]:
+    """A store of 8 batches at ``path`` with one bit of its first record's payload flipped on disk; the
+    segment and the bytes it now holds."""
     with EmbeddedHistorian(str(path), fsync="none", segment_bytes=4096, scrub_mb_s=None) as h:
         h.compact_min_records = 10**9
         for k in range(8):
             h.append(_batch(k))
     seg = sorted(path.glob("seg-*.dat"))[0]
     data = bytearray(seg.read_bytes())
-    data[emb.HEADER_SIZE + 40] ^= 0x01  # one bit of the first record's payload
+    data[emb.HEADER_SIZE + 40] ^= 0x01
     seg.write_bytes(data)
+    return seg, data
+
+
+def test_scrub_and_verify_find_a_flipped_byte_by_file_and_offset(tmp_path):
+    path = tmp_path / "h"
+    seg, data = _store_with_a_flipped_bit(path)
     r = subprocess.run([sys.executable, "-m", "axline.cli", "historian", "verify", str(path), "--json"],
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=120)
     assert r.returncode == 1, r.stderr
@@ -132,14 +120,7 @@ def test_scrub_and_verify_find_a_flipped_byte_by_file_and_offset(tmp_path):
 
 def test_compaction_never_launders_damage(tmp_path):
     path = tmp_path / "h"
-    with EmbeddedHistorian(str(path), fsync="none", segment_bytes=4096, scrub_mb_s=None) as h:
-        h.compact_min_records = 10**9
-        for k in range(8):
-            h.append(_batch(k))
-    seg = sorted(path.glob("seg-*.dat"))[0]
-    data = bytearray(seg.read_bytes())
-    data[emb.HEADER_SIZE + 40] ^= 0x01
-    seg.write_bytes(data)
+    seg, data = _store_with_a_flipped_bit(path)
     with EmbeddedHistorian(str(path), fsync="none", segment_bytes=4096, scrub_mb_s=None) as h:
         h.compact_min_records = 1
         h._compact_segment(1)  # compaction verifies first: the damage is quarantined, not rewritten

@@ -18,7 +18,8 @@ STATIC = SRC / "app" / "static"
 PAGES = SRC / "app" / "pages"  # the operations pages' skeleton and parts, put together by the server
 # calls that take a catalog key: name -> position of the key argument
 KEYED_CALLS = {"text": 0, "both": 0, "pair": 0, "say": 0, "Message": 0, "Phrase": 0, "has": 0, "fail": 1,
-               "PlantConfigError": 2, "choice": 3, "OptionError": 1, "error": 1, "bad_request": 0}
+               "PlantConfigError": 2, "choice": 3, "OptionError": 1, "error": 1, "bad_request": 0,
+               "OptimizeError": 0}
 
 
 def test_both_languages_hold_the_same_keys():

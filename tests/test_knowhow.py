@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from axline.cli import main
@@ -202,3 +203,17 @@ def test_browser_test_fails_without_chromium_under_ci(tmp_path):
                         "tests/test_knowhow_browser.py"], cwd=root, env=env, capture_output=True, text=True,
                        timeout=300)
     assert p.returncode != 0 and "no Chromium installed" in p.stdout, p.stdout[-2000:]
+
+
+def test_case_errors_speak_korean_too(kh):
+    from axline import i18n
+
+    with pytest.raises(CaseError) as e:
+        kh.record({"symptom": "소음", "outcome": "maybe"}, "kim")
+    assert "fixed, not_fixed, escalated" in str(e.value)
+    assert "결과는" in i18n.text(e.value.key, "ko", **e.value.params)
+
+
+def test_a_text_without_concepts_is_encoded_once(kh):
+    emb = kh.index.encode_texts(["zzqx qwvb"])
+    assert emb.shape == (1, 1024) and np.allclose(emb[0, :512], emb[0, 512:])

@@ -201,3 +201,49 @@ def test_learnt_masker_options():
     assert loose.is_sensitive("T") and not loose.is_sensitive("Michael")
     ctx = learn_masker(texts * 3, context_min=3, min_len=99, near=False)
     assert "by" in ctx.left and ctx.is_sensitive("Zorblat", prev="by") and not ctx.is_sensitive("Zorblat")
+
+
+def test_a_setpoint_that_follows_a_signal_in_a_line_is_learnt_as_a_line():
+    rng = random.Random(3)
+    eps, sp = [], AIR_SP
+    cur = 3.0
+    for i in range(30):
+        flow = rng.uniform(40.0, 56.0)
+        want = round(3.0 + 0.1 * (flow - 48.0), 1)
+        moves = {sp: (cur, want)} if abs(want - cur) >= 0.3 else {TEMP_SP: (850.0, 855.0)}
+        state = {FLOW: flow, LOAD: rng.uniform(0, 100), sp: cur, TEMP_SP: 850.0}
+        eps.append(op.Episode(ASSET, T0 + i * 600 * NS, T0 + i * 600 * NS, moves, state))
+        cur = moves[sp][1] if sp in moves else cur
+    adv = op.Advisor(eps)
+    m = adv.models[sp]
+    assert m.mode == "linear" and m.features[0] == FLOW
+    # beyond the learnt flows the line still says which way (a vote of neighbours would stop at the edge)
+    hi = {a["tag"]: a for a in adv.advise({FLOW: 62.0, LOAD: 50.0, sp: 3.0, TEMP_SP: 850.0})}[sp]
+    lo = {a["tag"]: a for a in adv.advise({FLOW: 35.0, LOAD: 50.0, sp: 3.0, TEMP_SP: 850.0})}[sp]
+    assert hi["advice"] == "raise" and hi["suggested"] > 4.0
+    assert lo["advice"] == "lower" and lo["suggested"] < 2.0
+
+
+def test_operating_errors_speak_korean_too():
+    from axline import i18n
+
+    with pytest.raises(op.OperatingError) as e:
+        op.OperatingConfig.from_dict({"experts": ["kim"], "bogus": 1}, "ops.yaml")
+    assert "bogus" in str(e.value) and e.value.key == "knowhow.err.op_unknown_keys"
+    assert "알 수 없는 키" in i18n.text(e.value.key, "ko", **e.value.params)
+
+
+def test_the_shipped_masker_masks_names_standing_alone():
+    from axline.knowhow.mask import MASK_NAME, VocabularyMasker, default_masker, mask_text
+
+    m = default_masker()
+    assert len(m.sensitive) >= 10 and len(m.vocab) > 1000  # learnt from labelled maintenance text
+    word = sorted(m.sensitive)[0]
+    text, n = mask_text(f"AB123 {word.upper()} to replace hose, call 010-1234-5678")
+    assert word.upper() not in text and MASK_NAME in text and "5678" not in text and n == 2
+    assert mask_text("replace hydraulic hose on boom")[1] == 0
+    assert mask_text("베어링 6205-2RS 교체, 압력 0.5 MPa")[1] == 0
+    ini = VocabularyMasker({"fit", "box"}, min_len=99, near=False, initials=True)
+    assert ini.is_sensitive("R", next="Flintmore") and not ini.is_sensitive("J", next="box")
+    assert not ini.is_sensitive("a", next="Flintmore")
+    assert VocabularyMasker.from_json(m.to_json()).to_json() == m.to_json()

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from axline.optimize.advisor import advise, candidates, check_safe, step_sizes, trust_box
+from axline.optimize.advisor import TrustRegion, advise, candidates, check_safe, step_sizes, trust_box
 from axline.optimize.loop import OptimizeError, SimIO, UnitOptimizer
 from axline.optimize.spec import Constraint, SpecError, check_spec, furnace_spec
 from axline.optimize.surrogate import Observation, Surrogate
@@ -77,6 +77,37 @@ def test_candidates_and_proposals_never_leave_bounds_or_trust_region():
         adv = advise(spec, sur, x0, {"throughput": 300.0}, rng)
         if adv.x is not None:
             assert check_safe(spec, x0, np.array([adv.x[d.tag] for d in spec.decisions])) == []
+
+
+def test_trust_region_narrows_on_failures_widens_on_successes_and_never_past_the_step():
+    region = TrustRegion()
+    assert [region.update(False) for _ in range(3)][-1] == 0.5  # three trials in a row that did not pay
+    assert region.update(True) == 0.5 and region.update(True) == 1.0  # two improvements in a row
+    assert region.update(True) == 1.0 and region.update(True) == 1.0  # never wider than the full step
+    for _ in range(60):
+        region.update(False)
+    assert region.scale == region.min_scale > 0
+    spec = dataclasses.replace(_spec(), min_improvement=0.0)  # any gain counts in a narrow box
+    rng = np.random.default_rng(1)
+    x0 = np.array([850.0, 4.5, 100.0])
+    blo, bhi = trust_box(spec, x0, scale=0.25)
+    flo, fhi = trust_box(spec, x0)
+    assert np.allclose(bhi - blo, 0.25 * (fhi - flo))
+    xs = candidates(spec, x0, rng, n=200, scale=0.25)
+    assert (xs >= blo - 1e-9).all() and (xs <= bhi + 1e-9).all()
+    sur = Surrogate(spec)
+    for _k in range(8):
+        x = blo + (bhi - blo) * rng.random(3)
+        sur.add(Observation(dict(zip([d.tag for d in spec.decisions], x, strict=True)),
+                            {"gas_per_good_part": float(x @ [1e-3, 1e-2, 1e-3]), "hardness": 61.0, "co": 20.0,
+                             "throughput": 300.0}, "plant"))
+    adv = advise(spec, sur, x0, {"throughput": 300.0}, rng, scale=0.25)
+    assert adv.x is not None
+    x = np.array([adv.x[d.tag] for d in spec.decisions])
+    assert (x >= blo - 1e-9).all() and (x <= bhi + 1e-9).all()
+    for bad in (0.0, 1.5, math.nan):
+        with pytest.raises(ValueError, match="scale"):
+            trust_box(spec, x0, scale=bad)
 
 
 def test_today_far_outside_the_bounds_gives_no_proposal():

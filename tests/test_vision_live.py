@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import aiohttp
 import numpy as np
 import pytest
 
 from _auth import PASSWORD
+from _wait import wait_for  # polled every 0.05 s here: each look reads the historian
 from axline.connect.base import CONNECTED
 from axline.demo import demo_plant
 from axline.service import Service
@@ -34,14 +34,6 @@ def model(tmp_path_factory):
     return path
 
 
-async def _wait(cond, timeout, what):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_path, port, model):
     endpoint = f"opc.tcp://127.0.0.1:{port}/axline/sim"
     camera_dir = tmp_path / "data" / "camera"
@@ -57,9 +49,9 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
     svc = Service(plant, port=0)
     try:
         await svc.start()
-        await _wait(lambda: svc.connectors["sim"].state == CONNECTED, 120, "connection")
+        await wait_for(lambda: svc.connectors["sim"].state == CONNECTED, 120, "connection", poll_s=0.05)
         verdicts = lambda: svc.historian.events(kinds=["inspection", "defect"], limit=1000)  # noqa: E731
-        await _wait(lambda: len(verdicts()) >= 8, 120, "eight verdicts")
+        await wait_for(lambda: len(verdicts()) >= 8, 120, "eight verdicts", poll_s=0.05)
         evs = verdicts()
         decided = {e.data["path"].rsplit("-", 1)[1].split(".")[0]: e.data["verdict"] for e in evs}
 
@@ -67,7 +59,7 @@ async def test_verdicts_drive_the_diverter_and_feedback_updates_the_model(tmp_pa
             rows = [json.loads(x) for x in truth.read_text().splitlines() if x.strip()] if truth.exists() else []
             return {f"{r['part_id']:07d}": r["diverted"] for r in rows if r.get("type") == "part"}
 
-        await _wait(lambda: decided.keys() <= finished().keys(), 180, "the answered parts to leave the line")
+        await wait_for(lambda: decided.keys() <= finished().keys(), 180, "the answered parts to leave the line", poll_s=0.05)
         diverter = "changwon/plant1/line1/vision/camera1/diverter"
         ok = "changwon/plant1/line1/vision/camera1/result_ok"
         for e in evs:

@@ -227,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (ValueError, FileNotFoundError, PermissionError, ConnectionError) as e:
-        print(i18n.say("cli.failed", error=e), file=sys.stderr)
+        own = getattr(e, "key", None)  # an error from the catalog is told in the terminal's language
+        told = i18n.say(own, **getattr(e, "params", {})) if isinstance(own, str) and i18n.has(own) else e
+        print(i18n.say("cli.failed", error=told), file=sys.stderr)
         return 2
 
 

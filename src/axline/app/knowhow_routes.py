@@ -29,8 +29,16 @@ from typing import Any
 
 from aiohttp import web
 
+from axline import i18n
 from axline.app.audit import AuditError, audit
-from axline.app.http import bad_request, bad_request_from, json_response, parse_int_param
+from axline.app.http import (
+    BadRequest,
+    bad_request,
+    bad_request_from,
+    error_body,
+    json_response,
+    parse_int_param,
+)
 from axline.app.ops_common import find_event, json_body, off_loop, svc_of
 from axline.app.ops_pages import ops_page
 from axline.app.roles import User, require_role
@@ -75,6 +83,16 @@ def _live(request: web.Request) -> Any:
         raise bad_request("err.knowhow.not_open", 503)
     return live
 
+
+
+def _refused(exc: Exception, key: str, status: int = 400) -> BadRequest:
+    """The answer to a refused case operation: the exception's own catalog text (both languages travel as
+    its code and params) with the hint of ``key``; an exception without one is told through ``key``."""
+    own = getattr(exc, "key", None)
+    if not isinstance(own, str) or not i18n.has(own):
+        return bad_request(key, status, error=str(exc))
+    body, hint = error_body(own, **getattr(exc, "params", {})), error_body(key, error="")["hint"]
+    return BadRequest(body["error"], body["hint"] or hint, status, key=own, params=body["params"])
 
 async def _audit(request: web.Request, user: User, action: str, target: str, detail: dict[str, Any]) -> None:
     """Into the admin-only, hash-chained audit trail under the caller (never into the event log,
@@ -203,7 +221,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
     try:
         case = await off_loop(kh.record, fields, user.name)
     except CaseError as e:
-        raise bad_request("err.knowhow.bad_case", error=str(e)) from None
+        raise _refused(e, "err.knowhow.bad_case") from None
     await _audit(request, user, "create", case["id"], {"event_id": event_id})
     return json_response(await off_loop(_public, kh, case, user), status=201)
 
@@ -218,7 +236,7 @@ async def _edit(request: web.Request) -> web.StreamResponse:
     try:
         case = await off_loop(kh.edit, cid, fields, user.name)
     except CaseError as e:
-        raise bad_request("err.knowhow.bad_field", error=str(e)) from None
+        raise _refused(e, "err.knowhow.bad_field") from None
     await _audit(request, user, "edit", cid, {"version": case["version"]})
     return json_response(await off_loop(_public, kh, case, user))
 
@@ -242,9 +260,9 @@ async def _approve(request: web.Request) -> web.StreamResponse:
     except KeyError:
         raise bad_request("err.case_missing", 404, cid=cid) from None
     except PermissionError as e:
-        raise bad_request("err.knowhow.approve_refused", 403, error=str(e)) from None
+        raise _refused(e, "err.knowhow.approve_refused", 403) from None
     except CaseError as e:
-        raise bad_request("err.knowhow.approve_nothing", 409, error=str(e)) from None
+        raise _refused(e, "err.knowhow.approve_nothing", 409) from None
     await _audit(request, user, "approve", cid, {"version": case["version"]})
     return json_response(await off_loop(_public, kh, case, user))
 
@@ -285,7 +303,7 @@ async def _add_photo(request: web.Request) -> web.StreamResponse:
     except KeyError:
         raise bad_request("err.case_missing", 404, cid=cid) from None
     except CaseError as e:
-        raise bad_request("err.knowhow.photo_refused", error=str(e)) from None
+        raise _refused(e, "err.knowhow.photo_refused") from None
     await _audit(request, user, "photo", cid, {"photo": pid})
     return json_response({"id": pid, "case_id": cid}, status=201)
 
@@ -385,7 +403,7 @@ async def _author_of(kh: Any, request: web.Request) -> tuple[str, int]:
     try:
         return await off_loop(run)
     except CaseError as e:
-        raise bad_request("err.knowhow.bad_author", error=str(e)) from None
+        raise _refused(e, "err.knowhow.bad_author") from None
 
 
 async def _export(request: web.Request) -> web.StreamResponse:

@@ -124,7 +124,8 @@ def _unit(request: web.Request) -> UnitOptimizer:
 
 
 def _refused(e: OptimizeError) -> BadRequest:
-    return bad_request("err.optimize.refused", e.status, error=str(e))
+    """The refusal in the catalog's words (Korean or English, by the reader)."""
+    return bad_request(e.key, e.status, **e.params)
 
 
 def _refusals_answered(handler: Handler) -> Handler:

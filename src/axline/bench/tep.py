@@ -18,13 +18,15 @@ the pressure, which the cost wants at its bound, trips only at 3000 kPa.
 
 axline's advisor works as it does on a plant: it starts from today's operating point with small
 steps around it, proposes only inside the hard bounds and a trust region around the best feasible
-point so far (a change that did not pay is rolled back there), and needs each constraint to hold at
+point so far (a change that did not pay is rolled back there; the region is halved after three trials
+in a row that did not improve and doubled back after two improvements), and needs each constraint to hold at
 95 % confidence under its Gaussian-process surrogate (with a linear trend, so a rising transient is
 extrapolated as rising). The constraints include the run's extremes of every trip the plant has
 (reactor pressure, reactor, separator and stripper level high and low): each must stay within 85 %
 of the way from its Mode-1 value to the trip. A feasibility classifier learnt from the trials
 (nearest neighbour) refuses candidates near one that shut down or broke a limit, and an unsure
-proposal is taken as half a step. When no candidate is expected to improve, or the proposal moves no
+proposal (the cost's uncertainty against its expected gain, or a constraint that holds at 95 % but not
+at 3 standard deviations) is taken as half a step. When no candidate is expected to improve, or the proposal moves no
 setpoint by a tenth of its trust step, it tries the safe candidate not yet tried whose lower
 confidence bound on the cost is lowest. Optuna's TPE (default sampler, seeded) sees the same evaluations; an
 infeasible one scores 1.5 x the baseline cost.
@@ -65,6 +67,7 @@ TRIPS = {  # run extreme: (kind, trip, Mode-1 value, message start)
     "stripper_level_min": ("min", -27.4, 50.0, "Low Stripper Liquid"),
 }
 MIN_MOVE = 0.1  # a proposal that moves no decision by this share of its trust step is not worth an evaluation
+UNSURE_BETA = 3.0  # a proposal whose constraints do not all hold at this many standard deviations goes as a small step
 SAFE_FRACTION = 0.85  # the advisor keeps every extreme within this share of the way to its trip
 PUBLISHED = {
     "downs_vogel_base_case": (170.6, "Downs & Vogel (1993), base case operating cost, $/h"),
@@ -148,15 +151,17 @@ def _y(ev: dict) -> dict:
     return y
 
 
-def _pessimistic_excess(spec, sur, xs: np.ndarray) -> np.ndarray:
-    """Per candidate: the worst constraint's pessimistic excess over its limit, in its model's std units."""
+def _pessimistic_excess(spec, sur, xs: np.ndarray, beta: float | None = None) -> np.ndarray:
+    """Per candidate: the worst constraint's pessimistic excess over its limit (``beta`` standard
+    deviations towards it, the advisor's by default), in its model's std units."""
     from axline.optimize.advisor import BETA
 
+    beta = BETA if beta is None else beta
     worst = np.full(len(xs), -np.inf)
     for c in spec.constraints:
         mu, sd = sur.predict(c.metric, xs)
         sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1e9)
-        ex = (mu + BETA * sd - c.limit) if c.kind == "max" else (c.limit - mu + BETA * sd)
+        ex = (mu + beta * sd - c.limit) if c.kind == "max" else (c.limit - mu + beta * sd)
         worst = np.maximum(worst, np.where(np.isfinite(ex), ex / sd, np.inf))
     return worst
 
@@ -169,7 +174,7 @@ def _progress(method: str, seed: int, ev: dict) -> None:
 
 def run_axline(seed: int, base: dict, budget: int) -> list[dict]:
     """The advisor on one seed: start-up steps around the known point, then the surrogate's proposals."""
-    from axline.optimize.advisor import advise, candidates, feasible_by_classifier, step_sizes
+    from axline.optimize.advisor import TrustRegion, advise, candidates, feasible_by_classifier, step_sizes
     from axline.optimize.surrogate import Observation, Surrogate
 
     spec = _spec(base)
@@ -182,33 +187,35 @@ def run_axline(seed: int, base: dict, budget: int) -> list[dict]:
     trust = step_sizes(spec)
     small = spec.small_step * trust
     best_cost = base["cost"]
+    region = TrustRegion()
     trials = []
     for k in range(budget):
+        now = trust * region.scale
         seen = np.array([[o.x[t] for t in tags] for o in sur.observations])
         if k < len(DECISIONS):  # start-up: small steps around the known point, spread out (maximin)
             xs = np.clip(x_best + small * (2 * rng.random((256, len(tags))) - 1), lo, hi)
             d = np.sqrt((((xs[:, None, :] - seen[None]) / small) ** 2).sum(-1)).min(1)
             x, how = xs[int(np.argmax(d))], "start-up small step"
         else:
-            adv = advise(spec, sur, x_best, {}, rng)
+            adv = advise(spec, sur, x_best, {}, rng, scale=region.scale)
             x = None
             if adv.x is not None:
                 x, how = np.array([adv.x[t] for t in tags]), "advisor"
-                if adv.unsure:
+                if adv.unsure or _pessimistic_excess(spec, sur, x[None], beta=UNSURE_BETA)[0] > 0:
                     x, how = x_best + spec.small_step * (x - x_best), "advisor, small step (unsure)"
-                if (np.abs(x - x_best) < MIN_MOVE * trust).all():  # a move too small to teach anything
+                if (np.abs(x - x_best) < MIN_MOVE * now).all():  # a move too small to teach anything
                     x = None
             if x is None:  # nothing worth a move: the safe, new candidate that could improve most (lower bound)
-                xs = candidates(spec, x_best, rng)[1:]
+                xs = candidates(spec, x_best, rng, scale=region.scale)[1:]
                 excess = _pessimistic_excess(spec, sur, xs)
-                near = np.sqrt((((xs[:, None, :] - seen[None]) / trust) ** 2).sum(-1)).min(1) < MIN_MOVE
+                near = np.sqrt((((xs[:, None, :] - seen[None]) / now) ** 2).sum(-1)).min(1) < MIN_MOVE
                 ok = (excess <= 0) & feasible_by_classifier(spec, sur, xs) & ~near
                 if ok.any():
                     mu, sd = sur.predict("cost", xs)
                     pool = np.where(ok)[0]
                     x, how = xs[pool[int(np.argmin((mu - 2.0 * sd)[pool]))]], "safe candidate of lowest bound"
                 else:  # nothing is safe with confidence: the surest small step
-                    xs = np.clip(x_best + small * (2 * rng.random((256, len(tags))) - 1), lo, hi)
+                    xs = np.clip(x_best + small * region.scale * (2 * rng.random((256, len(tags))) - 1), lo, hi)
                     excess = np.where(feasible_by_classifier(spec, sur, xs), _pessimistic_excess(spec, sur, xs),
                                       np.inf)
                     x, how = xs[int(np.argmin(excess))], "surest small step"
@@ -219,8 +226,11 @@ def run_axline(seed: int, base: dict, budget: int) -> list[dict]:
         trials.append(ev)
         _progress("axline", seed, ev)
         sur.add(Observation(dict(zip(tags, x.tolist(), strict=True)), _y(ev), "plant", feasible=ev["feasible"]))
-        if ev["feasible"] and ev["cost"] < best_cost:
+        improved = bool(ev["feasible"] and ev["cost"] < best_cost)
+        if improved:
             best_cost, x_best = ev["cost"], x  # kept; otherwise rolled back to the best point
+        if k >= len(DECISIONS):  # the start-up steps are a design, not the trust region's doing
+            region.update(improved)
     return trials
 
 
@@ -276,7 +286,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=int, default=30, help="evaluations per seed and method (default 30)")
     p.add_argument("--methods", default=",".join(METHODS),
                    help="methods to run, of axline,optuna (default both; one is for development runs)")
-    p.add_argument("--workers", type=int, default=2, help="processes, one evaluation run each (default 2)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes, each running one method on one seed (default 0: one per method and seed, "
+                        "so that every run gets its share of a busy machine and the run waits for none)")
     p.add_argument("--json", default="benchmarks/tep.json", help="results (default benchmarks/tep.json)")
     p.add_argument("--table", default="benchmarks/tep.md", help="Markdown page (default benchmarks/tep.md)")
 
@@ -306,7 +318,8 @@ def run(args) -> int:
     result = bench_header("tep")
     t0 = time.perf_counter()
     jobs = [(m, s, args.budget) for s in seeds for m in methods]
-    with mp.get_context("spawn").Pool(max(1, min(args.workers, len(jobs)))) as pool:
+    workers = len(jobs) if args.workers <= 0 else min(args.workers, len(jobs))
+    with mp.get_context("spawn").Pool(workers) as pool:
         runs = pool.map(_job, jobs, chunksize=1)
     by = {m: [r for r in runs if r["method"] == m] for m in methods}
     result.update({"methods": methods, "budget": args.budget})

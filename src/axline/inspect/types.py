@@ -6,8 +6,11 @@ English), the image's defect is described by the backbone features of its most a
 defect against its surface), each L2-normalised, and kept as an example of that type. No backbone
 is retrained. A new reject is given the type of
 
-* the nearest type mean (cosine) while some type has fewer than ``LOGISTIC_FROM`` examples;
+* the nearest type mean (cosine) while some type has fewer than ``LOGISTIC_FROM`` descriptors;
 * a multinomial logistic regression on the standardised descriptors once every type has that many.
+
+Each labelled image is kept with the descriptors of its mirrored views (a defect's type does not
+depend on which way the part lies), so one image gives four descriptors.
 
 The confidence is the classifier's probability. "Unknown type" is answered at or below a threshold
 chosen on the labelled examples alone, by cross-validation: the highest confidence up to which the
@@ -27,7 +30,7 @@ from axline import i18n
 MAX_EXAMPLES_PER_TYPE = 50
 TEMPERATURE = 0.05  # softmax temperature on cosine similarities (nearest type mean)
 REGION_PATCHES = 4  # patches averaged into the region feature
-LOGISTIC_FROM = 3  # examples of every type before the logistic regression takes over
+LOGISTIC_FROM = 3  # descriptors of every type (views included) before the logistic regression takes over
 LOGISTIC_C = 1.0  # inverse L2 strength of the logistic regression
 CV_FOLDS = 5  # cross-validation folds for the "unknown type" threshold
 UNKNOWN = i18n.both("inspect.type.unknown")  # the label of a defect no known type fits
@@ -55,6 +58,17 @@ def region_feature(features: np.ndarray, scores: np.ndarray, patches: int = REGI
     top = x[np.argpartition(flat, flat.size - k)[flat.size - k:]].mean(axis=0).astype(np.float64)
     surface = x[flat <= np.median(flat)].mean(axis=0).astype(np.float64)
     return np.concatenate([_unit(top), _unit(top - surface)]).astype(np.float32)
+
+
+def flipped_views(inspector: Any, image: np.ndarray) -> list[np.ndarray]:
+    """Descriptors of ``image`` mirrored left-right, top-bottom and both (a defect's type does not
+    depend on which way the part lies): more examples from each labelled image."""
+    out = []
+    for view in (image[:, ::-1], image[::-1], image[::-1, ::-1]):
+        view = np.ascontiguousarray(view)
+        f = inspector.image_features(view)
+        out.append(region_feature(f, inspector.patch_scores(f, image_shape=view.shape)))
+    return out
 
 
 class _Fit:
@@ -89,26 +103,32 @@ class _Fit:
         return e / e.sum(axis=1, keepdims=True)
 
 
-def unknown_threshold(x: np.ndarray, y: np.ndarray, n_types: int, folds: int = CV_FOLDS) -> float:
+def unknown_threshold(x: np.ndarray, y: np.ndarray, n_types: int, folds: int = CV_FOLDS,
+                      groups: np.ndarray | None = None) -> float:
     """Confidence at or below which a prediction is "unknown type", from the labelled examples only:
     cross-validation (each example left out in one of up to ``folds`` folds, taken round-robin
     within each type) and the highest confidence up to which the left-out examples were right no
     more often than a guess among the types (0 when there is none, or while a type has a single
-    example and cannot be left out)."""
-    counts = np.bincount(y, minlength=n_types)
+    example and cannot be left out). ``groups``: rows that are views of one labelled image (left
+    out together, and only the first row of each is scored)."""
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    first = np.r_[True, groups[1:] != groups[:-1]]
+    gy = y[first]
+    counts = np.bincount(gy, minlength=n_types)
     if n_types < 2 or counts.min() < 2:
         return 0.0
-    fold = np.zeros(len(y), int)
+    gfold = np.zeros(len(gy), int)
     for c in range(n_types):
-        idx = np.flatnonzero(y == c)
-        fold[idx] = np.arange(len(idx)) % min(folds, int(counts.min()))
-    conf = np.zeros(len(y))
-    right = np.zeros(len(y))
-    for f in np.unique(fold):
+        idx = np.flatnonzero(gy == c)
+        gfold[idx] = np.arange(len(idx)) % min(folds, int(counts.min()))
+    fold = gfold[np.cumsum(first) - 1]
+    conf, right = [], []
+    for f in np.unique(gfold):
         out = fold == f
-        p = _Fit(x[~out], y[~out], n_types).proba(x[out])
-        conf[out] = p.max(axis=1)
-        right[out] = np.argmax(p, axis=1) == y[out]
+        p = _Fit(x[~out], y[~out], n_types).proba(x[out & first])
+        conf.extend(p.max(axis=1))
+        right.extend(np.argmax(p, axis=1) == y[out & first])
+    conf, right = np.asarray(conf), np.asarray(right, float)
     order = np.argsort(conf)
     acc_upto = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
     below = np.flatnonzero(acc_upto <= 1.0 / n_types)
@@ -144,8 +164,9 @@ class DefectTypes:
                 "max_per_type": self.max_per_type}
 
     def add(self, type_id: str, feature: np.ndarray, names: dict[str, str] | None = None,
-            source: str | None = None) -> None:
-        """Keep one labelled example of ``type_id`` (the oldest of that type goes past the bound)."""
+            source: str | None = None, views: list[np.ndarray] | None = None) -> None:
+        """Keep one labelled example of ``type_id`` (the oldest of that type goes past the bound);
+        ``views``: descriptors of the same image mirrored (see :func:`flipped_views`), taught with it."""
         if not TYPE_ID.match(type_id):
             raise ValueError(f"a defect type id is 1-40 lower-case letters, digits, '-' or '_', got {type_id!r}")
         if type_id not in self.names:
@@ -154,8 +175,10 @@ class DefectTypes:
             self.names[type_id] = {"en": str(names["en"])[:60], "ko": str(names["ko"])[:60]}
         elif names and names.get("en") and names.get("ko"):
             self.names[type_id] = {"en": str(names["en"])[:60], "ko": str(names["ko"])[:60]}
-        self.examples.append({"type": type_id, "feature": [round(float(v), 6) for v in feature],
-                              "source": source})
+        ex: dict[str, Any] = {"type": type_id, "feature": [round(float(v), 6) for v in feature], "source": source}
+        if views:
+            ex["views"] = [[round(float(v), 6) for v in f] for f in views if len(f) == len(feature)]
+        self.examples.append(ex)
         same = [i for i, e in enumerate(self.examples) if e["type"] == type_id]
         for i in reversed(same[: max(0, len(same) - self.max_per_type)]):
             del self.examples[i]
@@ -176,9 +199,12 @@ class DefectTypes:
             dim = len(self.examples[-1]["feature"])  # examples from an older descriptor are left out
             ex = [e for e in self.examples if e["type"] in ids and len(e["feature"]) == dim]
             ids = [t for t in ids if any(e["type"] == t for e in ex)]
-            x = np.asarray([e["feature"] for e in ex], np.float64)
-            y = np.asarray([ids.index(e["type"]) for e in ex])
-            thr = self.min_confidence if self.min_confidence is not None else unknown_threshold(x, y, len(ids))
+            rows = [(i, ids.index(e["type"]), f) for i, e in enumerate(ex) for f in [e["feature"], *e.get("views", [])]]
+            x = np.asarray([r[2] for r in rows], np.float64)
+            y = np.asarray([r[1] for r in rows])
+            groups = np.asarray([r[0] for r in rows])
+            thr = (self.min_confidence if self.min_confidence is not None
+                   else unknown_threshold(x, y, len(ids), groups=groups))
             self._fit = (ids, _Fit(x, y, len(ids)), thr)
         return self._fit
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
 from axline.knowhow.mask import mask_text
 from axline.knowhow.search import CaseIndex
 from axline.knowhow.signals import snapshot_from_event
@@ -118,14 +119,13 @@ class KnowHow:
             case = self.store.get(case_id)
             approver = self.store.pseudonym(user)
             if case["author"] == approver:
-                raise PermissionError("an author cannot approve their own case; ask another approver")
+                raise i18n.error(PermissionError, "knowhow.err.approve_own")
             if case["state"] == "approved":
-                raise CaseError(f"case {case_id} is approved already (version {case['version']})")
+                raise i18n.error(CaseError, "knowhow.err.approved_already", cid=case_id, version=case["version"])
             versions = self.store.versions(case_id)
             last = max((v["version"] for v in versions if v["state"] == "approved"), default=0)
             if any(v["editor"] == approver for v in versions if v["version"] > last):
-                raise PermissionError("you edited this case since its last approval and cannot approve your own "
-                                      "text; ask another approver")
+                raise i18n.error(PermissionError, "knowhow.err.approve_own_edit")
             case = self.store.set_state(case_id, "approved", approver)
             self.index.set_state(case_id, "approved")
         self.store.audit(approver, "case.approve", case_id, {"version": case["version"]})
@@ -244,7 +244,7 @@ class KnowHow:
         """Cases from old work orders: each row a dict of case fields. Rows with errors are
         reported by number and skipped; the good ones are stored."""
         if len(rows) > MAX_IMPORT_ROWS:
-            raise CaseError(f"{len(rows)} rows; at most {MAX_IMPORT_ROWS} per import (split the file)")
+            raise i18n.error(CaseError, "knowhow.err.import_rows", n=len(rows), max=MAX_IMPORT_ROWS)
         good: list[tuple[dict[str, Any], str, str | None]] = []
         errors: list[str] = []
         seen: set[str] = set()
@@ -297,9 +297,9 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise CaseError(f"{path} line {n}: not JSON ({e.msg}); each line must be one JSON object") from None
+                raise i18n.error(CaseError, "knowhow.err.import_not_json", path=path, n=n, error=e.msg) from None
             if not isinstance(obj, dict):
-                raise CaseError(f"{path} line {n}: each line must be a JSON object")
+                raise i18n.error(CaseError, "knowhow.err.import_not_object", path=path, n=n)
             rows.append(obj)
     return rows
 
@@ -311,7 +311,7 @@ def read_table(path: str) -> list[dict[str, Any]]:
         try:
             import openpyxl
         except ImportError:
-            raise CaseError("reading .xlsx needs openpyxl (pip install openpyxl); or save the sheet as CSV") from None
+            raise i18n.error(CaseError, "knowhow.err.xlsx_needs_openpyxl") from None
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
         it = wb.active.iter_rows(values_only=True)
         header = [str(h or "").strip() for h in next(it, [])]
@@ -325,7 +325,7 @@ def read_table(path: str) -> list[dict[str, Any]]:
             except UnicodeDecodeError:
                 continue
         else:
-            raise CaseError(f"{path}: neither UTF-8 nor CP949 text; save it as CSV UTF-8")
+            raise i18n.error(CaseError, "knowhow.err.csv_encoding", path=path)
         raw = list(csv.DictReader(io.StringIO(text)))
     if not raw:
         return []
@@ -337,8 +337,8 @@ def read_table(path: str) -> list[dict[str, Any]]:
                 mapping[col] = field
                 break
     if "symptom" not in mapping.values():
-        raise CaseError(f"{path}: no symptom column; name one of {', '.join(CSV_ALIASES['symptom'][:6])} "
-                        f"(columns found: {', '.join(raw[0])})")
+        raise i18n.error(CaseError, "knowhow.err.csv_no_symptom", path=path, names=", ".join(CSV_ALIASES["symptom"][:6]),
+                         found=", ".join(raw[0]))
     return [{mapping[c]: v for c, v in r.items() if c in mapping} for r in raw]
 
 
@@ -362,7 +362,7 @@ def plant_glossary(plant: Any) -> Glossary:
     with open(path, encoding="utf-8") as f:
         extra = yaml.safe_load(f) or {}
     if not isinstance(extra, dict):
-        raise CaseError(f"{path}: expected concept: {{en: [...], ko: [...]}} entries")
+        raise i18n.error(CaseError, "knowhow.err.glossary_format", path=path)
     return Glossary(extra)
 
 

@@ -3,8 +3,10 @@
 What is masked: phone numbers, e-mail addresses, Korean names followed by a title or an honorific
 (``김철수 반장``, ``박 기사님``), English names after a title (``Mr Smith``), and every name the plant
 knows (authors who gave their name, user accounts). :class:`VocabularyMasker` adds a second,
-learnt check for shop-floor text where names stand alone (``PIPECO``, ``FOX``): a word unknown to
-the vocabulary of the plant's own maintenance text is masked.
+learnt check for shop-floor text where names stand alone (``PIPECO``, ``FOX``, ``J
+Rinachi``): its sensitive words, vocabulary and options are learnt from labelled maintenance text.
+:func:`mask_text` uses the one shipped in the package (learnt from MaintNorm's training and validation
+splits by ``axline bench knowhow``; Korean words are left to the rules).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
+from typing import Any
 
 MASK_NAME = "[이름/name]"
 MASK_PHONE = "[전화/phone]"
@@ -32,32 +35,70 @@ _KO_NAME = re.compile(
 _EN_TITLED = re.compile(r"\b(Mr|Mrs|Ms|Miss|Dr|Mister)\.?\s+([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)")
 
 
-def mask_text(text: str, known_names: Iterable[str] = ()) -> tuple[str, int]:
+def personal_spans(text: str, known_names: Iterable[str] = (), masker: VocabularyMasker | None = None,
+                   ) -> list[tuple[int, int, str]]:
+    """Where personal data is in ``text``: sorted, non-overlapping (start, end, marker) spans. ``masker``:
+    the learnt check for names standing alone in shop-floor text (default: the one shipped with axline,
+    see :func:`default_masker`)."""
+    if not text:
+        return []
+    found: list[tuple[int, int, str]] = []
+    found += [(m.start(), m.end(), MASK_EMAIL) for m in _EMAIL.finditer(text)]
+    found += [(m.start(), m.end(), MASK_PHONE) for m in _PHONE.finditer(text)]
+    for name in sorted({x.strip() for x in known_names if x and len(x.strip()) >= 2}, key=len, reverse=True):
+        pat = re.compile(r"(?<![\w])" + re.escape(name) + r"(?![a-zA-Z])")
+        found += [(m.start(), m.end(), MASK_NAME) for m in pat.finditer(text)]
+    found += [(m.start(1), m.end(1), MASK_NAME) for m in _KO_NAME.finditer(text) if m.group(1) not in _TITLE_SET]
+    found += [(m.start(2), m.end(2), MASK_NAME) for m in _EN_TITLED.finditer(text)]
+    masker = default_masker() if masker is None else masker
+    toks = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
+    for i, (a, _, tok) in enumerate(toks):
+        if not tok.isascii():
+            continue
+        prev = toks[i - 1][2] if i else ""
+        nxt = toks[i + 1][2] if i + 1 < len(toks) else ""
+        if masker.is_sensitive(tok, prev, nxt):
+            core = tok.strip(_PUNCT)
+            if core:
+                a += tok.index(core)
+                found.append((a, a + len(core), MASK_NAME))
+    found.sort(key=lambda s: (s[0], -s[1]))
+    out: list[tuple[int, int, str]] = []
+    for s in found:  # the first (and longest) of overlapping spans wins
+        if out and s[0] < out[-1][1]:
+            continue
+        out.append(s)
+    return out
+
+
+def mask_text(text: str, known_names: Iterable[str] = (), masker: VocabularyMasker | None = None) -> tuple[str, int]:
     """``text`` with personal data replaced by markers, and how many were replaced."""
     if not text:
         return text or "", 0
-    n = 0
+    spans = personal_spans(text, known_names, masker)
+    parts, at = [], 0
+    for a, b, marker in spans:
+        parts += [text[at:a], marker]
+        at = b
+    parts.append(text[at:])
+    return "".join(parts), len(spans)
 
-    def sub(pattern: re.Pattern, repl, s: str) -> str:
-        nonlocal n
-        s, k = pattern.subn(repl, s)
-        n += k
-        return s
 
-    out = sub(_EMAIL, MASK_EMAIL, text)
-    out = sub(_PHONE, MASK_PHONE, out)
-    for name in sorted({x.strip() for x in known_names if x and len(x.strip()) >= 2}, key=len, reverse=True):
-        out = sub(re.compile(r"(?<![\w])" + re.escape(name) + r"(?![a-zA-Z])"), MASK_NAME, out)
-    def ko_name(m: re.Match) -> str:
-        nonlocal n
-        if m.group(1) in _TITLE_SET:
-            return m.group(0)
-        n += 1
-        return MASK_NAME
+_TOKEN = re.compile(r"\S+")
+_PUNCT = ".,;:()[]'\""
+MASKER_FILE = "knowhow_masker.json"
 
-    out = _KO_NAME.sub(ko_name, out)
-    out = sub(_EN_TITLED, lambda m: f"{m.group(1)} {MASK_NAME}", out)
-    return out, n
+
+@functools.lru_cache(maxsize=1)
+def default_masker() -> VocabularyMasker:
+    """The masker shipped in ``axline/data/knowhow_masker.json``: learnt from MaintNorm's training and
+    validation splits (MIT licence, NLP-TLP Group 2024) by ``axline bench knowhow`` with the options it
+    chose by cross-validation there (see benchmarks/knowhow.md). Read once."""
+    import json
+    from importlib.resources import files
+
+    raw = json.loads(files("axline.data").joinpath(MASKER_FILE).read_text(encoding="utf-8"))
+    return VocabularyMasker.from_json(raw)
 
 
 _SPLIT = re.compile(r"[&/+]")
@@ -91,11 +132,12 @@ class VocabularyMasker:
     Optional checks for words outside the vocabulary: a common first name (``names``); a word joined
     from parts (``A&B``, ``A/B``) with a sensitive or name part, or the start of a known sensitive word
     (``parts``); a word right after one of ``left`` or right before one of ``right`` (context words
-    learnt from labelled text). The options are chosen on held-out text."""
+    learnt from labelled text); a single letter before a sensitive word, a first name or a capitalised
+    word outside the vocabulary (an initial: ``J Rinachi``, ``initials``). The options are chosen on held-out text."""
 
     def __init__(self, vocabulary: Iterable[str], sensitive: Iterable[str] = (), min_len: int = 3,
                  near: bool = True, *, names: Iterable[str] = (), parts: bool = False,
-                 left: Iterable[str] = (), right: Iterable[str] = ()) -> None:
+                 left: Iterable[str] = (), right: Iterable[str] = (), initials: bool = False) -> None:
         self.sensitive = {w.lower() for w in sensitive}
         self.vocab = {w.lower() for w in vocabulary} - self.sensitive
         self.min_len = min_len
@@ -104,6 +146,7 @@ class VocabularyMasker:
         self.parts = parts
         self.left = frozenset(w.lower() for w in left)
         self.right = frozenset(w.lower() for w in right)
+        self.initials = initials
         self._sens_prefixes = {w[:k] for w in self.sensitive if w.isalpha() for k in range(4, len(w))}
         self._prefixes: set[str] = set()
         self._deletes: set[str] = set()
@@ -112,6 +155,26 @@ class VocabularyMasker:
                 if w.isalpha():
                     self._prefixes.update(w[:k] for k in range(3, len(w)))
                     self._deletes.update(_deletes(w))
+
+    def _initial_of(self, w: str) -> bool:
+        """Whether a single letter before ``w`` is an initial: ``w`` is a sensitive word, a first name, or a
+        capitalised word (``Rinachi``) outside the vocabulary."""
+        low = w.lower()
+        if len(w) < 2 or not w.isalpha() or not w.isascii():
+            return False
+        return low in self.sensitive or low in self.names or (w[0].isupper() and w[1:].islower() and low not in self.vocab)
+
+    def to_json(self) -> dict[str, Any]:
+        """What the masker learnt, as JSON (first names inside the vocabulary are left out: never used)."""
+        return {"sensitive": sorted(self.sensitive), "vocabulary": sorted(self.vocab), "min_len": self.min_len,
+                "near": self.near, "names": sorted(self.names - self.vocab), "parts": self.parts,
+                "left": sorted(self.left), "right": sorted(self.right), "initials": self.initials}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> VocabularyMasker:
+        """The masker :meth:`to_json` wrote."""
+        return cls(raw["vocabulary"], raw["sensitive"], min_len=raw["min_len"], near=raw["near"], names=raw["names"],
+                   parts=raw["parts"], left=raw["left"], right=raw["right"], initials=raw["initials"])
 
     def _close_to_known(self, w: str) -> bool:
         if w in self._prefixes:
@@ -122,6 +185,9 @@ class VocabularyMasker:
         """Whether ``token`` (between ``prev`` and ``next`` in its text) is to be masked."""
         low = _clean(token)
         if low in self.sensitive:
+            return True
+        if self.initials and len(low) == 1 and low.isalpha() and low.isascii() and low not in "aix" \
+                and self._initial_of(next.strip(_PUNCT)):
             return True
         if not low or low in self.vocab or any(c.isdigit() for c in low):
             return False

@@ -7,15 +7,18 @@ made on one asset within ``group_s`` of each other. For each episode the histori
 state before it (the mean of each context signal over ``before_s``; a counter's rate per hour) and
 its outcome (the mean over ``after_s`` once ``settle_s`` has passed, minus the state before).
 
-Advice for the current state comes from the episodes whose state was most alike: per setpoint, a
-distance-weighted vote of the *k* nearest episodes, either on the value the expert set (``target``)
-or on the size of the change (``delta``). An episode in which a setpoint was left alone while
-another one was moved says "hold" for it. Which signals count in the distance, *k*, the mode and the
-dead band below which the advice is "hold" are chosen per setpoint by leave-one-out over the learnt
-episodes only. Each piece of advice carries its evidence: the episodes it came from, their moves and
+Advice for the current state comes per setpoint from one of three models: a distance-weighted vote
+of the *k* nearest episodes (those whose state was most alike), either on the value the expert set
+(``target``) or on the size of the change (``delta``); or a ridge regression of the value set on the
+state (``linear``: a rule like "O2 setpoint follows the gas flow" is a line, which a vote of
+neighbours only approximates by steps; a piecewise rule suits the vote better). An episode in
+which a setpoint was left alone while another one was moved says "hold" for it. Which signals
+count, *k*, the model and the dead band below which the advice is "hold" are chosen per setpoint by
+leave-one-out over the learnt episodes only. Each piece of advice carries its evidence: the episodes it came from, their moves and
 their outcomes. No person is named in the advice (the trail keeps who did what for admins).
 
-Everything here is blocking (historian queries, file reads): the web routes call it in a worker thread.
+Everything here is blocking (historian queries, file reads): the web routes call it in a worker thread
+(:class:`axline.knowhow.operating_live.OperatingKnowHow`).
 """
 
 from __future__ import annotations
@@ -31,13 +34,17 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
+
 CONFIG_FILE = os.path.join("knowhow", "operating.yaml")
 CONTEXT_KINDS = ("analog", "counter")  # tag kinds that describe the process state (not state/bool codes)
 MAX_EPISODES = 5000  # newest episodes kept per learner (bounded)
 EVIDENCE = 3
-K_CHOICES = (1, 3, 5, 7)
+K_CHOICES = (1, 3, 5, 7, 10)
 BAND_CHOICES = (0.1, 0.25, 0.5)  # dead band, as a fraction of the median move size of the setpoint
 MAX_FEATURES = 4
+RIDGE = 0.1  # "linear" mode: ridge penalty on the standardised weights
+LINEAR_NEIGHBOURS = 5  # "linear" mode: the nearest episodes shown as evidence and counted for agreement
 
 
 class OperatingError(ValueError):
@@ -59,21 +66,21 @@ class OperatingConfig:
     def from_dict(cls, raw: dict[str, Any], where: str = "operating know-how") -> OperatingConfig:
         """From the YAML mapping ``{experts: [...], roles: [...], before_s, settle_s, after_s, group_s}``."""
         if not isinstance(raw, dict):
-            raise OperatingError(f"{where}: expected a mapping with experts and/or roles")
+            raise i18n.error(OperatingError, "knowhow.err.op_not_mapping", where=where)
         unknown = set(raw) - {"experts", "roles", "before_s", "settle_s", "after_s", "group_s"}
         if unknown:
-            raise OperatingError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+            raise i18n.error(OperatingError, "knowhow.err.op_unknown_keys", where=where, keys=", ".join(sorted(map(str, unknown))))
         kw: dict[str, Any] = {}
         for key in ("experts", "roles"):
             v = raw.get(key) or []
             if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-                raise OperatingError(f"{where}: {key} must be a list of names")
+                raise i18n.error(OperatingError, "knowhow.err.op_names", where=where, key=key)
             kw[key] = frozenset(v)
         for key in ("before_s", "settle_s", "after_s", "group_s"):
             if key in raw:
                 v = raw[key]
                 if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 86400:
-                    raise OperatingError(f"{where}: {key} must be seconds in 0..86400")
+                    raise i18n.error(OperatingError, "knowhow.err.op_seconds", where=where, key=key)
                 kw[key] = float(v)
         return cls(**kw)
 
@@ -115,9 +122,9 @@ def read_audit(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
             try:
                 e = json.loads(line)
             except ValueError as err:
-                raise OperatingError(f"{path}:{n}: not a JSON line ({err})") from None
+                raise i18n.error(OperatingError, "knowhow.err.op_audit_json", path=path, n=n, error=err) from None
             if not isinstance(e, dict):
-                raise OperatingError(f"{path}:{n}: not a JSON object")
+                raise i18n.error(OperatingError, "knowhow.err.op_audit_object", path=path, n=n)
             yield e
 
 
@@ -314,9 +321,10 @@ def plant_context(plant_json: dict[str, Any]) -> tuple[dict[str, dict[str, str]]
 class _Model:
     features: list[str]
     k: int
-    mode: str  # "target" | "delta"
+    mode: str  # "target" | "delta" | "linear"
     band: float  # dead band in setpoint units
     loo: dict[str, Any]
+    coef: np.ndarray | None = None  # "linear": intercept, then one weight per feature (standardised)
 
 
 class Advisor:
@@ -324,7 +332,7 @@ class Advisor:
 
     def __init__(self, episodes: list[Episode]) -> None:
         if not episodes:
-            raise OperatingError("no episodes to learn from")
+            raise i18n.error(OperatingError, "knowhow.err.op_no_episodes")
         self.asset = episodes[0].asset
         self.episodes = [e for e in episodes if e.asset == self.asset]
         self.setpoints = sorted({t for e in self.episodes for t in e.moves})
@@ -382,32 +390,35 @@ class Advisor:
                 D = np.sqrt(((Z[:, None, :] - Z[None, :, :]) ** 2).sum(-1))
                 np.fill_diagonal(D, np.inf)
                 order = np.argsort(D, axis=1, kind="stable")
+                preds = []
                 for k in K_CHOICES:
                     if k >= len(idx):
                         continue
                     nb = order[:, :k]
                     w = 1.0 / (np.take_along_axis(D, nb, 1) + 0.05)
-                    for mode in ("target", "delta"):
-                        if mode == "target":
-                            pred = (w * new[nb]).sum(1) / w.sum(1) - cur
-                        else:
-                            pred = (w * (new - cur)[nb]).sum(1) / w.sum(1)
-                        for frac in BAND_CHOICES:
-                            band = frac * step
-                            got = np.where(np.abs(pred) < band, 0.0, np.sign(pred))
-                            acc_m = float(np.mean(got[moved] == truth[moved]))
-                            acc_h = float(np.mean(got[~moved] == 0)) if (~moved).any() else acc_m
-                            err = float(np.mean(np.abs(pred - (new - cur)))) / max(step, 1e-9)
-                            score = (round(0.5 * (acc_m + acc_h), 6), round(acc_m, 6), -round(err, 4), -len(feats), -k)
-                            if round_best is None or score > round_best[0]:
-                                round_best = (score, _Model(feats, k, mode, band, {
-                                    "moves": int(moved.sum()), "holds": int((~moved).sum()),
-                                    "direction_agreement": round(acc_m, 3), "hold_agreement": round(acc_h, 3),
-                                    "mean_error_in_steps": round(err, 3)}))
+                    preds.append((k, "target", (w * new[nb]).sum(1) / w.sum(1) - cur))
+                    preds.append((k, "delta", (w * (new - cur)[nb]).sum(1) / w.sum(1)))
+                if len(idx) > len(feats) + 2:
+                    preds.append((0, "linear", _loo_linear(Z, new) - cur))
+                for k, mode, pred in preds:
+                    for frac in BAND_CHOICES:
+                        band = frac * step
+                        got = np.where(np.abs(pred) < band, 0.0, np.sign(pred))
+                        acc_m = float(np.mean(got[moved] == truth[moved]))
+                        acc_h = float(np.mean(got[~moved] == 0)) if (~moved).any() else acc_m
+                        err = float(np.mean(np.abs(pred - (new - cur)))) / max(step, 1e-9)
+                        score = (round(0.5 * (acc_m + acc_h), 6), round(acc_m, 6), -round(err, 4), -len(feats), -k)
+                        if round_best is None or score > round_best[0]:
+                            round_best = (score, _Model(feats, k, mode, band, {
+                                "moves": int(moved.sum()), "holds": int((~moved).sum()),
+                                "direction_agreement": round(acc_m, 3), "hold_agreement": round(acc_h, 3),
+                                "mean_error_in_steps": round(err, 3)}))
             if round_best is None or (best is not None and round_best[0][:3] <= best[:3]):
                 break
             best, best_model = round_best[0], round_best[1]
             chosen = list(best_model.features)
+        if best_model is not None and best_model.mode == "linear":
+            best_model.coef = _fit_linear(self.Z[idx][:, [cols[n] for n in best_model.features]], new)
         return best_model
 
     def advise(self, state: dict[str, float], top: int = EVIDENCE) -> list[dict[str, Any]]:
@@ -424,9 +435,11 @@ class Advisor:
             zq = (q - self.mean[cols]) / self.sd[cols]
             zq = np.where(np.isfinite(zq), zq, 0.0)
             d = np.sqrt(((self.Z[idx][:, cols] - zq) ** 2).sum(1))
-            nb = np.argsort(d, kind="stable")[:m.k]
+            nb = np.argsort(d, kind="stable")[:m.k or LINEAR_NEIGHBOURS]
             w = 1.0 / (d[nb] + 0.05)
-            if m.mode == "target":
+            if m.mode == "linear" and m.coef is not None:
+                delta = float(m.coef[0] + zq @ m.coef[1:]) - cur
+            elif m.mode == "target":
                 delta = float((w * new_e[nb]).sum() / w.sum()) - cur
             else:
                 delta = float((w * (new_e - cur_e)[nb]).sum() / w.sum())
@@ -456,6 +469,27 @@ class Advisor:
                               for sp, m in self.models.items()}}
 
 
+def _design(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X = np.concatenate([np.ones((len(Z), 1)), Z], axis=1)
+    pen = np.eye(X.shape[1]) * RIDGE
+    pen[0, 0] = 0.0  # the intercept is not penalised
+    return X, pen
+
+
+def _fit_linear(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Ridge regression of ``y`` on the standardised features ``Z``: intercept, then weights."""
+    X, pen = _design(Z)
+    return np.linalg.solve(X.T @ X + pen, X.T @ y)
+
+
+def _loo_linear(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Leave-one-out predictions of the ridge regression (each row predicted by a fit without it)."""
+    X, pen = _design(Z)
+    H = X @ np.linalg.solve(X.T @ X + pen, X.T)
+    h = np.clip(np.diag(H), None, 1 - 1e-9)
+    return y - (y - H @ y) / (1 - h)
+
+
 def learn(entries: Iterable[dict[str, Any]], historian: Any, context: dict[str, dict[str, str]],
           setpoints: dict[str, list[str]], cfg: OperatingConfig,
           until_ns: int | None = None) -> tuple[dict[str, Advisor], dict[str, Any]]:
@@ -481,105 +515,9 @@ def current_state(historian: Any, asset: str, context: dict[str, dict[str, str]]
     return state
 
 
-class OperatingKnowHow:
-    """Operating advice for the running plant. ``entries()`` gives the audit trail's entries,
-    ``version()`` something that changes when the trail grows (its size), ``historian()`` the historian
-    and ``now_ns()`` the plant's clock. The advisors are relearnt when the trail has grown, at most once
-    per ``refresh_s``. Blocking: call it from a worker thread."""
+def __getattr__(name: str) -> Any:
+    if name == "OperatingKnowHow":  # the running plant's side lives in its own module
+        from axline.knowhow.operating_live import OperatingKnowHow
 
-    def __init__(self, cfg: OperatingConfig | Any, plant_json: dict[str, Any], entries: Any, historian: Any,
-                 now_ns: Any, version: Any = None, refresh_s: float = 300.0) -> None:
-        import threading
-
-        # the configuration, or a callable that reads it (first used in a worker thread, never on the loop)
-        self._cfg_source = cfg
-        self._cfg: OperatingConfig | None = cfg if isinstance(cfg, OperatingConfig) else None
-        self.context, self.setpoints = plant_context(plant_json)
-        self.names = {t["path"]: t.get("name") or {"en": t.get("signal"), "ko": t.get("signal")}
-                      for ln in plant_json.get("lines") or [] for a in ln.get("assets") or []
-                      for t in a.get("tags") or []}
-        self.asset_names = {a["path"]: a.get("name") or {"en": a.get("id"), "ko": a.get("id")}
-                            for ln in plant_json.get("lines") or [] for a in ln.get("assets") or []}
-        self.units = {t["path"]: t.get("unit", "") for ln in plant_json.get("lines") or []
-                      for a in ln.get("assets") or [] for t in a.get("tags") or []}
-        self._entries, self._historian, self._now, self._version = entries, historian, now_ns, version
-        self.refresh_s = refresh_s
-        self._lock = threading.Lock()
-        self._learnt: tuple[Any, float, dict[str, Advisor], dict[str, Any]] | None = None
-        self.errors = 0
-        self.last_error: str | None = None
-        self.relearnt = 0
-
-    @classmethod
-    def for_service(cls, svc: Any) -> OperatingKnowHow:
-        """Wired to a running service: its plant, audit trail, historian and clock."""
-        def audit_log() -> Any:
-            if not hasattr(svc.security, "audit"):
-                svc._open_security()
-            return svc.security.audit
-
-        return cls(lambda: config_for_plant(svc.plant), svc.plant.to_json(),
-                   entries=lambda: audit_log().iter_entries(), historian=lambda: svc.historian, now_ns=svc.now_ns,
-                   version=lambda: audit_log().size())
-
-    @property
-    def cfg(self) -> OperatingConfig:
-        """The configuration (read on first use; a file that cannot be read is counted and raised)."""
-        if self._cfg is None:
-            try:
-                self._cfg = self._cfg_source()
-            except Exception as e:
-                self.errors += 1
-                self.last_error = f"{CONFIG_FILE}: {e}"
-                raise
-        return self._cfg
-
-    def status(self) -> dict[str, Any]:
-        """Configured or not, how many episodes were learnt, failures (for health)."""
-        learnt = self._learnt
-        return {"configured": self._cfg.configured if self._cfg is not None else None, "episodes": learnt[3].get("episodes") if learnt else None,
-                "relearnt": self.relearnt, "errors": self.errors, "last_error": self.last_error}
-
-    def _advisors(self) -> tuple[dict[str, Advisor], dict[str, Any]]:
-        import time
-
-        with self._lock:
-            version = self._version() if self._version is not None else None
-            now = time.monotonic()
-            if self._learnt is not None:
-                v, at, adv, info = self._learnt
-                if v == version or now - at < self.refresh_s:
-                    return adv, info
-            try:
-                adv, info = learn(self._entries(), self._historian(), self.context, self.setpoints, self.cfg)
-            except Exception as e:
-                self.errors += 1
-                self.last_error = f"{type(e).__name__}: {e}"
-                raise
-            self.last_error = None
-            self.relearnt += 1
-            self._learnt = (version, now, adv, info)
-            return adv, info
-
-    def advice(self, asset: str | None = None) -> dict[str, Any]:
-        """Advice for each asset (or one) in its current state, with evidence; the setpoints and signals
-        named in both languages."""
-        if not self.cfg.configured:
-            return {"configured": False, "assets": []}
-        advisors, info = self._advisors()
-        now = int(self._now())
-        out = []
-        for a, adv in sorted(advisors.items()):
-            if asset is not None and a != asset:
-                continue
-            state = current_state(self._historian(), a, self.context, self.setpoints, self.cfg, now)
-            items = adv.advise(state)
-            for it in items:
-                it["name"] = self.names.get(it["tag"])
-                it["unit"] = self.units.get(it["tag"], "")
-            out.append({"asset": a, "name": self.asset_names.get(a), "episodes": len(adv.episodes),
-                        "advice": items,
-                        "signals": {_short(t): self.names.get(t) for t in self.context.get(a, {})}
-                        | {_short(t): self.names.get(t) for t in self.setpoints.get(a, [])}})
-        return {"configured": True, "at": now, "assets": out, "learnt": {"moves": info["moves"],
-                                                                          "episodes": info["episodes"]}}
+        return OperatingKnowHow
+    raise AttributeError(name)

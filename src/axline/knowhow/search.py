@@ -45,6 +45,25 @@ DEFAULT_WEIGHTS: dict[str, float] = {"semantic": 0.5, "bilingual": 1.0, "words":
 DEFAULT_CONFIDENCE = (6.15, -7.38)
 _TEXT_PARTS = ("semantic", "bilingual", "words", "concepts")
 MAX_TOP = 50
+_MAX_ASSET_MASKS = 64
+_blas = threading.local()
+
+
+def _one_blas_thread():
+    """A context in which NumPy's BLAS uses one thread (``threadpoolctl``; a no-op context without it)."""
+    ctl = getattr(_blas, "ctl", None)
+    if ctl is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            ctl = _blas.ctl = ThreadpoolController()
+        except ImportError:
+            ctl = _blas.ctl = False
+    if ctl is False:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return ctl.limit(limits=1, user_api="blas")
 _HANGUL_WORD = re.compile(r"[\uac00-\ud7a3]+")
 
 
@@ -164,11 +183,23 @@ class CaseIndex:
                           " ".join(self.glossary.label(c, "ko") for c in cs)))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        """(n, 1024): each text's embedding, then its concept-extended text's."""
+        """(n, 1024): each text's embedding, then its concept-extended text's (a text that mentions no
+        concept is its own extension: encoded once)."""
         if not texts:
             return np.zeros((0, EMB_LEN), dtype=np.float32)
-        both = self.embedder.encode(list(texts) + [self.extended(t) for t in texts])
-        return np.concatenate([both[: len(texts)], both[len(texts):]], axis=1)
+        ext = [self.extended(t) for t in texts]
+        todo = list(texts) + [e for t, e in zip(texts, ext, strict=True) if e != t]
+        enc = self.embedder.encode(todo)
+        out = np.empty((len(texts), EMB_LEN), dtype=np.float32)
+        out[:, :DIM] = enc[: len(texts)]
+        j = len(texts)
+        for i, (t, e) in enumerate(zip(texts, ext, strict=True)):
+            if e != t:
+                out[i, DIM:] = enc[j]
+                j += 1
+            else:
+                out[i, DIM:] = enc[i]
+        return out
 
     def encode_case(self, case: dict[str, Any]) -> np.ndarray:
         """The embedding of a case's text."""
@@ -247,8 +278,10 @@ class CaseIndex:
         if text.strip():
             if q_emb is None:
                 q_emb = self.encode_texts([text])[0]
-            comp["semantic"] = np.clip(self.emb[:, :DIM] @ q_emb[:DIM], 0.0, 1.0) if n else np.zeros(0)
-            comp["bilingual"] = np.clip(self.emb[:, DIM:] @ q_emb[DIM:], 0.0, 1.0) if n else np.zeros(0)
+            q_emb = np.asarray(q_emb, dtype=np.float32)
+            with _one_blas_thread():  # on a busy 2-core PC, BLAS threads only fight each other
+                comp["semantic"] = np.clip(self.emb[:, :DIM] @ q_emb[:DIM], 0.0, 1.0) if n else np.zeros(0)
+                comp["bilingual"] = np.clip(self.emb[:, DIM:] @ q_emb[DIM:], 0.0, 1.0) if n else np.zeros(0)
             for name, bm, terms in (
                 ("words", self.bm25_w, self.analyse(text)),
                 ("concepts", self.bm25_c, self.glossary.concepts(text)),
@@ -273,15 +306,29 @@ class CaseIndex:
                 if d is not None and d.snapshot:
                     sig[i] = similarity(snapshot, d.snapshot)[0]
         comp["signals"] = sig
-        comp["asset"] = np.array([1.0 if (asset and d is not None and same_asset(asset, d.asset)) else 0.0
-                                  for d in self.docs]) if asset else np.zeros(n)
+        comp["asset"] = self._asset_mask(asset) if asset else np.zeros(n)
         fb = np.zeros(n)
-        for cid, (h, u) in self.feedback.items():
+        for cid, (h, u) in self.feedback.items():  # only the cases that got votes
             i = self.pos.get(cid)
             if i is not None:
                 fb[i] = (h - u) / (h + u + 2)
         comp["feedback"] = fb
         return comp
+
+    def _asset_mask(self, asset: str) -> np.ndarray:
+        """1.0 for the slots about ``asset`` (computed per distinct asset path, kept until the index
+        changes; at most ``_MAX_ASSET_MASKS`` kept)."""
+        key = ("asset", asset)
+        m = self._masks.get(key)
+        if m is None or len(m) != len(self.docs):
+            paths = {d.asset for d in self.docs if d is not None}
+            hit = {p for p in paths if same_asset(asset, p)}
+            m = np.array([1.0 if d is not None and d.asset in hit else 0.0 for d in self.docs])
+            if sum(1 for k in self._masks if k and k[0] == "asset") >= _MAX_ASSET_MASKS:
+                for k in [k for k in self._masks if k and k[0] == "asset"]:
+                    del self._masks[k]
+            self._masks[key] = m
+        return m
 
     def fuse(self, comp: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> np.ndarray:
         """The weighted sum of the score components ``comp``."""

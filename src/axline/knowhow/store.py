@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from axline import i18n
+
 STATES = ("draft", "approved", "retired")
 OUTCOMES = ("fixed", "not_fixed", "escalated", "")
 MAX_GAPS = 1000
@@ -136,13 +138,13 @@ class CaseStore:
 
     def __init__(self, location: str) -> None:
         if not isinstance(location, str) or not location:
-            raise CaseError("the case store needs a folder or a postgresql:// URL")
+            raise i18n.error(CaseError, "knowhow.err.store_location")
         self.location = location
         if location.startswith(("postgresql://", "postgres://")):
             self.db = _Db(location)
         else:
             if os.path.exists(location) and not os.path.isdir(location):
-                raise CaseError(f"case store {location} is a file; give a folder (knowhow.db is made in it)")
+                raise i18n.error(CaseError, "knowhow.err.store_is_file", location=location)
             self.db = _Db(os.path.join(location, "knowhow.db"))
         rows = self.db.execute("SELECT value FROM kh_meta WHERE key = 'secret'")
         if rows:
@@ -161,7 +163,7 @@ class CaseStore:
     def pseudonym(self, real_name: str) -> str:
         """The stable pseudonym of a user name (a keyed hash: the name itself is not stored)."""
         if not isinstance(real_name, str) or not real_name.strip():
-            raise CaseError("an author needs a user name")
+            raise i18n.error(CaseError, "knowhow.err.author_no_name")
         digest = hmac.new(self._secret, real_name.strip().encode("utf-8"), hashlib.sha256).hexdigest()
         pseudo = f"W-{digest[:8]}"
         self.db.execute(
@@ -210,26 +212,26 @@ class CaseStore:
             if v is None:
                 v = ""
             if not isinstance(v, str):
-                raise CaseError(f"{k} must be text, got {type(v).__name__}")
+                raise i18n.error(CaseError, "knowhow.err.field_not_text", field=k, got=type(v).__name__)
             if len(v) > MAX_TEXT:
-                raise CaseError(f"{k} is {len(v)} characters long; at most {MAX_TEXT} (shorten it or attach a photo)")
+                raise i18n.error(CaseError, "knowhow.err.field_too_long", field=k, n=len(v), max=MAX_TEXT)
             out[k] = v.strip()
         if not out["symptom"] and not out["title"]:
-            raise CaseError("a case needs at least a symptom (what was seen) or a title")
+            raise i18n.error(CaseError, "knowhow.err.no_symptom")
         outcome = fields.get("outcome") or ""
         if outcome not in OUTCOMES:
-            raise CaseError(f"outcome must be one of fixed, not_fixed, escalated, got {outcome!r}")
+            raise i18n.error(CaseError, "knowhow.err.bad_outcome", got=repr(outcome))
         out["outcome"] = outcome
         asset = fields.get("asset") or ""
         if not isinstance(asset, str) or len(asset) > 512:
-            raise CaseError("asset must be an asset path such as site/area/line/cell/asset")
+            raise i18n.error(CaseError, "knowhow.err.bad_asset")
         out["asset"] = asset.strip().strip("/")
         for k in ("tags", "parts", "links"):
             v = fields.get(k) or []
             if isinstance(v, str):
                 v = [p.strip() for p in v.split(",") if p.strip()]
             if not isinstance(v, list) or not all(isinstance(p, str) for p in v) or len(v) > 100:
-                raise CaseError(f"{k} must be a list of at most 100 texts (or one comma-separated text)")
+                raise i18n.error(CaseError, "knowhow.err.bad_list", field=k)
             out[k] = v
         rm = fields.get("repair_min")
         if rm in (None, ""):
@@ -238,22 +240,22 @@ class CaseStore:
             try:
                 out["repair_min"] = float(rm)
             except (TypeError, ValueError):
-                raise CaseError(f"repair_min must be minutes as a number, got {rm!r}") from None
+                raise i18n.error(CaseError, "knowhow.err.repair_not_number", got=repr(rm)) from None
             if not 0 <= out["repair_min"] <= 100_000:
-                raise CaseError(f"repair_min must be between 0 and 100000 minutes, got {rm!r}")
+                raise i18n.error(CaseError, "knowhow.err.repair_range", got=repr(rm))
         lang = fields.get("language") or ""
         if lang not in ("", "ko", "en"):
-            raise CaseError(f"language must be ko or en (or absent to detect it), got {lang!r}")
+            raise i18n.error(CaseError, "knowhow.err.bad_language", got=repr(lang))
         out["language"] = lang
         snap = fields.get("snapshot") or {}
         if not isinstance(snap, dict):
-            raise CaseError("snapshot must be an object")
+            raise i18n.error(CaseError, "knowhow.err.snapshot_not_object")
         if len(json.dumps(snap)) > 2_000_000:
-            raise CaseError("snapshot is larger than 2 MB; keep fewer signals or a shorter window")
+            raise i18n.error(CaseError, "knowhow.err.snapshot_large")
         out["snapshot"] = snap
         eid = fields.get("event_id")
         if eid is not None and (isinstance(eid, bool) or not isinstance(eid, int)):
-            raise CaseError(f"event_id must be an integer, got {eid!r}")
+            raise i18n.error(CaseError, "knowhow.err.bad_event_id", got=repr(eid))
         out["event_id"] = eid
         return out
 
@@ -266,15 +268,15 @@ class CaseStore:
                     state: str = "draft", editor: str | None = None) -> list[dict[str, Any]]:
         """New cases, all or none, in one transaction: (fields, author pseudonym, id or None, embedding)."""
         if state not in STATES:
-            raise CaseError(f"state must be one of {', '.join(STATES)}")
+            raise i18n.error(CaseError, "knowhow.err.bad_state", states=", ".join(STATES))
         rows, stmts, ids = [], [], set()
         for fields, author_pseudo, case_id, embedding in items:
             f = self._check(fields)
             cid = case_id or uuid.uuid4().hex[:12]
             if not isinstance(cid, str) or not cid or len(cid) > 128:
-                raise CaseError(f"case id must be a text of 1..128 characters, got {cid!r}")
+                raise i18n.error(CaseError, "knowhow.err.bad_id", got=repr(cid))
             if cid in ids or self.db.execute("SELECT 1 FROM kh_cases WHERE id = ?", (cid,)):
-                raise CaseError(f"case {cid} exists already; edit it instead or choose another id")
+                raise i18n.error(CaseError, "knowhow.err.id_exists", cid=cid)
             ids.add(cid)
             ts = _now()
             row = {**f, "id": cid, "version": 1, "state": state, "author": author_pseudo, "created_ts": ts,
@@ -298,7 +300,7 @@ class CaseStore:
     def set_state(self, cid: str, state: str, editor: str) -> dict:
         """Move case ``cid`` to ``state`` (a new version by ``editor``)."""
         if state not in STATES:
-            raise CaseError(f"state must be one of {', '.join(STATES)}")
+            raise i18n.error(CaseError, "knowhow.err.bad_state", states=", ".join(STATES))
         cur = self.get(cid)
         ts = _now()
         row = {**cur, "version": cur["version"] + 1, "state": state, "updated_ts": ts,
@@ -382,13 +384,12 @@ class CaseStore:
         """Attach a JPEG, PNG or WebP photo to case ``cid``; returns its id."""
         self.get(cid)
         if mime not in ("image/jpeg", "image/png", "image/webp"):
-            raise CaseError(f"a photo must be JPEG, PNG or WebP, got {mime!r}")
+            raise i18n.error(CaseError, "knowhow.err.photo_type", got=repr(mime))
         if len(data) > MAX_PHOTO_BYTES:
-            raise CaseError(f"photo is {len(data) / 2**20:.1f} MB; at most {MAX_PHOTO_BYTES // 2**20} MB "
-                            "(lower the phone camera's resolution)")
+            raise i18n.error(CaseError, "knowhow.err.photo_large", mb=f"{len(data) / 2**20:.1f}", max=MAX_PHOTO_BYTES // 2**20)
         n = self.db.execute("SELECT COUNT(*) FROM kh_photos WHERE case_id = ?", (cid,))[0][0]
         if n >= MAX_PHOTOS_PER_CASE:
-            raise CaseError(f"case {cid} has {n} photos already; at most {MAX_PHOTOS_PER_CASE}")
+            raise i18n.error(CaseError, "knowhow.err.photo_count", cid=cid, n=n, max=MAX_PHOTOS_PER_CASE)
         pid = uuid.uuid4().hex[:12]
         self.db.execute("INSERT INTO kh_photos (id, case_id, name, mime, data) VALUES (?, ?, ?, ?, ?)",
                         (pid, cid, name[:120], mime, data))

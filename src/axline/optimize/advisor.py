@@ -9,6 +9,11 @@ limit). A proposal is *unsure* when the objective's uncertainty is large against
 or the surrogate has seen too little of the plant; an unsure proposal goes to the twin first and,
 if the twin agrees, is applied as a small step.
 
+The trust region may also be narrowed (``scale`` < 1, never widened) by a :class:`TrustRegion` that
+halves it after a run of trials that did not improve and doubles it back after improvements, as in
+TuRBO: far from the optimum the full step travels fast, near it the surrogate is asked only about a
+neighbourhood it has seen densely, which is where its proposals and its constraint bounds are sharp.
+
 Trials that broke a constraint or tripped the unit teach a feasibility classifier (nearest
 neighbour in trust steps): a candidate nearer to such a trial than to any trial that held, or
 within ``FEASIBLE_RADIUS`` trust steps of one, is never proposed.
@@ -39,11 +44,45 @@ def step_sizes(spec: UnitSpec) -> np.ndarray:
     return np.array([min(d.max_step, spec.trust_fraction * (d.hi - d.lo)) for d in spec.decisions])
 
 
-def trust_box(spec: UnitSpec, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The box the advisor may propose in: today's point +- the step, inside the hard bounds."""
+def _scale(scale: float) -> float:
+    """A trust-region scale is a narrowing only: within (0, 1]."""
+    if not (math.isfinite(scale) and 0.0 < scale <= 1.0):
+        raise ValueError(f"a trust-region scale must lie in (0, 1], got {scale!r}")
+    return float(scale)
+
+
+@dataclass
+class TrustRegion:
+    """How much of the full trust step the advisor uses now (TuRBO's rule, for sequential trials):
+    ``failure_tolerance`` trials in a row that did not improve halve it (down to ``min_scale``),
+    ``success_tolerance`` improvements in a row double it (up to 1, the full step). Only ever narrows
+    the region that :func:`step_sizes` allows, so it cannot make a proposal less safe."""
+
+    scale: float = 1.0
+    min_scale: float = 1.0 / 16.0
+    success_tolerance: int = 2
+    failure_tolerance: int = 3
+    successes: int = 0
+    failures: int = 0
+
+    def update(self, improved: bool) -> float:
+        """Count one judged trial; return the scale for the next."""
+        if improved:
+            self.successes, self.failures = self.successes + 1, 0
+            if self.successes >= self.success_tolerance:
+                self.scale, self.successes = min(1.0, 2.0 * self.scale), 0
+        else:
+            self.successes, self.failures = 0, self.failures + 1
+            if self.failures >= self.failure_tolerance:
+                self.scale, self.failures = max(self.min_scale, 0.5 * self.scale), 0
+        return self.scale
+
+
+def trust_box(spec: UnitSpec, x0: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The box the advisor may propose in: today's point +- the step (times ``scale``), inside the hard bounds."""
     lo = np.array([d.lo for d in spec.decisions])
     hi = np.array([d.hi for d in spec.decisions])
-    step = step_sizes(spec)
+    step = step_sizes(spec) * _scale(scale)
     blo = np.maximum(lo, x0 - step)
     bhi = np.minimum(hi, x0 + step)
     if (blo > bhi).any():
@@ -124,9 +163,10 @@ def feasible_by_classifier(spec: UnitSpec, surrogate: Surrogate, xs: np.ndarray)
     return (d_bad > FEASIBLE_RADIUS) & ((d_bad > d_good) | ~np.isfinite(d_good))
 
 
-def candidates(spec: UnitSpec, x0: np.ndarray, rng: np.random.Generator, n: int = N_CANDIDATES) -> np.ndarray:
-    """Points of the trust box: random ones, the axis moves and today's point itself (first)."""
-    blo, bhi = trust_box(spec, x0)
+def candidates(spec: UnitSpec, x0: np.ndarray, rng: np.random.Generator, n: int = N_CANDIDATES,
+               scale: float = 1.0) -> np.ndarray:
+    """Points of the trust box (narrowed by ``scale``): random ones, the axis moves and today's point itself (first)."""
+    blo, bhi = trust_box(spec, x0, scale)
     pts = [np.clip(x0, blo, bhi)]
     for i in range(len(x0)):
         for edge in (blo[i], bhi[i]):
@@ -138,10 +178,10 @@ def candidates(spec: UnitSpec, x0: np.ndarray, rng: np.random.Generator, n: int 
 
 
 def advise(spec: UnitSpec, surrogate: Surrogate, x0: np.ndarray, baseline: dict[str, float],
-           rng: np.random.Generator) -> Advice:
-    """The best candidate of the trust box by the surrogate, or no change with the reason."""
+           rng: np.random.Generator, scale: float = 1.0) -> Advice:
+    """The best candidate of the trust box (narrowed by ``scale``) by the surrogate, or no change with the reason."""
     x0d = {d.tag: float(v) for d, v in zip(spec.decisions, x0, strict=True)}
-    xs = candidates(spec, x0, rng)
+    xs = candidates(spec, x0, rng, scale=scale)
     mu, sd = surrogate.predict(spec.objective, xs)
     if not np.isfinite(mu).any():
         return Advice(x0d, None, reason="the surrogate has no observation of the objective yet")

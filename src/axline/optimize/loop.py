@@ -19,6 +19,7 @@ A :class:`UnitOptimizer` runs one unit's loop against a :class:`PlantIO`: the ru
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import math
@@ -28,13 +29,15 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from axline import i18n
 from axline.historian import Event
 from axline.optimize.advisor import advise, check_safe
-from axline.optimize.metrics import NS, Series, constraint_verdicts, unit_metrics
+from axline.optimize.metrics import NS, constraint_verdicts, masked, unit_metrics
+from axline.optimize.plantio import PlantIO, ServiceIO, SimIO  # noqa: F401 - the loop's plants, importable from here
 from axline.optimize.spec import UnitSpec
 from axline.optimize.surrogate import Observation, Surrogate
 
@@ -43,31 +46,22 @@ log = logging.getLogger(__name__)
 MAX_PROPOSALS = 200
 WATCH_S = 300.0  # while settling, check the absolute constraints over the last window this often
 TWIN_EXPLORE = 2  # random twin trials per proposal, besides the moves along each decision
+MAX_EXTENSIONS = 1  # an inconclusive verification is extended this many times by another window
+NOISE_PARTS = 4  # sub-windows of a window whose spread estimates the objective's noise
+NOISE_Z = 2.0  # a change is inconclusive when it is within this many standard errors of the threshold
+TRUST_GROWTH = 0.5  # each verified agreement of the twin grows an unsure proposal's step by this share
+TWIN_LIMIT_SHARE = 0.6  # on the twin a maximum (a safety limit) must hold at its worst short window with this margin
 ACTIVE = ("approved", "applying", "settling", "verifying")
 
 
 class OptimizeError(ValueError):
-    """A request the loop refuses; the message says why and what to do."""
+    """A request the loop refuses: catalog key ``key`` (``err.optimize.*``, with its ``.hint``) and its
+    ``params``; ``str()`` is the English text and hint, the web app answers in the reader's language."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class PlantIO(Protocol):
-    """What the optimiser needs of a plant: time, readings, history, writes, events and waiting."""
-    def now_ns(self) -> int:
-        """Plant time in ns since the epoch."""
-    def latest(self, tags: list[str]) -> dict[str, float]:
-        """The newest value of each of ``tags``."""
-    async def series(self, tags: list[str], start: int, end: int) -> dict[str, Series]:
-        """Good readings of ``tags`` between ``start`` and ``end`` as (timestamps, values)."""
-    async def write(self, tag: str, value: float, user: str) -> None:
-        """Write ``value`` to ``tag`` on behalf of ``user`` (audited)."""
-    def record(self, event: Event) -> None:
-        """Store ``event``."""
-    async def sleep_until(self, t_ns: int) -> None:
-        """Wait until plant time reaches ``t_ns``."""
+    def __init__(self, key: str, status: int = 400, /, **params: Any) -> None:
+        hint = i18n.text(key + ".hint", "en", **params) if i18n.has(key + ".hint") else ""
+        super().__init__(i18n.text(key, "en", **params) + (f"; {hint}" if hint else ""))
+        self.key, self.params, self.status = key, params, status
 
 
 @dataclass
@@ -127,11 +121,15 @@ class UnitOptimizer:
         self.io = io
         self.twin_factory = twin_factory  # async () -> FurnaceTwin, or None
         self.surrogate = Surrogate(spec)
+        self.surrogate_tags = [d.tag for d in spec.decisions]
         self.rng = np.random.default_rng(seed)
         self.proposals: OrderedDict[int, Proposal] = OrderedDict()
         self.tasks: set[asyncio.Task] = set()
         self.errors = 0
         self.log: deque[dict] = deque(maxlen=500)
+        self.steady_from: int | None = None  # today's setpoints stand settled since (None: no change of ours)
+        self.excluded: deque[tuple[int, int]] = deque(maxlen=32)  # trials rolled back since, and their settling
+        self.twin_agreements = 0  # verified changes in a row whose effect the twin foresaw
 
     # -- helpers --------------------------------------------------------------------------------
     def x_now(self) -> np.ndarray:
@@ -168,23 +166,67 @@ class UnitOptimizer:
         """The proposal ``pid``; ``OptimizeError`` (404) when there is none."""
         p = self.proposals.get(pid)
         if p is None:
-            raise OptimizeError(f"no proposal {pid} for {self.spec.unit}; list them with GET /api/optimize",
-                                status=404)
+            raise OptimizeError("err.optimize.unknown_proposal", 404, pid=pid, unit=self.spec.unit)
         return p
 
     def active(self) -> Proposal | None:
         """The proposal being approved, applied or verified, if any."""
         return next((p for p in self.proposals.values() if p.status in ACTIVE), None)
 
-    async def window_metrics(self, start: int, end: int) -> dict[str, float]:
-        """The unit's metrics over the window ``start`` .. ``end``."""
+    async def window_metrics(self, start: int, end: int, exclude: list | tuple = ()) -> dict[str, float]:
+        """The unit's metrics over the window ``start`` .. ``end``, without the spans ``exclude``."""
         series = await self.io.series(self.spec.tags(), start, end)
-        return unit_metrics(self.spec, series, start, end)
+        return unit_metrics(self.spec, masked(self.spec, series, exclude), start, end)
+
+    def _clean_ns(self, start: int, end: int) -> int:
+        """Nanoseconds of ``start`` .. ``end`` outside the excluded spans."""
+        return max(0, end - start - sum(max(0, min(b, end) - max(a, start)) for a, b in self.excluded))
+
+    def clean_until_ns(self) -> int:
+        """When a full verification window of settled readings at today's setpoints will exist (the
+        readings of trials rolled back, and their settling, do not count)."""
+        now = self.io.now_ns()
+        if self.steady_from is None:  # no change of ours kept: the readings before any trial are today's
+            return now
+        deficit = int(self.spec.verify_s * NS) - self._clean_ns(self.steady_from, now)
+        if deficit <= 0:
+            return now
+        return max([now] + [b for _, b in self.excluded]) + deficit
+
+    async def wait_for_clean_baseline(self) -> None:
+        """Let the plant run until a verification window of settled readings at today's setpoints exists:
+        the baseline of the next change must not hold the last one."""
+        await self.io.sleep_until(self.clean_until_ns())
+
+    def _baseline_window(self, longest: float = 1.0) -> tuple[int, int, list]:
+        """Up to ``longest`` verification windows of settled readings at today's setpoints before now,
+        skipping the trials rolled back since (returned as the spans to exclude)."""
+        now = self.io.now_ns()
+        start = now - int(longest * self.spec.verify_s * NS)
+        for a, b in sorted(self.excluded, reverse=True):  # reach back past what is excluded
+            start -= max(0, min(b, now) - max(a, start))
+        if self.steady_from is not None:
+            start = max(start, min(self.steady_from, now - int(self.spec.verify_s * NS)))
+        return start, now, list(self.excluded)
 
     async def baseline(self) -> dict[str, float]:
-        """The unit's metrics over the last verification window."""
-        now = self.io.now_ns()
-        return await self.window_metrics(now - int(self.spec.verify_s * NS), now)
+        """The unit's metrics over the last verification window of settled readings at today's setpoints."""
+        return await self.window_metrics(*self._baseline_window())
+
+    async def _noise(self, start: int, end: int, exclude: list | tuple = ()) -> dict[str, float]:
+        """Standard error of each metric over ``start`` .. ``end``, from the spread over its parts."""
+        cut = np.linspace(start, end, NOISE_PARTS + 1).astype(np.int64)
+        series = masked(self.spec, await self.io.series(self.spec.tags(), start, end), exclude)
+        parts = [unit_metrics(self.spec, series, int(a), int(b)) for a, b in zip(cut[:-1], cut[1:], strict=True)]
+        out = {}
+        for m in self.spec.metrics:
+            vals = [q[m.name] for q in parts if math.isfinite(q[m.name])]
+            out[m.name] = float(np.std(vals, ddof=1) / math.sqrt(len(vals))) if len(vals) > 1 else math.inf
+        return out
+
+    def step_fraction(self) -> float:
+        """The share of an unsure move applied: ``small_step``, grown while the twin keeps being right."""
+        return min(1.0, self.spec.small_step * (1.0 + TRUST_GROWTH * self.twin_agreements))
 
     async def _twin(self):
         if self.twin_factory is None:
@@ -196,12 +238,19 @@ class UnitOptimizer:
                                                                 dict(x))
 
     def _twin_verdict(self, x0m: dict, xm: dict, base: dict) -> list[dict]:
-        """The twin's effect (x vs today, both on the twin) added to the plant's measured baseline."""
+        """The twin's effect (x vs today, both on the twin) added to the plant's measured baseline; a
+        metric with an absolute limit is judged at its worst short window on the twin (``@worst``),
+        as the plant's watch will judge it while the change settles."""
         pred = {}
         for k, b in base.items():
-            d = xm.get(k, math.nan) - x0m.get(k, math.nan)
+            d = xm.get(f"{k}@worst", xm.get(k, math.nan)) - x0m.get(k, math.nan)
             pred[k] = b + d if math.isfinite(b) else xm.get(k, math.nan)
-        return constraint_verdicts(self.spec, pred, base), pred
+        verdicts = constraint_verdicts(self.spec, pred, base)
+        for v in verdicts:  # a safety maximum holds on the twin only with a margin: the plant's wander is not the twin's
+            if (v["kind"] == "max" and v["ok"] and not v["value"] <= TWIN_LIMIT_SHARE * v["limit"]
+                    and not v["value"] <= base.get(v["metric"], math.nan)):
+                v["ok"], v["limit"] = False, TWIN_LIMIT_SHARE * v["limit"]
+        return verdicts, pred
 
     # -- propose --------------------------------------------------------------------------------
     async def propose(self, proposer: str = "advisor", requested_by: str | None = None) -> Proposal | dict:
@@ -216,33 +265,39 @@ class UnitOptimizer:
     async def _propose(self, proposer: str) -> Proposal | dict:
         x0 = self.x_now()
         if not np.isfinite(x0).all():
-            raise OptimizeError("today's setpoints are not known yet (no readings of the decision tags)", 409)
+            raise OptimizeError("err.optimize.setpoints_unknown", 409)
         base = await self.baseline()
-        self.surrogate.add(Observation({d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)},
-                                       base, "plant", self.io.now_ns()))
+        if self.io.now_ns() >= self.clean_until_ns() and self.active() is None:  # else it holds a change
+            self.surrogate.add(Observation({d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)},
+                                           base, "plant", self.io.now_ns()))
         twin = await self._twin()
         twin_x0: dict[str, float] | None = None
-        if twin is not None and self.explore_on_twin:  # trials on the twin around today's point teach the surrogate the local slope
-            from axline.optimize.advisor import candidates
+        explored = twin is None or not self.explore_on_twin
+        halfway = None  # after the twin saw a limit broken: the same direction, half as far
+        for attempt in range(5):
+            # trials on the twin around today's point teach the surrogate the local slope; once the twin
+            # has foreseen the plant's answer its check of each proposal suffices, until the advice stalls
+            if not explored and (self.twin_agreements == 0 or attempt):
+                from axline.optimize.advisor import candidates
 
-            x0d = {d.tag: float(v) for d, v in zip(self.spec.decisions, x0, strict=True)}
-            twin_x0 = await self._twin_eval(twin, x0d)
-            pts = candidates(self.spec, x0, self.rng, n=TWIN_EXPLORE)[1:]
-            for pt in pts:
-                xd = {d.tag: float(v) for d, v in zip(self.spec.decisions, pt, strict=True)}
-                m = await self._twin_eval(twin, xd)
-                self.surrogate.add(Observation(xd, {k: base.get(k, math.nan) + m[k] - twin_x0[k] for k in m},
-                                               "twin", self.io.now_ns()))
-        for _attempt in range(3):
-            advice = advise(self.spec, self.surrogate, x0, base, self.rng)
+                explored = True
+                twin_x0 = await self._twin_eval(twin, dict(zip(self.surrogate_tags, x0.tolist(), strict=True)))
+                for pt in candidates(self.spec, x0, self.rng, n=TWIN_EXPLORE)[1:]:
+                    xd = {d.tag: float(v) for d, v in zip(self.spec.decisions, pt, strict=True)}
+                    m = await self._twin_eval(twin, xd)
+                    self.surrogate.add(Observation(xd, {k: base.get(k, math.nan) + m[k] - twin_x0[k] for k in m},
+                                                   "twin", self.io.now_ns()))
+            advice, halfway = halfway or advise(self.spec, self.surrogate, x0, base, self.rng), None
+            if advice.x is None and not explored:
+                continue  # ask again after trials on the twin
             if advice.x is None:
                 return {"proposal": None, "reason": advice.reason, "advice": advice.to_json()}
-            if not advice.unsure:
+            if not advice.unsure and self.twin_factory is None:
                 p = self._new(proposer, x0, advice.x, advice.to_json())
                 self._step(p, "proposed", proposer, f"proposed {advice.x} (expected {advice.gain:+.4g} on "
                            f"{self.spec.objective}, +-{advice.gain_std:.2g})", expected=advice.expected)
                 return p
-            # unsure: the twin first
+            # the twin first (an unsure proposal, and any proposal of a unit that has a twin)
             if twin is None:
                 twin = await self._twin()
             if twin is None:  # no twin for this unit: offer it as a small step only
@@ -261,7 +316,8 @@ class UnitOptimizer:
             obj_gain = pred.get(self.spec.objective, math.nan) - base.get(self.spec.objective, math.nan)
             broken = [v for v in verdicts if not v["ok"]]
             twin_info = {"x0": _finite(twin_x0), "x": _finite(twin_x), "predicted": _finite(pred),
-                         "constraints": verdicts, "fouling": getattr(twin, "fouling", None)}
+                         "constraints": verdicts, "fouling": getattr(twin, "fouling", None),
+                         "gain": obj_gain if math.isfinite(obj_gain) else None}
             if broken or not (obj_gain < 0):
                 p = self._new(proposer, x0, advice.x, advice.to_json())
                 p.twin = twin_info
@@ -270,16 +326,22 @@ class UnitOptimizer:
                        if broken else f"the twin sees no gain on {self.spec.objective}")
                 p.reason = f"tried on the twin first: {why}"
                 self._step(p, "twin_rejected", proposer, p.reason, severity="warning", twin=twin_info)
-                continue  # the surrogate learnt from it; ask again
-            x = {k: x0v + self.spec.small_step * (advice.x[k] - x0v) for k, x0v in zip(advice.x, x0, strict=True)}
+                if broken and not advice.reason.startswith("half way"):
+                    halfway = dataclasses.replace(advice, x={k: x0v + 0.5 * (advice.x[k] - x0v) for k, x0v in zip(
+                        advice.x, x0, strict=True)}, reason=f"half way to {advice.x}, where the twin broke a limit")
+                continue  # the surrogate learnt from it; try half as far, or ask again
+            frac = self.step_fraction() if advice.unsure else 1.0
+            x = {k: x0v + frac * (advice.x[k] - x0v) for k, x0v in zip(advice.x, x0, strict=True)}
             p = self._new(proposer, x0, x, advice.to_json())
             p.twin = twin_info
-            p.small_step = True
-            self._step(p, "proposed", proposer, f"proposed {x}: a small step towards {advice.x}, which the twin "
-                       f"tried first ({obj_gain:+.4g} on {self.spec.objective})", twin=twin_info,
+            p.small_step = frac < 1.0
+            what = (f"a step of {frac:.0%} towards {advice.x} (the model is unsure; the twin was right "
+                    f"{self.twin_agreements} time(s) in a row)" if p.small_step else "")
+            self._step(p, "proposed", proposer, f"proposed {x}{': ' + what if what else ''}, tried on the twin "
+                       f"first ({obj_gain:+.4g} on {self.spec.objective})", twin=twin_info,
                        expected=advice.expected)
             return p
-        return {"proposal": None, "reason": "the twin rejected three proposals in a row; the surrogate has "
+        return {"proposal": None, "reason": "the twin rejected every proposal in a row; the surrogate has "
                                             "learnt from them, ask again later"}
 
     async def submit(self, x: Mapping[str, float], proposer: str, note: str = "") -> Proposal:
@@ -287,14 +349,14 @@ class UnitOptimizer:
         tags = [d.tag for d in self.spec.decisions]
         unknown = [k for k in x if k not in tags]
         if unknown:
-            raise OptimizeError(f"{unknown} are not decisions of {self.spec.unit}; decisions are {tags}")
+            raise OptimizeError("err.optimize.not_decisions", 400, unknown=unknown, unit=self.spec.unit, tags=tags)
         x0 = self.x_now()
         if not np.isfinite(x0).all():
-            raise OptimizeError("today's setpoints are not known yet (no readings of the decision tags)", 409)
+            raise OptimizeError("err.optimize.setpoints_unknown", 409)
         full = {d.tag: float(x.get(d.tag, v)) for d, v in zip(self.spec.decisions, x0, strict=True)}
         why = check_safe(self.spec, x0, self._vec(full))
         if why:
-            raise OptimizeError("refused: " + "; ".join(why))
+            raise OptimizeError("err.optimize.unsafe", 400, why="; ".join(why))
         p = self._new(proposer, x0, full, {"manual": True, "note": note[:500]})
         twin = await self._twin()
         if twin is not None:
@@ -312,16 +374,14 @@ class UnitOptimizer:
         """Approve proposal ``pid`` (never by its proposer) and start applying it."""
         p = self.get(pid)
         if p.status != "proposed":
-            raise OptimizeError(f"proposal {pid} is {p.status}; only a proposed change can be approved", 409)
+            raise OptimizeError("err.optimize.cannot_approve", 409, pid=pid, status=p.status)
         if approver == p.proposer:
             self._step(p, "approval_refused", approver, f"{approver} may not approve their own proposal",
                        severity="warning")
-            raise OptimizeError(f"{approver} proposed this change and may not approve it; another approver "
-                                "must", status=403)
+            raise OptimizeError("err.optimize.own_proposal", 403, approver=approver)
         running = self.active()
         if running is not None:
-            raise OptimizeError(f"proposal {running.id} is still {running.status}; approve this one when it "
-                                "has been kept or rolled back", 409)
+            raise OptimizeError("err.optimize.busy", 409, pid=running.id, status=running.status)
         p.status = "approved"
         p.approver = approver
         self._step(p, "approved", approver, f"approved by {approver}")
@@ -340,7 +400,7 @@ class UnitOptimizer:
         """Reject proposal ``pid`` with ``reason``."""
         p = self.get(pid)
         if p.status != "proposed":
-            raise OptimizeError(f"proposal {pid} is {p.status}; only a proposed change can be rejected", 409)
+            raise OptimizeError("err.optimize.cannot_reject", 409, pid=pid, status=p.status)
         p.status = "rejected"
         p.reason = reason[:500] or "rejected"
         self._step(p, "rejected", user, f"rejected by {user}: {p.reason}")
@@ -363,6 +423,8 @@ class UnitOptimizer:
             p.reason = f"{reason}; the rollback itself failed: {type(e).__name__}: {e}"
             self._step(p, "rollback_failed", user, p.reason, severity="alarm")
             return
+        self.excluded.append((p.applied_ns or self.io.now_ns(), self.io.now_ns() + int(self.spec.settle_s * NS)))
+        self.twin_agreements = 0
         p.status = "rolled_back"
         p.reason = reason
         self._step(p, "rolled_back", user, f"rolled back to {p.x0}: {reason}", severity="warning",
@@ -370,6 +432,10 @@ class UnitOptimizer:
 
     async def _run(self, p: Proposal) -> None:
         spec = self.spec
+        if self.io.now_ns() < self.clean_until_ns():
+            self._step(p, "waiting", p.approver or "", "waiting until the last change has settled and a "
+                       "verification window at today's setpoints exists: the baseline must not hold it")
+            await self.wait_for_clean_baseline()
         x0 = self.x_now()
         why = check_safe(spec, x0, self._vec(p.x))
         if not np.allclose(x0, self._vec(p.x0), rtol=0, atol=1e-6):
@@ -380,8 +446,9 @@ class UnitOptimizer:
             p.reason = "not applied: " + "; ".join(why)
             self._step(p, "refused", p.approver or "", p.reason, severity="warning")
             return
-        t0 = self.io.now_ns()
-        base = await self.window_metrics(t0 - int(spec.verify_s * NS), t0)
+        b0, b1, excl = self._baseline_window(longest=2.0)
+        base = await self.window_metrics(b0, b1, excl)
+        base_se = await self._noise(b0, b1, excl)
         p.status = "applying"
         try:
             await self._write_all(p, p.x, p.approver or "")
@@ -396,43 +463,74 @@ class UnitOptimizer:
         end = settle_end + int(spec.verify_s * NS)
         absolute = [c for c in spec.constraints if c.kind in ("max", "min")]
         t = p.applied_ns
-        while t < end:
-            t = min(end, t + int(WATCH_S * NS))
-            await self.io.sleep_until(t)
-            if t >= settle_end and p.status == "settling":
-                p.status = "verifying"
-            if absolute:
-                # only readings since this change: what happened before it is not its doing
-                recent = await self.window_metrics(max(p.applied_ns, t - int(2 * WATCH_S * NS)), t)
-                broken = [v for v in constraint_verdicts(spec, recent, base)
-                          if v["kind"] in ("max", "min") and not v["ok"] and math.isfinite(v["value"])]
-                if broken:
-                    p.verdict = {"before": _finite(base), "after": _finite(recent), "constraints": broken,
-                                 "kept": False}
-                    self.surrogate.add(Observation(dict(p.x), recent, "plant", t, feasible=False))
-                    await self._roll_back(p, "constraint broken while settling: " + "; ".join(
-                        f"{v['metric']} {v['value']:.4g} {'>' if v['kind'] == 'max' else '<'} limit "
-                        f"{v['limit']:.4g}" for v in broken))
-                    return
-        after = await self.window_metrics(settle_end, end)
-        verdicts = constraint_verdicts(spec, after, base)
-        ob, oa = base.get(spec.objective, math.nan), after.get(spec.objective, math.nan)
-        improved = math.isfinite(ob) and math.isfinite(oa) and oa < ob - spec.min_improvement * abs(ob)
-        held = all(v["ok"] for v in verdicts)
+        extended = 0
+        while True:
+            while t < end:
+                t = min(end, t + int(WATCH_S * NS))
+                await self.io.sleep_until(t)
+                if t >= settle_end and p.status == "settling":
+                    p.status = "verifying"
+                if absolute:
+                    # only readings since this change: what happened before it is not its doing
+                    recent = await self.window_metrics(max(p.applied_ns, t - int(2 * WATCH_S * NS)), t)
+                    broken = [v for v in constraint_verdicts(spec, recent, base)
+                              if v["kind"] in ("max", "min") and not v["ok"] and math.isfinite(v["value"])]
+                    if broken:
+                        p.verdict = {"before": _finite(base), "after": _finite(recent), "constraints": broken,
+                                     "kept": False}
+                        self.surrogate.add(Observation(dict(p.x), recent, "plant", t, feasible=False))
+                        await self._roll_back(p, "constraint broken while settling: " + "; ".join(
+                            f"{v['metric']} {v['value']:.4g} {'>' if v['kind'] == 'max' else '<'} limit "
+                            f"{v['limit']:.4g}" for v in broken))
+                        return
+            after = await self.window_metrics(settle_end, end)
+            verdicts = constraint_verdicts(spec, after, base)
+            ob, oa = base.get(spec.objective, math.nan), after.get(spec.objective, math.nan)
+            needed = ob - spec.min_improvement * abs(ob)
+            improved = math.isfinite(ob) and math.isfinite(oa) and oa < needed
+            held = all(v["ok"] for v in verdicts)
+            after_se = await self._noise(settle_end, end)
+            ses = {k: math.hypot(base_se[k], after_se[k]) for k in base_se}
+            se = ses[spec.objective]
+            # inconclusive: what failed failed within its noise (never a maximum or minimum: those are limits)
+            unclear = [v["metric"] for v in verdicts if not v["ok"] and v["kind"] == "hold"
+                       and math.isfinite(v["value"]) and v["limit"] - v["value"] < NOISE_Z * ses[v["metric"]]]
+            clear = [v for v in verdicts if not v["ok"] and v["metric"] not in unclear]
+            if not improved and math.isfinite(oa) and math.isfinite(se) and oa - needed < NOISE_Z * se:
+                unclear.insert(0, spec.objective)
+            elif not improved:
+                clear.append(spec.objective)
+            if unclear and not clear and extended < MAX_EXTENSIONS:
+                extended += 1  # judge over a longer window before keeping or rolling back
+                end += int(spec.verify_s * NS)
+                self._step(p, "extended", p.approver or "", "inconclusive within the noise: " + "; ".join(
+                    f"{k} {base.get(k, math.nan):.4g} -> {after.get(k, math.nan):.4g} (+-{ses[k]:.2g})"
+                    for k in unclear) + f"; verifying {spec.verify_s / 3600:g} h longer")
+                continue
+            break
+        hours = (end - settle_end) / NS / 3600
         p.verdict = {"before": _finite(base), "after": _finite(after), "constraints": verdicts,
                      "objective_change": (oa - ob) / ob if math.isfinite(ob) and ob else None,
-                     "kept": bool(improved and held)}
+                     "noise": se / abs(ob) if math.isfinite(se) and math.isfinite(ob) and ob else None,
+                     "verified_h": hours, "kept": bool(improved and held)}
         limits_held = all(v["ok"] for v in verdicts if v["kind"] in ("max", "min"))
         self.surrogate.add(Observation(dict(p.x), after, "plant", end, feasible=limits_held))
+        foreseen = (p.twin or {}).get("gain")
+        if foreseen is not None:  # the twin's standing: did it foresee what the plant did?
+            agreed = held and foreseen < 0 and math.isfinite(oa) and oa < ob
+            self.twin_agreements = self.twin_agreements + 1 if agreed else 0
         if improved and held:
             p.status = "kept"
+            self.steady_from = settle_end
+            self.excluded.clear()
             self._step(p, "kept", p.approver or "", f"kept: {spec.objective} {ob:.4g} -> {oa:.4g} "
-                       f"({(oa - ob) / ob:+.1%}), every constraint held", verdict=p.verdict)
+                       f"({(oa - ob) / ob:+.1%} over {hours:g} h), every constraint held", verdict=p.verdict)
             return
         reasons = [f"{v['metric']} {v['value']:.4g} vs limit {v['limit']:.4g}" for v in verdicts if not v["ok"]]
         if not improved:
-            reasons.insert(0, f"{spec.objective} did not improve enough ({ob:.4g} -> {oa:.4g}, needed "
-                              f"{spec.min_improvement:.1%} better)")
+            change = f"{(oa - ob) / ob:+.1%} +- {se / abs(ob):.1%}" if math.isfinite(oa) and ob else "no reading"
+            reasons.insert(0, f"{spec.objective} did not improve enough ({ob:.4g} -> {oa:.4g}, {change} over "
+                              f"{hours:g} h; needed {spec.min_improvement:.1%} better)")
         await self._roll_back(p, "; ".join(reasons))
 
     # -- what-if --------------------------------------------------------------------------------
@@ -444,14 +542,15 @@ class UnitOptimizer:
         for d, v in zip(self.spec.decisions, x0, strict=True):
             val = float(x.get(d.tag, v))
             if not (d.lo <= val <= d.hi):
-                raise OptimizeError(f"{d.tag}: {val:g} is outside the bounds [{d.lo:g}, {d.hi:g}]")
+                raise OptimizeError("err.optimize.out_of_bounds", 400, tag=d.tag, value=f"{val:g}", lo=f"{d.lo:g}",
+                                    hi=f"{d.hi:g}")
             full[d.tag] = val
         unknown = [k for k in x if k not in tags]
         if unknown:
-            raise OptimizeError(f"{unknown} are not decisions of {self.spec.unit}; decisions are {tags}")
+            raise OptimizeError("err.optimize.not_decisions", 400, unknown=unknown, unit=self.spec.unit, tags=tags)
         twin = await self._twin()
         if twin is None:
-            raise OptimizeError(f"{self.spec.unit} has no twin", 501)
+            raise OptimizeError("err.optimize.no_twin", 501, unit=self.spec.unit)
         show = self.spec.tags() + [t for t in self.spec.plot if t not in self.spec.tags()]
         loop = asyncio.get_running_loop()
         t = time.perf_counter()
@@ -486,112 +585,3 @@ def twin_pool() -> ProcessPoolExecutor:
     if _POOL is None:
         _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     return _POOL
-
-
-# ================================================================================================
-# plant I/O
-# ================================================================================================
-class ServiceIO:
-    """The running service: latest values, the historian, the audited write path, the event log."""
-
-    def __init__(self, service: Any, tags: list[str] | None = None) -> None:
-        self.service = service
-        self.tags = list(tags or [])
-
-    def now_ns(self) -> int:
-        """The plant time of the unit's own readings (a simulator or a gateway may run its own clock)."""
-        stamps = [v[0] for v in (self.service.latest.get(t) for t in self.tags) if v is not None]
-        return int(max(stamps)) if stamps else int(self.service.now_ns())
-
-    def latest(self, tags: list[str]) -> dict[str, float]:
-        """The newest value of each of ``tags`` from the running service."""
-        out = {}
-        for t in tags:
-            v = self.service.latest.get(t)
-            if v is not None:
-                out[t] = float(v[1])
-        return out
-
-    async def series(self, tags: list[str], start: int, end: int) -> dict[str, Series]:
-        """Good readings of ``tags`` from the historian, read off the loop."""
-        h = self.service.historian
-        got = await asyncio.get_running_loop().run_in_executor(None, h.query, tags, start, end)
-        return {p: (s.ts[s.quality == 0], s.value[s.quality == 0]) for p, s in got.items()}
-
-    async def write(self, tag: str, value: float, user: str) -> None:
-        """Write through the service (audited with ``user``)."""
-        await self.service.write_tag(tag, value, user)
-
-    def record(self, event: Event) -> None:
-        """Emit ``event`` through the service."""
-        self.service.emit_event(event)
-
-    async def sleep_until(self, t_ns: int) -> None:
-        """Wait until the readings' clock reaches ``t_ns``."""
-        while self.now_ns() < t_ns:  # plant time: the readings' clock, whatever the simulator's speed
-            await asyncio.sleep(0.1)
-
-
-class SimIO:
-    """An in-process virtual line as the plant: it advances only while the loop waits."""
-
-    def __init__(self, line: Any, keep_s: float = 4 * 3600.0, step_s: float = 60.0) -> None:
-        self.line = line
-        self.keep_ns = int(keep_s * NS)
-        self.step_s = step_s
-        self.events: deque[Event] = deque(maxlen=10_000)
-        self.writes: deque[tuple[int, str, float, str]] = deque(maxlen=10_000)
-        self._chunks: deque[Any] = deque()
-        self._latest = dict(line.current_values())
-
-    def now_ns(self) -> int:
-        """The simulated line's time."""
-        return int(self.line.now_ns)
-
-    def advance(self, seconds: float) -> None:
-        """Run the simulated line ``seconds`` ahead, keeping a bounded window of readings."""
-        n = max(1, int(round(seconds / self.step_s)))
-        for _ in range(n):
-            b = self.line.step(self.step_s)
-            self._chunks.append(b)
-        self._latest = dict(self.line.current_values())
-        while self._chunks and self._chunks[0].ts.size and self._chunks[0].ts[-1] < self.now_ns() - self.keep_ns:
-            self._chunks.popleft()
-
-    def latest(self, tags: list[str]) -> dict[str, float]:
-        """The newest simulated value of each of ``tags``."""
-        return {t: float(self._latest[t]) for t in tags if t in self._latest}
-
-    async def series(self, tags: list[str], start: int, end: int) -> dict[str, Series]:
-        """Good simulated readings of ``tags`` between ``start`` and ``end``."""
-        idx = {self.line.paths.index(t): t for t in tags if t in self.line.paths}
-        out: dict[str, list] = {t: [[], []] for t in idx.values()}
-        for b in self._chunks:
-            if not b.ts.size or b.ts[-1] < start or b.ts[0] >= end:
-                continue
-            m0 = (b.ts >= start) & (b.ts < end) & (b.quality == 0)
-            for i, t in idx.items():
-                m = m0 & (b.idx == i)
-                out[t][0].append(b.ts[m])
-                out[t][1].append(b.value[m])
-        return {t: (np.concatenate(a) if a else np.zeros(0, np.int64), np.concatenate(v) if v else np.zeros(0))
-                for t, (a, v) in out.items()}
-
-    async def write(self, tag: str, value: float, user: str) -> None:
-        """Write to the simulated line and record the write event."""
-        self.writes.append((self.now_ns(), tag, value, user))
-        self.line.write(tag, value)
-        self._latest[tag] = float(value)
-        self.record(Event(ts=self.now_ns(), kind="write", source=tag, code="write.setpoint",
-                          message=f"{user} wrote {value!r} to {tag}: ok",
-                          data={"user": user, "new": value, "result": "ok", "tags": [tag]}))
-
-    def record(self, event: Event) -> None:
-        """Keep ``event`` in the run's list."""
-        self.events.append(event)
-
-    async def sleep_until(self, t_ns: int) -> None:
-        """Run the simulated line up to ``t_ns``."""
-        if t_ns > self.now_ns():
-            self.advance((t_ns - self.now_ns()) / NS)
-        await asyncio.sleep(0)

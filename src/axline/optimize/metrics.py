@@ -14,6 +14,7 @@ Series = tuple[np.ndarray, np.ndarray]  # (ts ns, value), sorted by time, good q
 
 
 PRODUCING = (1.0, 2.0, 3.0)  # running, idle, micro-stop: the line is producing (not stopped, changeover, down)
+NOT_PRODUCING = 0.0  # a line state outside PRODUCING: masks readings out of a window
 
 
 def _window(s: Series | None, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,3 +97,20 @@ def constraint_verdicts(spec: UnitSpec, after: Mapping[str, float],
             ok = math.isfinite(v) and math.isfinite(limit) and v >= limit
         out.append({"metric": c.metric, "kind": c.kind, "value": v, "limit": limit, "ok": bool(ok)})
     return out
+
+
+def masked(spec: UnitSpec, series: dict, exclude: list | tuple) -> dict:
+    """``series`` with the line state set to not producing over each span of ``exclude`` (so the
+    metrics skip those readings); unchanged when the unit has no state tag."""
+    if not exclude or not spec.state_tag:
+        return series
+    ts, v = series.get(spec.state_tag, (np.zeros(0, np.int64), np.zeros(0)))
+    for a, b in exclude:
+        k = np.searchsorted(ts, b, side="right") - 1
+        at_b = float(v[k]) if 0 <= k < len(v) else 1.0
+        keep = (ts < a) | (ts >= b)
+        ts = np.concatenate([ts[keep], np.array([a, b], np.int64)])
+        v = np.concatenate([v[keep], np.array([NOT_PRODUCING, at_b])])
+        order = np.argsort(ts, kind="stable")
+        ts, v = ts[order], v[order]
+    return {**series, spec.state_tag: (ts, v)}

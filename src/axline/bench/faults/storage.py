@@ -204,19 +204,11 @@ async def power_cut_replay(work: Path, args) -> dict:
     """Every prefix of a recorded write sequence (and a half-done write at each point) must open, hold
     every batch whose write completed, and nothing partial."""
     import axline.historian.embedded as emb
-    import axline.historian.files as hfiles
     from axline.batch import Batch
+    from axline.historian.replay import cut_points, lay_down, recorded_writes
 
-    writes: list[tuple[str, bytes]] = []
-    real = hfiles.write_all
-
-    def spy(fd: int, buf) -> None:
-        writes.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), bytes(buf)))
-        real(fd, buf)
-
-    hfiles.write_all = spy  # every record and tag-directory write goes through it
     ends, per = [], []
-    try:
+    with recorded_writes() as writes:  # every record and tag-directory write
         with emb.EmbeddedHistorian(str(work / "src"), fsync="interval", segment_bytes=8192, scrub_mb_s=None) as h:
             h.compact_min_records = 10**9
             for k in range(args.power_cut_batches):
@@ -225,22 +217,14 @@ async def power_cut_replay(work: Path, args) -> dict:
                 h.append(Batch(paths, np.arange(n) % len(paths), k * 1000 + np.arange(n), np.full(n, float(k))))
                 ends.append(len(writes))
                 per.append(n)
-    finally:
-        hfiles.write_all = real
     all_paths = [f"bench/faults/l1/c1/m1/p{j}" for j in range(args.power_cut_batches // 4 + 1)]
-    cuts = [(k, f) for k in range(len(writes) + 1) for f in ((0.0, 0.5) if k < len(writes) else (0.0,))]
+    cuts = cut_points(len(writes))
     failed_open = lost = acked_total = partial = 0
     for k, frac in cuts:
         d = work / "replay"
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
-        for name, data in writes[:k]:
-            with open(d / name, "ab") as f:
-                f.write(data)
-        if frac:
-            name, data = writes[k]
-            with open(d / name, "ab") as f:
-                f.write(data[: int(len(data) * frac)])
+        lay_down(d, writes, k, frac)
         acked = [i for i, e in enumerate(ends) if e <= k]
         acked_total += sum(per[i] for i in acked)
         try:

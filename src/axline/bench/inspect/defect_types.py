@@ -16,14 +16,18 @@ TYPE_DRAWS = 20
 def _defect_types(inspector: Any, feats: np.ndarray, test: list[Path], n_good: int, log: Any) -> dict[str, Any]:
     """Defect types from k labelled images per type (k = 1, 5, 10), tested on the rest, many draws.
 
-    Each defect image's region feature (its most anomalous patches, shipped scorer) is computed once;
-    a draw picks k labelled images per type, teaches them and classifies every other defect image.
+    Each defect image's region feature (its most anomalous patches, shipped scorer) and those of its
+    mirrored views are computed once; a draw picks k labelled images per type, teaches them (with
+    their views, as the review page does) and classifies every other defect image (as it is).
     An "unknown type" answer counts as wrong in the accuracy (``accuracy_answered``: among the
     images given a type); macro-F1 is over the five types."""
-    from axline.inspect.types import DefectTypes, region_feature
+    from axline.inspect.inferencer import load_image
+    from axline.inspect.types import DefectTypes, flipped_views, region_feature
 
     cls = np.array([next(i for i, c in enumerate(DEFECT_CLASSES) if p.parent.parent.name == c) for p in test[n_good:]])
     x = np.stack([region_feature(f, inspector.patch_scores(f)) for f in feats[n_good:]])
+    # the mirrored views a station keeps with each labelled image (computed once for every image)
+    views = [flipped_views(inspector, load_image(p)) for p in test[n_good:]]
     out: dict[str, Any] = {"types": list(DEFECT_CLASSES), "draws": TYPE_DRAWS,
                            "per_type": {c: int(np.sum(cls == i)) for i, c in enumerate(DEFECT_CLASSES)},
                            "accuracy": {}, "macro_f1": {}, "unknown_rate": {}, "accuracy_sd": {},
@@ -37,7 +41,8 @@ def _defect_types(inspector: Any, feats: np.ndarray, test: list[Path], n_good: i
             rest = np.setdiff1d(np.arange(len(cls)), taught)
             types = DefectTypes()
             for i in taught:
-                types.add(f"t{cls[i]}", x[i], {"en": DEFECT_CLASSES[cls[i]], "ko": DEFECT_CLASSES[cls[i]]})
+                types.add(f"t{cls[i]}", x[i], {"en": DEFECT_CLASSES[cls[i]], "ko": DEFECT_CLASSES[cls[i]]},
+                          views=views[i])
             pred = []
             for i in rest:
                 r = types.predict(x[i])

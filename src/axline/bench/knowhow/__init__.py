@@ -21,11 +21,14 @@ share whose own kind's case is among the top 3.
 (c) **Masking of names on MaintNorm** (``../shared/datasets/MaintNorm``, combined split): a token is
 sensitive when the corpus marks it ``<sensitive>`` (personnel, contractors, proprietary names).
 The masker learns the vocabulary of non-sensitive words, the sensitive words and the context words
-from labelled text; a first-name list (US census, from the ``names`` package) is optional. Its options
-are chosen by 5-fold cross-validation over the training split plus the validation split scored by the
-masker learnt on train (pooled counts: highest recall at precision >= 0.9, then F1, then fewer
-options); the final masker learns from train + validation; the test split only scores token recall
-and precision.
+from labelled text; a first-name list (US census, from the ``names`` package) and initials (a single
+letter before a name) are optional. Its options are chosen by 5-fold cross-validation over the
+training split plus the validation split scored by the masker learnt on train (pooled counts:
+highest recall at precision >= 0.9, then F1, then fewer options); the final masker learns from
+train + validation and ships in the package (``axline/data/knowhow_masker.json``, written by
+``axline bench knowhow --only mask --write-masker FILE``; the run says whether the shipped file is
+what it learnt). The test split only scores: each test text goes through the product's
+``mask_text`` with the shipped masker, and a token counts as masked when a masked span covers it.
 
 (d) **Speed**: 10,000 cases (made by recombining the dev set's symptom, cause and action sentences
 across cases and assets), import time, and the latency of the 120 dev queries against them (p50,
@@ -38,8 +41,8 @@ furnace every 8-20 minutes (its means over the last 10 minutes) and moves the te
 (gas) with the parts rate and the flue O2 setpoint (air) with the gas flow; a trainee makes an
 occasional move that is not learnt from. Every write goes through the audit trail (hash-chained
 file, on the simulated clock) and every reading into an embedded historian. The advisor learns from
-the expert's audited moves in the first two thirds of the day (signals, neighbours, mode and dead band
-chosen by leave-one-out on those episodes only); for each later expert episode it is asked for advice
+the expert's audited moves in the first two thirds of the day (signals, model: a vote of neighbours
+or a ridge line, neighbours and dead band chosen by leave-one-out on those episodes only); for each later expert episode it is asked for advice
 from the state before the move; the score is the share of the expert's moves whose direction the
 advice matches ("hold" counts as a miss).
 """
@@ -74,6 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed-cases", type=int, default=10_000, help="cases for the latency test (default 10000)")
     p.add_argument("--operating-seeds", default="1,2", help="simulated days of the scripted expert (default 1,2)")
     p.add_argument("--operating-hours", type=float, default=24.0, help="hours per simulated day (default 24)")
+    p.add_argument("--write-masker", default=None,
+                   help="write the masker learnt on MaintNorm here (the package ships src/axline/data/knowhow_masker.json)")
     p.add_argument("--only", default="dev,vfactory,mask,speed,operating", help="parts to run (default all)")
 
 
@@ -89,7 +94,7 @@ def run(args) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         out["vfactory"] = run_recurrence(seeds, args.repeats, 2.0, 300.0)
     if "mask" in parts:
-        out["masking"] = run_masking(Path(args.maintnorm))
+        out["masking"] = run_masking(Path(args.maintnorm), getattr(args, "write_masker", None))
     if "speed" in parts:
         out["speed"] = run_speed(args.speed_cases)
     if "operating" in parts:

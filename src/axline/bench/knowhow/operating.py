@@ -57,7 +57,7 @@ def run_operating(seeds: list[int], hours: float, train_fraction: float = 2 / 3)
     context, setpoints = {furnace: context[furnace]}, {furnace: setpoints[furnace]}
     path = {p.rsplit("/", 1)[-1]: p for p in [*context[furnace], *setpoints[furnace]]}
     cfg = op.OperatingConfig(experts=frozenset({EXPERT}))
-    per_seed, agree_all, hold_all, base_all = [], [], [], []
+    per_seed, agree_all, hold_all, base_all, said_all = [], [], [], [], []
     for seed in seeds:
         rng = random.Random(1000 + seed)
         demand = _demand(rng, hours)
@@ -137,6 +137,7 @@ def run_operating(seeds: list[int], hours: float, train_fraction: float = 2 / 3)
         moved = [r for r in rows if r["expert"] != "hold"]
         holds = [r for r in rows if r["expert"] == "hold"]
         agree_all += [r["advice"] == r["expert"] for r in moved]
+        said_all += [r["advice"] != "hold" for r in moved]
         hold_all += [r["advice"] == "hold" for r in holds]
         base_all += [r["majority"] == r["expert"] for r in moved]
         per_seed.append({"seed": seed, "hours": hours, "expert_writes": writes["expert"],
@@ -149,7 +150,9 @@ def run_operating(seeds: list[int], hours: float, train_fraction: float = 2 / 3)
     def share(v: list[bool]) -> float | None:
         return round(sum(v) / len(v), 3) if v else None
 
+    advised = [ok for ok, said in zip(agree_all, said_all, strict=True) if said]
     return {"direction_agreement": share(agree_all), "held_out_moves": len(agree_all),
+            "coverage": share(said_all), "agreement_when_advised": share(advised),
             "hold_agreement": share(hold_all), "held_out_holds": len(hold_all),
             "majority_baseline": share(base_all), "train_fraction": round(train_fraction, 3), "seeds": per_seed}
 

@@ -54,12 +54,19 @@ def _vfactory_section(rec: dict[str, Any]) -> tuple[str, str]:
 def _mask_section(m: dict[str, Any]) -> tuple[str, str]:
     if "error" in m:
         return ("(c) Name masking on MaintNorm", m["error"])
-    t, b, c = m["test"], m["test_train_words_and_rules_only"], m["chosen"]
+    t, b, c = m["test"], m["test_rules_only"], m["chosen"]
 
     def opts(o: dict[str, Any]) -> str:
         return (f"share >= {o['min_share']}, names {o['names']}, parts {'on' if o['parts'] else 'off'}, "
-                f"context {o['context_min'] or 'off'}")
+                f"context {o['context_min'] or 'off'}, initials {'on' if o['initials'] else 'off'}")
 
+    def row(name: str, x: dict[str, Any]) -> list[Any]:
+        return [name, x["recall"], x["precision"], x["f1"], x["tp"], x["fp"], x["fn"]]
+
+    table = [row("the product's mask_text with its shipped masker (rules + learnt words and options)", t),
+             row("the rules alone (phones, e-mails, titled names)", b)]
+    if "test_this_run" in m:
+        table.insert(1, row("the masker this run learnt (differs from the shipped one)", m["test_this_run"]))
     rows = [[opts(x["options"]), x["cross_validation"]["recall"], x["cross_validation"]["precision"],
              x["val"]["recall"], x["val"]["precision"], x["pooled"]["recall"], x["pooled"]["precision"]]
             for x in m["choices"]]
@@ -69,16 +76,18 @@ def _mask_section(m: dict[str, Any]) -> tuple[str, str]:
             f"over train plus val (pooled: highest recall at precision >= 0.9, then F1, then fewer options): "
             f"**{opts(c['options'])}** (pooled recall {c['pooled']['recall']}, precision "
             f"{c['pooled']['precision']}); the final masker learns its words from train + val "
-            f"({m['final_sensitive_words']} sensitive words, context words {m['final_context_words'] or 'none'}).\n\n" +
-            markdown_table(["masker", "recall", "precision", "F1", "TP", "FP", "FN"], [
-                ["chosen options, learnt from train + val, + rules", t["recall"], t["precision"], t["f1"],
-                 t["tp"], t["fp"], t["fn"]],
-                ["sensitive words of train + rules (no options)", b["recall"], b["precision"], b["f1"],
-                 b["tp"], b["fp"], b["fn"]]]) +
+            f"({m['final_sensitive_words']} sensitive words, context words {m['final_context_words'] or 'none'}). "
+            f"It ships in the package as `axline/data/{m['shipped_file']}` ({m['shipped_file_bytes']:,} bytes; "
+            f"MaintNorm is MIT-licensed); the shipped file "
+            f"{'is exactly what this run learnt' if m['shipped_is_this_run'] else 'DIFFERS from what this run learnt'}. "
+            f"The test split is scored through the product's `mask_text` (a token counts as masked when a "
+            f"masked span covers it).\n\n" +
+            markdown_table(["masker", "recall", "precision", "F1", "TP", "FP", "FN"], table) +
             "\n\nOptions tried (share: a word of train is sensitive when marked so in at least this share of its "
             "uses; names: the most common census first names of each sex, outside the vocabulary; parts: "
             "joined words with a sensitive or name part, and starts of known sensitive words; context: words "
-            "next to sensitive words at least this often):\n\n" +
+            "next to sensitive words at least this often; initials: a single letter before a sensitive word, "
+            "a first name or a capitalised word outside the vocabulary):\n\n" +
             markdown_table(["options", "CV recall", "CV precision", "val recall", "val precision",
                             "pooled recall", "pooled precision"], rows))
 
@@ -95,7 +104,8 @@ def _operating_section(o: dict[str, Any]) -> tuple[str, str]:
     rows = []
     for sd in o["seeds"]:
         model = (sd["model"] or {}).get("setpoints", {})
-        learnt = "; ".join(f"{tag.rsplit('/', 1)[-1]}: on {', '.join(m['based_on'])}, k={m['k']}, {m['mode']}"
+        learnt = "; ".join(f"{tag.rsplit('/', 1)[-1]}: on {', '.join(m['based_on'])}, "
+                           + (f"k={m['k']}, {m['mode']}" if m["mode"] != "linear" else "ridge line")
                            for tag, m in model.items()) or "nothing"
         rows.append([sd["seed"], sd["hours"], sd["expert_writes"], sd["trainee_writes"], sd["learnt"]["episodes"],
                      sd["held_out_moves"], sd["direction_agreement"], learnt])
@@ -109,7 +119,9 @@ def _operating_section(o: dict[str, Any]) -> tuple[str, str]:
     sig_rows = [[k, n, ok, round(ok / n, 3)] for k, (n, ok) in sorted(by_sig.items())]
     return ("(e) Operating know-how: advice learnt from an expert's audited setpoint moves",
             f"Direction agreement with the expert's held-out moves **{o['direction_agreement']}** over "
-            f"{o['held_out_moves']} moves (always the majority direction of the learnt moves: "
+            f"{o['held_out_moves']} moves; the advice named a direction (not hold) for "
+            f"{o.get('coverage', 'n/a')} of them (coverage) and was right on {o.get('agreement_when_advised', 'n/a')} "
+            f"of those (always the majority direction of the learnt moves: "
             f"{o['majority_baseline']}); where the expert left a setpoint alone while moving the other, the "
             f"advice said hold {o['hold_agreement']} of {o['held_out_holds']} times. Learnt from the first "
             f"{o['train_fraction']} of each simulated day.\n\n" +

@@ -125,24 +125,34 @@ def _latch(level: float, spread: float, factor: float) -> AlarmLatch:
     return AlarmLatch(on=on, off=level + LATCH_OFF_RATIO * (on - level))
 
 
+def _scores(files: list[SkabFile], masks: list[np.ndarray]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """SKAB's binary metrics and NAB scores of ``masks``, one per file over its rows after the fit part."""
+    b = binary_metrics([f.anomaly[FIT_ROWS:] for f in files], masks)
+    n = nab_scores([f.ts[FIT_ROWS:] for f in files], [f.changepoint[FIT_ROWS:] for f in files],
+                   [mask_edges(m) for m in masks])
+    return b, n
+
+
+def _summary(files: list[SkabFile], masks: list[np.ndarray]) -> dict[str, Any]:
+    """The scores of ``masks`` on ``files`` as the page reports them."""
+    b, n = _scores(files, masks)
+    return {"files": len(files), "f1": round(b["f1"], 4), "far": round(b["far"], 2), "mar": round(b["mar"], 2),
+            "nab_standard": round(n["standard"], 2), "nab_lowfp": round(n["lowfp"], 2),
+            "nab_lowfn": round(n["lowfn"], 2)}
+
+
 def evaluate(kind: str, params: dict[str, Any], files: list[SkabFile], factor: float,
              min_scale: np.ndarray | None) -> dict[str, Any]:
     """Run one detector over all files with SKAB's split; returns metrics and timing."""
-    preds, trues, cps, pcps, tss = [], [], [], [], []
+    masks = []
     fit_s = 0.0
     for f in files:
         det = make_detector(kind, **params)
         t0 = time.perf_counter()
         level, spread, sc = _fit_and_score(det, f.X, min_scale)
         fit_s += time.perf_counter() - t0
-        mask = _latch(level, spread, factor).run(sc)
-        preds.append(mask)
-        trues.append(f.anomaly[FIT_ROWS:])
-        cps.append(f.changepoint[FIT_ROWS:])
-        pcps.append(mask_edges(mask))
-        tss.append(f.ts[FIT_ROWS:])
-    b = binary_metrics(trues, preds)
-    n = nab_scores(tss, cps, pcps)
+        masks.append(_latch(level, spread, factor).run(sc))
+    b, n = _scores(files, masks)
     return {
         "f1": round(b["f1"], 4), "far": round(b["far"], 2), "mar": round(b["mar"], 2),
         "nab_standard": round(n["standard"], 2), "nab_lowfp": round(n["lowfp"], 2), "nab_lowfn": round(n["lowfn"], 2),
@@ -181,31 +191,13 @@ SELECT_GROUPS = ("valve1",)
 def evaluate_config(config: MonitorConfig, files: list[SkabFile]) -> dict[str, Any]:
     """The product's own code path on SKAB's split: ``fit_monitor`` on each file's first 400 rows
     (threshold set on the last 30 % of them), then ``OnlineMonitor`` over the rest, row by row."""
-    preds, trues, cps, pcps, tss = [], [], [], [], []
-    for f in files:
-        _, mask = OnlineMonitor(fit_monitor(f.X[:FIT_ROWS], SIGNALS, config), config).run(f.X[FIT_ROWS:])
-        preds.append(mask)
-        trues.append(f.anomaly[FIT_ROWS:])
-        cps.append(f.changepoint[FIT_ROWS:])
-        pcps.append(mask_edges(mask))
-        tss.append(f.ts[FIT_ROWS:])
-    b = binary_metrics(trues, preds)
-    n = nab_scores(tss, cps, pcps)
-    return {"files": len(files), "f1": round(b["f1"], 4), "far": round(b["far"], 2), "mar": round(b["mar"], 2),
-            "nab_standard": round(n["standard"], 2), "nab_lowfp": round(n["lowfp"], 2),
-            "nab_lowfn": round(n["lowfn"], 2)}
+    return _summary(files, [OnlineMonitor(fit_monitor(f.X[:FIT_ROWS], SIGNALS, config), config).run(f.X[FIT_ROWS:])[1]
+                            for f in files])
 
 
 def trivial_all_anomaly(files: list[SkabFile]) -> dict[str, Any]:
     """Everything is an anomaly, on the same test parts."""
-    trues = [f.anomaly[FIT_ROWS:] for f in files]
-    ones = [np.ones_like(t) for t in trues]
-    b = binary_metrics(trues, ones)
-    n = nab_scores([f.ts[FIT_ROWS:] for f in files], [f.changepoint[FIT_ROWS:] for f in files],
-                   [mask_edges(o) for o in ones])
-    return {"files": len(files), "f1": round(b["f1"], 4), "far": round(b["far"], 2), "mar": round(b["mar"], 2),
-            "nab_standard": round(n["standard"], 2), "nab_lowfp": round(n["lowfp"], 2),
-            "nab_lowfn": round(n["lowfn"], 2)}
+    return _summary(files, [np.ones_like(f.anomaly[FIT_ROWS:]) for f in files])
 
 
 #: alarm budget on the anomaly-free run that a default candidate must keep
