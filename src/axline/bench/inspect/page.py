@@ -59,15 +59,22 @@ def render_scorers(r: dict[str, Any]) -> str:
 
 def render_long_parts(lp: dict[str, Any]) -> str:
     """Squashed against tiled on long parts."""
-    rows = ["| inspection | canvas | tiles | image AUROC | training (s) |", "|---|---|---|---|---|"]
+    rows = ["| inspection | canvas | tiles | scorer | image AUROC | training (s) |", "|---|---|---|---|---|---|"]
     for name, label in (("squashed", "whole part squashed to 256 x 256"),
                         ("tiled", "native aspect, tiles of 256 overlapping by 64 (smallest defect 16 px)")):
         v = lp[name]
-        rows.append(f"| {label} | {v['canvas'][0]} x {v['canvas'][1]} | {v['tiles']} | {v['image_auroc']:.3f} | "
-                    f"{_fmt(v.get('train_s'), 1)} |")
+        rows.append(f"| {label} | {v['canvas'][0]} x {v['canvas'][1]} | {v['tiles']} | {v.get('scorer', lp['scorer'])} "
+                    f"| {v['image_auroc']:.3f} | {_fmt(v.get('train_s'), 1)} |")
+    if lp["scorer"] == "auto":
+        how = ("scorer chosen by each model on its own validation (held-out training parts against the same parts "
+               "with one synthetic defect each; validation AUROC " + "; ".join(
+                   f"{n}: " + ", ".join(f"{k} {x:.3f}" for k, x in lp[n].get("validation_auroc", {}).items())
+                   for n in ("squashed", "tiled")) + ")")
+    else:
+        how = f"scorer {lp['scorer']} (the one chosen on validation above)"
     return "\n".join(rows) + (f"\n\nParts: {lp['what']}. {lp['n_train']} training parts, {lp['n_test_good']} good "
-                              f"and {lp['n_test_defect']} defective test parts; scorer {lp['scorer']} (the one "
-                              "chosen on validation above). Image score: the worst tile's.")
+                              f"and {lp['n_test_defect']} defective test parts; {how}. Image score: the worst "
+                              "tile's.")
 
 
 def render_latency_by_size(r: dict[str, Any]) -> str:
@@ -84,8 +91,8 @@ def render_latency_by_size(r: dict[str, Any]) -> str:
     return "\n".join(rows) + (
         "\n\nEach size: a model trained on 24 training goods resized to it (tiles of 256 overlapping by 64, the "
         "shipped scorer), timed in a separate process with torch blocked; the inspector picks its threads (the "
-        "machine's cores, at most 4) and how many tiles go through the backbone per run (one, or all, whichever "
-        "it timed faster at load).")
+        "machine's cores, at most 4) and runs all tiles of an image through the backbone together "
+        "(\"tiles per run\", as the inspector reported it).")
 
 
 def render_types(r: dict[str, Any]) -> str:
