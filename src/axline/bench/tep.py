@@ -18,13 +18,15 @@ the pressure, which the cost wants at its bound, trips only at 3000 kPa.
 
 axline's advisor works as it does on a plant: it starts from today's operating point with small
 steps around it, proposes only inside the hard bounds and a trust region around the best feasible
-point so far (a change that did not pay is rolled back there), and needs each constraint to hold at
+point so far (a change that did not pay is rolled back there; the region is halved after three trials
+in a row that did not improve and doubled back after two improvements), and needs each constraint to hold at
 95 % confidence under its Gaussian-process surrogate (with a linear trend, so a rising transient is
 extrapolated as rising). The constraints include the run's extremes of every trip the plant has
 (reactor pressure, reactor, separator and stripper level high and low): each must stay within 85 %
 of the way from its Mode-1 value to the trip. A feasibility classifier learnt from the trials
 (nearest neighbour) refuses candidates near one that shut down or broke a limit, and an unsure
-proposal is taken as half a step. When no candidate is expected to improve, or the proposal moves no
+proposal (the cost's uncertainty against its expected gain, or a constraint that holds at 95 % but not
+at 3 standard deviations) is taken as half a step. When no candidate is expected to improve, or the proposal moves no
 setpoint by a tenth of its trust step, it tries the safe candidate not yet tried whose lower
 confidence bound on the cost is lowest. Optuna's TPE (default sampler, seeded) sees the same evaluations; an
 infeasible one scores 1.5 x the baseline cost.
@@ -185,8 +187,6 @@ def run_axline(seed: int, base: dict, budget: int) -> list[dict]:
     trust = step_sizes(spec)
     small = spec.small_step * trust
     best_cost = base["cost"]
-    # the trust region is halved after three trials in a row that did not improve and doubled back
-    # after two improvements (never wider than the step)
     region = TrustRegion()
     trials = []
     for k in range(budget):
@@ -201,8 +201,6 @@ def run_axline(seed: int, base: dict, budget: int) -> list[dict]:
             x = None
             if adv.x is not None:
                 x, how = np.array([adv.x[t] for t in tags]), "advisor"
-                # unsure: the cost's uncertainty against its expected gain, or a constraint that holds at
-                # 95 % but not at UNSURE_BETA standard deviations
                 if adv.unsure or _pessimistic_excess(spec, sur, x[None], beta=UNSURE_BETA)[0] > 0:
                     x, how = x_best + spec.small_step * (x - x_best), "advisor, small step (unsure)"
                 if (np.abs(x - x_best) < MIN_MOVE * now).all():  # a move too small to teach anything
