@@ -51,3 +51,21 @@ def test_headless_demo_writes_a_truthful_report(tmp_path):
     # (the report waits for the event log to store what was raised; an image still being inspected when the
     # demo stops may have no event yet)
     assert 0 <= v["inspected"] - (events.get("inspection", 0) + events.get("defect", 0)) <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # a first run teaches the shaft model (minutes on a busy 2-core machine)
+def test_headless_demo_inspects_long_shafts_in_tiles(tmp_path):
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "axline.cli", "demo", "--headless", "--part", "shaft", "--duration", "800",
+         "--until-inspected", "8", "--speed", "40", "--warmup-s", "240", "--port", "0", "--report", str(report),
+         "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    v = json.loads(report.read_text())["inspection"]
+    assert v is not None, "the vision station did not run"
+    # a 1,024 x 256 shaft is judged at its own resolution, in overlapping tiles, not squashed to one square
+    assert v["tiles"] == 5
+    assert v["inspected"] >= 8 and v["latency_ms"]["n"] >= 8

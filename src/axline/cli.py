@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup-s", type=float, default=300.0,
                    help="fault-free simulated seconds before faults are injected (default 300)")
     s.add_argument("--no-inspect", action="store_true", help="run the vision station without the inspector")
-    s.add_argument("--part", default="shaft", choices=("flange", "shaft"),
-                   help="what the camera sees: a long shaft inspected in tiles (default) or a flange")
+    s.add_argument("--part", default="flange", choices=("flange", "shaft"),
+                   help="what the camera sees: a flange (default, one 256 x 256 image) or a long shaft "
+                        "(1,024 x 256, inspected in five tiles)")
     s.add_argument("--until-simulated-s", type=float, default=None,
                    help="stop once this many simulated seconds were collected (--duration stays the upper bound)")
     s.add_argument("--until-inspected", type=int, default=None,

@@ -338,7 +338,7 @@ def inspection_report(svc: Service, parts: list[dict]) -> dict | None:
     good = [p for p in judged if not p.get("defect")]
     return {
         "inspected": sum(st["counts"].values()), "rejected": st["counts"].get("reject", 0),
-        "latency_ms": st["latency_ms"], "inspect_ms": st["inspect_ms"],
+        "latency_ms": st["latency_ms"], "inspect_ms": st["inspect_ms"], "tiles": st.get("tiles"),
         "parts_finished": len(judged), "defective_parts": len(defective),
         "defective_diverted": sum(1 for p in defective if p.get("diverted")),
         "good_parts": len(good), "good_diverted": sum(1 for p in good if p.get("diverted")),
