@@ -118,13 +118,14 @@ class OperatingApp(KnowHowApp):
     async def _start(self) -> None:
         from axline.app.audit import AuditLog
         from axline.knowhow import operating as op
+        from axline.knowhow.operating_live import OperatingKnowHow
         from test_knowhow_operating import NS, PLANT, T0, expert_day
 
         (self.tmp / "day").mkdir()
         path, self.day = expert_day(self.tmp / "day", hours=6.0)
         trail = AuditLog(path)
         await super()._start()
-        self.service.operating = op.OperatingKnowHow(
+        self.service.operating = OperatingKnowHow(
             op.OperatingConfig(experts=frozenset({"kim"})), PLANT, entries=trail.iter_entries,
             historian=lambda: self.day, now_ns=lambda: T0 + int(6 * 3600 * NS), version=trail.size)
 

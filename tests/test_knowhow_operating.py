@@ -17,6 +17,7 @@ from axline.app.audit import AuditLog
 from axline.app.server import create_app
 from axline.batch import Batch
 from axline.knowhow import operating as op
+from axline.knowhow.operating_live import OperatingKnowHow
 
 NS = 1_000_000_000
 T0 = 1_780_000_000 * NS
@@ -129,7 +130,7 @@ def test_a_broken_trail_line_or_config_is_an_error(tmp_path):
     def broken() -> op.OperatingConfig:
         return op.OperatingConfig.from_dict({"experts": "kim"}, "knowhow/operating.yaml")
 
-    ok = op.OperatingKnowHow(broken, PLANT, entries=lambda: iter(()), historian=lambda: None, now_ns=lambda: T0)
+    ok = OperatingKnowHow(broken, PLANT, entries=lambda: iter(()), historian=lambda: None, now_ns=lambda: T0)
     with pytest.raises(op.OperatingError):
         ok.advice()
     assert ok.status()["errors"] == 1 and "experts" in ok.status()["last_error"]
@@ -142,7 +143,7 @@ async def test_the_route_checks_roles_and_answers_advice(tmp_path):
     path, hist = expert_day(tmp_path, hours=6.0)
     trail = AuditLog(path)
     svc = FakeService(hist, tick_s=3600, history_s=1)
-    svc.operating = op.OperatingKnowHow(op.OperatingConfig(roles=frozenset({"operator"}), experts=frozenset()),
+    svc.operating = OperatingKnowHow(op.OperatingConfig(roles=frozenset({"operator"}), experts=frozenset()),
                                         PLANT, entries=trail.iter_entries, historian=lambda: hist,
                                         now_ns=lambda: T0 + int(6 * 3600 * NS), version=trail.size)
     app = create_app(svc, security=SEC)
@@ -165,7 +166,7 @@ async def test_the_route_checks_roles_and_answers_advice(tmp_path):
         await client.get("/api/knowhow/operating", headers=token_headers(SEC, "o", "operator"))
         assert svc.operating.status()["relearnt"] == 1  # the trail did not grow: not relearnt
         # nobody named: the answer says so, and nothing is learnt
-        svc.operating = op.OperatingKnowHow(op.OperatingConfig(), PLANT, entries=trail.iter_entries,
+        svc.operating = OperatingKnowHow(op.OperatingConfig(), PLANT, entries=trail.iter_entries,
                                             historian=lambda: hist, now_ns=lambda: T0)
         r = await client.get("/api/knowhow/operating", headers=token_headers(SEC, "o", "operator"))
         assert (await r.json()) == {"configured": False, "assets": []}

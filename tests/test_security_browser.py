@@ -23,6 +23,13 @@ def _page(browser, errors: list[str], locale: str = "en-US"):
     return new_page(browser, errors, locale, {"width": 1280, "height": 800}, console=False)
 
 
+def _wait_text(page, selector: str, text: str) -> None:
+    """Wait (up to the page's generous default) until ``selector`` shows ``text``; a page that never
+    translates fails here."""
+    page.wait_for_function("([sel, text]) => (document.querySelector(sel)?.textContent || '').includes(text)",
+                           arg=[selector, text])
+
+
 def test_login_and_lockout_in_korean(browser, tmp_path):
     errors: list[str] = []
     with AppThread(tmp_path, users={"kim": "operator"}) as app:
@@ -34,12 +41,15 @@ def test_login_and_lockout_in_korean(browser, tmp_path):
             page.fill("#password", f"wrong-password-{i}")
             page.click("button[type=submit]")
             page.wait_for_selector("#login-error", state="visible")
+        # the page comes back with the message shown in English markup; its script then translates it
+        _wait_text(page, "#login-error", "틀렸습니다")
         assert "틀렸습니다" in page.text_content("#login-error")
         # the sixth try, even with the right password, finds the account locked
         page.fill("#username", "kim")
         page.fill("#password", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_selector("#login-locked", state="visible")
+        _wait_text(page, "#login-locked", "잠겼습니다")
         assert "잠겼습니다" in page.text_content("#login-locked")
         assert not page.is_visible("#login-error")
         # an admin unlocks it; then the login works and the dashboard shows a log-out button

@@ -79,7 +79,7 @@ class Service(VisionStations):
         self.system_prefix = f"{plant.site}/{plant.area}/axline"
         self.safety = Safety(self)
         self.knowhow = None  # axline.knowhow.live.KnowHowLive: cases suggested for each new alarm
-        self.operating = None  # axline.knowhow.operating.OperatingKnowHow: advice learnt from audited moves
+        self.operating = None  # axline.knowhow.operating_live.OperatingKnowHow: advice learnt from audited moves
         self.workers: dict[str, Any] = {}  # background workers whose failures health shows (register_worker)
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -172,7 +172,7 @@ class Service(VisionStations):
 
         self.knowhow = KnowHowLive.for_service(self)
         self._tasks.append(asyncio.create_task(self.knowhow.start(), name="knowhow"))
-        from axline.knowhow.operating import OperatingKnowHow
+        from axline.knowhow.operating_live import OperatingKnowHow
 
         self.operating = OperatingKnowHow.for_service(self)
         if web:

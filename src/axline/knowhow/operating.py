@@ -514,10 +514,3 @@ def current_state(historian: Any, asset: str, context: dict[str, dict[str, str]]
     state.update(last_values(historian, setpoints.get(asset, []), now_ns + 1, max(cfg.before_s, 60.0)))
     return state
 
-
-def __getattr__(name: str) -> Any:
-    if name == "OperatingKnowHow":  # the running plant's side lives in its own module
-        from axline.knowhow.operating_live import OperatingKnowHow
-
-        return OperatingKnowHow
-    raise AttributeError(name)
