@@ -28,6 +28,7 @@ def weights() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize(("size", "blocks", "feature_dim", "grid"), [
     (64, (4, 10), None, 16),     # the default stages
     (96, (2, 7), 24, 8),         # finer grid, a random projection, another pair of stages
+    (64, (10, 14, 15), None, 16),  # the stride-32 stages, upsampled to the grid
 ])
 def test_graph_equals_torch_features(weights, size, blocks, feature_dim, grid) -> None:
     torch = require("torch")

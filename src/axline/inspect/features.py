@@ -11,7 +11,7 @@ default, or 8):
 
 * the input is scaled as (x - 127.5) / 127.5, the scaling these TF-Lite converted weights expect;
 * the outputs of the chosen stages (by default the stride-8 stage, 40 channels, and the stride-16
-  stage, 112 channels) are each averaged over their 3x3 neighbourhood (PatchCore's local
+  stage, 112 channels; the stride-4 and stride-32 stages can be added) are each averaged over their 3x3 neighbourhood (PatchCore's local
   aggregation);
 * maps finer than the grid are average-pooled down to it, coarser ones upsampled (bilinear,
   half-pixel centres), and all are concatenated;
@@ -38,6 +38,8 @@ BLOCK_OUTPUTS: dict[int, tuple[int, int]] = {
     4: (8, 40),
     7: (16, 80),
     10: (16, 112),
+    14: (32, 192),
+    15: (32, 320),
 }
 DEFAULT_BLOCKS: tuple[int, ...] = (4, 10)
 DEFAULT_GRID_STRIDE = 16
