@@ -197,6 +197,7 @@ def test_learnt_masker_options():
     m = learn_masker(texts, min_share=0.5, names=200, parts=True)
     assert m.is_sensitive("Zortec") and not m.is_sensitive("T")  # "T" is mostly not a name in the labels
     assert m.is_sensitive("Zorte") and m.is_sensitive("Smith&Zortec")  # the start of, and joined with, a known word
+    assert m.is_sensitive("XZortec") and not m.is_sensitive("Zor")  # ends with a known word; too short a start
     assert m.is_sensitive("Michael") and not m.is_sensitive("hose") and not m.is_sensitive("June")
     loose = learn_masker(texts, min_share=0.0)
     assert loose.is_sensitive("T") and not loose.is_sensitive("Michael")

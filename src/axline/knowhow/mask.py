@@ -227,7 +227,8 @@ class VocabularyMasker:
     (``J Smith``); or a first name among the ``names`` most common ones (or a family name among the
     ``family`` most common ones) that the plant's ``vocabulary`` does not hold. Tokens with digits and
     the plant's own words are kept. Of the other words (letters only): one joined from parts
-    (``A&B``) with a sensitive or name part, or the start of a sensitive word (``parts``); one right
+    (``A&B``) with a sensitive or name part, or the start of a sensitive word, or a word that ends with
+    one (``parts``); one right
     after one of ``left`` or right before one of ``right`` (context words learnt from labelled text);
     one after a generic cue (:data:`GENERIC_CUES`, ``cues``) that is not a known word; and
     (``min_len`` below 99) any word of ``min_len`` letters or more that is not a known word nor, with
@@ -253,6 +254,7 @@ class VocabularyMasker:
         self.general = bool(general)
         self._general = general_vocabulary() if self.general else frozenset()
         self._sens_prefixes = {w[:k] for w in self.sensitive if w.isalpha() for k in range(4, len(w))}
+        self._sens_alpha = [w for w in self.sensitive if w.isalpha() and len(w) >= 3]
         self._prefixes: set[str] = set()
         self._deletes: set[str] = set()
         self._gen_prefixes: frozenset[str] = frozenset()
@@ -340,7 +342,7 @@ class VocabularyMasker:
         if self.names and len(low) >= 3 and low in self.names:
             return True
         if self.parts:
-            if low in self._sens_prefixes:
+            if low in self._sens_prefixes or any(len(low) > len(w) and low.endswith(w) for w in self._sens_alpha):
                 return True
             bits = [b for b in _SPLIT.split(low) if len(b) >= 3]
             if len(bits) > 1 and any(b in self.sensitive or b in self.names for b in bits):
@@ -430,7 +432,7 @@ def prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
 
 def _build(texts: list[list[tuple[str, bool]]], opts: dict[str, Any]) -> VocabularyMasker:
     o = dict(opts)
-    return learn_masker(texts, min_share=0.5, context_min=o.pop("context_min", 0), general=True, **o)
+    return learn_masker(texts, min_share=o.pop("min_share", 0.5), context_min=o.pop("context_min", 0), general=True, **o)
 
 
 def fit_masker(texts: list[list[tuple[str, bool]]], *, grid: dict[str, tuple] | None = None,

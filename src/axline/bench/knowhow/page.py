@@ -89,8 +89,8 @@ def _mask_section(m: dict[str, Any]) -> tuple[str, str]:
             f"is scored through the product's `mask_text` (a token counts as masked when a masked span covers it).\n\n" +
             markdown_table(["masker", "recall", "precision", "F1", "TP", "FP", "FN"], table) +
             "\n\nOptions tried for the adapted masker (names: the most common census first names of each sex, "
-            "outside the plant's vocabulary; parts: joined words with a sensitive or name part, and starts of "
-            "known sensitive words; context: words next to sensitive words at least this often; initials: a "
+            "outside the plant's vocabulary; parts: joined words with a sensitive or name part, starts of "
+            "known sensitive words and words that end with one; context: words next to sensitive words at least this often; initials: a "
             "single letter before a sensitive word, a first name or a capitalised unknown word; cues: an unknown "
             "word after a generic cue such as `by`; unknown words: any word of at least that many letters that "
             "is neither in the plant's vocabulary nor in the general vocabulary, nor one edit from or the start "
