@@ -254,6 +254,7 @@ def test_the_generic_masker_holds_no_words_of_any_data_set():
     learnt = VocabularyMasker({"hose"}, {"zortec"}, names=200, min_len=6, general=True, cues=True)
     assert VocabularyMasker.from_json(learnt.to_json()).to_json() == learnt.to_json()
     assert "james" not in learnt.to_json()["vocabulary"]
+    assert VocabularyMasker(family=1000).is_sensitive("Johnson") and not VocabularyMasker().is_sensitive("Johnson")
 
 
 def test_unknown_words_are_masked_unless_near_a_known_word():

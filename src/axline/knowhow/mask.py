@@ -94,8 +94,8 @@ monday tuesday wednesday thursday friday saturday sunday""".split())
 # English words after which a word that is not an ordinary word is a person or a firm ("repairs by
 # Zortec", "called Smithers", "contact Jo"): general English, not learnt from any data set
 GENERIC_CUES = frozenset("by called contact contacted ask asked tell told rang phoned attn".split())
-MASKER_KEY = "masker"  # where a case store keeps its plant's masker (kh_meta)
-# the generic masker's options (no plant's words): first names, initials before them, words after a cue
+# the generic masker's options (no plant's words): first names, initials before them, unknown words after
+# a cue; compared with a few others on labelled maintenance text (benchmarks/knowhow.md (c))
 GENERIC_OPTIONS: dict[str, Any] = {"names": 200, "initials": True, "cues": True, "general": True}
 
 
@@ -227,10 +227,9 @@ class VocabularyMasker:
     (``J Smith``); or a first name among the ``names`` most common ones (or a family name among the
     ``family`` most common ones) that the plant's ``vocabulary`` does not hold. Tokens with digits and
     the plant's own words are kept. Of the other words (letters only): one joined from parts
-    (``A&B``) with a sensitive or name part, or the start of a sensitive word, or a word that ends with
-    one (``parts``); one right
-    after one of ``left`` or right before one of ``right`` (context words learnt from labelled text);
-    one after a generic cue (:data:`GENERIC_CUES`, ``cues``) that is not a known word; and
+    (``A&B``) with a sensitive or name part, the start of a sensitive word or a word that ends with one
+    (``parts``); one right after one of ``left`` or right before one of ``right`` (context words learnt
+    from labelled text); one after a generic cue (:data:`GENERIC_CUES`, ``cues``) that is not a known word; and
     (``min_len`` below 99) any word of ``min_len`` letters or more that is not a known word nor, with
     ``near``, a typo or abbreviation of one (one edit away, or the start of one). Known words: the
     plant's vocabulary and, with ``general``, :func:`general_vocabulary`."""
