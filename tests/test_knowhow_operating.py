@@ -264,3 +264,5 @@ def test_unknown_words_are_masked_unless_near_a_known_word():
     assert m.is_sensitive("Qwzrtplex")  # no known word is like it
     assert not m.is_sensitive("hydrualic") and not m.is_sensitive("hydraul")  # a typo, an abbreviation
     assert not m.is_sensitive("bearings") and not m.is_sensitive("Zort")  # an ordinary word; too short
+    ini = VocabularyMasker({"fabricate", "install"}, initials=True)
+    assert ini.is_sensitive("R", next="Quarnby") and not ini.is_sensitive("P", next="Fabricte")  # a typo is no name

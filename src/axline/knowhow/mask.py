@@ -15,8 +15,10 @@ text); the case store keeps the adapted masker. Korean words are left to the rul
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
+import string
 from collections.abc import Iterable
 from typing import Any
 
@@ -88,6 +90,7 @@ def mask_text(text: str, known_names: Iterable[str] = (), masker: VocabularyMask
 _TOKEN = re.compile(r"\S+")
 _PUNCT = ".,;:()[]'\""
 _SPLIT = re.compile(r"[&/+]")
+_LETTERS = string.ascii_lowercase
 _ENDINGS = ("s", "es", "ed", "d", "ing", "er", "ers")  # an ordinary word with an English ending is ordinary
 _CALENDAR = frozenset("""january february march april may june july august september october november december
 monday tuesday wednesday thursday friday saturday sunday""".split())
@@ -199,14 +202,9 @@ def _sentencepiece_pieces(data: bytes) -> Iterable[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _general_index() -> tuple[frozenset[str], frozenset[str]]:
-    """Starts (3 letters or more) and one-letter deletions of the general vocabulary's words."""
-    prefixes: set[str] = set()
-    deletes: set[str] = set()
-    for w in general_vocabulary():
-        prefixes.update(w[:k] for k in range(3, len(w)))
-        deletes.update(_deletes(w))
-    return frozenset(prefixes), frozenset(deletes)
+def _general_sorted() -> tuple[str, ...]:
+    """The general vocabulary in order (to find the words a text starts)."""
+    return tuple(sorted(general_vocabulary()))
 
 
 def _text_case(tokens: list[str]) -> str:
@@ -224,7 +222,7 @@ class VocabularyMasker:
 
     A token is masked when it is one of the plant's ``sensitive`` words; or (``initials``) a single
     letter before a sensitive word, a first name or a capitalised word that is not a known word
-    (``J Smith``); or a first name among the ``names`` most common ones (or a family name among the
+    (``J Smith``; with ``near``, not a typo or abbreviation of a known word); or a first name among the ``names`` most common ones (or a family name among the
     ``family`` most common ones) that the plant's ``vocabulary`` does not hold. Tokens with digits and
     the plant's own words are kept. Of the other words (letters only): one joined from parts
     (``A&B``) with a sensitive or name part, the start of a sensitive word or a word that ends with one
@@ -255,16 +253,8 @@ class VocabularyMasker:
         self._sens_prefixes = {w[:k] for w in self.sensitive if w.isalpha() for k in range(4, len(w))}
         self._sens_alpha = [w for w in self.sensitive if w.isalpha() and len(w) >= 3]
         self._prefixes: set[str] = set()
-        self._deletes: set[str] = set()
-        self._gen_prefixes: frozenset[str] = frozenset()
-        self._gen_deletes: frozenset[str] = frozenset()
-        if self.near and self.min_len < 99:
-            for w in self.vocab:
-                if w.isalpha():
-                    self._prefixes.update(w[:k] for k in range(3, len(w)))
-                    self._deletes.update(_deletes(w))
-            if self.general:
-                self._gen_prefixes, self._gen_deletes = _general_index()
+        if self.near and (self.min_len < 99 or self.initials):
+            self._prefixes = {w[:k] for w in self.vocab if w.isalpha() for k in range(3, len(w))}
 
     def options(self) -> dict[str, Any]:
         """The options (not the learnt words)."""
@@ -297,12 +287,16 @@ class VocabularyMasker:
                                            for e in _ENDINGS if len(low) - len(e) >= 3)
 
     def _close_to_known(self, w: str) -> bool:
-        if w in self._prefixes or w in self._gen_prefixes:
+        """Whether ``w`` is the start (three letters or more) of a known word, or one edit from one (a
+        letter left out, added, changed, or two neighbours swapped)."""
+        if w in self._prefixes:
             return True
-        if w in self._deletes or w in self._gen_deletes:
-            return True
-        return any(d in self.vocab or d in self._general or d in self._deletes or d in self._gen_deletes
-                   for d in _deletes(w))
+        if self.general and len(w) >= 3:
+            words = _general_sorted()
+            i = bisect.bisect_right(words, w)
+            if i < len(words) and words[i].startswith(w):
+                return True
+        return any(e in self.vocab or e in self._general for e in _edits(w))
 
     def _initial_of(self, w: str, case: str) -> bool:
         """Whether a single letter before ``w`` is an initial: ``w`` is a sensitive word, a first name, or a
@@ -312,7 +306,8 @@ class VocabularyMasker:
             return False
         if low in self.sensitive or (low in self.names and low not in self.vocab):
             return True
-        return w[0].isupper() and (w[1:].islower() or case == "upper") and not self._known(low)
+        return w[0].isupper() and (w[1:].islower() or case == "upper") and not self._known(low) \
+            and not (self.near and self._close_to_known(low))
 
     def flags(self, tokens: list[str]) -> list[bool]:
         """For each token of a text (split at white space), whether it is to be masked."""
@@ -473,5 +468,11 @@ def fit_masker(texts: list[list[tuple[str, bool]]], *, grid: dict[str, tuple] | 
     return masker, report
 
 
-def _deletes(w: str) -> set[str]:
-    return {w[:i] + w[i + 1:] for i in range(len(w))}
+def _edits(w: str) -> set[str]:
+    """The words one edit from ``w`` (lower-case letters)."""
+    splits = [(w[:i], w[i:]) for i in range(len(w) + 1)]
+    out = {a + b[1:] for a, b in splits if b}
+    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    out |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
+    out |= {a + c + b for a, b in splits for c in _LETTERS}
+    return out
