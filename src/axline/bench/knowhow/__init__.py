@@ -22,8 +22,9 @@ share whose own kind's case is among the top 3.
 sensitive when the corpus marks it ``<sensitive>`` (personnel, contractors, proprietary names). Two
 maskers are scored on the test split, each through the product's ``mask_text`` (a token counts as
 masked when a masked span covers it): (i) the generic masker axline ships, which holds no words of any
-data set (common US census first names from the ``names`` package, an initial before one, and a
-word after a cue such as ``by`` that is outside a general vocabulary read from installed packages;
+data set (common US census first names from the ``names`` package; an initial, i.e. a single letter
+before a first name or before a capitalised word outside a general vocabulary read from installed
+packages; and a word outside that vocabulary after a cue such as ``by``;
 its options are fixed in the product, compared with a few others on train + val only);
 (ii) the masker adapted to the plant's own labelled text, here MaintNorm's training and validation
 splits, learnt at run time into a temporary case store by the product's ``axline knowhow

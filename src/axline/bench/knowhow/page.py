@@ -84,7 +84,7 @@ def _mask_section(m: dict[str, Any]) -> tuple[str, str]:
             f"{'' if ad['precision_reached'] else '; no option set reached that precision, so the best F1 was taken'}): "
             f"**{opts(c['options'])}** (cross-validation recall {c['cross_validation']['recall']}, precision "
             f"{c['cross_validation']['precision']}); it then learnt {ad['sensitive_words']} sensitive words, "
-            f"{ad['vocabulary']:,} vocabulary words and context words {ad['context_words'] or 'none'} from all of "
+            f"{ad['vocabulary']:,} vocabulary words and context words {', '.join(ad['context_words']) or 'none'} from all of "
             f"train + val, into a temporary case store (nothing is written into the package). The test split "
             f"is scored through the product's `mask_text` (a token counts as masked when a masked span covers it).\n\n" +
             markdown_table(["masker", "recall", "precision", "F1", "TP", "FP", "FN"], table) +
