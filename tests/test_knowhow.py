@@ -217,3 +217,74 @@ def test_case_errors_speak_korean_too(kh):
 def test_a_text_without_concepts_is_encoded_once(kh):
     emb = kh.index.encode_texts(["zzqx qwvb"])
     assert emb.shape == (1, 1024) and np.allclose(emb[0, :512], emb[0, 512:])
+
+
+def _plant_labels(path: Path) -> None:
+    """Labelled work orders of a plant whose contractors (Zortec, Quibbly) no general list knows."""
+    texts = []
+    for i in range(8):
+        texts += [[(f"WO{i}", False), ("ZORTEC", True), ("to", False), ("repair", False), ("conveyor", False)],
+                  [("Quibbly", True), ("replaced", False), ("the", False), ("hose", False), ("on", False), ("press", False)],
+                  [("replace", False), ("seal", False), ("kit", False), ("on", False), ("pump", False), (str(i), False)]]
+    path.write_text("\n\n".join("\n".join(f"{t}\t<sensitive>" if s else f"{t}\t{t.lower()}" for t, s in text)
+                                for text in texts) + "\n", encoding="utf-8")
+
+
+def test_a_plant_adapts_the_masker_to_its_labelled_text(tmp_path, capsys):
+    labels = tmp_path / "labels.tsv"
+    _plant_labels(labels)
+    store = str(tmp_path / "store")
+    k = KnowHow(store)
+    try:
+        case = k.record({"symptom": "Zortec to repair conveyor; Quibbly replaced the seal kit"}, "kim")
+        before = k.shared(case)["symptom"]
+        assert "Zortec" in before and "Quibbly" in before  # the generic masker knows no plant's contractors
+        assert main(["knowhow", "learn-masker", str(labels), "--store", store]) == 0
+        out = capsys.readouterr().out
+        assert store in out and "recall" in out
+        # the running base reads the masker another process stored
+        after = k.shared(case)["symptom"]
+        assert "Zortec" not in after and "Quibbly" not in after and after.count(MASK_NAME) == 2
+        assert "repair conveyor" in after and "seal kit" in after
+        stored = json.loads(k.store.db.execute("SELECT value FROM kh_meta WHERE key = 'masker'")[0][0])
+        assert stored["sensitive"] == ["quibbly", "zortec"] and "hose" in stored["vocabulary"]
+        assert "james" not in stored["vocabulary"] and len(stored["vocabulary"]) < 50  # lists are read, not stored
+        assert any(a["action"] == "masker.learn" for a in k.store.audit_log())
+        assert main(["knowhow", "learn-masker", "--forget", "--store", store]) == 0
+        assert "Zortec" in k.shared(case)["symptom"]
+    finally:
+        k.close()
+
+
+def test_learn_masker_errors_speak_korean_too(tmp_path, capsys):
+    from axline import i18n
+    from axline.knowhow.base import read_labelled
+
+    k = KnowHow(str(tmp_path / "kh"))
+    try:
+        with pytest.raises(CaseError) as e:
+            k.learn_masker([[("hose", False)]] * 3, "t", source="few.tsv")
+        assert e.value.key == "knowhow.err.masker_few_texts" and "최소 10건" in i18n.text(e.value.key, "ko", **e.value.params)
+        with pytest.raises(CaseError) as e:
+            k.learn_masker([[("hose", False), ("leak", False)]] * 12, "t", source="plain.tsv")
+        assert e.value.key == "knowhow.err.masker_no_sensitive" and "plain.tsv" in str(e.value)
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"tokens": ["Zortec", "fixed"], "sensitive": [true, false]}\n'
+                       '{"tokens": ["a b"], "sensitive": [false]}\n', encoding="utf-8")
+        with pytest.raises(CaseError) as e:
+            read_labelled(str(bad))
+        assert e.value.key == "knowhow.err.masker_line" and e.value.params["n"] == 2
+        assert "번째 줄" in i18n.text(e.value.key, "ko", **e.value.params)
+        good = tmp_path / "good.jsonl"
+        good.write_text('{"tokens": ["Zortec", "fixed"], "sensitive": [true, false]}\n', encoding="utf-8")
+        assert read_labelled(str(good)) == [[("Zortec", True), ("fixed", False)]]
+        # a stored masker that cannot be read stops sharing instead of showing names unmasked
+        k.store.set_masker({"sensitive": ["zortec"], "bogus": 1})
+        case = k.record({"symptom": "Zortec fixed the pump"}, "kim")
+        with pytest.raises(CaseError) as e:
+            k.shared(case)
+        assert e.value.key == "knowhow.err.masker_stored"
+    finally:
+        k.close()
+    assert main(["knowhow", "learn-masker", "--store", str(tmp_path / "kh")]) == 2
+    assert "--forget" in capsys.readouterr().err

@@ -190,17 +190,18 @@ def test_bench_section_on_a_short_run(tmp_path):
 
 
 def test_learnt_masker_options():
-    from axline.knowhow.mask import given_names, learn_masker
+    from axline.knowhow.mask import learn_masker
 
-    texts = [[("PIPECO", True), ("hose", False), ("repair", False)], [("T", True), ("piece", False)],
+    texts = [[("ZORTEC", True), ("hose", False), ("repair", False)], [("T", True), ("piece", False)],
              [("T", False), ("junction", False)], [("T", False), ("bar", False)], [("by", False), ("ACME", True)]]
-    m = learn_masker(texts, min_share=0.5, min_len=99, near=False, names=given_names(200), parts=True)
-    assert m.is_sensitive("Pipeco") and not m.is_sensitive("T")  # "T" is mostly not a name in the labels
-    assert m.is_sensitive("Pipec") and m.is_sensitive("Smith&Pipeco")  # the start of, and joined with, a known word
+    m = learn_masker(texts, min_share=0.5, names=200, parts=True)
+    assert m.is_sensitive("Zortec") and not m.is_sensitive("T")  # "T" is mostly not a name in the labels
+    assert m.is_sensitive("Zorte") and m.is_sensitive("Smith&Zortec")  # the start of, and joined with, a known word
+    assert m.is_sensitive("XZortec") and not m.is_sensitive("Zor")  # ends with a known word; too short a start
     assert m.is_sensitive("Michael") and not m.is_sensitive("hose") and not m.is_sensitive("June")
-    loose = learn_masker(texts, min_share=0.0, min_len=99, near=False)
+    loose = learn_masker(texts, min_share=0.0)
     assert loose.is_sensitive("T") and not loose.is_sensitive("Michael")
-    ctx = learn_masker(texts * 3, context_min=3, min_len=99, near=False)
+    ctx = learn_masker(texts * 3, context_min=3)
     assert "by" in ctx.left and ctx.is_sensitive("Zorblat", prev="by") and not ctx.is_sensitive("Zorblat")
 
 
@@ -234,17 +235,34 @@ def test_operating_errors_speak_korean_too():
     assert "알 수 없는 키" in i18n.text(e.value.key, "ko", **e.value.params)
 
 
-def test_the_shipped_masker_masks_names_standing_alone():
-    from axline.knowhow.mask import MASK_NAME, VocabularyMasker, default_masker, mask_text
+def test_the_generic_masker_holds_no_words_of_any_data_set():
+    from importlib.resources import files
 
+    from axline.knowhow.mask import MASK_NAME, VocabularyMasker, default_masker, general_vocabulary, mask_text
+
+    assert not files("axline.data").joinpath("knowhow_masker.json").is_file()
     m = default_masker()
-    assert len(m.sensitive) >= 10 and len(m.vocab) > 1000  # learnt from labelled maintenance text
-    word = sorted(m.sensitive)[0]
-    text, n = mask_text(f"AB123 {word.upper()} to replace hose, call 010-1234-5678")
-    assert word.upper() not in text and MASK_NAME in text and "5678" not in text and n == 2
-    assert mask_text("replace hydraulic hose on boom")[1] == 0
+    assert m.sensitive == set() and m.vocab == set() and not m.left and not m.right
+    assert {"pump", "bearing", "replace"} <= general_vocabulary()  # read from installed packages
+    text, n = mask_text("AB123 Michael replaced hose, repairs by Zorblat, call 010-1234-5678")
+    assert "Michael" not in text and "Zorblat" not in text and "5678" not in text and n == 3 and MASK_NAME in text
+    assert mask_text("replace hydraulic hose on boom, bearing noise by the pump")[1] == 0
     assert mask_text("베어링 6205-2RS 교체, 압력 0.5 MPa")[1] == 0
-    ini = VocabularyMasker({"fit", "box"}, min_len=99, near=False, initials=True)
-    assert ini.is_sensitive("R", next="Flintmore") and not ini.is_sensitive("J", next="box")
-    assert not ini.is_sensitive("a", next="Flintmore")
-    assert VocabularyMasker.from_json(m.to_json()).to_json() == m.to_json()
+    ini = VocabularyMasker({"fit", "box"}, initials=True)
+    assert ini.is_sensitive("R", next="Quarnby") and not ini.is_sensitive("J", next="box")
+    assert not ini.is_sensitive("a", next="Quarnby")
+    learnt = VocabularyMasker({"hose"}, {"zortec"}, names=200, min_len=6, general=True, cues=True)
+    assert VocabularyMasker.from_json(learnt.to_json()).to_json() == learnt.to_json()
+    assert "james" not in learnt.to_json()["vocabulary"]
+    assert VocabularyMasker(family=1000).is_sensitive("Johnson") and not VocabularyMasker().is_sensitive("Johnson")
+
+
+def test_unknown_words_are_masked_unless_near_a_known_word():
+    from axline.knowhow.mask import VocabularyMasker
+
+    m = VocabularyMasker({"hydraulic", "hose"}, min_len=6, general=True)
+    assert m.is_sensitive("Qwzrtplex")  # no known word is like it
+    assert not m.is_sensitive("hydrualic") and not m.is_sensitive("hydraul")  # a typo, an abbreviation
+    assert not m.is_sensitive("bearings") and not m.is_sensitive("Zort")  # an ordinary word; too short
+    ini = VocabularyMasker({"fabricate", "install"}, initials=True)
+    assert ini.is_sensitive("R", next="Quarnby") and not ini.is_sensitive("P", next="Fabricte")  # a typo is no name

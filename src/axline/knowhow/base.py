@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from axline import i18n
-from axline.knowhow.mask import mask_text
+from axline.knowhow.mask import FIT_FOLDS, VocabularyMasker, default_masker, fit_masker, mask_text
 from axline.knowhow.search import CaseIndex
 from axline.knowhow.signals import snapshot_from_event
 from axline.knowhow.store import TEXT_FIELDS, CaseError, CaseStore
@@ -65,6 +65,8 @@ class KnowHow:
                                word_index=word_index)
         self.lock = threading.RLock()
         self.errors = 0
+        self._masker: VocabularyMasker | None = None
+        self._masker_id: str | None = None
         cases = self.store.all_cases(with_embeddings=True)
         if cases:
             embs = [c.pop("embedding") for c in cases]
@@ -190,17 +192,53 @@ class KnowHow:
         rows = self.store.db.execute("SELECT real_name FROM kh_authors WHERE real_name IS NOT NULL")
         return [r[0] for r in rows if r[0]]
 
+    def masker(self) -> VocabularyMasker:
+        """The masker of this plant: the one learnt from its labelled text (:meth:`learn_masker`, kept in
+        the case store) when there is one, else the generic one. Read again when another process stores a new one."""
+        ident = self.store.masker_id()
+        if ident != self._masker_id:
+            self._masker = self.store.masker() if ident else None
+            self._masker_id = ident
+        return self._masker or default_masker()
+
+    def learn_masker(self, texts: list[list[tuple[str, bool]]], actor: str, *, folds: int = FIT_FOLDS,
+                     source: str = "") -> dict[str, Any]:
+        """Adapt the masker to this plant's labelled text (each text a list of (token, is sensitive)):
+        options by cross-validation, words from all texts (:func:`~axline.knowhow.mask.fit_masker`); the
+        case store keeps it and every shared case is masked with it from then on (audited). Returns the report."""
+        src = source or "-"
+        if len(texts) < 2 * folds:
+            raise i18n.error(CaseError, "knowhow.err.masker_few_texts", path=src, n=len(texts), min=2 * folds)
+        if not any(s for t in texts for _, s in t):
+            raise i18n.error(CaseError, "knowhow.err.masker_no_sensitive", path=src)
+        masker, report = fit_masker(texts, folds=folds)
+        with self.lock:
+            self.store.set_masker(masker.to_json())
+        self.store.audit(actor, "masker.learn", source or "masker", {
+            "texts": report["texts"], "sensitive_tokens": report["sensitive_tokens"],
+            "options": report["chosen"]["options"], "cross_validation": report["chosen"]["cross_validation"]})
+        return report
+
+    def forget_masker(self, actor: str) -> bool:
+        """Go back to the generic masker (audited); whether the store held a plant's masker."""
+        had = self.store.masker_id() is not None
+        with self.lock:
+            self.store.set_masker(None)
+        self.store.audit(actor, "masker.forget", "masker", {"had_one": had})
+        return had
+
     def shared(self, case: dict[str, Any], *, admin: bool = False, names: Iterable[str] = ()) -> dict[str, Any]:
-        """A case as it leaves the base: free text masked; the author's real name only for admins
-        and only with the author's consent."""
+        """A case as it leaves the base: free text masked (with :meth:`masker`); the author's real name
+        only for admins and only with the author's consent."""
         known = list(names) + self.known_names()
+        masker = self.masker()
         out = dict(case)
         out.pop("embedding", None)
         masked = 0
         for k in TEXT_FIELDS:
-            out[k], n = mask_text(out.get(k) or "", known)
+            out[k], n = mask_text(out.get(k) or "", known, masker)
             masked += n
-        out["parts"] = [mask_text(p, known)[0] for p in out.get("parts") or []]
+        out["parts"] = [mask_text(p, known, masker)[0] for p in out.get("parts") or []]
         out["masked"] = masked
         author = self.store.author(case.get("author") or "")
         out["author"] = case.get("author")
@@ -302,6 +340,47 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
                 raise i18n.error(CaseError, "knowhow.err.import_not_object", path=path, n=n)
             rows.append(obj)
     return rows
+
+
+def read_labelled(path: str) -> list[list[tuple[str, bool]]]:
+    """Labelled text for :meth:`KnowHow.learn_masker`: each text a list of (token, is sensitive).
+
+    ``.jsonl``/``.json``: one text a line, ``{"tokens": [...], "sensitive": [true/false, ...]}``. Any
+    other file: one token a line, then a tab and its label (``<sensitive>`` marks a name; anything else,
+    or no label, does not), a blank line between texts. A bad line raises with its line number."""
+    texts: list[list[tuple[str, bool]]] = []
+    with open(path, encoding="utf-8") as f:
+        if path.lower().endswith((".jsonl", ".json")):
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise i18n.error(CaseError, "knowhow.err.import_not_json", path=path, n=n, error=e.msg) from None
+                toks = obj.get("tokens") if isinstance(obj, dict) else None
+                sens = obj.get("sensitive") if isinstance(obj, dict) else None
+                if not (isinstance(toks, list) and isinstance(sens, list) and len(toks) == len(sens) and toks
+                        and all(isinstance(t, str) and t.strip() and not any(c.isspace() for c in t) for t in toks)
+                        and all(isinstance(x, bool) for x in sens)):
+                    raise i18n.error(CaseError, "knowhow.err.masker_line", path=path, n=n)
+                texts.append(list(zip(toks, sens, strict=True)))
+            return texts
+        cur: list[tuple[str, bool]] = []
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                if cur:
+                    texts.append(cur)
+                    cur = []
+                continue
+            tok, _, label = line.partition("\t")
+            if not tok.strip() or any(c.isspace() for c in tok.strip()):
+                raise i18n.error(CaseError, "knowhow.err.masker_line", path=path, n=n)
+            cur.append((tok.strip(), label.strip() == "<sensitive>"))
+        if cur:
+            texts.append(cur)
+    return texts
 
 
 def read_table(path: str) -> list[dict[str, Any]]:

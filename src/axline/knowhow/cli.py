@@ -1,4 +1,5 @@
-"""`axline knowhow ...`: import old work orders, search, export or delete one author's data."""
+"""`axline knowhow ...`: import old work orders, search, export or delete one author's data, adapt the
+name masker to the plant's labelled text."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from axline import i18n
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Add the actions of ``axline knowhow`` (import, search, export, delete, gaps) to ``p``."""
+    """Add the actions of ``axline knowhow`` (import, search, export, delete, gaps, learn-masker) to ``p``."""
     sub = p.add_subparsers(dest="knowhow_cmd", metavar="ACTION")
 
     def common(s: argparse.ArgumentParser) -> None:
@@ -40,6 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         common(s)
     s = sub.add_parser("gaps", help="searches that found no good case")
     common(s)
+    s = sub.add_parser("learn-masker", help="adapt the name masker to the plant's labelled text (kept in the case store)")
+    s.add_argument("file", nargs="?", default=None,
+                   help="labelled text: token<TAB>label lines (<sensitive> marks a name; a blank line between "
+                        'texts), or FILE.jsonl with {"tokens": [...], "sensitive": [true/false, ...]} per line')
+    s.add_argument("--folds", type=int, default=5, help="cross-validation folds for choosing the options (default 5)")
+    s.add_argument("--forget", action="store_true", help="remove the plant's masker: mask with the generic one again")
+    common(s)
 
 
 def _open(args):
@@ -63,11 +71,14 @@ def _actor() -> str:
 
 def run(args) -> int:
     """``axline knowhow ACTION``: run one action on the case base."""
-    from axline.knowhow.base import read_jsonl, read_table
+    from axline.knowhow.base import read_jsonl, read_labelled, read_table
 
     cmd = getattr(args, "knowhow_cmd", None)
     if cmd is None:
         print(i18n.say("knowhow.cli.no_action"), file=sys.stderr)
+        return 2
+    if cmd == "learn-masker" and not args.forget and not args.file:
+        print(i18n.say("knowhow.cli.masker_no_file"), file=sys.stderr)
         return 2
     kh = _open(args)
     try:
@@ -108,6 +119,19 @@ def run(args) -> int:
                     return 1
             out = kh.delete_author(args.author, _actor())
             print(i18n.say("knowhow.cli.deleted", n=out["deleted_cases"], author=out["author"]))
+            return 0
+        if cmd == "learn-masker":
+            where = kh.store.location
+            if args.forget:
+                print(i18n.say("knowhow.cli.masker_forgotten" if kh.forget_masker(_actor()) else "knowhow.cli.masker_none",
+                               store=where))
+                return 0
+            rep = kh.learn_masker(read_labelled(args.file), _actor(), folds=max(2, args.folds), source=args.file)
+            cv = rep["chosen"]["cross_validation"]
+            print(i18n.say("knowhow.cli.masker_learnt", texts=rep["texts"], tokens=rep["sensitive_tokens"], store=where,
+                           options=json.dumps(rep["chosen"]["options"]), recall=cv["recall"], precision=cv["precision"]))
+            if not rep["precision_reached"]:
+                print(i18n.say("knowhow.cli.masker_low_precision", min=rep["min_precision"]), file=sys.stderr)
             return 0
         if cmd == "gaps":
             for g in kh.store.gaps():

@@ -159,6 +159,34 @@ class CaseStore:
         """Close the database."""
         self.db.close()
 
+    # -- the plant's masker (kh_meta: its JSON and a short id that changes with it) ----------------------
+    def masker_id(self) -> str | None:
+        """The id of the stored masker (changes whenever a new one is stored), or None when there is none."""
+        rows = self.db.execute("SELECT value FROM kh_meta WHERE key = 'masker_id'")
+        return rows[0][0] if rows else None
+
+    def masker(self) -> Any:
+        """The plant's masker (:class:`~axline.knowhow.mask.VocabularyMasker`) or None when none is stored;
+        one that cannot be read raises (names would otherwise be shown unmasked)."""
+        from axline.knowhow.mask import VocabularyMasker
+
+        rows = self.db.execute("SELECT value FROM kh_meta WHERE key = 'masker'")
+        if not rows:
+            return None
+        try:
+            return VocabularyMasker.from_json(json.loads(rows[0][0]))
+        except (ValueError, TypeError) as e:
+            raise i18n.error(CaseError, "knowhow.err.masker_stored", error=e) from None
+
+    def set_masker(self, raw: dict[str, Any] | None) -> None:
+        """Store the plant's masker (as :meth:`VocabularyMasker.to_json` writes it); None removes it."""
+        up = "INSERT INTO kh_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        if raw is None:
+            self.db.transaction([("DELETE FROM kh_meta WHERE key IN ('masker', 'masker_id')", ())])
+            return
+        text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+        self.db.transaction([(up, ("masker", text)), (up, ("masker_id", f"{_now()}-{secrets.token_hex(4)}"))])
+
     # -- authors: pseudonyms and consent ------------------------------------------------------------
     def pseudonym(self, real_name: str) -> str:
         """The stable pseudonym of a user name (a keyed hash: the name itself is not stored)."""

@@ -54,42 +54,48 @@ def _vfactory_section(rec: dict[str, Any]) -> tuple[str, str]:
 def _mask_section(m: dict[str, Any]) -> tuple[str, str]:
     if "error" in m:
         return ("(c) Name masking on MaintNorm", m["error"])
-    t, b, c = m["test"], m["test_rules_only"], m["chosen"]
+    ad = m["adaptation"]
+    c = ad["chosen"]
 
     def opts(o: dict[str, Any]) -> str:
-        return (f"share >= {o['min_share']}, names {o['names']}, parts {'on' if o['parts'] else 'off'}, "
-                f"context {o['context_min'] or 'off'}, initials {'on' if o['initials'] else 'off'}")
+        unknown = "off" if o["min_len"] >= 99 else f">= {o['min_len']} letters"
+        return (f"names {o['names']}, parts {'on' if o['parts'] else 'off'}, context {o['context_min'] or 'off'}, "
+                f"initials {'on' if o['initials'] else 'off'}, cues {'on' if o['cues'] else 'off'}, "
+                f"unknown words {unknown}")
 
     def row(name: str, x: dict[str, Any]) -> list[Any]:
         return [name, x["recall"], x["precision"], x["f1"], x["tp"], x["fp"], x["fn"]]
 
-    table = [row("the product's mask_text with its shipped masker (rules + learnt words and options)", t),
-             row("the rules alone (phones, e-mails, titled names)", b)]
-    if "test_this_run" in m:
-        table.insert(1, row("the masker this run learnt (differs from the shipped one)", m["test_this_run"]))
+    g = m["generic_options"]
+    table = [row("(ii) adapted to the plant's labelled text (learnt from train + val by learn-masker)", m["test_adapted"]),
+             row("(i) generic, as shipped (no plant's words)", m["test_generic"]),
+             row("the rules alone (phones, e-mails, titled names)", m["test_rules_only"])]
     rows = [[opts(x["options"]), x["cross_validation"]["recall"], x["cross_validation"]["precision"],
-             x["val"]["recall"], x["val"]["precision"], x["pooled"]["recall"], x["pooled"]["precision"]]
-            for x in m["choices"]]
+             x["cross_validation"]["f1"]] for x in ad["choices"]]
+    gt = m["generic_train_val"]
     return ("(c) Name masking on MaintNorm (test split, token level)",
             f"{m['test_sensitive_tokens']} `<sensitive>` tokens in the test split ({m['train_sensitive_tokens']} "
-            f"in train, {m['val_sensitive_tokens']} in val). Options chosen on {m['folds']}-fold cross-validation "
-            f"over train plus val (pooled: highest recall at precision >= 0.9, then F1, then fewer options): "
-            f"**{opts(c['options'])}** (pooled recall {c['pooled']['recall']}, precision "
-            f"{c['pooled']['precision']}); the final masker learns its words from train + val "
-            f"({m['final_sensitive_words']} sensitive words, context words {m['final_context_words'] or 'none'}). "
-            f"It ships in the package as `axline/data/{m['shipped_file']}` ({m['shipped_file_bytes']:,} bytes; "
-            f"MaintNorm is MIT-licensed); the shipped file "
-            f"{'is exactly what this run learnt' if m['shipped_is_this_run'] else 'DIFFERS from what this run learnt'}. "
-            f"The test split is scored through the product's `mask_text` (a token counts as masked when a "
-            f"masked span covers it).\n\n" +
+            f"in train, {m['val_sensitive_tokens']} in val). (i) The generic masker (first names: the {g['names']} "
+            f"most common of each sex; initials {'on' if g['initials'] else 'off'}; cues "
+            f"{'on' if g['cues'] else 'off'}) scores recall {gt['recall']}, precision {gt['precision']} on train + "
+            f"val. (ii) The adapted masker's options, chosen by {ad['folds']}-fold cross-validation over the "
+            f"{ad['texts']} texts of train + val (pooled: highest recall at precision >= {ad['min_precision']}, "
+            f"then F1, then fewer options on"
+            f"{'' if ad['precision_reached'] else '; no option set reached that precision, so the best F1 was taken'}): "
+            f"**{opts(c['options'])}** (cross-validation recall {c['cross_validation']['recall']}, precision "
+            f"{c['cross_validation']['precision']}); it then learnt {ad['sensitive_words']} sensitive words, "
+            f"{ad['vocabulary']:,} vocabulary words and context words {', '.join(ad['context_words']) or 'none'} from all of "
+            f"train + val, into a temporary case store (nothing is written into the package). The test split "
+            f"is scored through the product's `mask_text` (a token counts as masked when a masked span covers it).\n\n" +
             markdown_table(["masker", "recall", "precision", "F1", "TP", "FP", "FN"], table) +
-            "\n\nOptions tried (share: a word of train is sensitive when marked so in at least this share of its "
-            "uses; names: the most common census first names of each sex, outside the vocabulary; parts: "
-            "joined words with a sensitive or name part, and starts of known sensitive words; context: words "
-            "next to sensitive words at least this often; initials: a single letter before a sensitive word, "
-            "a first name or a capitalised word outside the vocabulary):\n\n" +
-            markdown_table(["options", "CV recall", "CV precision", "val recall", "val precision",
-                            "pooled recall", "pooled precision"], rows))
+            "\n\nOptions tried for the adapted masker (names: the most common census first names of each sex, "
+            "outside the plant's vocabulary; parts: joined words with a sensitive or name part, starts of "
+            "known sensitive words and words that end with one; context: words next to sensitive words at least this often; initials: a "
+            "single letter before a sensitive word, a first name or a capitalised unknown word; cues: an unknown "
+            "word after a generic cue such as `by`; unknown words: any word of at least that many letters that "
+            "is neither in the plant's vocabulary nor in the general vocabulary, nor one edit from or the start "
+            "of a word there):\n\n" +
+            markdown_table(["options", "CV recall", "CV precision", "CV F1"], rows))
 
 
 def _speed_section(s: dict[str, Any]) -> tuple[str, str]:
