@@ -86,3 +86,65 @@ def test_the_unknown_threshold_comes_from_the_labelled_examples() -> None:
     for xi, yi in zip(x, y, strict=True):
         fixed.add(f"t{yi}", xi, NAMES[f"t{yi}"])
     assert not fixed.predict(x[0])["known"] or fixed.predict(x[0])["confidence"] > 0.99
+
+
+def test_the_deep_descriptor_describes_the_top_patches_their_contrast_and_the_spread() -> None:
+    from axline.inspect.types import deep_feature
+
+    feats = np.zeros((2, 3, 4, 4), np.float32)
+    feats[:, 0] = 1.0  # the surface
+    feats[1, 2, 1, 1] = 4.0  # the defect patch, in the second tile
+    scores = np.zeros((2, 4, 4), np.float32)
+    scores[1, 1, 1] = 5.0
+    d = deep_feature(feats, scores, patches=1)
+    assert d.shape == (9,)
+    assert np.allclose(d[:3], np.array([1, 0, 4]) / np.sqrt(17), atol=1e-6)
+    assert np.allclose(d[3:6], [0, 0, 1], atol=1e-6)  # what differs from the surface
+    assert d[6] == 0 and d[7] == 0 and d[8] > 0  # only the defect channel varies over the part
+    with pytest.raises(ValueError):
+        deep_feature(feats, scores[:1])
+
+
+def test_new_types_keep_compact_deep_descriptors_and_older_types_their_own() -> None:
+    from axline.inspect.types import DESCRIPTOR, LEGACY_DESCRIPTOR, describe
+
+    rng = np.random.default_rng(3)
+    types = DefectTypes()
+    assert types.descriptor == DESCRIPTOR
+    for c in range(2):
+        types.add(f"t{c}", sample(rng, c), NAMES[f"t{c}"], views=[sample(rng, c)])
+    data = types.to_json()
+    assert data["descriptor"] == DESCRIPTOR and isinstance(data["examples"][0]["feature"], str)
+    back = DefectTypes.from_json(data)
+    assert back.descriptor == DESCRIPTOR and back.predict(sample(rng, 1, 0.05))["type"] == "t1"
+    # types saved before descriptions were named: the older description, lists kept as they were
+    data.pop("descriptor")
+    old = DefectTypes.from_json(data)
+    assert old.descriptor == LEGACY_DESCRIPTOR
+    old.add("t0", sample(rng, 0))
+    assert isinstance(old.examples[-1]["feature"], list)
+    assert DefectTypes.from_json(None).descriptor == DESCRIPTOR
+    with pytest.raises(ValueError):
+        DefectTypes(descriptor="nonsense")
+    feats = rng.normal(0, 1, (1, 3, 4, 4)).astype(np.float32)
+    scores = rng.random((1, 4, 4)).astype(np.float32)
+    assert np.allclose(describe(None, np.zeros((8, 8), np.uint8), feats, scores, LEGACY_DESCRIPTOR),
+                       region_feature(feats, scores))
+    with pytest.raises(ValueError):
+        describe(None, np.zeros((8, 8), np.uint8), feats, scores, "nonsense")
+
+
+def test_cross_validation_chooses_the_logistic_strength_from_the_labelled_images() -> None:
+    from axline.inspect.types import LOGISTIC_C, LOGISTIC_CS, cross_validate
+
+    rng = np.random.default_rng(4)
+    x = np.stack([sample(rng, c, 0.5) for c in range(3) for _ in range(6)])
+    y = np.repeat(np.arange(3), 6)
+    c_value, thr = cross_validate(x, y, 3)
+    assert c_value in LOGISTIC_CS and 0.0 <= thr < 1.0
+    assert cross_validate(x[::6], y[::6], 3) == (LOGISTIC_C, 0.0)  # one image a type: nothing to leave out
+    types = DefectTypes()
+    for xi, yi in zip(x, y, strict=True):
+        types.add(f"t{yi}", xi, NAMES[f"t{yi}"])
+    types.predict(x[0])
+    assert types.logistic_c == c_value

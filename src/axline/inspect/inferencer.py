@@ -456,9 +456,9 @@ class Inspector:
         verdict = "reject" if score > self.threshold else "pass"
         dtype = None
         if verdict == "reject" and feats is not None and self.types.names:
-            from axline.inspect.types import region_feature
+            from axline.inspect.types import describe
 
-            dtype = self.types.predict(region_feature(feats, scores))
+            dtype = self.types.predict(describe(self, full, feats, scores, self.types.descriptor))
         return Verdict(score=score, verdict=verdict, anomaly_map=amap, threshold=self.threshold,
                        tile_scores=tile_scores, tile_boxes=boxes, features=feats, patch_scores=scores,
                        defect_type=dtype)

@@ -555,19 +555,19 @@ def teach_defect_type(
 ) -> tuple[InspectorModel, dict[str, Any]]:
     """Keep ``image`` (a confirmed defect) as a labelled example of defect type ``type_id``.
 
-    The pooled features of the image's most anomalous patches join the type's examples; the
-    backbone and the scores are unchanged. ``names``: ``{"en": ..., "ko": ...}`` (needed for a new
-    type). Returns the new model (saved to ``out`` when given) and the examples per type.
+    The description of the image's defect (see :func:`axline.inspect.types.describe`) joins the
+    type's examples; the backbone and the scores are unchanged. ``names``: ``{"en": ..., "ko": ...}``
+    (needed for a new type). Returns the new model (saved to ``out`` when given) and the examples per type.
     """
-    from axline.inspect.types import DefectTypes, flipped_views, region_feature
+    from axline.inspect.types import DefectTypes, describe, flipped_views
 
     base = model if isinstance(model, InspectorModel) else InspectorModel.load(model)
     runtime = Inspector(base, batch=1)
     arr = load_image(image)
     v = runtime.inspect(arr)
     types = DefectTypes.from_json(base.types)
-    types.add(type_id, region_feature(v.features, v.patch_scores), names, source=source,
-              views=flipped_views(runtime, arr))
+    types.add(type_id, describe(runtime, arr, v.features, v.patch_scores, types.descriptor), names, source=source,
+              views=flipped_views(runtime, arr, types.descriptor))
     updated = InspectorModel(
         backbone_onnx=base.backbone_onnx, bank=base.bank, threshold=base.threshold, preprocessing=base.preprocessing,
         good_scores=list(base.good_scores), defect_scores=list(base.defect_scores), target_frr=base.target_frr,

@@ -1,13 +1,22 @@
 """Defect types taught by operators: a few-shot classifier on features of the defect region.
 
 When an operator confirms a reject and names what it is (the plant's own names, in Korean and
-English), the image's defect is described by the backbone features of its most anomalous patches
-(what the defect looks like) and by how those differ from the rest of the part (the contrast of the
-defect against its surface), each L2-normalised, and kept as an example of that type. No backbone
-is retrained. A new reject is given the type of
+English), the image's defect is described and kept as an example of that type. No backbone is
+retrained. The description (``DESCRIPTOR``) runs the ImageNet EfficientNet-Lite0 once more on the
+part's tiles, tapping deeper stages than the anomaly detector (blocks ``TYPE_BLOCKS``: what a
+defect *is* rather than that something differs), on the detector's patch grid: the mean deep feature
+of the ``REGION_PATCHES`` patches the detector scores highest (what the defect looks like), that
+mean minus the mean of the patches scoring at most the median (the defect against the part's own
+surface), each L2-normalised, and the spread of every feature over the whole part. It costs one
+backbone run on a reject (the detector's features are not enough: its shallow stages tell the types
+apart less well). Types taught before this description keep the older one (``region-v1``: the
+detector's own features at the same patches), so a station's taught types go on working.
+
+A new reject is given the type of
 
 * the nearest type mean (cosine) while some type has fewer than ``LOGISTIC_FROM`` descriptors;
-* a multinomial logistic regression on the standardised descriptors once every type has that many.
+* a multinomial logistic regression on the standardised descriptors once every type has that many,
+  its strength chosen among ``LOGISTIC_CS`` by cross-validation on the labelled images.
 
 Each labelled image is kept with the descriptors of its mirrored views (a defect's type does not
 depend on which way the part lies), so one image gives four descriptors.
@@ -20,6 +29,7 @@ single example).
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -31,7 +41,11 @@ MAX_EXAMPLES_PER_TYPE = 50
 TEMPERATURE = 0.05  # softmax temperature on cosine similarities (nearest type mean)
 REGION_PATCHES = 4  # patches averaged into the region feature
 LOGISTIC_FROM = 3  # descriptors of every type (views included) before the logistic regression takes over
-LOGISTIC_C = 1.0  # inverse L2 strength of the logistic regression
+LOGISTIC_C = 0.1  # inverse L2 strength of the logistic regression when it cannot be cross-validated
+LOGISTIC_CS = (0.01, 0.1, 1.0)  # the strengths cross-validation chooses among
+DESCRIPTOR = "deep-v2"  # the description of new types (see the module doc)
+LEGACY_DESCRIPTOR = "region-v1"  # the description of types taught before ``DESCRIPTOR`` existed
+TYPE_BLOCKS = (10, 14, 15)  # EfficientNet-Lite0 stages tapped for the description
 CV_FOLDS = 5  # cross-validation folds for the "unknown type" threshold
 UNKNOWN = i18n.both("inspect.type.unknown")  # the label of a defect no known type fits
 TYPE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -60,21 +74,85 @@ def region_feature(features: np.ndarray, scores: np.ndarray, patches: int = REGI
     return np.concatenate([_unit(top), _unit(top - surface)]).astype(np.float32)
 
 
-def flipped_views(inspector: Any, image: np.ndarray) -> list[np.ndarray]:
+def deep_feature(features: np.ndarray, scores: np.ndarray, patches: int = REGION_PATCHES) -> np.ndarray:
+    """Descriptor ``(3 D,)`` from deep tile features ``(T, D, g, g)`` and the detector's patch scores
+    ``(T, g, g)``: the L2-normalised mean of the ``patches`` highest-scoring patches, the
+    L2-normalised difference of that mean from the surface (patches at most the median score), and
+    each feature's standard deviation over all patches."""
+    if features.ndim == 3:
+        features = features[None]
+        scores = scores[None] if scores.ndim == 2 else scores
+    t, d, h, w = features.shape
+    if scores.shape != (t, h, w):
+        raise ValueError(f"scores must be {(t, h, w)}, got {scores.shape}")
+    flat = scores.ravel()
+    k = min(max(1, patches), flat.size)
+    x = features.transpose(0, 2, 3, 1).reshape(-1, d).astype(np.float64)
+    top = x[np.argpartition(flat, flat.size - k)[flat.size - k:]].mean(axis=0)
+    surface = x[flat <= np.median(flat)].mean(axis=0)
+    return np.concatenate([_unit(top), _unit(top - surface), x.std(axis=0)]).astype(np.float32)
+
+
+_TYPE_BACKBONES: dict[tuple[int, int, int], Any] = {}
+
+
+def type_backbone(size: int, grid_stride: int, threads: int) -> Any:
+    """The deep-stage graph (``TYPE_BLOCKS``) for backbone inputs of ``size`` on a grid of
+    ``grid_stride``, built once per process from the installed weights."""
+    key = (size, grid_stride, threads)
+    if key not in _TYPE_BACKBONES:
+        from axline.inspect.features import build_backbone_onnx
+        from axline.inspect.inferencer import BackboneRunner
+
+        _TYPE_BACKBONES[key] = BackboneRunner(build_backbone_onnx(size, TYPE_BLOCKS, None, 0, grid_stride), threads)
+    return _TYPE_BACKBONES[key]
+
+
+def describe(inspector: Any, image: np.ndarray, features: np.ndarray, scores: np.ndarray,
+             descriptor: str = DESCRIPTOR) -> np.ndarray:
+    """Descriptor of the defect in ``image`` (the full image), given the detector's tile features
+    ``(T, D, g, g)`` and patch scores ``(T, g, g)``, in the description ``descriptor``."""
+    if descriptor == LEGACY_DESCRIPTOR:
+        return region_feature(features, scores)
+    if descriptor != DESCRIPTOR:
+        raise ValueError(f"unknown defect description {descriptor!r}")
+    from axline.inspect.inferencer import crop_roi, load_image
+
+    tiles = inspector.tiles(crop_roi(load_image(image), inspector.prep.roi))
+    g = scores.shape[-1]
+    runner = type_backbone(int(tiles.shape[-1]), int(tiles.shape[-1]) // g, int(inspector.threads))
+    return deep_feature(runner.features(tiles), scores)
+
+
+def flipped_views(inspector: Any, image: np.ndarray, descriptor: str = DESCRIPTOR) -> list[np.ndarray]:
     """Descriptors of ``image`` mirrored left-right, top-bottom and both (a defect's type does not
     depend on which way the part lies): more examples from each labelled image."""
     out = []
     for view in (image[:, ::-1], image[::-1], image[::-1, ::-1]):
         view = np.ascontiguousarray(view)
         f = inspector.image_features(view)
-        out.append(region_feature(f, inspector.patch_scores(f, image_shape=view.shape)))
+        out.append(describe(inspector, view, f, inspector.patch_scores(f, image_shape=view.shape), descriptor))
     return out
+
+
+def _pack(v: np.ndarray) -> str:
+    """A descriptor as compact text: base64 of its float16 values."""
+    return "f16:" + base64.b64encode(np.asarray(v, "<f2").tobytes()).decode("ascii")
+
+
+def _unpack(v: Any) -> list[float] | np.ndarray:
+    """Inverse of :func:`_pack` (lists, as older types kept them, pass through)."""
+    if isinstance(v, str):
+        if not v.startswith("f16:"):
+            raise ValueError("a stored defect descriptor is neither a list nor f16 text")
+        return np.frombuffer(base64.b64decode(v[4:]), "<f2").astype(np.float64)
+    return v
 
 
 class _Fit:
     """A classifier fitted on labelled descriptors: nearest type mean or logistic regression."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, n_types: int) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, n_types: int, c: float = LOGISTIC_C) -> None:
         counts = np.bincount(y, minlength=n_types)
         self.n_types = n_types
         self.logistic = bool(counts.min() >= LOGISTIC_FROM and n_types > 1)
@@ -83,7 +161,7 @@ class _Fit:
 
             self.mu = x.mean(axis=0)
             self.sd = x.std(axis=0) + 1e-3 * float(np.abs(x).mean()) + 1e-9
-            self.model = LogisticRegression(C=LOGISTIC_C, max_iter=2000)
+            self.model = LogisticRegression(C=c, max_iter=2000)
             self.model.fit((x - self.mu) / self.sd, y)
         else:
             self.protos = np.stack([_unit(x[y == c].mean(axis=0)) if np.any(y == c) else np.zeros(x.shape[1])
@@ -103,36 +181,52 @@ class _Fit:
         return e / e.sum(axis=1, keepdims=True)
 
 
-def unknown_threshold(x: np.ndarray, y: np.ndarray, n_types: int, folds: int = CV_FOLDS,
-                      groups: np.ndarray | None = None) -> float:
-    """Confidence at or below which a prediction is "unknown type", from the labelled examples only:
-    cross-validation (each example left out in one of up to ``folds`` folds, taken round-robin
-    within each type) and the highest confidence up to which the left-out examples were right no
-    more often than a guess among the types (0 when there is none, or while a type has a single
-    example and cannot be left out). ``groups``: rows that are views of one labelled image (left
-    out together, and only the first row of each is scored)."""
+def cross_validate(x: np.ndarray, y: np.ndarray, n_types: int, folds: int = CV_FOLDS,
+                   groups: np.ndarray | None = None, cs: tuple[float, ...] = LOGISTIC_CS) -> tuple[float, float]:
+    """``(C, threshold)`` from the labelled examples only, by cross-validation: each labelled image
+    (with its views, ``groups``: rows that are views of one image, left out together and only the
+    first row of each scored) is left out in one of up to ``folds`` folds, taken round-robin within
+    each type. ``C``: the logistic strength among ``cs`` whose left-out images were right most often
+    (the first on a tie). The threshold: the highest confidence up to which that C's left-out images
+    were right no more often than a guess among the types (0 when there is none). While a type has a
+    single image nothing can be left out: ``(LOGISTIC_C, 0.0)``."""
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     first = np.r_[True, groups[1:] != groups[:-1]]
     gy = y[first]
     counts = np.bincount(gy, minlength=n_types)
     if n_types < 2 or counts.min() < 2:
-        return 0.0
+        return LOGISTIC_C, 0.0
     gfold = np.zeros(len(gy), int)
     for c in range(n_types):
         idx = np.flatnonzero(gy == c)
         gfold[idx] = np.arange(len(idx)) % min(folds, int(counts.min()))
     fold = gfold[np.cumsum(first) - 1]
-    conf, right = [], []
-    for f in np.unique(gfold):
-        out = fold == f
-        p = _Fit(x[~out], y[~out], n_types).proba(x[out & first])
-        conf.extend(p.max(axis=1))
-        right.extend(np.argmax(p, axis=1) == y[out & first])
-    conf, right = np.asarray(conf), np.asarray(right, float)
+    if np.bincount(y, minlength=n_types).min() < LOGISTIC_FROM:
+        cs = cs[:1]  # the nearest type mean has no strength to choose
+    best: tuple[float, float, np.ndarray, np.ndarray] | None = None
+    for c_value in cs:
+        conf, right = [], []
+        for f in np.unique(gfold):
+            out = fold == f
+            p = _Fit(x[~out], y[~out], n_types, c_value).proba(x[out & first])
+            conf.extend(p.max(axis=1))
+            right.extend(np.argmax(p, axis=1) == y[out & first])
+        acc = float(np.mean(right))
+        if best is None or acc > best[1]:
+            best = (c_value, acc, np.asarray(conf), np.asarray(right, float))
+    assert best is not None
+    c_value, _, conf, right = best
     order = np.argsort(conf)
     acc_upto = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
     below = np.flatnonzero(acc_upto <= 1.0 / n_types)
-    return float(conf[order][below[-1]]) if below.size else 0.0
+    return c_value, (float(conf[order][below[-1]]) if below.size else 0.0)
+
+
+def unknown_threshold(x: np.ndarray, y: np.ndarray, n_types: int, folds: int = CV_FOLDS,
+                      groups: np.ndarray | None = None) -> float:
+    """Confidence at or below which a prediction is "unknown type", from the labelled examples only
+    (see :func:`cross_validate`)."""
+    return cross_validate(x, y, n_types, folds, groups)[1]
 
 
 class DefectTypes:
@@ -140,28 +234,34 @@ class DefectTypes:
 
     def __init__(self, names: dict[str, dict[str, str]] | None = None,
                  examples: list[dict[str, Any]] | None = None, min_confidence: float | None = None,
-                 max_per_type: int = MAX_EXAMPLES_PER_TYPE) -> None:
+                 max_per_type: int = MAX_EXAMPLES_PER_TYPE, descriptor: str = DESCRIPTOR) -> None:
+        if descriptor not in (DESCRIPTOR, LEGACY_DESCRIPTOR):
+            raise ValueError(f"unknown defect description {descriptor!r}")
+        self.descriptor = descriptor  # how this station's examples were described (see describe)
         self.names: dict[str, dict[str, str]] = dict(names or {})
         self.examples: list[dict[str, Any]] = list(examples or [])
-        # None: chosen by leave-one-out on the examples (see unknown_threshold)
+        # None: chosen by cross-validation on the examples (see cross_validate)
         self.min_confidence = None if min_confidence is None else float(min_confidence)
         self.max_per_type = int(max_per_type)
         self._fit: tuple[list[str], _Fit, float] | None = None
+        self.logistic_c: float | None = None  # the strength cross-validation chose (None before a fit)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> DefectTypes:
-        """Inverse of :meth:`to_json` (``None``: no types yet)."""
+        """Inverse of :meth:`to_json` (``None``: no types yet; types saved before descriptions were
+        named keep the older one)."""
         if not data:
             return cls()
         mc = data.get("min_confidence")
+        legacy = LEGACY_DESCRIPTOR if (data.get("names") or data.get("examples")) else DESCRIPTOR
         return cls(data.get("names"), data.get("examples"), None if mc is None else float(mc),
-                   int(data.get("max_per_type", MAX_EXAMPLES_PER_TYPE)))
+                   int(data.get("max_per_type", MAX_EXAMPLES_PER_TYPE)), str(data.get("descriptor", legacy)))
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict for the model's ``types.json``."""
         return {"what": "defect types taught by operators: descriptors of the defect region, labelled",
                 "names": self.names, "examples": self.examples, "min_confidence": self.min_confidence,
-                "max_per_type": self.max_per_type}
+                "max_per_type": self.max_per_type, "descriptor": self.descriptor}
 
     def add(self, type_id: str, feature: np.ndarray, names: dict[str, str] | None = None,
             source: str | None = None, views: list[np.ndarray] | None = None) -> None:
@@ -175,9 +275,12 @@ class DefectTypes:
             self.names[type_id] = {"en": str(names["en"])[:60], "ko": str(names["ko"])[:60]}
         elif names and names.get("en") and names.get("ko"):
             self.names[type_id] = {"en": str(names["en"])[:60], "ko": str(names["ko"])[:60]}
-        ex: dict[str, Any] = {"type": type_id, "feature": [round(float(v), 6) for v in feature], "source": source}
+        def keep(v: np.ndarray) -> Any:
+            return _pack(v) if self.descriptor == DESCRIPTOR else [round(float(a), 6) for a in v]
+
+        ex: dict[str, Any] = {"type": type_id, "feature": keep(feature), "source": source}
         if views:
-            ex["views"] = [[round(float(v), 6) for v in f] for f in views if len(f) == len(feature)]
+            ex["views"] = [keep(f) for f in views if len(f) == len(feature)]
         self.examples.append(ex)
         same = [i for i, e in enumerate(self.examples) if e["type"] == type_id]
         for i in reversed(same[: max(0, len(same) - self.max_per_type)]):
@@ -196,16 +299,19 @@ class DefectTypes:
             ids = [t for t in self.names if any(e["type"] == t for e in self.examples)]
             if not ids:
                 return None
-            dim = len(self.examples[-1]["feature"])  # examples from an older descriptor are left out
-            ex = [e for e in self.examples if e["type"] in ids and len(e["feature"]) == dim]
-            ids = [t for t in ids if any(e["type"] == t for e in ex)]
-            rows = [(i, ids.index(e["type"]), f) for i, e in enumerate(ex) for f in [e["feature"], *e.get("views", [])]]
+            feats = [[_unpack(f) for f in [e["feature"], *e.get("views", [])]] for e in self.examples]
+            dim = len(feats[-1][0])  # examples of another descriptor size are left out
+            keep = [j for j, e in enumerate(self.examples) if e["type"] in ids and len(feats[j][0]) == dim]
+            ids = [t for t in ids if any(self.examples[j]["type"] == t for j in keep)]
+            rows = [(j, ids.index(self.examples[j]["type"]), f) for j in keep for f in feats[j] if len(f) == dim]
             x = np.asarray([r[2] for r in rows], np.float64)
             y = np.asarray([r[1] for r in rows])
             groups = np.asarray([r[0] for r in rows])
-            thr = (self.min_confidence if self.min_confidence is not None
-                   else unknown_threshold(x, y, len(ids), groups=groups))
-            self._fit = (ids, _Fit(x, y, len(ids)), thr)
+            c_value, thr = cross_validate(x, y, len(ids), groups=groups)
+            if self.min_confidence is not None:
+                thr = self.min_confidence
+            self.logistic_c = c_value
+            self._fit = (ids, _Fit(x, y, len(ids), c_value), thr)
         return self._fit
 
     def predict(self, feature: np.ndarray) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +17,44 @@ TYPE_DRAWS = 20
 def _defect_types(inspector: Any, feats: np.ndarray, test: list[Path], n_good: int, log: Any) -> dict[str, Any]:
     """Defect types from k labelled images per type (k = 1, 5, 10), tested on the rest, many draws.
 
-    Each defect image's region feature (its most anomalous patches, shipped scorer) and those of its
-    mirrored views are computed once; a draw picks k labelled images per type, teaches them (with
-    their views, as the review page does) and classifies every other defect image (as it is).
-    An "unknown type" answer counts as wrong in the accuracy (``accuracy_answered``: among the
-    images given a type); macro-F1 is over the five types."""
+    Each defect image's descriptor (the shipped description, :func:`axline.inspect.types.describe`,
+    on the shipped scorer's patch scores) and those of its mirrored views are computed once; a draw
+    picks k labelled images per type, teaches them (with their views, as the review page does) and
+    classifies every other defect image (as it is). An "unknown type" answer counts as wrong in the
+    accuracy (``accuracy_answered``: among the images given a type); macro-F1 is over the five types.
+    ``method`` says in words what ran (the page prints it)."""
+    from axline.inspect import types as T
     from axline.inspect.inferencer import load_image
-    from axline.inspect.types import DefectTypes, flipped_views, region_feature
 
     cls = np.array([next(i for i, c in enumerate(DEFECT_CLASSES) if p.parent.parent.name == c) for p in test[n_good:]])
-    x = np.stack([region_feature(f, inspector.patch_scores(f)) for f in feats[n_good:]])
-    # the mirrored views a station keeps with each labelled image (computed once for every image)
-    views = [flipped_views(inspector, load_image(p)) for p in test[n_good:]]
+    x, views = [], []
+    t0 = time.perf_counter()
+    for f, p in zip(feats[n_good:], test[n_good:], strict=True):
+        img = load_image(p)
+        x.append(T.describe(inspector, img, f, inspector.patch_scores(f, image_shape=img.shape), T.DESCRIPTOR))
+        # the mirrored views a station keeps with each labelled image (computed once for every image)
+        views.append(T.flipped_views(inspector, img, T.DESCRIPTOR))
+    x = np.stack(x)
+    log(f"defect types: {len(x)} images described with their views in {time.perf_counter() - t0:.1f} s")
     out: dict[str, Any] = {"types": list(DEFECT_CLASSES), "draws": TYPE_DRAWS,
                            "per_type": {c: int(np.sum(cls == i)) for i, c in enumerate(DEFECT_CLASSES)},
                            "accuracy": {}, "macro_f1": {}, "unknown_rate": {}, "accuracy_sd": {},
-                           "accuracy_answered": {}}
+                           "accuracy_answered": {}, "descriptor": T.DESCRIPTOR, "logistic_c": {},
+                           "method": method_text()}
     for k in TYPE_KS:
-        accs, f1s, unk, answered = [], [], [], []
+        accs, f1s, unk, answered, chosen = [], [], [], [], []
         for draw in range(TYPE_DRAWS):
             rng = np.random.default_rng(1000 * k + draw)
             taught = np.concatenate([rng.choice(np.flatnonzero(cls == c), k, replace=False)
                                      for c in range(len(DEFECT_CLASSES))])
             rest = np.setdiff1d(np.arange(len(cls)), taught)
-            types = DefectTypes()
+            types = T.DefectTypes()
             for i in taught:
                 types.add(f"t{cls[i]}", x[i], {"en": DEFECT_CLASSES[cls[i]], "ko": DEFECT_CLASSES[cls[i]]},
                           views=views[i])
             pred = []
+            types.predict(x[rest[0]])
+            chosen.append(types.logistic_c)
             for i in rest:
                 r = types.predict(x[i])
                 pred.append(int(r["type"][1:]) if r and r["known"] else -1)
@@ -62,5 +73,24 @@ def _defect_types(inspector: Any, feats: np.ndarray, test: list[Path], n_good: i
         out["macro_f1"][str(k)] = float(np.mean(f1s))
         out["unknown_rate"][str(k)] = float(np.mean(unk))
         out["accuracy_answered"][str(k)] = float(np.mean(answered)) if answered else None
+        out["logistic_c"][str(k)] = {str(c): chosen.count(c) for c in sorted(set(chosen))}
         log(f"defect types k={k}: accuracy {out['accuracy'][str(k)]:.3f}, macro-F1 {out['macro_f1'][str(k)]:.3f}")
     return out
+
+
+def method_text() -> str:
+    """What the defect-type run does, in words, from the shipped settings."""
+    from axline.inspect import types as T
+
+    blocks = ", ".join(str(b) for b in T.TYPE_BLOCKS)
+    cs = ", ".join(f"{c:g}" for c in T.LOGISTIC_CS)
+    return (
+        "A defect is described by one more run of the ImageNet EfficientNet-Lite0 on the part's tiles, tapping "
+        f"deeper stages than the anomaly detector (blocks {blocks}) on the detector's patch grid: the mean deep "
+        f"feature of the {T.REGION_PATCHES} patches the detector scores highest, its difference from the part's "
+        "surface (the patches scoring at most the median), and each feature's spread over the part; no backbone "
+        f"is retrained. The answer is the nearest type mean (cosine) while a type has fewer than {T.LOGISTIC_FROM} "
+        "descriptors, then a logistic regression on the standardised descriptors whose strength (C among "
+        f"{cs}) is chosen by cross-validation on the labelled images alone. \"Unknown type\" (counted as wrong "
+        "in the accuracy) is answered at or below a confidence chosen by the same cross-validation."
+    )

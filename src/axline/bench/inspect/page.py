@@ -97,7 +97,7 @@ def render_latency_by_size(r: dict[str, Any]) -> str:
 
 def render_types(r: dict[str, Any]) -> str:
     """Accuracy and macro-F1 by labels per type (runs before the logistic classifier lack
-    ``accuracy_answered`` and are described as they ran)."""
+    ``accuracy_answered``, runs before ``method`` are described as they ran)."""
     t = r["defect_types"]
     counts = ", ".join(f"{c} {n}" for c, n in t["per_type"].items())
     if "accuracy_answered" not in t:
@@ -116,6 +116,11 @@ def render_types(r: dict[str, Any]) -> str:
     for k, acc in t["accuracy"].items():
         rows.append(f"| {k} | {acc:.3f} ± {t['accuracy_sd'][k]:.3f} | {t['macro_f1'][k]:.3f} | "
                     f"{t['unknown_rate'][k]:.3f} | {_fmt(t['accuracy_answered'].get(k))} |")
+    if "method" in t:  # the run says what it did
+        return "\n".join(rows) + (
+            f"\n\nTypes: the magnetic-tile defect folders ({counts} images). Each of {t['draws']} random draws "
+            "teaches k images per type (each with its three mirrored views) and classifies every other defect "
+            f"image. {t['method']}")
     return "\n".join(rows) + (
         f"\n\nTypes: the magnetic-tile defect folders ({counts} images). Each of {t['draws']} random draws teaches k "
         "images per type (each with its three mirrored views) and classifies every other defect image; no backbone "
