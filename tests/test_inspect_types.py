@@ -148,3 +148,20 @@ def test_cross_validation_chooses_the_logistic_strength_from_the_labelled_images
         types.add(f"t{yi}", xi, NAMES[f"t{yi}"])
     types.predict(x[0])
     assert types.logistic_c == c_value
+
+
+def test_the_cross_validation_is_kept_with_the_types_until_an_example_is_added() -> None:
+    rng = np.random.default_rng(5)
+    types = DefectTypes()
+    for c in range(3):
+        for _ in range(3):
+            types.add(f"t{c}", sample(rng, c), NAMES[f"t{c}"])
+    assert types.to_json()["cv"] is None
+    types.fit()
+    data = types.to_json()
+    assert data["cv"]["examples"] == 9
+    data["cv"]["threshold"] = 0.999  # what was kept is used, not recomputed
+    back = DefectTypes.from_json(data)
+    assert back.cv == data["cv"] and not back.predict(sample(rng, 0))["known"]
+    back.add("t0", sample(rng, 0))
+    assert back.cv is None

@@ -568,6 +568,7 @@ def teach_defect_type(
     types = DefectTypes.from_json(base.types)
     types.add(type_id, describe(runtime, arr, v.features, v.patch_scores, types.descriptor), names, source=source,
               views=flipped_views(runtime, arr, types.descriptor))
+    types.fit()  # the cross-validation is kept with the types, not redone on the station's first reject
     updated = InspectorModel(
         backbone_onnx=base.backbone_onnx, bank=base.bank, threshold=base.threshold, preprocessing=base.preprocessing,
         good_scores=list(base.good_scores), defect_scores=list(base.defect_scores), target_frr=base.target_frr,

@@ -245,6 +245,8 @@ class DefectTypes:
         self.max_per_type = int(max_per_type)
         self._fit: tuple[list[str], _Fit, float] | None = None
         self.logistic_c: float | None = None  # the strength cross-validation chose (None before a fit)
+        # the cross-validation's choices for the examples as they are: {"examples", "c", "threshold"}
+        self.cv: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> DefectTypes:
@@ -254,14 +256,18 @@ class DefectTypes:
             return cls()
         mc = data.get("min_confidence")
         legacy = LEGACY_DESCRIPTOR if (data.get("names") or data.get("examples")) else DESCRIPTOR
-        return cls(data.get("names"), data.get("examples"), None if mc is None else float(mc),
-                   int(data.get("max_per_type", MAX_EXAMPLES_PER_TYPE)), str(data.get("descriptor", legacy)))
+        out = cls(data.get("names"), data.get("examples"), None if mc is None else float(mc),
+                  int(data.get("max_per_type", MAX_EXAMPLES_PER_TYPE)), str(data.get("descriptor", legacy)))
+        cv = data.get("cv")
+        if isinstance(cv, dict) and cv.get("examples") == len(out.examples):
+            out.cv = {"examples": int(cv["examples"]), "c": float(cv["c"]), "threshold": float(cv["threshold"])}
+        return out
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict for the model's ``types.json``."""
         return {"what": "defect types taught by operators: descriptors of the defect region, labelled",
                 "names": self.names, "examples": self.examples, "min_confidence": self.min_confidence,
-                "max_per_type": self.max_per_type, "descriptor": self.descriptor}
+                "max_per_type": self.max_per_type, "descriptor": self.descriptor, "cv": self.cv}
 
     def add(self, type_id: str, feature: np.ndarray, names: dict[str, str] | None = None,
             source: str | None = None, views: list[np.ndarray] | None = None) -> None:
@@ -286,6 +292,7 @@ class DefectTypes:
         for i in reversed(same[: max(0, len(same) - self.max_per_type)]):
             del self.examples[i]
         self._fit = None
+        self.cv = None
 
     def counts(self) -> dict[str, int]:
         """Labelled examples per type."""
@@ -307,12 +314,20 @@ class DefectTypes:
             x = np.asarray([r[2] for r in rows], np.float64)
             y = np.asarray([r[1] for r in rows])
             groups = np.asarray([r[0] for r in rows])
-            c_value, thr = cross_validate(x, y, len(ids), groups=groups)
+            if self.cv is None or self.cv["examples"] != len(self.examples):
+                c_value, thr = cross_validate(x, y, len(ids), groups=groups)
+                self.cv = {"examples": len(self.examples), "c": c_value, "threshold": thr}
+            c_value, thr = self.cv["c"], self.cv["threshold"]
             if self.min_confidence is not None:
                 thr = self.min_confidence
             self.logistic_c = c_value
             self._fit = (ids, _Fit(x, y, len(ids), c_value), thr)
         return self._fit
+
+    def fit(self) -> None:
+        """Fit now (cross-validation included, kept in :meth:`to_json`), so that a station loading
+        these types does not cross-validate on its first reject."""
+        self._fitted()
 
     def predict(self, feature: np.ndarray) -> dict[str, Any] | None:
         """``{"type", "confidence", "label": {"en", "ko"}, "known"}`` (``None`` when no type is taught)."""
