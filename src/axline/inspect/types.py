@@ -22,9 +22,10 @@ Each labelled image is kept with the descriptors of its mirrored views (a defect
 depend on which way the part lies), so one image gives four descriptors.
 
 The confidence is the classifier's probability. "Unknown type" is answered at or below a threshold
-chosen on the labelled examples alone, by cross-validation: the highest confidence up to which the
-left-out examples were right no more often than a guess (nothing is unknown while a type has a
-single example).
+chosen on the labelled examples alone, by the same cross-validation: the highest confidence up to
+which the left-out examples were right no more often than a guess, one more right and one more wrong
+answer counted (nothing is unknown while a type has a single example). The strength and the
+threshold are kept with the types (``cv`` in :meth:`DefectTypes.to_json`) until an example is added.
 """
 
 from __future__ import annotations
@@ -188,8 +189,9 @@ def cross_validate(x: np.ndarray, y: np.ndarray, n_types: int, folds: int = CV_F
     first row of each scored) is left out in one of up to ``folds`` folds, taken round-robin within
     each type. ``C``: the logistic strength among ``cs`` whose left-out images were right most often
     (the first on a tie). The threshold: the highest confidence up to which that C's left-out images
-    were right no more often than a guess among the types (0 when there is none). While a type has a
-    single image nothing can be left out: ``(LOGISTIC_C, 0.0)``."""
+    were right no more often than a guess among the types, counting one more right and one more wrong
+    answer (so that two or three unlucky images are not taken for a guess; 0 when there is none).
+    While a type has a single image nothing can be left out: ``(LOGISTIC_C, 0.0)``."""
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     first = np.r_[True, groups[1:] != groups[:-1]]
     gy = y[first]
@@ -217,7 +219,8 @@ def cross_validate(x: np.ndarray, y: np.ndarray, n_types: int, folds: int = CV_F
     assert best is not None
     c_value, _, conf, right = best
     order = np.argsort(conf)
-    acc_upto = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
+    # one right and one wrong answer added (Laplace): a few unlucky left-out images are no proof of a guess
+    acc_upto = (np.cumsum(right[order]) + 1) / (np.arange(1, len(order) + 1) + 2)
     below = np.flatnonzero(acc_upto <= 1.0 / n_types)
     return c_value, (float(conf[order][below[-1]]) if below.size else 0.0)
 

@@ -92,5 +92,7 @@ def method_text() -> str:
         f"is retrained. The answer is the nearest type mean (cosine) while a type has fewer than {T.LOGISTIC_FROM} "
         "descriptors, then a logistic regression on the standardised descriptors whose strength (C among "
         f"{cs}) is chosen by cross-validation on the labelled images alone. \"Unknown type\" (counted as wrong "
-        "in the accuracy) is answered at or below a confidence chosen by the same cross-validation."
+        "in the accuracy) is answered at or below a confidence chosen by the same cross-validation: the highest up "
+        "to which the left-out labelled images were right no more often than a guess, one more right and one more "
+        "wrong answer counted."
     )
