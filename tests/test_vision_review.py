@@ -124,3 +124,25 @@ async def test_operators_teach_defect_types_and_the_station_reports_them(tmp_pat
                     120, "the health strip to show the stopped camera")
     finally:
         await svc.stop()
+
+
+def test_a_reject_is_typed_after_its_verdict_when_the_station_asks(tmp_path: Path) -> None:
+    """The verdict (what the PLC waits for) can leave the type for later; asked later, it is the same."""
+    from axline.inspect.inferencer import Inspector
+    from axline.inspect.model import InspectorModel
+    from axline.inspect.train import teach_defect_type, train_inspector
+
+    train_inspector([texture(i) for i in range(24)], tmp_path / "model.axi", size=64, scorer="nn",
+                    target_frr=0.0, progress=False)
+    Image.fromarray(scratched(100)).save(tmp_path / "taught.png")
+    teach_defect_type(tmp_path / "model.axi", tmp_path / "taught.png", "scratch",
+                      {"en": "Scratch", "ko": "스크래치"}, out=tmp_path / "model.axi")
+    insp = Inspector(InspectorModel.load(tmp_path / "model.axi"))
+    part = scratched(101)
+    now = insp.inspect(part)
+    later = insp.inspect(part, defect_type=False)
+    assert now.verdict == later.verdict == "reject"
+    assert later.defect_type is None and now.defect_type["type"] == "scratch"
+    assert insp.type_of(part, later) == now.defect_type
+    good = insp.inspect(texture(200), defect_type=False)
+    assert good.verdict == "pass" and insp.type_of(texture(200), good) is None

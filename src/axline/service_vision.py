@@ -72,6 +72,7 @@ class VisionStations:
             result["latency_ms"] = station.record_latency(path)
             await asyncio.get_running_loop().run_in_executor(None, station.write_heatmap, path, image, result)
         result.pop("_map", None)
+        result.pop("_verdict", None)
         for change in result.pop("_health_events", []):
             self._camera_health_event(cam, change)
         kind = "defect" if result.get("verdict") == "reject" else "inspection"

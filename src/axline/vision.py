@@ -70,7 +70,7 @@ class VisionStation:
         has its signal: the conveyor does not wait for a picture)."""
         t0 = time.perf_counter()
         with self._lock:
-            v = self.inspector.inspect(image)
+            v = self.inspector.inspect(image, defect_type=False)
             version = self.model_version
         ms = (time.perf_counter() - t0) * 1000
         self.inspect_ms.append(ms)
@@ -83,8 +83,8 @@ class VisionStation:
             worst = int(np.argmax(v.tile_scores))
             out["tiles"] = len(v.tile_scores)
             out["worst_tile"] = {"box": list(v.tile_boxes[worst]), "score": round(float(v.tile_scores[worst]), 5)}
-        if v.defect_type is not None:
-            out["defect_type"] = v.defect_type
+        if v.verdict == "reject":
+            out["_verdict"] = v  # its type is told after the PLC has its signal (see write_heatmap)
         out["_health_events"] = self._health(image, v.patch_scores)
         return out
 
@@ -170,9 +170,16 @@ class VisionStation:
         return stats
 
     def write_heatmap(self, path: Path, image: np.ndarray, result: dict[str, Any]) -> None:
-        """Write the anomaly heat map of ``image`` beside the camera's images."""
+        """Runs in a worker thread once the PLC has its signal: a reject's defect type (when types are
+        taught), then the anomaly heat map of ``image`` beside the camera's images."""
         from axline.inspect.inferencer import save_heatmap_overlay
 
+        v = result.pop("_verdict", None)
+        if v is not None:
+            with self._lock:
+                dtype = self.inspector.type_of(image, v)
+            if dtype is not None:
+                result["defect_type"] = dtype
         save_heatmap_overlay(image, result.pop("_map"), self.heatmap_dir / (path.stem + ".png"), result["threshold"])
 
     def record_latency(self, path: Path) -> float | None:

@@ -414,18 +414,30 @@ class Inspector:
                                                    self.prep.size, self.prep.size // g)
         return self._ignore_cache[key]
 
-    def inspect(self, image: np.ndarray | str | Path) -> Verdict:
+    def inspect(self, image: np.ndarray | str | Path, defect_type: bool = True) -> Verdict:
         """Score one image (array or file path) and decide pass or reject.
 
         The region is resized to the canvas and cut into tiles; onnxruntime computes each tile's
         features (and, for the memory bank, each patch's nearest bank row); NumPy then computes the
-        patch scores, the tile scores, the image score and the stitched anomaly map.
+        patch scores, the tile scores, the image score and the stitched anomaly map. ``defect_type``
+        False: a reject's type is left for :meth:`type_of` (a station asks for it after the PLC has
+        its signal, so the conveyor does not wait for it).
         """
         full = load_image(image)
         crop = crop_roi(full, self.prep.roi)
         feats, nearest = self._run_tiles(self.tiles(crop), self.batch)
         with one_blas_thread():
-            return self._verdict(full, self.patch_scores(feats, nearest, full.shape), feats)
+            return self._verdict(full, self.patch_scores(feats, nearest, full.shape), feats, defect_type)
+
+    def type_of(self, image: np.ndarray | str | Path, v: Verdict) -> dict | None:
+        """The defect type of a reject ``v`` of ``image`` (None for a pass or while no type is taught)."""
+        if v.verdict != "reject" or v.features is None or v.patch_scores is None or not self.types.names:
+            return None
+        from axline.inspect.types import describe
+
+        with one_blas_thread():
+            return self.types.predict(describe(self, load_image(image), v.features, v.patch_scores,
+                                               self.types.descriptor))
 
     def verdict_from_features(self, full: np.ndarray, features: np.ndarray) -> Verdict:
         """Verdict for image ``full`` given its tile features ``(T, D, g, g)`` (ROI already applied)."""
@@ -433,7 +445,8 @@ class Inspector:
             return self._verdict(full, self.patch_scores(features, image_shape=full.shape),
                                  features if features.ndim == 4 else features[None])
 
-    def _verdict(self, full: np.ndarray, scores: np.ndarray, feats: np.ndarray | None = None) -> Verdict:
+    def _verdict(self, full: np.ndarray, scores: np.ndarray, feats: np.ndarray | None = None,
+                 defect_type: bool = True) -> Verdict:
         tile_scores = tile_top_k_means(scores, self.model.top_k)
         score = max(tile_scores)
         if self.prep.roi is not None:
@@ -455,7 +468,7 @@ class Inspector:
                   round(self.prep.size * h / ch)) for oy, ox in self.offsets]
         verdict = "reject" if score > self.threshold else "pass"
         dtype = None
-        if verdict == "reject" and feats is not None and self.types.names:
+        if defect_type and verdict == "reject" and feats is not None and self.types.names:
             from axline.inspect.types import describe
 
             dtype = self.types.predict(describe(self, full, feats, scores, self.types.descriptor))
