@@ -429,6 +429,14 @@ class Inspector:
         with one_blas_thread():
             return self._verdict(full, self.patch_scores(feats, nearest, full.shape), feats, defect_type)
 
+    def region(self, image: np.ndarray | str | Path) -> np.ndarray:
+        """The part of ``image`` (array or file path) that is inspected: its region of interest."""
+        return crop_roi(load_image(image), self.prep.roi)
+
+    def runner(self, onnx_bytes: bytes) -> BackboneRunner:
+        """A runner for another backbone graph, with this inspector's threads."""
+        return BackboneRunner(onnx_bytes, self.threads)
+
     def type_of(self, image: np.ndarray | str | Path, v: Verdict) -> dict | None:
         """The defect type of a reject ``v`` of ``image`` (None for a pass or while no type is taught)."""
         if v.verdict != "reject" or v.features is None or v.patch_scores is None or not self.types.names:

@@ -97,15 +97,14 @@ def deep_feature(features: np.ndarray, scores: np.ndarray, patches: int = REGION
 _TYPE_BACKBONES: dict[tuple[int, int, int], Any] = {}
 
 
-def type_backbone(size: int, grid_stride: int, threads: int) -> Any:
+def type_backbone(inspector: Any, size: int, grid_stride: int) -> Any:
     """The deep-stage graph (``TYPE_BLOCKS``) for backbone inputs of ``size`` on a grid of
-    ``grid_stride``, built once per process from the installed weights."""
-    key = (size, grid_stride, threads)
+    ``grid_stride``, run with ``inspector``'s threads; built once per process from the installed weights."""
+    key = (size, grid_stride, int(inspector.threads))
     if key not in _TYPE_BACKBONES:
         from axline.inspect.features import build_backbone_onnx
-        from axline.inspect.inferencer import BackboneRunner
 
-        _TYPE_BACKBONES[key] = BackboneRunner(build_backbone_onnx(size, TYPE_BLOCKS, None, 0, grid_stride), threads)
+        _TYPE_BACKBONES[key] = inspector.runner(build_backbone_onnx(size, TYPE_BLOCKS, None, 0, grid_stride))
     return _TYPE_BACKBONES[key]
 
 
@@ -117,11 +116,9 @@ def describe(inspector: Any, image: np.ndarray, features: np.ndarray, scores: np
         return region_feature(features, scores)
     if descriptor != DESCRIPTOR:
         raise ValueError(f"unknown defect description {descriptor!r}")
-    from axline.inspect.inferencer import crop_roi, load_image
-
-    tiles = inspector.tiles(crop_roi(load_image(image), inspector.prep.roi))
+    tiles = inspector.tiles(inspector.region(image))
     g = scores.shape[-1]
-    runner = type_backbone(int(tiles.shape[-1]), int(tiles.shape[-1]) // g, int(inspector.threads))
+    runner = type_backbone(inspector, int(tiles.shape[-1]), int(tiles.shape[-1]) // g)
     return deep_feature(runner.features(tiles), scores)
 
 
