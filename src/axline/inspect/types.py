@@ -57,10 +57,9 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
-def region_feature(features: np.ndarray, scores: np.ndarray, patches: int = REGION_PATCHES) -> np.ndarray:
-    """Descriptor ``(2 D,)`` of the defect in tile features ``(T, D, g, g)`` with patch scores ``(T, g, g)``:
-    the mean feature of the ``patches`` highest-scoring patches, and that mean minus the mean of the
-    patches scoring at most the median (the part's own surface), each L2-normalised."""
+def _top_and_surface(features: np.ndarray, scores: np.ndarray, patches: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patch rows ``(P, D)`` of tile features ``(T, D, g, g)``, the indices of the ``patches`` rows with the
+    highest patch scores ``(T, g, g)``, and which rows are the part's surface (scoring at most the median)."""
     if features.ndim == 3:
         features = features[None]
         scores = scores[None] if scores.ndim == 2 else scores
@@ -70,8 +69,16 @@ def region_feature(features: np.ndarray, scores: np.ndarray, patches: int = REGI
     flat = scores.ravel()
     k = min(max(1, patches), flat.size)
     x = features.transpose(0, 2, 3, 1).reshape(-1, d)
-    top = x[np.argpartition(flat, flat.size - k)[flat.size - k:]].mean(axis=0).astype(np.float64)
-    surface = x[flat <= np.median(flat)].mean(axis=0).astype(np.float64)
+    return x, np.argpartition(flat, flat.size - k)[flat.size - k:], flat <= np.median(flat)
+
+
+def region_feature(features: np.ndarray, scores: np.ndarray, patches: int = REGION_PATCHES) -> np.ndarray:
+    """Descriptor ``(2 D,)`` of the defect in tile features ``(T, D, g, g)`` with patch scores ``(T, g, g)``:
+    the mean feature of the ``patches`` highest-scoring patches, and that mean minus the mean of the
+    patches scoring at most the median (the part's own surface), each L2-normalised."""
+    x, top_rows, surface_rows = _top_and_surface(features, scores, patches)
+    top = x[top_rows].mean(axis=0).astype(np.float64)
+    surface = x[surface_rows].mean(axis=0).astype(np.float64)
     return np.concatenate([_unit(top), _unit(top - surface)]).astype(np.float32)
 
 
@@ -80,17 +87,9 @@ def deep_feature(features: np.ndarray, scores: np.ndarray, patches: int = REGION
     ``(T, g, g)``: the L2-normalised mean of the ``patches`` highest-scoring patches, the
     L2-normalised difference of that mean from the surface (patches at most the median score), and
     each feature's standard deviation over all patches."""
-    if features.ndim == 3:
-        features = features[None]
-        scores = scores[None] if scores.ndim == 2 else scores
-    t, d, h, w = features.shape
-    if scores.shape != (t, h, w):
-        raise ValueError(f"scores must be {(t, h, w)}, got {scores.shape}")
-    flat = scores.ravel()
-    k = min(max(1, patches), flat.size)
-    x = features.transpose(0, 2, 3, 1).reshape(-1, d).astype(np.float64)
-    top = x[np.argpartition(flat, flat.size - k)[flat.size - k:]].mean(axis=0)
-    surface = x[flat <= np.median(flat)].mean(axis=0)
+    x, top_rows, surface_rows = _top_and_surface(features, scores, patches)
+    x = x.astype(np.float64)
+    top, surface = x[top_rows].mean(axis=0), x[surface_rows].mean(axis=0)
     return np.concatenate([_unit(top), _unit(top - surface), x.std(axis=0)]).astype(np.float32)
 
 

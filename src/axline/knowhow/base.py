@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -325,20 +325,25 @@ class KnowHow:
         return {"imported": len(ids), "errors": errors[:100], "error_count": len(errors)}
 
 
-def read_jsonl(path: str) -> list[dict[str, Any]]:
-    """The rows of a JSON-lines file; a bad line raises with its line number."""
-    rows = []
+def _json_lines(path: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-blank line of a JSON-lines file; a bad line raises with its number."""
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield n, json.loads(line)
             except json.JSONDecodeError as e:
                 raise i18n.error(CaseError, "knowhow.err.import_not_json", path=path, n=n, error=e.msg) from None
-            if not isinstance(obj, dict):
-                raise i18n.error(CaseError, "knowhow.err.import_not_object", path=path, n=n)
-            rows.append(obj)
+
+
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file; a bad line raises with its line number."""
+    rows = []
+    for n, obj in _json_lines(path):
+        if not isinstance(obj, dict):
+            raise i18n.error(CaseError, "knowhow.err.import_not_object", path=path, n=n)
+        rows.append(obj)
     return rows
 
 
@@ -349,24 +354,18 @@ def read_labelled(path: str) -> list[list[tuple[str, bool]]]:
     other file: one token a line, then a tab and its label (``<sensitive>`` marks a name; anything else,
     or no label, does not), a blank line between texts. A bad line raises with its line number."""
     texts: list[list[tuple[str, bool]]] = []
+    if path.lower().endswith((".jsonl", ".json")):
+        for n, obj in _json_lines(path):
+            toks = obj.get("tokens") if isinstance(obj, dict) else None
+            sens = obj.get("sensitive") if isinstance(obj, dict) else None
+            if not (isinstance(toks, list) and isinstance(sens, list) and len(toks) == len(sens) and toks
+                    and all(isinstance(t, str) and t.strip() and not any(c.isspace() for c in t) for t in toks)
+                    and all(isinstance(x, bool) for x in sens)):
+                raise i18n.error(CaseError, "knowhow.err.masker_line", path=path, n=n)
+            texts.append(list(zip(toks, sens, strict=True)))
+        return texts
+    cur: list[tuple[str, bool]] = []
     with open(path, encoding="utf-8") as f:
-        if path.lower().endswith((".jsonl", ".json")):
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise i18n.error(CaseError, "knowhow.err.import_not_json", path=path, n=n, error=e.msg) from None
-                toks = obj.get("tokens") if isinstance(obj, dict) else None
-                sens = obj.get("sensitive") if isinstance(obj, dict) else None
-                if not (isinstance(toks, list) and isinstance(sens, list) and len(toks) == len(sens) and toks
-                        and all(isinstance(t, str) and t.strip() and not any(c.isspace() for c in t) for t in toks)
-                        and all(isinstance(x, bool) for x in sens)):
-                    raise i18n.error(CaseError, "knowhow.err.masker_line", path=path, n=n)
-                texts.append(list(zip(toks, sens, strict=True)))
-            return texts
-        cur: list[tuple[str, bool]] = []
         for n, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -378,8 +377,8 @@ def read_labelled(path: str) -> list[list[tuple[str, bool]]]:
             if not tok.strip() or any(c.isspace() for c in tok.strip()):
                 raise i18n.error(CaseError, "knowhow.err.masker_line", path=path, n=n)
             cur.append((tok.strip(), label.strip() == "<sensitive>"))
-        if cur:
-            texts.append(cur)
+    if cur:
+        texts.append(cur)
     return texts
 
 

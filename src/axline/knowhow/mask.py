@@ -278,7 +278,7 @@ class VocabularyMasker:
         extra = set(raw) - known
         if extra:
             raise ValueError(f"masker: unknown key(s) {sorted(extra)}")
-        return cls(**{k: v for k, v in raw.items()})
+        return cls(**raw)
 
     def _known(self, low: str) -> bool:
         if low in self.vocab or low in self._general:

@@ -32,12 +32,6 @@ from axline.bench.common import (
     publish,
     require_dir,
 )
-from axline.bench.skab.data import FIT_ROWS as FIT_ROWS
-from axline.bench.skab.data import PUBLISHED_CP, PUBLISHED_OUTLIER
-from axline.bench.skab.data import SIGNALS as SIGNALS
-from axline.bench.skab.data import SkabFile as SkabFile
-from axline.bench.skab.data import load_skab as load_skab
-from axline.bench.skab.data import read_skab_csv as read_skab_csv
 from axline.bench.skab.evaluation import (
     BUDGET_IN_ALARM,
     BUDGET_PER_HOUR,
@@ -55,6 +49,12 @@ from axline.bench.skab.evaluation import (
 )
 from axline.bench.skab.evaluation import inject_faults as inject_faults
 from axline.bench.skab.page import render as render
+from axline.bench.skab.runs import FIT_ROWS as FIT_ROWS
+from axline.bench.skab.runs import PUBLISHED_CP, PUBLISHED_OUTLIER
+from axline.bench.skab.runs import SIGNALS as SIGNALS
+from axline.bench.skab.runs import SkabFile as SkabFile
+from axline.bench.skab.runs import load_skab as load_skab
+from axline.bench.skab.runs import read_skab_csv as read_skab_csv
 from axline.bench.streams import drifting_rows
 from axline.monitor.defaults import CANDIDATES, DEFAULT, MonitorConfig, OnlineMonitor, fit_monitor
 

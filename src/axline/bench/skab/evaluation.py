@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from axline.bench.skab.data import FIT_ROWS, SIGNALS, SkabFile
+from axline.bench.skab.runs import FIT_ROWS, SIGNALS, SkabFile
 from axline.monitor.alarms import AlarmLatch
 from axline.monitor.defaults import MonitorConfig, OnlineMonitor, fit_monitor
 from axline.monitor.detectors import Detector, make_detector
