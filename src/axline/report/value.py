@@ -213,6 +213,9 @@ def _escapes(historian: Historian, start: int, end: int) -> int:
     return n
 
 
+KNOWHOW_CHANGES = ("knowhow.approved", "knowhow.helped")  # not knowhow.error: a failure is no change
+
+
 def _changes(historian: Historian, start: int, end: int) -> list[dict[str, Any]]:
     """What changed between the periods and during the later one: kept setpoint changes, writes, models, cases."""
     out = []
@@ -222,7 +225,7 @@ def _changes(historian: Historian, start: int, end: int) -> list[dict[str, Any]]
         elif e.kind == "write" and e.code == "write.setpoint" and e.data.get("result") == "ok" \
                 and not str(e.data.get("user", "")).startswith("inspector:"):
             out.append({"ts": e.ts, "what": "setpoint", "by": e.data.get("user"), "detail": e.message})
-        elif e.kind in ("model", "case") or e.code.startswith(("model.", "knowhow.", "case.")):
+        elif e.kind in ("model", "case") or e.code.startswith(("model.", "case.")) or e.code in KNOWHOW_CHANGES:
             out.append({"ts": e.ts, "what": e.code, "by": e.data.get("user"), "detail": e.message})
     return sorted(out, key=lambda c: c["ts"])[-200:]
 
