@@ -53,6 +53,8 @@
   }
 
   let cameraTypes = {};
+  // what an operator has typed in a type form, by event id: the page redraws every few seconds
+  const drafts = new Map();
 
   function typeLabel(names) {
     const lang = I.getLang();
@@ -70,10 +72,19 @@
     const en = el('input', { class: 'type-en', placeholder: t('insp.type.en'), maxlength: '60' });
     const ko = el('input', { class: 'type-ko', placeholder: t('insp.type.ko'), maxlength: '60' });
     const fresh = el('span', { class: 'type-new' }, id, en, ko);
-    const sync = () => { fresh.hidden = select.value !== '__new'; };
-    select.addEventListener('change', sync);
-    sync();
     const msg = el('span', { class: 'type-msg muted' });
+    const draft = drafts.get(ev.id);
+    if (draft) {
+      if ([...select.options].some((o) => o.value === draft.select)) select.value = draft.select;
+      id.value = draft.id; en.value = draft.en; ko.value = draft.ko; msg.textContent = draft.msg;
+    }
+    const keep = () => {
+      drafts.set(ev.id, { select: select.value, id: id.value, en: en.value, ko: ko.value, msg: msg.textContent });
+    };
+    const sync = () => { fresh.hidden = select.value !== '__new'; };
+    select.addEventListener('change', () => { sync(); keep(); });
+    [id, en, ko].forEach((input) => input.addEventListener('input', keep));
+    sync();
     const btn = el('button', { type: 'button', class: 'fb type-set', text: t('insp.type.set') });
     btn.addEventListener('click', async () => {
       const isNew = select.value === '__new';
@@ -82,8 +93,9 @@
       try {
         await api('/api/events/' + ev.id + '/defect-type', {
           method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+        drafts.delete(ev.id);
         refresh();
-      } catch (e) { msg.textContent = e.message; btn.disabled = false; }
+      } catch (e) { msg.textContent = e.message; btn.disabled = false; keep(); }
     });
     return el('div', { class: 'type-form' }, select, fresh, btn, msg);
   }
@@ -136,6 +148,12 @@
     cameraTypes = {};
     Object.values(vision.cameras || {}).forEach((c) => { cameraTypes[c.camera] = c.types || {}; });
     renderStats(vision);
+    // drafts only of the verdicts still listed (bounded by the list)
+    const shown = new Set(events.events.map((ev) => ev.id));
+    [...drafts.keys()].forEach((id) => { if (!shown.has(id)) drafts.delete(id); });
+    // an operator typing in a type form keeps the field (and its focus) until leaving it
+    const active = document.activeElement;
+    if (active && active.closest && active.closest('#verdicts .type-form') && !active.disabled) return;
     const list = events.events.map(card);
     $('verdicts').replaceChildren(...(list.length ? list : [el('li', { class: 'muted', text: t('insp.none') })]));
   }
