@@ -1,6 +1,6 @@
 """The inspection review page in headless Chromium on a running service: an operator confirms a reject
 with the page's buttons, names its defect type (English and Korean) in the page's form, the page shows
-it labelled, the next similar reject shows that type, and the health strip shows every check."""
+it labelled, the next similar reject shows that type; the tile grid and the health strip are shown."""
 
 from __future__ import annotations
 
@@ -75,6 +75,11 @@ def test_an_operator_types_a_reject_on_the_review_page_and_the_next_reject_shows
         assert page.query_selector(f"{card} .defect-type") is None  # no type taught yet
         assert page.query_selector(f"{card} .type-form") is None  # a type only after the reject is confirmed
         assert page.text_content(f"{card} .verdict-label") == "Reject"
+        # the tile grid over the heat map, also for a part seen whole in one tile: that tile is over the threshold
+        tiles = page.eval_on_selector_all(f"{card} .tile-grid .tile",
+                                          "els => els.map(e => [e.className, e.style.left, e.style.width])")
+        assert tiles == [["tile worst over", "0%", "100%"]], tiles
+        assert page.text_content(f"{card} .tiles").startswith("whole part in 1 tile, score ")
 
         # the health strip: one chip per check, named, with its state; the camera has sent an image
         strip = '#insp-health .health-strip[data-camera="cam1"]'

@@ -23,6 +23,7 @@ from axline.plant import Camera
 
 log = logging.getLogger(__name__)
 MAX_REVIEW_ITEMS = 500  # reviewed parts the rates are computed on (the newest)
+MAX_TILES_SHOWN = 64  # a verdict keeps each tile's box and score up to this many tiles (the grid on the review page)
 
 
 class VisionStation:
@@ -79,10 +80,14 @@ class VisionStation:
         out = {"score": round(float(v.score), 5), "verdict": v.verdict, "threshold": round(float(v.threshold), 5),
                "inspect_ms": round(ms, 1), "model_version": version, "heatmap_url": f"/heatmaps/{self.camera.id}/{heat.name}",
                "image_url": f"/camera/{self.camera.id}/{path.name}", "_map": v.anomaly_map}
-        if v.tile_scores is not None and len(v.tile_scores) > 1:
+        if v.tile_scores:  # the tile grid, also of a part seen whole in one tile (the review page draws it)
             worst = int(np.argmax(v.tile_scores))
             out["tiles"] = len(v.tile_scores)
             out["worst_tile"] = {"box": list(v.tile_boxes[worst]), "score": round(float(v.tile_scores[worst]), 5)}
+            if len(v.tile_scores) <= MAX_TILES_SHOWN:
+                out["tile_grid"] = {"size": [int(image.shape[1]), int(image.shape[0])],
+                                    "boxes": [list(map(int, b)) for b in v.tile_boxes],
+                                    "scores": [round(float(x), 5) for x in v.tile_scores]}
         if v.verdict == "reject":
             out["_verdict"] = v  # its type is told after the PLC has its signal (see write_heatmap)
         out["_health_events"] = self._health(image, v.patch_scores)

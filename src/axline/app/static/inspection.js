@@ -100,16 +100,36 @@
     return el('div', { class: 'type-form' }, select, fresh, btn, msg);
   }
 
+  // the tiles the part was inspected in, over its heat map: the worst one marked, those over the threshold red
+  function tileGrid(d) {
+    const g = d.tile_grid;
+    if (!g || !Array.isArray(g.boxes) || !Array.isArray(g.size) || !(g.size[0] > 0 && g.size[1] > 0)) return null;
+    const [w, h] = g.size;
+    const worst = g.scores.indexOf(Math.max(...g.scores));
+    const pc = (v, of) => (100 * v / of).toFixed(2) + '%';
+    return el('div', { class: 'tile-grid', dataset: { tiles: String(g.boxes.length) } },
+      ...g.boxes.map((b, i) => {
+        const tile = el('span', {
+          class: 'tile' + (i === worst ? ' worst' : '') + (g.scores[i] > d.threshold ? ' over' : ''),
+          dataset: { tile: String(i) }, title: t('insp.tile', { n: i + 1, score: Number(g.scores[i]).toFixed(3) }) });
+        // (through the style object: the page's content policy refuses inline style attributes)
+        Object.assign(tile.style, { left: pc(b[0], w), top: pc(b[1], h), width: pc(b[2], w), height: pc(b[3], h) });
+        return tile;
+      }));
+  }
+
   function card(ev) {
     const d = ev.data || {};
     const verdict = d.verdict === 'reject' ? 'reject' : 'pass';
     const img = safe(d.heatmap_url);
     const li = el('li', { class: 'verdict verdict-' + verdict, dataset: { eventId: String(ev.id), verdict: verdict } },
-      img ? el('img', { class: 'heatmap', src: img, alt: '', loading: 'lazy' }) : null,
+      img ? el('div', { class: 'heat-wrap' }, el('img', { class: 'heatmap', src: img, alt: '', loading: 'lazy' }),
+        tileGrid(d)) : null,
       el('div', { class: 'verdict-label', text: t('insp.verdict.' + verdict) }),
       el('div', { class: 'muted', text: t('insp.score', { score: Number(d.score).toFixed(3), threshold: Number(d.threshold).toFixed(3) }) }));
     if (d.worst_tile) {
-      li.appendChild(el('div', { class: 'muted tiles', text: t('insp.tiles', { n: d.tiles, score: Number(d.worst_tile.score).toFixed(3) }) }));
+      li.appendChild(el('div', { class: 'muted tiles', dataset: { tiles: String(d.tiles) },
+        text: t(d.tiles > 1 ? 'insp.tiles' : 'insp.tiles.one', { n: d.tiles, score: Number(d.worst_tile.score).toFixed(3) }) }));
     }
     if (d.defect_type) {
       const dt = d.defect_type;
