@@ -509,6 +509,7 @@ class Service(VisionStations):
         station = self.vision.get(ev.data.get("camera", "")) if ev.kind in ("inspection", "defect") else None
         if station is not None and ev.ack is None:
             learned = await asyncio.get_running_loop().run_in_executor(None, station.feedback, ev.data, verdict)
+            self.inspector_learnt(station, learned, user, event_id)
         self.update_event(event_id, ack=verdict, data={"feedback": {"verdict": verdict, "user": user,
                                                                      "ts": time.time_ns(),
                                                                      "learned": learned.get("learned", False)}})
