@@ -127,5 +127,18 @@ def test_an_operator_types_a_reject_on_the_review_page_and_the_next_reject_shows
         page.wait_for_function("(sel) => document.querySelector(sel).textContent.includes('스크래치')", arg=typed)
         assert "스크래치" in page.text_content(labelled)
         page.click("#lang-toggle")
+
+        # the dashboard's station card of the camera's station: tiles, image health and the newest type
+        page.goto(app.url + "/")
+        vision = '#flow [data-station] .station-vision .vision-cam[data-camera="cam1"]'
+        page.wait_for_selector(f'{vision} .vision-type[data-type="scratch"]')
+        assert page.text_content(f"{vision} .vision-type") == "last defect: Scratch"
+        assert page.text_content(f"{vision} .vision-tiles") == "inspected in 1 tile(s)"
+        # (two images so far: the image checks wait for a full window of images)
+        assert page.get_attribute(f"{vision} .vision-health", "data-state") == "waiting"
+        assert page.text_content(f"{vision} .vision-health") == "image health: waiting for images"
+        page.click("#lang-toggle")
+        page.wait_for_function("(sel) => document.querySelector(sel).textContent === '최근 불량: 스크래치'",
+                               arg=f"{vision} .vision-type")
     # the one refused request (the type without its Korean name) is the only error the browser saw
     assert [e for e in errors if "409" not in e] == [] and len(errors) == 1, errors

@@ -138,6 +138,11 @@ async def test_operators_teach_defect_types_and_the_station_reports_them(tmp_pat
         assert stopped[0].data["advice"]["ko"] and stopped[0].severity == "warning"
         await _wait(lambda: svc.vision_json()["cameras"]["cam1"]["health"]["checks"]["stopped"]["status"] == "warn",
                     120, "the health strip to show the stopped camera")
+        # the dashboard's station card: the camera's tiles, its health (the stopped camera) and the newest type
+        card = svc.status_json()["lines"]["line1"]["stations"][plant.cameras[0].asset]["vision"]
+        assert [c["camera"] for c in card] == ["cam1"] and card[0]["tiles"] == 1
+        assert card[0]["health"]["stopped"] == "warn"
+        assert card[0]["last_type"]["type"] == "scratch" and card[0]["last_type"]["label"]["ko"] == "스크래치"
     finally:
         await svc.stop()
 

@@ -455,6 +455,9 @@ class Service(VisionStations):
                 elif alarms:
                     state = "alarm"
                 stations[asset.path] = {"state": state, "alarms": alarms}
+            for station in self.vision.values():  # a camera's inspection on its station's card
+                if station.camera.asset in stations:
+                    stations[station.camera.asset].setdefault("vision", []).append(station.card())
             lines[ln.id] = {"state": self.kpi[ln.id].to_json()["state"], "stations": stations}
         return {"lines": lines,
                 "connectors": {n: {"state": c.state, "error": c.last_error, "readings": c.readings}

@@ -65,6 +65,7 @@ class VisionStation:
         self.review_items: deque[dict[str, Any]] = deque(maxlen=MAX_REVIEW_ITEMS)
         self.model_version = 0
         self.rates: dict[str, Any] | None = None
+        self.last_type: dict[str, Any] | None = None  # the newest reject's defect type (the dashboard's station card)
 
     def inspect(self, path: Path, image: np.ndarray) -> dict[str, Any]:
         """Runs in a worker thread: score the image (the heat map is written later, after the PLC
@@ -185,6 +186,8 @@ class VisionStation:
                 dtype = self.inspector.type_of(image, v)
             if dtype is not None:
                 result["defect_type"] = dtype
+                self.last_type = {"type": dtype.get("type"), "label": dtype.get("label"), "known": dtype.get("known"),
+                                  "ts": time.time_ns()}
         save_heatmap_overlay(image, result.pop("_map"), self.heatmap_dir / (path.stem + ".png"), result["threshold"])
 
     def record_latency(self, path: Path) -> float | None:
@@ -249,6 +252,12 @@ class VisionStation:
             out[name] = {"parts": len(items), "false_reject_rate": rate(items, "good", "reject"),
                          "escape_rate": rate(items, "defect", "pass")}
         return out
+
+    def card(self) -> dict[str, Any]:
+        """What the dashboard's station card shows: tiles, each health check's state, the newest defect type."""
+        return {"camera": self.camera.id, "tiles": len(self.inspector.offsets),
+                "health": {k: c["status"] for k, c in self.health_json()["checks"].items()},
+                "last_type": self.last_type}
 
     def status(self) -> dict[str, Any]:
         """Counts, reviews, rates and latency of the camera for health and the review page."""
