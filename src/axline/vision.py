@@ -81,7 +81,7 @@ class VisionStation:
         out = {"score": round(float(v.score), 5), "verdict": v.verdict, "threshold": round(float(v.threshold), 5),
                "inspect_ms": round(ms, 1), "model_version": version, "heatmap_url": f"/heatmaps/{self.camera.id}/{heat.name}",
                "image_url": f"/camera/{self.camera.id}/{path.name}", "_map": v.anomaly_map}
-        if v.tile_scores:  # the tile grid, also of a part seen whole in one tile (the review page draws it)
+        if v.tile_scores is not None and len(v.tile_scores) > 0:  # the tile grid, also of a part seen whole in one tile (the review page draws it)
             worst = int(np.argmax(v.tile_scores))
             out["tiles"] = len(v.tile_scores)
             out["worst_tile"] = {"box": list(v.tile_boxes[worst]), "score": round(float(v.tile_scores[worst]), 5)}
