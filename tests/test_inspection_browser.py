@@ -4,7 +4,6 @@ it labelled, the next similar reject shows that type; the tile grid and the heal
 
 from __future__ import annotations
 
-import textwrap
 import time
 from pathlib import Path
 
