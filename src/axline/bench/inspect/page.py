@@ -6,6 +6,10 @@ import json
 from typing import Any
 
 
+def _anchor_reason(result: dict[str, Any]) -> str:
+    return result.get("baselines", {}).get("anomalib_patchcore", {}).get("reason", "not installed with this run")
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "—"
@@ -236,7 +240,7 @@ def render(result: dict[str, Any]) -> str:
         "- The PaDiM-style column is measured in this run on the same features and split; no other peer "
         "was run." if pd or "scorers" not in result else
         "- Every scorer row is measured in this run on the same features and split; anomalib PatchCore was "
-        "not run (not installed with this run).",
+        f"not run ({_anchor_reason(result)}).",
     ])
     few = ["| training images | image AUROC | training time (s) |", "|---|---|---|"]
     train_times = {**result.get("fewshot_train_s", {}), str(st.get("n_train", "")): result["train_s"]}
