@@ -164,6 +164,8 @@ class VisionStation:
         _, stats = teach_defect_type(self.model_path, path, type_id, names, out=tmp, source=Path(path).name)
         os.replace(tmp, self.model_path)
         new = Inspector.load(self.model_path, ignore=self.ignore)
+        new.types.adopt_unlabelled(self.inspector.types)  # the rejects seen so far still teach
+        new.types.fit()  # here, not on the next reject while inspections wait
         with self._lock:
             self.inspector = new
         self.type_labels.append({"ts": time.time_ns(), "type": type_id, "user": user})
@@ -177,9 +179,13 @@ class VisionStation:
         v = result.pop("_verdict", None)
         if v is not None:
             with self._lock:
-                dtype = self.inspector.type_of(image, v)
+                inspector = self.inspector
+                dtype = inspector.type_of(image, v)
             if dtype is not None:
                 result["defect_type"] = dtype
+            # the self-training refit with the rejects seen (every few dozen) runs without the lock, so
+            # the next inspection does not wait for it
+            inspector.types.refresh()
         save_heatmap_overlay(image, result.pop("_map"), self.heatmap_dir / (path.stem + ".png"), result["threshold"])
 
     def record_latency(self, path: Path) -> float | None:
@@ -218,6 +224,8 @@ class VisionStation:
         _, stats = update_with_feedback(self.model_path, good_images=good, defect_images=defects, out=tmp)
         os.replace(tmp, self.model_path)
         new = Inspector.load(self.model_path, ignore=self.ignore)
+        new.types.adopt_unlabelled(self.inspector.types)  # the rejects seen so far still teach
+        new.types.fit()  # here, not on the next reject while inspections wait
         with self._lock:
             self.inspector = new
             self.model_version += 1
