@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
-BENCHES ?= cwru cmapss skab alarms vfactory inspect ingest ui knowhow faults tep furnace
+BENCHES ?= cwru cmapss skab alarms vfactory inspect ingest ui knowhow faults tep tep_frontier furnace
 
 .PHONY: demo test lint services bench clean
 

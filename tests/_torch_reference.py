@@ -1,4 +1,4 @@
-"""The torch reference of the patch-feature graph: EfficientNet-Lite0 from its model package.
+"""The torch reference of the patch-feature graph: EfficientNet-Lite0/1/2 from its model package.
 
 Only the tests use it, to check that the graph axline writes without torch computes the same
 features and scores. It needs the ``train`` extra (torch, efficientnet-lite-pytorch).
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from axline.inspect.features import (
-    BLOCK_OUTPUTS,
+    BACKBONES,
+    DEFAULT_BACKBONE,
     DEFAULT_BLOCKS,
     DEFAULT_GRID_STRIDE,
     random_projection,
@@ -39,20 +40,22 @@ def build_feature_extractor(
     feature_dim: int | None = None,
     seed: int = 0,
     grid_stride: int = DEFAULT_GRID_STRIDE,
+    backbone: str = DEFAULT_BACKBONE,
 ) -> Any:
     """The torch patch-feature module (eval mode, pretrained weights loaded by torch itself)."""
-    validate_feature_config(size, blocks, feature_dim, grid_stride)
+    validate_feature_config(size, blocks, feature_dim, grid_stride, backbone)
     import torch
     from efficientnet_lite_pytorch import EfficientNet
     from torch import nn
     from torch.nn import functional as F
 
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=size)
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    net = EfficientNet.from_name(f"efficientnet-{backbone}", image_size=size)
+    state = torch.load(weights_path(backbone), map_location="cpu", weights_only=True)
     missing = net.load_state_dict(state, strict=False)
     assert not missing.missing_keys, missing.missing_keys[:5]
     last = max(blocks)
-    in_dim = sum(BLOCK_OUTPUTS[b][1] for b in blocks)
+    outputs = BACKBONES[backbone].outputs
+    in_dim = sum(outputs[b][1] for b in blocks)
     projection = None if feature_dim is None or feature_dim == in_dim else random_projection(
         in_dim, feature_dim, seed
     )
@@ -78,7 +81,7 @@ def build_feature_extractor(
                     taps.append(self.pool(x))
             maps = []
             for block_index, tap in zip(self.taps, taps, strict=True):
-                stride = BLOCK_OUTPUTS[block_index][0]
+                stride = outputs[block_index][0]
                 if stride < grid_stride:
                     tap = F.avg_pool2d(tap, grid_stride // stride)
                 elif stride > grid_stride:

@@ -83,3 +83,43 @@ def test_page_shows_every_scorer_and_marks_the_shipped_one() -> None:
     assert "| Gaussian per patch position (PaDiM-style) (shipped) | 0.890 | 0.965 | 0.810 |" in text
     assert "| nearest-neighbour memory bank (PatchCore-style) | 0.870 | 0.950 | 0.800 |" in text
     assert "| image AUROC | 0.960 | 0.985 |" in text and "PaDiM-style (same features" not in text
+    assert "| backbone |" not in text  # a run without the backbone comparison shows no such table
+    result["backbones"] = {
+        "lite0": {"shipped": True, "scorer": "gaussian", "validation_auroc": 0.89, "image_auroc": 0.965,
+                  "pixel_auroc": 0.81, "feature_dim": 152, "train_s": 30.0, "latency_ms_p50": 12.0,
+                  "latency_ms_p99": 30.0},
+        "lite2": {"scorer": "combined", "validation_auroc": 0.91, "image_auroc": 0.97, "pixel_auroc": 0.82,
+                  "feature_dim": 168, "train_s": 50.0, "latency_ms_p50": 21.5, "latency_ms_p99": 40.3},
+    }
+    text = render(result)
+    assert "| EfficientNet-Lite0 (shipped) | 152 | gaussian | 0.890 | 0.965 | 0.810 | 12.0 | 30.0 | 30.0 |" in text
+    assert ("| EfficientNet-Lite2 (deeper and wider) | 168 | combined | 0.910 | 0.970 | 0.820 | 21.5 | 40.3 | 50.0 |"
+            in text)
+
+
+def test_backbone_comparison_trains_every_other_variant(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from axline.bench.inspect.backbones import _compare_backbones
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(8):
+        img = np.clip(120 + rng.normal(0, 6, (64, 64)), 0, 255).astype(np.uint8)
+        if i >= 6:  # the last two are defects, with their masks beside them
+            img[20:28, 8:56] = 255
+            mask = np.zeros((64, 64), np.uint8)
+            mask[20:28, 8:56] = 255
+            Image.fromarray(mask).save(tmp_path / f"{i}.png")
+        Image.fromarray(img).save(tmp_path / f"{i}.jpg")
+        paths.append(tmp_path / f"{i}.jpg")
+    train, test = paths[:5], paths[5:]
+    labels = np.array([False, True, True])
+    shipped = {"shipped": True, "scorer": "nn", "validation_auroc": 1.0}
+    out = _compare_backbones(train, test, labels, shipped, tmp_path, 10, 4, lambda m: None, size=64)
+    assert list(out) == ["lite0", "lite1", "lite2"] and out["lite0"] is shipped
+    for name, dims in (("lite1", 40 + 112), ("lite2", 48 + 120)):
+        v = out[name]
+        assert v["feature_dim"] == dims and v["scorer"] in ("nn", "gaussian", "combined")
+        assert 0.0 <= v["validation_auroc"] <= 1.0 and v["image_auroc"] == 1.0
+        assert 0.5 < v["pixel_auroc"] <= 1.0 and v["latency_ms_p99"] >= v["latency_ms_p50"] > 0

@@ -25,6 +25,7 @@ BENCHES = {
     "ui": ("axline.bench.ui", "history explorer draw time on a year of data, shift report render time"),
     "knowhow": ("axline.bench.knowhow", "case search in Korean and English, recurrence on the virtual factory, masking"),
     "tep": ("axline.bench.tep", "setpoint optimisation on the Tennessee Eastman process, against Optuna TPE"),
+    "tep_frontier": ("axline.bench.tep_frontier", "how low the Tennessee Eastman protocol lets the cost go: a fine scan"),
     "furnace": ("axline.bench.furnace", "the approval loop on the virtual furnace: gas per good part, held-out seeds"),
 }
 

