@@ -154,7 +154,7 @@ class VisionStation:
                    user: str) -> dict[str, Any]:
         """Runs in a worker thread: keep a confirmed defect image as an example of ``type_id``; the
         model file is updated in place (atomically) and reloaded."""
-        from axline.inspect.inferencer import Inspector
+        from axline.inspect.inferencer import Inspector, one_blas_thread
         from axline.inspect.train import teach_defect_type
 
         path = event_data.get("path")
@@ -165,7 +165,8 @@ class VisionStation:
         os.replace(tmp, self.model_path)
         new = Inspector.load(self.model_path, ignore=self.ignore)
         new.types.adopt_unlabelled(self.inspector.types)  # the rejects seen so far still teach
-        new.types.fit()  # here, not on the next reject while inspections wait
+        with one_blas_thread():
+            new.types.fit()  # here, not on the next reject while inspections wait
         with self._lock:
             self.inspector = new
         self.type_labels.append({"ts": time.time_ns(), "type": type_id, "user": user})
@@ -174,7 +175,7 @@ class VisionStation:
     def write_heatmap(self, path: Path, image: np.ndarray, result: dict[str, Any]) -> None:
         """Runs in a worker thread once the PLC has its signal: a reject's defect type (when types are
         taught), then the anomaly heat map of ``image`` beside the camera's images."""
-        from axline.inspect.inferencer import save_heatmap_overlay
+        from axline.inspect.inferencer import one_blas_thread, save_heatmap_overlay
 
         v = result.pop("_verdict", None)
         if v is not None:
@@ -184,8 +185,9 @@ class VisionStation:
             if dtype is not None:
                 result["defect_type"] = dtype
             # the self-training refit with the rejects seen (every few dozen) runs without the lock, so
-            # the next inspection does not wait for it
-            inspector.types.refresh()
+            # the next inspection does not wait for it (one BLAS thread: many are several times slower here)
+            with one_blas_thread():
+                inspector.types.refresh()
         save_heatmap_overlay(image, result.pop("_map"), self.heatmap_dir / (path.stem + ".png"), result["threshold"])
 
     def record_latency(self, path: Path) -> float | None:
@@ -202,7 +204,7 @@ class VisionStation:
         """Runs in a worker thread. ``overruled`` on a reject: a false reject, its patches join the
         memory bank; ``confirmed`` on a reject or ``overruled`` on a pass: a real defect, it refines
         the threshold. The model file is updated in place (atomically) and reloaded."""
-        from axline.inspect.inferencer import Inspector
+        from axline.inspect.inferencer import Inspector, one_blas_thread
         from axline.inspect.train import update_with_feedback
 
         path = event_data.get("path")
@@ -225,7 +227,8 @@ class VisionStation:
         os.replace(tmp, self.model_path)
         new = Inspector.load(self.model_path, ignore=self.ignore)
         new.types.adopt_unlabelled(self.inspector.types)  # the rejects seen so far still teach
-        new.types.fit()  # here, not on the next reject while inspections wait
+        with one_blas_thread():
+            new.types.fit()  # here, not on the next reject while inspections wait
         with self._lock:
             self.inspector = new
             self.model_version += 1
