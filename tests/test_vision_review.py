@@ -112,7 +112,7 @@ async def test_operators_teach_defect_types_and_the_station_reports_them(tmp_pat
         # each model the station swapped in is a system event, which the value report lists among what changed
         def model_events() -> list:
             found = [e for e in svc.historian.events(kinds=["system"], limit=200) if e.code.startswith("model.")]
-            return sorted(found, key=lambda e: e.ts) if len(found) >= 2 else []
+            return sorted(found, key=lambda e: (e.ts, e.id)) if len(found) >= 2 else []  # plant time can tie
 
         models = await _wait(model_events, 60, "the model-change events")
         assert [e.code for e in models] == ["model.inspector_updated", "model.inspector_type_taught"], models

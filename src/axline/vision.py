@@ -160,7 +160,7 @@ class VisionStation:
                    user: str) -> dict[str, Any]:
         """Runs in a worker thread: keep a confirmed defect image as an example of ``type_id``; the
         model file is updated in place (atomically) and reloaded."""
-        from axline.inspect.inferencer import Inspector
+        from axline.inspect.inferencer import Inspector, one_blas_thread
         from axline.inspect.train import teach_defect_type
 
         path = event_data.get("path")
@@ -170,6 +170,9 @@ class VisionStation:
         _, stats = teach_defect_type(self.model_path, path, type_id, names, out=tmp, source=Path(path).name)
         os.replace(tmp, self.model_path)
         new = Inspector.load(self.model_path, ignore=self.ignore)
+        new.types.adopt_unlabelled(self.inspector.types)  # the rejects seen so far still teach
+        with one_blas_thread():
+            new.types.fit()  # here, not on the next reject while inspections wait
         with self._lock:
             self.inspector = new
         self.type_labels.append({"ts": time.time_ns(), "type": type_id, "user": user})
@@ -178,16 +181,21 @@ class VisionStation:
     def write_heatmap(self, path: Path, image: np.ndarray, result: dict[str, Any]) -> None:
         """Runs in a worker thread once the PLC has its signal: a reject's defect type (when types are
         taught), then the anomaly heat map of ``image`` beside the camera's images."""
-        from axline.inspect.inferencer import save_heatmap_overlay
+        from axline.inspect.inferencer import one_blas_thread, save_heatmap_overlay
 
         v = result.pop("_verdict", None)
         if v is not None:
             with self._lock:
-                dtype = self.inspector.type_of(image, v)
+                inspector = self.inspector
+                dtype = inspector.type_of(image, v)
             if dtype is not None:
                 result["defect_type"] = dtype
                 self.last_type = {"type": dtype.get("type"), "label": dtype.get("label"), "known": dtype.get("known"),
                                   "ts": time.time_ns()}
+            # the self-training refit with the rejects seen (every few dozen) runs without the lock, so
+            # the next inspection does not wait for it (one BLAS thread: many are several times slower here)
+            with one_blas_thread():
+                inspector.types.refresh()
         save_heatmap_overlay(image, result.pop("_map"), self.heatmap_dir / (path.stem + ".png"), result["threshold"])
 
     def record_latency(self, path: Path) -> float | None:
@@ -204,7 +212,7 @@ class VisionStation:
         """Runs in a worker thread. ``overruled`` on a reject: a false reject, its patches join the
         memory bank; ``confirmed`` on a reject or ``overruled`` on a pass: a real defect, it refines
         the threshold. The model file is updated in place (atomically) and reloaded."""
-        from axline.inspect.inferencer import Inspector
+        from axline.inspect.inferencer import Inspector, one_blas_thread
         from axline.inspect.train import update_with_feedback
 
         path = event_data.get("path")
@@ -226,6 +234,9 @@ class VisionStation:
         _, stats = update_with_feedback(self.model_path, good_images=good, defect_images=defects, out=tmp)
         os.replace(tmp, self.model_path)
         new = Inspector.load(self.model_path, ignore=self.ignore)
+        new.types.adopt_unlabelled(self.inspector.types)  # the rejects seen so far still teach
+        with one_blas_thread():
+            new.types.fit()  # here, not on the next reject while inspections wait
         with self._lock:
             self.inspector = new
             self.model_version += 1

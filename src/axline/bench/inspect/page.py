@@ -144,11 +144,14 @@ def render_types(r: dict[str, Any]) -> str:
     for k, acc in t["accuracy"].items():
         rows.append(f"| {k} | {acc:.3f} ± {t['accuracy_sd'][k]:.3f} | {t['macro_f1'][k]:.3f} | "
                     f"{t['unknown_rate'][k]:.3f} | {_fmt(t['accuracy_answered'].get(k))} |")
+    held = t.get("accuracy_held_out_half")
+    held_text = ("" if not held else " Accuracy on the test images of the held-out half alone: "
+                 + ", ".join(f"{v:.3f} at k = {k}" for k, v in held.items()) + ".")
     if "method" in t:  # the run says what it did
         return "\n".join(rows) + (
             f"\n\nTypes: the magnetic-tile defect folders ({counts} images). Each of {t['draws']} random draws "
             "teaches k images per type (each with its three mirrored views) and classifies every other defect "
-            f"image. {t['method']}")
+            f"image. {t['method']}{held_text}")
     return "\n".join(rows) + (
         f"\n\nTypes: the magnetic-tile defect folders ({counts} images). Each of {t['draws']} random draws teaches k "
         "images per type (each with its three mirrored views) and classifies every other defect image; no backbone "
