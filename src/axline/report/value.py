@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,10 +79,11 @@ def parse_window(text: str, tz: str) -> tuple[int, int]:
     return start, end
 
 
-def value_options(values: Mapping[str, Any]) -> tuple[Tariffs, float | None]:
+def value_options(values: Mapping[str, Any], said: Callable[[str], str] = str) -> tuple[Tariffs, float | None]:
     """Tariffs and investment from ``electricity_price``, ``gas_price``, ``currency`` and ``investment``: the
     command line's options or the web route's query parameters. A price left out (or empty) is not priced and
-    its money is not shown; the currency defaults to KRW; without an investment there is no payback."""
+    its money is not shown; the currency defaults to KRW; without an investment there is no payback.
+    ``said(name)`` is how the caller spells an option in an error (``--gas-price`` on the command line)."""
 
     def number(name: str) -> float | None:
         raw = values.get(name)
@@ -91,9 +92,9 @@ def value_options(values: Mapping[str, Any]) -> tuple[Tariffs, float | None]:
         try:
             x = float(raw)
         except (TypeError, ValueError):
-            raise i18n.error(ValueReportError, "err.value.bad_number", name=name, got=repr(raw)[:30]) from None
+            raise i18n.error(ValueReportError, "err.value.bad_number", name=said(name), got=repr(raw)[:30]) from None
         if not math.isfinite(x) or x < 0:
-            raise i18n.error(ValueReportError, "err.value.bad_number", name=name, got=repr(raw)[:30])
+            raise i18n.error(ValueReportError, "err.value.bad_number", name=said(name), got=repr(raw)[:30])
         return x
 
     currency = str(values.get("currency") or "KRW").strip()
@@ -444,7 +445,7 @@ def run_cli(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".pdf"):
         raise i18n.error(ValueReportError, "err.value.bad_out", got=out.name)
-    tariffs, investment = value_options(vars(args))
+    tariffs, investment = value_options(vars(args), lambda name: "--" + name.replace("_", "-"))
     with open_historian(plant.historian, base_dir=plant.base_dir) as h:
         rep = build_value_report(h, plant, baseline, period, tariffs, investment)
     lang = args.lang or ("ko" if plant.timezone == "Asia/Seoul" else "en")
