@@ -11,11 +11,13 @@ from the service's own historian, event log and plant, as ``axline report value`
 command's forms (ISO dates or date-times, plant time unless they carry an offset), ``lang=ko|en`` (default
 the plant's), ``format=html|pdf|json`` (default html), and the money options ``electricity_price``,
 ``gas_price`` (left out: no money shown), ``currency`` (default KRW) and ``investment`` (left out: no
-payback). It needs an engineer: the report shows money and reads every hour of both periods.
+payback). It needs an engineer: the report shows money and reads every hour of both periods; one is built
+at a time (another request meanwhile answers 429).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -50,6 +52,8 @@ from axline.report.value import (
 )
 
 KEEPER_KEY: web.AppKey[ShiftReportKeeper] = web.AppKey("shift_report_keeper", ShiftReportKeeper)
+# one value report at a time: it reads every hour of both periods, and the worker threads serve every page
+VALUE_LOCK_KEY: web.AppKey[asyncio.Lock] = web.AppKey("value_report_lock", asyncio.Lock)
 
 
 def register(app: web.Application) -> None:
@@ -61,6 +65,7 @@ def register(app: web.Application) -> None:
     r.add_get("/reports/{id}.html", _html)
     r.add_get("/reports/{id}.pdf", _pdf)
     r.add_get("/api/reports/value", _value)
+    app[VALUE_LOCK_KEY] = asyncio.Lock()
     run_with_app(app, KEEPER_KEY, "shift_reports", ShiftReportKeeper)
 
 
@@ -144,9 +149,6 @@ async def _value(request: web.Request) -> web.StreamResponse:
     require_role(request, "engineer")
     svc = svc_of(request)
     q = request.query
-    plant = getattr(svc, "plant", None)
-    if not isinstance(plant, Plant):  # a service without a plant file has no KPI counters to compare
-        raise bad_request("err.value.no_kpi")
     lang = q.get("lang") or svc.plant_json().get("language", "en")
     if lang not in ("ko", "en"):
         raise bad_request("err.report.bad_lang", lang=repr(lang[:10]))
@@ -155,11 +157,18 @@ async def _value(request: web.Request) -> web.StreamResponse:
         raise bad_request("err.value.bad_format", got=repr(fmt[:10]))
     if not q.get("baseline") or not q.get("period"):
         raise bad_request("err.value.missing")
+    plant = getattr(svc, "plant", None)
+    if not isinstance(plant, Plant):  # a service without a plant file has no KPI counters to compare
+        raise bad_request("err.value.no_kpi")
+    lock = request.app[VALUE_LOCK_KEY]
     try:
         baseline = parse_window(q["baseline"], plant.timezone)
         period = parse_window(q["period"], plant.timezone)
         tariffs, investment = value_options(q)
-        rep = await off_loop(build_value_report, svc.historian, plant, baseline, period, tariffs, investment)
+        if lock.locked():
+            raise bad_request("err.value.busy", 429)
+        async with lock:
+            rep = await off_loop(build_value_report, svc.historian, plant, baseline, period, tariffs, investment)
     except ValueReportError as e:
         raise bad_request_from(e, "err.report.refused") from None
     if fmt == "json":
