@@ -18,8 +18,8 @@ first hour: gas per good part, mean hardness, good parts per producing hour, flu
 
 As a diagnostic of the benchmark (the simulator's truth, never shown to the advisor) the same A/B is
 also run for other fixed setpoints within the advisor's bounds, on further copies of the line at the
-same moment: a coarse grid, then a pattern search from the best point so far (the loop's included)
-that halves its steps, within a fixed number of A/B runs per seed. The best saving found among the setpoints that keep every constraint
+same moment: a grid across the bounds, then a pattern search from the best point so far (the loop's
+included) that halves its steps three times, within a fixed number of A/B runs per seed. The best saving found among the setpoints that keep every constraint
 the loop enforces (CO p95 <= its limit, mean hardness >= its limit, good parts per producing hour held
 within its tolerance of the commissioning copy's) is the "oracle" figure: what fixed setpoints could
 reach at all, so the loop's share of it measures the loop and the oracle measures the goal.
@@ -47,27 +47,31 @@ START = 1_767_225_600 * 1_000_000_000
 NS = 1_000_000_000
 
 
-def ab_test(line, spec, x_new: dict, x_old: dict, hours: float) -> dict:
-    """The two setpoint sets on two copies of ``line`` with the same random streams."""
+def run_copy(line, spec, x: dict, hours: float) -> dict:
+    """The unit's metrics over the last ``hours - 1`` of ``hours`` run by a copy of ``line`` (same random
+    streams) with the setpoints ``x``."""
     from axline.optimize.loop import SimIO
     from axline.optimize.metrics import unit_metrics
 
-    out = {}
-    for name, x in (("before", x_old), ("after", x_new)):
-        twin = copy.deepcopy(line)
-        for tag, v in x.items():
-            twin.write(tag, v)
-        io = SimIO(twin, keep_s=hours * 3600 + 600)
-        io.advance(hours * 3600)
-        series = asyncio.run(io.series(spec.tags(), 0, 2**62))
-        end = twin.now_ns
-        out[name] = unit_metrics(spec, series, end - int((hours - 1) * 3600 * NS), end)
-    return out
+    twin = copy.deepcopy(line)
+    for tag, v in x.items():
+        twin.write(tag, v)
+    io = SimIO(twin, keep_s=hours * 3600 + 600)
+    io.advance(hours * 3600)
+    series = asyncio.run(io.series(spec.tags(), 0, 2**62))
+    end = twin.now_ns
+    return unit_metrics(spec, series, end - int((hours - 1) * 3600 * NS), end)
 
 
-ORACLE_GRID = ((790.0, 830.0), (2.2, 3.0), (90.0, 100.0))  # coarse grid inside the bounds
-ORACLE_STEP = (20.0, 0.4, 5.0)  # first pattern-search steps (temperature, O2, belt); halved twice
-ORACLE_BUDGET = 30  # A/B runs per seed, grid and pattern search together
+def ab_test(line, spec, x_new: dict, x_old: dict, hours: float) -> dict:
+    """The two setpoint sets on two copies of ``line`` with the same random streams."""
+    return {"before": run_copy(line, spec, x_old, hours), "after": run_copy(line, spec, x_new, hours)}
+
+
+ORACLE_GRID = ((770.0, 800.0, 830.0, 860.0), (1.8, 2.4, 3.0), (85.0, 95.0, 105.0))  # a grid across the bounds
+ORACLE_STEP = (15.0, 0.3, 5.0)  # first pattern-search steps (temperature, O2, belt)
+ORACLE_HALVINGS = 3  # the steps, then a half, a quarter and an eighth of them
+ORACLE_BUDGET = 100  # A/B runs per seed, grid and pattern search together
 
 
 def _oracle_ok(spec, m: dict, before: dict) -> bool:
@@ -76,7 +80,7 @@ def _oracle_ok(spec, m: dict, before: dict) -> bool:
     return all(v["ok"] for v in constraint_verdicts(spec, m, before))
 
 
-def oracle(line, spec, x_old: dict, before: dict, hours: float, known: dict[tuple, dict],
+def oracle(line, spec, before: dict, hours: float, known: dict[tuple, dict],
            budget: int = ORACLE_BUDGET) -> dict:
     """The best fixed setpoints within the bounds in the A/B protocol, by a search on copies of ``line``:
     each candidate runs ``hours`` from this moment with the same random streams as ``before`` (the
@@ -98,7 +102,7 @@ def oracle(line, spec, x_old: dict, before: dict, hours: float, known: dict[tupl
             if runs >= budget:
                 return None
             runs += 1
-            m = ab_test(line, spec, dict(zip(tags, k, strict=True)), x_old, hours)["after"]
+            m = run_copy(line, spec, dict(zip(tags, k, strict=True)), hours)
             evals[k] = m
         return evals[k]
 
@@ -112,7 +116,7 @@ def oracle(line, spec, x_old: dict, before: dict, hours: float, known: dict[tupl
                 evaluate((t, o, b))
     best = min(evals, key=score)
     step = list(ORACLE_STEP)
-    for _ in range(3):  # the steps, then half and a quarter of them
+    for _ in range(ORACLE_HALVINGS + 1):
         moved = True
         while moved and runs < budget:
             moved = False
@@ -169,7 +173,7 @@ def run_seed(seed: int, iterations: int, ab_hours: float) -> dict:
     b, a = ab["before"], ab["after"]
     key = lambda x: tuple(round(float(v), 4) for v in x.values())  # noqa: E731
     t_oracle = time.perf_counter()
-    best = oracle(line, spec, x_commissioning, b, ab_hours, {key(x_commissioning): b, key(x_final): a})
+    best = oracle(line, spec, b, ab_hours, {key(x_commissioning): b, key(x_final): a})
     statuses = [p.status for p in opt.proposals.values()]
     rollbacks = [{"proposal": p.id, "reason": p.reason} for p in opt.proposals.values() if p.status == "rolled_back"]
     return {"seed": seed, "simulated_h": round((line.now_ns - START) / NS / 3600, 2), "wall_s": round(time.perf_counter() - t0, 1),
@@ -288,8 +292,8 @@ def _render_oracle(r: dict[str, Any]) -> str:
             + f"). The search found >= 15 % reachable on {reach} of {len(runs)} seeds"
             + ("; by this search the goal looks beyond what any fixed setpoints reach, not only beyond the loop."
                if reach == 0 else "." if reach == len(runs) else "; on the others it found no setpoints reaching it.")
-            + f" The search ran at most {r.get('oracle_budget')} A/B runs per seed (a coarse grid, then a pattern "
-            "search), so its figure is a lower bound on the true best (though picked on the very A/B "
+            + f" The search ran at most {r.get('oracle_budget')} A/B runs per seed (a grid across the bounds, "
+            "then a pattern search), so its figure is a lower bound on the true best (though picked on the very A/B "
             "run it is scored on, which flatters it slightly); it uses the simulator's truth and is never "
             "shown to the advisor.")
     return text + "\n\n" + table
