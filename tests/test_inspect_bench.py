@@ -123,3 +123,17 @@ def test_backbone_comparison_trains_every_other_variant(tmp_path: Path) -> None:
         assert v["feature_dim"] == dims and v["scorer"] in ("nn", "gaussian", "combined")
         assert 0.0 <= v["validation_auroc"] <= 1.0 and v["image_auroc"] == 1.0
         assert 0.5 < v["pixel_auroc"] <= 1.0 and v["latency_ms_p99"] >= v["latency_ms_p50"] > 0
+
+
+def test_the_defect_types_section_gives_the_held_out_half_after_the_method() -> None:
+    from axline.bench.inspect.defect_types import method_text
+    from axline.bench.inspect.page import render_types
+
+    t = {"per_type": {"A": 3, "B": 2}, "draws": 2, "accuracy": {"1": 0.5, "5": 0.8},
+         "accuracy_sd": {"1": 0.1, "5": 0.05}, "macro_f1": {"1": 0.4, "5": 0.7}, "unknown_rate": {"1": 0.0, "5": 0.1},
+         "accuracy_answered": {"1": 0.5, "5": 0.85}, "accuracy_held_out_half": {"1": 0.45, "5": 0.75},
+         "method": method_text()}
+    text = render_types({"defect_types": t})
+    table, rest = text.split("\n\n", 1)
+    assert all(line.startswith("|") and line.endswith("|") for line in table.splitlines())
+    assert "self-training" in rest and rest.endswith("0.450 at k = 1, 0.750 at k = 5.")

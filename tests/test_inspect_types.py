@@ -165,3 +165,61 @@ def test_the_cross_validation_is_kept_with_the_types_until_an_example_is_added()
     assert back.cv == data["cv"] and not back.predict(sample(rng, 0))["known"]
     back.add("t0", sample(rng, 0))
     assert back.cv is None
+
+
+def test_unlabelled_rejects_teach_by_self_training_bounded_and_refitted_in_steps() -> None:
+    from axline.inspect.types import MAX_UNLABELLED, REFIT_EVERY
+
+    rng = np.random.default_rng(6)
+    types = DefectTypes()
+    for c in range(3):
+        for _ in range(3):
+            types.add(f"t{c}", sample(rng, c, 0.1), NAMES[f"t{c}"], views=[sample(rng, c, 0.1)])
+    types.fit()
+    cv = dict(types.cv)
+    first = types._fitted()[1]
+    assert types.self_trained == 0  # nothing seen yet
+    # rejects seen and typed: kept unlabelled; the classifier is refitted only every REFIT_EVERY of them
+    for i in range(REFIT_EVERY - 1):
+        types.predict(sample(rng, i % 3, 0.1), observe=True)
+        assert not types.refresh()
+    assert len(types.unlabelled) == REFIT_EVERY - 1 and types._fitted()[1] is first
+    types.predict(sample(rng, 0, 0.1), observe=True)
+    assert types._fitted()[1] is first  # the fit in use answers until the refit is done
+    assert types.refit_due and types.refresh() and not types.refit_due
+    second = types._fitted()[1]
+    assert second is not first
+    assert 0 < types.self_trained <= REFIT_EVERY  # the confident ones joined their predicted type
+    assert types.cv == cv  # the labelled cross-validation is not redone for unlabelled rejects
+    # bounded, and a reloaded station keeps what it saw
+    for _ in range(MAX_UNLABELLED + 10):
+        types.observe(sample(rng, 1))
+    assert len(types.unlabelled) == MAX_UNLABELLED
+    back = DefectTypes.from_json(types.to_json())
+    assert len(back.unlabelled) == 0
+    back.adopt_unlabelled(types)
+    assert len(back.unlabelled) == MAX_UNLABELLED
+
+
+def test_self_training_moves_the_boundary_towards_where_the_plants_rejects_lie() -> None:
+    rng = np.random.default_rng(7)
+
+    def point(x: float, noise: float = 0.05) -> np.ndarray:
+        v = rng.normal(0, noise, 12)
+        v[0] += x
+        v[1] += 1.0
+        return v
+
+    types = DefectTypes(min_confidence=0.0)
+    for c, x in ((0, -1.0), (1, 1.0)):
+        for _ in range(3):
+            types.add(f"t{c}", point(x), NAMES[f"t{c}"])
+    query = point(-0.1, 0.0)
+    before = types._fitted()[1].proba(query[None])[0, 1]
+    # the plant's rejects of the second type reach well towards the first
+    for x in np.linspace(-0.05, 1.2, 40):
+        types.observe(point(float(x)))
+    assert types.refresh()
+    after = types._fitted()[1].proba(query[None])[0, 1]
+    assert types.self_trained > 0
+    assert after > before + 0.05

@@ -15,6 +15,7 @@ from axline.knowhow.mask import MASK_NAME, MASK_PHONE, mask_text
 from axline.knowhow.signals import similarity, snapshot_from_event
 from axline.knowhow.store import CaseError
 from axline.knowhow.text import Glossary, detect_language, words
+from axline.plant import load_plant
 
 CASES = [
     {"id": "k1", "title": "스핀들 베어링 소음", "symptom": "CNC 스핀들에서 끽끽 소리가 나고 진동이 커짐",
@@ -155,6 +156,40 @@ def test_cli_import_search_export_delete(tmp_path, capsys):
     k = KnowHow(store)
     try:
         assert k.store.get("x1")["symptom"] == "ok"
+    finally:
+        k.close()
+
+
+def test_cli_without_store_keeps_cases_beside_the_plant(tmp_path, capsys, monkeypatch):
+    """``--config plant.yaml`` alone: the case base is data/knowhow/knowhow.db beside the plant file,
+    wherever the command is run from, and search finds what import stored, across languages."""
+    plant_dir = tmp_path / "plant"
+    plant_dir.mkdir()
+    config = plant_dir / "plant.yaml"
+    config.write_text("plant: {site: s1, area: a1}\n"
+                      "lines:\n  - id: l1\n    assets:\n      - id: press\n        cell: c1\n"
+                      "        tags: [{signal: bore, unit: mm}]\n", encoding="utf-8")
+    src = tmp_path / "cases.jsonl"
+    src.write_text("\n".join(json.dumps(c, ensure_ascii=False) for c in CASES) + "\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    db = plant_dir / "data" / "knowhow" / "knowhow.db"
+    assert not db.exists()
+    assert main(["knowhow", "import", str(src), "--config", str(config)]) == 0
+    assert str(plant_dir / "data" / "knowhow") in capsys.readouterr().out  # it says where the cases went
+    assert db.is_file() and list(elsewhere.iterdir()) == []
+    assert main(["knowhow", "search", "버너 그을음", "--config", str(config), "--top", "2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert res[0]["id"] == "k2" and {"id", "score", "why"} <= set(res[0])
+    # a Korean question finds the English work order
+    assert main(["knowhow", "search", "프레스 실린더에서 기름이 샌다", "--config", str(config), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert res[0]["id"] == "e1"
+    # the same base as the service opens for the plant
+    k = KnowHow.for_plant(load_plant(config))
+    try:
+        assert sorted(c["id"] for c in k.store.all_cases()) == sorted(c["id"] for c in CASES)
     finally:
         k.close()
 

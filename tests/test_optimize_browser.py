@@ -41,7 +41,8 @@ class PlantThread(AppThread):
         self.sim_task = asyncio.create_task(self.sim.run())
         await self.sim.ready.wait()
         write_optimize_yaml(self.tmp_dir, settle_s=120.0, verify_s=240.0)
-        self.service = Service(demo_plant(self.tmp_dir, endpoint))
+        # one audit trail for the service's writes and the app's audit page, as `axline serve` has
+        self.service = Service(demo_plant(self.tmp_dir, endpoint), security=self.security)
         await self.service.start(web=False)
         self.runner, self.port = await start_site(create_app(self.service, security=self.security), "127.0.0.1", 0)
 

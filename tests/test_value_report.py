@@ -12,6 +12,7 @@ from axline.report.value import (
     ValueReportError,
     build_value_report,
     parse_window,
+    value_options,
     value_to_html,
     value_to_pdf,
 )
@@ -97,3 +98,20 @@ def test_bad_windows_say_what_to_do():
         parse_window("2026-01-02..2026-01-01", "Asia/Seoul")
     a, b = parse_window("2026-01-01..2026-01-01T09:00", "Asia/Seoul")
     assert (b - a) == 9 * H
+
+
+def test_money_options_read_alike_from_the_command_and_a_query():
+    assert value_options({"gas_price": "900", "electricity_price": "", "currency": "usd"}) == \
+        (Tariffs(None, 900.0, "USD"), None)
+    assert value_options({"electricity_price": 150.0, "investment": 2e7, "currency": None}) == \
+        (Tariffs(150.0, None, "KRW"), 2e7)
+    with pytest.raises(ValueReportError, match="--gas-price must be a number") as e:
+        value_options({"gas_price": -1.0}, lambda n: "--" + n.replace("_", "-"))
+    assert e.value.key == "err.value.bad_number"
+    for bad in ({"investment": "nan"}, {"gas_price": "lots"}, {"currency": "₩1"}):
+        with pytest.raises(ValueReportError):
+            value_options(bad)
+    with pytest.raises(ValueReportError, match="shorter than one hour"):
+        parse_window("2026-01-01T09:00..2026-01-01T09:30", "Asia/Seoul")
+    with pytest.raises(ValueReportError, match="longer than 366 days"):
+        parse_window("2024-01-01..2026-01-01", "Asia/Seoul")

@@ -109,6 +109,22 @@ async def test_operators_teach_defect_types_and_the_station_reports_them(tmp_pat
             assert set(cam["health"]["checks"]) >= {"brightness", "blur", "position", "occlusion", "stopped"}
         audit = svc.security.audit.tail(20, action="event.defect_type")
         assert audit[0]["who"] == "kim" and audit[0]["new"] == "scratch"
+        # each model the station swapped in is a system event, which the value report lists among what changed
+        def model_events() -> list:
+            found = [e for e in svc.historian.events(kinds=["system"], limit=200) if e.code.startswith("model.")]
+            return sorted(found, key=lambda e: (e.ts, e.id)) if len(found) >= 2 else []  # plant time can tie
+
+        models = await _wait(model_events, 60, "the model-change events")
+        assert [e.code for e in models] == ["model.inspector_updated", "model.inspector_type_taught"], models
+        updated, taught = models
+        assert updated.data["version"] == 1 and updated.data["user"] == "kim" and updated.data["learnt"] == "confirmed_reject"
+        assert updated.data["event_id"] == taught.data["event_id"] == first.id
+        assert taught.data["type"] == "scratch" and taught.data["type_ko"] == "스크래치" and taught.data["examples"] == 1
+        from axline.report.value import _changes
+
+        changes = _changes(svc.historian, 0, svc.now_ns() + 1)
+        assert [c["what"] for c in changes if c["what"].startswith("model.")] == [e.code for e in models]
+        assert all(c["by"] == "kim" for c in changes if c["what"].startswith("model."))
         assert svc.historian.event(first.id).data["defect_type_label"]["type"] == "scratch"
 
         Image.fromarray(scratched(101)).save(images / "p0002.png")
@@ -122,6 +138,11 @@ async def test_operators_teach_defect_types_and_the_station_reports_them(tmp_pat
         assert stopped[0].data["advice"]["ko"] and stopped[0].severity == "warning"
         await _wait(lambda: svc.vision_json()["cameras"]["cam1"]["health"]["checks"]["stopped"]["status"] == "warn",
                     120, "the health strip to show the stopped camera")
+        # the dashboard's station card: the camera's tiles, its health (the stopped camera) and the newest type
+        card = svc.status_json()["lines"]["line1"]["stations"][plant.cameras[0].asset]["vision"]
+        assert [c["camera"] for c in card] == ["cam1"] and card[0]["tiles"] == 1
+        assert card[0]["health"]["stopped"] == "warn"
+        assert card[0]["last_type"]["type"] == "scratch" and card[0]["last_type"]["label"]["ko"] == "스크래치"
     finally:
         await svc.stop()
 

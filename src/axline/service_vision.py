@@ -124,7 +124,31 @@ class VisionStations:
         stats = await asyncio.get_running_loop().run_in_executor(None, station.teach_type, ev.data, type_id, names, user)
         self.update_event(event_id, data={"defect_type_label": {"type": type_id, "names": stats["names"], "user": user,
                                                                 "ts": time.time_ns()}})
+        self._model_event("model.inspector_type_taught", station, user, event_id,
+                          f"learnt defect type {stats['names']['en']} from a part labelled by {user}",
+                          {"type": type_id, "type_en": stats["names"]["en"], "type_ko": stats["names"]["ko"],
+                           "examples": stats["examples"].get(type_id, 0)})
         return {"id": event_id, **stats}
+
+    def _model_event(self, code: str, station: Any, user: str, event_id: int, what: str, data: dict[str, Any]) -> None:
+        """A system event when a station swaps in a model updated from a review (a ``model.*`` code: the
+        value report lists it among what changed)."""
+        cam = station.camera
+        self.emit_event(Event(ts=self.now_ns(), kind="system", source=cam.asset, code=code, severity="info",
+                              message=f"{cam.id}: the inspection model {what}; now version {station.model_version}",
+                              data={"camera": cam.id, "user": user, "version": station.model_version,
+                                    "model": os.path.basename(station.model_path), "event_id": event_id, **data}))
+
+    def inspector_learnt(self, station: Any, learned: dict[str, Any], user: str, event_id: int) -> None:
+        """The model-change event of a review the station learnt from (see ``VisionStation.feedback``)."""
+        if not learned.get("learned"):
+            return
+        stats = learned.get("stats") or {}
+        extra = {k: round(float(stats[k]), 5) for k in ("threshold_before", "threshold_after")
+                 if isinstance(stats.get(k), int | float)}
+        self._model_event("model.inspector_updated", station, user, event_id,
+                          f"learnt from a part reviewed by {user} ({learned['kind'].replace('_', ' ')})",
+                          {"learnt": learned["kind"], **extra})
 
     def vision_json(self) -> dict:
         """Counts, latency and reviews of each camera for ``/api/vision``."""

@@ -23,6 +23,7 @@ from axline.plant import Camera
 
 log = logging.getLogger(__name__)
 MAX_REVIEW_ITEMS = 500  # reviewed parts the rates are computed on (the newest)
+MAX_TILES_SHOWN = 64  # a verdict keeps each tile's box and score up to this many tiles (the grid on the review page)
 
 
 class VisionStation:
@@ -64,6 +65,7 @@ class VisionStation:
         self.review_items: deque[dict[str, Any]] = deque(maxlen=MAX_REVIEW_ITEMS)
         self.model_version = 0
         self.rates: dict[str, Any] | None = None
+        self.last_type: dict[str, Any] | None = None  # the newest reject's defect type (the dashboard's station card)
 
     def inspect(self, path: Path, image: np.ndarray) -> dict[str, Any]:
         """Runs in a worker thread: score the image (the heat map is written later, after the PLC
@@ -79,10 +81,14 @@ class VisionStation:
         out = {"score": round(float(v.score), 5), "verdict": v.verdict, "threshold": round(float(v.threshold), 5),
                "inspect_ms": round(ms, 1), "model_version": version, "heatmap_url": f"/heatmaps/{self.camera.id}/{heat.name}",
                "image_url": f"/camera/{self.camera.id}/{path.name}", "_map": v.anomaly_map}
-        if v.tile_scores is not None and len(v.tile_scores) > 1:
+        if v.tile_scores is not None and len(v.tile_scores) > 0:  # the tile grid, also of a part seen whole in one tile (the review page draws it)
             worst = int(np.argmax(v.tile_scores))
             out["tiles"] = len(v.tile_scores)
             out["worst_tile"] = {"box": list(v.tile_boxes[worst]), "score": round(float(v.tile_scores[worst]), 5)}
+            if len(v.tile_scores) <= MAX_TILES_SHOWN:
+                out["tile_grid"] = {"size": [int(image.shape[1]), int(image.shape[0])],
+                                    "boxes": [list(map(int, b)) for b in v.tile_boxes],
+                                    "scores": [round(float(x), 5) for x in v.tile_scores]}
         if v.verdict == "reject":
             out["_verdict"] = v  # its type is told after the PLC has its signal (see write_heatmap)
         out["_health_events"] = self._health(image, v.patch_scores)
@@ -154,7 +160,7 @@ class VisionStation:
                    user: str) -> dict[str, Any]:
         """Runs in a worker thread: keep a confirmed defect image as an example of ``type_id``; the
         model file is updated in place (atomically) and reloaded."""
-        from axline.inspect.inferencer import Inspector
+        from axline.inspect.inferencer import Inspector, one_blas_thread
         from axline.inspect.train import teach_defect_type
 
         path = event_data.get("path")
@@ -164,6 +170,9 @@ class VisionStation:
         _, stats = teach_defect_type(self.model_path, path, type_id, names, out=tmp, source=Path(path).name)
         os.replace(tmp, self.model_path)
         new = Inspector.load(self.model_path, ignore=self.ignore)
+        new.types.adopt_unlabelled(self.inspector.types)  # the rejects seen so far still teach
+        with one_blas_thread():
+            new.types.fit()  # here, not on the next reject while inspections wait
         with self._lock:
             self.inspector = new
         self.type_labels.append({"ts": time.time_ns(), "type": type_id, "user": user})
@@ -172,14 +181,21 @@ class VisionStation:
     def write_heatmap(self, path: Path, image: np.ndarray, result: dict[str, Any]) -> None:
         """Runs in a worker thread once the PLC has its signal: a reject's defect type (when types are
         taught), then the anomaly heat map of ``image`` beside the camera's images."""
-        from axline.inspect.inferencer import save_heatmap_overlay
+        from axline.inspect.inferencer import one_blas_thread, save_heatmap_overlay
 
         v = result.pop("_verdict", None)
         if v is not None:
             with self._lock:
-                dtype = self.inspector.type_of(image, v)
+                inspector = self.inspector
+                dtype = inspector.type_of(image, v)
             if dtype is not None:
                 result["defect_type"] = dtype
+                self.last_type = {"type": dtype.get("type"), "label": dtype.get("label"), "known": dtype.get("known"),
+                                  "ts": time.time_ns()}
+            # the self-training refit with the rejects seen (every few dozen) runs without the lock, so
+            # the next inspection does not wait for it (one BLAS thread: many are several times slower here)
+            with one_blas_thread():
+                inspector.types.refresh()
         save_heatmap_overlay(image, result.pop("_map"), self.heatmap_dir / (path.stem + ".png"), result["threshold"])
 
     def record_latency(self, path: Path) -> float | None:
@@ -196,7 +212,7 @@ class VisionStation:
         """Runs in a worker thread. ``overruled`` on a reject: a false reject, its patches join the
         memory bank; ``confirmed`` on a reject or ``overruled`` on a pass: a real defect, it refines
         the threshold. The model file is updated in place (atomically) and reloaded."""
-        from axline.inspect.inferencer import Inspector
+        from axline.inspect.inferencer import Inspector, one_blas_thread
         from axline.inspect.train import update_with_feedback
 
         path = event_data.get("path")
@@ -218,6 +234,9 @@ class VisionStation:
         _, stats = update_with_feedback(self.model_path, good_images=good, defect_images=defects, out=tmp)
         os.replace(tmp, self.model_path)
         new = Inspector.load(self.model_path, ignore=self.ignore)
+        new.types.adopt_unlabelled(self.inspector.types)  # the rejects seen so far still teach
+        with one_blas_thread():
+            new.types.fit()  # here, not on the next reject while inspections wait
         with self._lock:
             self.inspector = new
             self.model_version += 1
@@ -244,6 +263,12 @@ class VisionStation:
             out[name] = {"parts": len(items), "false_reject_rate": rate(items, "good", "reject"),
                          "escape_rate": rate(items, "defect", "pass")}
         return out
+
+    def card(self) -> dict[str, Any]:
+        """What the dashboard's station card shows: tiles, each health check's state, the newest defect type."""
+        return {"camera": self.camera.id, "tiles": len(self.inspector.offsets),
+                "health": {k: c["status"] for k, c in self.health_json()["checks"].items()},
+                "last_type": self.last_type}
 
     def status(self) -> dict[str, Any]:
         """Counts, reviews, rates and latency of the camera for health and the review page."""

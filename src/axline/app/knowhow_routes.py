@@ -19,7 +19,9 @@ setpoints now, with the past episodes it comes from; no person named);
 ``GET /api/knowhow/authors/{who}/export`` and ``POST /api/knowhow/authors/{who}/delete`` (admin).
 Every write is audited under the caller's name in the admin-only hash-chained audit trail (export
 and delete before they happen: no trail, no export or delete) and, under pseudonyms, in the
-know-how base's own audit table; nothing goes to the event log that every viewer reads.
+know-how base's own audit table. The event log, which every viewer reads, hears only that a case was
+approved (``knowhow.approved``) or helped someone (``knowhow.helped``): the case's id and its masked
+title, never who (the proof-of-value report lists them among what changed).
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from axline.app.http import (
     json_response,
     parse_int_param,
 )
-from axline.app.ops_common import find_event, json_body, off_loop, svc_of
+from axline.app.ops_common import aemit, find_event, json_body, off_loop, svc_of
 from axline.app.ops_pages import ops_page
 from axline.app.roles import User, require_role
 from axline.app.routes import INT, OBJ, STR, document
+from axline.historian.base import Event
 from axline.knowhow.store import MAX_PHOTO_BYTES, CaseError
 
 EDITABLE = ("title", "symptom", "cause", "action", "outcome", "parts", "repair_min", "asset", "tags", "language",
@@ -102,6 +105,20 @@ async def _audit(request: web.Request, user: User, action: str, target: str, det
         await audit(request, user, f"knowhow.{action}", target, detail=detail)
     except AuditError as e:
         raise bad_request_from(e, "err.knowhow.audit_unavailable", 503) from None
+
+
+async def _case_event(request: web.Request, kh: Any, code: str, case: dict[str, Any]) -> None:
+    """Tell the event log that a case was approved or helped: its id and masked title, no person. The case
+    change itself is already stored and audited, so a failing event log is logged, not answered."""
+    svc = svc_of(request)
+    try:
+        title = (await off_loop(kh.shared, case))["title"][:200]
+        await aemit(svc, Event(ts=int(svc.now_ns()), kind="knowhow", source="axline/knowhow", code=code,
+                               message=f"know-how case {case['id']}: {title}",
+                               data={"case_id": case["id"], "title": title, "version": case.get("version"),
+                                     "state": case.get("state")}))
+    except Exception:  # noqa: BLE001 - see above; the log keeps the failure
+        log.exception("know-how: the %s event of case %s could not be stored", code, case.get("id"))
 
 
 def _case_id(request: web.Request) -> str:
@@ -264,6 +281,7 @@ async def _approve(request: web.Request) -> web.StreamResponse:
     except CaseError as e:
         raise _refused(e, "err.knowhow.approve_nothing", 409) from None
     await _audit(request, user, "approve", cid, {"version": case["version"]})
+    await _case_event(request, kh, "knowhow.approved", case)
     return json_response(await off_loop(_public, kh, case, user))
 
 
@@ -281,6 +299,8 @@ async def _feedback(request: web.Request) -> web.StreamResponse:
     except KeyError:
         raise bad_request("err.case_missing", 404, cid=cid) from None
     await _audit(request, user, "feedback", cid, {"helpful": helpful})
+    if helpful:
+        await _case_event(request, kh, "knowhow.helped", await off_loop(kh.store.get, cid))
     return json_response(out)
 
 

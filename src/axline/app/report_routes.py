@@ -5,10 +5,20 @@
 now, and keep it; operator; the caller is recorded), ``GET /reports/{id}.html`` and
 ``GET /reports/{id}.pdf`` (``?lang=ko|en``, default the plant's language; viewer). A report of each
 shift is also kept by itself when the shift ends.
+
+``GET /api/reports/value?baseline=FROM..TO&period=FROM..TO`` (engineer) builds the proof-of-value report
+from the service's own historian, event log and plant, as ``axline report value`` does: the periods take the
+command's forms (ISO dates or date-times, plant time unless they carry an offset), ``lang=ko|en`` (default
+the plant's), ``format=html|pdf|json`` (default html), and the money options ``electricity_price``,
+``gas_price`` (left out: no money shown), ``currency`` (default KRW) and ``investment`` (left out: no
+payback). It needs an engineer: the report shows money and reads every hour of both periods.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import time
 
 from aiohttp import web
@@ -26,9 +36,18 @@ from axline.app.ops_common import (
 )
 from axline.app.ops_pages import ops_page
 from axline.app.roles import require_role
+from axline.plant import Plant
 from axline.report.keeper import ShiftReportKeeper
 from axline.report.render import to_html, to_pdf
 from axline.report.shift import ReportError, build_report, report_event, shift_window
+from axline.report.value import (
+    ValueReportError,
+    build_value_report,
+    parse_window,
+    value_options,
+    value_to_html,
+    value_to_pdf,
+)
 
 KEEPER_KEY: web.AppKey[ShiftReportKeeper] = web.AppKey("shift_report_keeper", ShiftReportKeeper)
 
@@ -41,6 +60,7 @@ def register(app: web.Application) -> None:
     r.add_post("/api/reports/shift", _make)
     r.add_get("/reports/{id}.html", _html)
     r.add_get("/reports/{id}.pdf", _pdf)
+    r.add_get("/api/reports/value", _value)
     run_with_app(app, KEEPER_KEY, "shift_reports", ShiftReportKeeper)
 
 
@@ -115,3 +135,52 @@ async def _pdf(request: web.Request) -> web.StreamResponse:
     name = f"shift-report-{rep['line']}-{rep.get('shift') or ''}-{time.strftime('%Y%m%d', time.gmtime(rep['from'] / 1e9))}.pdf"
     return web.Response(body=body, headers={"Content-Type": "application/pdf",
                                             "Content-Disposition": f'inline; filename="{name}"'})
+
+
+VALUE_FORMATS = ("html", "pdf", "json")
+
+
+async def _value(request: web.Request) -> web.StreamResponse:
+    require_role(request, "engineer")
+    svc = svc_of(request)
+    q = request.query
+    plant = getattr(svc, "plant", None)
+    if not isinstance(plant, Plant):  # a service without a plant file has no KPI counters to compare
+        raise bad_request("err.value.no_kpi")
+    lang = q.get("lang") or svc.plant_json().get("language", "en")
+    if lang not in ("ko", "en"):
+        raise bad_request("err.report.bad_lang", lang=repr(lang[:10]))
+    fmt = q.get("format") or "html"
+    if fmt not in VALUE_FORMATS:
+        raise bad_request("err.value.bad_format", got=repr(fmt[:10]))
+    if not q.get("baseline") or not q.get("period"):
+        raise bad_request("err.value.missing")
+    try:
+        baseline = parse_window(q["baseline"], plant.timezone)
+        period = parse_window(q["period"], plant.timezone)
+        tariffs, investment = value_options(q)
+        rep = await off_loop(build_value_report, svc.historian, plant, baseline, period, tariffs, investment)
+    except ValueReportError as e:
+        raise bad_request_from(e, "err.report.refused") from None
+    if fmt == "json":
+        return json_response(rep)
+    if fmt == "html":
+        page = await off_loop(value_to_html, rep, lang)
+        return web.Response(text=page, content_type="text/html", charset="utf-8", headers=_standalone_csp(page))
+    try:
+        body = await off_loop(value_to_pdf, rep, lang)
+    except FileNotFoundError as e:
+        raise bad_request("err.report.no_font", 501, error=str(e)) from None
+    day = time.strftime("%Y%m%d", time.gmtime(period[0] / 1e9))
+    return web.Response(body=body, headers={"Content-Type": "application/pdf",
+                                            "Content-Disposition": f'inline; filename="value-report-{day}.pdf"'})
+
+
+def _standalone_csp(page: str) -> dict[str, str]:
+    """The value report is a standalone page with its own <style> (so that the command's file needs nothing
+    else): allow exactly that style by its hash, and nothing else."""
+    hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode() + "'"
+                      for css in re.findall(r"<style>(.*?)</style>", page, re.S))
+    styles = hashes or "'none'"
+    return {"Content-Security-Policy": f"default-src 'none'; style-src {styles}; "
+                                       "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"}

@@ -61,6 +61,17 @@ document("GET", "/reports/{id}.html", role="viewer", summary="a shift report as 
          query={"lang": {"type": "string", "enum": ["en", "ko"]}})
 document("GET", "/reports/{id}.pdf", role="viewer", summary="a shift report as PDF", produces="application/pdf",
          query={"lang": {"type": "string", "enum": ["en", "ko"]}})
+document("GET", "/api/reports/value", role="engineer",
+         summary="the proof-of-value report: a baseline period against a later one, from the historian",
+         produces=("text/html", "application/pdf", "application/json"),
+         query={"baseline": {**STR, "required": True, "description": "FROM..TO, ISO dates or date-times, plant time"},
+                "period": {**STR, "required": True, "description": "FROM..TO, the period to compare with the baseline"},
+                "lang": {"type": "string", "enum": ["en", "ko"]},
+                "format": {"type": "string", "enum": ["html", "pdf", "json"], "default": "html"},
+                "electricity_price": {"type": "number", "minimum": 0, "description": "per kWh; left out: not priced"},
+                "gas_price": {"type": "number", "minimum": 0, "description": "per Nm3; left out: not priced"},
+                "currency": {**STR, "default": "KRW"},
+                "investment": {"type": "number", "minimum": 0, "description": "for the payback; left out: none"}})
 
 # know-how cases
 _CASE = {"type": "object", "properties": {k: {"type": "string", "maxLength": 5000}

@@ -21,6 +21,13 @@ A new reject is given the type of
 Each labelled image is kept with the descriptors of its mirrored views (a defect's type does not
 depend on which way the part lies), so one image gives four descriptors.
 
+Rejects the station has typed are kept, unlabelled (the last ``MAX_UNLABELLED``): the classifier
+is refitted with those it types with a probability above ``SELF_TRAIN_FLOOR`` added under the type it
+gives them (``SELF_TRAIN_ROUNDS`` rounds of self-training; the strength and the threshold stay those
+of the labelled cross-validation), again after every ``REFIT_EVERY`` new rejects (:meth:`DefectTypes.refresh`,
+which a station calls after typing a reject, outside its inspection lock). A plant's own rejects
+show how its types vary, which a handful of labelled images cannot.
+
 The confidence is the classifier's probability. "Unknown type" is answered at or below a threshold
 chosen on the labelled examples alone, by the same cross-validation: the highest confidence up to
 which the left-out examples were right no more often than a guess, one more right and one more wrong
@@ -32,6 +39,8 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -49,6 +58,10 @@ LEGACY_DESCRIPTOR = "region-v1"  # the description of types taught before ``DESC
 TYPE_BLOCKS = (10, 14, 15)  # EfficientNet-Lite0 stages tapped for the description
 CV_FOLDS = 5  # cross-validation folds for the "unknown type" threshold
 UNKNOWN = i18n.both("inspect.type.unknown")  # the label of a defect no known type fits
+MAX_UNLABELLED = 500  # unlabelled rejects kept for self-training (the oldest goes past the bound)
+SELF_TRAIN_FLOOR = 0.5  # probability above which an unlabelled reject joins its predicted type's examples
+SELF_TRAIN_ROUNDS = 2  # refits with the unlabelled rejects
+REFIT_EVERY = 25  # unlabelled rejects seen between refits
 TYPE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
@@ -246,6 +259,12 @@ class DefectTypes:
         self.logistic_c: float | None = None  # the strength cross-validation chose (None before a fit)
         # the cross-validation's choices for the examples as they are: {"examples", "c", "threshold"}
         self.cv: dict[str, Any] | None = None
+        # descriptors of rejects typed here, unlabelled (bounded), for self-training; not saved with the types
+        self.unlabelled: deque[np.ndarray] = deque(maxlen=MAX_UNLABELLED)
+        self.observed = 0  # unlabelled rejects seen in all
+        self._fit_observed = 0  # ``observed`` when the classifier was last fitted
+        self.self_trained = 0  # unlabelled rejects the last fit took in under their predicted type
+        self._refreshing = threading.Lock()  # one refit at a time (see refresh)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> DefectTypes:
@@ -302,37 +321,95 @@ class DefectTypes:
 
     def _fitted(self) -> tuple[list[str], _Fit, float] | None:
         if self._fit is None:
-            ids = [t for t in self.names if any(e["type"] == t for e in self.examples)]
-            if not ids:
-                return None
-            feats = [[_unpack(f) for f in [e["feature"], *e.get("views", [])]] for e in self.examples]
-            dim = len(feats[-1][0])  # examples of another descriptor size are left out
-            keep = [j for j, e in enumerate(self.examples) if e["type"] in ids and len(feats[j][0]) == dim]
-            ids = [t for t in ids if any(self.examples[j]["type"] == t for j in keep)]
-            rows = [(j, ids.index(self.examples[j]["type"]), f) for j in keep for f in feats[j] if len(f) == dim]
-            x = np.asarray([r[2] for r in rows], np.float64)
-            y = np.asarray([r[1] for r in rows])
-            groups = np.asarray([r[0] for r in rows])
-            if self.cv is None or self.cv["examples"] != len(self.examples):
-                c_value, thr = cross_validate(x, y, len(ids), groups=groups)
-                self.cv = {"examples": len(self.examples), "c": c_value, "threshold": thr}
-            c_value, thr = self.cv["c"], self.cv["threshold"]
-            if self.min_confidence is not None:
-                thr = self.min_confidence
-            self.logistic_c = c_value
-            self._fit = (ids, _Fit(x, y, len(ids), c_value), thr)
+            self._fit = self._build()
         return self._fit
+
+    def _build(self) -> tuple[list[str], _Fit, float] | None:
+        ids = [t for t in self.names if any(e["type"] == t for e in self.examples)]
+        if not ids:
+            return None
+        feats = [[_unpack(f) for f in [e["feature"], *e.get("views", [])]] for e in self.examples]
+        dim = len(feats[-1][0])  # examples of another descriptor size are left out
+        keep = [j for j, e in enumerate(self.examples) if e["type"] in ids and len(feats[j][0]) == dim]
+        ids = [t for t in ids if any(self.examples[j]["type"] == t for j in keep)]
+        rows = [(j, ids.index(self.examples[j]["type"]), f) for j in keep for f in feats[j] if len(f) == dim]
+        x = np.asarray([r[2] for r in rows], np.float64)
+        y = np.asarray([r[1] for r in rows])
+        groups = np.asarray([r[0] for r in rows])
+        if self.cv is None or self.cv["examples"] != len(self.examples):
+            c_value, thr = cross_validate(x, y, len(ids), groups=groups)
+            self.cv = {"examples": len(self.examples), "c": c_value, "threshold": thr}
+        c_value, thr = self.cv["c"], self.cv["threshold"]
+        if self.min_confidence is not None:
+            thr = self.min_confidence
+        self.logistic_c = c_value
+        observed = self.observed
+        pool = [u for u in list(self.unlabelled) if len(u) == dim]  # a copy: rejects may arrive meanwhile
+        fit = _Fit(x, y, len(ids), c_value)
+        taken = 0
+        if pool and len(ids) > 1:
+            u = np.asarray(pool, np.float64)
+            for _ in range(SELF_TRAIN_ROUNDS):
+                p = fit.proba(u)
+                confident = p.max(axis=1) > SELF_TRAIN_FLOOR
+                if not confident.any():
+                    break
+                fit = _Fit(np.concatenate([x, u[confident]]), np.concatenate([y, p[confident].argmax(axis=1)]),
+                           len(ids), c_value)
+                taken = int(confident.sum())
+        self.self_trained = taken
+        self._fit_observed = observed
+        return (ids, fit, thr)
+
+    def observe(self, feature: np.ndarray) -> None:
+        """Keep the descriptor of a reject typed here, unlabelled, for self-training (see :meth:`refresh`)."""
+        self.unlabelled.append(np.asarray(feature, np.float32))
+        self.observed += 1
+
+    @property
+    def refit_due(self) -> bool:
+        """Whether ``REFIT_EVERY`` rejects were seen since the classifier was fitted."""
+        return self._fit is not None and self.observed - self._fit_observed >= REFIT_EVERY
+
+    def refresh(self) -> bool:
+        """Refit with the unlabelled rejects when due (:attr:`refit_due`); the classifier in use answers
+        meanwhile and is swapped for the new one when it is ready, so a station calls this outside the
+        lock its inspections wait on (a few hundred ms on two cores with hundreds of rejects kept).
+        Returns whether it refitted (False also while another thread is refitting)."""
+        if not self.refit_due or not self._refreshing.acquire(blocking=False):
+            return False
+        try:
+            self._fit = self._build()
+            return True
+        finally:
+            self._refreshing.release()
+
+    def adopt_unlabelled(self, other: DefectTypes) -> None:
+        """Take over the unlabelled rejects ``other`` kept (a station reloading its model after a new label)."""
+        if other.descriptor == self.descriptor:
+            self.unlabelled.extend(other.unlabelled)
+            self.observed = len(self.unlabelled)
+            self._fit = None
 
     def fit(self) -> None:
         """Fit now (cross-validation included, kept in :meth:`to_json`), so that a station loading
         these types does not cross-validate on its first reject."""
         self._fitted()
 
-    def predict(self, feature: np.ndarray) -> dict[str, Any] | None:
-        """``{"type", "confidence", "label": {"en", "ko"}, "known"}`` (``None`` when no type is taught)."""
+    def predict(self, feature: np.ndarray, observe: bool = False) -> dict[str, Any] | None:
+        """``{"type", "confidence", "label": {"en", "ko"}, "known"}`` (``None`` when no type is taught);
+        ``observe``: a reject of this station, kept unlabelled afterwards (see :meth:`observe`)."""
         fitted = self._fitted()
         if fitted is None:
             return None
+        if observe:
+            try:
+                return self._predict(fitted, feature)
+            finally:
+                self.observe(feature)
+        return self._predict(fitted, feature)
+
+    def _predict(self, fitted: tuple[list[str], _Fit, float], feature: np.ndarray) -> dict[str, Any]:
         ids, fit, thr = fitted
         q = np.asarray(feature, np.float64)[None]
         if q.shape[1] != (fit.model.n_features_in_ if fit.logistic else fit.protos.shape[1]):

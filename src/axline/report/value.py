@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,7 @@ from axline.plant import Line, Plant
 NS = 1_000_000_000
 HOUR = 3600 * NS
 DAYS_PER_MONTH = 365.25 / 12
+MAX_WINDOW_DAYS = 366  # a longer window is refused: the report reads every hour of it
 
 
 class ValueReportError(ValueError):
@@ -54,7 +56,7 @@ class Tariffs:
 def parse_window(text: str, tz: str) -> tuple[int, int]:
     """``FROM..TO`` with ISO dates or date-times (plant-local unless they carry an offset) -> ns."""
     if not isinstance(text, str) or ".." not in text:
-        raise ValueReportError(f"a period must be FROM..TO (e.g. 2026-03-01..2026-03-31T18:00), got {text!r}")
+        raise i18n.error(ValueReportError, "err.value.window_form", got=repr(text)[:60])
     a, b = text.split("..", 1)
     zone = ZoneInfo(tz)
 
@@ -62,15 +64,43 @@ def parse_window(text: str, tz: str) -> tuple[int, int]:
         try:
             d = datetime.fromisoformat(s.strip())
         except ValueError:
-            raise ValueReportError(f"{s!r} is not an ISO date or date-time (YYYY-MM-DD[THH:MM])") from None
+            raise i18n.error(ValueReportError, "err.value.not_iso", got=repr(s)[:40]) from None
         if d.tzinfo is None:
             d = d.replace(tzinfo=zone)
         return int(d.timestamp()) * NS + d.microsecond * 1000
 
     start, end = ts(a), ts(b)
     if end <= start:
-        raise ValueReportError(f"the period {text!r} ends before it starts")
+        raise i18n.error(ValueReportError, "err.value.ends_before", got=repr(text)[:60])
+    if end - start < HOUR:
+        raise i18n.error(ValueReportError, "err.value.short", got=repr(text)[:60])
+    if end - start > MAX_WINDOW_DAYS * 24 * HOUR:
+        raise i18n.error(ValueReportError, "err.value.long", got=repr(text)[:60], days=MAX_WINDOW_DAYS)
     return start, end
+
+
+def value_options(values: Mapping[str, Any], said: Callable[[str], str] = str) -> tuple[Tariffs, float | None]:
+    """Tariffs and investment from ``electricity_price``, ``gas_price``, ``currency`` and ``investment``: the
+    command line's options or the web route's query parameters. A price left out (or empty) is not priced and
+    its money is not shown; the currency defaults to KRW; without an investment there is no payback.
+    ``said(name)`` is how the caller spells an option in an error (``--gas-price`` on the command line)."""
+
+    def number(name: str) -> float | None:
+        raw = values.get(name)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        try:
+            x = float(raw)
+        except (TypeError, ValueError):
+            raise i18n.error(ValueReportError, "err.value.bad_number", name=said(name), got=repr(raw)[:30]) from None
+        if not math.isfinite(x) or x < 0:
+            raise i18n.error(ValueReportError, "err.value.bad_number", name=said(name), got=repr(raw)[:30])
+        return x
+
+    currency = str(values.get("currency") or "KRW").strip()
+    if not (1 <= len(currency) <= 8 and currency.isalpha()):
+        raise i18n.error(ValueReportError, "err.value.bad_currency", got=repr(currency)[:20])
+    return Tariffs(number("electricity_price"), number("gas_price"), currency.upper()), number("investment")
 
 
 def _increase(ts: np.ndarray, v: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -122,7 +152,7 @@ def hourly(historian: Historian, line: Line, start: int, end: int) -> dict[str, 
     kpi = line.kpi
     n = int((end - start) // HOUR)
     if n < 1:
-        raise ValueReportError("a period must span at least one hour")
+        raise i18n.error(ValueReportError, "err.value.short", got=f"{start}..{end}")
     edges = start + np.arange(n + 1, dtype=np.int64) * HOUR
     totals = kpi.get("parts_total", "").rsplit("/", 1)[0]
     tags = {k: kpi.get(k) for k in ("state", "parts_total", "parts_good", "parts_rejected", "energy")}
@@ -184,6 +214,9 @@ def _escapes(historian: Historian, start: int, end: int) -> int:
     return n
 
 
+KNOWHOW_CHANGES = ("knowhow.approved", "knowhow.helped")  # not knowhow.error: a failure is no change
+
+
 def _changes(historian: Historian, start: int, end: int) -> list[dict[str, Any]]:
     """What changed between the periods and during the later one: kept setpoint changes, writes, models, cases."""
     out = []
@@ -193,7 +226,7 @@ def _changes(historian: Historian, start: int, end: int) -> list[dict[str, Any]]
         elif e.kind == "write" and e.code == "write.setpoint" and e.data.get("result") == "ok" \
                 and not str(e.data.get("user", "")).startswith("inspector:"):
             out.append({"ts": e.ts, "what": "setpoint", "by": e.data.get("user"), "detail": e.message})
-        elif e.kind in ("model", "case") or e.code.startswith(("model.", "knowhow.", "case.")):
+        elif e.kind in ("model", "case") or e.code.startswith(("model.", "case.")) or e.code in KNOWHOW_CHANGES:
             out.append({"ts": e.ts, "what": e.code, "by": e.data.get("user"), "detail": e.message})
     return sorted(out, key=lambda c: c["ts"])[-200:]
 
@@ -251,7 +284,7 @@ def build_value_report(historian: Historian, plant: Plant, baseline: tuple[int, 
                       "lead_time": None,
                       "lead_time_note": "not measured: the historian keeps counters, not each part's route"})
     if not lines:
-        raise ValueReportError("no line of the plant file declares KPI counters (kpi: parts_good, ...)")
+        raise i18n.error(ValueReportError, "err.value.no_kpi")
     return {"plant": {"site": plant.site, "area": plant.area, "name": plant.name, "timezone": plant.timezone},
             "baseline": list(baseline), "period": list(period), "tariffs": tariffs.__dict__,
             "changes": _changes(historian, baseline[0], period[1]), "lines": lines}
@@ -290,7 +323,7 @@ def _bars(before: float | None, after: float | None) -> str:
 def value_to_html(rep: dict[str, Any], lang: str = "en") -> str:
     """The value report as a standalone HTML page in ``lang``."""
     if lang not in TEXT:
-        raise ValueReportError(f"lang must be one of {sorted(TEXT)}, got {lang!r}")
+        raise i18n.error(ValueReportError, "err.report.bad_lang", lang=repr(lang)[:10])
     tx = TEXT[lang]
     tz = rep["plant"]["timezone"]
     e = html.escape
@@ -411,10 +444,10 @@ def run_cli(args) -> int:
     period = parse_window(args.period, plant.timezone)
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".pdf"):
-        raise ValueReportError(f"--out must end in .html or .pdf, got {out.name}")
-    tariffs = Tariffs(args.electricity_price, args.gas_price, args.currency)
+        raise i18n.error(ValueReportError, "err.value.bad_out", got=out.name)
+    tariffs, investment = value_options(vars(args), lambda name: "--" + name.replace("_", "-"))
     with open_historian(plant.historian, base_dir=plant.base_dir) as h:
-        rep = build_value_report(h, plant, baseline, period, tariffs, args.investment)
+        rep = build_value_report(h, plant, baseline, period, tariffs, investment)
     lang = args.lang or ("ko" if plant.timezone == "Asia/Seoul" else "en")
     if out.suffix.lower() == ".pdf":
         out.write_bytes(value_to_pdf(rep, lang))

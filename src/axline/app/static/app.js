@@ -246,7 +246,8 @@
         el('span', { class: 'station-name', text: I.pick(asset.name, asset.id) }),
         el('span', { class: 'alarm-count', hidden: true })),
       el('div', { class: 'state-label', text: t('state.unknown') }),
-      el('div', { class: 'values' }, ...values));
+      el('div', { class: 'values' }, ...values),
+      el('div', { class: 'station-vision', hidden: true }));
       nodes.push(box);
     });
     flow.replaceChildren(...nodes);
@@ -295,7 +296,30 @@
       badge.hidden = !alarms;
       badge.textContent = alarms ? String(alarms) : '';
       badge.title = alarms ? t('station.alarms', { n: alarms }) : '';
+      renderVision(box.querySelector('.station-vision'), (st && st.vision) || []);
     });
+  }
+
+  // a camera's inspection on its station's card: tiles, image health, the newest defect type
+  function renderVision(box, cams) {
+    box.hidden = !cams.length;
+    box.replaceChildren(...cams.map((c) => {
+      const checks = Object.entries(c.health || {});
+      const warn = checks.filter(([, s]) => s === 'warn').map(([k]) => k);
+      // a warning first; else waiting while a check has too few images yet; else ok
+      const state = warn.length ? 'warn' : (checks.some(([, s]) => s === 'waiting') || !checks.length ? 'waiting' : 'ok');
+      const health = state === 'warn'
+        ? t('station.vision.health_warn', { checks: warn.map((k) => t('inspect.health.name.' + k)).join(', ') })
+        : t(state === 'ok' ? 'station.vision.health_ok' : 'station.vision.health_waiting');
+      const lt = c.last_type;
+      const label = lt && lt.label ? I.pick(lt.label, lt.type) : null;
+      return el('div', { class: 'vision-cam', dataset: { camera: c.camera } },
+        el('span', { class: 'vision-tiles', text: t('station.vision.tiles', { n: c.tiles }) }),
+        el('span', { class: 'vision-health ' + state, dataset: { state: state, warn: warn.join(' ') },
+          text: health }),
+        label ? el('span', { class: 'vision-type' + (lt.known ? '' : ' unknown'), dataset: { type: lt.type || '' },
+          text: t('station.vision.type', { type: label }) }) : null);
+    }));
   }
 
   function toggleFilter(path) {

@@ -53,6 +53,8 @@
   }
 
   let cameraTypes = {};
+  // what an operator has typed in a type form, by event id: the page redraws every few seconds
+  const drafts = new Map();
 
   function typeLabel(names) {
     const lang = I.getLang();
@@ -70,10 +72,19 @@
     const en = el('input', { class: 'type-en', placeholder: t('insp.type.en'), maxlength: '60' });
     const ko = el('input', { class: 'type-ko', placeholder: t('insp.type.ko'), maxlength: '60' });
     const fresh = el('span', { class: 'type-new' }, id, en, ko);
-    const sync = () => { fresh.hidden = select.value !== '__new'; };
-    select.addEventListener('change', sync);
-    sync();
     const msg = el('span', { class: 'type-msg muted' });
+    const draft = drafts.get(ev.id);
+    if (draft) {
+      if ([...select.options].some((o) => o.value === draft.select)) select.value = draft.select;
+      id.value = draft.id; en.value = draft.en; ko.value = draft.ko; msg.textContent = draft.msg;
+    }
+    const keep = () => {
+      drafts.set(ev.id, { select: select.value, id: id.value, en: en.value, ko: ko.value, msg: msg.textContent });
+    };
+    const sync = () => { fresh.hidden = select.value !== '__new'; };
+    select.addEventListener('change', () => { sync(); keep(); });
+    [id, en, ko].forEach((input) => input.addEventListener('input', keep));
+    sync();
     const btn = el('button', { type: 'button', class: 'fb type-set', text: t('insp.type.set') });
     btn.addEventListener('click', async () => {
       const isNew = select.value === '__new';
@@ -82,10 +93,29 @@
       try {
         await api('/api/events/' + ev.id + '/defect-type', {
           method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+        drafts.delete(ev.id);
         refresh();
-      } catch (e) { msg.textContent = e.message; btn.disabled = false; }
+      } catch (e) { msg.textContent = e.message; btn.disabled = false; keep(); }
     });
     return el('div', { class: 'type-form' }, select, fresh, btn, msg);
+  }
+
+  // the tiles the part was inspected in, over its heat map: the worst one marked, those over the threshold red
+  function tileGrid(d) {
+    const g = d.tile_grid;
+    if (!g || !Array.isArray(g.boxes) || !Array.isArray(g.size) || !(g.size[0] > 0 && g.size[1] > 0)) return null;
+    const [w, h] = g.size;
+    const worst = g.scores.indexOf(Math.max(...g.scores));
+    const pc = (v, of) => (100 * v / of).toFixed(2) + '%';
+    return el('div', { class: 'tile-grid', dataset: { tiles: String(g.boxes.length) } },
+      ...g.boxes.map((b, i) => {
+        const tile = el('span', {
+          class: 'tile' + (i === worst ? ' worst' : '') + (g.scores[i] > d.threshold ? ' over' : ''),
+          dataset: { tile: String(i) }, title: t('insp.tile', { n: i + 1, score: Number(g.scores[i]).toFixed(3) }) });
+        // (through the style object: the page's content policy refuses inline style attributes)
+        Object.assign(tile.style, { left: pc(b[0], w), top: pc(b[1], h), width: pc(b[2], w), height: pc(b[3], h) });
+        return tile;
+      }));
   }
 
   function card(ev) {
@@ -93,11 +123,13 @@
     const verdict = d.verdict === 'reject' ? 'reject' : 'pass';
     const img = safe(d.heatmap_url);
     const li = el('li', { class: 'verdict verdict-' + verdict, dataset: { eventId: String(ev.id), verdict: verdict } },
-      img ? el('img', { class: 'heatmap', src: img, alt: '', loading: 'lazy' }) : null,
+      img ? el('div', { class: 'heat-wrap' }, el('img', { class: 'heatmap', src: img, alt: '', loading: 'lazy' }),
+        tileGrid(d)) : null,
       el('div', { class: 'verdict-label', text: t('insp.verdict.' + verdict) }),
       el('div', { class: 'muted', text: t('insp.score', { score: Number(d.score).toFixed(3), threshold: Number(d.threshold).toFixed(3) }) }));
     if (d.worst_tile) {
-      li.appendChild(el('div', { class: 'muted tiles', text: t('insp.tiles', { n: d.tiles, score: Number(d.worst_tile.score).toFixed(3) }) }));
+      li.appendChild(el('div', { class: 'muted tiles', dataset: { tiles: String(d.tiles) },
+        text: t(d.tiles > 1 ? 'insp.tiles' : 'insp.tiles.one', { n: d.tiles, score: Number(d.worst_tile.score).toFixed(3) }) }));
     }
     if (d.defect_type) {
       const dt = d.defect_type;
@@ -136,6 +168,12 @@
     cameraTypes = {};
     Object.values(vision.cameras || {}).forEach((c) => { cameraTypes[c.camera] = c.types || {}; });
     renderStats(vision);
+    // drafts only of the verdicts still listed (bounded by the list)
+    const shown = new Set(events.events.map((ev) => ev.id));
+    [...drafts.keys()].forEach((id) => { if (!shown.has(id)) drafts.delete(id); });
+    // an operator typing in a type form keeps the field (and its focus) until leaving it
+    const active = document.activeElement;
+    if (active && active.closest && active.closest('#verdicts .type-form') && !active.disabled) return;
     const list = events.events.map(card);
     $('verdicts').replaceChildren(...(list.length ? list : [el('li', { class: 'muted', text: t('insp.none') })]));
   }

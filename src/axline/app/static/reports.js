@@ -50,9 +50,66 @@
     }
   }
 
+  /* the proof-of-value report: a baseline period against a later one, built by the service */
+  const DAY = 86400000;
+  function plantDay(ms) {  // YYYY-MM-DD in plant time
+    return new Intl.DateTimeFormat('en-CA', { timeZone: O.plantTz(), year: 'numeric', month: '2-digit', day: '2-digit' })
+      .format(new Date(ms));
+  }
+
+  function valueUrl(format) {
+    const q = new URLSearchParams();
+    ['v-baseline', 'v-period', 'v-lang', 'v-electricity', 'v-gas', 'v-investment'].forEach((id) => {
+      const input = document.getElementById(id);
+      const v = input.value.trim();
+      if (v) q.set(input.name, v);
+    });
+    q.set('format', format);
+    return '/api/reports/value?' + q.toString();
+  }
+
+  async function showValue(ev) {
+    ev.preventDefault();
+    const btn = document.getElementById('v-show');
+    const msg = document.getElementById('v-msg');
+    const out = document.getElementById('v-report');
+    const links = [document.getElementById('v-open'), document.getElementById('v-pdf')];
+    btn.disabled = true;
+    msg.textContent = t('reports.value.building');
+    try {
+      const page = await O.api(valueUrl('html'));
+      // the page's own style sheet applies only when it is opened alone (this page's policy refuses inline style)
+      const doc = new DOMParser().parseFromString(page.replace(/<style>[\s\S]*?<\/style>/g, ''), 'text/html');
+      doc.querySelectorAll('script, style').forEach((n) => n.remove());
+      out.replaceChildren(...Array.from(doc.body.childNodes).map((n) => document.importNode(n, true)));
+      out.lang = document.getElementById('v-lang').value;
+      links[0].href = valueUrl('html');
+      links[1].href = valueUrl('pdf');
+      links.forEach((a) => { a.hidden = false; });
+      msg.textContent = t('reports.value.shown');
+      document.body.dataset.valueReport = out.lang;
+    } catch (e) {
+      out.replaceChildren();
+      links.forEach((a) => { a.hidden = true; });
+      msg.textContent = '';
+      O.say('msg', t('reports.value.failed', { error: e.message + (e.hint ? ' (' + e.hint + ')' : '') }), true);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  function setupValue(plant) {
+    const now = Date.now();
+    document.getElementById('v-period').value = plantDay(now - 7 * DAY) + '..' + plantDay(now);
+    document.getElementById('v-baseline').value = plantDay(now - 14 * DAY) + '..' + plantDay(now - 7 * DAY);
+    document.getElementById('v-lang').value = I.getLang() || plant.language || 'ko';
+    document.getElementById('v-form').addEventListener('submit', showValue);
+  }
+
   async function main() {
     O.setupHeader();
     const plant = await O.loadPlant();
+    setupValue(plant);
     const sel = document.getElementById('r-line');
     const fill = () => {
       const v = sel.value;
@@ -61,7 +118,7 @@
     };
     fill();
     document.getElementById('r-make').addEventListener('click', make);
-    I.onChange(() => { fill(); render(); });
+    I.onChange((lang) => { fill(); render(); document.getElementById('v-lang').value = lang; });
     await refresh();
     window.setInterval(refresh, 30000);
   }

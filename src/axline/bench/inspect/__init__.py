@@ -154,7 +154,7 @@ def run_benchmark(
     result["fewshot"] = curve
     result["fewshot_train_s"] = fewshot_train_s
 
-    baselines: dict[str, Any] = {}
+    baselines: dict[str, Any] = {"anomalib_patchcore": _anomalib_anchor()}
     result["scorers"] = _compare_scorers(inspector.model, feats_a, test, labels, masks, pixel_stride,
                                          report["scorer_validation_auroc"], log)
     if backbones:
@@ -185,6 +185,16 @@ def run_benchmark(
         "n_test_defect": len(defects), "scorer": "auto",
     }
     return result
+
+
+def _anomalib_anchor() -> dict[str, Any]:
+    """Whether anomalib's PatchCore (the published anchor) can run beside this install, and why not."""
+    import importlib.util
+
+    if importlib.util.find_spec("anomalib") is None:
+        return {"run": False, "reason": "anomalib is not installed"}
+    return {"run": False, "reason": "anomalib is installed, but its PatchCore fetches its backbone's ImageNet "
+                                    "weights at run time, which this harness never does"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,10 @@ import json
 from typing import Any
 
 
+def _anchor_reason(result: dict[str, Any]) -> str:
+    return result.get("baselines", {}).get("anomalib_patchcore", {}).get("reason", "not installed with this run")
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "—"
@@ -140,11 +144,14 @@ def render_types(r: dict[str, Any]) -> str:
     for k, acc in t["accuracy"].items():
         rows.append(f"| {k} | {acc:.3f} ± {t['accuracy_sd'][k]:.3f} | {t['macro_f1'][k]:.3f} | "
                     f"{t['unknown_rate'][k]:.3f} | {_fmt(t['accuracy_answered'].get(k))} |")
+    held = t.get("accuracy_held_out_half")
+    held_text = ("" if not held else " Accuracy on the test images of the held-out half alone: "
+                 + ", ".join(f"{v:.3f} at k = {k}" for k, v in held.items()) + ".")
     if "method" in t:  # the run says what it did
         return "\n".join(rows) + (
             f"\n\nTypes: the magnetic-tile defect folders ({counts} images). Each of {t['draws']} random draws "
             "teaches k images per type (each with its three mirrored views) and classifies every other defect "
-            f"image. {t['method']}")
+            f"image. {t['method']}{held_text}")
     return "\n".join(rows) + (
         f"\n\nTypes: the magnetic-tile defect folders ({counts} images). Each of {t['draws']} random draws teaches k "
         "images per type (each with its three mirrored views) and classifies every other defect image; no backbone "
@@ -236,7 +243,7 @@ def render(result: dict[str, Any]) -> str:
         "- The PaDiM-style column is measured in this run on the same features and split; no other peer "
         "was run." if pd or "scorers" not in result else
         "- Every scorer row is measured in this run on the same features and split; anomalib PatchCore was "
-        "not run (not installed with this run).",
+        f"not run ({_anchor_reason(result)}).",
     ])
     few = ["| training images | image AUROC | training time (s) |", "|---|---|---|"]
     train_times = {**result.get("fewshot_train_s", {}), str(st.get("n_train", "")): result["train_s"]}
