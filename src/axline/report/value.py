@@ -219,16 +219,16 @@ KNOWHOW_CHANGES = ("knowhow.approved", "knowhow.helped")  # not knowhow.error: a
 
 def _changes(historian: Historian, start: int, end: int) -> list[dict[str, Any]]:
     """What changed between the periods and during the later one: kept setpoint changes, writes, models, cases."""
-    out = []
+    out = []  # (plant time, event id, change): two events between readings share a plant time
     for e in historian.events(start=start, end=end, limit=100_000):
         if e.kind == "optimize" and e.code in ("optimize.kept", "optimize.rolled_back"):
-            out.append({"ts": e.ts, "what": e.code, "by": e.data.get("user"), "detail": e.message})
+            out.append((e.ts, e.id or 0, {"ts": e.ts, "what": e.code, "by": e.data.get("user"), "detail": e.message}))
         elif e.kind == "write" and e.code == "write.setpoint" and e.data.get("result") == "ok" \
                 and not str(e.data.get("user", "")).startswith("inspector:"):
-            out.append({"ts": e.ts, "what": "setpoint", "by": e.data.get("user"), "detail": e.message})
+            out.append((e.ts, e.id or 0, {"ts": e.ts, "what": "setpoint", "by": e.data.get("user"), "detail": e.message}))
         elif e.kind in ("model", "case") or e.code.startswith(("model.", "case.")) or e.code in KNOWHOW_CHANGES:
-            out.append({"ts": e.ts, "what": e.code, "by": e.data.get("user"), "detail": e.message})
-    return sorted(out, key=lambda c: c["ts"])[-200:]
+            out.append((e.ts, e.id or 0, {"ts": e.ts, "what": e.code, "by": e.data.get("user"), "detail": e.message}))
+    return [c for _, _, c in sorted(out, key=lambda t: t[:2])][-200:]
 
 
 def _utilisation_hours_per_month(line: Line) -> float:
