@@ -117,8 +117,8 @@ def test_backbone_comparison_trains_every_other_variant(tmp_path: Path) -> None:
     labels = np.array([False, True, True])
     shipped = {"shipped": True, "scorer": "nn", "validation_auroc": 1.0}
     out = _compare_backbones(train, test, labels, shipped, tmp_path, 10, 4, lambda m: None, size=64)
-    assert list(out) == ["lite0", "lite1", "lite2"] and out["lite0"] is shipped
-    for name, dims in (("lite1", 40 + 112), ("lite2", 48 + 120)):
+    assert list(out) == ["lite0", "lite1", "lite2"] and out["lite2"] is shipped  # the inspector's default
+    for name, dims in (("lite0", 40 + 112), ("lite1", 40 + 112)):
         v = out[name]
         assert v["feature_dim"] == dims and v["scorer"] in ("nn", "gaussian", "combined")
         assert 0.0 <= v["validation_auroc"] <= 1.0 and v["image_auroc"] == 1.0

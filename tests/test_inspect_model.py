@@ -89,7 +89,10 @@ def test_onnx_path_equals_torch_path(trained: tuple[Path, dict, list[Path]]) -> 
     inspector = Inspector.load(out)
     images = [texture(100), scratched(101), texture(102)]
     batch = np.stack([preprocess(im, inspector.prep) for im in images])
-    module = build_feature_extractor(SIZE)
+    from axline.inspect.features import BACKBONES, INSPECTOR_BACKBONE
+
+    # the inspector was trained on the default variant with its default blocks
+    module = build_feature_extractor(SIZE, BACKBONES[INSPECTOR_BACKBONE].default_blocks, backbone=INSPECTOR_BACKBONE)
     ref_patches, ref_scores = torch_image_scores(module, inspector.model, batch)
     got = np.stack([inspector.patch_scores(f)[0] for f in inspector.features(batch)])
     np.testing.assert_allclose(got, ref_patches, atol=1e-4, rtol=0)

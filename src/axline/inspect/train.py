@@ -240,7 +240,7 @@ def train_inspector(
     defect_images: Sequence[ImageInput] = (),
     size: int = 256,
     blocks: tuple[int, ...] | None = None,
-    backbone: str = "lite0",
+    backbone: str | None = None,
     feature_dim: int | None = None,
     grid_stride: int = 16,
     normalize_brightness: bool = False,
@@ -272,7 +272,8 @@ def train_inspector(
     ``position_normalise`` a patch's score is divided by the mean held-out good score at its
     position. A tile's score is the mean of its ``top_k`` highest patch scores (default: one patch
     in 64); the image's is its worst tile's.
-    ``backbone``: the ImageNet EfficientNet-Lite variant, ``lite0`` (default), ``lite1`` or ``lite2``;
+    ``backbone``: the ImageNet EfficientNet-Lite variant, ``lite0``, ``lite1`` or ``lite2`` (default:
+    ``features.INSPECTOR_BACKBONE``);
     ``blocks`` (default: the variant's stride-8 and last stride-16 stages) index its blocks.
 
     Native resolution: give ``smallest_defect_px`` (or ``smallest_defect_mm`` with the camera's
@@ -310,6 +311,7 @@ def train_inspector(
                          canvas=tuple(canvas) if canvas is not None else None,  # type: ignore[arg-type]
                          tile_overlap=tile_overlap, scale=scale, ignore=list(ignore))
     offsets = prep.tiles()
+    backbone = backbone or feat.INSPECTOR_BACKBONE
     bb = feat.get_backbone(backbone)
     blocks = tuple(blocks) if blocks is not None else bb.default_blocks
     onnx_bytes = feat.build_backbone_onnx(size, blocks, feature_dim, seed, grid_stride, backbone=backbone)

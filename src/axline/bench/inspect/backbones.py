@@ -17,14 +17,15 @@ def _compare_backbones(train: list[Path], test: list[Path], labels: np.ndarray, 
     """Per backbone: the scorer it chose on validation, that validation AUROC, test image and pixel AUROC,
     and latency at 256 x 256. ``shipped`` is the main run's row (default backbone); every other variant
     is trained here with the same settings (validation chooses its scorer; test labels only score)."""
-    from axline.inspect.features import BACKBONES, DEFAULT_BACKBONE
+    from axline.inspect.features import BACKBONES, INSPECTOR_BACKBONE
     from axline.inspect.inferencer import Inspector, load_image
     from axline.inspect.train import train_inspector
 
-    out: dict[str, dict[str, Any]] = {DEFAULT_BACKBONE: shipped}
+    out: dict[str, dict[str, Any]] = {}
     lat_imgs = test[:: max(1, len(test) // 50)]
     for name in BACKBONES:
-        if name == DEFAULT_BACKBONE:
+        if name == INSPECTOR_BACKBONE:
+            out[name] = shipped
             continue
         path = tmp / f"backbone_{name}.axi"
         rep = train_inspector(train, path, scorer="auto", progress=False, backbone=name, **train_kwargs)
