@@ -40,9 +40,10 @@ def _point(level: float, temperature: float) -> dict[str, float]:
 
 
 def _eval(args: tuple) -> dict[str, Any]:
-    seed, x = args
+    seed, x, base = args
     ev = evaluate(x, seed)
-    return {"seed": seed, "x": x, "cost": None if math.isnan(ev["cost"]) else round(ev["cost"], 3),
+    return {"seed": seed, "x": x, "feasible": feasible(ev, base),
+            "cost": None if math.isnan(ev["cost"]) else round(ev["cost"], 3),
             "shutdown": ev["shutdown"], "trip": ev["shutdown_message"].split("!!")[0].strip(),
             "production": None if math.isnan(ev["production"]) else round(ev["production"], 4),
             "pct_g": None if math.isnan(ev["pct_g"]) else round(ev["pct_g"], 3)}
@@ -61,13 +62,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", default="benchmarks/tep_frontier.md", help="Markdown page (default benchmarks/tep_frontier.md)")
 
 
-def _is_feasible(rec: dict[str, Any], base: dict[str, Any]) -> bool:
-    ev = {"shutdown": rec["shutdown"], "cost": math.nan if rec["cost"] is None else rec["cost"],
-          "production": math.nan if rec["production"] is None else rec["production"],
-          "pct_g": math.nan if rec["pct_g"] is None else rec["pct_g"]}
-    return not rec["shutdown"] and rec["cost"] is not None and feasible(ev, base)
-
-
 def run(args) -> int:
     """Scan every seed (in parallel processes); write the JSON and its page."""
     try:
@@ -79,18 +73,16 @@ def run(args) -> int:
         raise SystemExit("error: give at least one seed and --workers >= 1")
     result = bench_header("tep_frontier")
     t0 = time.perf_counter()
-    jobs = [(s, _point(lv, t)) for s in seeds for lv in LEVELS for t in TEMPERATURES]
     with mp.get_context("spawn").Pool(args.workers) as pool:
         bases = {b["seed"]: b for b in pool.map(_baseline, seeds, chunksize=1)}
+        jobs = [(s, _point(lv, t), bases[s]) for s in seeds for lv in LEVELS for t in TEMPERATURES]
         scan = pool.map(_eval, jobs, chunksize=1)
         best: dict[int, dict[str, Any] | None] = {}
         for s in seeds:
-            ok = [r for r in scan if r["seed"] == s and _is_feasible(r, bases[s])]
+            ok = [r for r in scan if r["seed"] == s and r["feasible"]]
             best[s] = min(ok, key=lambda r: r["cost"]) if ok else None
-        checks = pool.map(_eval, [(s, {**best[s]["x"], name: value}) for s in seeds if best[s] is not None
+        checks = pool.map(_eval, [(s, {**best[s]["x"], name: value}, bases[s]) for s in seeds if best[s] is not None
                                   for name, value in CHECKS], chunksize=1)
-    for rec in (*scan, *checks):
-        rec["feasible"] = _is_feasible(rec, bases[rec["seed"]])
     lows = [b["cost"] for b in best.values() if b is not None]
     result.update({
         "seeds": seeds, "evaluations": len(scan) + len(checks) + len(seeds),
