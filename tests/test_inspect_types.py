@@ -223,3 +223,29 @@ def test_self_training_moves_the_boundary_towards_where_the_plants_rejects_lie()
     after = types._fitted()[1].proba(query[None])[0, 1]
     assert types.self_trained > 0
     assert after > before + 0.05
+
+
+def test_the_description_runs_its_own_backbone_whatever_the_builders_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from axline.inspect import features
+    from axline.inspect import types as T
+
+    built = []
+
+    def fake_build(size: int, blocks: tuple[int, ...], feature_dim: int | None, seed: int, grid_stride: int,
+                   backbone: str = "lite2") -> bytes:  # a builder whose default is another variant
+        built.append((size, blocks, grid_stride, backbone))
+        return b"graph"
+
+    class FakeInspector:
+        threads = 3
+
+        def runner(self, onnx_bytes: bytes) -> tuple[str, bytes]:
+            return ("runner", onnx_bytes)
+
+    monkeypatch.setattr(features, "build_backbone_onnx", fake_build)
+    monkeypatch.setattr(T, "_TYPE_BACKBONES", {})
+    assert T.type_backbone(FakeInspector(), 256, 16) == ("runner", b"graph")
+    assert built == [(256, T.TYPE_BLOCKS, 16, T.TYPE_BACKBONE)]
+    assert set(T.TYPE_BLOCKS) <= set(features.get_backbone(T.TYPE_BACKBONE).outputs)
+    T.type_backbone(FakeInspector(), 256, 16)
+    assert len(built) == 1  # built once per process

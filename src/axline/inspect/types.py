@@ -2,9 +2,10 @@
 
 When an operator confirms a reject and names what it is (the plant's own names, in Korean and
 English), the image's defect is described and kept as an example of that type. No backbone is
-retrained. The description (``DESCRIPTOR``) runs the ImageNet EfficientNet-Lite0 once more on the
-part's tiles, tapping deeper stages than the anomaly detector (blocks ``TYPE_BLOCKS``: what a
-defect *is* rather than that something differs), on the detector's patch grid: the mean deep feature
+retrained. The description (``DESCRIPTOR``) runs the ImageNet EfficientNet-Lite0 (``TYPE_BACKBONE``,
+whichever variant the inspector itself runs) once more on the part's tiles, tapping deeper stages
+than the anomaly detector (blocks ``TYPE_BLOCKS``: what a defect *is* rather than that something
+differs), on the detector's patch grid: the mean deep feature
 of the ``REGION_PATCHES`` patches the detector scores highest (what the defect looks like), that
 mean minus the mean of the patches scoring at most the median (the defect against the part's own
 surface), each L2-normalised, and the spread of every feature over the whole part. It costs one
@@ -55,7 +56,8 @@ LOGISTIC_C = 0.1  # inverse L2 strength of the logistic regression when it canno
 LOGISTIC_CS = (0.01, 0.1, 1.0)  # the strengths cross-validation chooses among
 DESCRIPTOR = "deep-v2"  # the description of new types (see the module doc)
 LEGACY_DESCRIPTOR = "region-v1"  # the description of types taught before ``DESCRIPTOR`` existed
-TYPE_BLOCKS = (10, 14, 15)  # EfficientNet-Lite0 stages tapped for the description
+TYPE_BACKBONE = "lite0"  # the variant the description runs, whatever the inspector runs (stored descriptors depend on it)
+TYPE_BLOCKS = (10, 14, 15)  # stages of ``TYPE_BACKBONE`` tapped for the description
 CV_FOLDS = 5  # cross-validation folds for the "unknown type" threshold
 UNKNOWN = i18n.both("inspect.type.unknown")  # the label of a defect no known type fits
 MAX_UNLABELLED = 500  # unlabelled rejects kept for self-training (the oldest goes past the bound)
@@ -110,13 +112,15 @@ _TYPE_BACKBONES: dict[tuple[int, int, int], Any] = {}
 
 
 def type_backbone(inspector: Any, size: int, grid_stride: int) -> Any:
-    """The deep-stage graph (``TYPE_BLOCKS``) for backbone inputs of ``size`` on a grid of
+    """The deep-stage graph (``TYPE_BLOCKS`` of ``TYPE_BACKBONE``, named rather than the graph builder's
+    default, so that taught descriptors stay comparable) for backbone inputs of ``size`` on a grid of
     ``grid_stride``, run with ``inspector``'s threads; built once per process from the installed weights."""
     key = (size, grid_stride, int(inspector.threads))
     if key not in _TYPE_BACKBONES:
         from axline.inspect.features import build_backbone_onnx
 
-        _TYPE_BACKBONES[key] = inspector.runner(build_backbone_onnx(size, TYPE_BLOCKS, None, 0, grid_stride))
+        _TYPE_BACKBONES[key] = inspector.runner(build_backbone_onnx(size, TYPE_BLOCKS, None, 0, grid_stride,
+                                                                    backbone=TYPE_BACKBONE))
     return _TYPE_BACKBONES[key]
 
 
