@@ -92,11 +92,13 @@ def _defect_types(inspector: Any, feats: np.ndarray, test: list[Path], n_good: i
 def method_text() -> str:
     """What the defect-type run does, in words, from the shipped settings."""
     from axline.inspect import types as T
+    from axline.inspect.features import get_backbone
 
     blocks = ", ".join(str(b) for b in T.TYPE_BLOCKS)
     cs = ", ".join(f"{c:g}" for c in T.LOGISTIC_CS)
     return (
-        "A defect is described by one more run of the ImageNet EfficientNet-Lite0 on the part's tiles, tapping "
+        f"A defect is described by one more run of the ImageNet {get_backbone(T.TYPE_BACKBONE).title} on the part's "
+        "tiles (whichever variant the anomaly detector runs), tapping "
         f"deeper stages than the anomaly detector (blocks {blocks}) on the detector's patch grid: the mean deep "
         f"feature of the {T.REGION_PATCHES} patches the detector scores highest, its difference from the part's "
         "surface (the patches scoring at most the median), and each feature's spread over the part; no backbone "
@@ -120,5 +122,15 @@ def method_text() -> str:
         "draws: shape features of the anomaly map (area, elongation, distance to the edge, grey contrast), "
         "90-degree rotations among the taught views, averaging the answer over mirrored views, a second "
         "description of a native-resolution crop around the peak, other stages and poolings (top 8 or 16 "
-        "patches, score-weighted), and other classifiers (linear SVM, shrunk LDA, nearest neighbour)."
+        "patches, score-weighted), and other classifiers (linear SVM, shrunk LDA, nearest neighbour). Tried "
+        "later on the development half's draws and not kept either (none gained more than 0.04 at any k, inside "
+        "the spread of the draws): EfficientNet-Lite1 or Lite2 for the description (their matching stages), a "
+        "384 x 384 input for it, two descriptions concatenated (Lite1 at 256 and Lite0 at 384, at three times the "
+        "cost), the detector's own features pooled the same way added, the part's mean or maximum deep feature "
+        "added, the part's grey levels standardised or equalised before the run, patches chosen by how far their "
+        "deep features lie from the part's median instead of by the detector's scores, shifted crops among the "
+        "taught views, other "
+        "self-training (none, four rounds, floor 0.8, at most 20 rejects a type, standardising with the "
+        "rejects) and label spreading on a nearest-neighbour graph of the rejects, alone or smoothing the "
+        "classifier's answers."
     )
