@@ -243,7 +243,7 @@ def train_inspector(
     backbone: str | None = None,
     feature_dim: int | None = None,
     grid_stride: int = 16,
-    normalize_brightness: bool = False,
+    normalize_brightness: bool = True,
     position_normalise: bool = True,
     top_k: int | None = None,
     max_candidates: int = 200_000,
@@ -275,6 +275,9 @@ def train_inspector(
     ``backbone``: the ImageNet EfficientNet-Lite variant, ``lite0``, ``lite1`` or ``lite2`` (default:
     ``features.INSPECTOR_BACKBONE``);
     ``blocks`` (default: the variant's stride-8 and last stride-16 stages) index its blocks.
+    ``normalize_brightness`` (default on) rescales every image to a fixed mean and contrast before
+    the backbone: on magnetic tiles it separated held-out goods from synthetic defects better
+    (validation AUROC 0.969 against 0.964 without).
 
     Native resolution: give ``smallest_defect_px`` (or ``smallest_defect_mm`` with the camera's
     ``mm_per_px``) and the region is resized so that defect spans about one 16-pixel patch cell,

@@ -57,7 +57,7 @@ def run_benchmark(
     coreset_ratio: float = 0.05,
     max_bank: int = 8000,
     target_frr: float = 0.01,
-    normalize_brightness: bool = False,
+    normalize_brightness: bool = True,
     latency_runs: int = 200,
     pixel_stride: int = 1,
     fewshot: bool = True,
@@ -209,7 +209,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coreset-ratio", type=float, default=0.05)
     parser.add_argument("--max-bank", type=int, default=8000)
     parser.add_argument("--target-frr", type=float, default=0.01)
-    parser.add_argument("--normalize-brightness", action="store_true")
+    parser.add_argument("--normalize-brightness", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--latency-runs", type=int, default=200)
     parser.add_argument("--pixel-stride", type=int, default=1,
                         help="use every n-th pixel for pixel AUROC (1 = all)")
