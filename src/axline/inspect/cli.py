@@ -47,7 +47,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--roi", type=_roi, default=None, help="region of interest X,Y,WIDTH,HEIGHT")
     parser.add_argument("--size", type=int, default=256, help="input side in pixels (multiple of 16)")
     parser.add_argument("--normalize-brightness", action=argparse.BooleanOptionalAction, default=True,
-                        help="rescale each image to a fixed brightness and contrast (default: on; it separated "
+                        help="rescale each image to a fixed brightness and contrast (on by default: it separated "
                              "held-out goods from synthetic defects better)")
     parser.add_argument("--scorer", choices=("auto", "gaussian", "nn", "combined"), default="auto",
                         help="patch scorer: auto (default: chosen on held-out goods with synthetic defects), "
