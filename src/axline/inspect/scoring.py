@@ -124,7 +124,9 @@ class GaussianStats:
         if len(x) == self.positions:
             return self.distances(x)
         if tiles > 1 and len(x) == tiles * self.positions:
-            return self.distances(x.reshape(tiles, self.positions, x.shape[-1])).reshape(-1)
+            q = self.project(x.reshape(tiles, self.positions, x.shape[-1])) - self.mean  # (T, P, d)
+            y = np.matmul(self.inverse(), q.transpose(1, 2, 0))  # one product per position for all its tiles
+            return np.sqrt(np.maximum(np.einsum("pdt,tpd->tp", y, q), 0.0)).reshape(-1)
         raise ValueError(f"the model's Gaussian has {self.positions} positions, the image {len(x)} patches in "
                          f"{tiles} tiles; retrain the model")
 
