@@ -61,7 +61,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smallest-defect-mm", type=float, default=None,
                         help="the same in mm (needs --mm-per-px, the camera calibration)")
     parser.add_argument("--mm-per-px", type=float, default=None, help="camera calibration: mm per image pixel")
-    parser.add_argument("--tile-overlap", type=int, default=64, help="pixels shared by neighbouring tiles")
+    parser.add_argument("--tile-overlap", type=int, default=None,
+                        help="pixels shared by neighbouring tiles (default: a quarter of a tile or none, "
+                             "whichever separates held-out goods from synthetic defects better)")
     parser.add_argument("--ignore", type=_roi, action="append", default=[], metavar="X,Y,WIDTH,HEIGHT",
                         help="a rectangle never to count (edges, labels, holes); repeat for more")
     parser.add_argument("--seed", type=int, default=0)
