@@ -142,3 +142,50 @@ def test_auto_scorer_records_its_validation(tiled: Path) -> None:
     model = InspectorModel.load(tiled)
     val = model.info["scorer_validation_auroc"]
     assert set(val) == {"nn", "gaussian", "combined"} and model.scorer == max(val, key=lambda k: (val[k], k == "nn"))
+
+
+def test_a_gaussian_shared_by_the_tiles_scores_every_tile_against_one_tile_of_statistics() -> None:
+    rng = np.random.default_rng(3)
+    per_tile = GaussianStats.fit_array(rng.normal(size=(40, 4 * 9, 5)).astype(np.float32))
+    shared = GaussianStats(per_tile.count, per_tile.mean[:9], per_tile.cov[:9])
+    same = GaussianStats(per_tile.count, np.tile(shared.mean, (4, 1)), np.tile(shared.cov, (4, 1, 1)))
+    x = rng.normal(size=(4 * 9, 5)).astype(np.float32)
+    np.testing.assert_allclose(shared.tile_distances(x, 4), same.tile_distances(x, 4), rtol=1e-5)
+    np.testing.assert_allclose(per_tile.tile_distances(x, 4), per_tile.distances(x), rtol=1e-6)
+    with pytest.raises(ValueError, match="retrain"):
+        shared.tile_distances(x[:27], 3 + 1)
+
+
+def test_default_tiling_is_chosen_on_validation_and_a_shared_gaussian_learns_feedback(tiled: Path,
+                                                                                         tmp_path: Path) -> None:
+    from axline.inspect.train import update_with_feedback
+
+    out = tmp_path / "auto.axi"
+    report = train_inspector([long_part(i) for i in range(16)], out, size=64, canvas=(256, 64), holdout=0.25,
+                             progress=False)
+    rows = report["tiling_validation"]
+    # a quarter of a tile (16 px, 5 tiles) and abutting (4 tiles), each with a per-tile and a shared Gaussian
+    assert {(r["tile_overlap"], r["tiles"]) for r in rows} == {(16, 5), (0, 4)}
+    assert {r["gaussian"] for r in rows} == {None, "per tile", "shared by the tiles"}
+    best = max(r["auroc"] for r in rows)
+    assert any(r["auroc"] == best and r["tile_overlap"] == report["tile_overlap"] and r["scorer"] == report["scorer"]
+               for r in rows)
+    model = InspectorModel.load(out)
+    assert model.preprocessing.tile_overlap == report["tile_overlap"] and len(model.preprocessing.tiles()) == report["tiles"]
+
+    # a Gaussian shared by the tiles: inspection and operator feedback work on its one tile of statistics
+    base = InspectorModel.load(tiled)
+    feats = [Inspector(base).image_features(long_part(i)) for i in range(8)]  # (T, D, g, g) each
+    t, d, gh, gw = feats[0].shape
+    p = gh * gw
+    shared = GaussianStats.fit_array(np.concatenate([f.transpose(0, 2, 3, 1).reshape(t, p, d) for f in feats]))
+    model = InspectorModel(backbone_onnx=base.backbone_onnx, bank=np.zeros((0, base.feature_dim), np.float32),
+                           threshold=base.threshold, preprocessing=base.preprocessing, good_scores=base.good_scores,
+                           defect_scores=[], target_frr=base.target_frr, info=dict(base.info),
+                           scorer="gaussian", gaussian=shared, top_k=base.top_k)
+    bad = long_part(301)
+    bad[28:36, 150:158] = 250
+    ins = Inspector(model)
+    assert ins.inspect(bad).score > max(ins.inspect(long_part(400 + i)).score for i in range(3))
+    updated, stats = update_with_feedback(model, good_images=[long_part(500)])
+    assert stats["gaussian_count_after"] > stats["gaussian_count_before"] and updated.gaussian.positions == p

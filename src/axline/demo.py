@@ -117,7 +117,8 @@ def prepare_inspector(seed: int, images: int | None = None, defects: int = 20, p
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.axi")
     canvas = tuple(goods[0].shape[1::-1]) if part == "shaft" else None  # the shaft at its own resolution
-    train_inspector(goods, tmp, defect_images=bad, progress=True, canvas=canvas,
+    # the shaft keeps one fixed layout of five overlapping tiles (trained in half the time of trying two)
+    train_inspector(goods, tmp, defect_images=bad, progress=True, canvas=canvas, tile_overlap=64,
                     max_candidates=40_000 if part == "shaft" else 200_000)
     teach_demo_types(tmp, bad, kinds)
     os.replace(tmp, path)

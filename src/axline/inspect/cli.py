@@ -46,8 +46,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=float, default=0.2, help="fraction of good images kept to calibrate")
     parser.add_argument("--roi", type=_roi, default=None, help="region of interest X,Y,WIDTH,HEIGHT")
     parser.add_argument("--size", type=int, default=256, help="input side in pixels (multiple of 16)")
-    parser.add_argument("--normalize-brightness", action="store_true",
-                        help="rescale each image to a fixed brightness and contrast")
+    parser.add_argument("--normalize-brightness", action=argparse.BooleanOptionalAction, default=True,
+                        help="rescale each image to a fixed brightness and contrast (on by default: it separated "
+                             "held-out goods from synthetic defects better)")
     parser.add_argument("--scorer", choices=("auto", "gaussian", "nn", "combined"), default="auto",
                         help="patch scorer: auto (default: chosen on held-out goods with synthetic defects), "
                              "gaussian (per position), nn (memory bank) or combined")
@@ -60,7 +61,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smallest-defect-mm", type=float, default=None,
                         help="the same in mm (needs --mm-per-px, the camera calibration)")
     parser.add_argument("--mm-per-px", type=float, default=None, help="camera calibration: mm per image pixel")
-    parser.add_argument("--tile-overlap", type=int, default=64, help="pixels shared by neighbouring tiles")
+    parser.add_argument("--tile-overlap", type=int, default=None,
+                        help="pixels shared by neighbouring tiles (default: a quarter of a tile or none, "
+                             "whichever separates held-out goods from synthetic defects better)")
     parser.add_argument("--ignore", type=_roi, action="append", default=[], metavar="X,Y,WIDTH,HEIGHT",
                         help="a rectangle never to count (edges, labels, holes); repeat for more")
     parser.add_argument("--seed", type=int, default=0)

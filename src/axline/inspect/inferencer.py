@@ -386,10 +386,7 @@ class Inspector:
                 raw = self.scorer.distances(q)
             parts.append(normalise_patch_scores(raw.reshape(t, h, w), self.model.position_scale))
         if self.model.scorer in ("gaussian", "combined"):
-            g = self.model.gaussian
-            if g.positions != t * h * w:
-                raise ValueError(f"the model's Gaussian has {g.positions} positions, the image {t * h * w}; retrain")
-            raw = g.distances(q).reshape(t, h, w)
+            raw = self.model.gaussian.tile_distances(q, t).reshape(t, h, w)
             parts.append(normalise_patch_scores(raw, self.model.gaussian_scale))
         scores = parts[0] if len(parts) == 1 else 0.5 * (parts[0] + parts[1])
         mask = self._ignored(scores.shape[1], image_shape)

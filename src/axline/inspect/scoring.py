@@ -1,7 +1,8 @@
 """Per-position Gaussian of good patch features (PaDiM-style) and its Mahalanobis scores.
 
 Every patch position (tile and grid cell) gets the mean and covariance of the good training
-patches seen there; a patch's score is its Mahalanobis distance to that Gaussian. Sums are kept so
+patches seen there, or, shared by the tiles of a long part, every grid cell of a tile gets those
+of the good patches at that cell of any tile (more samples per Gaussian); a patch's score is its Mahalanobis distance to that Gaussian. Sums are kept so
 an operator's overruled false reject can join the statistics without retraining.
 """
 
@@ -115,6 +116,19 @@ class GaussianStats:
             cov = cov + ridge[:, None, None] * np.eye(self.dim)[None]
             self._inv = np.linalg.inv(cov).astype(np.float32)
         return self._inv
+
+    def tile_distances(self, x: np.ndarray, tiles: int) -> np.ndarray:
+        """Distances ``(T * P,)`` of the patches ``(T * P, D)`` of ``tiles`` tiles: each position's own
+        Gaussian, or with statistics of one tile's ``P`` positions (shared by the tiles), every
+        tile's patches against them."""
+        if len(x) == self.positions:
+            return self.distances(x)
+        if tiles > 1 and len(x) == tiles * self.positions:
+            q = self.project(x.reshape(tiles, self.positions, x.shape[-1])) - self.mean  # (T, P, d)
+            y = np.matmul(self.inverse(), q.transpose(1, 2, 0))  # one product per position for all its tiles
+            return np.sqrt(np.maximum(np.einsum("pdt,tpd->tp", y, q), 0.0)).reshape(-1)
+        raise ValueError(f"the model's Gaussian has {self.positions} positions, the image {len(x)} patches in "
+                         f"{tiles} tiles; retrain the model")
 
     def distances(self, x: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of every patch ``(P, D)`` (or ``(N, P, D)``) to its position's Gaussian."""

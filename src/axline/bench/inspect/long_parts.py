@@ -48,7 +48,9 @@ def _long_parts(train: list[Path], test_good: list[Path], defects: list[Path], t
                            "random place",
                            "n_train": len(train_strips), "n_test_good": len(good_strips),
                            "n_test_defect": len(defect_strips), "scorer": scorer}
-    for name, kw in (("squashed", {}), ("tiled", {"smallest_defect_px": 16.0, "tile_overlap": 64})):
+    # tiled: the layout (tiles of 256 overlapping by 64, or abutting) and the Gaussian (per tile, or
+    # shared by the tiles) are the product's defaults, chosen by each model on its own validation
+    for name, kw in (("squashed", {}), ("tiled", {"smallest_defect_px": 16.0})):
         path = tmp / f"long_{name}.axi"
         t0 = time.perf_counter()
         rep = train_inspector(train_strips, path, scorer=scorer, progress=False, **kw)
@@ -58,6 +60,8 @@ def _long_parts(train: list[Path], test_good: list[Path], defects: list[Path], t
         per_image = (time.perf_counter() - t1) / len(scores) * 1000
         out[name] = {"image_auroc": auroc(labels, np.asarray(scores)), "tiles": rep["tiles"],
                      "scorer": rep["scorer"], "validation_auroc": rep["scorer_validation_auroc"],
+                     "tile_overlap": rep["tile_overlap"], "gaussian": rep["gaussian"],
+                     "tiling_validation": rep["tiling_validation"],
                      "canvas": rep["canvas"], "train_s": round(time.perf_counter() - t0 - per_image * len(scores) / 1000, 1),
                      "mean_ms_in_loop": round(per_image, 1)}
         log(f"long parts, {name}: {out[name]}")

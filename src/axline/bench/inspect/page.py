@@ -91,6 +91,9 @@ def render_long_parts(lp: dict[str, Any]) -> str:
     for name, label in (("squashed", "whole part squashed to 256 x 256"),
                         ("tiled", "native aspect, tiles of 256 overlapping by 64 (smallest defect 16 px)")):
         v = lp[name]
+        if name == "tiled" and v.get("tile_overlap") is not None:
+            label = (f"native aspect, tiles of 256 {'overlapping by ' + str(v['tile_overlap']) if v['tile_overlap'] else 'abutting'}"
+                     f" (smallest defect 16 px){', Gaussian ' + v['gaussian'] if v.get('gaussian') else ''}")
         rows.append(f"| {label} | {v['canvas'][0]} x {v['canvas'][1]} | {v['tiles']} | {v.get('scorer', lp['scorer'])} "
                     f"| {v['image_auroc']:.3f} | {_fmt(v.get('train_s'), 1)} |")
     if lp["scorer"] == "auto":
@@ -100,9 +103,22 @@ def render_long_parts(lp: dict[str, Any]) -> str:
                    for n in ("squashed", "tiled")) + ")")
     else:
         how = f"scorer {lp['scorer']} (the one chosen on validation above)"
+    tiling = ""
+    rows_val = [r for r in lp["tiled"].get("tiling_validation") or [] if r.get("auroc") is not None]
+    if rows_val:
+        best: dict[str, float] = {}
+        for r in rows_val:
+            key = (f"{r['tiles']} tiles {'overlapping by ' + str(r['tile_overlap']) if r['tile_overlap'] else 'abutting'}"
+                   f", {r['scorer']}" + (f" (Gaussian {r['gaussian']})" if r.get("gaussian") else ""))
+            best[key] = r["auroc"]
+        tiling = (" The tiled model's layout and Gaussian were chosen with the scorer on the same validation "
+                  "(validation AUROC " + "; ".join(f"{k} {x:.3f}" for k, x in best.items()) + ").")
+        if lp["tiled"].get("tile_overlap") == 0:
+            tiling += (" Abutting tiles of 256 fall exactly on the seams between a part's images, so no tile "
+                       "straddles two images; a part without such seams need not choose them.")
     return "\n".join(rows) + (f"\n\nParts: {lp['what']}. {lp['n_train']} training parts, {lp['n_test_good']} good "
                               f"and {lp['n_test_defect']} defective test parts; {how}. Image score: the worst "
-                              "tile's.")
+                              f"tile's.{tiling}")
 
 
 def render_latency_by_size(r: dict[str, Any]) -> str:
