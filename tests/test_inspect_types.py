@@ -249,3 +249,71 @@ def test_the_description_runs_its_own_backbone_whatever_the_builders_default(mon
     assert set(T.TYPE_BLOCKS) <= set(features.get_backbone(T.TYPE_BACKBONE).outputs)
     T.type_backbone(FakeInspector(), 256, 16)
     assert len(built) == 1  # built once per process
+
+
+def test_the_input_size_is_kept_with_the_types_and_older_types_keep_256() -> None:
+    from axline.inspect.types import LEGACY_INPUT_SIZE, TYPE_INPUT_SIZE
+
+    rng = np.random.default_rng(5)
+    assert TYPE_INPUT_SIZE != LEGACY_INPUT_SIZE
+    types = DefectTypes()
+    assert types.input_size == TYPE_INPUT_SIZE
+    for c in range(2):
+        types.add(f"t{c}", sample(rng, c), NAMES[f"t{c}"])
+    data = types.to_json()
+    assert data["input_size"] == TYPE_INPUT_SIZE
+    assert DefectTypes.from_json(data).input_size == TYPE_INPUT_SIZE
+    # taught before the size was kept: described at 256 as they were taught, not mixed with finer ones
+    data.pop("input_size")
+    old = DefectTypes.from_json(data)
+    assert old.input_size == LEGACY_INPUT_SIZE and old.to_json()["input_size"] == LEGACY_INPUT_SIZE
+    assert DefectTypes.from_json({"descriptor": "deep-v2"}).input_size == TYPE_INPUT_SIZE  # nothing taught yet
+    # rejects described at another size are not taken over for self-training
+    types.observe(sample(rng, 0))
+    old.adopt_unlabelled(types)
+    assert len(old.unlabelled) == 0
+    with pytest.raises(ValueError):
+        DefectTypes(input_size=300)
+
+
+def test_the_description_sees_the_inspectors_tiles_enlarged_and_picks_patches_on_its_finer_grid(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from axline.inspect import types as T
+    from axline.inspect.model import Preprocessing
+
+    class FakeInspector:
+        threads = 1
+
+        def __init__(self, prep: Preprocessing) -> None:
+            self.prep = prep
+            self.offsets = prep.tiles()
+
+        def region(self, image: np.ndarray) -> np.ndarray:
+            return image
+
+        def tiles(self, crop: np.ndarray) -> np.ndarray:
+            raise AssertionError("the inspector's own tiles are for its own size only")
+
+    ins = FakeInspector(Preprocessing(size=256, normalize_brightness=False))
+    img = np.zeros((300, 500), np.uint8)
+    img[:, 300:] = 200
+    tiles = T.type_tiles(ins, img, 384)
+    assert tiles.shape == (1, 3, 384, 384)
+    assert tiles[0, 0, :, :200].max() == 0 and tiles[0, 0, :, 260:].min() == 200  # the whole region, squashed
+    wide = FakeInspector(Preprocessing(size=256, canvas=(512, 256), tile_overlap=64, normalize_brightness=False))
+    tiles = T.type_tiles(wide, img, 384)
+    assert tiles.shape == (len(wide.offsets), 3, 384, 384) and len(wide.offsets) > 1
+    assert tiles[0, 0].max() == 0 and tiles[-1, 0, :, -100:].min() == 200  # the left tile: dark; the right: light
+
+    class Runner:
+        def features(self, batch: np.ndarray) -> np.ndarray:
+            out = np.zeros((len(batch), 2, 24, 24), np.float32)
+            out[:, 0, 20:, 20:] = 1.0  # the defect's deep features, bottom right of the finer grid
+            return out
+
+    monkeypatch.setattr(T, "type_backbone", lambda inspector, size, stride: Runner() if (size, stride) == (384, 16)
+                        else pytest.fail(f"type graph for {size} at stride {stride}"))
+    scores = np.zeros((1, 16, 16), np.float32)
+    scores[0, 14:, 14:] = 1.0  # the detector's 16 x 16 grid: the same corner
+    d = T.describe(ins, img, np.zeros((1, 4, 16, 16), np.float32), scores, T.DESCRIPTOR, 384)
+    assert d.shape == (6,) and d[0] == pytest.approx(1.0)  # the top patches, found on the 24 x 24 grid
