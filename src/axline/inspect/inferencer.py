@@ -442,7 +442,7 @@ class Inspector:
 
         with one_blas_thread():
             return self.types.predict(describe(self, load_image(image), v.features, v.patch_scores,
-                                               self.types.descriptor, self.types.input_size), observe=True)
+                                               self.types.descriptor), observe=True)
 
     def verdict_from_features(self, full: np.ndarray, features: np.ndarray) -> Verdict:
         """Verdict for image ``full`` given its tile features ``(T, D, g, g)`` (ROI already applied)."""
@@ -476,8 +476,7 @@ class Inspector:
         if defect_type and verdict == "reject" and feats is not None and self.types.names:
             from axline.inspect.types import describe
 
-            dtype = self.types.predict(describe(self, full, feats, scores, self.types.descriptor,
-                                                self.types.input_size), observe=True)
+            dtype = self.types.predict(describe(self, full, feats, scores, self.types.descriptor), observe=True)
         return Verdict(score=score, verdict=verdict, anomaly_map=amap, threshold=self.threshold,
                        tile_scores=tile_scores, tile_boxes=boxes, features=feats, patch_scores=scores,
                        defect_type=dtype)

@@ -667,8 +667,8 @@ def teach_defect_type(
     arr = load_image(image)
     v = runtime.inspect(arr)
     types = DefectTypes.from_json(base.types)
-    types.add(type_id, describe(runtime, arr, v.features, v.patch_scores, types.descriptor, types.input_size),
-              names, source=source, views=flipped_views(runtime, arr, types.descriptor, types.input_size))
+    types.add(type_id, describe(runtime, arr, v.features, v.patch_scores, types.descriptor), names, source=source,
+              views=flipped_views(runtime, arr, types.descriptor))
     types.fit()  # the cross-validation is kept with the types, not redone on the station's first reject
     updated = InspectorModel(
         backbone_onnx=base.backbone_onnx, bank=base.bank, threshold=base.threshold, preprocessing=base.preprocessing,

@@ -5,17 +5,13 @@ English), the image's defect is described and kept as an example of that type. N
 retrained. The description (``DESCRIPTOR``) runs the ImageNet EfficientNet-Lite0 (``TYPE_BACKBONE``,
 whichever variant the inspector itself runs) once more on the part's tiles, tapping deeper stages
 than the anomaly detector (blocks ``TYPE_BLOCKS``: what a defect *is* rather than that something
-differs). It runs at ``TYPE_INPUT_SIZE`` pixels a tile side (the detector's tiles enlarged, the same
-part of the image seen at a finer scale; the detector's patch scores are resized bilinearly onto its
-finer grid to pick the patches): the mean deep feature
+differs), on the detector's patch grid: the mean deep feature
 of the ``REGION_PATCHES`` patches the detector scores highest (what the defect looks like), that
 mean minus the mean of the patches scoring at most the median (the defect against the part's own
 surface), each L2-normalised, and the spread of every feature over the whole part. It costs one
 backbone run on a reject (the detector's features are not enough: its shallow stages tell the types
 apart less well). Types taught before this description keep the older one (``region-v1``: the
-detector's own features at the same patches), so a station's taught types go on working. The input
-size is kept with the taught types: types taught before it was (at 256) go on being described at 256,
-since descriptors of different input sizes are not comparable.
+detector's own features at the same patches), so a station's taught types go on working.
 
 A new reject is given the type of
 
@@ -62,12 +58,6 @@ DESCRIPTOR = "deep-v2"  # the description of new types (see the module doc)
 LEGACY_DESCRIPTOR = "region-v1"  # the description of types taught before ``DESCRIPTOR`` existed
 TYPE_BACKBONE = "lite0"  # the variant the description runs, whatever the inspector runs (stored descriptors depend on it)
 TYPE_BLOCKS = (10, 14, 15)  # stages of ``TYPE_BACKBONE`` tapped for the description
-# tile side of the description's input (the detector's tiles enlarged): chosen on 20 draws within the
-# development half of the magnetic-tile defect folders, the inspector trained as the benchmark trains it
-# (accuracy at k = 1, 5, 10 labelled images a type: 0.528, 0.746, 0.842 against 0.483, 0.733, 0.820 at
-# 256; at k = 10 better in 14 of the 20 paired draws, worse in 6), for about twice the cost of 256
-TYPE_INPUT_SIZE = 384
-LEGACY_INPUT_SIZE = 256  # the input size of types taught before the size was kept with them
 CV_FOLDS = 5  # cross-validation folds for the "unknown type" threshold
 UNKNOWN = i18n.both("inspect.type.unknown")  # the label of a defect no known type fits
 MAX_UNLABELLED = 500  # unlabelled rejects kept for self-training (the oldest goes past the bound)
@@ -134,75 +124,28 @@ def type_backbone(inspector: Any, size: int, grid_stride: int) -> Any:
     return _TYPE_BACKBONES[key]
 
 
-def _check_input_size(input_size: int) -> int:
-    if not isinstance(input_size, int) or isinstance(input_size, bool) or not 32 <= input_size <= 1024 \
-            or input_size % 16:
-        raise ValueError(f"the defect description's input size must be a multiple of 16 between 32 and 1024, "
-                         f"got {input_size!r}")
-    return input_size
-
-
-def type_tiles(inspector: Any, image: np.ndarray, input_size: int = TYPE_INPUT_SIZE) -> np.ndarray:
-    """The description's inputs ``(T, 3, input_size, input_size)`` of ``image`` (the full image): the
-    inspector's tiles, enlarged. The region is preprocessed as the inspector does it (colour, brightness)
-    onto its canvas scaled by ``input_size`` / the inspector's tile side, and cut at its tile offsets,
-    scaled alike (the inspector's own tiles when the sizes are equal)."""
-    prep = inspector.prep
-    crop = inspector.region(image)
-    if input_size == prep.size:
-        return inspector.tiles(crop)
-    from dataclasses import replace
-
-    from axline.inspect.inferencer import preprocess
-    from axline.inspect.tiling import cut_tiles
-
-    r = input_size / prep.size
-    canvas = None
-    if prep.canvas is not None:
-        canvas = tuple(max(input_size, 16 * round(side * r / 16)) for side in prep.canvas)
-    scaled = replace(prep, size=input_size, canvas=canvas, tile_overlap=0)  # offsets are scaled below
-    cw, ch = scaled.canvas_size
-    offsets = [(min(round(y * r), ch - input_size), min(round(x * r), cw - input_size)) for y, x in inspector.offsets]
-    return cut_tiles(preprocess(crop, scaled), offsets, input_size)
-
-
-def _resize_scores(scores: np.ndarray, n: int) -> np.ndarray:
-    """Patch scores ``(T, g, g)`` resized bilinearly (half-pixel centres) to ``(T, n, n)``."""
-    from axline.inspect.inferencer import bilinear_matrix
-
-    m = bilinear_matrix(n, scores.shape[-1])
-    return np.einsum("ij,tjk,lk->til", m, scores, m).astype(np.float32)
-
-
 def describe(inspector: Any, image: np.ndarray, features: np.ndarray, scores: np.ndarray,
-             descriptor: str = DESCRIPTOR, input_size: int = TYPE_INPUT_SIZE) -> np.ndarray:
+             descriptor: str = DESCRIPTOR) -> np.ndarray:
     """Descriptor of the defect in ``image`` (the full image), given the detector's tile features
-    ``(T, D, g, g)`` and patch scores ``(T, g, g)``, in the description ``descriptor`` at tile side
-    ``input_size`` (see :func:`type_tiles`; the patch scores are resized onto the finer grid)."""
+    ``(T, D, g, g)`` and patch scores ``(T, g, g)``, in the description ``descriptor``."""
     if descriptor == LEGACY_DESCRIPTOR:
         return region_feature(features, scores)
     if descriptor != DESCRIPTOR:
         raise ValueError(f"unknown defect description {descriptor!r}")
-    if scores.ndim == 2:
-        scores = scores[None]
-    tiles = type_tiles(inspector, image, _check_input_size(input_size))
-    stride = inspector.prep.size // scores.shape[-1]  # the detector's patch stride, kept on the finer grid
-    deep = type_backbone(inspector, input_size, stride).features(tiles)
-    if deep.shape[-1] != scores.shape[-1]:
-        scores = _resize_scores(scores, deep.shape[-1])
-    return deep_feature(deep, scores)
+    tiles = inspector.tiles(inspector.region(image))
+    g = scores.shape[-1]
+    runner = type_backbone(inspector, int(tiles.shape[-1]), int(tiles.shape[-1]) // g)
+    return deep_feature(runner.features(tiles), scores)
 
 
-def flipped_views(inspector: Any, image: np.ndarray, descriptor: str = DESCRIPTOR,
-                  input_size: int = TYPE_INPUT_SIZE) -> list[np.ndarray]:
+def flipped_views(inspector: Any, image: np.ndarray, descriptor: str = DESCRIPTOR) -> list[np.ndarray]:
     """Descriptors of ``image`` mirrored left-right, top-bottom and both (a defect's type does not
     depend on which way the part lies): more examples from each labelled image."""
     out = []
     for view in (image[:, ::-1], image[::-1], image[::-1, ::-1]):
         view = np.ascontiguousarray(view)
         f = inspector.image_features(view)
-        out.append(describe(inspector, view, f, inspector.patch_scores(f, image_shape=view.shape), descriptor,
-                            input_size))
+        out.append(describe(inspector, view, f, inspector.patch_scores(f, image_shape=view.shape), descriptor))
     return out
 
 
@@ -307,13 +250,10 @@ class DefectTypes:
 
     def __init__(self, names: dict[str, dict[str, str]] | None = None,
                  examples: list[dict[str, Any]] | None = None, min_confidence: float | None = None,
-                 max_per_type: int = MAX_EXAMPLES_PER_TYPE, descriptor: str = DESCRIPTOR,
-                 input_size: int = TYPE_INPUT_SIZE) -> None:
+                 max_per_type: int = MAX_EXAMPLES_PER_TYPE, descriptor: str = DESCRIPTOR) -> None:
         if descriptor not in (DESCRIPTOR, LEGACY_DESCRIPTOR):
             raise ValueError(f"unknown defect description {descriptor!r}")
         self.descriptor = descriptor  # how this station's examples were described (see describe)
-        # the tile side they were described at (new rejects are described alike; see describe)
-        self.input_size = _check_input_size(input_size)
         self.names: dict[str, dict[str, str]] = dict(names or {})
         self.examples: list[dict[str, Any]] = list(examples or [])
         # None: chosen by cross-validation on the examples (see cross_validate)
@@ -333,16 +273,13 @@ class DefectTypes:
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> DefectTypes:
         """Inverse of :meth:`to_json` (``None``: no types yet; types saved before descriptions were
-        named keep the older one, and those saved before the input size was kept keep 256)."""
+        named keep the older one)."""
         if not data:
             return cls()
         mc = data.get("min_confidence")
-        taught = bool(data.get("names") or data.get("examples"))
-        legacy = LEGACY_DESCRIPTOR if taught else DESCRIPTOR
-        size = int(data.get("input_size", LEGACY_INPUT_SIZE if taught else TYPE_INPUT_SIZE))
+        legacy = LEGACY_DESCRIPTOR if (data.get("names") or data.get("examples")) else DESCRIPTOR
         out = cls(data.get("names"), data.get("examples"), None if mc is None else float(mc),
-                  int(data.get("max_per_type", MAX_EXAMPLES_PER_TYPE)), str(data.get("descriptor", legacy)),
-                  size)
+                  int(data.get("max_per_type", MAX_EXAMPLES_PER_TYPE)), str(data.get("descriptor", legacy)))
         cv = data.get("cv")
         if isinstance(cv, dict) and cv.get("examples") == len(out.examples):
             out.cv = {"examples": int(cv["examples"]), "c": float(cv["c"]), "threshold": float(cv["threshold"])}
@@ -352,8 +289,7 @@ class DefectTypes:
         """Plain dict for the model's ``types.json``."""
         return {"what": "defect types taught by operators: descriptors of the defect region, labelled",
                 "names": self.names, "examples": self.examples, "min_confidence": self.min_confidence,
-                "max_per_type": self.max_per_type, "descriptor": self.descriptor, "input_size": self.input_size,
-                "cv": self.cv}
+                "max_per_type": self.max_per_type, "descriptor": self.descriptor, "cv": self.cv}
 
     def add(self, type_id: str, feature: np.ndarray, names: dict[str, str] | None = None,
             source: str | None = None, views: list[np.ndarray] | None = None) -> None:
@@ -454,7 +390,7 @@ class DefectTypes:
 
     def adopt_unlabelled(self, other: DefectTypes) -> None:
         """Take over the unlabelled rejects ``other`` kept (a station reloading its model after a new label)."""
-        if other.descriptor == self.descriptor and other.input_size == self.input_size:
+        if other.descriptor == self.descriptor:
             self.unlabelled.extend(other.unlabelled)
             self.observed = len(self.unlabelled)
             self._fit = None

@@ -95,20 +95,14 @@ def method_text() -> str:
     from axline.inspect.features import get_backbone
 
     blocks = ", ".join(str(b) for b in T.TYPE_BLOCKS)
-    n = T.TYPE_INPUT_SIZE
     cs = ", ".join(f"{c:g}" for c in T.LOGISTIC_CS)
     return (
         f"A defect is described by one more run of the ImageNet {get_backbone(T.TYPE_BACKBONE).title} on the part's "
-        f"tiles enlarged to {n} x {n} pixels (the detector's tiles at a finer scale; whichever variant the "
-        "anomaly detector runs), tapping "
-        f"deeper stages than the anomaly detector (blocks {blocks}); the detector's patch scores, resized "
-        "bilinearly onto the description's finer patch grid, pick the patches: the mean deep "
+        "tiles (whichever variant the anomaly detector runs), tapping "
+        f"deeper stages than the anomaly detector (blocks {blocks}) on the detector's patch grid: the mean deep "
         f"feature of the {T.REGION_PATCHES} patches the detector scores highest, its difference from the part's "
         "surface (the patches scoring at most the median), and each feature's spread over the part; no backbone "
-        f"is retrained. The input size ({n} rather than the detector's 256) was chosen on draws within the "
-        "development half described below, with the inspector trained as here (at k = 10 better in 14 of 20 paired "
-        "draws). The answer "
-        f"is the nearest type mean (cosine) while a type has fewer than {T.LOGISTIC_FROM} "
+        f"is retrained. The answer is the nearest type mean (cosine) while a type has fewer than {T.LOGISTIC_FROM} "
         "descriptors, then a logistic regression on the standardised descriptors whose strength (C among "
         f"{cs}) is chosen by cross-validation on the labelled images alone. \"Unknown type\" (counted as wrong "
         "in the accuracy) is answered at or below a confidence chosen by the same cross-validation: the highest up "
@@ -130,9 +124,9 @@ def method_text() -> str:
         "description of a native-resolution crop around the peak, other stages and poolings (top 8 or 16 "
         "patches, score-weighted), and other classifiers (linear SVM, shrunk LDA, nearest neighbour). Tried "
         "later on the development half's draws and not kept either (none gained more than 0.04 at any k, inside "
-        "the spread of the draws): EfficientNet-Lite1 or Lite2 for the description (their matching stages), "
-        f"two descriptions concatenated (Lite1 at 256 and Lite0 at {n}), the description's tiles left without the "
-        "inspector's brightness standardisation and, so left, the top 9 patches or a 512 x 512 input, the detector's own features pooled the same way added, the part's mean or maximum deep feature "
+        "the spread of the draws): EfficientNet-Lite1 or Lite2 for the description (their matching stages), a "
+        "384 x 384 input for it, two descriptions concatenated (Lite1 at 256 and Lite0 at 384, at three times the "
+        "cost), the detector's own features pooled the same way added, the part's mean or maximum deep feature "
         "added, patches chosen by how far their deep features lie from the part's median instead of by the "
         "detector's scores, shifted crops among the taught views, other "
         "self-training (none, four rounds, floor 0.8, at most 20 rejects a type, standardising with the "
