@@ -232,6 +232,11 @@ def _score(maps: np.ndarray, top_k: int, mask: np.ndarray | None) -> float:
 GAUSSIAN_KINDS = {"gaussian": "per tile", "shared": "shared by the tiles"}
 
 
+def quarter_overlap(size: int) -> int:
+    """A quarter of a tile of ``size``, on the patch grid: the overlapping layout tried by default."""
+    return size // 4 // GRID * GRID
+
+
 def overlap_candidates(prep: Preprocessing, tile_overlap: int | None) -> list[int]:
     """Tile overlaps to try: the one given, or (``None``) tiles overlapping by a quarter of a tile and
     tiles abutting, where the canvas gives them different layouts."""
@@ -239,7 +244,7 @@ def overlap_candidates(prep: Preprocessing, tile_overlap: int | None) -> list[in
         return [int(tile_overlap)]
     out: list[int] = []
     seen: set[tuple[tuple[int, int], ...]] = set()
-    for ov in (prep.size // 4 // GRID * GRID, 0):
+    for ov in (quarter_overlap(prep.size), 0):
         layout = tuple(replace(prep, tile_overlap=ov).tiles())
         if layout not in seen:
             seen.add(layout)
@@ -430,7 +435,7 @@ def train_inspector(
     prep = Preprocessing(size=size, roi=tuple(roi) if roi is not None else None,  # type: ignore[arg-type]
                          normalize_brightness=normalize_brightness, color=_color_mode(arrays),
                          canvas=tuple(canvas) if canvas is not None else None,  # type: ignore[arg-type]
-                         tile_overlap=size // 4 // GRID * GRID if tile_overlap is None else tile_overlap, scale=scale,
+                         tile_overlap=quarter_overlap(size) if tile_overlap is None else tile_overlap, scale=scale,
                          ignore=list(ignore))
     overlaps = overlap_candidates(prep, tile_overlap)
     layouts = [replace(prep, tile_overlap=ov) for ov in overlaps]
@@ -475,9 +480,9 @@ def train_inspector(
     prep, offsets = fit.prep, fit.offsets
     validation: dict[str, float] = {}
     if scorer == "auto":
-        for _, lj, which, _g in candidates:
+        for auc, lj, which, _g in candidates:  # each scorer's best Gaussian kind in the chosen layout
             if lj == li:
-                validation[which] = max(c[0] for c in candidates if c[1] == li and c[2] == which)
+                validation[which] = max(auc, validation.get(which, auc))
     tiling_validation = [{"tile_overlap": fits[lj].prep.tile_overlap, "tiles": len(fits[lj].offsets),
                           "scorer": which, "gaussian": GAUSSIAN_KINDS[g] if which != "nn" else None,
                           "auroc": None if math.isnan(auc) else round(auc, 4)}
